@@ -1,0 +1,326 @@
+// Package dataplane is GVS's packet engine: ports, poll-mode workers, L2/L3
+// (Ethernet, 802.1Q, ARP, ND, ICMP, routing, forwarding) and the KNI
+// exception path, plus the control methods the API server calls.
+//
+// Ownership: each Worker owns queue i of every port, its buffers, tx
+// buffers, pending-resolution queue and counters. Everything workers read
+// that the control side changes (interfaces, addresses, routes, neighbours)
+// is an immutable snapshot published with an atomic pointer swap. Control
+// methods serialise on Dataplane.mu; they never touch worker state directly.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/gvs-lb/gvs/dataplane/kni"
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/ring"
+	"github.com/gvs-lb/gvs/dataplane/route"
+	"github.com/gvs-lb/gvs/header"
+)
+
+// Options configure a Dataplane.
+type Options struct {
+	Workers       int
+	Cores         []int // per worker; empty: not pinned
+	Idle          IdleMode
+	Burst         int
+	DrainInterval time.Duration
+	RTPriority    int
+	Forward4      bool
+	Forward6      bool
+	// NeighReachable is how long a neighbour entry is used without being
+	// re-probed; MaxPending bounds the packets a worker holds while
+	// resolving.
+	NeighReachable time.Duration
+	MaxPending     int
+	// ICMPErrorRate limits ICMP errors per worker per second.
+	ICMPErrorRate int
+	Logger        *zap.Logger
+}
+
+// PortSpec is a port with its KNI settings.
+type PortSpec struct {
+	Port port.Port
+	// KNI is the TAP device of the port (nil: no KNI, unconsumed packets
+	// are dropped and counted).
+	KNI *kni.Device
+	// KNIRate limits packets to the kernel per second (all workers
+	// together); 0 is unlimited.
+	KNIRate int
+}
+
+// Errors of the control methods.
+var (
+	ErrExists   = errors.New("already exists")
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid argument")
+)
+
+// Dataplane is the packet engine.
+type Dataplane struct {
+	opts  Options
+	log   *zap.Logger
+	ports []PortSpec
+	start time.Time
+
+	mu       sync.Mutex // serialises control methods
+	ifaces   []*Iface   // index → iface; [0] nil
+	routes   []route.Route
+	kniAddrs []netip.Addr
+	snap     atomic.Pointer[snapshot]
+	neigh    *neighbours
+
+	workers   []*Worker
+	learnCh   chan neighLearn
+	kniNotify chan struct{}
+	stopCh    chan struct{}
+	wg        sync.WaitGroup
+	running   bool
+
+	kniWriteDrops atomic.Uint64
+	kniReadDrops  atomic.Uint64
+}
+
+// New builds a dataplane over ports; every port must have exactly
+// opts.Workers queues.
+func New(opts Options, ports []PortSpec) (*Dataplane, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.Burst <= 0 {
+		opts.Burst = 32
+	}
+	if opts.Burst > maxBurst {
+		return nil, fmt.Errorf("dataplane: burst %d above the maximum %d: lower workers.burst", opts.Burst, maxBurst)
+	}
+	if opts.Idle == "" {
+		opts.Idle = IdleAdaptive
+	}
+	if opts.DrainInterval <= 0 {
+		opts.DrainInterval = 100 * time.Microsecond
+	}
+	if opts.NeighReachable <= 0 {
+		opts.NeighReachable = 60 * time.Second
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 256
+	}
+	if opts.ICMPErrorRate == 0 {
+		opts.ICMPErrorRate = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if len(opts.Cores) != 0 && len(opts.Cores) != opts.Workers {
+		return nil, fmt.Errorf("dataplane: %d cores for %d workers: list one core per worker", len(opts.Cores), opts.Workers)
+	}
+	d := &Dataplane{
+		opts: opts, log: opts.Logger, ports: ports, start: time.Now(),
+		ifaces:    []*Iface{nil},
+		neigh:     newNeighbours(opts.NeighReachable),
+		learnCh:   make(chan neighLearn, 4096),
+		kniNotify: make(chan struct{}, 1),
+		stopCh:    make(chan struct{}),
+	}
+	for i, ps := range ports {
+		if ps.Port.NumQueues() != opts.Workers {
+			return nil, fmt.Errorf("dataplane: port %s has %d queues for %d workers: give every port one queue per worker",
+				ps.Port.Name(), ps.Port.NumQueues(), opts.Workers)
+		}
+		var mac header.MAC
+		copy(mac[:], ps.Port.MAC())
+		d.ifaces = append(d.ifaces, &Iface{Index: uint16(len(d.ifaces)), Name: ps.Port.Name(), Kind: KindPort,
+			Port: i, MAC: mac, MTU: ps.Port.MTU()})
+	}
+	for i := 0; i < opts.Workers; i++ {
+		d.workers = append(d.workers, d.newWorker(i))
+	}
+	if err := d.publishLocked(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Dataplane) newWorker(id int) *Worker {
+	w := &Worker{
+		id: id, dp: d, core: -1, burst: d.opts.Burst, idle: d.opts.Idle,
+		drain:      int64(d.opts.DrainInterval),
+		tx:         make([]txBuffer, len(d.ports)),
+		maxPending: d.opts.MaxPending,
+		pending:    make([]pendingPkt, 0, d.opts.MaxPending),
+		lastProbe:  map[netip.Addr]int64{},
+		icmpBucket: newTokenBucket(d.opts.ICMPErrorRate),
+		kniOut:     ring.NewFrameRing(1024, 2048),
+		done:       make(chan struct{}),
+		wakeFD:     -1,
+	}
+	if len(d.opts.Cores) > 0 {
+		w.core = d.opts.Cores[id]
+	}
+	for _, ps := range d.ports {
+		w.queues = append(w.queues, ps.Port.Queue(id))
+		w.kniBucket = append(w.kniBucket, newTokenBucket(ps.KNIRate/d.opts.Workers))
+	}
+	if id == 0 {
+		for range d.ports {
+			w.kniIn = append(w.kniIn, ring.NewFrameRing(1024, 2048))
+		}
+	}
+	return w
+}
+
+// clock is the dataplane's monotonic clock in ns.
+func (d *Dataplane) clock() int64 { return int64(time.Since(d.start)) }
+
+// Start launches the workers and the master.
+func (d *Dataplane) Start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.running {
+		return errors.New("dataplane: already running")
+	}
+	for _, w := range d.workers {
+		fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("dataplane: worker %d eventfd: %w", w.id, err)
+		}
+		w.wakeFD = fd
+		w.pollFDs = []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for _, q := range w.queues {
+			if qfd := q.PollFD(); qfd >= 0 {
+				w.pollFDs = append(w.pollFDs, unix.PollFd{Fd: int32(qfd), Events: unix.POLLIN})
+			}
+		}
+	}
+	d.running = true
+	for _, w := range d.workers {
+		go w.run()
+	}
+	d.wg.Add(1)
+	go d.master()
+	for i, ps := range d.ports {
+		if ps.KNI != nil {
+			d.wg.Add(1)
+			go d.kniReader(i, ps.KNI)
+		}
+	}
+	d.log.Info("dataplane started", zap.Int("workers", len(d.workers)), zap.Int("ports", len(d.ports)),
+		zap.String("idle", string(d.opts.Idle)))
+	return nil
+}
+
+// Stop stops the workers and the master and closes the KNI devices (which
+// ends their readers); the ports stay open for their owner to close.
+func (d *Dataplane) Stop() {
+	d.mu.Lock()
+	if !d.running {
+		d.mu.Unlock()
+		return
+	}
+	d.running = false
+	d.mu.Unlock()
+	for _, w := range d.workers {
+		w.stop.Store(true)
+		w.wake()
+	}
+	for _, w := range d.workers {
+		<-w.done
+		unix.Close(w.wakeFD)
+	}
+	close(d.stopCh)
+	for _, ps := range d.ports {
+		if ps.KNI != nil {
+			ps.KNI.Close() // unblocks the readers
+		}
+	}
+	d.wg.Wait()
+	d.log.Info("dataplane stopped")
+}
+
+func (w *Worker) wake() {
+	if w.wakeFD >= 0 {
+		var one = [8]byte{1}
+		unix.Write(w.wakeFD, one[:])
+	}
+}
+
+func (d *Dataplane) notifyKNI() {
+	select {
+	case d.kniNotify <- struct{}{}:
+	default:
+	}
+}
+
+// master runs on a housekeeping core: neighbour learning and ageing, and
+// writing punted frames to the KNI devices.
+func (d *Dataplane) master() {
+	defer d.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.stopCh:
+			return
+		case l := <-d.learnCh:
+			d.neigh.learn(l, d.clock())
+		case <-d.kniNotify:
+			d.drainPunts()
+		case <-tick.C:
+			d.neigh.expire(d.clock())
+			d.drainPunts()
+		}
+	}
+}
+
+func (d *Dataplane) drainPunts() {
+	for _, w := range d.workers {
+		for {
+			f, p, ok := w.kniOut.Peek()
+			if !ok {
+				break
+			}
+			if k := d.ports[p].KNI; k != nil {
+				if _, err := k.Write(f); err != nil {
+					d.kniWriteDrops.Add(1)
+				}
+			}
+			w.kniOut.Release()
+		}
+	}
+}
+
+// kniReader moves frames the kernel sends on a KNI device to worker 0.
+func (d *Dataplane) kniReader(p int, dev *kni.Device) {
+	defer d.wg.Done()
+	buf := make([]byte, 65536)
+	w0 := d.workers[0]
+	for {
+		n, err := dev.Read(buf)
+		if err != nil {
+			select {
+			case <-d.stopCh:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) || errors.Is(err, unix.EBADF) {
+				return
+			}
+			continue
+		}
+		if !w0.kniIn[p].Put(buf[:n], uint16(p)) {
+			d.kniReadDrops.Add(1)
+			continue
+		}
+		w0.wake()
+	}
+}

@@ -1,0 +1,131 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/header"
+)
+
+var v4Drops = [...]Counter{
+	header.TooShort:     CtrDropIPv4TooShort,
+	header.BadVersion:   CtrDropIPv4BadVersion,
+	header.BadHeaderLen: CtrDropIPv4BadHeaderLen,
+	header.BadTotalLen:  CtrDropIPv4BadTotalLen,
+	header.BadChecksum:  CtrDropIPv4BadChecksum,
+}
+
+// ipv4Input validates the header once, then delivers locally, forwards or
+// hands the packet to the kernel.
+func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
+	l3 := int(b.L3)
+	ip := header.IPv4(b.Bytes()[l3:])
+	if v := ip.Validate(); v != header.Valid {
+		w.drop(b, v4Drops[v])
+		return
+	}
+	tl := int(ip.TotalLen())
+	b.SetLen(l3 + tl) // strip Ethernet padding
+	ip = ip[:tl]
+	dst := ip.Dst()
+	if _, ok := w.snap.local[dst]; ok {
+		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) {
+			return
+		}
+		w.toKNI(b)
+		return
+	}
+	src := ip.Src()
+	if src.IsMulticast() || src.IsLoopback() {
+		w.drop(b, CtrDropMartian)
+		return
+	}
+	if dst.IsMulticast() || dst == limitedBroadcast || w.isSubnetBroadcast(ifc, dst) {
+		w.toKNI(b)
+		return
+	}
+	if _, ok := w.snap.kniAddrs[dst]; ok || !w.snap.fwd4 {
+		w.toKNI(b)
+		return
+	}
+	w.forward4(b, ip)
+}
+
+// icmp4Local handles ICMP to a dataplane address; false leaves the packet to
+// the caller (to the kernel).
+func (w *Worker) icmp4Local(b *pktbuf.Buf, ip header.IPv4, ifc *Iface) bool {
+	m := header.ICMPv4(ip.Payload())
+	if len(m) < header.ICMPv4MinSize || !m.ChecksumValid() {
+		w.drop(b, CtrDropICMPInvalid)
+		return true
+	}
+	if m.Type() != header.ICMPv4EchoRequest {
+		return false
+	}
+	// Echo reply in place: back to the L2 sender, like the reply direction
+	// of a connection; a VLAN tag stays.
+	m.SetType(header.ICMPv4EchoReply)
+	ip.SwapAddrs()
+	ip[8] = 64 // TTL
+	ip.SetChecksum(0)
+	ip.SetChecksum(^header.Checksum(ip[:ip.HeaderLen()], 0))
+	eth := header.Ethernet(b.Bytes())
+	eth.SetDst(eth.Src())
+	eth.SetSrc(ifc.MAC)
+	w.ctr.inc(CtrEchoReplied)
+	w.enqueueTx(ifc.Port, b)
+	return true
+}
+
+// forward4 routes a transit packet.
+func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
+	dst := ip.Dst()
+	r := w.snap.routes.Lookup(dst)
+	if r == nil {
+		w.icmp4Error(b, ip, header.ICMPv4DstUnreachable, 0 /* net unreachable */, 0)
+		w.drop(b, CtrDropNoRoute)
+		return
+	}
+	if ip.TTL() <= 1 {
+		w.icmp4Error(b, ip, header.ICMPv4TimeExceeded, 0, 0)
+		w.drop(b, CtrDropTTLExceeded)
+		return
+	}
+	out := w.snap.iface(r.Iface)
+	if out == nil {
+		w.drop(b, CtrDropNoRoute)
+		return
+	}
+	if len(ip) > out.MTU {
+		if ip.DontFragment() {
+			w.icmp4Error(b, ip, header.ICMPv4DstUnreachable, 4 /* frag needed */, uint16(out.MTU))
+		}
+		w.drop(b, CtrDropMTUExceeded)
+		return
+	}
+	ip.DecTTL()
+	w.ctr.inc(CtrForwarded)
+	w.xmit(b, out, r.NextHop(dst))
+}
+
+var limitedBroadcast = netipAddr4(255, 255, 255, 255)
+
+// isSubnetBroadcast reports whether dst is the broadcast address of one of
+// the interface's IPv4 subnets.
+func (w *Worker) isSubnetBroadcast(ifc *Iface, dst netip.Addr) bool {
+	for _, p := range ifc.Addrs {
+		if p.Addr().Is4() && p.Bits() < 31 && p.Contains(dst) && dst == lastAddr4(p) {
+			return true
+		}
+	}
+	return false
+}
+
+func netipAddr4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
+
+func lastAddr4(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= ^uint32(0) >> p.Bits()
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

@@ -1,0 +1,194 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/header"
+)
+
+var v6Drops = [...]Counter{
+	header.TooShort:    CtrDropIPv6TooShort,
+	header.BadVersion:  CtrDropIPv6BadVersion,
+	header.BadTotalLen: CtrDropIPv6BadPayloadLen,
+}
+
+// ipv6Input: neighbour discovery and echo for the dataplane's addresses,
+// forwarding, and the kernel for the rest (router discovery, multicast
+// listeners, the KNI addresses).
+func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
+	l3 := int(b.L3)
+	ip := header.IPv6(b.Bytes()[l3:])
+	if v := ip.Validate(); v != header.Valid {
+		w.drop(b, v6Drops[v])
+		return
+	}
+	tl := header.IPv6MinSize + int(ip.PayloadLen())
+	b.SetLen(l3 + tl)
+	ip = ip[:tl]
+	dst := ip.Dst()
+	if ip.NextHeader() == header.ProtoICMPv6 && w.icmp6Input(b, ip, ifc) {
+		return
+	}
+	if _, ok := w.snap.local[dst]; ok {
+		w.toKNI(b)
+		return
+	}
+	if dst.IsMulticast() || dst.IsLinkLocalUnicast() {
+		w.toKNI(b)
+		return
+	}
+	src := ip.Src()
+	if src.IsMulticast() || src.IsLoopback() {
+		w.drop(b, CtrDropMartian)
+		return
+	}
+	if _, ok := w.snap.kniAddrs[dst]; ok || !w.snap.fwd6 {
+		w.toKNI(b)
+		return
+	}
+	w.forward6(b, ip)
+}
+
+// icmp6Input handles NS/NA and echo requests; false leaves the packet to
+// the caller.
+func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) bool {
+	m := header.ICMPv6(ip.Payload())
+	if len(m) < header.ICMPv6MinSize {
+		w.drop(b, CtrDropICMPInvalid)
+		return true
+	}
+	src, dst := ip.Src(), ip.Dst()
+	typ := m.Type()
+	switch typ {
+	case header.ICMPv6NeighborSolicit, header.ICMPv6NeighborAdvert:
+		nd := header.NDP(m)
+		if !nd.IsValid() || ip.HopLimit() != 255 || m.Code() != 0 || !header.ICMPv6ChecksumValid(m, src, dst) {
+			w.drop(b, CtrDropNDInvalid)
+			return true
+		}
+		if typ == header.ICMPv6NeighborSolicit {
+			return w.ndSolicit(b, ip, nd, ifc)
+		}
+		if w.ndAdvert(b, ip, nd, ifc) {
+			b.Free() // an answer to the dataplane's own solicitation
+			return true
+		}
+		return false // the kernel may be waiting for it
+	case header.ICMPv6EchoRequest:
+		if owner, ok := w.snap.local[dst]; !ok || owner == 0 {
+			return false
+		}
+		if !header.ICMPv6ChecksumValid(m, src, dst) {
+			w.drop(b, CtrDropICMPInvalid)
+			return true
+		}
+		// the pseudo-header sum is symmetric in the addresses: only the
+		// type changes the checksum.
+		m.SetType(header.ICMPv6EchoReply)
+		s, d := src.As16(), dst.As16()
+		copy(ip.SrcBytes(), d[:])
+		copy(ip.DstBytes(), s[:])
+		ip.SetHopLimit(64)
+		eth := header.Ethernet(b.Bytes())
+		eth.SetDst(eth.Src())
+		eth.SetSrc(ifc.MAC)
+		w.ctr.inc(CtrEchoReplied)
+		w.enqueueTx(ifc.Port, b)
+		return true
+	}
+	return false
+}
+
+// ndSolicit answers a solicitation for one of the interface's addresses.
+func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Iface) bool {
+	target := nd.Target()
+	owner, ok := w.snap.local[target]
+	if !ok || owner != ifc.Index {
+		return false
+	}
+	src := ip.Src()
+	eth := header.Ethernet(b.Bytes())
+	reqMAC := eth.Src()
+	flags := uint32(header.NAFlagSolicited | header.NAFlagOverride)
+	if w.snap.fwd6 {
+		flags |= header.NAFlagRouter
+	}
+	dst := src
+	dstMAC := reqMAC
+	if src.IsUnspecified() {
+		// duplicate address detection: answer all nodes, unsolicited
+		dst = netip.AddrFrom16([16]byte{0xff, 0x02, 15: 1})
+		dstMAC = header.MulticastMAC(dst)
+		flags &^= header.NAFlagSolicited
+	} else if mac, ok := nd.LinkAddrOption(header.NDPOptSourceLinkAddr); ok {
+		dstMAC = mac
+		if w.snap.connectedOn(ifc.Index, src) || src.IsLinkLocalUnicast() {
+			w.learn(src, mac, ifc.Index)
+		}
+	}
+	// Rewrite the solicitation into the advertisement in place.
+	l3 := int(b.L3)
+	if !b.SetLen(l3 + header.IPv6MinSize + header.NDPNeighborAdvertSize) {
+		w.drop(b, CtrDropNoBuffer)
+		return true
+	}
+	ip = header.IPv6(b.Bytes()[l3:])
+	ip.Encode(&header.IPv6Fields{PayloadLen: header.NDPNeighborAdvertSize, NextHeader: header.ProtoICMPv6,
+		HopLimit: 255, Src: target, Dst: dst})
+	na := header.NDP(ip.Payload())
+	na.EncodeNA(target, flags, ifc.MAC)
+	header.ICMPv6(na).SetChecksum(header.ICMPv6Checksum(na, target, dst))
+	eth = header.Ethernet(b.Bytes())
+	eth.SetDst(dstMAC)
+	eth.SetSrc(ifc.MAC)
+	w.ctr.inc(CtrNDReplied)
+	w.enqueueTx(ifc.Port, b)
+	return true
+}
+
+// ndAdvert learns from advertisements for neighbours the dataplane asked
+// about or already knows; it reports whether the advertisement was addressed
+// to a dataplane address (and so is consumed).
+func (w *Worker) ndAdvert(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Iface) bool {
+	target := nd.Target()
+	mac, ok := nd.LinkAddrOption(header.NDPOptTargetLinkAddr)
+	if !ok {
+		mac = header.Ethernet(b.Bytes()).Src()
+	}
+	_, local := w.snap.local[ip.Dst()]
+	if (local || w.neighKnown(target) || w.isPending(target)) && !mac.IsMulticast() &&
+		(w.snap.connectedOn(ifc.Index, target) || target.IsLinkLocalUnicast()) {
+		w.learn(target, mac, ifc.Index)
+	}
+	return local
+}
+
+// forward6 routes a transit packet.
+func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
+	dst := ip.Dst()
+	r := w.snap.routes.Lookup(dst)
+	if r == nil {
+		w.icmp6Error(b, ip, header.ICMPv6DstUnreachable, 0, 0)
+		w.drop(b, CtrDropNoRoute)
+		return
+	}
+	if ip.HopLimit() <= 1 {
+		w.icmp6Error(b, ip, header.ICMPv6TimeExceeded, 0, 0)
+		w.drop(b, CtrDropTTLExceeded)
+		return
+	}
+	out := w.snap.iface(r.Iface)
+	if out == nil {
+		w.drop(b, CtrDropNoRoute)
+		return
+	}
+	if len(ip) > out.MTU {
+		w.icmp6Error(b, ip, header.ICMPv6PacketTooBig, 0, uint32(out.MTU))
+		w.drop(b, CtrDropMTUExceeded)
+		return
+	}
+	ip.SetHopLimit(ip.HopLimit() - 1)
+	w.ctr.inc(CtrForwarded)
+	w.xmit(b, out, r.NextHop(dst))
+}

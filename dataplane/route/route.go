@@ -1,0 +1,185 @@
+// Package route is GVS's routing table: longest-prefix match for IPv4 and
+// IPv6 over immutable tables. The master builds a new Table for every change
+// and publishes it atomically; workers look up without locks.
+//
+// Lookup walks the prefix lengths present in the table from longest to
+// shortest and probes one hash map per length (at most 33 or 129 probes, in
+// practice a handful): no allocation, and fast for the few hundred routes a
+// load balancer carries.
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+)
+
+// Scope of a route.
+type Scope uint8
+
+const (
+	// ScopeLink: the destination is on the link (connected route).
+	ScopeLink Scope = iota
+	// ScopeGlobal: the destination is reached through a gateway.
+	ScopeGlobal
+)
+
+func (s Scope) String() string {
+	if s == ScopeLink {
+		return "link"
+	}
+	return "global"
+}
+
+// Route is one entry.
+type Route struct {
+	Dst     netip.Prefix // masked
+	Gateway netip.Addr   // invalid for connected routes
+	Iface   uint16       // outgoing interface index
+	Src     netip.Addr   // preferred source (optional)
+	Metric  uint32
+	Scope   Scope
+	// Connected marks routes derived from interface addresses.
+	Connected bool
+}
+
+// NextHop returns the address to resolve on the link for dst.
+func (r *Route) NextHop(dst netip.Addr) netip.Addr {
+	if r.Gateway.IsValid() {
+		return r.Gateway
+	}
+	return dst
+}
+
+func (r Route) String() string {
+	s := r.Dst.String()
+	if r.Gateway.IsValid() {
+		s += " via " + r.Gateway.String()
+	}
+	return fmt.Sprintf("%s iface %d scope %s metric %d", s, r.Iface, r.Scope, r.Metric)
+}
+
+// Errors.
+var (
+	ErrExists   = errors.New("route exists")
+	ErrNotFound = errors.New("no such route")
+)
+
+type family struct {
+	lens  []int // prefix lengths present, longest first
+	byLen map[int]map[netip.Addr]*Route
+}
+
+// Table is an immutable routing table. The zero value is empty.
+type Table struct {
+	v4, v6 family
+	all    []Route
+}
+
+// New builds a table from routes; duplicates (same prefix and metric) are
+// refused with ErrExists. For one prefix the route with the lowest metric
+// wins the lookup.
+func New(routes []Route) (*Table, error) {
+	t := &Table{}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		r.Dst = r.Dst.Masked()
+		key := fmt.Sprintf("%s/%d", r.Dst, r.Metric)
+		if seen[key] {
+			return nil, fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
+		}
+		seen[key] = true
+		t.all = append(t.all, r)
+	}
+	sort.SliceStable(t.all, func(i, j int) bool {
+		a, b := t.all[i], t.all[j]
+		if a.Dst.Addr().Is4() != b.Dst.Addr().Is4() {
+			return a.Dst.Addr().Is4()
+		}
+		if c := a.Dst.Addr().Compare(b.Dst.Addr()); c != 0 {
+			return c < 0
+		}
+		if a.Dst.Bits() != b.Dst.Bits() {
+			return a.Dst.Bits() < b.Dst.Bits()
+		}
+		return a.Metric < b.Metric
+	})
+	for i := range t.all {
+		r := &t.all[i]
+		f := &t.v6
+		if r.Dst.Addr().Is4() {
+			f = &t.v4
+		}
+		if f.byLen == nil {
+			f.byLen = map[int]map[netip.Addr]*Route{}
+		}
+		m := f.byLen[r.Dst.Bits()]
+		if m == nil {
+			m = map[netip.Addr]*Route{}
+			f.byLen[r.Dst.Bits()] = m
+			f.lens = append(f.lens, r.Dst.Bits())
+		}
+		if old, ok := m[r.Dst.Addr()]; !ok || r.Metric < old.Metric {
+			m[r.Dst.Addr()] = r
+		}
+	}
+	for _, f := range []*family{&t.v4, &t.v6} {
+		slices.Sort(f.lens)
+		slices.Reverse(f.lens)
+	}
+	return t, nil
+}
+
+// Lookup returns the longest-prefix route for dst, or nil.
+func (t *Table) Lookup(dst netip.Addr) *Route {
+	if t == nil {
+		return nil
+	}
+	f := &t.v6
+	if dst.Is4() {
+		f = &t.v4
+	} else if dst.Is4In6() {
+		return nil
+	}
+	for _, l := range f.lens {
+		p, _ := dst.Prefix(l)
+		if r, ok := f.byLen[l][p.Addr()]; ok {
+			return r
+		}
+	}
+	return nil
+}
+
+// Routes returns a copy of all routes, sorted.
+func (t *Table) Routes() []Route {
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.all)
+}
+
+// Add returns a new table with r added.
+func (t *Table) Add(r Route) (*Table, error) {
+	return New(append(t.Routes(), r))
+}
+
+// Delete returns a new table without the routes matching dst (and gateway
+// and metric when valid/non-zero, and connected-ness), or ErrNotFound.
+func (t *Table) Delete(dst netip.Prefix, gw netip.Addr, connected bool) (*Table, error) {
+	dst = dst.Masked()
+	var keep []Route
+	found := false
+	for _, r := range t.Routes() {
+		if r.Dst == dst && r.Connected == connected && (!gw.IsValid() || r.Gateway == gw) {
+			found = true
+			continue
+		}
+		keep = append(keep, r)
+	}
+	if !found {
+		return nil, fmt.Errorf("route %s: %w", dst, ErrNotFound)
+	}
+	return New(keep)
+}

@@ -1,0 +1,117 @@
+package dataplane
+
+import "sync/atomic"
+
+// Counter names a per-worker counter. Drops are never errors: each has a
+// counter named after its reason, visible in `dpip -s link show` and the API.
+type Counter uint8
+
+// Counters. Keep counterNames in the same order.
+const (
+	CtrRxPackets Counter = iota
+	CtrTxPackets
+	CtrKNIPunted
+	CtrKNISent // frames from the kernel sent out a port
+	CtrARPReplied
+	CtrARPRequested
+	CtrNDReplied
+	CtrNDSolicited
+	CtrEchoReplied
+	CtrForwarded
+	CtrICMPErrorsSent
+	CtrNeighQueued
+
+	// drops
+	CtrDropEthTooShort
+	CtrDropNotForUs
+	CtrDropUnknownVLAN
+	CtrDropUnknownEtherType
+	CtrDropARPInvalid
+	CtrDropIPv4TooShort
+	CtrDropIPv4BadVersion
+	CtrDropIPv4BadHeaderLen
+	CtrDropIPv4BadTotalLen
+	CtrDropIPv4BadChecksum
+	CtrDropIPv6TooShort
+	CtrDropIPv6BadVersion
+	CtrDropIPv6BadPayloadLen
+	CtrDropICMPInvalid
+	CtrDropNDInvalid
+	CtrDropTTLExceeded
+	CtrDropNoRoute
+	CtrDropMTUExceeded
+	CtrDropNeighUnresolved
+	CtrDropNeighQueueFull
+	CtrDropKNIRateLimit
+	CtrDropKNIRingFull
+	CtrDropKNIDisabled
+	CtrDropForwardingDisabled
+	CtrDropNoBuffer
+	CtrDropTxFull
+	CtrDropMartian
+
+	NumCounters
+)
+
+var counterNames = [NumCounters]string{
+	"rx_packets", "tx_packets", "kni_punted", "kni_sent", "arp_replied", "arp_requested",
+	"nd_replied", "nd_solicited", "echo_replied", "forwarded", "icmp_errors_sent", "neigh_queued",
+	"drop_eth_too_short", "drop_not_for_us", "drop_unknown_vlan", "drop_unknown_ethertype",
+	"drop_arp_invalid", "drop_ipv4_too_short", "drop_ipv4_bad_version", "drop_ipv4_bad_header_len",
+	"drop_ipv4_bad_total_len", "drop_ipv4_bad_checksum", "drop_ipv6_too_short", "drop_ipv6_bad_version",
+	"drop_ipv6_bad_payload_len", "drop_icmp_invalid", "drop_nd_invalid", "drop_ttl_exceeded",
+	"drop_no_route", "drop_mtu_exceeded", "drop_neigh_unresolved", "drop_neigh_queue_full",
+	"drop_kni_rate_limit", "drop_kni_ring_full", "drop_kni_disabled", "drop_forwarding_disabled",
+	"drop_no_buffer", "drop_tx_full", "drop_martian",
+}
+
+func (c Counter) String() string { return counterNames[c] }
+
+// IsDrop reports whether c counts dropped packets.
+func (c Counter) IsDrop() bool { return c >= CtrDropEthTooShort }
+
+// CounterNames returns the names of all counters in order.
+func CounterNames() []string { return counterNames[:] }
+
+// workerCounters are counted locally by the worker per packet and published
+// to atomics once per loop iteration, so readers never race and the packet
+// path does no atomic read-modify-write per packet.
+type workerCounters struct {
+	local [NumCounters]uint64
+	dirty uint64 // bit i set: local[i] != 0 (counters >= 64 use bit 63)
+	pub   [NumCounters]atomic.Uint64
+}
+
+func (c *workerCounters) inc(k Counter) { c.add(k, 1) }
+
+func (c *workerCounters) add(k Counter, n uint64) {
+	c.local[k] += n
+	b := uint(k)
+	if b > 63 {
+		b = 63
+	}
+	c.dirty |= 1 << b
+}
+
+func (c *workerCounters) publish() {
+	if c.dirty == 0 {
+		return
+	}
+	for k := range c.local {
+		if v := c.local[k]; v != 0 {
+			c.pub[k].Add(v)
+			c.local[k] = 0
+		}
+	}
+	c.dirty = 0
+}
+
+// LoopStats describes a worker's polling loop.
+type LoopStats struct {
+	Loops, Bursts, IdleLoops, Sleeps, Packets uint64
+	LongestLoopNs                             uint64
+}
+
+type loopCounters struct {
+	loops, bursts, idle, sleeps, packets, longest atomic.Uint64
+}

@@ -1,0 +1,318 @@
+package dataplane
+
+// A Worker is one poll-mode loop: a goroutine locked to an OS thread pinned
+// to one core, owning queue i of every port. Per iteration it receives a
+// burst from each of its queues, runs each packet through the pipeline (L2 →
+// ARP/ND → L3 → local delivery, forwarding or KNI), buffers transmissions per
+// port and drains them when a buffer fills or the drain timer fires. It never
+// blocks on a lock and never allocates on the packet path; the only
+// syscalls are the drivers' one-per-burst kicks and, in the adaptive idle
+// mode, a poll() when there is nothing to do.
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/ring"
+)
+
+// IdleMode selects what a worker does when its queues are empty.
+type IdleMode string
+
+const (
+	// IdleBusy spins: lowest latency, one full core per worker (appliances
+	// with isolated cores).
+	IdleBusy IdleMode = "busy"
+	// IdleAdaptive spins briefly, then sleeps in poll() on the queues'
+	// descriptors (AF_XDP need_wakeup), for labs, CI and shared cores.
+	IdleAdaptive IdleMode = "adaptive"
+)
+
+const (
+	maxBurst         = 256
+	txBufSize        = 64
+	idleSpinsToSleep = 32
+	maxSleep         = 10 * time.Millisecond
+	pendingService   = 100 * time.Millisecond
+)
+
+type txBuffer struct {
+	bufs [txBufSize]*pktbuf.Buf
+	n    int
+}
+
+type pendingPkt struct {
+	b     *pktbuf.Buf
+	nh    netip.Addr
+	iface uint16
+	at    int64
+}
+
+// Worker is one poll-mode worker.
+type Worker struct {
+	id     int
+	dp     *Dataplane
+	core   int // -1: not pinned
+	queues []port.Queue
+	burst  int
+	idle   IdleMode
+	drain  int64
+
+	rx [maxBurst]*pktbuf.Buf
+	tx []txBuffer
+
+	snap     *snapshot
+	neigh    neighMap
+	neighVer uint64
+	now      int64
+
+	pending     []pendingPkt
+	maxPending  int
+	lastPending int64
+	lastDrain   int64
+	lastProbe   map[netip.Addr]int64
+	icmpBucket  tokenBucket
+
+	kniOut    *ring.FrameRing   // punts to the master (tag: port)
+	kniIn     []*ring.FrameRing // worker 0: frames from the kernel, per port
+	kniBucket []tokenBucket     // per port
+	kniSignal bool
+
+	wakeFD  int
+	pollFDs []unix.PollFd
+	pollTS  unix.Timespec
+
+	ctr  workerCounters
+	loop loopCounters
+
+	stop atomic.Bool
+	done chan struct{}
+}
+
+// tokenBucket limits a packet rate; rate 0 means unlimited.
+type tokenBucket struct {
+	rate   float64 // tokens per ns
+	burst  float64
+	tokens float64
+	last   int64
+}
+
+func newTokenBucket(pps int) tokenBucket {
+	if pps <= 0 {
+		return tokenBucket{}
+	}
+	b := float64(pps) / 10 // 100 ms worth of burst
+	if b < 16 {
+		b = 16
+	}
+	return tokenBucket{rate: float64(pps) / 1e9, burst: b, tokens: b}
+}
+
+func (t *tokenBucket) allow(now int64) bool {
+	if t.rate == 0 {
+		return true
+	}
+	t.tokens += float64(now-t.last) * t.rate
+	t.last = now
+	if t.tokens > t.burst {
+		t.tokens = t.burst
+	}
+	if t.tokens < 1 {
+		return false
+	}
+	t.tokens--
+	return true
+}
+
+// iterate runs one loop iteration and returns how many packets it handled.
+func (w *Worker) iterate() int {
+	start := w.dp.clock()
+	w.now = start
+	w.snap = w.dp.snap.Load()
+	if v := w.dp.neigh.version.Load(); v != w.neighVer {
+		w.neighVer = v
+		w.neigh = *w.dp.neigh.pub.Load()
+		w.servicePending(true)
+	}
+	got := 0
+	for p, q := range w.queues {
+		n := q.RxBurst(w.rx[:w.burst])
+		if n == 0 {
+			continue
+		}
+		got += n
+		w.loop.bursts.Add(1)
+		w.ctr.add(CtrRxPackets, uint64(n))
+		for i := 0; i < n; i++ {
+			b := w.rx[i]
+			w.rx[i] = nil
+			b.Port = uint16(p)
+			w.input(b)
+		}
+	}
+	if w.kniIn != nil {
+		got += w.kniTransmit()
+	}
+	if len(w.pending) > 0 && w.now-w.lastPending > int64(pendingService) {
+		w.servicePending(false)
+	}
+	if got == 0 || w.now-w.lastDrain >= w.drain {
+		w.flushAll()
+		w.lastDrain = w.now
+	}
+	if w.kniSignal {
+		w.kniSignal = false
+		w.dp.notifyKNI()
+	}
+	w.ctr.publish()
+	w.loop.loops.Add(1)
+	if d := uint64(w.dp.clock() - start); d > w.loop.longest.Load() {
+		w.loop.longest.Store(d)
+	}
+	w.loop.packets.Add(uint64(got))
+	return got
+}
+
+func (w *Worker) run() {
+	defer close(w.done)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := w.pin(); err != nil {
+		w.dp.log.Warn(err.Error())
+	}
+	idleLoops := 0
+	sleep := 20 * time.Microsecond
+	for !w.stop.Load() {
+		if w.iterate() > 0 {
+			idleLoops = 0
+			sleep = 20 * time.Microsecond
+			continue
+		}
+		w.loop.idle.Add(1)
+		idleLoops++
+		if w.idle != IdleAdaptive || idleLoops < idleSpinsToSleep {
+			continue
+		}
+		w.loop.sleeps.Add(1)
+		timeout := maxSleep
+		if len(w.pending) > 0 {
+			timeout = pendingService
+		}
+		if w.hasPollFDs() {
+			w.pollWait(timeout)
+		} else {
+			if sleep < timeout {
+				timeout = sleep
+			}
+			time.Sleep(timeout)
+			if sleep < time.Millisecond {
+				sleep *= 2
+			}
+		}
+	}
+	w.flushAll()
+	w.dropHeld()
+	w.ctr.publish()
+}
+
+// pin locks the worker's thread to its core and applies the real-time
+// priority, if configured.
+func (w *Worker) pin() error {
+	if w.core >= 0 {
+		var set unix.CPUSet
+		set.Set(w.core)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("worker %d: pin to core %d: %w", w.id, w.core, err)
+		}
+	}
+	if p := w.dp.opts.RTPriority; p > 0 {
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: 1 /* SCHED_FIFO */, Priority: uint32(p)}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			return fmt.Errorf("worker %d: SCHED_FIFO priority %d: %w", w.id, p, err)
+		}
+	}
+	return nil
+}
+
+func (w *Worker) hasPollFDs() bool { return len(w.pollFDs) > 1 }
+
+func (w *Worker) pollWait(timeout time.Duration) {
+	for i := range w.pollFDs {
+		w.pollFDs[i].Revents = 0
+	}
+	w.pollTS = unix.NsecToTimespec(int64(timeout))
+	n, _ := unix.Ppoll(w.pollFDs, &w.pollTS, nil)
+	if n > 0 && w.pollFDs[0].Revents&unix.POLLIN != 0 {
+		var v [8]byte
+		unix.Read(w.wakeFD, v[:])
+	}
+}
+
+func (w *Worker) flushAll() {
+	for p := range w.tx {
+		w.flushPort(p)
+	}
+	for _, q := range w.queues {
+		q.Flush()
+	}
+}
+
+func (w *Worker) flushPort(p int) {
+	t := &w.tx[p]
+	if t.n == 0 {
+		return
+	}
+	q := w.queues[p]
+	sent := q.TxBurst(t.bufs[:t.n])
+	w.ctr.add(CtrTxPackets, uint64(sent))
+	if sent < t.n {
+		for _, b := range t.bufs[sent:t.n] {
+			b.Free()
+		}
+		w.ctr.add(CtrDropTxFull, uint64(t.n-sent))
+	}
+	clear(t.bufs[:t.n])
+	t.n = 0
+}
+
+// enqueueTx buffers b for transmission on port p.
+func (w *Worker) enqueueTx(p int, b *pktbuf.Buf) {
+	t := &w.tx[p]
+	t.bufs[t.n] = b
+	t.n++
+	if t.n == txBufSize {
+		w.flushPort(p)
+	}
+}
+
+func (w *Worker) drop(b *pktbuf.Buf, c Counter) {
+	w.ctr.inc(c)
+	b.Free()
+}
+
+// dropHeld frees buffers the worker still holds when it stops.
+func (w *Worker) dropHeld() {
+	for _, p := range w.pending {
+		w.drop(p.b, CtrDropNeighUnresolved)
+	}
+	w.pending = w.pending[:0]
+}
+
+// Stats returns the worker's counters (safe from any goroutine).
+func (w *Worker) Stats() (ctr [NumCounters]uint64, loop LoopStats) {
+	for i := range ctr {
+		ctr[i] = w.ctr.pub[i].Load()
+	}
+	loop = LoopStats{
+		Loops: w.loop.loops.Load(), Bursts: w.loop.bursts.Load(), IdleLoops: w.loop.idle.Load(),
+		Sleeps: w.loop.sleeps.Load(), Packets: w.loop.packets.Load(), LongestLoopNs: w.loop.longest.Load(),
+	}
+	return
+}
