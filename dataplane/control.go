@@ -429,3 +429,6 @@ func (d *Dataplane) KNIDrops() (toKernel, fromKernel uint64) {
 
 // Uptime returns how long the dataplane has existed.
 func (d *Dataplane) Uptime() time.Duration { return time.Since(d.start) }
+
+// Options returns the options the dataplane runs with.
+func (d *Dataplane) Options() Options { return d.opts }

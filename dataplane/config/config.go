@@ -1,0 +1,426 @@
+// Package config reads and validates gvs-dataplane's YAML configuration.
+// Unknown keys are refused (a misspelt option must not be silently
+// ignored), and every error names the field and what to do about it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	API        API        `yaml:"api"`
+	Log        Log        `yaml:"log"`
+	Workers    Workers    `yaml:"workers"`
+	Ports      []Port     `yaml:"ports"`
+	VLANs      []VLAN     `yaml:"vlans"`
+	Addresses  []Address  `yaml:"addresses"`
+	Routes     []Route    `yaml:"routes"`
+	Neighbours []Neigh    `yaml:"neighbours"`
+	Forwarding Forwarding `yaml:"forwarding"`
+	Neighbour  NeighOpts  `yaml:"neighbour"`
+}
+
+// API is the control socket.
+type API struct {
+	Socket string `yaml:"socket"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	File   string `yaml:"file"`   // empty: stderr
+	Format string `yaml:"format"` // json, console
+}
+
+// Workers configures the poll-mode workers.
+type Workers struct {
+	Count         int      `yaml:"count"`
+	Cores         []int    `yaml:"cores"`
+	Idle          string   `yaml:"idle"` // busy, adaptive
+	Burst         int      `yaml:"burst"`
+	DrainInterval Duration `yaml:"drain_interval"`
+	RTPriority    int      `yaml:"rt_priority"`
+	// MasterCores pins the master and API goroutines' threads (the
+	// process's housekeeping cores); empty leaves them unpinned.
+	MasterCores []int `yaml:"master_cores"`
+}
+
+// Port is one NIC.
+type Port struct {
+	Name     string `yaml:"name"`
+	Driver   string `yaml:"driver"` // afxdp, afpacket, mem
+	Device   string `yaml:"device"`
+	Queues   int    `yaml:"queues"`
+	RxRing   int    `yaml:"rx_ring"`
+	TxRing   int    `yaml:"tx_ring"`
+	Frames   int    `yaml:"frames"`
+	XDPMode  string `yaml:"xdp_mode"`  // native, generic, "" (auto)
+	ZeroCopy string `yaml:"zero_copy"` // auto, on, off
+	KNI      KNI    `yaml:"kni"`
+}
+
+// KNI configures a port's TAP device.
+type KNI struct {
+	Enabled *bool  `yaml:"enabled"` // default true
+	Name    string `yaml:"name"`    // default <port>.kni
+	RatePPS int    `yaml:"rate_pps"`
+}
+
+// On reports whether KNI is enabled (the default).
+func (k KNI) On() bool { return k.Enabled == nil || *k.Enabled }
+
+// VLAN is an 802.1Q sub-interface.
+type VLAN struct {
+	Name string `yaml:"name"`
+	Port string `yaml:"port"`
+	ID   uint16 `yaml:"id"`
+}
+
+// Address is an address on an interface.
+type Address struct {
+	Addr string `yaml:"addr"` // a.b.c.d/len
+	Dev  string `yaml:"dev"`
+}
+
+// Route is a static route.
+type Route struct {
+	Dst    string `yaml:"dst"`
+	Via    string `yaml:"via"`
+	Dev    string `yaml:"dev"`
+	Src    string `yaml:"src"`
+	Metric uint32 `yaml:"metric"`
+}
+
+// Neigh is a permanent neighbour entry.
+type Neigh struct {
+	Addr   string `yaml:"addr"`
+	LLAddr string `yaml:"lladdr"`
+	Dev    string `yaml:"dev"`
+}
+
+// Forwarding enables transit routing per family.
+type Forwarding struct {
+	IPv4 bool `yaml:"ipv4"`
+	IPv6 bool `yaml:"ipv6"`
+}
+
+// NeighOpts tune neighbour resolution.
+type NeighOpts struct {
+	Reachable  Duration `yaml:"reachable"`
+	MaxPending int      `yaml:"max_pending"`
+}
+
+// Duration is a time.Duration written as "100us", "60s".
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (write e.g. 100us, 60s)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Load reads and validates a file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates YAML, applying defaults.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, errEOF) || strings.Contains(err.Error(), "EOF") {
+			return nil, errors.New("empty configuration: at least one port is needed")
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var errEOF = errors.New("EOF")
+
+func (c *Config) defaults() {
+	if c.API.Socket == "" {
+		c.API.Socket = "/run/gvs/dataplane.sock"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Workers.Count == 0 {
+		c.Workers.Count = 1
+	}
+	if c.Workers.Idle == "" {
+		c.Workers.Idle = "adaptive"
+	}
+	if c.Workers.Burst == 0 {
+		c.Workers.Burst = 32
+	}
+	if c.Workers.DrainInterval == 0 {
+		c.Workers.DrainInterval = Duration(100 * time.Microsecond)
+	}
+	for i := range c.Ports {
+		p := &c.Ports[i]
+		if p.Device == "" {
+			p.Device = p.Name
+		}
+		if p.Queues == 0 {
+			p.Queues = c.Workers.Count
+		}
+		if p.KNI.Name == "" {
+			p.KNI.Name = p.Name + ".kni"
+		}
+		if p.KNI.RatePPS == 0 {
+			p.KNI.RatePPS = 100000
+		}
+		if p.ZeroCopy == "" {
+			p.ZeroCopy = "auto"
+		}
+	}
+	if c.Neighbour.Reachable == 0 {
+		c.Neighbour.Reachable = Duration(60 * time.Second)
+	}
+	if c.Neighbour.MaxPending == 0 {
+		c.Neighbour.MaxPending = 256
+	}
+}
+
+// Validate checks the whole configuration and reports every problem found.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	w := c.Workers
+	if w.Count < 1 || w.Count > 64 {
+		bad("workers.count", "%d is out of range: use 1-64", w.Count)
+	}
+	if len(w.Cores) != 0 && len(w.Cores) != w.Count {
+		bad("workers.cores", "%d cores for %d workers: list one core per worker or none", len(w.Cores), w.Count)
+	}
+	for i, core := range w.Cores {
+		if core < 0 {
+			bad(fmt.Sprintf("workers.cores[%d]", i), "%d is not a CPU number", core)
+		}
+	}
+	if w.Idle != "busy" && w.Idle != "adaptive" {
+		bad("workers.idle", "%q is not an idle mode: use busy (isolated cores) or adaptive (shared cores)", w.Idle)
+	}
+	if w.Burst < 1 || w.Burst > 256 {
+		bad("workers.burst", "%d is out of range: use 1-256 (32 is usual)", w.Burst)
+	}
+	if w.RTPriority < 0 || w.RTPriority > 99 {
+		bad("workers.rt_priority", "%d is out of range: use 0 (normal) or 1-99 (SCHED_FIFO)", w.RTPriority)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not a level: use debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		bad("log.format", "%q: use json or console", c.Log.Format)
+	}
+	if len(c.Ports) == 0 {
+		bad("ports", "no port configured: add at least one (name, driver, device)")
+	}
+	ifaces := map[string]bool{}
+	kniNames := map[string]bool{}
+	devices := map[string]bool{}
+	for i, p := range c.Ports {
+		f := fmt.Sprintf("ports[%d]", i)
+		if p.Name == "" {
+			bad(f+".name", "missing: give the port a name such as dp0")
+			continue
+		}
+		f = fmt.Sprintf("ports[%d] (%s)", i, p.Name)
+		if ifaces[p.Name] {
+			bad(f+".name", "duplicate port name")
+		}
+		ifaces[p.Name] = true
+		switch p.Driver {
+		case "afxdp", "afpacket", "mem":
+		case "dpdk":
+			bad(f+".driver", "dpdk is not supported by this build: use afxdp or afpacket")
+		default:
+			bad(f+".driver", "%q is not a driver: use afxdp, afpacket or mem", p.Driver)
+		}
+		if p.Driver != "mem" {
+			if devices[p.Device] {
+				bad(f+".device", "%s is already used by another port", p.Device)
+			}
+			devices[p.Device] = true
+		}
+		if p.Queues != w.Count {
+			bad(f+".queues", "%d queues for %d workers: every worker owns one queue of every port", p.Queues, w.Count)
+		}
+		for _, r := range []struct {
+			name string
+			v    int
+		}{{"rx_ring", p.RxRing}, {"tx_ring", p.TxRing}} {
+			if r.v != 0 && (r.v < 64 || r.v > 32768 || r.v&(r.v-1) != 0) {
+				bad(f+"."+r.name, "%d: use a power of two between 64 and 32768", r.v)
+			}
+		}
+		if p.Frames != 0 && (p.Frames < 256 || p.Frames > 1<<20) {
+			bad(f+".frames", "%d: use 256-1048576", p.Frames)
+		}
+		switch p.XDPMode {
+		case "", "native", "generic":
+		default:
+			bad(f+".xdp_mode", "%q: use native, generic or leave it empty", p.XDPMode)
+		}
+		switch p.ZeroCopy {
+		case "auto", "on", "off":
+		default:
+			bad(f+".zero_copy", "%q: use auto, on or off", p.ZeroCopy)
+		}
+		if p.Driver != "afxdp" && (p.XDPMode != "" || p.ZeroCopy != "auto") {
+			bad(f, "xdp_mode and zero_copy apply to the afxdp driver only: remove them")
+		}
+		if p.KNI.On() {
+			if len(p.KNI.Name) > 15 {
+				bad(f+".kni.name", "%q is longer than 15 bytes: set a shorter kni.name", p.KNI.Name)
+			}
+			if kniNames[p.KNI.Name] {
+				bad(f+".kni.name", "%q is used twice", p.KNI.Name)
+			}
+			kniNames[p.KNI.Name] = true
+			if p.KNI.RatePPS < 0 {
+				bad(f+".kni.rate_pps", "%d is negative", p.KNI.RatePPS)
+			}
+		}
+	}
+	for i, v := range c.VLANs {
+		f := fmt.Sprintf("vlans[%d] (%s)", i, v.Name)
+		if v.Name == "" || ifaces[v.Name] {
+			bad(f+".name", "missing or duplicate interface name")
+		}
+		ifaces[v.Name] = true
+		if !portNamed(c.Ports, v.Port) {
+			bad(f+".port", "%q is not a configured port", v.Port)
+		}
+		if v.ID < 1 || v.ID > 4094 {
+			bad(f+".id", "%d: use 1-4094", v.ID)
+		}
+	}
+	for i, a := range c.Addresses {
+		f := fmt.Sprintf("addresses[%d]", i)
+		if _, err := netip.ParsePrefix(a.Addr); err != nil {
+			bad(f+".addr", "%q is not address/prefix-length (e.g. 10.0.0.1/24)", a.Addr)
+		}
+		if !ifaces[a.Dev] {
+			bad(f+".dev", "%q is not a configured port or vlan", a.Dev)
+		}
+	}
+	for i, r := range c.Routes {
+		f := fmt.Sprintf("routes[%d]", i)
+		if _, err := netip.ParsePrefix(r.Dst); err != nil {
+			bad(f+".dst", "%q is not a prefix (e.g. 10.3.0.0/16 or 0.0.0.0/0)", r.Dst)
+		}
+		if r.Via != "" {
+			if _, err := netip.ParseAddr(r.Via); err != nil {
+				bad(f+".via", "%q is not an address", r.Via)
+			}
+		}
+		if r.Src != "" {
+			if _, err := netip.ParseAddr(r.Src); err != nil {
+				bad(f+".src", "%q is not an address", r.Src)
+			}
+		}
+		if r.Dev != "" && !ifaces[r.Dev] {
+			bad(f+".dev", "%q is not a configured port or vlan", r.Dev)
+		}
+		if r.Via == "" && r.Dev == "" {
+			bad(f, "give via (a gateway) or dev (an interface)")
+		}
+	}
+	for i, n := range c.Neighbours {
+		f := fmt.Sprintf("neighbours[%d]", i)
+		if _, err := netip.ParseAddr(n.Addr); err != nil {
+			bad(f+".addr", "%q is not an address", n.Addr)
+		}
+		if _, err := ParseMAC(n.LLAddr); err != nil {
+			bad(f+".lladdr", "%q is not a MAC address (aa:bb:cc:dd:ee:ff)", n.LLAddr)
+		}
+		if !ifaces[n.Dev] {
+			bad(f+".dev", "%q is not a configured port or vlan", n.Dev)
+		}
+	}
+	if c.Neighbour.MaxPending < 1 || c.Neighbour.MaxPending > 65536 {
+		bad("neighbour.max_pending", "%d: use 1-65536", c.Neighbour.MaxPending)
+	}
+	if time.Duration(c.Neighbour.Reachable) < time.Second {
+		bad("neighbour.reachable", "%s is too short: use at least 1s", time.Duration(c.Neighbour.Reachable))
+	}
+	if c.API.Socket == "" {
+		bad("api.socket", "missing")
+	}
+	return errors.Join(errs...)
+}
+
+func portNamed(ps []Port, name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseMAC parses aa:bb:cc:dd:ee:ff.
+func ParseMAC(s string) ([6]byte, error) {
+	var m [6]byte
+	parts := strings.Split(s, ":")
+	if len(parts) != 6 {
+		return m, fmt.Errorf("%q is not a MAC address", s)
+	}
+	for i, p := range parts {
+		var v byte
+		if len(p) != 2 {
+			return m, fmt.Errorf("%q is not a MAC address", s)
+		}
+		for _, c := range []byte(p) {
+			v <<= 4
+			switch {
+			case c >= '0' && c <= '9':
+				v |= c - '0'
+			case c >= 'a' && c <= 'f':
+				v |= c - 'a' + 10
+			case c >= 'A' && c <= 'F':
+				v |= c - 'A' + 10
+			default:
+				return m, fmt.Errorf("%q is not a MAC address", s)
+			}
+		}
+		m[i] = v
+	}
+	return m, nil
+}

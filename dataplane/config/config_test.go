@@ -1,0 +1,88 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+api: {socket: /tmp/gvs.sock}
+workers: {count: 2, cores: [0, 1], idle: adaptive}
+ports:
+  - {name: dp0, driver: afxdp, device: veth0}
+  - {name: dp1, driver: afpacket, kni: {enabled: false}}
+vlans:
+  - {name: dp0.100, port: dp0, id: 100}
+addresses:
+  - {addr: 10.1.0.1/24, dev: dp0}
+  - {addr: "fd00:1::1/64", dev: dp0.100}
+routes:
+  - {dst: 0.0.0.0/0, via: 10.1.0.254}
+neighbours:
+  - {addr: 10.1.0.254, lladdr: "02:00:00:00:00:01", dev: dp0}
+forwarding: {ipv4: true}
+`
+
+func TestParseGood(t *testing.T) {
+	c, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ports[0].Queues != 2 || c.Ports[1].Device != "dp1" || c.Ports[0].KNI.Name != "dp0.kni" || !c.Ports[0].KNI.On() || c.Ports[1].KNI.On() {
+		t.Errorf("defaults not applied: %+v", c.Ports)
+	}
+	if time.Duration(c.Workers.DrainInterval) != 100*time.Microsecond || c.Workers.Burst != 32 {
+		t.Errorf("worker defaults: %+v", c.Workers)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"empty", ``, "at least one port"},
+		{"unknown key", "ports: [{name: dp0, driver: mem}]\nworkrs: {count: 1}", "field workrs not found"},
+		{"bad driver", "ports: [{name: dp0, driver: foo}]", `ports[0] (dp0).driver: "foo" is not a driver`},
+		{"dpdk refused", "ports: [{name: dp0, driver: dpdk}]", "dpdk is not supported"},
+		{"queues", "workers: {count: 2}\nports: [{name: dp0, driver: mem, queues: 1}]", "1 queues for 2 workers"},
+		{"cores", "workers: {count: 2, cores: [1]}\nports: [{name: dp0, driver: mem}]", "workers.cores: 1 cores for 2 workers"},
+		{"idle", "workers: {idle: lazy}\nports: [{name: dp0, driver: mem}]", `workers.idle: "lazy" is not an idle mode`},
+		{"addr", "ports: [{name: dp0, driver: mem}]\naddresses: [{addr: 10.0.0.1, dev: dp0}]", "addresses[0].addr"},
+		{"addr dev", "ports: [{name: dp0, driver: mem}]\naddresses: [{addr: 10.0.0.1/24, dev: dp9}]", `addresses[0].dev: "dp9" is not a configured`},
+		{"route", "ports: [{name: dp0, driver: mem}]\nroutes: [{dst: 10.0.0.0/8}]", "routes[0]: give via"},
+		{"ring", "ports: [{name: dp0, driver: afxdp, rx_ring: 1000}]", "rx_ring: 1000: use a power of two"},
+		{"xdp opts on afpacket", "ports: [{name: dp0, driver: afpacket, xdp_mode: native}]", "apply to the afxdp driver only"},
+		{"duration", "ports: [{name: dp0, driver: mem}]\nneighbour: {reachable: soon}", "is not a duration"},
+		{"vlan", "ports: [{name: dp0, driver: mem}]\nvlans: [{name: v, port: dp0, id: 5000}]", "vlans[0] (v).id: 5000"},
+		{"kni name", "ports: [{name: dp0, driver: mem, kni: {name: averyveryverylongname}}]", "longer than 15 bytes"},
+		{"neigh mac", "ports: [{name: dp0, driver: mem}]\nneighbours: [{addr: 10.0.0.1, lladdr: zz, dev: dp0}]", "is not a MAC"},
+	}
+	for _, c := range cases {
+		_, err := Parse([]byte(c.yaml))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestParseMAC(t *testing.T) {
+	m, err := ParseMAC("02:AB:cd:00:01:ff")
+	if err != nil || m != [6]byte{2, 0xab, 0xcd, 0, 1, 0xff} {
+		t.Errorf("ParseMAC = %x, %v", m, err)
+	}
+	for _, s := range []string{"", "02:ab:cd:00:01", "02:ab:cd:00:01:fg", "2:ab:cd:00:01:ff"} {
+		if _, err := ParseMAC(s); err == nil {
+			t.Errorf("ParseMAC(%q) accepted", s)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("ports: [{name: dp0, driver: mem}]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b)
+		if err == nil && len(c.Ports) == 0 {
+			t.Fatal("accepted a config without ports")
+		}
+	})
+}

@@ -1,0 +1,228 @@
+// Package daemon assembles a running gvs-dataplane from its configuration:
+// it opens the ports with their drivers and their KNI devices, builds the
+// dataplane, applies the configured interfaces, addresses, routes and
+// neighbours through the same control methods the API uses, watches the
+// kernel's KNI addresses and serves the control API.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/apiserver"
+	"github.com/gvs-lb/gvs/dataplane/config"
+	"github.com/gvs-lb/gvs/dataplane/kni"
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/afpacket"
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp"
+	"github.com/gvs-lb/gvs/dataplane/port/mem"
+	"github.com/gvs-lb/gvs/header"
+)
+
+// Daemon is a running dataplane with its API.
+type Daemon struct {
+	Log    *zap.Logger
+	DP     *dataplane.Dataplane
+	ports  []port.Port
+	knis   []*kni.Device
+	grpc   *grpc.Server
+	cancel context.CancelFunc
+}
+
+// NewLogger builds the zap logger the config asks for.
+func NewLogger(c config.Log) (*zap.Logger, error) {
+	var zc zap.Config
+	if c.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+	} else {
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.TimeKey = "ts"
+		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	}
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	if c.File != "" {
+		zc.OutputPaths = []string{c.File}
+		zc.ErrorOutputPaths = []string{c.File}
+	}
+	return zc.Build()
+}
+
+// OpenPort opens one configured port with its driver.
+func OpenPort(p config.Port, workers int) (port.Port, error) {
+	pc := port.Config{Name: p.Name, Device: p.Device, Queues: p.Queues, RxRing: p.RxRing, TxRing: p.TxRing,
+		FrameCount: p.Frames, XDPMode: p.XDPMode, ZeroCopy: p.ZeroCopy}
+	switch p.Driver {
+	case "afxdp":
+		return afxdp.Open(pc)
+	case "afpacket":
+		return afpacket.Open(pc)
+	case "mem":
+		return mem.New(pc, net.HardwareAddr{0x02, 0x47, 0x56, 0x53, 0, byte(len(p.Name))}), nil
+	}
+	return nil, fmt.Errorf("port %s: driver %q: %w", p.Name, p.Driver, port.ErrNotSupported)
+}
+
+// Start opens everything and starts forwarding. On error, whatever was
+// opened is closed again.
+func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
+	d := &Daemon{Log: log}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if len(c.Workers.MasterCores) > 0 {
+		if err := pinProcess(c.Workers.MasterCores); err != nil {
+			return nil, err
+		}
+	}
+	var specs []dataplane.PortSpec
+	var kniIdx []int
+	for _, pc := range c.Ports {
+		p, err := OpenPort(pc, c.Workers.Count)
+		if err != nil {
+			return nil, err
+		}
+		d.ports = append(d.ports, p)
+		spec := dataplane.PortSpec{Port: p, KNIRate: pc.KNI.RatePPS}
+		if pc.KNI.On() {
+			k, err := kni.Open(pc.KNI.Name, p.MAC(), p.MTU())
+			if err != nil {
+				return nil, fmt.Errorf("port %s: %w", pc.Name, err)
+			}
+			d.knis = append(d.knis, k)
+			kniIdx = append(kniIdx, k.Index())
+			spec.KNI = k
+		}
+		specs = append(specs, spec)
+		log.Info("port opened", zap.String("port", pc.Name), zap.String("driver", pc.Driver),
+			zap.String("device", pc.Device), zap.Int("queues", p.NumQueues()), zap.String("mac", p.MAC().String()))
+	}
+	dp, err := dataplane.New(dataplane.Options{
+		Workers: c.Workers.Count, Cores: c.Workers.Cores, Idle: dataplane.IdleMode(c.Workers.Idle),
+		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.RTPriority,
+		Forward4: c.Forwarding.IPv4, Forward6: c.Forwarding.IPv6,
+		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
+	}, specs)
+	if err != nil {
+		return nil, err
+	}
+	d.DP = dp
+	if err := Apply(dp, c); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	if len(kniIdx) > 0 {
+		if err := kni.WatchAddrs(ctx, kniIdx, dp.SetKNIAddrs); err != nil {
+			return nil, err
+		}
+	}
+	if err := dp.Start(); err != nil {
+		return nil, err
+	}
+	g, err := apiserver.New(dp).Listen(c.API.Socket)
+	if err != nil {
+		return nil, err
+	}
+	d.grpc = g
+	log.Info("api listening", zap.String("socket", c.API.Socket))
+	return d, nil
+}
+
+// Apply configures VLANs, addresses, routes and static neighbours.
+func Apply(dp *dataplane.Dataplane, c *config.Config) error {
+	for _, v := range c.VLANs {
+		if err := dp.AddVLAN(v.Name, v.Port, v.ID); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Addresses {
+		if err := dp.AddAddr(netip.MustParsePrefix(a.Addr), a.Dev); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Routes {
+		rs := dataplane.RouteSpec{Dst: netip.MustParsePrefix(r.Dst), Iface: r.Dev, Metric: r.Metric}
+		if r.Via != "" {
+			rs.Gateway = netip.MustParseAddr(r.Via)
+		}
+		if r.Src != "" {
+			rs.Src = netip.MustParseAddr(r.Src)
+		}
+		if err := dp.AddRoute(rs); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.Neighbours {
+		mac, _ := config.ParseMAC(n.LLAddr)
+		if err := dp.AddNeigh(netip.MustParseAddr(n.Addr), header.MAC(mac), n.Dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops forwarding and releases ports, KNI devices and the socket.
+func (d *Daemon) Close() {
+	if d.grpc != nil {
+		d.grpc.Stop()
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	if d.DP != nil {
+		d.DP.Stop()
+	}
+	for _, k := range d.knis {
+		k.Close()
+	}
+	var errs []error
+	for _, p := range d.ports {
+		if err := p.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		d.Log.Warn("closing ports", zap.Error(err))
+	}
+}
+
+// pinProcess sets the affinity of every existing thread of the process;
+// threads created later inherit it, and workers re-pin their own.
+func pinProcess(cores []int) error {
+	var set unix.CPUSet
+	for _, c := range cores {
+		set.Set(c)
+	}
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			return fmt.Errorf("workers.master_cores %v: %w", cores, err)
+		}
+	}
+	return nil
+}
