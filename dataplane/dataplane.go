@@ -272,7 +272,12 @@ func (d *Dataplane) master() {
 		case <-d.stopCh:
 			return
 		case l := <-d.learnCh:
-			d.neigh.learn(l, d.clock())
+			if d.neigh.learn(l, d.clock()) {
+				// a new or changed neighbour: held packets can go now
+				for _, w := range d.workers {
+					w.wake()
+				}
+			}
 		case <-d.kniNotify:
 			d.drainPunts()
 		case <-tick.C:

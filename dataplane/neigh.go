@@ -86,23 +86,25 @@ func (n *neighbours) publishLocked() {
 	n.version.Add(1)
 }
 
-// learn applies what a worker saw; now is the dataplane clock.
-func (n *neighbours) learn(l neighLearn, now int64) {
+// learn applies what a worker saw; now is the dataplane clock. It reports
+// whether the table was republished.
+func (n *neighbours) learn(l neighLearn, now int64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if e, ok := n.m[l.addr]; ok {
 		if e.static {
-			return
+			return false
 		}
 		if e.mac == l.mac && e.iface == l.iface {
 			e.confirmed.Store(now)
-			return
+			return false
 		}
 	}
 	e := &neighEntry{mac: l.mac, iface: l.iface}
 	e.confirmed.Store(now)
 	n.m[l.addr] = e
 	n.publishLocked()
+	return true
 }
 
 // addStatic installs a permanent entry.

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+)
+
+func linkCmd(a *app) *cobra.Command {
+	c := &cobra.Command{Use: "link", Short: "ports and VLAN interfaces", RunE: func(_ *cobra.Command, args []string) error {
+		return a.linkShow(args)
+	}}
+	c.AddCommand(showOnly("[DEV]", a.linkShow)...)
+	return c
+}
+
+func (a *app) linkShow(args []string) error {
+	dev, _, err := kv(args, "dev")
+	if err != nil {
+		return err
+	}
+	r, err := call(a, func(ctx ctxT, c pb.DataplaneClient) (*pb.ListLinksResponse, error) {
+		return c.ListLinks(ctx, &pb.ListLinksRequest{Name: dev})
+	})
+	if err != nil {
+		return err
+	}
+	if a.asJSON {
+		return a.printJSON(r.Links)
+	}
+	for _, l := range r.Links {
+		printLink(a.out, l, a.stats)
+	}
+	return nil
+}
+
+// printLink prints a link the way DPVS's dpip does.
+func printLink(w io.Writer, l *pb.Link, stats bool) {
+	if l.Kind == "vlan" {
+		fmt.Fprintf(w, "%d: %s: link %s vlan-id %d mtu %d\n", l.Index, l.Name, l.Parent, l.Vid, l.Mtu)
+	} else {
+		fmt.Fprintf(w, "%d: %s: driver %s mtu %d rx-queue %d tx-queue %d\n", l.Index, l.Name, l.Driver, l.Mtu, l.Queues, l.Queues)
+	}
+	state := "DOWN"
+	if l.Up {
+		state = "UP"
+	}
+	fmt.Fprintf(w, "    %s\n", state)
+	fmt.Fprintf(w, "    addr %s", l.Mac)
+	if l.Kni != "" {
+		fmt.Fprintf(w, " kni %s", l.Kni)
+	}
+	fmt.Fprintln(w)
+	if stats && l.Stats != nil {
+		s := l.Stats
+		fmt.Fprintf(w, "    %-20s%-20s%-20s%-20s\n", "ipackets", "opackets", "ibytes", "obytes")
+		fmt.Fprintf(w, "    %-20d%-20d%-20d%-20d\n", s.RxPackets, s.TxPackets, s.RxBytes, s.TxBytes)
+		fmt.Fprintf(w, "    %-20s%-20s%-20s%-20s\n", "ierrors", "oerrors", "imissed", "odropped")
+		fmt.Fprintf(w, "    %-20d%-20d%-20d%-20d\n", s.RxErrors, s.TxErrors, s.RxDropped, s.TxDropped)
+	}
+}

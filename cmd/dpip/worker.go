@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+)
+
+type ctxT = context.Context
+
+func workerCmd(a *app) *cobra.Command {
+	c := &cobra.Command{Use: "worker", Aliases: []string{"stats"}, Short: "per-worker loop statistics and counters (-s: all counters)",
+		RunE: func(_ *cobra.Command, args []string) error { return a.workerShow() }}
+	c.AddCommand(showOnly("", func([]string) error { return a.workerShow() })...)
+	return c
+}
+
+func (a *app) workerShow() error {
+	r, err := call(a, func(ctx ctxT, c pb.DataplaneClient) (*pb.ListWorkersResponse, error) {
+		return c.ListWorkers(ctx, &pb.Empty{})
+	})
+	if err != nil {
+		return err
+	}
+	if a.asJSON {
+		return a.printJSON(r.Workers)
+	}
+	for _, w := range r.Workers {
+		core := "unpinned"
+		if w.Core >= 0 {
+			core = fmt.Sprintf("core %d", w.Core)
+		}
+		fmt.Fprintf(a.out, "worker %d: %s\n", w.Id, core)
+		fmt.Fprintf(a.out, "    loops %d bursts %d packets %d idle-loops %d sleeps %d longest-loop %s\n",
+			w.Loops, w.Bursts, w.Packets, w.IdleLoops, w.Sleeps, time.Duration(w.LongestLoopNs))
+		for _, c := range w.Counters {
+			if c.Value != 0 || a.stats {
+				fmt.Fprintf(a.out, "    %-28s %d\n", c.Name, c.Value)
+			}
+		}
+	}
+	return nil
+}
+
+func infoCmd(a *app) *cobra.Command {
+	return &cobra.Command{Use: "info", Short: "dataplane version, workers and KNI state", RunE: func(*cobra.Command, []string) error {
+		in, err := call(a, func(ctx ctxT, c pb.DataplaneClient) (*pb.Info, error) { return c.GetInfo(ctx, &pb.Empty{}) })
+		if err != nil {
+			return err
+		}
+		if a.asJSON {
+			return a.printJSON(in)
+		}
+		fmt.Fprintf(a.out, "gvs-dataplane %s up %s\n", in.Version, time.Duration(in.UptimeNs).Truncate(time.Second))
+		fmt.Fprintf(a.out, "workers %d idle %s forwarding ipv4 %v ipv6 %v\n", in.Workers, in.IdleMode, in.ForwardIpv4, in.ForwardIpv6)
+		fmt.Fprintf(a.out, "kni addrs %v drops to-kernel %d from-kernel %d\n", in.KniAddrs, in.KniWriteDrops, in.KniReadDrops)
+		return nil
+	}}
+}
