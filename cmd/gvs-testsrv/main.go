@@ -1,0 +1,95 @@
+// Command gvs-testsrv is the real server of GVS's labs and demos: an HTTP
+// server that answers with its name and the peer address it sees, plus
+// optional TCP and UDP echo services, so a demo or a test can tell which
+// real server answered and from which source address it was reached.
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	var name string
+	var httpAddrs, tcpEcho, udpEcho []string
+	cmd := &cobra.Command{
+		Use:          "gvs-testsrv",
+		Short:        "HTTP / TCP echo / UDP echo server for GVS labs",
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if len(httpAddrs)+len(tcpEcho)+len(udpEcho) == 0 {
+				return fmt.Errorf("nothing to serve: give --http, --tcp-echo or --udp-echo")
+			}
+			errc := make(chan error, 8)
+			for _, a := range httpAddrs {
+				ln, err := net.Listen("tcp", a)
+				if err != nil {
+					return err
+				}
+				go func() {
+					errc <- http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						fmt.Fprintf(w, "%s peer=%s\n", name, r.RemoteAddr)
+					}))
+				}()
+			}
+			for _, a := range tcpEcho {
+				ln, err := net.Listen("tcp", a)
+				if err != nil {
+					return err
+				}
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							errc <- err
+							return
+						}
+						go func() { defer c.Close(); io.Copy(c, c) }()
+					}
+				}()
+			}
+			for _, a := range udpEcho {
+				pc, err := net.ListenPacket("udp", a)
+				if err != nil {
+					return err
+				}
+				go func() {
+					buf := make([]byte, 65536)
+					for {
+						n, peer, err := pc.ReadFrom(buf)
+						if err != nil {
+							errc <- err
+							return
+						}
+						pc.WriteTo(append([]byte(name+" "), buf[:n]...), peer)
+					}
+				}()
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+			select {
+			case <-sig:
+				return nil
+			case err := <-errc:
+				return err
+			}
+		},
+	}
+	host, _ := os.Hostname()
+	cmd.Flags().StringVar(&name, "name", host, "name to answer with")
+	cmd.Flags().StringArrayVar(&httpAddrs, "http", nil, "serve HTTP on this address (repeatable)")
+	cmd.Flags().StringArrayVar(&tcpEcho, "tcp-echo", nil, "TCP echo on this address (repeatable)")
+	cmd.Flags().StringArrayVar(&udpEcho, "udp-echo", nil, "UDP echo (reply prefixed with the name) on this address (repeatable)")
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "gvs-testsrv:", err)
+		os.Exit(1)
+	}
+}
