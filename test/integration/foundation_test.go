@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
 )
 
@@ -31,6 +33,24 @@ func TestFoundation(t *testing.T) {
 			t.Run("malformed", func(t *testing.T) { testMalformed(t, l) })
 		})
 	}
+	// two workers, each owning one queue of every (two-queue) veth
+	t.Run("afxdp-2workers", func(t *testing.T) {
+		l := StartLab(t, "--driver", "afxdp", "--workers", "2")
+		t.Run("ping", func(t *testing.T) { testPing(t, l) })
+		t.Run("kni_tcp", func(t *testing.T) { testKNITCP(t, l) })
+		t.Run("forward_http", func(t *testing.T) { testForwardHTTP(t, l) })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := l.api.ListWorkers(ctx, &pb.Empty{})
+		if err != nil || len(r.Workers) != 2 {
+			t.Fatalf("workers: %v %v", r, err)
+		}
+		for _, w := range r.Workers {
+			if w.Loops == 0 {
+				t.Errorf("worker %d never ran", w.Id)
+			}
+		}
+	})
 }
 
 var received = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
