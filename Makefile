@@ -29,12 +29,12 @@ integration: deps build
 	$(GO) test -count=1 -v -timeout 20m ./test/integration/
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	gofmt -w $$(find . -name '*.go' -not -path './.git/*')
 
 demo: deps build
 	@scripts/demo.sh

@@ -53,11 +53,23 @@ type PortSpec struct {
 	Port port.Port
 	// KNI is the TAP device of the port (nil: no KNI, unconsumed packets
 	// are dropped and counted).
-	KNI *kni.Device
+	KNI KNIDevice
 	// KNIRate limits packets to the kernel per second (all workers
 	// together); 0 is unlimited.
 	KNIRate int
 }
+
+// KNIDevice is the kernel side of a port's exception path: a *kni.Device
+// (a TAP) in production.
+type KNIDevice interface {
+	Name() string
+	// Read blocks until the kernel sends a frame; it fails once closed.
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	Close() error
+}
+
+var _ KNIDevice = (*kni.Device)(nil)
 
 // Errors of the control methods.
 var (
@@ -305,7 +317,7 @@ func (d *Dataplane) drainPunts() {
 }
 
 // kniReader moves frames the kernel sends on a KNI device to worker 0.
-func (d *Dataplane) kniReader(p int, dev *kni.Device) {
+func (d *Dataplane) kniReader(p int, dev KNIDevice) {
 	defer d.wg.Done()
 	buf := make([]byte, 65536)
 	w0 := d.workers[0]
