@@ -285,3 +285,82 @@ func testMalformed(t *testing.T, l *Lab) {
 		t.Errorf("dpip worker show does not name the drops:\n%s", out)
 	}
 }
+
+// TestRuntimeChanges: dpip changes take effect while the workers run.
+func TestRuntimeChanges(t *testing.T) {
+	l := StartLab(t, "--driver", "afxdp")
+	client := l.Env["CLIENT_NS"]
+	// a new address on dp0 answers pings at once
+	if _, err := l.NS(client, "ping", "-c", "1", "-W", "1", "10.1.0.50"); err == nil {
+		t.Fatal("10.1.0.50 answered before it was added")
+	}
+	l.Dpip("addr", "add", "10.1.0.50/32", "dev", "dp0")
+	ping(t, l, client, false, "10.1.0.50", 2)
+	l.Dpip("addr", "del", "10.1.0.50/32", "dev", "dp0")
+	Eventually(t, 5*time.Second, "the deleted address to stop answering", func() bool {
+		_, err := l.NS(client, "ping", "-c", "1", "-W", "1", "10.1.0.50")
+		return err != nil
+	})
+	// a static route towards a network behind rs1
+	l.MustNS(l.Env["RS1_NS"], "ip", "addr", "add", "10.9.0.1/32", "dev", "lo")
+	l.MustNS(client, "ip", "route", "add", "10.9.0.0/24", "via", l.Env["LB_IP"])
+	if _, err := l.NS(client, "ping", "-c", "1", "-W", "1", "10.9.0.1"); err == nil {
+		t.Fatal("10.9.0.1 reachable before the route was added")
+	}
+	l.Dpip("route", "add", "10.9.0.0/24", "via", l.Env["RS1_IP"], "dev", l.Env["LB_RS_PORT"])
+	ping(t, l, client, false, "10.9.0.1", 2)
+	if out := l.Dpip("route", "show"); !strings.Contains(out, "inet 10.9.0.0/24 via "+l.Env["RS1_IP"]) {
+		t.Errorf("route show:\n%s", out)
+	}
+}
+
+// TestKNIMulticast: multicast (an OSPF hello to 224.0.0.5) reaches the
+// kernel behind KNI.
+func TestKNIMulticast(t *testing.T) {
+	l := StartLab(t, "--driver", "afxdp")
+	kniIf := l.Env["LB_CLIENT_KNI"]
+	var fd int
+	err := nsutil.Do(l.Env["LB_NS"], func() error {
+		ifi, err := net.InterfaceByName(kniIf)
+		if err != nil {
+			return err
+		}
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	clientMAC, err := nsutil.InterfaceMAC(l.Env["CLIENT_NS"], l.Env["CLIENT_IF"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte("gvs-ospf-hello-probe")
+	buf := gopacket.NewSerializeBuffer()
+	gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: clientMAC, DstMAC: net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 5}, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 1, Protocol: 89, SrcIP: net.ParseIP(l.Env["CLIENT_IP"]).To4(), DstIP: net.IPv4(224, 0, 0, 5).To4()},
+		gopacket.Payload(payload))
+	frame := buf.Bytes()
+	tv := unix.Timeval{Sec: 0, Usec: 200000}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	rb := make([]byte, 2048)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		rawSend(t, l, [][]byte{frame})
+		for i := 0; i < 5; i++ {
+			n, _, err := unix.Recvfrom(fd, rb, 0)
+			if err != nil {
+				break
+			}
+			if bytes.Contains(rb[:n], payload) {
+				return
+			}
+		}
+	}
+	t.Fatal("the multicast frame never reached the KNI device")
+}
