@@ -44,8 +44,8 @@ func dpip(t *testing.T, sock string, line string) (string, error) {
 	root.SetOut(&out)
 	root.SetErr(&out)
 	err := root.Execute()
-	if a.conn != nil {
-		a.conn.Close()
+	if a.client != nil {
+		a.client.Close()
 	}
 	return out.String(), err
 }

@@ -19,11 +19,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
 )
 
 type app struct {
@@ -33,22 +30,18 @@ type app struct {
 	asJSON  bool
 	v4, v6  bool
 	out     io.Writer
-	client  pb.DataplaneClient
-	conn    *grpc.ClientConn
+	client  *dpclient.Client
 }
 
 func (a *app) dial() error {
 	if a.client != nil {
 		return nil
 	}
-	if _, err := os.Stat(a.socket); err != nil {
-		return fmt.Errorf("cannot reach gvs-dataplane at %s: %v (is it running? set --socket or GVS_DATAPLANE_SOCKET)", a.socket, err)
-	}
-	conn, err := grpc.NewClient("unix://"+a.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := dpclient.Dial(a.socket)
 	if err != nil {
 		return err
 	}
-	a.conn, a.client = conn, pb.NewDataplaneClient(conn)
+	a.client = c
 	return nil
 }
 
@@ -66,10 +59,7 @@ func call[T any](a *app, f func(context.Context, pb.DataplaneClient) (T, error))
 	defer cancel()
 	r, err := f(ctx, a.client)
 	if err != nil {
-		if s, ok := status.FromError(err); ok {
-			return zero, fmt.Errorf("%s", s.Message())
-		}
-		return zero, err
+		return zero, dpclient.Message(err)
 	}
 	return r, nil
 }
@@ -113,12 +103,8 @@ func newRoot(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	sock := os.Getenv("GVS_DATAPLANE_SOCKET")
-	if sock == "" {
-		sock = "/run/gvs/dataplane.sock"
-	}
 	f := root.PersistentFlags()
-	f.StringVarP(&a.socket, "socket", "S", sock, "gvs-dataplane API socket")
+	f.StringVarP(&a.socket, "socket", "S", dpclient.SocketFromEnv(), "gvs-dataplane API socket")
 	f.BoolVarP(&a.stats, "stats", "s", false, "show statistics")
 	f.BoolVarP(&a.verbose, "verbose", "v", false, "show details")
 	f.BoolVar(&a.asJSON, "json", false, "print JSON for scripts")
@@ -131,8 +117,8 @@ func newRoot(a *app) *cobra.Command {
 func main() {
 	a := &app{out: os.Stdout}
 	err := newRoot(a).Execute()
-	if a.conn != nil {
-		a.conn.Close()
+	if a.client != nil {
+		a.client.Close()
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dpip:", err)

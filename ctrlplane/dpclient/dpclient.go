@@ -1,0 +1,56 @@
+// Package dpclient is the control side's connection to gvs-dataplane's API:
+// dpip uses it, and so will gvs-controlplane's reconciler.
+package dpclient
+
+import (
+	"fmt"
+	"os"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+)
+
+// DefaultSocket is where gvs-dataplane listens unless configured otherwise;
+// the GVS_DATAPLANE_SOCKET environment variable overrides it for clients.
+const DefaultSocket = "/run/gvs/dataplane.sock"
+
+// SocketFromEnv returns GVS_DATAPLANE_SOCKET or DefaultSocket.
+func SocketFromEnv() string {
+	if s := os.Getenv("GVS_DATAPLANE_SOCKET"); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+// Client is a connection to one dataplane.
+type Client struct {
+	pb.DataplaneClient
+	conn *grpc.ClientConn
+}
+
+// Dial connects to the dataplane at socket. It fails at once, naming the
+// fix, when there is no socket file.
+func Dial(socket string) (*Client, error) {
+	if _, err := os.Stat(socket); err != nil {
+		return nil, fmt.Errorf("cannot reach gvs-dataplane at %s: %v (is it running? set --socket or GVS_DATAPLANE_SOCKET)", socket, err)
+	}
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{DataplaneClient: pb.NewDataplaneClient(conn), conn: conn}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Message returns the dataplane's own message of an API error.
+func Message(err error) error {
+	if s, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s", s.Message())
+	}
+	return err
+}
