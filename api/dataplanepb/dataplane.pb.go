@@ -1149,6 +1149,866 @@ func (x *ListWorkersResponse) GetWorkers() []*Worker {
 	return nil
 }
 
+type ServiceKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proto         string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"` // TCP, UDP
+	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Port          uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceKey) Reset() {
+	*x = ServiceKey{}
+	mi := &file_dataplane_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceKey) ProtoMessage() {}
+
+func (x *ServiceKey) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceKey.ProtoReflect.Descriptor instead.
+func (*ServiceKey) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ServiceKey) GetProto() string {
+	if x != nil {
+		return x.Proto
+	}
+	return ""
+}
+
+func (x *ServiceKey) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *ServiceKey) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type ServiceStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conns         uint64                 `protobuf:"varint,1,opt,name=conns,proto3" json:"conns,omitempty"`
+	InPkts        uint64                 `protobuf:"varint,2,opt,name=in_pkts,json=inPkts,proto3" json:"in_pkts,omitempty"`
+	OutPkts       uint64                 `protobuf:"varint,3,opt,name=out_pkts,json=outPkts,proto3" json:"out_pkts,omitempty"`
+	InBytes       uint64                 `protobuf:"varint,4,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	OutBytes      uint64                 `protobuf:"varint,5,opt,name=out_bytes,json=outBytes,proto3" json:"out_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceStats) Reset() {
+	*x = ServiceStats{}
+	mi := &file_dataplane_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceStats) ProtoMessage() {}
+
+func (x *ServiceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceStats.ProtoReflect.Descriptor instead.
+func (*ServiceStats) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ServiceStats) GetConns() uint64 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetInPkts() uint64 {
+	if x != nil {
+		return x.InPkts
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetOutPkts() uint64 {
+	if x != nil {
+		return x.OutPkts
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetInBytes() uint64 {
+	if x != nil {
+		return x.InBytes
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetOutBytes() uint64 {
+	if x != nil {
+		return x.OutBytes
+	}
+	return 0
+}
+
+type Dest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Addr          string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	Port          uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Weight        int32                  `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Upper         uint32                 `protobuf:"varint,4,opt,name=upper,proto3" json:"upper,omitempty"`
+	Lower         uint32                 `protobuf:"varint,5,opt,name=lower,proto3" json:"lower,omitempty"`
+	Fwd           string                 `protobuf:"bytes,6,opt,name=fwd,proto3" json:"fwd,omitempty"`        // FullNat, Masq, Route, Tunnel, SNAT
+	Active        int64                  `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"` // listings
+	Inactive      int64                  `protobuf:"varint,8,opt,name=inactive,proto3" json:"inactive,omitempty"`
+	Stats         *ServiceStats          `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dest) Reset() {
+	*x = Dest{}
+	mi := &file_dataplane_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dest) ProtoMessage() {}
+
+func (x *Dest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dest.ProtoReflect.Descriptor instead.
+func (*Dest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Dest) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *Dest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *Dest) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *Dest) GetUpper() uint32 {
+	if x != nil {
+		return x.Upper
+	}
+	return 0
+}
+
+func (x *Dest) GetLower() uint32 {
+	if x != nil {
+		return x.Lower
+	}
+	return 0
+}
+
+func (x *Dest) GetFwd() string {
+	if x != nil {
+		return x.Fwd
+	}
+	return ""
+}
+
+func (x *Dest) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *Dest) GetInactive() int64 {
+	if x != nil {
+		return x.Inactive
+	}
+	return 0
+}
+
+func (x *Dest) GetStats() *ServiceStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+type LAddr struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Addr          string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	Dev           string                 `protobuf:"bytes,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LAddr) Reset() {
+	*x = LAddr{}
+	mi := &file_dataplane_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LAddr) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LAddr) ProtoMessage() {}
+
+func (x *LAddr) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LAddr.ProtoReflect.Descriptor instead.
+func (*LAddr) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LAddr) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *LAddr) GetDev() string {
+	if x != nil {
+		return x.Dev
+	}
+	return ""
+}
+
+type Service struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Key               *ServiceKey            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Sched             string                 `protobuf:"bytes,2,opt,name=sched,proto3" json:"sched,omitempty"`
+	SchedFlags        []string               `protobuf:"bytes,3,rep,name=sched_flags,json=schedFlags,proto3" json:"sched_flags,omitempty"`
+	Persistent        bool                   `protobuf:"varint,4,opt,name=persistent,proto3" json:"persistent,omitempty"`
+	PersistentTimeout uint32                 `protobuf:"varint,5,opt,name=persistent_timeout,json=persistentTimeout,proto3" json:"persistent_timeout,omitempty"`
+	Synproxy          bool                   `protobuf:"varint,6,opt,name=synproxy,proto3" json:"synproxy,omitempty"`
+	ConnTimeout       uint32                 `protobuf:"varint,7,opt,name=conn_timeout,json=connTimeout,proto3" json:"conn_timeout,omitempty"`
+	Dests             []*Dest                `protobuf:"bytes,8,rep,name=dests,proto3" json:"dests,omitempty"`   // listings
+	Laddrs            []*LAddr               `protobuf:"bytes,9,rep,name=laddrs,proto3" json:"laddrs,omitempty"` // listings
+	Stats             *ServiceStats          `protobuf:"bytes,10,opt,name=stats,proto3" json:"stats,omitempty"`  // listings
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Service) Reset() {
+	*x = Service{}
+	mi := &file_dataplane_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Service) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Service) ProtoMessage() {}
+
+func (x *Service) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Service.ProtoReflect.Descriptor instead.
+func (*Service) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Service) GetKey() *ServiceKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Service) GetSched() string {
+	if x != nil {
+		return x.Sched
+	}
+	return ""
+}
+
+func (x *Service) GetSchedFlags() []string {
+	if x != nil {
+		return x.SchedFlags
+	}
+	return nil
+}
+
+func (x *Service) GetPersistent() bool {
+	if x != nil {
+		return x.Persistent
+	}
+	return false
+}
+
+func (x *Service) GetPersistentTimeout() uint32 {
+	if x != nil {
+		return x.PersistentTimeout
+	}
+	return 0
+}
+
+func (x *Service) GetSynproxy() bool {
+	if x != nil {
+		return x.Synproxy
+	}
+	return false
+}
+
+func (x *Service) GetConnTimeout() uint32 {
+	if x != nil {
+		return x.ConnTimeout
+	}
+	return 0
+}
+
+func (x *Service) GetDests() []*Dest {
+	if x != nil {
+		return x.Dests
+	}
+	return nil
+}
+
+func (x *Service) GetLaddrs() []*LAddr {
+	if x != nil {
+		return x.Laddrs
+	}
+	return nil
+}
+
+func (x *Service) GetStats() *ServiceStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+type ListServicesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           *ServiceKey            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesRequest) Reset() {
+	*x = ListServicesRequest{}
+	mi := &file_dataplane_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesRequest) ProtoMessage() {}
+
+func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
+func (*ListServicesRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListServicesRequest) GetKey() *ServiceKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+type ListServicesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Services      []*Service             `protobuf:"bytes,1,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServicesResponse) Reset() {
+	*x = ListServicesResponse{}
+	mi := &file_dataplane_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServicesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServicesResponse) ProtoMessage() {}
+
+func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
+func (*ListServicesResponse) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListServicesResponse) GetServices() []*Service {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+type DestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *ServiceKey            `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Dest          *Dest                  `protobuf:"bytes,2,opt,name=dest,proto3" json:"dest,omitempty"`
+	Expire        bool                   `protobuf:"varint,3,opt,name=expire,proto3" json:"expire,omitempty"` // delete: expire the destination's connections instead of letting them finish
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestRequest) Reset() {
+	*x = DestRequest{}
+	mi := &file_dataplane_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestRequest) ProtoMessage() {}
+
+func (x *DestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestRequest.ProtoReflect.Descriptor instead.
+func (*DestRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DestRequest) GetService() *ServiceKey {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+func (x *DestRequest) GetDest() *Dest {
+	if x != nil {
+		return x.Dest
+	}
+	return nil
+}
+
+func (x *DestRequest) GetExpire() bool {
+	if x != nil {
+		return x.Expire
+	}
+	return false
+}
+
+type LAddrRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *ServiceKey            `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Laddr         *LAddr                 `protobuf:"bytes,2,opt,name=laddr,proto3" json:"laddr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LAddrRequest) Reset() {
+	*x = LAddrRequest{}
+	mi := &file_dataplane_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LAddrRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LAddrRequest) ProtoMessage() {}
+
+func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LAddrRequest.ProtoReflect.Descriptor instead.
+func (*LAddrRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LAddrRequest) GetService() *ServiceKey {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+func (x *LAddrRequest) GetLaddr() *LAddr {
+	if x != nil {
+		return x.Laddr
+	}
+	return nil
+}
+
+type ListConnsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *ServiceKey            `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnsRequest) Reset() {
+	*x = ListConnsRequest{}
+	mi := &file_dataplane_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnsRequest) ProtoMessage() {}
+
+func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnsRequest.ProtoReflect.Descriptor instead.
+func (*ListConnsRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListConnsRequest) GetService() *ServiceKey {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
+type Conn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proto         string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"`
+	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ExpireNs      int64                  `protobuf:"varint,3,opt,name=expire_ns,json=expireNs,proto3" json:"expire_ns,omitempty"`
+	Client        string                 `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"` // addr:port
+	Virtual       string                 `protobuf:"bytes,5,opt,name=virtual,proto3" json:"virtual,omitempty"`
+	Local         string                 `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
+	Dest          string                 `protobuf:"bytes,7,opt,name=dest,proto3" json:"dest,omitempty"`
+	Worker        int32                  `protobuf:"varint,8,opt,name=worker,proto3" json:"worker,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Conn) Reset() {
+	*x = Conn{}
+	mi := &file_dataplane_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Conn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Conn) ProtoMessage() {}
+
+func (x *Conn) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Conn.ProtoReflect.Descriptor instead.
+func (*Conn) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Conn) GetProto() string {
+	if x != nil {
+		return x.Proto
+	}
+	return ""
+}
+
+func (x *Conn) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *Conn) GetExpireNs() int64 {
+	if x != nil {
+		return x.ExpireNs
+	}
+	return 0
+}
+
+func (x *Conn) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *Conn) GetVirtual() string {
+	if x != nil {
+		return x.Virtual
+	}
+	return ""
+}
+
+func (x *Conn) GetLocal() string {
+	if x != nil {
+		return x.Local
+	}
+	return ""
+}
+
+func (x *Conn) GetDest() string {
+	if x != nil {
+		return x.Dest
+	}
+	return ""
+}
+
+func (x *Conn) GetWorker() int32 {
+	if x != nil {
+		return x.Worker
+	}
+	return 0
+}
+
+type ListConnsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conns         []*Conn                `protobuf:"bytes,1,rep,name=conns,proto3" json:"conns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConnsResponse) Reset() {
+	*x = ListConnsResponse{}
+	mi := &file_dataplane_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConnsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConnsResponse) ProtoMessage() {}
+
+func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
+func (*ListConnsResponse) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListConnsResponse) GetConns() []*Conn {
+	if x != nil {
+		return x.Conns
+	}
+	return nil
+}
+
+type Timeouts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tcp           uint32                 `protobuf:"varint,1,opt,name=tcp,proto3" json:"tcp,omitempty"` // seconds; 0 in SetTimeouts keeps the current value
+	TcpFin        uint32                 `protobuf:"varint,2,opt,name=tcp_fin,json=tcpFin,proto3" json:"tcp_fin,omitempty"`
+	Udp           uint32                 `protobuf:"varint,3,opt,name=udp,proto3" json:"udp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Timeouts) Reset() {
+	*x = Timeouts{}
+	mi := &file_dataplane_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Timeouts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Timeouts) ProtoMessage() {}
+
+func (x *Timeouts) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
+func (*Timeouts) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Timeouts) GetTcp() uint32 {
+	if x != nil {
+		return x.Tcp
+	}
+	return 0
+}
+
+func (x *Timeouts) GetTcpFin() uint32 {
+	if x != nil {
+		return x.TcpFin
+	}
+	return 0
+}
+
+func (x *Timeouts) GetUdp() uint32 {
+	if x != nil {
+		return x.Udp
+	}
+	return 0
+}
+
 var File_dataplane_proto protoreflect.FileDescriptor
 
 const file_dataplane_proto_rawDesc = "" +
@@ -1240,7 +2100,74 @@ const file_dataplane_proto_rawDesc = "" +
 	"\apackets\x18\b \x01(\x04R\apackets\x12&\n" +
 	"\x0flongest_loop_ns\x18\t \x01(\x04R\rlongestLoopNs\"I\n" +
 	"\x13ListWorkersResponse\x122\n" +
-	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers2\xc4\a\n" +
+	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"J\n" +
+	"\n" +
+	"ServiceKey\x12\x14\n" +
+	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\"\x90\x01\n" +
+	"\fServiceStats\x12\x14\n" +
+	"\x05conns\x18\x01 \x01(\x04R\x05conns\x12\x17\n" +
+	"\ain_pkts\x18\x02 \x01(\x04R\x06inPkts\x12\x19\n" +
+	"\bout_pkts\x18\x03 \x01(\x04R\aoutPkts\x12\x19\n" +
+	"\bin_bytes\x18\x04 \x01(\x04R\ainBytes\x12\x1b\n" +
+	"\tout_bytes\x18\x05 \x01(\x04R\boutBytes\"\xee\x01\n" +
+	"\x04Dest\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x14\n" +
+	"\x05upper\x18\x04 \x01(\rR\x05upper\x12\x14\n" +
+	"\x05lower\x18\x05 \x01(\rR\x05lower\x12\x10\n" +
+	"\x03fwd\x18\x06 \x01(\tR\x03fwd\x12\x16\n" +
+	"\x06active\x18\a \x01(\x03R\x06active\x12\x1a\n" +
+	"\binactive\x18\b \x01(\x03R\binactive\x124\n" +
+	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\"-\n" +
+	"\x05LAddr\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x10\n" +
+	"\x03dev\x18\x02 \x01(\tR\x03dev\"\x93\x03\n" +
+	"\aService\x12.\n" +
+	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\x12\x14\n" +
+	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1f\n" +
+	"\vsched_flags\x18\x03 \x03(\tR\n" +
+	"schedFlags\x12\x1e\n" +
+	"\n" +
+	"persistent\x18\x04 \x01(\bR\n" +
+	"persistent\x12-\n" +
+	"\x12persistent_timeout\x18\x05 \x01(\rR\x11persistentTimeout\x12\x1a\n" +
+	"\bsynproxy\x18\x06 \x01(\bR\bsynproxy\x12!\n" +
+	"\fconn_timeout\x18\a \x01(\rR\vconnTimeout\x12,\n" +
+	"\x05dests\x18\b \x03(\v2\x16.gvs.dataplane.v1.DestR\x05dests\x12/\n" +
+	"\x06laddrs\x18\t \x03(\v2\x17.gvs.dataplane.v1.LAddrR\x06laddrs\x124\n" +
+	"\x05stats\x18\n" +
+	" \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\"E\n" +
+	"\x13ListServicesRequest\x12.\n" +
+	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\"M\n" +
+	"\x14ListServicesResponse\x125\n" +
+	"\bservices\x18\x01 \x03(\v2\x19.gvs.dataplane.v1.ServiceR\bservices\"\x89\x01\n" +
+	"\vDestRequest\x126\n" +
+	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\x12*\n" +
+	"\x04dest\x18\x02 \x01(\v2\x16.gvs.dataplane.v1.DestR\x04dest\x12\x16\n" +
+	"\x06expire\x18\x03 \x01(\bR\x06expire\"u\n" +
+	"\fLAddrRequest\x126\n" +
+	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\x12-\n" +
+	"\x05laddr\x18\x02 \x01(\v2\x17.gvs.dataplane.v1.LAddrR\x05laddr\"J\n" +
+	"\x10ListConnsRequest\x126\n" +
+	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"\xc3\x01\n" +
+	"\x04Conn\x12\x14\n" +
+	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
+	"\texpire_ns\x18\x03 \x01(\x03R\bexpireNs\x12\x16\n" +
+	"\x06client\x18\x04 \x01(\tR\x06client\x12\x18\n" +
+	"\avirtual\x18\x05 \x01(\tR\avirtual\x12\x14\n" +
+	"\x05local\x18\x06 \x01(\tR\x05local\x12\x12\n" +
+	"\x04dest\x18\a \x01(\tR\x04dest\x12\x16\n" +
+	"\x06worker\x18\b \x01(\x05R\x06worker\"A\n" +
+	"\x11ListConnsResponse\x12,\n" +
+	"\x05conns\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.ConnR\x05conns\"G\n" +
+	"\bTimeouts\x12\x10\n" +
+	"\x03tcp\x18\x01 \x01(\rR\x03tcp\x12\x17\n" +
+	"\atcp_fin\x18\x02 \x01(\rR\x06tcpFin\x12\x10\n" +
+	"\x03udp\x18\x03 \x01(\rR\x03udp2\xdf\x0e\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -1257,7 +2184,22 @@ const file_dataplane_proto_rawDesc = "" +
 	"\bDelNeigh\x12\x17.gvs.dataplane.v1.Neigh\x1a\x17.gvs.dataplane.v1.Empty\x12K\n" +
 	"\n" +
 	"ListNeighs\x12\x17.gvs.dataplane.v1.Empty\x1a$.gvs.dataplane.v1.ListNeighsResponse\x12M\n" +
-	"\vListWorkers\x12\x17.gvs.dataplane.v1.Empty\x1a%.gvs.dataplane.v1.ListWorkersResponseB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
+	"\vListWorkers\x12\x17.gvs.dataplane.v1.Empty\x1a%.gvs.dataplane.v1.ListWorkersResponse\x12@\n" +
+	"\n" +
+	"AddService\x12\x19.gvs.dataplane.v1.Service\x1a\x17.gvs.dataplane.v1.Empty\x12A\n" +
+	"\vEditService\x12\x19.gvs.dataplane.v1.Service\x1a\x17.gvs.dataplane.v1.Empty\x12@\n" +
+	"\n" +
+	"DelService\x12\x19.gvs.dataplane.v1.Service\x1a\x17.gvs.dataplane.v1.Empty\x12A\n" +
+	"\rFlushServices\x12\x17.gvs.dataplane.v1.Empty\x1a\x17.gvs.dataplane.v1.Empty\x12]\n" +
+	"\fListServices\x12%.gvs.dataplane.v1.ListServicesRequest\x1a&.gvs.dataplane.v1.ListServicesResponse\x12A\n" +
+	"\aAddDest\x12\x1d.gvs.dataplane.v1.DestRequest\x1a\x17.gvs.dataplane.v1.Empty\x12B\n" +
+	"\bEditDest\x12\x1d.gvs.dataplane.v1.DestRequest\x1a\x17.gvs.dataplane.v1.Empty\x12A\n" +
+	"\aDelDest\x12\x1d.gvs.dataplane.v1.DestRequest\x1a\x17.gvs.dataplane.v1.Empty\x12C\n" +
+	"\bAddLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12C\n" +
+	"\bDelLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12T\n" +
+	"\tListConns\x12\".gvs.dataplane.v1.ListConnsRequest\x1a#.gvs.dataplane.v1.ListConnsResponse\x12B\n" +
+	"\vGetTimeouts\x12\x17.gvs.dataplane.v1.Empty\x1a\x1a.gvs.dataplane.v1.Timeouts\x12B\n" +
+	"\vSetTimeouts\x12\x1a.gvs.dataplane.v1.Timeouts\x1a\x17.gvs.dataplane.v1.EmptyB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
 var (
 	file_dataplane_proto_rawDescOnce sync.Once
@@ -1271,25 +2213,38 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_dataplane_proto_goTypes = []any{
-	(*Empty)(nil),               // 0: gvs.dataplane.v1.Empty
-	(*Info)(nil),                // 1: gvs.dataplane.v1.Info
-	(*ListLinksRequest)(nil),    // 2: gvs.dataplane.v1.ListLinksRequest
-	(*PortStats)(nil),           // 3: gvs.dataplane.v1.PortStats
-	(*Link)(nil),                // 4: gvs.dataplane.v1.Link
-	(*ListLinksResponse)(nil),   // 5: gvs.dataplane.v1.ListLinksResponse
-	(*VLAN)(nil),                // 6: gvs.dataplane.v1.VLAN
-	(*Addr)(nil),                // 7: gvs.dataplane.v1.Addr
-	(*ListAddrsRequest)(nil),    // 8: gvs.dataplane.v1.ListAddrsRequest
-	(*ListAddrsResponse)(nil),   // 9: gvs.dataplane.v1.ListAddrsResponse
-	(*Route)(nil),               // 10: gvs.dataplane.v1.Route
-	(*ListRoutesResponse)(nil),  // 11: gvs.dataplane.v1.ListRoutesResponse
-	(*Neigh)(nil),               // 12: gvs.dataplane.v1.Neigh
-	(*ListNeighsResponse)(nil),  // 13: gvs.dataplane.v1.ListNeighsResponse
-	(*Counter)(nil),             // 14: gvs.dataplane.v1.Counter
-	(*Worker)(nil),              // 15: gvs.dataplane.v1.Worker
-	(*ListWorkersResponse)(nil), // 16: gvs.dataplane.v1.ListWorkersResponse
+	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
+	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
+	(*ListLinksRequest)(nil),     // 2: gvs.dataplane.v1.ListLinksRequest
+	(*PortStats)(nil),            // 3: gvs.dataplane.v1.PortStats
+	(*Link)(nil),                 // 4: gvs.dataplane.v1.Link
+	(*ListLinksResponse)(nil),    // 5: gvs.dataplane.v1.ListLinksResponse
+	(*VLAN)(nil),                 // 6: gvs.dataplane.v1.VLAN
+	(*Addr)(nil),                 // 7: gvs.dataplane.v1.Addr
+	(*ListAddrsRequest)(nil),     // 8: gvs.dataplane.v1.ListAddrsRequest
+	(*ListAddrsResponse)(nil),    // 9: gvs.dataplane.v1.ListAddrsResponse
+	(*Route)(nil),                // 10: gvs.dataplane.v1.Route
+	(*ListRoutesResponse)(nil),   // 11: gvs.dataplane.v1.ListRoutesResponse
+	(*Neigh)(nil),                // 12: gvs.dataplane.v1.Neigh
+	(*ListNeighsResponse)(nil),   // 13: gvs.dataplane.v1.ListNeighsResponse
+	(*Counter)(nil),              // 14: gvs.dataplane.v1.Counter
+	(*Worker)(nil),               // 15: gvs.dataplane.v1.Worker
+	(*ListWorkersResponse)(nil),  // 16: gvs.dataplane.v1.ListWorkersResponse
+	(*ServiceKey)(nil),           // 17: gvs.dataplane.v1.ServiceKey
+	(*ServiceStats)(nil),         // 18: gvs.dataplane.v1.ServiceStats
+	(*Dest)(nil),                 // 19: gvs.dataplane.v1.Dest
+	(*LAddr)(nil),                // 20: gvs.dataplane.v1.LAddr
+	(*Service)(nil),              // 21: gvs.dataplane.v1.Service
+	(*ListServicesRequest)(nil),  // 22: gvs.dataplane.v1.ListServicesRequest
+	(*ListServicesResponse)(nil), // 23: gvs.dataplane.v1.ListServicesResponse
+	(*DestRequest)(nil),          // 24: gvs.dataplane.v1.DestRequest
+	(*LAddrRequest)(nil),         // 25: gvs.dataplane.v1.LAddrRequest
+	(*ListConnsRequest)(nil),     // 26: gvs.dataplane.v1.ListConnsRequest
+	(*Conn)(nil),                 // 27: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 28: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 29: gvs.dataplane.v1.Timeouts
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -1299,39 +2254,78 @@ var file_dataplane_proto_depIdxs = []int32{
 	12, // 4: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
 	14, // 5: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
 	15, // 6: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
-	0,  // 7: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 8: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 9: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 10: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 11: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 12: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 13: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 14: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 15: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 16: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	12, // 17: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	12, // 18: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 19: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 20: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	1,  // 21: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 22: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 23: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 24: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 25: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 26: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 27: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 28: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 29: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	11, // 30: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 31: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 32: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	13, // 33: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	16, // 34: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	21, // [21:35] is the sub-list for method output_type
-	7,  // [7:21] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	18, // 7: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	17, // 8: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
+	19, // 9: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
+	20, // 10: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
+	18, // 11: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	17, // 12: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 13: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
+	17, // 14: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	19, // 15: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
+	17, // 16: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	20, // 17: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
+	17, // 18: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	27, // 19: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	0,  // 20: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 21: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 22: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 23: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 24: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 25: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 26: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 27: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 28: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 29: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	12, // 30: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	12, // 31: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 32: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 33: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	21, // 34: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	21, // 35: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	21, // 36: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 37: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	22, // 38: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	24, // 39: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	24, // 40: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	24, // 41: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 42: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	25, // 43: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 44: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	0,  // 45: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	29, // 46: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	1,  // 47: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 48: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 49: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 50: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 51: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 52: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 53: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 54: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 55: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	11, // 56: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 57: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 58: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	13, // 59: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	16, // 60: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 61: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 62: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 63: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 64: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	23, // 65: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 66: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 67: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 68: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 69: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 70: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	28, // 71: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	29, // 72: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 73: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	47, // [47:74] is the sub-list for method output_type
+	20, // [20:47] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -1345,7 +2339,7 @@ func file_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

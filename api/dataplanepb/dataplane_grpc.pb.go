@@ -23,20 +23,33 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Dataplane_GetInfo_FullMethodName     = "/gvs.dataplane.v1.Dataplane/GetInfo"
-	Dataplane_ListLinks_FullMethodName   = "/gvs.dataplane.v1.Dataplane/ListLinks"
-	Dataplane_AddVLAN_FullMethodName     = "/gvs.dataplane.v1.Dataplane/AddVLAN"
-	Dataplane_DelVLAN_FullMethodName     = "/gvs.dataplane.v1.Dataplane/DelVLAN"
-	Dataplane_AddAddr_FullMethodName     = "/gvs.dataplane.v1.Dataplane/AddAddr"
-	Dataplane_DelAddr_FullMethodName     = "/gvs.dataplane.v1.Dataplane/DelAddr"
-	Dataplane_ListAddrs_FullMethodName   = "/gvs.dataplane.v1.Dataplane/ListAddrs"
-	Dataplane_AddRoute_FullMethodName    = "/gvs.dataplane.v1.Dataplane/AddRoute"
-	Dataplane_DelRoute_FullMethodName    = "/gvs.dataplane.v1.Dataplane/DelRoute"
-	Dataplane_ListRoutes_FullMethodName  = "/gvs.dataplane.v1.Dataplane/ListRoutes"
-	Dataplane_AddNeigh_FullMethodName    = "/gvs.dataplane.v1.Dataplane/AddNeigh"
-	Dataplane_DelNeigh_FullMethodName    = "/gvs.dataplane.v1.Dataplane/DelNeigh"
-	Dataplane_ListNeighs_FullMethodName  = "/gvs.dataplane.v1.Dataplane/ListNeighs"
-	Dataplane_ListWorkers_FullMethodName = "/gvs.dataplane.v1.Dataplane/ListWorkers"
+	Dataplane_GetInfo_FullMethodName       = "/gvs.dataplane.v1.Dataplane/GetInfo"
+	Dataplane_ListLinks_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListLinks"
+	Dataplane_AddVLAN_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddVLAN"
+	Dataplane_DelVLAN_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelVLAN"
+	Dataplane_AddAddr_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddAddr"
+	Dataplane_DelAddr_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelAddr"
+	Dataplane_ListAddrs_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListAddrs"
+	Dataplane_AddRoute_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddRoute"
+	Dataplane_DelRoute_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelRoute"
+	Dataplane_ListRoutes_FullMethodName    = "/gvs.dataplane.v1.Dataplane/ListRoutes"
+	Dataplane_AddNeigh_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddNeigh"
+	Dataplane_DelNeigh_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelNeigh"
+	Dataplane_ListNeighs_FullMethodName    = "/gvs.dataplane.v1.Dataplane/ListNeighs"
+	Dataplane_ListWorkers_FullMethodName   = "/gvs.dataplane.v1.Dataplane/ListWorkers"
+	Dataplane_AddService_FullMethodName    = "/gvs.dataplane.v1.Dataplane/AddService"
+	Dataplane_EditService_FullMethodName   = "/gvs.dataplane.v1.Dataplane/EditService"
+	Dataplane_DelService_FullMethodName    = "/gvs.dataplane.v1.Dataplane/DelService"
+	Dataplane_FlushServices_FullMethodName = "/gvs.dataplane.v1.Dataplane/FlushServices"
+	Dataplane_ListServices_FullMethodName  = "/gvs.dataplane.v1.Dataplane/ListServices"
+	Dataplane_AddDest_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddDest"
+	Dataplane_EditDest_FullMethodName      = "/gvs.dataplane.v1.Dataplane/EditDest"
+	Dataplane_DelDest_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelDest"
+	Dataplane_AddLAddr_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddLAddr"
+	Dataplane_DelLAddr_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelLAddr"
+	Dataplane_ListConns_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListConns"
+	Dataplane_GetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
+	Dataplane_SetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/SetTimeouts"
 )
 
 // DataplaneClient is the client API for Dataplane service.
@@ -57,6 +70,20 @@ type DataplaneClient interface {
 	DelNeigh(ctx context.Context, in *Neigh, opts ...grpc.CallOption) (*Empty, error)
 	ListNeighs(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListNeighsResponse, error)
 	ListWorkers(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ListWorkersResponse, error)
+	// Virtual services (IPVS), in ipvsadm's vocabulary.
+	AddService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error)
+	EditService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error)
+	DelService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error)
+	FlushServices(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error)
+	AddDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error)
+	EditDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error)
+	DelDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error)
+	AddLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
+	DelLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
+	ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (*ListConnsResponse, error)
+	GetTimeouts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Timeouts, error)
+	SetTimeouts(ctx context.Context, in *Timeouts, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type dataplaneClient struct {
@@ -207,6 +234,136 @@ func (c *dataplaneClient) ListWorkers(ctx context.Context, in *Empty, opts ...gr
 	return out, nil
 }
 
+func (c *dataplaneClient) AddService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_AddService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) EditService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_EditService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) DelService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_DelService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) FlushServices(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_FlushServices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) ListServices(ctx context.Context, in *ListServicesRequest, opts ...grpc.CallOption) (*ListServicesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServicesResponse)
+	err := c.cc.Invoke(ctx, Dataplane_ListServices_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) AddDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_AddDest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) EditDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_EditDest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) DelDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_DelDest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) AddLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_AddLAddr_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) DelLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_DelLAddr_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (*ListConnsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConnsResponse)
+	err := c.cc.Invoke(ctx, Dataplane_ListConns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) GetTimeouts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Timeouts, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Timeouts)
+	err := c.cc.Invoke(ctx, Dataplane_GetTimeouts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) SetTimeouts(ctx context.Context, in *Timeouts, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_SetTimeouts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataplaneServer is the server API for Dataplane service.
 // All implementations must embed UnimplementedDataplaneServer
 // for forward compatibility.
@@ -225,6 +382,20 @@ type DataplaneServer interface {
 	DelNeigh(context.Context, *Neigh) (*Empty, error)
 	ListNeighs(context.Context, *Empty) (*ListNeighsResponse, error)
 	ListWorkers(context.Context, *Empty) (*ListWorkersResponse, error)
+	// Virtual services (IPVS), in ipvsadm's vocabulary.
+	AddService(context.Context, *Service) (*Empty, error)
+	EditService(context.Context, *Service) (*Empty, error)
+	DelService(context.Context, *Service) (*Empty, error)
+	FlushServices(context.Context, *Empty) (*Empty, error)
+	ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error)
+	AddDest(context.Context, *DestRequest) (*Empty, error)
+	EditDest(context.Context, *DestRequest) (*Empty, error)
+	DelDest(context.Context, *DestRequest) (*Empty, error)
+	AddLAddr(context.Context, *LAddrRequest) (*Empty, error)
+	DelLAddr(context.Context, *LAddrRequest) (*Empty, error)
+	ListConns(context.Context, *ListConnsRequest) (*ListConnsResponse, error)
+	GetTimeouts(context.Context, *Empty) (*Timeouts, error)
+	SetTimeouts(context.Context, *Timeouts) (*Empty, error)
 	mustEmbedUnimplementedDataplaneServer()
 }
 
@@ -276,6 +447,45 @@ func (UnimplementedDataplaneServer) ListNeighs(context.Context, *Empty) (*ListNe
 }
 func (UnimplementedDataplaneServer) ListWorkers(context.Context, *Empty) (*ListWorkersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
+}
+func (UnimplementedDataplaneServer) AddService(context.Context, *Service) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddService not implemented")
+}
+func (UnimplementedDataplaneServer) EditService(context.Context, *Service) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method EditService not implemented")
+}
+func (UnimplementedDataplaneServer) DelService(context.Context, *Service) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DelService not implemented")
+}
+func (UnimplementedDataplaneServer) FlushServices(context.Context, *Empty) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method FlushServices not implemented")
+}
+func (UnimplementedDataplaneServer) ListServices(context.Context, *ListServicesRequest) (*ListServicesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServices not implemented")
+}
+func (UnimplementedDataplaneServer) AddDest(context.Context, *DestRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddDest not implemented")
+}
+func (UnimplementedDataplaneServer) EditDest(context.Context, *DestRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method EditDest not implemented")
+}
+func (UnimplementedDataplaneServer) DelDest(context.Context, *DestRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DelDest not implemented")
+}
+func (UnimplementedDataplaneServer) AddLAddr(context.Context, *LAddrRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddLAddr not implemented")
+}
+func (UnimplementedDataplaneServer) DelLAddr(context.Context, *LAddrRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DelLAddr not implemented")
+}
+func (UnimplementedDataplaneServer) ListConns(context.Context, *ListConnsRequest) (*ListConnsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConns not implemented")
+}
+func (UnimplementedDataplaneServer) GetTimeouts(context.Context, *Empty) (*Timeouts, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTimeouts not implemented")
+}
+func (UnimplementedDataplaneServer) SetTimeouts(context.Context, *Timeouts) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetTimeouts not implemented")
 }
 func (UnimplementedDataplaneServer) mustEmbedUnimplementedDataplaneServer() {}
 func (UnimplementedDataplaneServer) testEmbeddedByValue()                   {}
@@ -550,6 +760,240 @@ func _Dataplane_ListWorkers_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_AddService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Service)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).AddService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_AddService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).AddService(ctx, req.(*Service))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_EditService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Service)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).EditService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_EditService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).EditService(ctx, req.(*Service))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_DelService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Service)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).DelService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_DelService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).DelService(ctx, req.(*Service))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_FlushServices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).FlushServices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_FlushServices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).FlushServices(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_ListServices_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServicesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).ListServices(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_ListServices_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).ListServices(ctx, req.(*ListServicesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_AddDest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).AddDest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_AddDest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).AddDest(ctx, req.(*DestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_EditDest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).EditDest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_EditDest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).EditDest(ctx, req.(*DestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_DelDest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).DelDest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_DelDest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).DelDest(ctx, req.(*DestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_AddLAddr_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LAddrRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).AddLAddr(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_AddLAddr_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).AddLAddr(ctx, req.(*LAddrRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_DelLAddr_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LAddrRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).DelLAddr(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_DelLAddr_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).DelLAddr(ctx, req.(*LAddrRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_ListConns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConnsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).ListConns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_ListConns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).ListConns(ctx, req.(*ListConnsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_GetTimeouts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).GetTimeouts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_GetTimeouts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).GetTimeouts(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_SetTimeouts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Timeouts)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).SetTimeouts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_SetTimeouts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).SetTimeouts(ctx, req.(*Timeouts))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Dataplane_ServiceDesc is the grpc.ServiceDesc for Dataplane service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -612,6 +1056,58 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWorkers",
 			Handler:    _Dataplane_ListWorkers_Handler,
+		},
+		{
+			MethodName: "AddService",
+			Handler:    _Dataplane_AddService_Handler,
+		},
+		{
+			MethodName: "EditService",
+			Handler:    _Dataplane_EditService_Handler,
+		},
+		{
+			MethodName: "DelService",
+			Handler:    _Dataplane_DelService_Handler,
+		},
+		{
+			MethodName: "FlushServices",
+			Handler:    _Dataplane_FlushServices_Handler,
+		},
+		{
+			MethodName: "ListServices",
+			Handler:    _Dataplane_ListServices_Handler,
+		},
+		{
+			MethodName: "AddDest",
+			Handler:    _Dataplane_AddDest_Handler,
+		},
+		{
+			MethodName: "EditDest",
+			Handler:    _Dataplane_EditDest_Handler,
+		},
+		{
+			MethodName: "DelDest",
+			Handler:    _Dataplane_DelDest_Handler,
+		},
+		{
+			MethodName: "AddLAddr",
+			Handler:    _Dataplane_AddLAddr_Handler,
+		},
+		{
+			MethodName: "DelLAddr",
+			Handler:    _Dataplane_DelLAddr_Handler,
+		},
+		{
+			MethodName: "ListConns",
+			Handler:    _Dataplane_ListConns_Handler,
+		},
+		{
+			MethodName: "GetTimeouts",
+			Handler:    _Dataplane_GetTimeouts_Handler,
+		},
+		{
+			MethodName: "SetTimeouts",
+			Handler:    _Dataplane_SetTimeouts_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
