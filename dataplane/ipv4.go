@@ -27,17 +27,16 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 	tl := int(ip.TotalLen())
 	b.SetLen(l3 + tl) // strip Ethernet padding
 	ip = ip[:tl]
-	dst := ip.Dst()
+	dst, src := ip.Dst(), ip.Src()
+	if w.martian4(ifc, src) {
+		w.drop(b, CtrDropMartian)
+		return
+	}
 	if _, ok := w.snap.local[dst]; ok {
 		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) {
 			return
 		}
 		w.toKNI(b)
-		return
-	}
-	src := ip.Src()
-	if src.IsMulticast() || src.IsLoopback() {
-		w.drop(b, CtrDropMartian)
 		return
 	}
 	if dst.IsMulticast() || dst == limitedBroadcast || w.isSubnetBroadcast(ifc, dst) {
@@ -109,6 +108,18 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 }
 
 var limitedBroadcast = netipAddr4(255, 255, 255, 255)
+
+// martian4 reports source addresses no host may use (RFC 1812 5.3.7):
+// multicast, loopback, 0.0.0.0, broadcast, or one of the dataplane's own.
+func (w *Worker) martian4(ifc *Iface, src netip.Addr) bool {
+	if src.IsMulticast() || src.IsLoopback() || src.IsUnspecified() || src == limitedBroadcast {
+		return true
+	}
+	if _, own := w.snap.local[src]; own {
+		return true
+	}
+	return w.isSubnetBroadcast(ifc, src)
+}
 
 // isSubnetBroadcast reports whether dst is the broadcast address of one of
 // the interface's IPv4 subnets.

@@ -30,17 +30,17 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 	if ip.NextHeader() == header.ProtoICMPv6 && w.icmp6Input(b, ip, ifc) {
 		return
 	}
+	// (neighbour discovery above may come from ::; nothing else may)
+	if w.martian6(ip.Src()) {
+		w.drop(b, CtrDropMartian)
+		return
+	}
 	if _, ok := w.snap.local[dst]; ok {
 		w.toKNI(b)
 		return
 	}
 	if dst.IsMulticast() || dst.IsLinkLocalUnicast() {
 		w.toKNI(b)
-		return
-	}
-	src := ip.Src()
-	if src.IsMulticast() || src.IsLoopback() {
-		w.drop(b, CtrDropMartian)
 		return
 	}
 	if _, ok := w.snap.kniAddrs[dst]; ok || !w.snap.fwd6 {
@@ -78,6 +78,10 @@ func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) bool {
 	case header.ICMPv6EchoRequest:
 		if owner, ok := w.snap.local[dst]; !ok || owner == 0 {
 			return false
+		}
+		if w.martian6(src) {
+			w.drop(b, CtrDropMartian)
+			return true
 		}
 		if !header.ICMPv6ChecksumValid(m, src, dst) {
 			w.drop(b, CtrDropICMPInvalid)
@@ -191,4 +195,14 @@ func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
 	ip.SetHopLimit(ip.HopLimit() - 1)
 	w.ctr.inc(CtrForwarded)
 	w.xmit(b, out, r.NextHop(dst))
+}
+
+// martian6 reports source addresses no host may use: multicast, loopback,
+// the unspecified address, or one of the dataplane's own.
+func (w *Worker) martian6(src netip.Addr) bool {
+	if src.IsMulticast() || src.IsLoopback() || src.IsUnspecified() {
+		return true
+	}
+	_, own := w.snap.local[src]
+	return own
 }

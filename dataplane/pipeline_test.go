@@ -509,3 +509,34 @@ func TestNeighbourExpiry(t *testing.T) {
 		t.Error("static entry expired")
 	}
 }
+
+func TestMartianSourcesDropped(t *testing.T) {
+	td := newTestDP(t)
+	for _, src := range []string{"127.0.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255", "10.1.0.255", "10.1.0.1"} {
+		before := td.counter(CtrDropMartian)
+		td.inject(0, echo4(t, macClient, macDP0, netip.MustParseAddr(src), lbIP, 64, []byte("martian")))
+		td.inject(0, udp4(t, macClient, macDP0, netip.MustParseAddr(src), rs1IP, 64, []byte("martian transit")))
+		td.step()
+		if got := td.counter(CtrDropMartian) - before; got != 2 {
+			t.Errorf("source %s: drop_martian += %d, want 2", src, got)
+		}
+		if out := append(td.out(0), td.out(1)...); len(out) != 0 {
+			t.Errorf("source %s: %d frames sent", src, len(out))
+		}
+	}
+	for _, src := range []string{"::1", "ff02::1", "::", "fd00:1::1"} {
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: net.ParseIP(src), DstIP: ipOf(lbIP6)}
+		ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoRequest, 0)}
+		ic.SetNetworkLayerForChecksum(ip)
+		before := td.counter(CtrDropMartian)
+		td.inject(0, serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: macDP0, EthernetType: layers.EthernetTypeIPv6}, ip, ic,
+			&layers.ICMPv6Echo{Identifier: 1, SeqNumber: 1}))
+		td.step()
+		if got := td.counter(CtrDropMartian) - before; got != 1 {
+			t.Errorf("source %s: drop_martian += %d, want 1", src, got)
+		}
+		if out := td.out(0); len(out) != 0 {
+			t.Errorf("source %s: answered", src)
+		}
+	}
+}

@@ -70,5 +70,10 @@ func TransportChecksum(proto uint8, src, dst []byte, seg []byte, ckOff int) uint
 	sum := PseudoHeaderChecksum(proto, src, dst, uint16(len(seg)))
 	sum = Checksum(seg[:ckOff], sum)
 	sum = Checksum(seg[ckOff+2:], sum)
-	return ^sum
+	if c := ^sum; c != 0 || proto != ProtoUDP {
+		return c
+	}
+	// a computed UDP checksum of 0 is sent as all ones (RFC 768): 0
+	// means "no checksum" in IPv4 and is invalid in IPv6
+	return 0xffff
 }

@@ -102,14 +102,10 @@ func (q *Queue) Drain() [][]byte {
 func (q *Queue) RxBurst(bufs []*pktbuf.Buf) int {
 	n := 0
 	if q.Loop {
-		for n < len(bufs) && len(q.loop) > 0 {
-			bufs[n] = q.loop[0]
-			q.loop = q.loop[1:]
-			n++
-		}
-		if len(q.loop) == 0 {
-			q.loop = q.loop[:0:cap(q.loop)]
-		}
+		// take from the front and move the rest down, keeping the slice's
+		// capacity so TxBurst's appends do not allocate
+		n = copy(bufs, q.loop)
+		q.loop = q.loop[:copy(q.loop, q.loop[n:])]
 		return n
 	}
 	q.mu.Lock()
