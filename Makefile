@@ -1,11 +1,11 @@
 # GVS — Go Virtual Server. `make demo` runs the lab demo, `make test` all tests.
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin
-CMDS    := gvs-dataplane dpip gvs-testsrv
+CMDS    := gvs-dataplane dpip ipvsadm gvs-testsrv
 # packages whose tests run under the race detector (the dataplane's
 # lock-free worker state is checked by design, not by the race detector)
 RACE_PKGS := ./dataplane/config/... ./dataplane/apiserver/... ./dataplane/ring/... ./dataplane/route/... \
-             ./internal/... ./cmd/... ./header/...
+             ./internal/... ./cmd/... ./header/... ./ctrlplane/... ./ipvs/... ./session/... ./nat/... ./flowdir/...
 
 .PHONY: all build test unit integration race lint fmt demo deps proto bench-micro clean
 

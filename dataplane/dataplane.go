@@ -25,7 +25,10 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/ring"
 	"github.com/gvs-lb/gvs/dataplane/route"
+	"github.com/gvs-lb/gvs/flowdir"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // Options configure a Dataplane.
@@ -45,6 +48,10 @@ type Options struct {
 	MaxPending     int
 	// ICMPErrorRate limits ICMP errors per worker per second.
 	ICMPErrorRate int
+	// ConnCapacity is each worker's connection table size; ConnExpirePerLoop
+	// bounds the expirations a worker handles per loop.
+	ConnCapacity      int
+	ConnExpirePerLoop int
 	Logger        *zap.Logger
 }
 
@@ -93,6 +100,8 @@ type Dataplane struct {
 	neigh    *neighbours
 
 	workers   []*Worker
+	ipvs      *ipvs.Manager
+	steer     flowdir.Steering
 	learnCh   chan neighLearn
 	kniNotify chan struct{}
 	stopCh    chan struct{}
@@ -130,6 +139,12 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 	if opts.ICMPErrorRate == 0 {
 		opts.ICMPErrorRate = 1000
 	}
+	if opts.ConnCapacity <= 0 {
+		opts.ConnCapacity = 1 << 18
+	}
+	if opts.ConnExpirePerLoop <= 0 {
+		opts.ConnExpirePerLoop = 256
+	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -154,8 +169,24 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 		d.ifaces = append(d.ifaces, &Iface{Index: uint16(len(d.ifaces)), Name: ps.Port.Name(), Kind: KindPort,
 			Port: i, MAC: mac, MTU: ps.Port.MTU()})
 	}
+	d.ipvs = ipvs.NewManager(opts.Workers)
+	d.steer = flowdir.NewSteering(opts.Workers)
 	for i := 0; i < opts.Workers; i++ {
-		d.workers = append(d.workers, d.newWorker(i))
+		w, err := d.newWorker(i)
+		if err != nil {
+			return nil, err
+		}
+		d.workers = append(d.workers, w)
+	}
+	for i, a := range d.workers {
+		a.redirOut = make([]*ring.FrameRing, opts.Workers)
+		for j, b := range d.workers {
+			if i != j {
+				r := ring.NewFrameRing(1024, 2048)
+				a.redirOut[j] = r
+				b.redirIn[i] = r
+			}
+		}
 	}
 	if err := d.publishLocked(); err != nil {
 		return nil, err
@@ -163,7 +194,7 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 	return d, nil
 }
 
-func (d *Dataplane) newWorker(id int) *Worker {
+func (d *Dataplane) newWorker(id int) (*Worker, error) {
 	w := &Worker{
 		id: id, dp: d, core: -1, burst: d.opts.Burst, idle: d.opts.Idle,
 		drain:      int64(d.opts.DrainInterval),
@@ -175,7 +206,16 @@ func (d *Dataplane) newWorker(id int) *Worker {
 		kniOut:     ring.NewFrameRing(1024, 2048),
 		done:       make(chan struct{}),
 		wakeFD:     -1,
+		pool:       flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
+		redirIn:    make([]*ring.FrameRing, d.opts.Workers),
+		ctl:        make(chan func(), 16),
 	}
+	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity})
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: worker %d connection table: %w", id, err)
+	}
+	w.sess, w.sessTick = sess, sess.Tick()
+	w.onExpire = w.connGone
 	if len(d.opts.Cores) > 0 {
 		w.core = d.opts.Cores[id]
 	}
@@ -188,7 +228,7 @@ func (d *Dataplane) newWorker(id int) *Worker {
 			w.kniIn = append(w.kniIn, ring.NewFrameRing(1024, 2048))
 		}
 	}
-	return w
+	return w, nil
 }
 
 // clock is the dataplane's monotonic clock in ns.
@@ -294,6 +334,7 @@ func (d *Dataplane) master() {
 			d.drainPunts()
 		case <-tick.C:
 			d.neigh.expire(d.clock())
+			d.ipvs.Reap()
 			d.drainPunts()
 		}
 	}

@@ -28,8 +28,11 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 	b.SetLen(l3 + tl) // strip Ethernet padding
 	ip = ip[:tl]
 	dst, src := ip.Dst(), ip.Src()
-	if w.martian4(ifc, src) {
+	if w.martian4(ifc, src, dst) {
 		w.drop(b, CtrDropMartian)
+		return
+	}
+	if w.lbInput(b, ip, dst, ip.Protocol(), ip.IsFragment()) {
 		return
 	}
 	if _, ok := w.snap.local[dst]; ok {
@@ -110,9 +113,14 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 var limitedBroadcast = netipAddr4(255, 255, 255, 255)
 
 // martian4 reports source addresses no host may use (RFC 1812 5.3.7):
-// multicast, loopback, 0.0.0.0, broadcast, or one of the dataplane's own.
-func (w *Worker) martian4(ifc *Iface, src netip.Addr) bool {
-	if src.IsMulticast() || src.IsLoopback() || src.IsUnspecified() || src == limitedBroadcast {
+// multicast, loopback, broadcast, one of the dataplane's own, or 0.0.0.0
+// towards a unicast destination (a DHCP client's broadcast is fine: it goes
+// to the kernel).
+func (w *Worker) martian4(ifc *Iface, src, dst netip.Addr) bool {
+	if src.IsUnspecified() {
+		return !dst.IsMulticast() && dst != limitedBroadcast
+	}
+	if src.IsMulticast() || src.IsLoopback() || src == limitedBroadcast {
 		return true
 	}
 	if _, own := w.snap.local[src]; own {

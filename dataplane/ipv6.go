@@ -31,8 +31,11 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		return
 	}
 	// (neighbour discovery above may come from ::; nothing else may)
-	if w.martian6(ip.Src()) {
+	if w.martian6(ip.Src(), dst) {
 		w.drop(b, CtrDropMartian)
+		return
+	}
+	if w.lbInput(b, ip, dst, ip.NextHeader(), false) {
 		return
 	}
 	if _, ok := w.snap.local[dst]; ok {
@@ -79,7 +82,7 @@ func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) bool {
 		if owner, ok := w.snap.local[dst]; !ok || owner == 0 {
 			return false
 		}
-		if w.martian6(src) {
+		if w.martian6(src, dst) {
 			w.drop(b, CtrDropMartian)
 			return true
 		}
@@ -198,9 +201,14 @@ func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
 }
 
 // martian6 reports source addresses no host may use: multicast, loopback,
-// the unspecified address, or one of the dataplane's own.
-func (w *Worker) martian6(src netip.Addr) bool {
-	if src.IsMulticast() || src.IsLoopback() || src.IsUnspecified() {
+// one of the dataplane's own, or the unspecified address towards a unicast
+// destination (duplicate address detection and MLD use :: towards
+// multicast groups: those go to the kernel).
+func (w *Worker) martian6(src, dst netip.Addr) bool {
+	if src.IsUnspecified() {
+		return !dst.IsMulticast()
+	}
+	if src.IsMulticast() || src.IsLoopback() {
 		return true
 	}
 	_, own := w.snap.local[src]

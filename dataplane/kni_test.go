@@ -51,7 +51,7 @@ func newKNITestDP(t *testing.T, rate int) (*testDP, *chanKNI) {
 	k := newChanKNI()
 	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
 	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
-	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true},
+	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true, ConnCapacity: 4096},
 		[]PortSpec{{Port: p0, KNI: k, KNIRate: rate}, {Port: p1}})
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func newTestDP(t testing.TB) *testDP {
 	tt, _ := t.(*testing.T)
 	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
 	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
-	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true}, []PortSpec{{Port: p0}, {Port: p1}})
+	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true, ConnCapacity: 4096}, []PortSpec{{Port: p0}, {Port: p1}})
 	if err != nil {
 		t.Fatal(err)
 	}

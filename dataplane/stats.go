@@ -20,6 +20,15 @@ const (
 	CtrForwarded
 	CtrICMPErrorsSent
 	CtrNeighQueued
+	CtrLBNewConns
+	CtrLBIn
+	CtrLBOut
+	CtrLBRedirectedOut
+	CtrLBRedirectedIn
+	CtrLBTOAAdded
+	CtrLBTOAFailed
+	CtrLBICMPTranslated
+	CtrLBConnsExpired
 
 	// drops
 	CtrDropEthTooShort
@@ -49,6 +58,16 @@ const (
 	CtrDropNoBuffer
 	CtrDropTxFull
 	CtrDropMartian
+	CtrDropLBNoConn
+	CtrDropLBNotSYN
+	CtrDropLBNoDest
+	CtrDropLBNoLAddr
+	CtrDropLBNoPort
+	CtrDropLBTableFull
+	CtrDropLBRedirectFull
+	CtrDropLBExpiredDest
+	CtrDropLBFragment
+	CtrDropLBBadL4
 
 	NumCounters
 )
@@ -56,6 +75,8 @@ const (
 var counterNames = [NumCounters]string{
 	"rx_packets", "tx_packets", "kni_punted", "kni_sent", "arp_replied", "arp_requested",
 	"nd_replied", "nd_solicited", "echo_replied", "forwarded", "icmp_errors_sent", "neigh_queued",
+	"lb_new_conns", "lb_in", "lb_out", "lb_redirected_out", "lb_redirected_in", "lb_toa_added", "lb_toa_failed",
+	"lb_icmp_translated", "lb_conns_expired",
 	"drop_eth_too_short", "drop_not_for_us", "drop_unknown_vlan", "drop_unknown_ethertype",
 	"drop_arp_invalid", "drop_ipv4_too_short", "drop_ipv4_bad_version", "drop_ipv4_bad_header_len",
 	"drop_ipv4_bad_total_len", "drop_ipv4_bad_checksum", "drop_ipv6_too_short", "drop_ipv6_bad_version",
@@ -63,6 +84,8 @@ var counterNames = [NumCounters]string{
 	"drop_no_route", "drop_mtu_exceeded", "drop_neigh_unresolved", "drop_neigh_queue_full",
 	"drop_kni_rate_limit", "drop_kni_ring_full", "drop_kni_disabled", "drop_forwarding_disabled",
 	"drop_no_buffer", "drop_tx_full", "drop_martian",
+	"drop_lb_no_conn", "drop_lb_not_syn", "drop_lb_no_dest", "drop_lb_no_laddr", "drop_lb_no_port",
+	"drop_lb_table_full", "drop_lb_redirect_full", "drop_lb_expired_dest", "drop_lb_fragment", "drop_lb_bad_l4",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -21,6 +21,10 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/ring"
+	"github.com/gvs-lb/gvs/flowdir"
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvs/sched"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // IdleMode selects what a worker does when its queues are empty.
@@ -85,6 +89,19 @@ type Worker struct {
 	kniBucket []tokenBucket     // per port
 	kniSignal bool
 
+	// IPVS stage
+	lb        *ipvs.Table
+	sess      *session.Table
+	sessTick  time.Duration
+	pool      *flowdir.Pool
+	flow      sched.Flow
+	laddrNext uint32
+	redirOut  []*ring.FrameRing // by owner worker
+	redirIn   []*ring.FrameRing // by sending worker
+	redirWake uint64
+	onExpire  func(uint32, *session.Conn)
+	ctl       chan func()
+
 	wakeFD  int
 	pollFDs []unix.PollFd
 	pollTS  unix.Timespec
@@ -136,6 +153,7 @@ func (w *Worker) iterate() int {
 	start := w.dp.clock()
 	w.now = start
 	w.snap = w.dp.snap.Load()
+	w.lb = w.dp.ipvs.Table()
 	if v := w.dp.neigh.version.Load(); v != w.neighVer {
 		w.neighVer = v
 		w.neigh = *w.dp.neigh.pub.Load()
@@ -160,6 +178,13 @@ func (w *Worker) iterate() int {
 	if w.kniIn != nil {
 		got += w.kniTransmit()
 	}
+	got += w.redirectIn()
+	w.expireConns()
+	select {
+	case f := <-w.ctl:
+		f()
+	default:
+	}
 	if len(w.pending) > 0 && w.now-w.lastPending > int64(pendingService) {
 		w.servicePending(false)
 	}
@@ -170,6 +195,14 @@ func (w *Worker) iterate() int {
 	if w.kniSignal {
 		w.kniSignal = false
 		w.dp.notifyKNI()
+	}
+	if w.redirWake != 0 {
+		for i, o := range w.dp.workers {
+			if w.redirWake&(1<<uint(i)) != 0 {
+				o.wake()
+			}
+		}
+		w.redirWake = 0
 	}
 	w.ctr.publish()
 	w.loop.loops.Add(1)

@@ -5,6 +5,7 @@
 #   gvs-client (eth0 10.1.0.2)  ──  dp0 [gvs-lb: gvs-dataplane] dp1  ──  br0 [gvs-sw]  ──  gvs-rs1 (eth0 10.2.0.11)
 #                                    10.1.0.1         10.2.0.1                            gvs-rs2 (eth0 10.2.0.12) …
 #   KNI (kernel side, in gvs-lb):  dp0.kni 10.1.0.3 (management)   dp1.kni 10.2.0.3
+#   VIP 10.1.0.100 / fd00:1::100 on dp0, LIP (FullNAT local address) 10.2.0.100 / fd00:2::100 on dp1
 #
 # usage: scripts/lab.sh up [--driver afxdp|afpacket] [--workers N] [--rs N] [--idle adaptive|busy]
 #        scripts/lab.sh down | status | env
@@ -21,6 +22,8 @@ LB_MGMT_IP=10.1.0.3 LB_MGMT_IP6=fd00:1::3
 LB_RS_IP=10.2.0.1 LB_RS_IP6=fd00:2::1
 LB_KNI_RS_IP=10.2.0.3
 LB_CLIENT_PORT=dp0 LB_RS_PORT=dp1
+VIP=10.1.0.100 VIP6=fd00:1::100
+LIP=10.2.0.100 LIP6=fd00:2::100
 
 die() { echo "lab: $*" >&2; exit 1; }
 log() { echo "lab: $*"; }
@@ -58,6 +61,10 @@ LB_RS_IP6=$LB_RS_IP6
 LB_KNI_RS_IP=$LB_KNI_RS_IP
 LB_CLIENT_PORT=$LB_CLIENT_PORT
 LB_RS_PORT=$LB_RS_PORT
+VIP=$VIP
+VIP6=$VIP6
+LIP=$LIP
+LIP6=$LIP6
 LB_CLIENT_KNI=$LB_CLIENT_PORT.kni
 LB_RS_KNI=$LB_RS_PORT.kni
 DP_SOCKET=$STATE/dataplane.sock
@@ -100,6 +107,10 @@ addresses:
   - {addr: "$LB_IP6/64", dev: dp0}
   - {addr: $LB_RS_IP/24, dev: dp1}
   - {addr: "$LB_RS_IP6/64", dev: dp1}
+  - {addr: $VIP/32, dev: dp0}
+  - {addr: "$VIP6/128", dev: dp0}
+  - {addr: $LIP/32, dev: dp1}
+  - {addr: "$LIP6/128", dev: dp1}
 forwarding: {ipv4: true, ipv6: true}
 EOF
 }
@@ -136,6 +147,8 @@ cmd_up() {
 	done
 	mkdir -p "$STATE"
 	: >"$STATE/created"
+	: >"$STATE/dataplane.log"
+	: >"$STATE/dataplane.out"
 	trap 'echo "lab: up failed, tearing down" >&2; cmd_down >&2' ERR
 	cat >"$STATE/lab.env" <<EOF
 DRIVER=$DRIVER WORKERS=$WORKERS NRS=$NRS IDLE=$IDLE

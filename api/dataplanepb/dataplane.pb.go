@@ -72,6 +72,7 @@ type Info struct {
 	KniAddrs      []string               `protobuf:"bytes,7,rep,name=kni_addrs,json=kniAddrs,proto3" json:"kni_addrs,omitempty"`
 	KniWriteDrops uint64                 `protobuf:"varint,8,opt,name=kni_write_drops,json=kniWriteDrops,proto3" json:"kni_write_drops,omitempty"`
 	KniReadDrops  uint64                 `protobuf:"varint,9,opt,name=kni_read_drops,json=kniReadDrops,proto3" json:"kni_read_drops,omitempty"`
+	ConnCapacity  uint64                 `protobuf:"varint,10,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"` // connection table size, all workers
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -165,6 +166,13 @@ func (x *Info) GetKniWriteDrops() uint64 {
 func (x *Info) GetKniReadDrops() uint64 {
 	if x != nil {
 		return x.KniReadDrops
+	}
+	return 0
+}
+
+func (x *Info) GetConnCapacity() uint64 {
+	if x != nil {
+		return x.ConnCapacity
 	}
 	return 0
 }
@@ -2014,7 +2022,7 @@ var File_dataplane_proto protoreflect.FileDescriptor
 const file_dataplane_proto_rawDesc = "" +
 	"\n" +
 	"\x0fdataplane.proto\x12\x10gvs.dataplane.v1\"\a\n" +
-	"\x05Empty\"\xa5\x02\n" +
+	"\x05Empty\"\xca\x02\n" +
 	"\x04Info\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1b\n" +
 	"\tuptime_ns\x18\x02 \x01(\x03R\buptimeNs\x12\x18\n" +
@@ -2024,7 +2032,9 @@ const file_dataplane_proto_rawDesc = "" +
 	"\fforward_ipv6\x18\x06 \x01(\bR\vforwardIpv6\x12\x1b\n" +
 	"\tkni_addrs\x18\a \x03(\tR\bkniAddrs\x12&\n" +
 	"\x0fkni_write_drops\x18\b \x01(\x04R\rkniWriteDrops\x12$\n" +
-	"\x0ekni_read_drops\x18\t \x01(\x04R\fkniReadDrops\"&\n" +
+	"\x0ekni_read_drops\x18\t \x01(\x04R\fkniReadDrops\x12#\n" +
+	"\rconn_capacity\x18\n" +
+	" \x01(\x04R\fconnCapacity\"&\n" +
 	"\x10ListLinksRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xf7\x01\n" +
 	"\tPortStats\x12\x1d\n" +

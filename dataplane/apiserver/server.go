@@ -83,6 +83,7 @@ func (s *Server) GetInfo(context.Context, *pb.Empty) (*pb.Info, error) {
 		in.KniAddrs = append(in.KniAddrs, a.String())
 	}
 	in.KniWriteDrops, in.KniReadDrops = s.dp.KNIDrops()
+	in.ConnCapacity = uint64(s.dp.ConnCapacity())
 	return in, nil
 }
 

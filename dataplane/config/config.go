@@ -27,6 +27,16 @@ type Config struct {
 	Neighbours []Neigh    `yaml:"neighbours"`
 	Forwarding Forwarding `yaml:"forwarding"`
 	Neighbour  NeighOpts  `yaml:"neighbour"`
+	IPVS       IPVS       `yaml:"ipvs"`
+}
+
+// IPVS sizes the load balancer's connection tables.
+type IPVS struct {
+	// ConnCapacity is each worker's connection table size (rounded up to a
+	// power of two; about 128 bytes per connection).
+	ConnCapacity int `yaml:"conn_capacity"`
+	// ExpirePerLoop bounds the connections a worker expires per loop.
+	ExpirePerLoop int `yaml:"expire_per_loop"`
 }
 
 // API is the control socket.
@@ -211,6 +221,12 @@ func (c *Config) defaults() {
 	if c.Neighbour.MaxPending == 0 {
 		c.Neighbour.MaxPending = 256
 	}
+	if c.IPVS.ConnCapacity == 0 {
+		c.IPVS.ConnCapacity = 1 << 18
+	}
+	if c.IPVS.ExpirePerLoop == 0 {
+		c.IPVS.ExpirePerLoop = 256
+	}
 }
 
 // Validate checks the whole configuration and reports every problem found.
@@ -382,6 +398,12 @@ func (c *Config) Validate() error {
 	}
 	if c.API.Socket == "" {
 		bad("api.socket", "missing")
+	}
+	if c.IPVS.ConnCapacity < 16 || c.IPVS.ConnCapacity > 1<<26 {
+		bad("ipvs.conn_capacity", "%d: use 16-67108864 connections per worker", c.IPVS.ConnCapacity)
+	}
+	if c.IPVS.ExpirePerLoop < 1 {
+		bad("ipvs.expire_per_loop", "%d: use at least 1", c.IPVS.ExpirePerLoop)
 	}
 	return errors.Join(errs...)
 }

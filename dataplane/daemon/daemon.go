@@ -119,6 +119,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.RTPriority,
 		Forward4: c.Forwarding.IPv4, Forward6: c.Forwarding.IPv6,
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
+		ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
 	}, specs)
 	if err != nil {
 		return nil, err

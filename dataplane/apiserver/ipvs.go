@@ -1,0 +1,255 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// ipvsStatus maps the service model's errors onto gRPC codes; the message
+// keeps ipvsadm's words.
+func ipvsStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ipvs.ErrServiceExists), errors.Is(err, ipvs.ErrDestExists), errors.Is(err, ipvs.ErrLAddrExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, ipvs.ErrNoService), errors.Is(err, ipvs.ErrServiceNotDef), errors.Is(err, ipvs.ErrNoDest), errors.Is(err, ipvs.ErrNoLAddr):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ipvs.ErrNotSupported):
+		return status.Error(codes.Unimplemented, err.Error())
+	}
+	return status.Error(codes.InvalidArgument, err.Error())
+}
+
+func serviceKey(k *pb.ServiceKey) (ipvs.ServiceKey, error) {
+	if k == nil {
+		return ipvs.ServiceKey{}, badArg("service missing")
+	}
+	var p ipvs.Proto
+	switch strings.ToUpper(k.Proto) {
+	case "TCP":
+		p = ipvs.TCP
+	case "UDP":
+		p = ipvs.UDP
+	default:
+		return ipvs.ServiceKey{}, status.Errorf(codes.Unimplemented, "protocol %q: not supported: use TCP or UDP", k.Proto)
+	}
+	a, err := netip.ParseAddr(k.Addr)
+	if err != nil {
+		return ipvs.ServiceKey{}, badArg("service address %q is not an address", k.Addr)
+	}
+	if k.Port > 65535 {
+		return ipvs.ServiceKey{}, badArg("service port %d out of range", k.Port)
+	}
+	return ipvs.ServiceKey{Proto: p, Addr: a.Unmap(), Port: uint16(k.Port)}, nil
+}
+
+func pbKey(k ipvs.ServiceKey) *pb.ServiceKey {
+	return &pb.ServiceKey{Proto: k.Proto.String(), Addr: k.Addr.String(), Port: uint32(k.Port)}
+}
+
+func serviceSpec(s *pb.Service) (ipvs.ServiceSpec, error) {
+	k, err := serviceKey(s.Key)
+	if err != nil {
+		return ipvs.ServiceSpec{}, err
+	}
+	return ipvs.ServiceSpec{Key: k, Sched: s.Sched, SchedFlags: s.SchedFlags, Persistent: s.Persistent,
+		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout}, nil
+}
+
+func fwdMethod(s string) (ipvs.FwdMethod, error) {
+	switch strings.ToLower(s) {
+	case "fullnat", "":
+		return ipvs.FwdFullNAT, nil
+	case "masq", "nat":
+		return ipvs.FwdMasq, nil
+	case "route", "dr", "gatewaying":
+		return ipvs.FwdRoute, nil
+	case "tunnel", "ipip":
+		return ipvs.FwdTunnel, nil
+	case "snat":
+		return ipvs.FwdSNAT, nil
+	}
+	return 0, fmt.Errorf("forwarding method %q: use FullNat, Masq, Route, Tunnel or SNAT", s)
+}
+
+func destSpec(k ipvs.ServiceKey, d *pb.Dest) (ipvs.DestSpec, error) {
+	if d == nil {
+		return ipvs.DestSpec{}, badArg("destination missing")
+	}
+	a, err := netip.ParseAddr(d.Addr)
+	if err != nil {
+		return ipvs.DestSpec{}, badArg("destination address %q is not an address", d.Addr)
+	}
+	port := d.Port
+	if port == 0 {
+		port = uint32(k.Port)
+	}
+	if port > 65535 {
+		return ipvs.DestSpec{}, badArg("destination port %d out of range", d.Port)
+	}
+	f, err := fwdMethod(d.Fwd)
+	if err != nil {
+		return ipvs.DestSpec{}, badArg("%v", err)
+	}
+	return ipvs.DestSpec{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower, Fwd: f}, nil
+}
+
+func (s *Server) AddService(_ context.Context, r *pb.Service) (*pb.Empty, error) {
+	spec, err := serviceSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().AddService(spec))
+}
+
+func (s *Server) EditService(_ context.Context, r *pb.Service) (*pb.Empty, error) {
+	spec, err := serviceSpec(r)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().EditService(spec))
+}
+
+func (s *Server) DelService(_ context.Context, r *pb.Service) (*pb.Empty, error) {
+	k, err := serviceKey(r.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().DelService(k))
+}
+
+func (s *Server) FlushServices(context.Context, *pb.Empty) (*pb.Empty, error) {
+	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().Flush())
+}
+
+func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb.ListServicesResponse, error) {
+	var want *ipvs.ServiceKey
+	if r.Key != nil {
+		k, err := serviceKey(r.Key)
+		if err != nil {
+			return nil, err
+		}
+		want = &k
+	}
+	out := &pb.ListServicesResponse{}
+	for _, svc := range s.dp.IPVS().Table().Services {
+		if want != nil && svc.Spec.Key != *want {
+			continue
+		}
+		ps := &pb.Service{Key: pbKey(svc.Spec.Key), Sched: svc.Spec.Sched, SchedFlags: svc.Spec.SchedFlags,
+			Stats: &pb.ServiceStats{Conns: svc.Stats.Conns.Load()}}
+		for _, d := range svc.Dests {
+			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
+				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
+				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), Stats: &pb.ServiceStats{Conns: d.Stats.Conns.Load()}})
+		}
+		for _, la := range svc.LAddrs {
+			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface})
+		}
+		out.Services = append(out.Services, ps)
+	}
+	if want != nil && len(out.Services) == 0 {
+		return nil, ipvsStatus(fmt.Errorf("service %s: %w", want, ipvs.ErrNoService))
+	}
+	return out, nil
+}
+
+func (s *Server) destOp(r *pb.DestRequest, op func(ipvs.ServiceKey, ipvs.DestSpec) error) (*pb.Empty, error) {
+	k, err := serviceKey(r.Service)
+	if err != nil {
+		return nil, err
+	}
+	d, err := destSpec(k, r.Dest)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, ipvsStatus(op(k, d))
+}
+
+func (s *Server) AddDest(_ context.Context, r *pb.DestRequest) (*pb.Empty, error) {
+	return s.destOp(r, s.dp.IPVS().AddDest)
+}
+
+func (s *Server) EditDest(_ context.Context, r *pb.DestRequest) (*pb.Empty, error) {
+	return s.destOp(r, s.dp.IPVS().EditDest)
+}
+
+func (s *Server) DelDest(_ context.Context, r *pb.DestRequest) (*pb.Empty, error) {
+	return s.destOp(r, func(k ipvs.ServiceKey, d ipvs.DestSpec) error {
+		return s.dp.IPVS().DelDest(k, d.Addr, r.Expire)
+	})
+}
+
+func (s *Server) laddr(r *pb.LAddrRequest) (ipvs.ServiceKey, ipvs.LAddr, error) {
+	k, err := serviceKey(r.Service)
+	if err != nil {
+		return k, ipvs.LAddr{}, err
+	}
+	if r.Laddr == nil {
+		return k, ipvs.LAddr{}, badArg("local address missing")
+	}
+	a, err := netip.ParseAddr(r.Laddr.Addr)
+	if err != nil {
+		return k, ipvs.LAddr{}, badArg("local address %q is not an address", r.Laddr.Addr)
+	}
+	return k, ipvs.LAddr{Addr: a.Unmap(), Iface: r.Laddr.Dev}, nil
+}
+
+func (s *Server) AddLAddr(_ context.Context, r *pb.LAddrRequest) (*pb.Empty, error) {
+	k, la, err := s.laddr(r)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, ipvsStatus(s.dp.AddLAddr(k, la))
+}
+
+func (s *Server) DelLAddr(_ context.Context, r *pb.LAddrRequest) (*pb.Empty, error) {
+	k, la, err := s.laddr(r)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().DelLAddr(k, la.Addr))
+}
+
+func (s *Server) ListConns(_ context.Context, r *pb.ListConnsRequest) (*pb.ListConnsResponse, error) {
+	var want *ipvs.ServiceKey
+	if r.Service != nil {
+		k, err := serviceKey(r.Service)
+		if err != nil {
+			return nil, err
+		}
+		want = &k
+	}
+	conns, err := s.dp.Conns(want)
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	out := &pb.ListConnsResponse{}
+	for _, c := range conns {
+		out.Conns = append(out.Conns, &pb.Conn{Proto: ipvs.Proto(c.Proto).String(), State: c.State.String(),
+			ExpireNs: int64(c.Expires), Client: c.Client.String(), Virtual: c.Virtual.String(), Local: c.Local.String(),
+			Dest: c.Dest.String(), Worker: int32(c.Worker)})
+	}
+	return out, nil
+}
+
+func (s *Server) GetTimeouts(context.Context, *pb.Empty) (*pb.Timeouts, error) {
+	t := s.dp.Timeouts()
+	return &pb.Timeouts{Tcp: uint32(t.Established / time.Second), TcpFin: uint32(t.FinWait / time.Second), Udp: uint32(t.UDP / time.Second)}, nil
+}
+
+func (s *Server) SetTimeouts(_ context.Context, r *pb.Timeouts) (*pb.Empty, error) {
+	return &pb.Empty{}, ipvsStatus(s.dp.SetTimeouts(time.Duration(r.Tcp)*time.Second, time.Duration(r.TcpFin)*time.Second,
+		time.Duration(r.Udp)*time.Second))
+}

@@ -1,0 +1,154 @@
+package dataplane
+
+// Control methods of the IPVS stage: services, destinations, local
+// addresses (validated against the interfaces), connection listings and
+// timeouts. Service changes go through the ipvs.Manager, which publishes
+// a new table the workers load at their next burst; per-worker state
+// (connection tables) is changed by closures run on the worker's own thread.
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
+)
+
+// IPVS returns the service model.
+func (d *Dataplane) IPVS() *ipvs.Manager { return d.ipvs }
+
+// AddLAddr adds a local address to a service; the address must be
+// configured on the interface the operator names.
+func (d *Dataplane) AddLAddr(k ipvs.ServiceKey, la ipvs.LAddr) error {
+	s := d.snap.Load()
+	owner, ok := s.local[la.Addr]
+	ifc := s.iface(owner)
+	if !ok || ifc == nil {
+		return fmt.Errorf("local address %s of %s: not an address of the dataplane: add it first (dpip addr add %s/%d dev %s): %w",
+			la.Addr, k, la.Addr, la.Addr.BitLen(), orDev(la.Iface), ipvs.ErrInvalid)
+	}
+	if la.Iface == "" {
+		la.Iface = ifc.Name
+	} else if ifc.Name != la.Iface {
+		return fmt.Errorf("local address %s of %s: the address is on %s, not %s: %w", la.Addr, k, ifc.Name, la.Iface, ipvs.ErrInvalid)
+	}
+	return d.ipvs.AddLAddr(k, la)
+}
+
+func orDev(s string) string {
+	if s == "" {
+		return "DEV"
+	}
+	return s
+}
+
+// runOnWorkers runs f on every worker's own thread (directly when the
+// workers are not running) and waits for all of them.
+func (d *Dataplane) runOnWorkers(f func(w *Worker)) error {
+	d.mu.Lock()
+	running := d.running
+	d.mu.Unlock()
+	if !running {
+		for _, w := range d.workers {
+			f(w)
+		}
+		return nil
+	}
+	done := make(chan struct{}, len(d.workers))
+	for _, w := range d.workers {
+		select {
+		case w.ctl <- func() { f(w); done <- struct{}{} }:
+			w.wake()
+		case <-time.After(2 * time.Second):
+			return errors.New("dataplane: worker did not take the request: it may be stuck")
+		}
+	}
+	for range d.workers {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			return errors.New("dataplane: worker did not answer")
+		}
+	}
+	return nil
+}
+
+// ConnInfo is a connection for listings (ipvsadm -c).
+type ConnInfo struct {
+	Worker  int
+	Proto   uint8
+	State   session.State
+	Expires time.Duration
+	Client  netip.AddrPort
+	Virtual netip.AddrPort
+	Local   netip.AddrPort
+	Dest    netip.AddrPort
+}
+
+// Conns lists the connections of every worker (of service k if valid).
+func (d *Dataplane) Conns(k *ipvs.ServiceKey) ([]ConnInfo, error) {
+	per := make([][]ConnInfo, len(d.workers))
+	err := d.runOnWorkers(func(w *Worker) {
+		now := w.dp.clock()
+		tick := uint32(now / int64(w.sessTick))
+		for id := uint32(0); id < uint32(w.sess.Capacity()); id++ {
+			c := w.sess.Get(id)
+			if c == nil {
+				continue
+			}
+			vip := unmapAP(c.VAddrPort())
+			if k != nil && (uint8(k.Proto) != c.Proto || k.Addr != vip.Addr() || k.Port != vip.Port()) {
+				continue
+			}
+			left := time.Duration(0)
+			if e := c.Expires(); int32(e-tick) > 0 {
+				left = time.Duration(e-tick) * w.sessTick
+			}
+			per[w.id] = append(per[w.id], ConnInfo{Worker: w.id, Proto: c.Proto, State: c.State, Expires: left,
+				Client: unmapAP(c.CAddrPort()), Virtual: vip, Local: unmapAP(c.LAddrPort()), Dest: unmapAP(c.DAddrPort())})
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(per...), nil
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) }
+
+// Timeouts returns the TCP established, TCP FIN-WAIT and UDP timeouts.
+func (d *Dataplane) Timeouts() session.Timeouts { return d.workers[0].sess.Timeouts() }
+
+// SetTimeouts changes timeouts (ipvsadm --set); zero keeps a value.
+func (d *Dataplane) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
+	to := d.Timeouts()
+	if tcp > 0 {
+		to.Established = tcp
+	}
+	if tcpfin > 0 {
+		to.FinWait = tcpfin
+	}
+	if udp > 0 {
+		to.UDP = udp
+	}
+	errs := make([]error, len(d.workers))
+	if err := d.runOnWorkers(func(w *Worker) { errs[w.id] = w.sess.SetTimeouts(to) }); err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("timeouts: %w: %w", err, ipvs.ErrInvalid)
+	}
+	return nil
+}
+
+// ConnCapacity returns the total connection capacity of all workers.
+func (d *Dataplane) ConnCapacity() int {
+	n := 0
+	for _, w := range d.workers {
+		n += w.sess.Capacity()
+	}
+	return n
+}

@@ -1,0 +1,157 @@
+// Package ipvs is GVS's virtual-service model in LVS vocabulary: services
+// keyed by protocol, virtual address and port; destinations (real servers)
+// with weights, thresholds and a forwarding method; local addresses for
+// FullNAT. Specs are plain validated data; the Manager turns them into an
+// immutable Table that workers read through an atomic pointer, rebuilt on
+// every change (STYLE.md habit 6). Errors use ipvsadm's vocabulary so the
+// CLI can print what operators know.
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+)
+
+// Proto is a service's transport protocol.
+type Proto uint8
+
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	}
+	return "proto-" + strconv.Itoa(int(p))
+}
+
+// FwdMethod is how packets reach a destination.
+type FwdMethod uint8
+
+const (
+	FwdFullNAT FwdMethod = iota + 1
+	FwdMasq
+	FwdRoute // DR, ipvsadm's default
+	FwdTunnel
+	FwdSNAT
+)
+
+// String returns the word ipvsadm prints in the Forward column.
+func (f FwdMethod) String() string {
+	switch f {
+	case FwdFullNAT:
+		return "FullNat"
+	case FwdMasq:
+		return "Masq"
+	case FwdRoute:
+		return "Route"
+	case FwdTunnel:
+		return "Tunnel"
+	case FwdSNAT:
+		return "SNAT"
+	}
+	return "Unknown"
+}
+
+// ServiceKey identifies a service.
+type ServiceKey struct {
+	Proto Proto
+	Addr  netip.Addr
+	Port  uint16
+}
+
+func (k ServiceKey) String() string {
+	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
+}
+
+// ServiceSpec is a service as the operator gives it.
+type ServiceSpec struct {
+	Key        ServiceKey
+	Sched      string   // default wlc
+	SchedFlags []string // sh-fallback, sh-port, mh-fallback, mh-port
+	// Features of ipvsadm/DPVS that GVS refuses until they are built.
+	Persistent  bool
+	SynProxy    bool
+	ConnTimeout uint32
+}
+
+// DestSpec is a destination (real server) of a service.
+type DestSpec struct {
+	Addr   netip.AddrPort
+	Weight int
+	Upper  uint32 // -x
+	Lower  uint32 // -y
+	Fwd    FwdMethod
+}
+
+// Errors, worded as ipvsadm/libipvs print them.
+var (
+	ErrServiceExists = errors.New("Service already exists")
+	ErrNoService     = errors.New("No such service")
+	ErrServiceNotDef = errors.New("Service not defined")
+	ErrDestExists    = errors.New("Destination already exists")
+	ErrNoDest        = errors.New("No such destination")
+	ErrSchedNotFound = errors.New("Scheduler or persistence engine not found")
+	ErrLAddrExists   = errors.New("Local address already exists")
+	ErrNoLAddr       = errors.New("No such local address")
+	ErrNotSupported  = errors.New("not supported")
+	ErrInvalid       = errors.New("invalid argument")
+)
+
+// Validate checks a service spec.
+func (s *ServiceSpec) Validate() error {
+	k := s.Key
+	if k.Proto != TCP && k.Proto != UDP {
+		return fmt.Errorf("service %s: protocol %d: use TCP or UDP: %w", k, k.Proto, ErrInvalid)
+	}
+	if !k.Addr.IsValid() || k.Addr.IsUnspecified() || k.Addr.IsMulticast() || k.Addr.Is4In6() {
+		return fmt.Errorf("service %s: virtual address must be a unicast IPv4 or IPv6 address: %w", k, ErrInvalid)
+	}
+	if k.Port == 0 {
+		return fmt.Errorf("service %s: port 0 needs persistence, which is %w yet: give a port", k, ErrNotSupported)
+	}
+	if s.Persistent {
+		return fmt.Errorf("service %s: persistence (-p) is %w yet", k, ErrNotSupported)
+	}
+	if s.SynProxy {
+		return fmt.Errorf("service %s: SYN proxy (-j) is %w yet", k, ErrNotSupported)
+	}
+	if s.ConnTimeout != 0 {
+		return fmt.Errorf("service %s: --conn-timeout is %w yet (use ipvsadm --set)", k, ErrNotSupported)
+	}
+	return nil
+}
+
+// Validate checks a destination spec for service k.
+func (d *DestSpec) Validate(k ServiceKey) error {
+	if !d.Addr.Addr().IsValid() || d.Addr.Addr().IsUnspecified() || d.Addr.Addr().IsMulticast() {
+		return fmt.Errorf("destination %s of %s: not a unicast address: %w", d.Addr, k, ErrInvalid)
+	}
+	if d.Addr.Addr().Is4() != k.Addr.Is4() {
+		return fmt.Errorf("destination %s of %s: address family differs from the service (NAT64 is %w yet)", d.Addr, k, ErrNotSupported)
+	}
+	if d.Weight < 0 || d.Weight > 65535 {
+		return fmt.Errorf("destination %s of %s: weight %d: use 0-65535: %w", d.Addr, k, d.Weight, ErrInvalid)
+	}
+	if d.Lower > d.Upper && d.Upper != 0 {
+		return fmt.Errorf("destination %s of %s: lower threshold %d above upper %d: %w", d.Addr, k, d.Lower, d.Upper, ErrInvalid)
+	}
+	switch d.Fwd {
+	case FwdFullNAT:
+	case FwdMasq, FwdRoute, FwdTunnel, FwdSNAT:
+		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b)", d.Addr, k, d.Fwd, ErrNotSupported)
+	default:
+		return fmt.Errorf("destination %s of %s: no forwarding method: %w", d.Addr, k, ErrInvalid)
+	}
+	if d.Addr.Port() == 0 {
+		return fmt.Errorf("destination %s of %s: port 0: give the real server's port: %w", d.Addr, k, ErrInvalid)
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package nat
+
+import "github.com/gvs-lb/gvs/header"
+
+// l4loc locates the transport header of a packet starting at its IP header.
+// It has at most four fields so that the compiler keeps it in registers
+// (larger structs are spilled and copied: a few ns per packet).
+type l4loc struct {
+	v6    bool
+	l4    int   // offset of the transport header
+	end   int   // end of the IP datagram (total length)
+	proto uint8 // transport protocol (IPv4 protocol / IPv6 next header)
+}
+
+// locate checks the IP header just enough to index it safely and returns
+// where its transport header is. It refuses IPv4 fragments with an offset
+// (ErrFragment) and IPv6 extension headers (ErrExtHeader); it does not look
+// at the transport protocol.
+func locate(l3 []byte) (l4loc, error) {
+	if len(l3) == 0 {
+		return l4loc{}, ErrMalformed
+	}
+	switch l3[0] >> 4 {
+	case 4:
+		if len(l3) < header.IPv4MinSize {
+			return l4loc{}, ErrMalformed
+		}
+		ip := header.IPv4(l3)
+		hl, tl := ip.HeaderLen(), int(ip.TotalLen())
+		if hl < header.IPv4MinSize || tl < hl || tl > len(l3) {
+			return l4loc{}, ErrMalformed
+		}
+		if ip.FlagsFrag()&ipv4FragOffset != 0 {
+			return l4loc{}, ErrFragment
+		}
+		return l4loc{l4: hl, end: tl, proto: ip.Protocol()}, nil
+	case 6:
+		if len(l3) < header.IPv6MinSize {
+			return l4loc{}, ErrMalformed
+		}
+		ip := header.IPv6(l3)
+		end := header.IPv6MinSize + int(ip.PayloadLen())
+		if end > len(l3) {
+			return l4loc{}, ErrMalformed
+		}
+		nh := ip.NextHeader()
+		if isIPv6ExtHeader(nh) {
+			return l4loc{}, ErrExtHeader
+		}
+		return l4loc{v6: true, l4: header.IPv6MinSize, end: end, proto: nh}, nil
+	}
+	return l4loc{}, ErrMalformed
+}
+
+// isIPv6ExtHeader reports the next-header values of IPv6 extension headers
+// (RFC 8200 §4, IANA "IPv6 Extension Header Types"), which would have to be
+// walked to find the transport header.
+func isIPv6ExtHeader(nh uint8) bool {
+	switch nh {
+	case 0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254:
+		return true
+	}
+	return false
+}
+
+// Bits of the IPv4 flags/fragment-offset field.
+const (
+	ipv4MoreFragments = 0x2000
+	ipv4FragOffset    = 0x1fff
+)
+
+// Offsets of the fields Rewrite touches in TCP and UDP headers. Ports sit
+// at the same place in both.
+const (
+	l4SrcPort   = 0
+	l4DstPort   = 2
+	tcpCksumOff = 16
+	udpCksumOff = 6
+)
+
+// l4CksumOff returns the offset of the checksum in a TCP or UDP header and
+// the minimum header size the rewrite needs.
+func l4CksumOff(proto uint8) (off, min int, ok bool) {
+	switch proto {
+	case header.ProtoTCP:
+		return tcpCksumOff, header.TCPMinSize, true
+	case header.ProtoUDP:
+		return udpCksumOff, header.UDPSize, true
+	}
+	return 0, 0, false
+}

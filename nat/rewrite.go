@@ -1,0 +1,69 @@
+package nat
+
+import "github.com/gvs-lb/gvs/header"
+
+// Rewrite sets the source and destination addresses and ports of the TCP or
+// UDP packet l3 (starting at its IP header) to those of to, for either
+// direction of FullNAT. It updates the IPv4 header checksum and the TCP/UDP
+// checksum incrementally (pseudo-header addresses and ports); it does not
+// touch the TTL or hop limit.
+//
+// A UDP checksum of zero ("none", legal for IPv4; tolerated for IPv6 where
+// RFC 6935 allows it for tunnels) stays zero. A first IPv4 fragment (MF set,
+// offset 0) is rewritten like a whole packet: the transport checksum covers
+// the reassembled datagram and an incremental update of it is still exact.
+//
+// Errors (the packet is unchanged): ErrMalformed, ErrFragment for IPv4
+// fragments with an offset, ErrExtHeader for IPv6 extension headers,
+// ErrUnsupportedProto unless TCP or UDP, ErrTruncated when the transport
+// header is cut short, ErrFamily when an address of to is not of the
+// packet's family.
+func Rewrite(l3 []byte, to *Endpoints) error {
+	loc, err := locate(l3)
+	if err != nil {
+		return err
+	}
+	ckOff, min, ok := l4CksumOff(loc.proto)
+	if !ok {
+		return ErrUnsupportedProto
+	}
+	seg := l3[loc.l4:loc.end]
+	if len(seg) < min {
+		return ErrTruncated
+	}
+
+	var acc uint64 // address difference: IPv4 header and pseudo-header
+	if loc.v6 {
+		if !to.Src.Is6() || !to.Dst.Is6() {
+			return ErrFamily
+		}
+		ip := header.IPv6(l3)
+		s, d := to.Src.As16(), to.Dst.As16()
+		acc = diffAddr16(acc, ip.SrcBytes(), &s)
+		acc = diffAddr16(acc, ip.DstBytes(), &d)
+	} else {
+		if !to.Src.Is4() || !to.Dst.Is4() {
+			return ErrFamily
+		}
+		ip := header.IPv4(l3)
+		s, d := to.Src.As4(), to.Dst.As4()
+		acc = diffAddr4(acc, ip.SrcBytes(), s)
+		acc = diffAddr4(acc, ip.DstBytes(), d)
+		ip.SetChecksum(apply(ip.Checksum(), acc))
+	}
+
+	acc = diff16(acc, be16(seg[l4SrcPort:]), to.SrcPort)
+	acc = diff16(acc, be16(seg[l4DstPort:]), to.DstPort)
+	put16(seg[l4SrcPort:], to.SrcPort)
+	put16(seg[l4DstPort:], to.DstPort)
+
+	ck := be16(seg[ckOff:])
+	if loc.proto == header.ProtoUDP {
+		if ck != 0 {
+			put16(seg[ckOff:], udpChecksum(apply(ck, acc)))
+		}
+		return nil
+	}
+	put16(seg[ckOff:], apply(ck, acc))
+	return nil
+}
