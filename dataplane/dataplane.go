@@ -52,7 +52,7 @@ type Options struct {
 	// bounds the expirations a worker handles per loop.
 	ConnCapacity      int
 	ConnExpirePerLoop int
-	Logger        *zap.Logger
+	Logger            *zap.Logger
 }
 
 // PortSpec is a port with its KNI settings.

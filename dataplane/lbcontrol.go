@@ -117,7 +117,9 @@ func (d *Dataplane) Conns(k *ipvs.ServiceKey) ([]ConnInfo, error) {
 	return slices.Concat(per...), nil
 }
 
-func unmapAP(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) }
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
 
 // Timeouts returns the TCP established, TCP FIN-WAIT and UDP timeouts.
 func (d *Dataplane) Timeouts() session.Timeouts { return d.workers[0].sess.Timeouts() }

@@ -18,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
+	"github.com/spf13/cobra"
 )
 
 type app struct {
