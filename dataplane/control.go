@@ -53,6 +53,19 @@ func (d *Dataplane) publishLocked() error {
 	for _, a := range d.kniAddrs {
 		s.kniAddrs[a] = struct{}{}
 	}
+	for i, ifc := range s.ifaces {
+		if ifc == nil {
+			continue
+		}
+		n := *ifc
+		n.bcast4 = nil
+		for _, p := range ifc.Addrs {
+			if p.Addr().Is4() && p.Bits() < 31 {
+				n.bcast4 = append(n.bcast4, lastAddr4(p))
+			}
+		}
+		s.ifaces[i] = &n
+	}
 	t, err := route.New(dedupConnected(routes))
 	if err != nil {
 		return err

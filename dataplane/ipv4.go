@@ -132,8 +132,8 @@ func (w *Worker) martian4(ifc *Iface, src, dst netip.Addr) bool {
 // isSubnetBroadcast reports whether dst is the broadcast address of one of
 // the interface's IPv4 subnets.
 func (w *Worker) isSubnetBroadcast(ifc *Iface, dst netip.Addr) bool {
-	for _, p := range ifc.Addrs {
-		if p.Addr().Is4() && p.Bits() < 31 && p.Contains(dst) && dst == lastAddr4(p) {
+	for _, b := range ifc.bcast4 {
+		if b == dst {
 			return true
 		}
 	}

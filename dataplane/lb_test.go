@@ -26,10 +26,10 @@ var (
 
 // newLBTestDP: the two-port test dataplane with workers workers, VIPs on
 // dp0, LIPs on dp1, static neighbours, and a FullNAT TCP service with rs1.
-func newLBTestDP(t *testing.T, workers int) *testDP {
+func newLBTestDP(t testing.TB, workers int) *testDP {
 	p0 := mem.New(port.Config{Name: "dp0", Queues: workers}, macDP0)
 	p1 := mem.New(port.Config{Name: "dp1", Queues: workers}, macDP1)
-	d, err := New(Options{Workers: workers, Forward4: true, Forward6: true, ConnCapacity: 1024}, []PortSpec{{Port: p0}, {Port: p1}})
+	d, err := New(Options{Workers: workers, Forward4: true, Forward6: true, ConnCapacity: 1 << 16}, []PortSpec{{Port: p0}, {Port: p1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,11 +94,7 @@ func (d *Dataplane) Conns(k *ipvs.ServiceKey) ([]ConnInfo, error) {
 	err := d.runOnWorkers(func(w *Worker) {
 		now := w.dp.clock()
 		tick := uint32(now / int64(w.sessTick))
-		for id := uint32(0); id < uint32(w.sess.Capacity()); id++ {
-			c := w.sess.Get(id)
-			if c == nil {
-				continue
-			}
+		for _, c := range w.sess.All() {
 			vip := unmapAP(c.VAddrPort())
 			if k != nil && (uint8(k.Proto) != c.Proto || k.Addr != vip.Addr() || k.Port != vip.Port()) {
 				continue

@@ -34,6 +34,9 @@ type Iface struct {
 	MAC   header.MAC
 	MTU   int
 	Addrs []netip.Prefix
+	// bcast4 are the IPv4 subnet broadcast addresses of Addrs, computed
+	// when the snapshot is built.
+	bcast4 []netip.Addr
 }
 
 // snapshot is the immutable view of interfaces, addresses and routes that

@@ -29,7 +29,7 @@ var (
 )
 
 type testDP struct {
-	t     *testing.T
+	t     testing.TB
 	d     *Dataplane
 	ports []*mem.Port
 	w     *Worker
@@ -38,7 +38,6 @@ type testDP struct {
 // newTestDP builds a one-worker dataplane over two mem ports without
 // starting it: tests drive the worker loop with step().
 func newTestDP(t testing.TB) *testDP {
-	tt, _ := t.(*testing.T)
 	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
 	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
 	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true, ConnCapacity: 4096}, []PortSpec{{Port: p0}, {Port: p1}})
@@ -52,7 +51,7 @@ func newTestDP(t testing.TB) *testDP {
 			t.Fatal(err)
 		}
 	}
-	return &testDP{t: tt, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
+	return &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
 }
 
 // step runs the worker once and applies what it learnt, as the master would.

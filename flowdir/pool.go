@@ -74,6 +74,9 @@ type Pool struct {
 	rss    *RSSFilter
 	addrs  map[netip.Addr]*portStack
 	seed   uint32
+	// the last address used: most connections of a worker share one
+	last      netip.Addr
+	lastStack *portStack
 }
 
 // rand is a xorshift generator: cheap, allocation-free, good enough to
@@ -98,8 +101,12 @@ func NewPool(w int, st Steering, rss *RSSFilter) *Pool {
 }
 
 func (p *Pool) stack(a netip.Addr) *portStack {
+	if p.lastStack != nil && a == p.last {
+		return p.lastStack
+	}
 	s := p.addrs[a]
 	if s != nil {
+		p.last, p.lastStack = a, s
 		return s
 	}
 	// Built once per local address (on its first connection).
@@ -110,6 +117,7 @@ func (p *Pool) stack(a netip.Addr) *portStack {
 		}
 	}
 	p.addrs[a] = s
+	p.last, p.lastStack = a, s
 	return s
 }
 
@@ -144,7 +152,10 @@ func (p *Pool) Get(a netip.Addr, rs netip.AddrPort) (uint16, error) {
 
 // Put returns a port. Ports not taken from this pool are ignored (false).
 func (p *Pool) Put(a netip.Addr, port uint16) bool {
-	s := p.addrs[a]
+	s := p.lastStack
+	if s == nil || a != p.last {
+		s = p.addrs[a]
+	}
 	if s == nil || s.inUse[port>>6]&(1<<(port&63)) == 0 {
 		return false
 	}

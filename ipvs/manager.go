@@ -133,8 +133,13 @@ func (m *Manager) publishLocked() error {
 			sd[i] = sched.Dest{Addr: d.Spec.Addr, Weight: d.Spec.Weight, Upper: d.Spec.Upper, Lower: d.Spec.Lower, C: d.C}
 			t.Dests[d.ID] = d
 		}
+		so, _ := schedOptions(s.spec.SchedFlags) // validated when the spec was accepted
 		for w := 0; w < m.workers; w++ {
-			so, _ := schedOptions(s.spec.SchedFlags) // validated when the spec was accepted
+			if w > 0 && (s.spec.Sched == sched.SH || s.spec.Sched == sched.MH) {
+				// hashing schedulers keep no per-pick state: one table serves all
+				svc.Scheds = append(svc.Scheds, svc.Scheds[0])
+				continue
+			}
 			sc, err := sched.New(s.spec.Sched, sd, so)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math/bits"
 	"math/rand/v2"
 	"sync/atomic"
@@ -182,6 +183,19 @@ func (t *Table) Get(id uint32) *Conn {
 		return nil
 	}
 	return c
+}
+
+// All iterates over the conns in id order, for listings (ipvsadm -lc) and
+// sync. It visits only the ids ever handed out, not the whole Capacity.
+// The loop body must not call Insert, Delete, Expire or Flush.
+func (t *Table) All() iter.Seq2[uint32, *Conn] {
+	return func(yield func(uint32, *Conn) bool) {
+		for id := range t.hwm {
+			if c := &t.conns[id]; c.Proto != 0 && !yield(id, c) {
+				return
+			}
+		}
+	}
 }
 
 // Insert adds a copy of c, indexed by its in and out keys, expiring after

@@ -105,6 +105,19 @@ func TestDelete(t *testing.T) {
 	if err != nil || id != ida {
 		t.Fatalf("re-Insert = %d %v, want id %d reused", id, err, ida)
 	}
+	var all []uint32
+	for id, c := range tb.All() {
+		if c != tb.Get(id) {
+			t.Fatalf("All: conn %d is not Get(%d)", id, id)
+		}
+		all = append(all, id)
+	}
+	if len(all) != 2 || all[0] != min(ida, idb) || all[1] != max(ida, idb) {
+		t.Fatalf("All visited %v, want %d and %d", all, ida, idb)
+	}
+	for range tb.All() {
+		break // stopping early is fine
+	}
 	if st := tb.Stats(); st.Inserted != 3 || st.Deleted != 1 || st.Conns != 2 {
 		t.Fatalf("Stats = %+v", st)
 	}

@@ -70,6 +70,19 @@ var (
 type family struct {
 	lens  []int // prefix lengths present, longest first
 	byLen map[int]map[netip.Addr]*Route
+	// IPv4 tables keyed by the masked address as a number: hashing a
+	// uint32 is several times cheaper than hashing a netip.Addr.
+	v4 []v4Len
+}
+
+type v4Len struct {
+	mask uint32
+	m    map[uint32]*Route
+}
+
+func v4u32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 // Table is an immutable routing table. The zero value is empty.
@@ -129,6 +142,16 @@ func New(routes []Route) (*Table, error) {
 		slices.Sort(f.lens)
 		slices.Reverse(f.lens)
 	}
+	for _, l := range t.v4.lens {
+		e := v4Len{mask: ^uint32(0) << (32 - l), m: map[uint32]*Route{}}
+		if l == 0 {
+			e.mask = 0
+		}
+		for a, r := range t.v4.byLen[l] {
+			e.m[v4u32(a)] = r
+		}
+		t.v4.v4 = append(t.v4.v4, e)
+	}
 	return t, nil
 }
 
@@ -139,7 +162,13 @@ func (t *Table) Lookup(dst netip.Addr) *Route {
 	}
 	f := &t.v6
 	if dst.Is4() {
-		f = &t.v4
+		a := v4u32(dst)
+		for _, e := range t.v4.v4 {
+			if r, ok := e.m[a&e.mask]; ok {
+				return r
+			}
+		}
+		return nil
 	} else if dst.Is4In6() {
 		return nil
 	}

@@ -199,13 +199,13 @@ func TestConcurrentWorkers(t *testing.T) {
 	fs := randFlows(16, 256)
 	done := make(chan struct{})
 	for w := range 2 {
+		var own []Scheduler
+		for _, n := range Names() {
+			own = append(own, mustNew(t, n, ds, Options{}))
+		}
+		own = append(own, shared)
 		go func() {
 			defer func() { done <- struct{}{} }()
-			var own []Scheduler
-			for _, n := range Names() {
-				own = append(own, mustNew(t, n, ds, Options{}))
-			}
-			own = append(own, shared)
 			for i := range 20_000 {
 				s := own[i%len(own)]
 				if d := s.Pick(&fs[(i+w)&255]); d >= 0 {
