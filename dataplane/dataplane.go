@@ -99,14 +99,16 @@ type Dataplane struct {
 	snap     atomic.Pointer[snapshot]
 	neigh    *neighbours
 
-	workers   []*Worker
-	ipvs      *ipvs.Manager
-	steer     flowdir.Steering
-	learnCh   chan neighLearn
-	kniNotify chan struct{}
-	stopCh    chan struct{}
-	wg        sync.WaitGroup
-	running   bool
+	workers     []*Worker
+	ipvs        *ipvs.Manager
+	steer       flowdir.Steering
+	steerRules  map[netip.Addr][]flowdir.Rule
+	steerStatus string
+	learnCh     chan neighLearn
+	kniNotify   chan struct{}
+	stopCh      chan struct{}
+	wg          sync.WaitGroup
+	running     bool
 
 	kniWriteDrops atomic.Uint64
 	kniReadDrops  atomic.Uint64
@@ -153,11 +155,12 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 	}
 	d := &Dataplane{
 		opts: opts, log: opts.Logger, ports: ports, start: time.Now(),
-		ifaces:    []*Iface{nil},
-		neigh:     newNeighbours(opts.NeighReachable),
-		learnCh:   make(chan neighLearn, 4096),
-		kniNotify: make(chan struct{}, 1),
-		stopCh:    make(chan struct{}),
+		ifaces:     []*Iface{nil},
+		steerRules: map[netip.Addr][]flowdir.Rule{},
+		neigh:      newNeighbours(opts.NeighReachable),
+		learnCh:    make(chan neighLearn, 4096),
+		kniNotify:  make(chan struct{}, 1),
+		stopCh:     make(chan struct{}),
 	}
 	for i, ps := range ports {
 		if ps.Port.NumQueues() != opts.Workers {

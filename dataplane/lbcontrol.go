@@ -13,6 +13,9 @@ import (
 	"slices"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/gvs-lb/gvs/flowdir"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -35,7 +38,79 @@ func (d *Dataplane) AddLAddr(k ipvs.ServiceKey, la ipvs.LAddr) error {
 	} else if ifc.Name != la.Iface {
 		return fmt.Errorf("local address %s of %s: the address is on %s, not %s: %w", la.Addr, k, ifc.Name, la.Iface, ipvs.ErrInvalid)
 	}
-	return d.ipvs.AddLAddr(k, la)
+	if err := d.ipvs.AddLAddr(k, la); err != nil {
+		return err
+	}
+	d.steerLAddr(la.Addr, ifc.Port)
+	return nil
+}
+
+// DelLAddr removes a local address from a service, and its steering rules
+// once no service uses it.
+func (d *Dataplane) DelLAddr(k ipvs.ServiceKey, a netip.Addr) error {
+	if err := d.ipvs.DelLAddr(k, a); err != nil {
+		return err
+	}
+	d.unsteerLAddr(a)
+	return nil
+}
+
+// steerLAddr installs n-tuple rules sending replies to a's ports to their
+// owner workers' queues. Without them (veth, NICs without n-tuple filters)
+// the workers hand replies over in software: reported, not fatal.
+func (d *Dataplane) steerLAddr(a netip.Addr, portIdx int) {
+	if len(d.workers) < 2 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, done := d.steerRules[a]; done {
+		return
+	}
+	dev, ok := d.ports[portIdx].Port.(interface{ Device() string })
+	if !ok {
+		d.steerStatus = "software redirect (" + d.ports[portIdx].Port.Name() + " has no kernel device)"
+		return
+	}
+	rules, err := flowdir.Install(flowdir.RulesFor(dev.Device(), a, d.steer))
+	if err != nil {
+		d.steerStatus = "software redirect (" + err.Error() + ")"
+		d.log.Warn("no hardware flow steering: replies are handed between workers in software",
+			zap.String("laddr", a.String()), zap.Error(err))
+		d.steerRules[a] = nil
+		return
+	}
+	d.steerRules[a] = rules
+	if d.steerStatus == "" {
+		d.steerStatus = "hardware (n-tuple rules)"
+	}
+}
+
+func (d *Dataplane) unsteerLAddr(a netip.Addr) {
+	if _, used := d.ipvs.Table().LAddrs[a]; used {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rules := d.steerRules[a]; len(rules) > 0 {
+		if err := flowdir.Remove(rules); err != nil {
+			d.log.Warn("removing steering rules", zap.Error(err))
+		}
+	}
+	delete(d.steerRules, a)
+}
+
+// Steering describes how replies reach their owner worker.
+func (d *Dataplane) Steering() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case len(d.workers) < 2:
+		return "single worker"
+	case d.steerStatus == "":
+		return "none needed yet (no local address)"
+	}
+	return d.steerStatus
 }
 
 func orDev(s string) string {

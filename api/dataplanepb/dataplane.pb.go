@@ -73,6 +73,9 @@ type Info struct {
 	KniWriteDrops uint64                 `protobuf:"varint,8,opt,name=kni_write_drops,json=kniWriteDrops,proto3" json:"kni_write_drops,omitempty"`
 	KniReadDrops  uint64                 `protobuf:"varint,9,opt,name=kni_read_drops,json=kniReadDrops,proto3" json:"kni_read_drops,omitempty"`
 	ConnCapacity  uint64                 `protobuf:"varint,10,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"` // connection table size, all workers
+	// How replies reach the worker owning their connection: "single worker",
+	// "hardware (n-tuple rules)" or "software redirect (…why…)".
+	Steering      string `protobuf:"bytes,11,opt,name=steering,proto3" json:"steering,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -175,6 +178,13 @@ func (x *Info) GetConnCapacity() uint64 {
 		return x.ConnCapacity
 	}
 	return 0
+}
+
+func (x *Info) GetSteering() string {
+	if x != nil {
+		return x.Steering
+	}
+	return ""
 }
 
 type ListLinksRequest struct {
@@ -2022,7 +2032,7 @@ var File_dataplane_proto protoreflect.FileDescriptor
 const file_dataplane_proto_rawDesc = "" +
 	"\n" +
 	"\x0fdataplane.proto\x12\x10gvs.dataplane.v1\"\a\n" +
-	"\x05Empty\"\xca\x02\n" +
+	"\x05Empty\"\xe6\x02\n" +
 	"\x04Info\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1b\n" +
 	"\tuptime_ns\x18\x02 \x01(\x03R\buptimeNs\x12\x18\n" +
@@ -2034,7 +2044,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x0fkni_write_drops\x18\b \x01(\x04R\rkniWriteDrops\x12$\n" +
 	"\x0ekni_read_drops\x18\t \x01(\x04R\fkniReadDrops\x12#\n" +
 	"\rconn_capacity\x18\n" +
-	" \x01(\x04R\fconnCapacity\"&\n" +
+	" \x01(\x04R\fconnCapacity\x12\x1a\n" +
+	"\bsteering\x18\v \x01(\tR\bsteering\"&\n" +
 	"\x10ListLinksRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xf7\x01\n" +
 	"\tPortStats\x12\x1d\n" +

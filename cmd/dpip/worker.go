@@ -58,6 +58,7 @@ func infoCmd(a *app) *cobra.Command {
 		fmt.Fprintf(a.out, "gvs-dataplane %s up %s\n", in.Version, time.Duration(in.UptimeNs).Truncate(time.Second))
 		fmt.Fprintf(a.out, "workers %d idle %s forwarding ipv4 %v ipv6 %v\n", in.Workers, in.IdleMode, in.ForwardIpv4, in.ForwardIpv6)
 		fmt.Fprintf(a.out, "kni addrs %v drops to-kernel %d from-kernel %d\n", in.KniAddrs, in.KniWriteDrops, in.KniReadDrops)
+		fmt.Fprintf(a.out, "connections capacity %d, flow steering: %s\n", in.ConnCapacity, in.Steering)
 		return nil
 	}}
 }

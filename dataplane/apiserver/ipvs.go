@@ -219,7 +219,7 @@ func (s *Server) DelLAddr(_ context.Context, r *pb.LAddrRequest) (*pb.Empty, err
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().DelLAddr(k, la.Addr))
+	return &pb.Empty{}, ipvsStatus(s.dp.DelLAddr(k, la.Addr))
 }
 
 func (s *Server) ListConns(_ context.Context, r *pb.ListConnsRequest) (*pb.ListConnsResponse, error) {

@@ -159,6 +159,11 @@ func TestFullNAT(t *testing.T) {
 	}
 	t.Logf("new conns %d, redirected %d, toa %d", ctr["lb_new_conns"], ctr["lb_redirected_out"], ctr["lb_toa_added"])
 
+	// veth has no n-tuple filters: detected and reported, not fatal
+	if info := l.Dpip("info"); !strings.Contains(info, "flow steering: software redirect") || !strings.Contains(info, "n-tuple") {
+		t.Errorf("dpip info does not report the software fallback:\n%s", info)
+	}
+
 	// the listing shows the service and its counters
 	out := l.Ipvsadm("-L", "-n")
 	if !strings.Contains(out, "TCP  "+vip+":80 wrr") || !strings.Contains(out, "FullNat 3") {
