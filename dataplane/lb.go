@@ -20,6 +20,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
@@ -165,13 +166,17 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 	}
 	var to nat.Endpoints
 	var toa bool
-	if dir == session.In {
+	if st := &w.lbStats[c.Dest]; dir == session.In {
+		st.inPkts.Add(1)
+		st.inBytes.Add(uint64(len(l3)))
 		to = nat.Endpoints{Src: c.LAddrPort().Addr().Unmap(), Dst: c.DAddrPort().Addr().Unmap(), SrcPort: c.LPort, DstPort: c.DPort}
 		// TOA rides on the first ACK after the handshake
 		toa = c.Proto == header.ProtoTCP && c.Flags&session.FlagTOASent == 0 &&
 			flags&(header.TCPFlagACK|header.TCPFlagSYN|header.TCPFlagRST) == header.TCPFlagACK
 		w.ctr.inc(CtrLBIn)
 	} else {
+		st.outPkts.Add(1)
+		st.outBytes.Add(uint64(len(l3)))
 		to = nat.Endpoints{Src: c.VAddrPort().Addr().Unmap(), Dst: c.CAddrPort().Addr().Unmap(), SrcPort: c.VPort, DstPort: c.CPort}
 		w.ctr.inc(CtrLBOut)
 	}
@@ -351,4 +356,25 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 	l := c.LAddrPort()
 	w.pool.Put(l.Addr().Unmap(), l.Port())
 	w.ctr.inc(CtrLBConnsExpired)
+}
+
+// lbStat counts one destination's traffic on one worker: written by the
+// worker (one uncontended atomic add per field), summed by the API.
+type lbStat struct {
+	inPkts, outPkts, inBytes, outBytes atomic.Uint64
+}
+
+// growLBStats makes room for destination ids up to max; it runs when the
+// service table changes, never per packet.
+func (w *Worker) growLBStats(max int) {
+	n := make([]lbStat, max+64)
+	for i := range w.lbStats {
+		o := &w.lbStats[i]
+		n[i].inPkts.Store(o.inPkts.Load())
+		n[i].outPkts.Store(o.outPkts.Load())
+		n[i].inBytes.Store(o.inBytes.Load())
+		n[i].outBytes.Store(o.outBytes.Load())
+	}
+	w.lbStats = n
+	w.lbPub.Store(&n)
 }

@@ -283,6 +283,11 @@ func TestFullNATTCPv4(t *testing.T) {
 	if td.sum(CtrLBTOAAdded) != 1 || td.sum(CtrLBNewConns) != 1 {
 		t.Errorf("toa=%d new=%d", td.sum(CtrLBTOAAdded), td.sum(CtrLBNewConns))
 	}
+	// as received, like LVS: SYN (40+4 MSS), ACK (40), data (40+18) in; SYN-ACK (44) out
+	tr := td.d.DestTraffic(svc.Dests[0].ID)
+	if want := (Traffic{InPkts: 3, OutPkts: 1, InBytes: 44 + 40 + 58, OutBytes: 44}); tr != want {
+		t.Errorf("destination traffic %+v, want %+v", tr, want)
+	}
 }
 
 func TestFullNATTCPv6(t *testing.T) {

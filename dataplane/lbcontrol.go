@@ -225,3 +225,31 @@ func (d *Dataplane) ConnCapacity() int {
 	}
 	return n
 }
+
+// Traffic is a destination's (or service's) packet and byte counters.
+type Traffic struct {
+	InPkts, OutPkts, InBytes, OutBytes uint64
+}
+
+// Add adds o to t.
+func (t *Traffic) Add(o Traffic) {
+	t.InPkts += o.InPkts
+	t.OutPkts += o.OutPkts
+	t.InBytes += o.InBytes
+	t.OutBytes += o.OutBytes
+}
+
+// DestTraffic sums destination id's counters over the workers, without
+// stopping them.
+func (d *Dataplane) DestTraffic(id uint32) Traffic {
+	var t Traffic
+	for _, w := range d.workers {
+		p := w.lbPub.Load()
+		if p == nil || int(id) >= len(*p) {
+			continue
+		}
+		s := &(*p)[id]
+		t.Add(Traffic{InPkts: s.inPkts.Load(), OutPkts: s.outPkts.Load(), InBytes: s.inBytes.Load(), OutBytes: s.outBytes.Load()})
+	}
+	return t
+}

@@ -100,6 +100,8 @@ type Worker struct {
 	redirIn   []*ring.FrameRing // by sending worker
 	redirWake uint64
 	onExpire  func(uint32, *session.Conn)
+	lbStats   []lbStat                 // by destination id; owned by this worker
+	lbPub     atomic.Pointer[[]lbStat] // the same slice, for readers
 	ctl       chan func()
 
 	wakeFD  int
@@ -154,6 +156,9 @@ func (w *Worker) iterate() int {
 	w.now = start
 	w.snap = w.dp.snap.Load()
 	w.lb = w.dp.ipvs.Table()
+	if int(w.lb.MaxID) >= len(w.lbStats) {
+		w.growLBStats(int(w.lb.MaxID))
+	}
 	if v := w.dp.neigh.version.Load(); v != w.neighVer {
 		w.neighVer = v
 		w.neigh = *w.dp.neigh.pub.Load()

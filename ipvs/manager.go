@@ -45,7 +45,10 @@ type Service struct {
 
 // Table is the immutable service table workers read.
 type Table struct {
-	Gen      uint64
+	Gen uint64
+	// MaxID is the highest service or destination id handed out so far:
+	// workers size their per-id counters by it.
+	MaxID    uint32
 	Services []*Service // in creation order
 	byKey    map[ServiceKey]*Service
 	// Dests has every destination with possible connections, draining
@@ -124,7 +127,7 @@ func (m *Manager) id() uint32 {
 
 func (m *Manager) publishLocked() error {
 	m.gen++
-	t := &Table{Gen: m.gen, byKey: map[ServiceKey]*Service{}, Dests: map[uint32]*Dest{},
+	t := &Table{Gen: m.gen, MaxID: m.nextID, byKey: map[ServiceKey]*Service{}, Dests: map[uint32]*Dest{},
 		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
 	for _, s := range m.services {
 		svc := &Service{ID: s.id, Spec: s.spec, Dests: slices.Clone(s.dests), LAddrs: slices.Clone(s.laddrs), Stats: s.stats}

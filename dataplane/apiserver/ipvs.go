@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -148,12 +150,22 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 			continue
 		}
 		ps := &pb.Service{Key: pbKey(svc.Spec.Key), Sched: svc.Spec.Sched, SchedFlags: svc.Spec.SchedFlags,
-			Stats: &pb.ServiceStats{Conns: svc.Stats.Conns.Load()}}
+			Persistent: svc.Spec.Persistent, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout}
+		var total dataplane.Traffic
 		for _, d := range svc.Dests {
+			tr := s.dp.DestTraffic(d.ID)
+			total.Add(tr)
 			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
-				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), Stats: &pb.ServiceStats{Conns: d.Stats.Conns.Load()}})
+				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), Stats: pbStats(d.Stats.Conns.Load(), tr)})
 		}
+		// destinations removed from the service still count for it
+		for _, d := range s.dp.IPVS().Table().Dests {
+			if d.Service == svc.ID && !slices.Contains(svc.Dests, d) {
+				total.Add(s.dp.DestTraffic(d.ID))
+			}
+		}
+		ps.Stats = pbStats(svc.Stats.Conns.Load(), total)
 		for _, la := range svc.LAddrs {
 			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface})
 		}
@@ -163,6 +175,10 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 		return nil, ipvsStatus(fmt.Errorf("service %s: %w", want, ipvs.ErrNoService))
 	}
 	return out, nil
+}
+
+func pbStats(conns uint64, t dataplane.Traffic) *pb.ServiceStats {
+	return &pb.ServiceStats{Conns: conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes}
 }
 
 func (s *Server) destOp(r *pb.DestRequest, op func(ipvs.ServiceKey, ipvs.DestSpec) error) (*pb.Empty, error) {
