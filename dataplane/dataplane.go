@@ -52,7 +52,11 @@ type Options struct {
 	// bounds the expirations a worker handles per loop.
 	ConnCapacity      int
 	ConnExpirePerLoop int
-	Logger            *zap.Logger
+	// RSSPorts picks local ports whose replies the NIC's RSS hash puts on
+	// the owner worker's queue (read with ethtool -x), for NICs without
+	// n-tuple filters.
+	RSSPorts bool
+	Logger   *zap.Logger
 }
 
 // PortSpec is a port with its KNI settings.
@@ -104,6 +108,7 @@ type Dataplane struct {
 	steer       flowdir.Steering
 	steerRules  map[netip.Addr][]flowdir.Rule
 	steerStatus string
+	rssStatus   string
 	learnCh     chan neighLearn
 	kniNotify   chan struct{}
 	stopCh      chan struct{}

@@ -62,6 +62,9 @@ func (d *Dataplane) steerLAddr(a netip.Addr, portIdx int) {
 	if len(d.workers) < 2 {
 		return
 	}
+	if d.opts.RSSPorts {
+		d.rssPorts(a, portIdx)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, done := d.steerRules[a]; done {
@@ -84,6 +87,31 @@ func (d *Dataplane) steerLAddr(a netip.Addr, portIdx int) {
 	if d.steerStatus == "" {
 		d.steerStatus = "hardware (n-tuple rules)"
 	}
+}
+
+// rssPorts reads the RSS key and table of the device a's replies arrive
+// on and has every worker choose a's ports so that replies hash onto the
+// worker's own queue.
+func (d *Dataplane) rssPorts(a netip.Addr, portIdx int) {
+	dev, ok := d.ports[portIdx].Port.(interface{ Device() string })
+	if !ok {
+		return
+	}
+	f, err := flowdir.ReadRSS(dev.Device(), len(d.workers))
+	if err != nil {
+		d.log.Warn("RSS-aware port selection unavailable: ports by owner bits only", zap.String("laddr", a.String()), zap.Error(err))
+		d.mu.Lock()
+		d.rssStatus = "unavailable (" + err.Error() + ")"
+		d.mu.Unlock()
+		return
+	}
+	if err := d.runOnWorkers(func(w *Worker) { w.pool.SetRSS(a, f) }); err != nil {
+		d.log.Warn("RSS-aware port selection", zap.Error(err))
+		return
+	}
+	d.mu.Lock()
+	d.rssStatus = "on"
+	d.mu.Unlock()
 }
 
 func (d *Dataplane) unsteerLAddr(a netip.Addr) {
@@ -109,6 +137,9 @@ func (d *Dataplane) Steering() string {
 		return "single worker"
 	case d.steerStatus == "":
 		return "none needed yet (no local address)"
+	}
+	if d.opts.RSSPorts {
+		return d.steerStatus + "; RSS-aware ports " + d.rssStatus
 	}
 	return d.steerStatus
 }

@@ -93,6 +93,7 @@ func (p *Pool) rand() uint32 {
 type portStack struct {
 	free  []uint16
 	inUse []uint64 // bitmap over all 65536 ports
+	rss   *RSSFilter
 }
 
 // NewPool returns worker w's pool.
@@ -131,13 +132,17 @@ func (p *Pool) Get(a netip.Addr, rs netip.AddrPort) (uint16, error) {
 		return 0, ErrExhausted
 	}
 	pick := n - 1
-	if p.rss != nil {
+	rss := s.rss
+	if rss == nil {
+		rss = p.rss
+	}
+	if rss != nil {
 		// Probe random free ports: which ones land on this queue depends
 		// on the real server too, so they cannot be sorted out in advance.
 		for try := 0; try < 64; try++ {
 			i := int(p.rand() % uint32(n))
-			h := p.rss.Hash.Hash4Tuple(rs.Addr(), a, rs.Port(), s.free[i], true)
-			if p.rss.Queue(h) == p.worker {
+			h := rss.Hash.Hash4Tuple(rs.Addr(), a, rs.Port(), s.free[i], true)
+			if rss.Queue(h) == p.worker {
 				pick = i
 				break
 			}
@@ -149,6 +154,10 @@ func (p *Pool) Get(a netip.Addr, rs netip.AddrPort) (uint16, error) {
 	s.inUse[port>>6] |= 1 << (port & 63)
 	return port, nil
 }
+
+// SetRSS makes the ports of local address a follow the RSS filter f (that
+// of the device a's replies arrive on); nil reverts to the pool's default.
+func (p *Pool) SetRSS(a netip.Addr, f *RSSFilter) { p.stack(a).rss = f }
 
 // Put returns a port. Ports not taken from this pool are ignored (false).
 func (p *Pool) Put(a netip.Addr, port uint16) bool {

@@ -8,6 +8,7 @@
 #   VIP 10.1.0.100 / fd00:1::100 on dp0, LIP (FullNAT local address) 10.2.0.100 / fd00:2::100 on dp1
 #
 # usage: scripts/lab.sh up [--driver afxdp|afpacket] [--workers N] [--rs N] [--idle adaptive|busy]
+#                          [--port-selection portmask|rss]
 #        scripts/lab.sh down | status | env
 set -euo pipefail
 
@@ -112,6 +113,7 @@ addresses:
   - {addr: $LIP/32, dev: dp1}
   - {addr: "$LIP6/128", dev: dp1}
 forwarding: {ipv4: true, ipv6: true}
+ipvs: {port_selection: $PORTSEL}
 EOF
 }
 
@@ -125,9 +127,10 @@ wait_for() { # SECONDS CMD...
 }
 
 cmd_up() {
-	DRIVER=afxdp WORKERS=1 NRS=2 IDLE=adaptive
+	DRIVER=afxdp WORKERS=1 NRS=2 IDLE=adaptive PORTSEL=portmask
 	while [ $# -gt 0 ]; do
 		case "$1" in
+		--port-selection) PORTSEL=$2; shift 2 ;;
 		--driver) DRIVER=$2; shift 2 ;;
 		--workers) WORKERS=$2; shift 2 ;;
 		--rs) NRS=$2; shift 2 ;;

@@ -37,6 +37,10 @@ type IPVS struct {
 	ConnCapacity int `yaml:"conn_capacity"`
 	// ExpirePerLoop bounds the connections a worker expires per loop.
 	ExpirePerLoop int `yaml:"expire_per_loop"`
+	// PortSelection: "portmask" (ports by owner bits; n-tuple rules or
+	// software hand-over steer replies) or "rss" (also choose ports whose
+	// replies the NIC's RSS hash puts on the owner's queue).
+	PortSelection string `yaml:"port_selection"`
 }
 
 // API is the control socket.
@@ -227,6 +231,9 @@ func (c *Config) defaults() {
 	if c.IPVS.ExpirePerLoop == 0 {
 		c.IPVS.ExpirePerLoop = 256
 	}
+	if c.IPVS.PortSelection == "" {
+		c.IPVS.PortSelection = "portmask"
+	}
 }
 
 // Validate checks the whole configuration and reports every problem found.
@@ -401,6 +408,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.ConnCapacity < 16 || c.IPVS.ConnCapacity > 1<<26 {
 		bad("ipvs.conn_capacity", "%d: use 16-67108864 connections per worker", c.IPVS.ConnCapacity)
+	}
+	if c.IPVS.PortSelection != "portmask" && c.IPVS.PortSelection != "rss" {
+		bad("ipvs.port_selection", "%q: use portmask or rss", c.IPVS.PortSelection)
 	}
 	if c.IPVS.ExpirePerLoop < 1 {
 		bad("ipvs.expire_per_loop", "%d: use at least 1", c.IPVS.ExpirePerLoop)

@@ -326,3 +326,24 @@ func TestQuiesce(t *testing.T) {
 		}
 	}
 }
+
+// TestRSSPortSelectionReported: veth has no RSS key to read; asking for
+// RSS-aware ports is reported as unavailable and forwarding still works.
+func TestRSSPortSelectionReported(t *testing.T) {
+	l := StartLab(t, "--driver", "afxdp", "--workers", "2", "--port-selection", "rss")
+	l.startTestsrv(l.Env["RS1_NS"], "rs1", "--http", l.Env["RS1_IP"]+":8080")
+	waitTCP(t, l.Env["RS1_NS"], l.Env["RS1_IP"]+":8080")
+	vip := l.Env["VIP"]
+	l.Ipvsadm("-A", "-t", vip+":80", "-s", "rr")
+	l.Ipvsadm("-a", "-t", vip+":80", "-r", l.Env["RS1_IP"]+":8080", "-b")
+	l.Ipvsadm("--add-laddr", "-z", l.Env["LIP"], "-t", vip+":80", "-F", l.Env["LB_RS_PORT"])
+	if info := l.Dpip("info"); !strings.Contains(info, "RSS-aware ports unavailable") {
+		t.Errorf("dpip info:\n%s", info)
+	}
+	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
+	for i := 0; i < 20; i++ {
+		if s, _ := get(t, c, "http://"+vip+"/"); s != "rs1" {
+			t.Fatalf("answer from %s", s)
+		}
+	}
+}
