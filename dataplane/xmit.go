@@ -171,16 +171,8 @@ func (w *Worker) icmp4Error(b *pktbuf.Buf, ip header.IPv4, typ, code uint8, mtu 
 	if ip.IsFragment() && ip.FlagsFrag()&0x1fff != 0 {
 		return // only about first fragments
 	}
-	if !w.icmpBucket.allow(w.now) {
-		return
-	}
-	r := w.snap.routes.Lookup(orig)
-	if r == nil {
-		return
-	}
-	out := w.snap.iface(r.Iface)
-	src, ok := w.snap.sourceFor(b.Iface, orig)
-	if out == nil || !ok {
+	out, src, nh, ok := w.icmpErrorRoute(b, orig)
+	if !ok {
 		return
 	}
 	quote := len(ip)
@@ -203,7 +195,26 @@ func (w *Worker) icmp4Error(b *pktbuf.Buf, ip header.IPv4, typ, code uint8, mtu 
 	m.SetChecksum(0)
 	m.SetChecksum(^header.Checksum(m, 0))
 	w.ctr.inc(CtrICMPErrorsSent)
-	w.xmit(nb, out, r.NextHop(orig))
+	w.xmit(nb, out, nh)
+}
+
+// icmpErrorRoute applies the ICMP error rate limit and finds the way back
+// to orig: the outgoing interface, the source address (one of the
+// receiving interface's) and the next hop.
+func (w *Worker) icmpErrorRoute(b *pktbuf.Buf, orig netip.Addr) (out *Iface, src, nh netip.Addr, ok bool) {
+	if !w.icmpBucket.allow(w.now) {
+		return nil, src, nh, false
+	}
+	r := w.snap.routes.Lookup(orig)
+	if r == nil {
+		return nil, src, nh, false
+	}
+	out = w.snap.iface(r.Iface)
+	src, ok = w.snap.sourceFor(b.Iface, orig)
+	if out == nil || !ok {
+		return nil, src, nh, false
+	}
+	return out, src, r.NextHop(orig), true
 }
 
 // icmp6Error is icmp4Error for IPv6 (RFC 4443): quote as much as fits in
@@ -218,16 +229,8 @@ func (w *Worker) icmp6Error(b *pktbuf.Buf, ip header.IPv6, typ, code uint8, para
 			return
 		}
 	}
-	if !w.icmpBucket.allow(w.now) {
-		return
-	}
-	r := w.snap.routes.Lookup(orig)
-	if r == nil {
-		return
-	}
-	out := w.snap.iface(r.Iface)
-	src, ok := w.snap.sourceFor(b.Iface, orig)
-	if out == nil || !ok {
+	out, src, nh, ok := w.icmpErrorRoute(b, orig)
+	if !ok {
 		return
 	}
 	quote := len(ip)
@@ -254,5 +257,5 @@ func (w *Worker) icmp6Error(b *pktbuf.Buf, ip header.IPv6, typ, code uint8, para
 	copy(m[header.ICMPv6MinSize:], ip[:quote])
 	m.SetChecksum(header.ICMPv6Checksum(m, src, orig))
 	w.ctr.inc(CtrICMPErrorsSent)
-	w.xmit(nb, out, r.NextHop(orig))
+	w.xmit(nb, out, nh)
 }
