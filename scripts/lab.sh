@@ -152,7 +152,8 @@ cmd_up() {
 	: >"$STATE/created"
 	: >"$STATE/dataplane.log"
 	: >"$STATE/dataplane.out"
-	trap 'echo "lab: up failed, tearing down" >&2; cmd_down >&2' ERR
+	UP_OK=0
+	trap 'if [ "$UP_OK" != 1 ]; then echo "lab: up failed, tearing down" >&2; cmd_down >&2; fi' EXIT
 	cat >"$STATE/lab.env" <<EOF
 DRIVER=$DRIVER WORKERS=$WORKERS NRS=$NRS IDLE=$IDLE
 EOF
@@ -197,7 +198,8 @@ EOF
 	ip netns exec $LB_NS setsid "$BIN/gvs-dataplane" -c "$STATE/dataplane.yaml" \
 		</dev/null >>"$STATE/dataplane.out" 2>&1 &
 	echo $! >"$STATE/dataplane.pid"
-	if ! wait_for 20 test -S "$STATE/dataplane.sock"; then
+	dp_up() { test -S "$STATE/dataplane.sock" || ! kill -0 "$(cat "$STATE/dataplane.pid")" 2>/dev/null; }
+	if ! wait_for 20 dp_up || ! kill -0 "$(cat "$STATE/dataplane.pid")" 2>/dev/null; then
 		cat "$STATE/dataplane.out" "$STATE/dataplane.log" >&2 2>/dev/null || true
 		die "gvs-dataplane did not start (see $STATE/dataplane.log)"
 	fi
@@ -209,7 +211,7 @@ EOF
 	ip -n $LB_NS link set dp0.kni up
 	ip -n $LB_NS addr add $LB_KNI_RS_IP/24 dev dp1.kni
 	ip -n $LB_NS link set dp1.kni up
-	trap - ERR
+	UP_OK=1
 	log "up: driver $DRIVER, $WORKERS worker(s), $NRS real server(s); state in $STATE"
 }
 
