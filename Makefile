@@ -1,7 +1,7 @@
 # GVS — Go Virtual Server. `make demo` runs the lab demo, `make test` all tests.
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin
-CMDS    := gvs-dataplane dpip ipvsadm gvs-testsrv
+CMDS    := gvs-dataplane gvs-controlplane dpip ipvsadm gvs-testsrv
 # packages whose tests run under the race detector (the dataplane's
 # lock-free worker state is checked by design, not by the race detector)
 RACE_PKGS := ./dataplane/config/... ./dataplane/apiserver/... ./dataplane/ring/... ./dataplane/route/... \

@@ -109,6 +109,8 @@ type Dataplane struct {
 	steerRules  map[netip.Addr][]flowdir.Rule
 	steerStatus string
 	rssStatus   string
+	timeouts    session.Timeouts // guarded by mu
+	touts       sync.Mutex       // serialises SetTimeouts
 	learnCh     chan neighLearn
 	kniNotify   chan struct{}
 	stopCh      chan struct{}
@@ -196,6 +198,7 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 			}
 		}
 	}
+	d.timeouts = d.workers[0].sess.Timeouts()
 	if err := d.publishLocked(); err != nil {
 		return nil, err
 	}

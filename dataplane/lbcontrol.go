@@ -223,11 +223,17 @@ func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// Timeouts returns the TCP established, TCP FIN-WAIT and UDP timeouts.
-func (d *Dataplane) Timeouts() session.Timeouts { return d.workers[0].sess.Timeouts() }
+// Timeouts returns the connection timeouts in force.
+func (d *Dataplane) Timeouts() session.Timeouts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.timeouts
+}
 
 // SetTimeouts changes timeouts (ipvsadm --set); zero keeps a value.
 func (d *Dataplane) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
+	d.touts.Lock() // one change at a time: read, apply everywhere, record
+	defer d.touts.Unlock()
 	to := d.Timeouts()
 	if tcp > 0 {
 		to.Established = tcp
@@ -245,6 +251,9 @@ func (d *Dataplane) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("timeouts: %w: %w", err, ipvs.ErrInvalid)
 	}
+	d.mu.Lock()
+	d.timeouts = to
+	d.mu.Unlock()
 	return nil
 }
 

@@ -10,6 +10,7 @@
 # usage: scripts/lab.sh up [--driver afxdp|afpacket] [--workers N] [--rs N] [--idle adaptive|busy]
 #                          [--port-selection portmask|rss]
 #        scripts/lab.sh down | status | env
+#        scripts/lab.sh restart-dataplane [--kill]   (stop and start gvs-dataplane, KNI addresses included)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -251,10 +252,53 @@ cmd_status() {
 	fi
 }
 
+# restart-dataplane [--kill]: stop gvs-dataplane (SIGTERM, or SIGKILL as a
+# crash would), start it again with the lab's config and give the kernel side
+# of the new KNI devices its addresses again — what a supervisor and the
+# host's network config would do. Services configured at run time are gone
+# until the control plane re-applies them.
+cmd_restart_dataplane() {
+	local sig=TERM
+	case "${1:-}" in
+	--kill) sig=KILL ;;
+	"") ;;
+	*) die "restart-dataplane: unknown option $1 (use --kill)" ;;
+	esac
+	load_state
+	[ -f "$STATE/created" ] || die "no lab is up (scripts/lab.sh up first)"
+	local pidf=$STATE/dataplane.pid pid
+	if [ -f "$pidf" ]; then
+		pid=$(cat "$pidf")
+		if kill "-$sig" "$pid" 2>/dev/null; then
+			for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+			kill -9 "$pid" 2>/dev/null || true
+			for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		fi
+	fi
+	rm -f "$STATE/dataplane.sock" # left behind by SIGKILL; the new one must not be mistaken for it
+	wait_for 10 sh -c "! ip -n $LB_NS link show dp0.kni" || die "the old dataplane's KNI devices are still there"
+	ip netns exec $LB_NS setsid "$BIN/gvs-dataplane" -c "$STATE/dataplane.yaml" \
+		</dev/null >>"$STATE/dataplane.out" 2>&1 &
+	echo $! >"$pidf"
+	dp_up() { test -S "$STATE/dataplane.sock" || ! kill -0 "$(cat "$pidf")" 2>/dev/null; }
+	if ! wait_for 20 dp_up || ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
+		tail -20 "$STATE/dataplane.log" >&2 2>/dev/null || true
+		die "gvs-dataplane did not start again (see $STATE/dataplane.log)"
+	fi
+	wait_for 10 ip -n $LB_NS link show dp1.kni || die "KNI device dp1.kni missing"
+	ip -n $LB_NS addr add $LB_MGMT_IP/24 dev dp0.kni
+	ip -n $LB_NS addr add $LB_MGMT_IP6/64 dev dp0.kni nodad
+	ip -n $LB_NS link set dp0.kni up
+	ip -n $LB_NS addr add $LB_KNI_RS_IP/24 dev dp1.kni
+	ip -n $LB_NS link set dp1.kni up
+	log "dataplane restarted (SIG$sig, new pid $(cat "$pidf"))"
+}
+
 case "${1:-}" in
 up) shift; cmd_up "$@" ;;
 down) cmd_down ;;
 status) cmd_status ;;
 env) cmd_env ;;
-*) die "usage: $0 up [--driver afxdp|afpacket] [--workers N] [--rs N] [--idle adaptive|busy] | down | status | env" ;;
+restart-dataplane) shift; cmd_restart_dataplane "$@" ;;
+*) die "usage: $0 up [--driver afxdp|afpacket] [--workers N] [--rs N] [--idle adaptive|busy] | down | status | env | restart-dataplane [--kill]" ;;
 esac

@@ -5,8 +5,10 @@ package dpclient
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -38,6 +40,20 @@ func Dial(socket string) (*Client, error) {
 		return nil, fmt.Errorf("cannot reach gvs-dataplane at %s: %v (is it running? set --socket or GVS_DATAPLANE_SOCKET)", socket, err)
 	}
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{DataplaneClient: pb.NewDataplaneClient(conn), conn: conn}, nil
+}
+
+// New returns a client for a dataplane that may not be running yet (the
+// control plane starts before, and outlives, dataplane restarts): calls fail
+// while it is away, and the connection is retried at most every second.
+func New(socket string) (*Client, error) {
+	bc := backoff.DefaultConfig
+	bc.MaxDelay = time.Second
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: time.Second}))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,371 @@
+// Package config reads and validates gvs-controlplane's YAML configuration:
+// virtual services, their real servers with keepalived-style health checks,
+// FullNAT local addresses, sorry servers and the global timeouts, plus the
+// process's own settings (dataplane socket, HTTP listener, CPUs, logs).
+//
+// The file uses keepalived's vocabulary where it fits (virtual_server,
+// real_server, lb_algo, lb_kind, delay_loop, inhibit_on_failure, TCP_CHECK,
+// HTTP_GET …). Unknown keys are refused, and every error names the service,
+// the field and the fix. Parse returns the raw file plus a resolved model
+// (Services) with every default applied: the reconciler and the health
+// checker read only the resolved model.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file. Services and Timeouts are resolved by Parse.
+type Config struct {
+	Dataplane      Dataplane       `yaml:"dataplane"`
+	Log            Log             `yaml:"log"`
+	CPUs           []int           `yaml:"cpus"`
+	HTTP           HTTP            `yaml:"http"`
+	Global         Global          `yaml:"global_defs"`
+	VirtualServers []VirtualServer `yaml:"virtual_servers"`
+
+	// Services is the validated model of VirtualServers, defaults applied.
+	Services []Service `yaml:"-"`
+}
+
+// Dataplane is how the control plane reaches gvs-dataplane.
+type Dataplane struct {
+	Socket string `yaml:"socket"`
+	// PollInterval is how often GetInfo is called to notice a dataplane
+	// restart (uptime reset) or a lost connection.
+	PollInterval Duration `yaml:"poll_interval"`
+	// ResyncInterval re-reads the dataplane's services and repairs any
+	// drift from the desired state (default 30s); 0 disables.
+	ResyncInterval *Duration `yaml:"resync_interval"`
+	// CallTimeout bounds each API call.
+	CallTimeout Duration `yaml:"call_timeout"`
+}
+
+// Log configures zap.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	File   string `yaml:"file"`   // empty: stderr
+	Format string `yaml:"format"` // json, console
+}
+
+// HTTP is the listener serving /metrics, /reload, /state and /healthz.
+type HTTP struct {
+	Listen string `yaml:"listen"` // host:port; "off" disables
+}
+
+// Global holds settings for all services (keepalived's global_defs).
+type Global struct {
+	Timeouts TimeoutsConf `yaml:"timeouts"`
+	// Bindto is the default source address of health checks.
+	Bindto string `yaml:"bindto"`
+	// RemoveUnmanaged deletes dataplane services that are not in this file
+	// (created with ipvsadm, say). Off by default: the control plane then
+	// only touches the services it configured.
+	RemoveUnmanaged bool `yaml:"remove_unmanaged"`
+}
+
+// TimeoutsConf are the connection timeouts (ipvsadm --set tcp tcpfin udp).
+// Zero keeps the dataplane's value.
+type TimeoutsConf struct {
+	TCP    Duration `yaml:"tcp"`
+	TCPFin Duration `yaml:"tcpfin"`
+	UDP    Duration `yaml:"udp"`
+}
+
+// VirtualServer is one service (keepalived's virtual_server block).
+type VirtualServer struct {
+	Name     string `yaml:"name"`
+	Protocol string `yaml:"protocol"` // TCP (default), UDP
+	VIP      string `yaml:"vip"`
+	Port     int    `yaml:"port"`
+	LBAlgo   string `yaml:"lb_algo"` // rr wrr lc wlc (default) sh mh
+	LBKind   string `yaml:"lb_kind"` // FULLNAT (default; FNAT accepted)
+	// SchedFlags: sh-fallback, sh-port (sh), mh-fallback, mh-port (mh).
+	SchedFlags []string `yaml:"sched_flags"`
+	// DelayLoop is the default check interval of its real servers.
+	DelayLoop          Duration       `yaml:"delay_loop"`
+	InhibitOnFailure   *bool          `yaml:"inhibit_on_failure"`
+	PersistenceTimeout Duration       `yaml:"persistence_timeout"`
+	LocalAddresses     []LocalAddress `yaml:"local_addresses"`
+	SorryServer        *SorryServer   `yaml:"sorry_server"`
+	RealServers        []RealServer   `yaml:"real_servers"`
+}
+
+// LocalAddress is a FullNAT local address (DPVS's local_address_group).
+type LocalAddress struct {
+	IP        string `yaml:"ip"`
+	Interface string `yaml:"interface"`
+}
+
+// SorryServer is added to a service while none of its real servers is up.
+type SorryServer struct {
+	IP     string `yaml:"ip"`
+	Port   int    `yaml:"port"`
+	Weight *int   `yaml:"weight"`
+}
+
+// RealServer is a destination with its health checks.
+type RealServer struct {
+	IP               string     `yaml:"ip"`
+	Port             int        `yaml:"port"`
+	Weight           *int       `yaml:"weight"`
+	UThreshold       int64      `yaml:"uthreshold"`
+	LThreshold       int64      `yaml:"lthreshold"`
+	InhibitOnFailure *bool      `yaml:"inhibit_on_failure"`
+	TCPCheck         *TCPCheck  `yaml:"TCP_CHECK"`
+	HTTPGet          *HTTPCheck `yaml:"HTTP_GET"`
+	SSLGet           *HTTPCheck `yaml:"SSL_GET"`
+	UDPCheck         *UDPCheck  `yaml:"UDP_CHECK"`
+	MiscCheck        *MiscCheck `yaml:"MISC_CHECK"`
+}
+
+// Timing is the schedule of a check and its rise/fall counts.
+type Timing struct {
+	DelayLoop        Duration `yaml:"delay_loop"`
+	DelayBeforeRetry Duration `yaml:"delay_before_retry"`
+	// Retry is keepalived's: further attempts after a failure before an up
+	// server is declared down (fall = retry + 1). Fall is the same count
+	// given directly; give one of them.
+	Retry *int `yaml:"retry"`
+	Fall  int  `yaml:"fall"`
+	Rise  int  `yaml:"rise"`
+	// Alpha starts the check in the failed state (keepalived's alpha).
+	Alpha bool `yaml:"alpha"`
+}
+
+// Connect is where a network check connects and from where.
+type Connect struct {
+	Timing         `yaml:",inline"`
+	ConnectIP      string   `yaml:"connect_ip"`
+	ConnectPort    int      `yaml:"connect_port"`
+	Bindto         string   `yaml:"bindto"`
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+}
+
+// TCPCheck succeeds when a TCP connection is established.
+type TCPCheck struct {
+	Connect `yaml:",inline"`
+}
+
+// HTTPCheck is HTTP_GET or SSL_GET: every url must answer as configured.
+type HTTPCheck struct {
+	Connect     `yaml:",inline"`
+	URL         []URL  `yaml:"url"`
+	VirtualHost string `yaml:"virtualhost"`
+}
+
+// URL is one request of an HTTP check.
+type URL struct {
+	Path       string      `yaml:"path"`
+	StatusCode StatusCodes `yaml:"status_code"` // 200, "200-299", "200-299,302"
+	Regex      string      `yaml:"regex"`       // the body must match
+	Digest     string      `yaml:"digest"`      // hex MD5 of the body
+}
+
+// UDPCheck sends a datagram and waits for an answer.
+type UDPCheck struct {
+	Connect    `yaml:",inline"`
+	Payload    string `yaml:"payload"`
+	PayloadHex string `yaml:"payload_hex"`
+	// RequireReply (default true): a reply must arrive within
+	// connect_timeout. false: only an ICMP port unreachable fails the check.
+	RequireReply *bool  `yaml:"require_reply"`
+	Regex        string `yaml:"regex"`
+}
+
+// MiscCheck runs a command: exit 0 healthy, anything else failed.
+type MiscCheck struct {
+	Timing      `yaml:",inline"`
+	MiscPath    string   `yaml:"misc_path"`
+	MiscTimeout Duration `yaml:"misc_timeout"`
+}
+
+// typeNames turns yaml.v3's Go type names into the file's words.
+var typeNames = strings.NewReplacer(
+	"config.Config", "the top level",
+	"config.Dataplane", "dataplane",
+	"config.Log", "log",
+	"config.HTTP", "http",
+	"config.Global", "global_defs",
+	"config.TimeoutsConf", "global_defs.timeouts",
+	"config.VirtualServer", "a virtual server",
+	"config.LocalAddress", "a local address",
+	"config.SorryServer", "sorry_server",
+	"config.RealServer", "a real server",
+	"config.TCPCheck", "TCP_CHECK",
+	"config.HTTPCheck", "HTTP_GET/SSL_GET",
+	"config.URL", "an url entry",
+	"config.UDPCheck", "UDP_CHECK",
+	"config.MiscCheck", "MISC_CHECK",
+)
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type`)
+
+// Load reads and validates a file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates YAML, applying defaults. An empty file is a
+// valid configuration without services.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		msg := unknownField.ReplaceAllString(err.Error(), "unknown key $1 (see docs/controlplane.md for the keys) in")
+		return nil, fmt.Errorf("config: %s", typeNames.Replace(msg))
+	}
+	c.defaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Defaults of the process settings.
+const (
+	DefaultSocket = "/run/gvs/dataplane.sock"
+	DefaultListen = "127.0.0.1:9105"
+)
+
+func (c *Config) defaults() {
+	if c.Dataplane.Socket == "" {
+		c.Dataplane.Socket = DefaultSocket
+	}
+	if c.Dataplane.PollInterval == 0 {
+		c.Dataplane.PollInterval = Seconds(1)
+	}
+	if c.Dataplane.ResyncInterval == nil {
+		d := Seconds(30)
+		c.Dataplane.ResyncInterval = &d
+	}
+	if c.Dataplane.CallTimeout == 0 {
+		c.Dataplane.CallTimeout = Seconds(5)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.HTTP.Listen == "" {
+		c.HTTP.Listen = DefaultListen
+	}
+}
+
+// ServiceKey identifies a virtual service.
+type ServiceKey struct {
+	Proto string // TCP, UDP
+	Addr  netip.Addr
+	Port  uint16
+}
+
+// String is the form used in logs and errors: "TCP 10.1.0.100:80".
+func (k ServiceKey) String() string {
+	return k.Proto + " " + netip.AddrPortFrom(k.Addr, k.Port).String()
+}
+
+// Service is a resolved virtual server.
+type Service struct {
+	Key        ServiceKey
+	Name       string // the configured name, or Key.String()
+	Sched      string
+	SchedFlags []string // sorted
+	LAddrs     []LAddr
+	Inhibit    bool // the service's default for its real servers
+	Sorry      *Dest
+	Reals      []Real
+}
+
+// LAddr is a FullNAT local address; Dev may be empty (the dataplane knows).
+type LAddr struct {
+	Addr netip.Addr
+	Dev  string
+}
+
+// Dest is a destination as the dataplane gets it.
+type Dest struct {
+	Addr   netip.AddrPort
+	Weight int
+	Upper  uint32
+	Lower  uint32
+}
+
+// Real is a resolved real server.
+type Real struct {
+	Dest
+	// Inhibit: on failure set weight 0 (quiesce) instead of removing.
+	Inhibit bool
+	Checks  []Check
+}
+
+// Check kinds, named as keepalived names its checkers.
+const (
+	TCPCheckKind  = "TCP_CHECK"
+	HTTPGetKind   = "HTTP_GET"
+	SSLGetKind    = "SSL_GET"
+	UDPCheckKind  = "UDP_CHECK"
+	MiscCheckKind = "MISC_CHECK"
+)
+
+// Check is a resolved health check; it is comparable with reflect.DeepEqual
+// so a reload keeps checks that did not change.
+type Check struct {
+	Kind     string
+	Target   netip.AddrPort // network checks
+	Bind     netip.Addr     // invalid: the kernel picks
+	Timeout  time.Duration  // connect_timeout, or misc_timeout
+	Interval time.Duration  // delay_loop
+	// RetryInterval is delay_before_retry: the pace while a transition is
+	// pending (an up server failing, a down server succeeding).
+	RetryInterval time.Duration
+	Rise, Fall    int
+	Alpha         bool
+
+	URLs        []URLCheck // HTTP_GET, SSL_GET
+	VirtualHost string
+
+	Payload      []byte // UDP_CHECK
+	RequireReply bool
+	Regex        string
+
+	Script string // MISC_CHECK, run with /bin/sh -c
+}
+
+// URLCheck is one resolved request of an HTTP check.
+type URLCheck struct {
+	Path   string
+	Codes  StatusCodes
+	Regex  string
+	Digest string // lower-case hex
+}
+
+// Timeouts are the resolved global timeouts; zero keeps a value.
+type Timeouts struct {
+	TCP, TCPFin, UDP time.Duration
+}
+
+// Timeouts returns the global timeouts.
+func (c *Config) Timeouts() Timeouts {
+	t := c.Global.Timeouts
+	return Timeouts{TCP: t.TCP.D(), TCPFin: t.TCPFin.D(), UDP: t.UDP.D()}
+}

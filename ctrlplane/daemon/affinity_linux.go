@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// setAffinity pins every thread of the process to cpus (none: unchanged).
+// Threads the Go runtime creates later inherit the mask of the thread that
+// creates them, which is pinned too.
+func setAffinity(cpus []int) error {
+	if len(cpus) == 0 {
+		return nil
+	}
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("sched_setaffinity: %w (are these CPUs online and allowed? see /sys/devices/system/cpu/online)", err)
+		}
+	}
+	return nil
+}
+
+// affinity returns the calling thread's CPUs (for /state).
+func affinity() []int {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil
+	}
+	var out []int
+	for i := 0; i < 1024; i++ {
+		if set.IsSet(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}

@@ -1,0 +1,237 @@
+// Package daemon assembles a running gvs-controlplane: it loads the
+// configuration, pins the process to its housekeeping CPUs, connects to the
+// dataplane, and runs the reconciler (the only writer to the dataplane),
+// the restart watcher, the health checks and the HTTP listener (/metrics,
+// /reload, /state, /healthz). Reload (SIGHUP or POST /reload) re-reads the
+// file: an invalid file is refused and logged, and the running state stays
+// as it was; a valid one is applied as a difference.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gvs-lb/gvs/ctrlplane/config"
+	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
+	"github.com/gvs-lb/gvs/ctrlplane/health"
+	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
+)
+
+// Options are the command line's: the file and what overrides it.
+type Options struct {
+	ConfigPath string
+	CPUs       []int  // non-nil: replaces the file's cpus
+	Socket     string // non-empty: replaces dataplane.socket
+	Listen     string // non-empty: replaces http.listen
+	// Logger, when set, is used instead of the file's log settings (tests).
+	Logger *zap.Logger
+}
+
+// Daemon is a running control plane.
+type Daemon struct {
+	o       Options
+	Log     *zap.Logger
+	client  *dpclient.Client
+	Health  *health.Manager
+	Rec     *reconcile.Reconciler
+	Watch   *reconcile.Watcher
+	srv     *http.Server
+	ln      net.Listener
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	invalid atomic.Uint64
+
+	reloadMu sync.Mutex
+	started  *config.Config // the process settings in force
+}
+
+// LoadConfig reads the file and applies the command-line overrides.
+func LoadConfig(o Options) (*config.Config, error) {
+	c, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if o.CPUs != nil {
+		if err := config.CheckCPUs(o.CPUs); err != nil {
+			return nil, fmt.Errorf("--cpus: %w", err)
+		}
+		c.CPUs = o.CPUs
+	}
+	if o.Socket != "" {
+		c.Dataplane.Socket = o.Socket
+	}
+	if o.Listen != "" {
+		c.HTTP.Listen = o.Listen
+	}
+	return c, nil
+}
+
+// NewLogger builds the zap logger the config asks for.
+func NewLogger(c config.Log) (*zap.Logger, error) {
+	var zc zap.Config
+	if c.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.DisableStacktrace = true // warnings are operational news, not bugs
+	} else {
+		zc = zap.NewProductionConfig()
+		zc.EncoderConfig.TimeKey = "ts"
+		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	}
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	if c.File != "" {
+		zc.OutputPaths = []string{c.File}
+		zc.ErrorOutputPaths = []string{c.File}
+	}
+	return zc.Build()
+}
+
+// Start loads the configuration and starts everything. It returns once the
+// first reconcile has run; if the dataplane is not there yet, that is logged
+// and retried in the background.
+func Start(o Options) (*Daemon, error) {
+	cfg, err := LoadConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		if log, err = NewLogger(cfg.Log); err != nil {
+			return nil, fmt.Errorf("log: %w", err)
+		}
+	}
+	if err := setAffinity(cfg.CPUs); err != nil {
+		return nil, fmt.Errorf("cpus %v: %w", cfg.CPUs, err)
+	}
+	client, err := dpclient.New(cfg.Dataplane.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane.socket %s: %w", cfg.Dataplane.Socket, err)
+	}
+	d := &Daemon{o: o, Log: log, client: client, started: cfg}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	// health reports to the reconciler, which hands health each accepted config
+	d.Health = health.NewManager(log.Named("health"), func() { d.Rec.Kick("health state changed") })
+	d.Rec = reconcile.New(reconcile.Options{API: client, Log: log.Named("reconcile"), Health: d.Health,
+		CallTimeout: cfg.Dataplane.CallTimeout.D(), Resync: cfg.Dataplane.ResyncInterval.D(),
+		OnConfig: func(c *config.Config) { d.Health.Update(c.Services) }})
+	d.Watch = reconcile.NewWatcher(client, log.Named("watch"), cfg.Dataplane.PollInterval.D(), cfg.Dataplane.CallTimeout.D(),
+		d.Rec.Kick)
+	if cfg.HTTP.Listen != "off" {
+		if d.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+			cancel()
+			client.Close()
+			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
+		}
+		d.srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+		d.goRun(func() {
+			if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http listener stopped", zap.Error(err))
+			}
+		})
+	}
+	d.goRun(func() { d.Rec.Run(ctx) })
+	d.goRun(func() { d.Watch.Run(ctx) })
+	log.Info("starting", zap.String("config", o.ConfigPath), zap.String("socket", cfg.Dataplane.Socket),
+		zap.Ints("cpus", cfg.CPUs), zap.String("http", d.httpAddr()), zap.Int("virtual_servers", len(cfg.Services)))
+	if err := d.Rec.Load(ctx, cfg, false); err != nil {
+		log.Warn("configuration loaded but not fully applied yet: retrying", zap.Error(err))
+	}
+	return d, nil
+}
+
+func (d *Daemon) goRun(f func()) {
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); f() }()
+}
+
+// Addr is the HTTP listener's address (nil when off).
+func (d *Daemon) Addr() net.Addr {
+	if d.ln == nil {
+		return nil
+	}
+	return d.ln.Addr()
+}
+
+func (d *Daemon) httpAddr() string {
+	if a := d.Addr(); a != nil {
+		return a.String()
+	}
+	return "off"
+}
+
+// Reload re-reads the file and applies the difference. An invalid file, or
+// one whose local addresses the dataplane does not have, is refused (the
+// error wraps reconcile.ErrRefused) and nothing changes.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg, err := LoadConfig(d.o)
+	if err != nil {
+		d.invalid.Add(1)
+		d.Log.Error("reload refused: invalid configuration; the running configuration stays", zap.Error(err))
+		return fmt.Errorf("%w: %w", reconcile.ErrRefused, err)
+	}
+	d.staticChanges(cfg)
+	err = d.Rec.Load(ctx, cfg, true)
+	switch {
+	case errors.Is(err, reconcile.ErrRefused):
+		d.Log.Error("reload refused; the running configuration stays", zap.Error(err))
+	case err != nil:
+		d.Log.Warn("reloaded; applying failed and is retried", zap.Error(err))
+	default:
+		d.Log.Info("reloaded", zap.Int("virtual_servers", len(cfg.Services)))
+	}
+	return err
+}
+
+// staticChanges applies new cpus and warns about settings that need a
+// restart.
+func (d *Daemon) staticChanges(c *config.Config) {
+	s := d.started
+	if !slices.Equal(s.CPUs, c.CPUs) {
+		if err := setAffinity(c.CPUs); err != nil {
+			d.Log.Error("cpus not changed", zap.Ints("cpus", c.CPUs), zap.Error(err))
+		} else {
+			d.Log.Info("cpus changed", zap.Ints("cpus", c.CPUs))
+			s.CPUs = c.CPUs
+		}
+	}
+	for _, f := range []struct {
+		name     string
+		old, new any
+	}{{"dataplane", s.Dataplane, c.Dataplane}, {"http", s.HTTP, c.HTTP}, {"log", s.Log, c.Log}} {
+		if !reflect.DeepEqual(f.old, f.new) {
+			d.Log.Warn("setting changed: it takes effect when gvs-controlplane restarts", zap.String("section", f.name))
+		}
+	}
+}
+
+// Close stops the control plane. The dataplane keeps its services: a
+// control-plane restart does not disturb forwarding.
+func (d *Daemon) Close() {
+	if d.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		d.srv.Shutdown(ctx)
+		cancel()
+	}
+	d.cancel()
+	d.Health.Close()
+	d.wg.Wait()
+	d.client.Close()
+	d.Log.Info("stopped")
+}

@@ -1,0 +1,206 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/ctrlplane/config"
+	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
+)
+
+// OpKind is a dataplane call.
+type OpKind int
+
+const (
+	AddService OpKind = iota + 1
+	EditService
+	DelService
+	AddLAddr
+	DelLAddr
+	AddDest
+	EditDest
+	DelDest
+)
+
+// Op is one dataplane call of a plan.
+type Op struct {
+	Kind    OpKind
+	Service config.ServiceKey
+	Sched   string   // AddService, EditService
+	Flags   []string // AddService, EditService
+	LAddr   netip.Addr
+	Dev     string
+	Dest    netip.AddrPort
+	D       DestState
+}
+
+// String describes the op in the words of logs and tests.
+func (o Op) String() string {
+	var b strings.Builder
+	switch o.Kind {
+	case AddService, EditService:
+		fmt.Fprintf(&b, "%s service %s sched %s", map[OpKind]string{AddService: "add", EditService: "edit"}[o.Kind], o.Service, o.Sched)
+		if len(o.Flags) > 0 {
+			fmt.Fprintf(&b, " flags %s", strings.Join(o.Flags, ","))
+		}
+	case DelService:
+		fmt.Fprintf(&b, "del service %s", o.Service)
+	case AddLAddr:
+		fmt.Fprintf(&b, "add laddr %s", o.LAddr)
+		if o.Dev != "" {
+			fmt.Fprintf(&b, " dev %s", o.Dev)
+		}
+		fmt.Fprintf(&b, " to %s", o.Service)
+	case DelLAddr:
+		fmt.Fprintf(&b, "del laddr %s from %s", o.LAddr, o.Service)
+	case AddDest, EditDest:
+		verb, prep := "add", "to"
+		if o.Kind == EditDest {
+			verb, prep = "edit", "in"
+		}
+		fmt.Fprintf(&b, "%s dest %s weight %d", verb, o.Dest, o.D.Weight)
+		if o.D.Upper != 0 || o.D.Lower != 0 {
+			fmt.Fprintf(&b, " upper %d lower %d", o.D.Upper, o.D.Lower)
+		}
+		fmt.Fprintf(&b, " %s %s", prep, o.Service)
+	case DelDest:
+		fmt.Fprintf(&b, "del dest %s from %s", o.Dest, o.Service)
+	default:
+		return "unknown op"
+	}
+	return b.String()
+}
+
+// Diff returns the calls that turn actual into desired. manages says which
+// services of actual that are not desired the reconciler may delete (its
+// own, or all with remove_unmanaged). The plan is ordered: deletions of
+// services first, then per service (in key order) the service itself, its
+// local addresses (before any destination, so no new connection finds the
+// service without one), destinations added, edited, then removed.
+func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
+	var ops []Op
+	for _, k := range sortedKeys(actual, compareKeys) {
+		if _, ok := desired[k]; !ok && manages(k) {
+			ops = append(ops, Op{Kind: DelService, Service: k})
+		}
+	}
+	for _, k := range sortedKeys(desired, compareKeys) {
+		want, have := desired[k], actual[k]
+		if have == nil {
+			ops = append(ops, Op{Kind: AddService, Service: k, Sched: want.Sched, Flags: want.Flags})
+			have = &ServiceState{}
+		} else if want.Sched != have.Sched || !slices.Equal(want.Flags, have.Flags) {
+			ops = append(ops, Op{Kind: EditService, Service: k, Sched: want.Sched, Flags: want.Flags})
+		}
+		var dels []Op
+		for _, a := range sortedKeys(have.LAddrs, netip.Addr.Compare) {
+			dev, ok := want.LAddrs[a]
+			if !ok || (dev != "" && dev != have.LAddrs[a]) {
+				dels = append(dels, Op{Kind: DelLAddr, Service: k, LAddr: a})
+			}
+		}
+		// a local address moving to another device is removed before it is
+		// added again; extra ones go after the additions
+		for _, d := range dels {
+			if _, ok := want.LAddrs[d.LAddr]; ok {
+				ops = append(ops, d)
+			}
+		}
+		for _, a := range sortedKeys(want.LAddrs, netip.Addr.Compare) {
+			dev, ok := have.LAddrs[a]
+			if !ok || (want.LAddrs[a] != "" && want.LAddrs[a] != dev) {
+				ops = append(ops, Op{Kind: AddLAddr, Service: k, LAddr: a, Dev: want.LAddrs[a]})
+			}
+		}
+		for _, d := range dels {
+			if _, ok := want.LAddrs[d.LAddr]; !ok {
+				ops = append(ops, d)
+			}
+		}
+		for _, a := range sortedKeys(want.Dests, netip.AddrPort.Compare) {
+			if _, ok := have.Dests[a]; !ok {
+				ops = append(ops, Op{Kind: AddDest, Service: k, Dest: a, D: want.Dests[a]})
+			}
+		}
+		for _, a := range sortedKeys(want.Dests, netip.AddrPort.Compare) {
+			if d, ok := have.Dests[a]; ok && d != want.Dests[a] {
+				ops = append(ops, Op{Kind: EditDest, Service: k, Dest: a, D: want.Dests[a]})
+			}
+		}
+		for _, a := range sortedKeys(have.Dests, netip.AddrPort.Compare) {
+			if _, ok := want.Dests[a]; !ok {
+				ops = append(ops, Op{Kind: DelDest, Service: k, Dest: a})
+			}
+		}
+	}
+	return ops
+}
+
+// Apply makes the calls of a plan, each bounded by timeout. After a failed
+// call the remaining calls of the same service are skipped (they would
+// fail the same way); other services go on. It returns how many calls
+// succeeded and every failure, each naming the call.
+func Apply(ctx context.Context, api pb.DataplaneClient, timeout time.Duration, ops []Op, applied func(Op)) (int, error) {
+	var errs []error
+	failed := map[config.ServiceKey]bool{}
+	n := 0
+	for _, o := range ops {
+		if failed[o.Service] {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err := call(cctx, api, o)
+		cancel()
+		if err != nil && status.Code(err) == codes.NotFound && (o.Kind == DelService || o.Kind == DelDest || o.Kind == DelLAddr) {
+			err = nil // already gone: the plan's goal is reached
+		}
+		if err != nil {
+			failed[o.Service] = true
+			errs = append(errs, fmt.Errorf("%s: %w", o, dpclient.Message(err)))
+			continue
+		}
+		n++
+		if applied != nil {
+			applied(o)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func call(ctx context.Context, api pb.DataplaneClient, o Op) error {
+	k := pbKey(o.Service)
+	dest := &pb.Dest{Addr: o.Dest.Addr().String(), Port: uint32(o.Dest.Port()), Weight: int32(o.D.Weight),
+		Upper: o.D.Upper, Lower: o.D.Lower, Fwd: "FullNat"}
+	var err error
+	switch o.Kind {
+	case AddService:
+		_, err = api.AddService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags})
+	case EditService:
+		_, err = api.EditService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags})
+	case DelService:
+		_, err = api.DelService(ctx, &pb.Service{Key: k})
+	case AddLAddr:
+		_, err = api.AddLAddr(ctx, &pb.LAddrRequest{Service: k, Laddr: &pb.LAddr{Addr: o.LAddr.String(), Dev: o.Dev}})
+	case DelLAddr:
+		_, err = api.DelLAddr(ctx, &pb.LAddrRequest{Service: k, Laddr: &pb.LAddr{Addr: o.LAddr.String()}})
+	case AddDest:
+		_, err = api.AddDest(ctx, &pb.DestRequest{Service: k, Dest: dest})
+	case EditDest:
+		_, err = api.EditDest(ctx, &pb.DestRequest{Service: k, Dest: dest})
+	case DelDest:
+		// connections of a removed destination finish on their own (no expire)
+		_, err = api.DelDest(ctx, &pb.DestRequest{Service: k, Dest: dest})
+	default:
+		err = fmt.Errorf("unknown op %d", o.Kind)
+	}
+	return err
+}

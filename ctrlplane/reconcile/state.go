@@ -1,0 +1,137 @@
+// Package reconcile keeps the dataplane's services equal to the desired
+// state: the configuration with the health checks' verdicts applied. The
+// Reconciler is the control plane's only writer to the dataplane; config
+// loads and reloads, health changes, dataplane restarts and periodic resyncs
+// all end in the same step: list the dataplane's services (actual), compute
+// the desired state, Diff the two and Apply only the difference. A service
+// whose desired state equals its actual state gets no call at all, so its
+// connections are never disturbed.
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/ctrlplane/config"
+)
+
+// HealthView answers whether a real server passes its health checks.
+type HealthView interface {
+	Up(svc config.ServiceKey, addr netip.AddrPort) bool
+}
+
+// DestState is what the dataplane holds of a destination.
+type DestState struct {
+	Weight       int
+	Upper, Lower uint32
+}
+
+// ServiceState is what the dataplane holds of a service.
+type ServiceState struct {
+	Key    config.ServiceKey
+	Sched  string
+	Flags  []string              // sorted
+	LAddrs map[netip.Addr]string // address → device ("" in desired: any)
+	Dests  map[netip.AddrPort]DestState
+}
+
+// State is a set of services.
+type State map[config.ServiceKey]*ServiceState
+
+// Desired computes the dataplane state the configuration asks for given the
+// health verdicts (nil: all up):
+//   - a real server that is up gets its configured weight;
+//   - one that is down is quiesced (weight 0) with inhibit_on_failure, and
+//     absent otherwise;
+//   - the sorry server is present exactly while no real server is up with
+//     a weight above 0.
+func Desired(services []config.Service, h HealthView) State {
+	st := State{}
+	for _, s := range services {
+		ss := &ServiceState{Key: s.Key, Sched: s.Sched, Flags: slices.Clone(s.SchedFlags),
+			LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
+		for _, la := range s.LAddrs {
+			ss.LAddrs[la.Addr] = la.Dev
+		}
+		serving := 0
+		for _, r := range s.Reals {
+			d := DestState{Weight: r.Weight, Upper: r.Upper, Lower: r.Lower}
+			switch {
+			case h == nil || h.Up(s.Key, r.Addr):
+				if r.Weight > 0 {
+					serving++
+				}
+			case r.Inhibit:
+				d.Weight = 0
+			default:
+				continue
+			}
+			ss.Dests[r.Addr] = d
+		}
+		if serving == 0 && s.Sorry != nil {
+			ss.Dests[s.Sorry.Addr] = DestState{Weight: s.Sorry.Weight, Upper: s.Sorry.Upper, Lower: s.Sorry.Lower}
+		}
+		st[s.Key] = ss
+	}
+	return st
+}
+
+// Actual converts a ListServices answer.
+func Actual(r *pb.ListServicesResponse) (State, error) {
+	st := State{}
+	for _, s := range r.GetServices() {
+		k, err := keyOf(s.GetKey())
+		if err != nil {
+			return nil, err
+		}
+		ss := &ServiceState{Key: k, Sched: s.Sched, Flags: slices.Sorted(slices.Values(s.SchedFlags)),
+			LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
+		for _, la := range s.Laddrs {
+			a, err := netip.ParseAddr(la.Addr)
+			if err != nil {
+				return nil, fmt.Errorf("dataplane listed local address %q of %s: %w", la.Addr, k, err)
+			}
+			ss.LAddrs[a.Unmap()] = la.Dev
+		}
+		for _, d := range s.Dests {
+			a, err := netip.ParseAddr(d.Addr)
+			if err != nil || d.Port > 65535 {
+				return nil, fmt.Errorf("dataplane listed destination %q port %d of %s", d.Addr, d.Port, k)
+			}
+			ss.Dests[netip.AddrPortFrom(a.Unmap(), uint16(d.Port))] = DestState{Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower}
+		}
+		st[k] = ss
+	}
+	return st, nil
+}
+
+func keyOf(k *pb.ServiceKey) (config.ServiceKey, error) {
+	a, err := netip.ParseAddr(k.GetAddr())
+	if err != nil || k.GetPort() > 65535 {
+		return config.ServiceKey{}, fmt.Errorf("dataplane listed service %v: not an address and port", k)
+	}
+	return config.ServiceKey{Proto: strings.ToUpper(k.GetProto()), Addr: a.Unmap(), Port: uint16(k.GetPort())}, nil
+}
+
+func pbKey(k config.ServiceKey) *pb.ServiceKey {
+	return &pb.ServiceKey{Proto: k.Proto, Addr: k.Addr.String(), Port: uint32(k.Port)}
+}
+
+// compareKeys orders services for deterministic plans.
+func compareKeys(a, b config.ServiceKey) int {
+	return cmp.Or(strings.Compare(a.Proto, b.Proto), a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
+	ks := make([]K, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, compare)
+	return ks
+}
