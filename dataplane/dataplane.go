@@ -110,7 +110,8 @@ type Dataplane struct {
 	steerStatus string
 	rssStatus   string
 	timeouts    session.Timeouts // guarded by mu
-	touts       sync.Mutex       // serialises SetTimeouts
+	lbst        lbStatsState
+	touts       sync.Mutex // serialises SetTimeouts
 	learnCh     chan neighLearn
 	kniNotify   chan struct{}
 	stopCh      chan struct{}
@@ -346,6 +347,7 @@ func (d *Dataplane) master() {
 		case <-tick.C:
 			d.neigh.expire(d.clock())
 			d.ipvs.Reap()
+			d.estimate()
 			d.drainPunts()
 		}
 	}

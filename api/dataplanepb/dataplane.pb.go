@@ -1228,12 +1228,18 @@ func (x *ServiceKey) GetPort() uint32 {
 }
 
 type ServiceStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Conns         uint64                 `protobuf:"varint,1,opt,name=conns,proto3" json:"conns,omitempty"`
-	InPkts        uint64                 `protobuf:"varint,2,opt,name=in_pkts,json=inPkts,proto3" json:"in_pkts,omitempty"`
-	OutPkts       uint64                 `protobuf:"varint,3,opt,name=out_pkts,json=outPkts,proto3" json:"out_pkts,omitempty"`
-	InBytes       uint64                 `protobuf:"varint,4,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
-	OutBytes      uint64                 `protobuf:"varint,5,opt,name=out_bytes,json=outBytes,proto3" json:"out_bytes,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Conns    uint64                 `protobuf:"varint,1,opt,name=conns,proto3" json:"conns,omitempty"`
+	InPkts   uint64                 `protobuf:"varint,2,opt,name=in_pkts,json=inPkts,proto3" json:"in_pkts,omitempty"`
+	OutPkts  uint64                 `protobuf:"varint,3,opt,name=out_pkts,json=outPkts,proto3" json:"out_pkts,omitempty"`
+	InBytes  uint64                 `protobuf:"varint,4,opt,name=in_bytes,json=inBytes,proto3" json:"in_bytes,omitempty"`
+	OutBytes uint64                 `protobuf:"varint,5,opt,name=out_bytes,json=outBytes,proto3" json:"out_bytes,omitempty"`
+	// rates per second, estimated every 2 s as LVS does (ipvsadm --rate)
+	Cps           uint64 `protobuf:"varint,6,opt,name=cps,proto3" json:"cps,omitempty"`
+	InPps         uint64 `protobuf:"varint,7,opt,name=in_pps,json=inPps,proto3" json:"in_pps,omitempty"`
+	OutPps        uint64 `protobuf:"varint,8,opt,name=out_pps,json=outPps,proto3" json:"out_pps,omitempty"`
+	InBps         uint64 `protobuf:"varint,9,opt,name=in_bps,json=inBps,proto3" json:"in_bps,omitempty"`
+	OutBps        uint64 `protobuf:"varint,10,opt,name=out_bps,json=outBps,proto3" json:"out_bps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1299,6 +1305,41 @@ func (x *ServiceStats) GetInBytes() uint64 {
 func (x *ServiceStats) GetOutBytes() uint64 {
 	if x != nil {
 		return x.OutBytes
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetCps() uint64 {
+	if x != nil {
+		return x.Cps
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetInPps() uint64 {
+	if x != nil {
+		return x.InPps
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetOutPps() uint64 {
+	if x != nil {
+		return x.OutPps
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetInBps() uint64 {
+	if x != nil {
+		return x.InBps
+	}
+	return 0
+}
+
+func (x *ServiceStats) GetOutBps() uint64 {
+	if x != nil {
+		return x.OutBps
 	}
 	return 0
 }
@@ -1823,6 +1864,50 @@ func (x *ListConnsRequest) GetService() *ServiceKey {
 	return nil
 }
 
+type ZeroRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       *ServiceKey            `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ZeroRequest) Reset() {
+	*x = ZeroRequest{}
+	mi := &file_dataplane_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ZeroRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ZeroRequest) ProtoMessage() {}
+
+func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ZeroRequest.ProtoReflect.Descriptor instead.
+func (*ZeroRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ZeroRequest) GetService() *ServiceKey {
+	if x != nil {
+		return x.Service
+	}
+	return nil
+}
+
 type Conn struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Proto         string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"`
@@ -1839,7 +1924,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1936,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1949,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{27}
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Conn) GetProto() string {
@@ -1932,7 +2017,7 @@ type ListConnsResponse struct {
 
 func (x *ListConnsResponse) Reset() {
 	*x = ListConnsResponse{}
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2029,7 @@ func (x *ListConnsResponse) String() string {
 func (*ListConnsResponse) ProtoMessage() {}
 
 func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2042,7 @@ func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{28}
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListConnsResponse) GetConns() []*Conn {
@@ -1978,7 +2063,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1990,7 +2075,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2003,7 +2088,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{29}
+	return file_dataplane_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Timeouts) GetTcp() uint32 {
@@ -2126,13 +2211,19 @@ const file_dataplane_proto_rawDesc = "" +
 	"ServiceKey\x12\x14\n" +
 	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
-	"\x04port\x18\x03 \x01(\rR\x04port\"\x90\x01\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\"\x82\x02\n" +
 	"\fServiceStats\x12\x14\n" +
 	"\x05conns\x18\x01 \x01(\x04R\x05conns\x12\x17\n" +
 	"\ain_pkts\x18\x02 \x01(\x04R\x06inPkts\x12\x19\n" +
 	"\bout_pkts\x18\x03 \x01(\x04R\aoutPkts\x12\x19\n" +
 	"\bin_bytes\x18\x04 \x01(\x04R\ainBytes\x12\x1b\n" +
-	"\tout_bytes\x18\x05 \x01(\x04R\boutBytes\"\xee\x01\n" +
+	"\tout_bytes\x18\x05 \x01(\x04R\boutBytes\x12\x10\n" +
+	"\x03cps\x18\x06 \x01(\x04R\x03cps\x12\x15\n" +
+	"\x06in_pps\x18\a \x01(\x04R\x05inPps\x12\x17\n" +
+	"\aout_pps\x18\b \x01(\x04R\x06outPps\x12\x15\n" +
+	"\x06in_bps\x18\t \x01(\x04R\x05inBps\x12\x17\n" +
+	"\aout_bps\x18\n" +
+	" \x01(\x04R\x06outBps\"\xee\x01\n" +
 	"\x04Dest\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
@@ -2173,6 +2264,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\x12-\n" +
 	"\x05laddr\x18\x02 \x01(\v2\x17.gvs.dataplane.v1.LAddrR\x05laddr\"J\n" +
 	"\x10ListConnsRequest\x126\n" +
+	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"E\n" +
+	"\vZeroRequest\x126\n" +
 	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"\xc3\x01\n" +
 	"\x04Conn\x12\x14\n" +
 	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x14\n" +
@@ -2188,7 +2281,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\bTimeouts\x12\x10\n" +
 	"\x03tcp\x18\x01 \x01(\rR\x03tcp\x12\x17\n" +
 	"\atcp_fin\x18\x02 \x01(\rR\x06tcpFin\x12\x10\n" +
-	"\x03udp\x18\x03 \x01(\rR\x03udp2\xdf\x0e\n" +
+	"\x03udp\x18\x03 \x01(\rR\x03udp2\xa4\x0f\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -2218,7 +2311,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\aDelDest\x12\x1d.gvs.dataplane.v1.DestRequest\x1a\x17.gvs.dataplane.v1.Empty\x12C\n" +
 	"\bAddLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12C\n" +
 	"\bDelLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12T\n" +
-	"\tListConns\x12\".gvs.dataplane.v1.ListConnsRequest\x1a#.gvs.dataplane.v1.ListConnsResponse\x12B\n" +
+	"\tListConns\x12\".gvs.dataplane.v1.ListConnsRequest\x1a#.gvs.dataplane.v1.ListConnsResponse\x12C\n" +
+	"\tZeroStats\x12\x1d.gvs.dataplane.v1.ZeroRequest\x1a\x17.gvs.dataplane.v1.Empty\x12B\n" +
 	"\vGetTimeouts\x12\x17.gvs.dataplane.v1.Empty\x1a\x1a.gvs.dataplane.v1.Timeouts\x12B\n" +
 	"\vSetTimeouts\x12\x1a.gvs.dataplane.v1.Timeouts\x1a\x17.gvs.dataplane.v1.EmptyB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
@@ -2234,7 +2328,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -2263,9 +2357,10 @@ var file_dataplane_proto_goTypes = []any{
 	(*DestRequest)(nil),          // 24: gvs.dataplane.v1.DestRequest
 	(*LAddrRequest)(nil),         // 25: gvs.dataplane.v1.LAddrRequest
 	(*ListConnsRequest)(nil),     // 26: gvs.dataplane.v1.ListConnsRequest
-	(*Conn)(nil),                 // 27: gvs.dataplane.v1.Conn
-	(*ListConnsResponse)(nil),    // 28: gvs.dataplane.v1.ListConnsResponse
-	(*Timeouts)(nil),             // 29: gvs.dataplane.v1.Timeouts
+	(*ZeroRequest)(nil),          // 27: gvs.dataplane.v1.ZeroRequest
+	(*Conn)(nil),                 // 28: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 29: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 30: gvs.dataplane.v1.Timeouts
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -2287,66 +2382,69 @@ var file_dataplane_proto_depIdxs = []int32{
 	17, // 16: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
 	20, // 17: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
 	17, // 18: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	27, // 19: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	0,  // 20: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 21: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 22: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 23: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 24: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 25: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 26: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 27: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 28: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 29: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	12, // 30: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	12, // 31: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 32: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 33: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	21, // 34: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	21, // 35: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	21, // 36: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 37: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	22, // 38: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	24, // 39: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	24, // 40: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	24, // 41: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 42: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	25, // 43: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	26, // 44: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	0,  // 45: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	29, // 46: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	1,  // 47: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 48: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 49: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 50: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 51: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 52: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 53: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 54: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 55: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	11, // 56: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 57: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 58: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	13, // 59: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	16, // 60: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 61: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 62: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 63: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 64: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	23, // 65: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 66: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 67: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 68: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 69: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 70: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	28, // 71: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	29, // 72: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 73: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	47, // [47:74] is the sub-list for method output_type
-	20, // [20:47] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	17, // 19: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	28, // 20: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	0,  // 21: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 22: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 23: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 24: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 25: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 26: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 27: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 28: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 29: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 30: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	12, // 31: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	12, // 32: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 33: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 34: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	21, // 35: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	21, // 36: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	21, // 37: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 38: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	22, // 39: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	24, // 40: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	24, // 41: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	24, // 42: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 43: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	25, // 44: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 45: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	27, // 46: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 47: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	30, // 48: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	1,  // 49: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 50: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 51: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 52: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 53: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 54: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 55: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 56: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 57: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	11, // 58: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 59: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 60: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	13, // 61: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	16, // 62: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 63: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 64: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 65: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 66: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	23, // 67: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 68: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 69: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 70: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 71: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 72: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	29, // 73: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 74: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	30, // 75: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 76: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	49, // [49:77] is the sub-list for method output_type
+	21, // [21:49] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -2360,7 +2458,7 @@ func file_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

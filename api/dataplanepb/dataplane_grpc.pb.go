@@ -48,6 +48,7 @@ const (
 	Dataplane_AddLAddr_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddLAddr"
 	Dataplane_DelLAddr_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelLAddr"
 	Dataplane_ListConns_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListConns"
+	Dataplane_ZeroStats_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ZeroStats"
 	Dataplane_GetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
 	Dataplane_SetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/SetTimeouts"
 )
@@ -82,6 +83,7 @@ type DataplaneClient interface {
 	AddLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
 	DelLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
 	ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (*ListConnsResponse, error)
+	ZeroStats(ctx context.Context, in *ZeroRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetTimeouts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Timeouts, error)
 	SetTimeouts(ctx context.Context, in *Timeouts, opts ...grpc.CallOption) (*Empty, error)
 }
@@ -344,6 +346,16 @@ func (c *dataplaneClient) ListConns(ctx context.Context, in *ListConnsRequest, o
 	return out, nil
 }
 
+func (c *dataplaneClient) ZeroStats(ctx context.Context, in *ZeroRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_ZeroStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dataplaneClient) GetTimeouts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Timeouts, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Timeouts)
@@ -394,6 +406,7 @@ type DataplaneServer interface {
 	AddLAddr(context.Context, *LAddrRequest) (*Empty, error)
 	DelLAddr(context.Context, *LAddrRequest) (*Empty, error)
 	ListConns(context.Context, *ListConnsRequest) (*ListConnsResponse, error)
+	ZeroStats(context.Context, *ZeroRequest) (*Empty, error)
 	GetTimeouts(context.Context, *Empty) (*Timeouts, error)
 	SetTimeouts(context.Context, *Timeouts) (*Empty, error)
 	mustEmbedUnimplementedDataplaneServer()
@@ -480,6 +493,9 @@ func (UnimplementedDataplaneServer) DelLAddr(context.Context, *LAddrRequest) (*E
 }
 func (UnimplementedDataplaneServer) ListConns(context.Context, *ListConnsRequest) (*ListConnsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListConns not implemented")
+}
+func (UnimplementedDataplaneServer) ZeroStats(context.Context, *ZeroRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ZeroStats not implemented")
 }
 func (UnimplementedDataplaneServer) GetTimeouts(context.Context, *Empty) (*Timeouts, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetTimeouts not implemented")
@@ -958,6 +974,24 @@ func _Dataplane_ListConns_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_ZeroStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ZeroRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).ZeroStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_ZeroStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).ZeroStats(ctx, req.(*ZeroRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Dataplane_GetTimeouts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -1100,6 +1134,10 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListConns",
 			Handler:    _Dataplane_ListConns_Handler,
+		},
+		{
+			MethodName: "ZeroStats",
+			Handler:    _Dataplane_ZeroStats_Handler,
 		},
 		{
 			MethodName: "GetTimeouts",

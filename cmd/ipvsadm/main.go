@@ -289,6 +289,9 @@ func (a *app) call(ctx context.Context, cl pb.DataplaneClient, c *ipvsadm.Comman
 	case ipvsadm.CmdTimeout:
 		_, err := cl.SetTimeouts(ctx, c.TimeoutsPB())
 		return "", err
+	case ipvsadm.CmdZero:
+		_, err := cl.ZeroStats(ctx, &pb.ZeroRequest{Service: c.ServiceKey()})
+		return "", err
 	}
 	// CheckGVS refuses every other command before it gets here
 	return "", fmt.Errorf("ipvsadm: --%s: not supported by GVS", c.Cmd)

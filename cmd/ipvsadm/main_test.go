@@ -343,9 +343,7 @@ func TestRefusedWithoutDataplane(t *testing.T) {
 		line, stdout, stderr string
 		code                 int
 	}{
-		{"-Z", "", "ipvsadm: --zero: not supported by GVS\n", 2},
 		{"--start-daemon master", "", "ipvsadm: --start-daemon: not supported yet\n", 2},
-		{"-L --rate", "", "ipvsadm: --rate: not supported by GVS\n", 2},
 		{"-A -t 10.0.0.1:80 --pe sip", "", "ipvsadm: --pe: not supported by GVS\n", 2},
 		{"-L -n -x 1", "", "Illegal 'u-threshold' option with the 'list' command\n", 2},
 		{"-n -L", "", "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n", 255},

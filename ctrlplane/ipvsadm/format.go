@@ -168,6 +168,10 @@ func stats(s *pb.ServiceStats) [5]uint64 {
 	return [5]uint64{s.GetConns(), s.GetInPkts(), s.GetOutPkts(), s.GetInBytes(), s.GetOutBytes()}
 }
 
+func rates(s *pb.ServiceStats) [5]uint64 {
+	return [5]uint64{s.GetCps(), s.GetInPps(), s.GetOutPps(), s.GetInBps(), s.GetOutBps()}
+}
+
 func (l Lister) service(b *strings.Builder, s *pb.Service) {
 	f := l.Format
 	name := l.serviceName(s)
@@ -190,6 +194,11 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 	case f&FmtStats != 0:
 		fmt.Fprintf(b, "%-33s", name)
 		for _, v := range stats(s.GetStats()) {
+			largeNum(b, v, f)
+		}
+	case f&FmtRate != 0:
+		fmt.Fprintf(b, "%-33s", name)
+		for _, v := range rates(s.GetStats()) {
 			largeNum(b, v, f)
 		}
 	default:
@@ -237,6 +246,12 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		case f&FmtStats != 0:
 			fmt.Fprintf(b, "  -> %-28s", dname)
 			for _, v := range stats(d.GetStats()) {
+				largeNum(b, v, f)
+			}
+			b.WriteByte('\n')
+		case f&FmtRate != 0:
+			fmt.Fprintf(b, "  -> %-28s", dname)
+			for _, v := range rates(d.GetStats()) {
 				largeNum(b, v, f)
 			}
 			b.WriteByte('\n')

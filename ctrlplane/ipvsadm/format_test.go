@@ -24,7 +24,13 @@ var golden = map[string]string{
 	"conns":           "IPVS connection entries\npro expire state       source             virtual            destination\nTCP 14:59  ESTABLISHED 169.60.24.86:52470 169.46.7.238:27234 169.48.180.244:27234\nUDP 00:05  NONE        [2001:db8::5]:0    [2001:db8::1]:53   [2001:db8::a]:53\nTCP 120:00 SYN_RECV    1.2.3.4:1          5.6.7.8:2          9.9.9.9:3\n",
 	"connsLocal":      "IPVS connection entries\npro expire state       source             virtual            local              destination\nTCP 01:30  ESTABLISHED 203.0.113.9:40000  10.0.0.1:80        10.0.0.200:1025    192.168.0.2:80\nTCP 00:00  TIME_WAIT   203.0.113.9:40001  10.0.0.1:80        -                  192.168.0.2:80\n",
 	"laddrsAll":       "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n10.0.0.1:80          2        \n                              10.0.0.200           0          0         \n                              10.0.0.201           0          0         \n[2001:db8::1]:443    1        \n                              2001:db8::200        0          0         \n",
-	"laddrsOne":       "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n10.0.0.1:80          0        \n",
+	// hand-computed: "%-33s" then " %8s" per column (K above 99999999)
+	"rate": "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n" +
+		"  -> RemoteAddress:Port\n" +
+		"TCP  10.0.0.1:80                        12     3400     3100  2500000  120000K\n" +
+		"  -> 192.168.0.1:80                     12     3400     3100  2500000  120000K\n",
+	"laddrsOne": "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n10.0.0.1:80          0        \n",
 }
 
 func key(proto, addr string, port uint32) *pb.ServiceKey {
@@ -94,6 +100,13 @@ func statsFixture() []*pb.Service {
 func TestStatsShortening(t *testing.T) {
 	check(t, "stats", Lister{Format: FmtNumeric | FmtStats}.ListAll(4096, statsFixture()))
 	check(t, "statsExact", Lister{Format: FmtNumeric | FmtStats | FmtExact}.ListAll(4096, statsFixture()))
+}
+
+func TestRate(t *testing.T) {
+	st := &pb.ServiceStats{Cps: 12, InPps: 3400, OutPps: 3100, InBps: 2500000, OutBps: 120000000}
+	svcs := []*pb.Service{{Key: key("TCP", "10.0.0.1", 80), Sched: "rr", Stats: st,
+		Dests: []*pb.Dest{{Addr: "192.168.0.1", Port: 80, Fwd: "FullNat", Weight: 1, Stats: st}}}}
+	check(t, "rate", Lister{Format: FmtNumeric | FmtRate}.ListAll(4096, svcs))
 }
 
 func TestLargeNumBoundaries(t *testing.T) {

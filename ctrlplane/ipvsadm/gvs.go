@@ -20,8 +20,6 @@ func (c *Command) CheckGVS() *Error {
 	switch c.Cmd {
 	case CmdStartDaemon, CmdStopDaemon:
 		return &Error{Msg: "ipvsadm: --" + c.Cmd.String() + ": not supported yet", Code: ExitFail}
-	case CmdZero:
-		return unsupported("--zero")
 	case CmdAddBlklst, CmdDelBlklst, CmdGetBlklst, CmdAddWhtlst, CmdDelWhtlst, CmdGetWhtlst:
 		return unsupported("--" + c.Cmd.String())
 	}
@@ -42,8 +40,6 @@ func (c *Command) CheckGVS() *Error {
 		return unsupported("--ops")
 	case s.ProxyProtocol != "":
 		return unsupported("--proxy-protocol " + s.ProxyProtocol)
-	case c.Opts.Has(OptRate):
-		return unsupported("--rate")
 	case c.Opts.Has(OptPersistentConn):
 		return unsupported("--persistent-conn")
 	case c.Opts.Has(OptSyncID):

@@ -347,8 +347,6 @@ func TestNestedRestore(t *testing.T) {
 
 func TestCheckGVS(t *testing.T) {
 	cases := []struct{ line, msg string }{
-		{"-Z", "ipvsadm: --zero: not supported by GVS"},
-		{"-Z -t 10.0.0.1:80", "ipvsadm: --zero: not supported by GVS"},
 		{"--start-daemon master", "ipvsadm: --start-daemon: not supported yet"},
 		{"--stop-daemon backup", "ipvsadm: --stop-daemon: not supported yet"},
 		{"-A -f 1", "ipvsadm: --fwmark-service: not supported by GVS"},
@@ -360,7 +358,6 @@ func TestCheckGVS(t *testing.T) {
 		{"-A -u 10.0.0.1:53 -o", "ipvsadm: --ops: not supported by GVS"},
 		{"-A -t 10.0.0.1:80 --proxy-protocol v2", "ipvsadm: --proxy-protocol v2: not supported by GVS"},
 		{"-E -t 10.0.0.1:80 --proxy-protocol v1-insecure", "ipvsadm: --proxy-protocol v1-insecure: not supported by GVS"},
-		{"-L --rate", "ipvsadm: --rate: not supported by GVS"},
 		{"-L --persistent-conn", "ipvsadm: --persistent-conn: not supported by GVS"},
 		{"-L -c --persistent-conn", "ipvsadm: --persistent-conn: not supported by GVS"},
 		{"-L --syncid 1", "ipvsadm: --syncid: not supported by GVS"},

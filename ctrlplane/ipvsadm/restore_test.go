@@ -40,7 +40,7 @@ func TestParseRestoreErrors(t *testing.T) {
 		code int
 	}{
 		{"-A -t 10.0.0.1:80\n\n-a -t 10.0.0.1:80 -r 192.168.0.1 -w 70000\n", "ipvsadm: line 3: illegal weight specified", 2},
-		{"-C\n-Z\n", "ipvsadm: line 2: --zero: not supported by GVS", 2},
+		{"-C\n--start-daemon master\n", "ipvsadm: line 2: --start-daemon: not supported yet", 2},
 		{"-R\n", "ipvsadm: line 1: " + tryHelp, 255},
 		{"--socket /x -L\n", "ipvsadm: line 1: " + tryHelp, 255},
 		{"-L --bogus\n", "ipvsadm: line 1: --bogus: unknown option", 255},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -151,21 +150,12 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 		}
 		ps := &pb.Service{Key: pbKey(svc.Spec.Key), Sched: svc.Spec.Sched, SchedFlags: svc.Spec.SchedFlags,
 			Persistent: svc.Spec.Persistent, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout}
-		var total dataplane.Traffic
 		for _, d := range svc.Dests {
-			tr := s.dp.DestTraffic(d.ID)
-			total.Add(tr)
 			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
-				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), Stats: pbStats(d.Stats.Conns.Load(), tr)})
+				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), Stats: pbStats(s.dp.DestStatsOf(d))})
 		}
-		// destinations removed from the service still count for it
-		for _, d := range s.dp.IPVS().Table().Dests {
-			if d.Service == svc.ID && !slices.Contains(svc.Dests, d) {
-				total.Add(s.dp.DestTraffic(d.ID))
-			}
-		}
-		ps.Stats = pbStats(svc.Stats.Conns.Load(), total)
+		ps.Stats = pbStats(s.dp.ServiceStatsOf(svc))
 		for _, la := range svc.LAddrs {
 			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface})
 		}
@@ -177,8 +167,21 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 	return out, nil
 }
 
-func pbStats(conns uint64, t dataplane.Traffic) *pb.ServiceStats {
-	return &pb.ServiceStats{Conns: conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes}
+func pbStats(t dataplane.DestStats) *pb.ServiceStats {
+	return &pb.ServiceStats{Conns: t.Conns, InPkts: t.InPkts, OutPkts: t.OutPkts, InBytes: t.InBytes, OutBytes: t.OutBytes,
+		Cps: t.CPS, InPps: t.InPPS, OutPps: t.OutPPS, InBps: t.InBPS, OutBps: t.OutBPS}
+}
+
+func (s *Server) ZeroStats(_ context.Context, r *pb.ZeroRequest) (*pb.Empty, error) {
+	var k *ipvs.ServiceKey
+	if r.Service != nil {
+		sk, err := serviceKey(r.Service)
+		if err != nil {
+			return nil, err
+		}
+		k = &sk
+	}
+	return &pb.Empty{}, ipvsStatus(s.dp.ZeroStats(k))
 }
 
 func (s *Server) destOp(r *pb.DestRequest, op func(ipvs.ServiceKey, ipvs.DestSpec) error) (*pb.Empty, error) {

@@ -347,3 +347,59 @@ func TestRSSPortSelectionReported(t *testing.T) {
 		}
 	}
 }
+
+// statsLine returns the five numbers of the ipvsadm --stats/--rate line
+// that starts with prefix.
+func statsLine(t *testing.T, out, prefix string) [5]uint64 {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 7 && f[0]+" "+f[1] == prefix || len(f) == 7 && f[0] == "->" && "-> "+f[1] == prefix {
+			var v [5]uint64
+			for i := range v {
+				fmt.Sscan(f[2+i], &v[i])
+			}
+			return v
+		}
+	}
+	t.Fatalf("no line %q in:\n%s", prefix, out)
+	return [5]uint64{}
+}
+
+// TestIpvsadmStatsAndRate: --stats counts what the test sent, --rate
+// shows the rate, -Z zeroes.
+func TestIpvsadmStatsAndRate(t *testing.T) {
+	l := StartLab(t, "--driver", "afxdp")
+	l.startTestsrv(l.Env["RS1_NS"], "rs1", "--http", l.Env["RS1_IP"]+":8080")
+	waitTCP(t, l.Env["RS1_NS"], l.Env["RS1_IP"]+":8080")
+	vip := l.Env["VIP"]
+	l.Ipvsadm("-A", "-t", vip+":80", "-s", "rr")
+	l.Ipvsadm("-a", "-t", vip+":80", "-r", l.Env["RS1_IP"]+":8080", "-b")
+	l.Ipvsadm("--add-laddr", "-z", l.Env["LIP"], "-t", vip+":80", "-F", l.Env["LB_RS_PORT"])
+	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
+	const n = 60
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		get(t, c, "http://"+vip+"/")
+		time.Sleep(time.Until(start.Add(time.Duration(i+1) * 80 * time.Millisecond))) // ~12 conn/s for ~5 s
+	}
+	svc := "TCP " + vip + ":80"
+	st := statsLine(t, l.Ipvsadm("-L", "-n", "--stats", "--exact"), svc)
+	dst := statsLine(t, l.Ipvsadm("-L", "-n", "--stats", "--exact"), "-> "+l.Env["RS1_IP"]+":8080")
+	// each connection: at least SYN, ACK, request in; SYN-ACK, response out
+	if st[0] != n || st[1] < 3*n || st[2] < 2*n || st[3] < st[1]*40 || st[4] < st[2]*40 || st != dst {
+		t.Errorf("stats conns/inpkts/outpkts/inbytes/outbytes = %v (dest %v) for %d connections", st, dst, n)
+	}
+	rate := statsLine(t, l.Ipvsadm("-L", "-n", "--rate"), svc)
+	if rate[0] == 0 || rate[1] == 0 || rate[2] == 0 || rate[3] == 0 {
+		t.Errorf("--rate %v after ~12 connections/s for 5 s", rate)
+	}
+	l.Ipvsadm("-Z", "-t", vip+":80")
+	if z := statsLine(t, l.Ipvsadm("-L", "-n", "--stats"), svc); z != [5]uint64{} {
+		t.Errorf("after -Z: %v", z)
+	}
+	get(t, c, "http://"+vip+"/")
+	if z := statsLine(t, l.Ipvsadm("-L", "-n", "--stats"), svc); z[0] != 1 {
+		t.Errorf("after -Z and one connection: %v", z)
+	}
+}
