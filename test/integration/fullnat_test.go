@@ -402,4 +402,26 @@ func TestIpvsadmStatsAndRate(t *testing.T) {
 	if z := statsLine(t, l.Ipvsadm("-L", "-n", "--stats"), svc); z[0] != 1 {
 		t.Errorf("after -Z and one connection: %v", z)
 	}
+
+	// -S | -R round trip through a cleared table
+	l.Ipvsadm("-A", "-u", vip+":9000", "-s", "mh")
+	l.Ipvsadm("-a", "-u", vip+":9000", "-r", l.Env["RS2_IP"]+":9001", "-b", "-w", "5", "-x", "100", "-y", "50")
+	saved := l.Ipvsadm("-S", "-n")
+	l.Ipvsadm("-C")
+	if out := l.Ipvsadm("-L", "-n"); strings.Contains(out, vip) {
+		t.Fatalf("-C left services:\n%s", out)
+	}
+	cmd := exec.Command(filepath.Join(l.root, "bin", "ipvsadm"), "-R")
+	cmd.Env = append(cmd.Environ(), "GVS_DATAPLANE_SOCKET="+l.Env["DP_SOCKET"])
+	cmd.Stdin = strings.NewReader(saved)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ipvsadm -R: %v\n%s", err, out)
+	}
+	if again := l.Ipvsadm("-S", "-n"); again != saved {
+		t.Errorf("-S after -R:\n%s\nwant:\n%s", again, saved)
+	}
+	if !strings.Contains(saved, "-x 100 -y 50") || !strings.Contains(saved, "-P") {
+		t.Errorf("-S lacks thresholds or local addresses:\n%s", saved)
+	}
+	get(t, c, "http://"+vip+"/") // and the restored service serves
 }
