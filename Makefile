@@ -1,13 +1,13 @@
 # GVS — Go Virtual Server. `make demo` runs the lab demo, `make test` all tests.
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin
-CMDS    := gvs-dataplane gvs-controlplane dpip ipvsadm gvs-testsrv
+CMDS    := gvs-dataplane gvs-controlplane dpip ipvsadm gvs-testsrv gvs-pktgen
 # packages whose tests run under the race detector (the dataplane's
 # lock-free worker state is checked by design, not by the race detector)
 RACE_PKGS := ./dataplane/config/... ./dataplane/apiserver/... ./dataplane/ring/... ./dataplane/route/... \
              ./internal/... ./cmd/... ./header/... ./ctrlplane/... ./ipvs/... ./session/... ./nat/... ./flowdir/...
 
-.PHONY: all build test unit integration race lint fmt demo deps proto bench-micro clean
+.PHONY: all build test unit integration race lint fmt demo deps proto bench bench-micro clean
 
 all: build
 
@@ -42,6 +42,9 @@ demo: deps build
 proto:
 	protoc -I api --go_out=api/dataplanepb --go_opt=paths=source_relative \
 	  --go-grpc_out=api/dataplanepb --go-grpc_opt=paths=source_relative api/dataplane.proto
+
+bench: build
+	bench/run.sh
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./dataplane/route/

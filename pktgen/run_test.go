@@ -1,0 +1,250 @@
+package pktgen
+
+// Whole runs over in-memory ports joined by a test "wire" goroutine: the
+// client port's transmissions are delivered to the server port and back,
+// optionally altered on the way (a TOA option inserted as a FullNAT
+// balancer does, every n-th frame dropped). No kernel, no root: these
+// check the generators, the sink and the TCP state machines end to end.
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/mem"
+	"github.com/gvs-lb/gvs/header"
+)
+
+type wire struct {
+	client, server *mem.Port
+	// alter, if set, may rewrite or drop (return nil) a frame going from
+	// the client to the server
+	alter   func(f []byte) []byte
+	dropNth int // drop every n-th frame in both directions (0: none)
+	dropped atomic.Uint64
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+func newWire(t *testing.T, queues int) *wire {
+	cfg := port.Config{Queues: queues, FrameCount: 8192, RxRing: 8192}
+	w := &wire{
+		client: mem.New(cfg, net.HardwareAddr{2, 0, 0, 0, 0, 1}),
+		server: mem.New(cfg, net.HardwareAddr{2, 0, 0, 0, 0, 2}),
+		stop:   make(chan struct{}),
+	}
+	return w
+}
+
+func (w *wire) start(t *testing.T) {
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		n := 0
+		move := func(from, to *mem.Port, alter func([]byte) []byte) int {
+			moved := 0
+			for q := 0; q < from.NumQueues(); q++ {
+				for _, f := range from.MemQueue(q).Drain() {
+					n++
+					if w.dropNth > 0 && n%w.dropNth == 0 {
+						w.dropped.Add(1)
+						continue
+					}
+					if alter != nil {
+						if f = alter(f); f == nil {
+							continue
+						}
+					}
+					// a frame leaves on the queue it was sent from
+					to.MemQueue(q).Inject(f)
+					moved++
+				}
+			}
+			return moved
+		}
+		for {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			if move(w.client, w.server, w.alter)+move(w.server, w.client, nil) == 0 {
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(w.stop); w.done.Wait() })
+}
+
+var (
+	testClientIP = netip.MustParseAddr("10.11.0.2")
+	testServer   = netip.MustParseAddr("10.12.0.11")
+)
+
+func baseConfig(w *wire, mode Mode) Config {
+	gw := MACOf(w.server)
+	return Config{
+		Mode:        mode,
+		ClientIP:    testClientIP,
+		GatewayMAC:  &gw,
+		Clients:     netip.MustParsePrefix("172.16.0.0/16"),
+		ClientAddrs: 16,
+		Dsts:        []netip.AddrPort{netip.AddrPortFrom(testServer, 8080)},
+		ServerAddrs: []netip.Prefix{netip.PrefixFrom(testServer, 32)},
+		Duration:    5 * time.Second,
+		Drain:       100 * time.Millisecond,
+		Burst:       32,
+
+		VerifyChecksums: true,
+	}
+}
+
+func run(t *testing.T, w *wire, cfg Config) *Result {
+	t.Helper()
+	w.start(t)
+	res, err := RunPorts(context.Background(), cfg, w.client, w.server, nil)
+	if err != nil {
+		t.Fatalf("RunPorts: %v", err)
+	}
+	return res
+}
+
+func TestRunUDP(t *testing.T) {
+	w := newWire(t, 1)
+	cfg := baseConfig(w, ModeUDP)
+	cfg.Flows = 300
+	cfg.Rate = 20000
+	cfg.Duration = 400 * time.Millisecond
+	res := run(t, w, cfg)
+	if res.Sent == 0 || res.Received != res.Sent || res.Lost != 0 {
+		t.Fatalf("sent %d received %d lost %d, want all received", res.Sent, res.Received, res.Lost)
+	}
+	// paced: 20000/s over 0.4 s
+	if res.Sent < 6000 || res.Sent > 9000 {
+		t.Errorf("sent %d in 0.4 s at 20000/s", res.Sent)
+	}
+	f := res.FlowSt
+	if f == nil || f.Seen != 300 || f.WithLoss != 0 || f.MaxRx-f.MinRx > 1 {
+		t.Errorf("flows %+v: want 300 seen, none with loss, an even spread", f)
+	}
+	if res.OneWay.Samples != res.Received {
+		t.Errorf("latency samples %d for %d packets", res.OneWay.Samples, res.Received)
+	}
+	if len(res.PerDst) != 1 || res.PerDst[0].Addr != testServer.String() || res.PerDst[0].Packets != res.Received {
+		t.Errorf("per destination %+v", res.PerDst)
+	}
+	if res.Server["rx_bad_checksum"] != 0 || res.Server["rx_reordered"] != 0 {
+		t.Errorf("server counters %v", res.Server)
+	}
+}
+
+func TestRunSYN(t *testing.T) {
+	w := newWire(t, 1)
+	cfg := baseConfig(w, ModeSYN)
+	cfg.Rate = 10000
+	cfg.Duration = 300 * time.Millisecond
+	res := run(t, w, cfg)
+	// the sink recognises the SYNs by their timestamp option
+	if res.Sent == 0 || res.Received != res.Sent || res.Server["rx_stamped"] != res.Sent {
+		t.Fatalf("sent %d SYNs, received %d (server counters %v)", res.Sent, res.Received, res.Server)
+	}
+	if res.OneWay.Samples != res.Sent {
+		t.Errorf("latency samples %d for %d SYNs", res.OneWay.Samples, res.Sent)
+	}
+}
+
+func TestRunTCP(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		queues  int
+		hold    bool
+		toa     bool
+		dropNth int
+	}{
+		{name: "plain", queues: 1},
+		{name: "two queues", queues: 2},
+		{name: "hold", queues: 1, hold: true},
+		{name: "TOA inserted", queues: 1, toa: true},
+		{name: "loss", queues: 1, dropNth: 37},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWire(t, tc.queues)
+			w.dropNth = tc.dropNth
+			if tc.toa {
+				w.alter = insertTOA
+			}
+			cfg := baseConfig(w, ModeTCP)
+			// spurious retransmissions must not happen on a lossless wire
+			// even when the test's goroutines are descheduled for a while
+			rto := time.Second
+			if tc.dropNth > 0 {
+				rto = 30 * time.Millisecond
+			}
+			cfg.TCP = TCPConfig{Conns: 400, Concurrency: 50, Requests: 2, RequestSize: 100, ResponseSize: 3000,
+				Hold: tc.hold, RTO: rto, Retries: 6}
+			res := run(t, w, cfg)
+			c, s := res.Client, res.Server
+			if c["conn_attempts"] != 400 || c["conn_completed"] != 400 || c["conn_timeout"]+c["conn_reset"]+c["conn_refused"] != 0 {
+				t.Fatalf("client %v: want 400 attempted and completed", c)
+			}
+			if c["responses"] != 800 || s["srv_syn"] < 400 {
+				t.Errorf("responses %d (want 800), server SYNs %d", c["responses"], s["srv_syn"])
+			}
+			if tc.hold {
+				if res.Held != 400 || s["srv_closed"] != 0 {
+					t.Errorf("held %d (want 400), server closed %d (want 0)", res.Held, s["srv_closed"])
+				}
+			} else if s["srv_closed"] != 400 {
+				t.Errorf("server closed %d, want 400", s["srv_closed"])
+			}
+			if tc.dropNth == 0 && (c["retransmits"] != 0 || s["srv_retransmits"] != 0) {
+				t.Errorf("retransmits %d/%d on a lossless wire", c["retransmits"], s["srv_retransmits"])
+			}
+			if tc.dropNth > 0 && c["retransmits"]+s["srv_retransmits"] == 0 {
+				t.Errorf("%d frames dropped but nothing retransmitted", w.dropped.Load())
+			}
+			if tc.toa && s["srv_toa"] == 0 {
+				t.Errorf("server counted no TOA option")
+			}
+			if c["rx_bad_checksum"]+s["rx_bad_checksum"] != 0 {
+				t.Errorf("bad checksums: client %d server %d", c["rx_bad_checksum"], s["rx_bad_checksum"])
+			}
+			if res.RTT.Samples != 800 || res.ConnLatency.Samples != 400 || res.Handshake.Samples != 400 {
+				t.Errorf("latency samples: rtt %d conn %d handshake %d", res.RTT.Samples, res.ConnLatency.Samples, res.Handshake.Samples)
+			}
+		})
+	}
+}
+
+// insertTOA adds an IPv4 TOA option (as a FullNAT balancer does) to
+// client ACKs without SYN, fixing lengths and checksums.
+func insertTOA(f []byte) []byte {
+	var p Packet
+	if Parse(f, &p) != nil || p.Proto != header.ProtoTCP || p.Flags&header.TCPFlagSYN != 0 || p.Flags&header.TCPFlagACK == 0 {
+		return f
+	}
+	l4 := p.L4Off
+	off := int(f[l4+12]>>4) * 4
+	if off+8 > 60 {
+		return f
+	}
+	out := make([]byte, 0, len(f)+8)
+	out = append(out, f[:l4+off]...)
+	out = append(out, OptTOA, 8, 0x30, 0x39, 172, 16, 0, 9)
+	out = append(out, f[l4+off:EthLen+p.IPLen]...)
+	out[l4+12] = byte((off+8)/4) << 4
+	ip := header.IPv4(out[EthLen:])
+	binary.BigEndian.PutUint16(ip[2:], uint16(p.IPLen+8))
+	ip.SetChecksum(0)
+	ip.SetChecksum(^header.Checksum(ip[:IPv4Len], 0))
+	seg := out[l4:]
+	seg[16], seg[17] = 0, 0
+	binary.BigEndian.PutUint16(seg[16:], header.TransportChecksum(header.ProtoTCP, p.Src[:], p.Dst[:], seg, 16))
+	return out
+}
