@@ -52,6 +52,9 @@ type Options struct {
 	// bounds the expirations a worker handles per loop.
 	ConnCapacity      int
 	ConnExpirePerLoop int
+	// PrefaultConns makes the connection tables resident at start-up, so
+	// the first connections of a flood take no page faults.
+	PrefaultConns bool
 	// RSSPorts picks local ports whose replies the NIC's RSS hash puts on
 	// the owner worker's queue (read with ethtool -x), for NICs without
 	// n-tuple filters.
@@ -222,7 +225,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 		redirIn:    make([]*ring.FrameRing, d.opts.Workers),
 		ctl:        make(chan func(), 16),
 	}
-	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity})
+	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: worker %d connection table: %w", id, err)
 	}

@@ -46,6 +46,10 @@ type Options struct {
 	// Tick is the unit of the "now" arguments; zero means DefaultTick.
 	// Timeouts are rounded up to whole ticks.
 	Tick time.Duration
+	// Prefault makes all of the table's memory resident at once (touching
+	// every page) instead of as connections first use it: a dataplane
+	// wants the page faults at start-up, not in the middle of a SYN flood.
+	Prefault bool
 	// WheelSlots is the timer wheel's size, a power of two; zero means
 	// DefaultWheelSlots. A conn whose timeout is longer than one revolution
 	// (WheelSlots×Tick) is looked at once per revolution until it is due.
@@ -118,6 +122,15 @@ func New(opts Options) (*Table, error) {
 	}
 	adviseHugePages(unsafe.Pointer(&t.conns[0]), uintptr(len(t.conns))*unsafe.Sizeof(Conn{}))
 	adviseHugePages(unsafe.Pointer(&t.index[0]), uintptr(len(t.index))*unsafe.Sizeof(slot{}))
+	if opts.Prefault {
+		const page = 4096
+		for i := 0; i < len(t.conns); i += page / int(unsafe.Sizeof(Conn{})) {
+			t.conns[i].Mark = 0
+		}
+		for i := 0; i < len(t.index); i += page / int(unsafe.Sizeof(slot{})) {
+			t.index[i] = slot{}
+		}
+	}
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
 	}
