@@ -127,6 +127,31 @@ wait_for() { # SECONDS CMD...
 	done
 }
 
+# start_dataplane runs gvs-dataplane in the LB namespace with the lab's
+# config, waits for its API socket and KNI devices, and gives the kernel
+# side of KNI its addresses (management on dp0.kni, health checks on
+# dp1.kni).
+start_dataplane() {
+	local pidf=$STATE/dataplane.pid
+	ip netns exec $LB_NS setsid "$BIN/gvs-dataplane" -c "$STATE/dataplane.yaml" \
+		</dev/null >>"$STATE/dataplane.out" 2>&1 &
+	echo $! >"$pidf"
+	dp_up() { test -S "$STATE/dataplane.sock" || ! kill -0 "$(cat "$pidf")" 2>/dev/null; }
+	if ! wait_for 20 dp_up || ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
+		cat "$STATE/dataplane.out" >&2 2>/dev/null || true
+		tail -20 "$STATE/dataplane.log" >&2 2>/dev/null || true
+		die "gvs-dataplane did not start (see $STATE/dataplane.log)"
+	fi
+	for k in dp0.kni dp1.kni; do
+		wait_for 10 ip -n $LB_NS link show $k || die "KNI device $k missing"
+	done
+	ip -n $LB_NS addr add $LB_MGMT_IP/24 dev dp0.kni
+	ip -n $LB_NS addr add $LB_MGMT_IP6/64 dev dp0.kni nodad
+	ip -n $LB_NS link set dp0.kni up
+	ip -n $LB_NS addr add $LB_KNI_RS_IP/24 dev dp1.kni
+	ip -n $LB_NS link set dp1.kni up
+}
+
 cmd_up() {
 	DRIVER=afxdp WORKERS=1 NRS=2 IDLE=adaptive PORTSEL=portmask
 	while [ $# -gt 0 ]; do
@@ -196,22 +221,7 @@ EOF
 	done
 
 	write_config
-	ip netns exec $LB_NS setsid "$BIN/gvs-dataplane" -c "$STATE/dataplane.yaml" \
-		</dev/null >>"$STATE/dataplane.out" 2>&1 &
-	echo $! >"$STATE/dataplane.pid"
-	dp_up() { test -S "$STATE/dataplane.sock" || ! kill -0 "$(cat "$STATE/dataplane.pid")" 2>/dev/null; }
-	if ! wait_for 20 dp_up || ! kill -0 "$(cat "$STATE/dataplane.pid")" 2>/dev/null; then
-		cat "$STATE/dataplane.out" "$STATE/dataplane.log" >&2 2>/dev/null || true
-		die "gvs-dataplane did not start (see $STATE/dataplane.log)"
-	fi
-	wait_for 10 ip -n $LB_NS link show dp0.kni || die "KNI device dp0.kni missing"
-
-	# the kernel side of KNI: management addresses
-	ip -n $LB_NS addr add $LB_MGMT_IP/24 dev dp0.kni
-	ip -n $LB_NS addr add $LB_MGMT_IP6/64 dev dp0.kni nodad
-	ip -n $LB_NS link set dp0.kni up
-	ip -n $LB_NS addr add $LB_KNI_RS_IP/24 dev dp1.kni
-	ip -n $LB_NS link set dp1.kni up
+	start_dataplane
 	UP_OK=1
 	log "up: driver $DRIVER, $WORKERS worker(s), $NRS real server(s); state in $STATE"
 }
@@ -277,20 +287,7 @@ cmd_restart_dataplane() {
 	fi
 	rm -f "$STATE/dataplane.sock" # left behind by SIGKILL; the new one must not be mistaken for it
 	wait_for 10 sh -c "! ip -n $LB_NS link show dp0.kni" || die "the old dataplane's KNI devices are still there"
-	ip netns exec $LB_NS setsid "$BIN/gvs-dataplane" -c "$STATE/dataplane.yaml" \
-		</dev/null >>"$STATE/dataplane.out" 2>&1 &
-	echo $! >"$pidf"
-	dp_up() { test -S "$STATE/dataplane.sock" || ! kill -0 "$(cat "$pidf")" 2>/dev/null; }
-	if ! wait_for 20 dp_up || ! kill -0 "$(cat "$pidf")" 2>/dev/null; then
-		tail -20 "$STATE/dataplane.log" >&2 2>/dev/null || true
-		die "gvs-dataplane did not start again (see $STATE/dataplane.log)"
-	fi
-	wait_for 10 ip -n $LB_NS link show dp1.kni || die "KNI device dp1.kni missing"
-	ip -n $LB_NS addr add $LB_MGMT_IP/24 dev dp0.kni
-	ip -n $LB_NS addr add $LB_MGMT_IP6/64 dev dp0.kni nodad
-	ip -n $LB_NS link set dp0.kni up
-	ip -n $LB_NS addr add $LB_KNI_RS_IP/24 dev dp1.kni
-	ip -n $LB_NS link set dp1.kni up
+	start_dataplane
 	log "dataplane restarted (SIG$sig, new pid $(cat "$pidf"))"
 }
 
