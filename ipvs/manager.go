@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -136,7 +137,7 @@ func (m *Manager) publishLocked() error {
 			sd[i] = sched.Dest{Addr: d.Spec.Addr, Weight: d.Spec.Weight, Upper: d.Spec.Upper, Lower: d.Spec.Lower, C: d.C}
 			t.Dests[d.ID] = d
 		}
-		so, _ := schedOptions(s.spec.SchedFlags) // validated when the spec was accepted
+		so, _ := schedOptions(s.spec.Sched, s.spec.SchedFlags) // validated when the spec was accepted
 		for w := 0; w < m.workers; w++ {
 			if w > 0 && (s.spec.Sched == sched.SH || s.spec.Sched == sched.MH) {
 				// hashing schedulers keep no per-pick state: one table serves all
@@ -175,7 +176,7 @@ func schedOK(spec *ServiceSpec) error {
 	if spec.Sched == "" {
 		spec.Sched = "wlc"
 	}
-	so, err := schedOptions(spec.SchedFlags)
+	so, err := schedOptions(spec.Sched, spec.SchedFlags)
 	if err != nil {
 		return fmt.Errorf("service %s: %w", spec.Key, err)
 	}
@@ -186,18 +187,14 @@ func schedOK(spec *ServiceSpec) error {
 }
 
 // schedOptions maps ipvsadm's scheduler flags (-b / --sched-flags) onto
-// scheduler options.
-func schedOptions(flags []string) (sched.Options, error) {
-	var o sched.Options
-	for _, f := range flags {
-		switch f {
-		case "flag-1", "sh-fallback", "mh-fallback":
-			o.Fallback = true
-		case "flag-2", "sh-port", "mh-port":
-			o.Port = true
-		default:
-			return o, fmt.Errorf("scheduler flag %q: use sh-fallback, sh-port, mh-fallback or mh-port: %w", f, ErrInvalid)
-		}
+// the options of scheduler name, with the scheduler package's vocabulary.
+func schedOptions(name string, flags []string) (sched.Options, error) {
+	if len(flags) == 0 {
+		return sched.Options{}, nil
+	}
+	o, err := sched.ParseFlags(name, strings.Join(flags, ","))
+	if err != nil {
+		return o, fmt.Errorf("%w (sh and mh take sh-/mh-fallback and sh-/mh-port): %w", err, ErrInvalid)
 	}
 	return o, nil
 }

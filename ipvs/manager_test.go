@@ -44,7 +44,7 @@ func TestErrorVocabulary(t *testing.T) {
 		{m.AddDest(k80, fnat(rs2, 70000)), ErrInvalid, "weight 70000"},
 		{m.AddService(ServiceSpec{Key: other, Persistent: true}), ErrNotSupported, "persistence (-p) is not supported"},
 		{m.AddService(ServiceSpec{Key: other, SynProxy: true}), ErrNotSupported, "SYN proxy (-j)"},
-		{m.AddService(ServiceSpec{Key: other, SchedFlags: []string{"sh-wild"}}), ErrInvalid, `scheduler flag "sh-wild"`},
+		{m.AddService(ServiceSpec{Key: other, SchedFlags: []string{"sh-wild"}}), ErrInvalid, "invalid scheduler flag `sh-wild'"},
 		{m.AddLAddr(other, LAddr{Addr: lip1}), ErrNoService, "No such service"},
 		{m.AddLAddr(k80, LAddr{Addr: lip1}), nil, ""},
 		{m.AddLAddr(k80, LAddr{Addr: lip1}), ErrLAddrExists, "Local address already exists"},
