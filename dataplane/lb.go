@@ -133,8 +133,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		return true
 	}
 	dest.C.Inactive.Add(1)
-	dest.Stats.Conns.Add(1)
-	svc.Stats.Conns.Add(1)
+	dest.Stats.Conns.Add(1) // a service's count is the sum of its destinations'
 	w.ctr.inc(CtrLBNewConns)
 	w.lbConn(b, l3, id, session.In)
 	return true

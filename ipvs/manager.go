@@ -22,7 +22,8 @@ type Dest struct {
 	Stats   *Stats
 }
 
-// Stats are cumulative counters of a service or destination.
+// Stats are a destination's cumulative counters (a service's are the sum
+// of its destinations').
 type Stats struct {
 	Conns atomic.Uint64
 }
@@ -41,7 +42,6 @@ type Service struct {
 	// Scheds holds one scheduler instance per worker over Dests.
 	Scheds []sched.Scheduler
 	LAddrs []LAddr
-	Stats  *Stats
 }
 
 // Table is the immutable service table workers read.
@@ -82,7 +82,6 @@ type svcState struct {
 	spec   ServiceSpec
 	dests  []*Dest
 	laddrs []LAddr
-	stats  *Stats
 }
 
 // Manager owns the service model; its methods are the one mutation path
@@ -131,7 +130,7 @@ func (m *Manager) publishLocked() error {
 	t := &Table{Gen: m.gen, MaxID: m.nextID, byKey: map[ServiceKey]*Service{}, Dests: map[uint32]*Dest{},
 		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
 	for _, s := range m.services {
-		svc := &Service{ID: s.id, Spec: s.spec, Dests: slices.Clone(s.dests), LAddrs: slices.Clone(s.laddrs), Stats: s.stats}
+		svc := &Service{ID: s.id, Spec: s.spec, Dests: slices.Clone(s.dests), LAddrs: slices.Clone(s.laddrs)}
 		sd := make([]sched.Dest, len(s.dests))
 		for i, d := range s.dests {
 			sd[i] = sched.Dest{Addr: d.Spec.Addr, Weight: d.Spec.Weight, Upper: d.Spec.Upper, Lower: d.Spec.Lower, C: d.C}
@@ -212,7 +211,7 @@ func (m *Manager) AddService(spec ServiceSpec) error {
 	if _, s := m.find(spec.Key); s != nil {
 		return fmt.Errorf("service %s: %w", spec.Key, ErrServiceExists)
 	}
-	m.services = append(m.services, &svcState{id: m.id(), spec: spec, stats: &Stats{}})
+	m.services = append(m.services, &svcState{id: m.id(), spec: spec})
 	return m.publishLocked()
 }
 
