@@ -211,6 +211,38 @@ func (t *Table) All() iter.Seq2[uint32, *Conn] {
 	}
 }
 
+// Walk is All in bounded steps, for listings that must not hold up the
+// owner's loop: it calls fn for each live conn with an id in
+// [from, from+span), in id order, and returns the id to continue from, or
+// NoID once it has passed every id handed out. It looks at no more than
+// span ids (so fn runs at most span times) and allocates nothing. fn must
+// not call Insert, Delete, Expire or Flush.
+//
+// Between calls the table may change: a conn that lives through the whole
+// walk is visited exactly once (ids never move); one inserted or removed
+// meanwhile is visited at most once.
+func (t *Table) Walk(from uint32, span int, fn func(id uint32, c *Conn)) (next uint32) {
+	if from >= t.hwm || span <= 0 {
+		if from >= t.hwm {
+			return NoID
+		}
+		return from
+	}
+	end := t.hwm
+	if uint64(span) < uint64(end-from) {
+		end = from + uint32(span)
+	}
+	for id := from; id < end; id++ {
+		if c := &t.conns[id]; c.Proto != 0 {
+			fn(id, c)
+		}
+	}
+	if end >= t.hwm {
+		return NoID
+	}
+	return end
+}
+
 // Insert adds a copy of c, indexed by its in and out keys, expiring after
 // the timeout of its state from now, and returns its id. A UDP conn's state
 // is set to StateUDP. Insert returns ErrInvalid, ErrFull or ErrExists (see
