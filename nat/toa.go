@@ -24,10 +24,13 @@ import (
 // TCP options occupy no sequence space, so unlike proxy-protocol insertion no
 // sequence or acknowledgement number of the connection has to be adjusted.
 //
-// The packet grows by 8 or 20 bytes. The caller decides when to insert (DPVS
-// does it on the first ACK of the handshake, typically a segment without
-// data) and must check that the grown packet still fits the egress MTU; for
-// segments with data that fit only because of the MSS, see ClampMSS.
+// The packet grows by 8 or 20 bytes. The caller decides when to insert and
+// must check that the grown packet still fits the egress MTU; for segments
+// with data that fit only because of the MSS, see ClampMSS. InsertTOA does
+// not look for a TOA already in the segment: the caller scrubs the client's
+// own first (ScrubTOA, toascrub.go), so that the server finds only GVS's.
+// The dataplane inserts into every client segment until the real server
+// shows that its handshake completed (see dataplane/lbtoa.go).
 const (
 	TOAKind    = 254
 	TOALenIPv4 = 8
