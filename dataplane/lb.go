@@ -128,7 +128,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 	c.Dest, c.Service = dest.ID, svc.ID
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
-		w.pool.Put(laddr, lport)
+		w.pool.Put(laddr, daddr, lport)
 		w.drop(b, CtrDropLBTableFull)
 		return true
 	}
@@ -353,7 +353,7 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 		}
 	}
 	l := c.LAddrPort()
-	w.pool.Put(l.Addr().Unmap(), l.Port())
+	w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
 	w.ctr.inc(CtrLBConnsExpired)
 }
 

@@ -476,7 +476,7 @@ func TestConnectionsExpire(t *testing.T) {
 	if svc.Dests[0].C.Inactive.Load() != 1 {
 		t.Fatalf("InActConn = %d", svc.Dests[0].C.Inactive.Load())
 	}
-	free := td.w.pool.Free(lip)
+	free := td.w.pool.Free(lip, netip.AddrPortFrom(rs1IP, 8080))
 	// jump the worker's clock past SYN_RECV's timeout
 	td.d.start = td.d.start.Add(-2 * 60 * 1e9)
 	td.w.iterate()
@@ -484,8 +484,8 @@ func TestConnectionsExpire(t *testing.T) {
 	if n := td.w.sess.Len(); n != 0 {
 		t.Fatalf("%d conns left after their timeout", n)
 	}
-	if svc.Dests[0].C.Inactive.Load() != 0 || td.w.pool.Free(lip) != free+1 || td.sum(CtrLBConnsExpired) != 1 {
+	if svc.Dests[0].C.Inactive.Load() != 0 || td.w.pool.Free(lip, netip.AddrPortFrom(rs1IP, 8080)) != free+1 || td.sum(CtrLBConnsExpired) != 1 {
 		t.Errorf("after expiry: InActConn %d, free ports %d (was %d), expired %d",
-			svc.Dests[0].C.Inactive.Load(), td.w.pool.Free(lip), free, td.sum(CtrLBConnsExpired))
+			svc.Dests[0].C.Inactive.Load(), td.w.pool.Free(lip, netip.AddrPortFrom(rs1IP, 8080)), free, td.sum(CtrLBConnsExpired))
 	}
 }

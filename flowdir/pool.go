@@ -6,10 +6,38 @@ package flowdir
 // match on masked ports). The owner of a FullNAT reply is therefore a pure
 // function of its destination port, and a worker allocates local ports
 // without talking to anybody.
+//
+// A connection is identified on the wire by its 4-tuple, so one local port
+// may serve several connections at once as long as their real servers
+// differ. The pool therefore keeps one port space per (local address, real
+// server address and port) key: with one local address, each real server
+// gets all of the worker's ports (64,512 with one worker).
+//
+// A port space is a bitmap over the worker's port slots (slot s is port
+// s<<shift | worker) plus a summary bitmap of full words, so that finding a
+// free port from the moving cursor costs a few word operations even in a
+// nearly full space: 8 KiB + 128 B per key with one worker, half that with
+// two. The cursor moves on after every allocation instead of reusing the
+// port just freed, so a real server does not see a 4-tuple again while its
+// previous connection may still be in TIME_WAIT.
+//
+// Memory is bounded by the configuration, never by traffic: a key's space
+// is created on its first connection and stays keyed while idle (no
+// allocation when a quiet real server gets connections again); an idle
+// space is handed to a new key before any new one is allocated, so the
+// number of spaces is the peak number of (local address, real server)
+// pairs holding connections at the same time. In steady state Get and Put
+// allocate nothing.
+//
+// The pool is owned by its worker. Usage is the one method safe to call
+// from other goroutines: it reads atomics the worker stores.
 
 import (
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"net/netip"
+	"sync/atomic"
 )
 
 // MinPort is the lowest local port handed out; ports below are left to
@@ -63,20 +91,109 @@ func (f *RSSFilter) Queue(h uint32) int {
 	return int(h&127) % f.Queues
 }
 
-// ErrExhausted is returned when an address has no free port left.
+// ErrExhausted is returned when a (local address, real server) pair has no
+// free port left on this worker.
 var ErrExhausted = errors.New("local ports exhausted")
 
-// Pool is one worker's free local ports of every local address. Owned by
-// the worker; not safe for concurrent use.
+// rssTries bounds the ports looked at for one whose reply hashes onto the
+// worker's queue.
+const rssTries = 64
+
+type spaceKey struct {
+	la netip.Addr
+	rs netip.AddrPort
+}
+
+const cacheSize = 16
+
+type cacheEntry struct {
+	k spaceKey
+	s *portSpace
+}
+
+// cacheFor returns k's cache entry.
+func (p *Pool) cacheFor(k spaceKey) *cacheEntry {
+	r := k.rs.Addr().As16()
+	l := k.la.As16()
+	h := binary.LittleEndian.Uint32(r[12:]) ^ binary.LittleEndian.Uint32(l[12:]) ^ uint32(k.rs.Port())
+	return &p.cache[(h*0x9e3779b1)>>(32-4)]
+}
+
+type addrState struct {
+	addr netip.Addr
+	idx  int32 // index in Pool.addrList
+	rss  *RSSFilter
+}
+
+// portSpace is one key's ports. bits has a 1 for every slot in use or not
+// a usable port (below MinPort); full has a 1 for every word of bits that
+// is all ones, and for the summary positions past the last word.
+type portSpace struct {
+	key  spaceKey
+	addr *addrState
+	bits []uint64
+	full []uint64
+	next int // cursor: the slot the next search starts at
+	used int
+
+	// for Usage: what readers see of used and addr
+	pubUsed atomic.Uint32
+	pubAddr atomic.Int32
+}
+
+// Pool is one worker's local ports of every (local address, real server).
+// Owned by the worker; not safe for concurrent use except Usage.
 type Pool struct {
-	worker int
-	st     Steering
-	rss    *RSSFilter
-	addrs  map[netip.Addr]*portStack
-	seed   uint32
-	// the last address used: most connections of a worker share one
-	last      netip.Addr
-	lastStack *portStack
+	worker   int
+	st       Steering
+	shift    uint // slot = port >> shift
+	nslots   int
+	capacity int      // usable slots per space
+	tmpl     []uint64 // bits of an empty space
+	tmplFull []uint64
+	rss      *RSSFilter
+	seed     uint32
+
+	spaces   map[spaceKey]*portSpace
+	addrs    map[netip.Addr]*addrState
+	addrList []netip.Addr
+	all      []*portSpace // every space allocated
+	idle     int          // keyed spaces with no port in use
+	reuse    int          // where the search for an idle space resumes
+
+	// recently used keys, direct-mapped: a map lookup hashes the whole
+	// key and costs several times a cache hit
+	cache [cacheSize]cacheEntry
+
+	pubAddrs  atomic.Pointer[[]netip.Addr]
+	pubSpaces atomic.Pointer[[]*portSpace]
+}
+
+// NewPool returns worker w's pool.
+func NewPool(w int, st Steering, rss *RSSFilter) *Pool {
+	p := &Pool{worker: w, st: st, rss: rss, seed: 2463534242 + uint32(w),
+		spaces: map[spaceKey]*portSpace{}, addrs: map[netip.Addr]*addrState{}}
+	p.shift = uint(bits.Len16(st.mask))
+	p.nslots = 65536 >> p.shift
+	nw := (p.nslots + 63) / 64
+	p.tmpl = make([]uint64, nw)
+	p.tmplFull = make([]uint64, (nw+63)/64)
+	for slot := 0; slot < nw*64; slot++ {
+		port := slot<<p.shift | w
+		if slot >= p.nslots || port < MinPort || port > 65535 {
+			p.tmpl[slot>>6] |= 1 << (slot & 63)
+		} else {
+			p.capacity++
+		}
+	}
+	for i := 0; i < len(p.tmplFull)*64; i++ {
+		if i >= nw || p.tmpl[i] == ^uint64(0) {
+			p.tmplFull[i>>6] |= 1 << (i & 63)
+		}
+	}
+	p.pubAddrs.Store(&[]netip.Addr{})
+	p.pubSpaces.Store(&[]*portSpace{})
+	return p
 }
 
 // rand is a xorshift generator: cheap, allocation-free, good enough to
@@ -90,94 +207,242 @@ func (p *Pool) rand() uint32 {
 	return x
 }
 
-type portStack struct {
-	free  []uint16
-	inUse []uint64 // bitmap over all 65536 ports
-	rss   *RSSFilter
+// PortsPerServer is how many ports of one local address this worker can
+// hand out towards one real server.
+func (p *Pool) PortsPerServer() int { return p.capacity }
+
+func (p *Pool) addr(a netip.Addr) *addrState {
+	as := p.addrs[a]
+	if as == nil {
+		as = &addrState{addr: a, idx: int32(len(p.addrList))}
+		p.addrs[a] = as
+		p.addrList = append(p.addrList, a)
+		l := append([]netip.Addr(nil), p.addrList...)
+		p.pubAddrs.Store(&l)
+	}
+	return as
 }
 
-// NewPool returns worker w's pool.
-func NewPool(w int, st Steering, rss *RSSFilter) *Pool {
-	return &Pool{worker: w, st: st, rss: rss, addrs: map[netip.Addr]*portStack{}, seed: 2463534242 + uint32(w)}
-}
-
-func (p *Pool) stack(a netip.Addr) *portStack {
-	if p.lastStack != nil && a == p.last {
-		return p.lastStack
+// space returns k's space, creating it on first use.
+func (p *Pool) space(k spaceKey) *portSpace {
+	e := p.cacheFor(k)
+	if e.s != nil && e.k == k {
+		return e.s
 	}
-	s := p.addrs[a]
-	if s != nil {
-		p.last, p.lastStack = a, s
-		return s
+	s := p.spaces[k]
+	if s == nil {
+		s = p.newSpace(k)
 	}
-	// Built once per local address (on its first connection).
-	s = &portStack{inUse: make([]uint64, 1024)}
-	for port := 65535; port >= MinPort; port-- {
-		if p.st.Owner(uint16(port)) == p.worker {
-			s.free = append(s.free, uint16(port))
-		}
-	}
-	p.addrs[a] = s
-	p.last, p.lastStack = a, s
+	e.k, e.s = k, s
 	return s
 }
 
-// Get takes a free port of local address a for a connection to real
-// server rs. With an RSS filter it looks at a few candidates for one whose
-// reply lands on this worker's queue and takes the first otherwise.
-func (p *Pool) Get(a netip.Addr, rs netip.AddrPort) (uint16, error) {
-	s := p.stack(a)
-	n := len(s.free)
-	if n == 0 {
-		return 0, ErrExhausted
-	}
-	pick := n - 1
-	rss := s.rss
-	if rss == nil {
-		rss = p.rss
-	}
-	if rss != nil {
-		// Probe random free ports: which ones land on this queue depends
-		// on the real server too, so they cannot be sorted out in advance.
-		for try := 0; try < 64; try++ {
-			i := int(p.rand() % uint32(n))
-			h := rss.Hash.Hash4Tuple(rs.Addr(), a, rs.Port(), s.free[i], true)
-			if rss.Queue(h) == p.worker {
-				pick = i
+// newSpace keys a space for k: an idle one if there is one, else a new one.
+func (p *Pool) newSpace(k spaceKey) *portSpace {
+	var s *portSpace
+	if p.idle > 0 {
+		for n := 0; n < len(p.all); n++ {
+			c := p.all[p.reuse%len(p.all)]
+			p.reuse++
+			if c.used == 0 {
+				s = c
 				break
 			}
 		}
 	}
-	port := s.free[pick]
-	s.free[pick] = s.free[n-1]
-	s.free = s.free[:n-1]
-	s.inUse[port>>6] |= 1 << (port & 63)
-	return port, nil
+	if s != nil {
+		delete(p.spaces, s.key)
+		if e := p.cacheFor(s.key); e.s == s {
+			e.s = nil
+		}
+		copy(s.bits, p.tmpl)
+		copy(s.full, p.tmplFull)
+	} else {
+		s = &portSpace{bits: append([]uint64(nil), p.tmpl...), full: append([]uint64(nil), p.tmplFull...)}
+		p.all = append(p.all, s)
+		l := append([]*portSpace(nil), p.all...)
+		p.pubSpaces.Store(&l)
+		p.idle++
+	}
+	s.key, s.addr = k, p.addr(k.la)
+	s.next = int(p.rand() % uint32(p.nslots))
+	s.pubAddr.Store(s.addr.idx)
+	p.spaces[k] = s
+	return s
+}
+
+// findFree returns the first free slot at or after from, wrapping around.
+// The space must have one.
+func (s *portSpace) findFree(from int) int {
+	nw := len(s.bits)
+	wi := from >> 6
+	if wi >= nw {
+		wi, from = 0, 0
+	}
+	if f := ^s.bits[wi] & (^uint64(0) << uint(from&63)); f != 0 {
+		return wi<<6 | bits.TrailingZeros64(f)
+	}
+	j := wi + 1
+	for n := 0; n <= len(s.full); n++ {
+		if j >= nw {
+			j = 0
+		}
+		si := j >> 6
+		if f := ^s.full[si] & (^uint64(0) << uint(j&63)); f != 0 {
+			w := si<<6 | bits.TrailingZeros64(f)
+			return w<<6 | bits.TrailingZeros64(^s.bits[w])
+		}
+		j = (si + 1) << 6
+	}
+	return -1
+}
+
+func (s *portSpace) isSet(slot int) bool { return s.bits[slot>>6]&(1<<(slot&63)) != 0 }
+
+func (s *portSpace) take(slot int) {
+	w := slot >> 6
+	s.bits[w] |= 1 << (slot & 63)
+	if s.bits[w] == ^uint64(0) {
+		s.full[w>>6] |= 1 << (w & 63)
+	}
+}
+
+func (s *portSpace) release(slot int) {
+	w := slot >> 6
+	s.bits[w] &^= 1 << (slot & 63)
+	s.full[w>>6] &^= 1 << (w & 63)
+}
+
+func (p *Pool) port(slot int) uint16 { return uint16(slot<<p.shift | p.worker) }
+
+// Get takes a free port of local address a for a connection to real
+// server rs. It returns ErrExhausted when every port of this worker is in
+// use towards rs. With an RSS filter it looks at up to 64 free ports for
+// one whose reply lands on this worker's queue and takes the first
+// otherwise.
+func (p *Pool) Get(a netip.Addr, rs netip.AddrPort) (uint16, error) {
+	s := p.space(spaceKey{a, rs})
+	if s.used >= p.capacity {
+		return 0, ErrExhausted
+	}
+	rss := s.addr.rss
+	if rss == nil {
+		rss = p.rss
+	}
+	var slot int
+	if rss == nil {
+		slot = s.findFree(s.next)
+	} else {
+		slot = p.probe(s, rss)
+	}
+	s.take(slot)
+	if s.next = slot + 1; s.next >= p.nslots {
+		s.next = 0
+	}
+	if s.used == 0 {
+		p.idle--
+	}
+	s.used++
+	s.pubUsed.Store(uint32(s.used))
+	return p.port(slot), nil
+}
+
+// probe looks at free ports from random starting points: which ones land
+// on this queue depends on the real server too, so they cannot be sorted
+// out in advance.
+func (p *Pool) probe(s *portSpace, f *RSSFilter) int {
+	first := -1
+	for try := 0; try < rssTries; try++ {
+		slot := s.findFree(int(p.rand() % uint32(p.nslots)))
+		if first < 0 {
+			first = slot
+		}
+		h := f.Hash.Hash4Tuple(s.key.rs.Addr(), s.key.la, s.key.rs.Port(), p.port(slot), true)
+		if f.Queue(h) == p.worker {
+			return slot
+		}
+	}
+	return first
 }
 
 // SetRSS makes the ports of local address a follow the RSS filter f (that
 // of the device a's replies arrive on); nil reverts to the pool's default.
-func (p *Pool) SetRSS(a netip.Addr, f *RSSFilter) { p.stack(a).rss = f }
+func (p *Pool) SetRSS(a netip.Addr, f *RSSFilter) { p.addr(a).rss = f }
 
-// Put returns a port. Ports not taken from this pool are ignored (false).
-func (p *Pool) Put(a netip.Addr, port uint16) bool {
-	s := p.lastStack
-	if s == nil || a != p.last {
-		s = p.addrs[a]
-	}
-	if s == nil || s.inUse[port>>6]&(1<<(port&63)) == 0 {
+// Put returns port of local address a, taken for real server rs. Ports
+// not taken from this pool are ignored (false).
+func (p *Pool) Put(a netip.Addr, rs netip.AddrPort, port uint16) bool {
+	if port < MinPort || p.st.Owner(port) != p.worker {
 		return false
 	}
-	s.inUse[port>>6] &^= 1 << (port & 63)
-	s.free = append(s.free, port)
+	k := spaceKey{a, rs}
+	e := p.cacheFor(k)
+	s := e.s
+	if s == nil || e.k != k {
+		if s = p.spaces[k]; s == nil {
+			return false
+		}
+		e.k, e.s = k, s
+	}
+	slot := int(port >> p.shift)
+	if !s.isSet(slot) {
+		return false
+	}
+	s.release(slot)
+	s.used--
+	s.pubUsed.Store(uint32(s.used))
+	if s.used == 0 {
+		p.idle++
+	}
 	return true
 }
 
-// Free returns the number of free ports of a (0 for an unknown address
-// before its first use: its ports are created on demand).
-func (p *Pool) Free(a netip.Addr) int {
-	if s := p.addrs[a]; s != nil {
-		return len(s.free)
+// Free returns the number of free ports of local address a towards real
+// server rs.
+func (p *Pool) Free(a netip.Addr, rs netip.AddrPort) int {
+	if s := p.spaces[spaceKey{a, rs}]; s != nil {
+		return p.capacity - s.used
 	}
-	return 0
+	return p.capacity
+}
+
+// AddrUsage is one local address's ports on one worker.
+type AddrUsage struct {
+	Addr netip.Addr
+	// InUse counts the ports taken towards all real servers together.
+	InUse int
+	// Busiest is the most ports taken towards one real server: the binding
+	// limit, as each real server has PortsPerServer ports.
+	Busiest int
+	// Servers counts the real servers holding ports.
+	Servers int
+	// PortsPerServer is the port space towards each real server.
+	PortsPerServer int
+}
+
+// BusiestFree returns the ports left towards the busiest real server.
+func (u AddrUsage) BusiestFree() int { return u.PortsPerServer - u.Busiest }
+
+// Usage returns the port usage of every local address the pool has seen,
+// in the order first seen. Safe for concurrent use with the owner: it
+// reads what the worker stores after every Get and Put (a space handed to
+// a new key may be counted under its old address for that instant).
+func (p *Pool) Usage() []AddrUsage {
+	addrs := *p.pubAddrs.Load()
+	out := make([]AddrUsage, len(addrs))
+	for i, a := range addrs {
+		out[i] = AddrUsage{Addr: a, PortsPerServer: p.capacity}
+	}
+	for _, s := range *p.pubSpaces.Load() {
+		u := int(s.pubUsed.Load())
+		i := int(s.pubAddr.Load())
+		if u == 0 || i >= len(out) {
+			continue
+		}
+		o := &out[i]
+		o.InUse += u
+		o.Servers++
+		o.Busiest = max(o.Busiest, u)
+	}
+	return out
 }
