@@ -1,13 +1,14 @@
 // Command gvs-controlplane keeps gvs-dataplane configured from a YAML file
 // in keepalived's vocabulary: it reconciles the services, re-applies them
 // after a dataplane restart, runs the health checks, and serves Prometheus
-// metrics. SIGHUP (or POST /reload) re-reads the file and applies only the
-// difference. See docs/controlplane.md.
+// metrics. SIGHUP (or `gvs-controlplane reload`) re-reads the file and
+// applies only the difference. See docs/controlplane.md.
 package main
 
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -81,11 +82,16 @@ func newCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.ConfigPath, "config", "c", "/etc/gvs/controlplane.yaml", "configuration file")
+	cmd.PersistentFlags().StringVarP(&o.ConfigPath, "config", "c", "/etc/gvs/controlplane.yaml", "configuration file")
 	f.BoolVar(&dryRun, "dry-run", false, "validate the configuration file and exit")
 	f.IntSliceVar(&cpus, "cpus", nil, "CPUs to run on, e.g. 0 or 0,1 (overrides the file's cpus)")
 	f.StringVar(&o.Socket, "socket", "", "dataplane API socket (overrides dataplane.socket)")
-	f.StringVar(&o.Listen, "listen", "", "HTTP listener for /metrics and /reload, host:port or off (overrides http.listen)")
+	f.StringVar(&o.Listen, "listen", "", "HTTP listener for /metrics, host:port or off (overrides http.listen)")
+	f.StringVar(&o.ControlSocket, "control-socket", "", "unix socket for reload and state, or off (overrides control.socket)")
+	cmd.AddCommand(
+		ctlCmd("reload", "re-read the running control plane's file and apply the difference", http.MethodPost, "/reload", &o.ConfigPath),
+		ctlCmd("state", "print the running control plane's state as JSON", http.MethodGet, "/state", &o.ConfigPath),
+	)
 	return cmd
 }
 

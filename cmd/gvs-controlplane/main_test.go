@@ -52,3 +52,34 @@ virtual_servers:
 		t.Error("missing file accepted")
 	}
 }
+
+// TestDryRunRefusesWhatStartRefuses: what start-up would fail on is
+// refused by --dry-run too, each naming the field.
+func TestDryRunRefusesWhatStartRefuses(t *testing.T) {
+	dir := t.TempDir()
+	notSock := filepath.Join(dir, "file")
+	os.WriteFile(notSock, []byte("x"), 0o600)
+	for _, c := range []struct{ yaml, want string }{
+		{"cpus: [1023]\n", "cpus: CPU 1023 does not exist"},
+		{"http: {listen: 'localhost'}\n", "http.listen: \"localhost\": write host:port"},
+		{"http: {listen: '127.0.0.1:99999'}\n", "http.listen: \"127.0.0.1:99999\": port \"99999\""},
+		{"control: {socket: " + notSock + "}\n", "control.socket " + notSock + ": exists and is not a socket"},
+		{"dataplane: {poll_interval: -1}\n", "out of range"},
+	} {
+		p := filepath.Join(dir, "c.yaml")
+		os.WriteFile(p, []byte(c.yaml), 0o644)
+		if _, err := run(t, "-c", p, "--dry-run"); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+}
+
+// TestReloadAndStateCommands run against a control socket that is not
+// there: the error names the socket and the likely causes.
+func TestReloadWithoutControlPlane(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	_, err := run(t, "reload", "--control-socket", sock)
+	if err == nil || !strings.Contains(err.Error(), "control socket "+sock) || !strings.Contains(err.Error(), "is gvs-controlplane running") {
+		t.Errorf("reload without a control plane: %v", err)
+	}
+}

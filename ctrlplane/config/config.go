@@ -31,6 +31,7 @@ type Config struct {
 	Log            Log             `yaml:"log"`
 	CPUs           []int           `yaml:"cpus"`
 	HTTP           HTTP            `yaml:"http"`
+	Control        Control         `yaml:"control"`
 	Global         Global          `yaml:"global_defs"`
 	VirtualServers []VirtualServer `yaml:"virtual_servers"`
 
@@ -58,9 +59,18 @@ type Log struct {
 	Format string `yaml:"format"` // json, console
 }
 
-// HTTP is the listener serving /metrics, /reload, /state and /healthz.
+// HTTP is the listener serving /metrics and /healthz for Prometheus. It
+// serves nothing that changes or reveals the configuration: those are on
+// the control socket.
 type HTTP struct {
 	Listen string `yaml:"listen"` // host:port; "off" disables
+}
+
+// Control is the unix socket serving /reload, /state and /healthz to
+// `gvs-controlplane reload|state` (root, or members of Group).
+type Control struct {
+	Socket string `yaml:"socket"`
+	Group  string `yaml:"group"`
 }
 
 // Global holds settings for all services (keepalived's global_defs).
@@ -196,6 +206,7 @@ var typeNames = strings.NewReplacer(
 	"config.Dataplane", "dataplane",
 	"config.Log", "log",
 	"config.HTTP", "http",
+	"config.Control", "control",
 	"config.Global", "global_defs",
 	"config.TimeoutsConf", "global_defs.timeouts",
 	"config.VirtualServer", "a virtual server",
@@ -245,6 +256,8 @@ func Parse(b []byte) (*Config, error) {
 const (
 	DefaultSocket = "/run/gvs/dataplane.sock"
 	DefaultListen = "127.0.0.1:9105"
+	// DefaultControlSocket is where reload and state are served.
+	DefaultControlSocket = "/run/gvs/controlplane.sock"
 )
 
 func (c *Config) defaults() {
@@ -269,6 +282,9 @@ func (c *Config) defaults() {
 	}
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultListen
+	}
+	if c.Control.Socket == "" {
+		c.Control.Socket = DefaultControlSocket
 	}
 }
 

@@ -1,8 +1,10 @@
 // Package daemon assembles a running gvs-controlplane: it loads the
 // configuration, pins the process to its housekeeping CPUs, connects to the
 // dataplane, and runs the reconciler (the only writer to the dataplane),
-// the restart watcher, the health checks and the HTTP listener (/metrics,
-// /reload, /state, /healthz). Reload (SIGHUP or POST /reload) re-reads the
+// the restart watcher, the health checks, the HTTP listener (/metrics,
+// /healthz: safe to open to Prometheus) and the control socket (/reload,
+// /state, /healthz: root or the control group only). Reload (SIGHUP,
+// `gvs-controlplane reload` or POST /reload on the socket) re-reads the
 // file: an invalid file is refused and logged, and the running state stays
 // as it was; a valid one is applied as a difference.
 package daemon
@@ -26,6 +28,7 @@ import (
 	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
+	"github.com/gvs-lb/gvs/internal/unixsock"
 )
 
 // Options are the command line's: the file and what overrides it.
@@ -34,6 +37,8 @@ type Options struct {
 	CPUs       []int  // non-nil: replaces the file's cpus
 	Socket     string // non-empty: replaces dataplane.socket
 	Listen     string // non-empty: replaces http.listen
+	// ControlSocket, non-empty, replaces control.socket ("off": none).
+	ControlSocket string
 	// Logger, when set, is used instead of the file's log settings (tests).
 	Logger *zap.Logger
 }
@@ -48,6 +53,8 @@ type Daemon struct {
 	Watch   *reconcile.Watcher
 	srv     *http.Server
 	ln      net.Listener
+	ctlSrv  *http.Server
+	ctlLn   *unixsock.Listener
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	invalid atomic.Uint64
@@ -73,6 +80,12 @@ func LoadConfig(o Options) (*config.Config, error) {
 	}
 	if o.Listen != "" {
 		c.HTTP.Listen = o.Listen
+	}
+	if o.ControlSocket != "" {
+		c.Control.Socket = o.ControlSocket
+	}
+	if err := checkHost(c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -137,10 +150,26 @@ func Start(o Options) (*Daemon, error) {
 			client.Close()
 			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		d.srv = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+		d.srv = &http.Server{Handler: d.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		d.goRun(func() {
 			if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http listener stopped", zap.Error(err))
+			}
+		})
+	}
+	if cfg.Control.Socket != "off" {
+		if d.ctlLn, err = unixsock.Listen(cfg.Control.Socket, cfg.Control.Group); err != nil {
+			cancel()
+			client.Close()
+			if d.ln != nil {
+				d.ln.Close()
+			}
+			return nil, fmt.Errorf("control.socket: %w", err)
+		}
+		d.ctlSrv = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+		d.goRun(func() {
+			if err := d.ctlSrv.Serve(d.ctlLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("control socket stopped", zap.Error(err))
 			}
 		})
 	}
@@ -157,6 +186,14 @@ func Start(o Options) (*Daemon, error) {
 func (d *Daemon) goRun(f func()) {
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); f() }()
+}
+
+// ControlSocket is the control socket's path ("" when off).
+func (d *Daemon) ControlSocket() string {
+	if d.ctlLn == nil {
+		return ""
+	}
+	return d.ctlLn.Addr().String()
 }
 
 // Addr is the HTTP listener's address (nil when off).
@@ -224,10 +261,12 @@ func (d *Daemon) staticChanges(c *config.Config) {
 // Close stops the control plane. The dataplane keeps its services: a
 // control-plane restart does not disturb forwarding.
 func (d *Daemon) Close() {
-	if d.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		d.srv.Shutdown(ctx)
-		cancel()
+	for _, srv := range []*http.Server{d.srv, d.ctlSrv} {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			srv.Shutdown(ctx) // closing the control listener removes its socket
+			cancel()
+		}
 	}
 	d.cancel()
 	d.Health.Close()

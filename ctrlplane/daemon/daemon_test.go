@@ -82,6 +82,7 @@ func writeConfig(t *testing.T, path, sock string, rs1, rs2 *realServer, weight1 
 	y := fmt.Sprintf(`
 dataplane: {socket: %s, poll_interval: 50ms, resync_interval: 0}
 http: {listen: "127.0.0.1:0"}
+control: {socket: %s}
 virtual_servers:
   - name: web
     vip: 10.1.0.100
@@ -105,7 +106,7 @@ virtual_servers:
     port: 53
     local_addresses: [{ip: 10.2.0.100}]
     real_servers: [{ip: 10.2.0.11, port: 53}]
-`, sock, rs1.port(), weight1, rs2.port())
+`, sock, filepath.Join(filepath.Dir(path), "ctl.sock"), rs1.port(), weight1, rs2.port())
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +155,8 @@ func TestDaemon(t *testing.T) {
 	}
 	defer d.Close()
 	base := "http://" + d.Addr().String()
+	ctl := unixClient(d.ControlSocket())
+	const ctlBase = "http://gvs-controlplane"
 	a1, a2 := rs1.addr, rs2.addr
 	if got := dests(t, api); !same(got, map[string]int32{a1: 2, a2: 3}) {
 		t.Fatalf("dests after start: %v", got)
@@ -177,7 +180,28 @@ func TestDaemon(t *testing.T) {
 	cfg := d.Rec.Config()
 	good, _ := os.ReadFile(cfgPath)
 	os.WriteFile(cfgPath, []byte(strings.Replace(string(good), "lb_algo: wrr", "lb_algo: wrr\n    lb_kind: DR", 1)), 0o644)
-	resp, err := http.Post(base+"/reload", "", nil)
+	// the metrics listener serves neither reload nor state
+	for _, path := range []string{"/reload", "/state"} {
+		resp, err := http.Post(base+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s on the metrics listener: %d, want 404/405", path, resp.StatusCode)
+		}
+		if resp, err = http.Get(base + path); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s on the metrics listener: %d, want 404/405", path, resp.StatusCode)
+		}
+	}
+	if d.Rec.Config() != cfg || logs.FilterMessage("reload refused: invalid configuration; the running configuration stays").Len() != 0 {
+		t.Fatal("the metrics listener reached reload")
+	}
+	resp, err := ctl.Post(ctlBase+"/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +217,7 @@ func TestDaemon(t *testing.T) {
 	// a valid change: only that weight changes
 	ops := d.Rec.Stats().Ops
 	writeConfig(t, cfgPath, sock, rs1, rs2, 5)
-	resp, err = http.Post(base+"/reload", "", nil)
+	resp, err = ctl.Post(ctlBase+"/reload", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +251,7 @@ func TestDaemon(t *testing.T) {
 	}
 
 	// /state lists the configured services with health and dataplane weights
-	resp, err = http.Get(base + "/state")
+	resp, err = ctl.Get(ctlBase + "/state")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +275,14 @@ func TestDaemon(t *testing.T) {
 	eventually(t, 5*time.Second, "services back after a dataplane restart", func() bool { return same(dests(t, fresh), want) })
 }
 
+// unixClient sends every request to the unix socket at path.
+func unixClient(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}}
+}
+
 // TestStartErrors: a bad file or listener fails Start with the reason.
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
@@ -259,7 +291,7 @@ func TestStartErrors(t *testing.T) {
 	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "lb_kind TUN: not supported") {
 		t.Errorf("bad file: %v", err)
 	}
-	os.WriteFile(p, []byte("http: {listen: '127.0.0.1:0'}"), 0o644)
+	os.WriteFile(p, []byte("http: {listen: '127.0.0.1:0'}\ncontrol: {socket: "+filepath.Join(dir, "ctl.sock")+"}"), 0o644)
 	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop(), CPUs: []int{5000}}); err == nil || !strings.Contains(err.Error(), "--cpus") {
 		t.Errorf("bad --cpus: %v", err)
 	}
@@ -268,6 +300,16 @@ func TestStartErrors(t *testing.T) {
 	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop(), Listen: ln.Addr().String(), Socket: filepath.Join(dir, "none.sock")}); err == nil ||
 		!strings.Contains(err.Error(), "http.listen") {
 		t.Errorf("busy listener: %v", err)
+	}
+	// the control socket's path names a file that is not a socket: refused, the file kept
+	notSock := filepath.Join(dir, "precious")
+	os.WriteFile(notSock, []byte("x"), 0o600)
+	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop(), ControlSocket: notSock, Socket: filepath.Join(dir, "none.sock")}); err == nil ||
+		!strings.Contains(err.Error(), "control.socket") || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("control socket over a file: %v", err)
+	}
+	if b, err := os.ReadFile(notSock); err != nil || string(b) != "x" {
+		t.Errorf("the file under control.socket was touched: %q %v", b, err)
 	}
 	// no dataplane yet is not an error: the control plane waits for it
 	d, err := Start(Options{ConfigPath: p, Logger: zap.NewNop(), Socket: filepath.Join(dir, "none.sock")})

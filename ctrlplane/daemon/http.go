@@ -19,9 +19,10 @@ import (
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
 )
 
-// handler serves /metrics (Prometheus), /reload (POST: re-read the file),
-// /state (JSON listing for scripts) and /healthz.
-func (d *Daemon) handler() http.Handler {
+// metricsHandler serves the HTTP listener: /metrics (Prometheus) and
+// /healthz. Nothing there changes or reveals the configuration, so the
+// listener can be opened to a Prometheus server.
+func (d *Daemon) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(metrics.Sources{
 		API:            d.client,
@@ -34,6 +35,14 @@ func (d *Daemon) handler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("GET /healthz", healthz)
+	return mux
+}
+
+// controlHandler serves the control socket: /reload (POST: re-read the
+// file), /state (JSON listing) and /healthz.
+func (d *Daemon) controlHandler() http.Handler {
+	mux := http.NewServeMux()
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 		defer cancel()
@@ -53,9 +62,11 @@ func (d *Daemon) handler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(d.State(r.Context()))
 	})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", healthz)
 	return mux
 }
+
+func healthz(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }
 
 // State is the /state listing.
 type State struct {
