@@ -1,16 +1,15 @@
 package dataplane
 
 // Control methods of the IPVS stage: services, destinations, local
-// addresses (validated against the interfaces), connection listings and
-// timeouts. Service changes go through the ipvs.Manager, which publishes
-// a new table the workers load at their next burst; per-worker state
+// addresses (validated against the interfaces) and timeouts; connection
+// listings are in listing.go. Service changes go through the ipvs.Manager,
+// which publishes a new table the workers load at their next burst; per-worker state
 // (connection tables) is changed by closures run on the worker's own thread.
 
 import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -180,47 +179,6 @@ func (d *Dataplane) runOnWorkers(f func(w *Worker)) error {
 		}
 	}
 	return nil
-}
-
-// ConnInfo is a connection for listings (ipvsadm -c).
-type ConnInfo struct {
-	Worker  int
-	Proto   uint8
-	State   session.State
-	Expires time.Duration
-	Client  netip.AddrPort
-	Virtual netip.AddrPort
-	Local   netip.AddrPort
-	Dest    netip.AddrPort
-}
-
-// Conns lists the connections of every worker (of service k if valid).
-func (d *Dataplane) Conns(k *ipvs.ServiceKey) ([]ConnInfo, error) {
-	per := make([][]ConnInfo, len(d.workers))
-	err := d.runOnWorkers(func(w *Worker) {
-		now := w.dp.clock()
-		tick := uint32(now / int64(w.sessTick))
-		for _, c := range w.sess.All() {
-			vip := unmapAP(c.VAddrPort())
-			if k != nil && (uint8(k.Proto) != c.Proto || k.Addr != vip.Addr() || k.Port != vip.Port()) {
-				continue
-			}
-			left := time.Duration(0)
-			if e := c.Expires(); int32(e-tick) > 0 {
-				left = time.Duration(e-tick) * w.sessTick
-			}
-			per[w.id] = append(per[w.id], ConnInfo{Worker: w.id, Proto: c.Proto, State: c.State, Expires: left,
-				Client: unmapAP(c.CAddrPort()), Virtual: vip, Local: unmapAP(c.LAddrPort()), Dest: unmapAP(c.DAddrPort())})
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return slices.Concat(per...), nil
-}
-
-func unmapAP(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // Timeouts returns the connection timeouts in force.

@@ -103,6 +103,7 @@ type Worker struct {
 	lbStats   []lbStat                 // by destination id; owned by this worker
 	lbPub     atomic.Pointer[[]lbStat] // the same slice, for readers
 	ctl       chan func()
+	list      listings // open connection listings (listing.go)
 
 	wakeFD  int
 	pollFDs []unix.PollFd
@@ -190,6 +191,7 @@ func (w *Worker) iterate() int {
 		f()
 	default:
 	}
+	w.serveListing()
 	if len(w.pending) > 0 && w.now-w.lastPending > int64(pendingService) {
 		w.servicePending(false)
 	}
@@ -228,7 +230,7 @@ func (w *Worker) run() {
 	idleLoops := 0
 	sleep := 20 * time.Microsecond
 	for !w.stop.Load() {
-		if w.iterate() > 0 {
+		if w.iterate() > 0 || w.list.moved {
 			idleLoops = 0
 			sleep = 20 * time.Microsecond
 			continue

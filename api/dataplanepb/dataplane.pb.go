@@ -2281,7 +2281,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\bTimeouts\x12\x10\n" +
 	"\x03tcp\x18\x01 \x01(\rR\x03tcp\x12\x17\n" +
 	"\atcp_fin\x18\x02 \x01(\rR\x06tcpFin\x12\x10\n" +
-	"\x03udp\x18\x03 \x01(\rR\x03udp2\xa4\x0f\n" +
+	"\x03udp\x18\x03 \x01(\rR\x03udp2\xa6\x0f\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -2310,8 +2310,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\bEditDest\x12\x1d.gvs.dataplane.v1.DestRequest\x1a\x17.gvs.dataplane.v1.Empty\x12A\n" +
 	"\aDelDest\x12\x1d.gvs.dataplane.v1.DestRequest\x1a\x17.gvs.dataplane.v1.Empty\x12C\n" +
 	"\bAddLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12C\n" +
-	"\bDelLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12T\n" +
-	"\tListConns\x12\".gvs.dataplane.v1.ListConnsRequest\x1a#.gvs.dataplane.v1.ListConnsResponse\x12C\n" +
+	"\bDelLAddr\x12\x1e.gvs.dataplane.v1.LAddrRequest\x1a\x17.gvs.dataplane.v1.Empty\x12V\n" +
+	"\tListConns\x12\".gvs.dataplane.v1.ListConnsRequest\x1a#.gvs.dataplane.v1.ListConnsResponse0\x01\x12C\n" +
 	"\tZeroStats\x12\x1d.gvs.dataplane.v1.ZeroRequest\x1a\x17.gvs.dataplane.v1.Empty\x12B\n" +
 	"\vGetTimeouts\x12\x17.gvs.dataplane.v1.Empty\x1a\x1a.gvs.dataplane.v1.Timeouts\x12B\n" +
 	"\vSetTimeouts\x12\x1a.gvs.dataplane.v1.Timeouts\x1a\x17.gvs.dataplane.v1.EmptyB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"

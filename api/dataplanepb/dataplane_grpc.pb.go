@@ -82,7 +82,12 @@ type DataplaneClient interface {
 	DelDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error)
 	AddLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
 	DelLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
-	ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (*ListConnsResponse, error)
+	// ipvsadm -L -c: pages of at most a few thousand connections, streamed as
+	// the workers copy them (a bounded chunk per loop), so neither side holds
+	// the whole table. Best-effort, like /proc/net/ip_vs_conn: a connection
+	// that lives through the listing appears exactly once, one created or
+	// removed meanwhile at most once.
+	ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListConnsResponse], error)
 	ZeroStats(ctx context.Context, in *ZeroRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetTimeouts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Timeouts, error)
 	SetTimeouts(ctx context.Context, in *Timeouts, opts ...grpc.CallOption) (*Empty, error)
@@ -336,15 +341,24 @@ func (c *dataplaneClient) DelLAddr(ctx context.Context, in *LAddrRequest, opts .
 	return out, nil
 }
 
-func (c *dataplaneClient) ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (*ListConnsResponse, error) {
+func (c *dataplaneClient) ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListConnsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ListConnsResponse)
-	err := c.cc.Invoke(ctx, Dataplane_ListConns_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[0], Dataplane_ListConns_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[ListConnsRequest, ListConnsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_ListConnsClient = grpc.ServerStreamingClient[ListConnsResponse]
 
 func (c *dataplaneClient) ZeroStats(ctx context.Context, in *ZeroRequest, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -405,7 +419,12 @@ type DataplaneServer interface {
 	DelDest(context.Context, *DestRequest) (*Empty, error)
 	AddLAddr(context.Context, *LAddrRequest) (*Empty, error)
 	DelLAddr(context.Context, *LAddrRequest) (*Empty, error)
-	ListConns(context.Context, *ListConnsRequest) (*ListConnsResponse, error)
+	// ipvsadm -L -c: pages of at most a few thousand connections, streamed as
+	// the workers copy them (a bounded chunk per loop), so neither side holds
+	// the whole table. Best-effort, like /proc/net/ip_vs_conn: a connection
+	// that lives through the listing appears exactly once, one created or
+	// removed meanwhile at most once.
+	ListConns(*ListConnsRequest, grpc.ServerStreamingServer[ListConnsResponse]) error
 	ZeroStats(context.Context, *ZeroRequest) (*Empty, error)
 	GetTimeouts(context.Context, *Empty) (*Timeouts, error)
 	SetTimeouts(context.Context, *Timeouts) (*Empty, error)
@@ -491,8 +510,8 @@ func (UnimplementedDataplaneServer) AddLAddr(context.Context, *LAddrRequest) (*E
 func (UnimplementedDataplaneServer) DelLAddr(context.Context, *LAddrRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DelLAddr not implemented")
 }
-func (UnimplementedDataplaneServer) ListConns(context.Context, *ListConnsRequest) (*ListConnsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ListConns not implemented")
+func (UnimplementedDataplaneServer) ListConns(*ListConnsRequest, grpc.ServerStreamingServer[ListConnsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListConns not implemented")
 }
 func (UnimplementedDataplaneServer) ZeroStats(context.Context, *ZeroRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method ZeroStats not implemented")
@@ -956,23 +975,16 @@ func _Dataplane_DelLAddr_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Dataplane_ListConns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ListConnsRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _Dataplane_ListConns_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListConnsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(DataplaneServer).ListConns(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Dataplane_ListConns_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(DataplaneServer).ListConns(ctx, req.(*ListConnsRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(DataplaneServer).ListConns(m, &grpc.GenericServerStream[ListConnsRequest, ListConnsResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_ListConnsServer = grpc.ServerStreamingServer[ListConnsResponse]
 
 func _Dataplane_ZeroStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ZeroRequest)
@@ -1132,10 +1144,6 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Dataplane_DelLAddr_Handler,
 		},
 		{
-			MethodName: "ListConns",
-			Handler:    _Dataplane_ListConns_Handler,
-		},
-		{
 			MethodName: "ZeroStats",
 			Handler:    _Dataplane_ZeroStats_Handler,
 		},
@@ -1148,6 +1156,12 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Dataplane_SetTimeouts_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ListConns",
+			Handler:       _Dataplane_ListConns_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "dataplane.proto",
 }

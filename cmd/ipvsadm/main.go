@@ -213,11 +213,13 @@ func (a *app) call(ctx context.Context, cl pb.DataplaneClient, c *ipvsadm.Comman
 	case ipvsadm.CmdList:
 		switch {
 		case c.Opts.Has(ipvsadm.OptConnection):
-			r, err := cl.ListConns(ctx, &pb.ListConnsRequest{})
-			if err != nil {
+			// printed page by page as the dataplane streams them; the
+			// timeout bounds the wait for each page, not the listing
+			cw := lister.NewConnWriter(a.stdout)
+			if err := dpclient.EachConnPage(context.WithoutCancel(ctx), cl, &pb.ListConnsRequest{}, a.timeout, cw.Page); err != nil {
 				return "", err
 			}
-			return lister.Conns(r.GetConns()), nil
+			return "", cw.Close()
 		case c.Opts.Has(ipvsadm.OptService):
 			svc, err := oneService(ctx, cl, c.ServiceKey())
 			if err != nil {

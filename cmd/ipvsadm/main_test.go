@@ -33,6 +33,7 @@ type fakeDP struct {
 	errs     map[string]error // method → error to answer
 	services []*pb.Service
 	conns    []*pb.Conn
+	connPage int
 	info     *pb.Info
 	timeouts *pb.Timeouts
 }
@@ -98,11 +99,23 @@ func (f *fakeDP) DelLAddr(_ context.Context, r *pb.LAddrRequest) (*pb.Empty, err
 	return &pb.Empty{}, f.record("DelLAddr", r)
 }
 
-func (f *fakeDP) ListConns(_ context.Context, r *pb.ListConnsRequest) (*pb.ListConnsResponse, error) {
+// ListConns streams f.conns in pages of f.connPage (0: one page), as the
+// dataplane does.
+func (f *fakeDP) ListConns(r *pb.ListConnsRequest, stream pb.Dataplane_ListConnsServer) error {
 	if err := f.record("ListConns", r); err != nil {
-		return nil, err
+		return err
 	}
-	return &pb.ListConnsResponse{Conns: f.conns}, nil
+	for rest := f.conns; len(rest) > 0; {
+		n := len(rest)
+		if f.connPage > 0 {
+			n = min(n, f.connPage)
+		}
+		if err := stream.Send(&pb.ListConnsResponse{Conns: rest[:n]}); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
 }
 
 func (f *fakeDP) GetTimeouts(_ context.Context, r *pb.Empty) (*pb.Timeouts, error) {

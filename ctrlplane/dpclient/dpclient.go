@@ -3,7 +3,9 @@
 package dpclient
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -69,4 +71,38 @@ func Message(err error) error {
 		return fmt.Errorf("%s", s.Message())
 	}
 	return err
+}
+
+// EachConnPage runs ListConns and calls fn with each page as it arrives.
+// The listing streams, so a large table takes as long as it takes: idle
+// bounds only the wait for the next page (and the end), not the whole
+// listing; ctx can still end it. An error from fn ends the listing.
+func EachConnPage(ctx context.Context, cl pb.DataplaneClient, req *pb.ListConnsRequest, idle time.Duration,
+	fn func([]*pb.Conn) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errIdle := fmt.Errorf("connection listing: no page from gvs-dataplane for %v: it may be overloaded or stuck", idle)
+	watchdog := time.AfterFunc(idle, func() { cancel(errIdle) })
+	defer watchdog.Stop()
+	stream, err := cl.ListConns(ctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		r, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			if context.Cause(ctx) == errIdle {
+				return errIdle
+			}
+			return err
+		}
+		watchdog.Stop()
+		if err := fn(r.GetConns()); err != nil {
+			return err
+		}
+		watchdog.Reset(idle)
+	}
 }

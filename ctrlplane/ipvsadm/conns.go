@@ -16,6 +16,7 @@ package ipvsadm
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 
@@ -30,42 +31,96 @@ func connAddr(s string, proto int, names Names) string {
 	return addrPortName(ap.Addr().Unmap(), ap.Port(), proto, names)
 }
 
-// Conns is `ipvsadm -L -c`.
+// Conns is `ipvsadm -L -c` of conns as one page.
 func (l Lister) Conns(conns []*pb.Conn) string {
 	var b strings.Builder
-	withLocal := false
-	for _, c := range conns {
+	cw := l.NewConnWriter(&b)
+	cw.Page(conns)
+	cw.Close()
+	return b.String()
+}
+
+// ConnWriter prints `ipvsadm -L -c` page by page as the dataplane streams
+// them, holding one page at a time. The local column is shown when the
+// first page has a connection with a local address (the dataplane gives
+// every connection one), so a table that fits one page prints exactly as
+// a whole-table listing would.
+type ConnWriter struct {
+	l         Lister
+	w         io.Writer
+	started   bool
+	withLocal bool
+	buf       []byte
+	err       error
+}
+
+// NewConnWriter returns a writer of the listing to w.
+func (l Lister) NewConnWriter(w io.Writer) *ConnWriter { return &ConnWriter{l: l, w: w} }
+
+func (cw *ConnWriter) header(first []*pb.Conn) {
+	cw.started = true
+	for _, c := range first {
 		if c.GetLocal() != "" {
-			withLocal = true
+			cw.withLocal = true
+			break
 		}
 	}
-	b.WriteString("IPVS connection entries\n")
-	if withLocal {
-		fmt.Fprintf(&b, "pro expire %-11s %-18s %-18s %-18s %s\n", "state", "source", "virtual", "local", "destination")
+	cw.buf = append(cw.buf, "IPVS connection entries\n"...)
+	if cw.withLocal {
+		cw.buf = fmt.Appendf(cw.buf, "pro expire %-11s %-18s %-18s %-18s %s\n", "state", "source", "virtual", "local", "destination")
 	} else {
-		fmt.Fprintf(&b, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
+		cw.buf = fmt.Appendf(cw.buf, "pro expire %-11s %-18s %-18s %s\n", "state", "source", "virtual", "destination")
 	}
+}
+
+// Page prints one page of connections; the header goes before the first.
+// It returns the first write error, and keeps returning it.
+func (cw *ConnWriter) Page(conns []*pb.Conn) error {
+	if cw.err != nil {
+		return cw.err
+	}
+	if !cw.started {
+		cw.header(conns)
+	}
+	names := cw.l.names()
 	for _, c := range conns {
 		proto := protoFromName(c.GetProto())
 		secs := c.GetExpireNs() / 1e9
 		if secs < 0 {
 			secs = 0
 		}
+		cname := connAddr(c.GetClient(), proto, names)
+		vname := connAddr(c.GetVirtual(), proto, names)
+		dname := connAddr(c.GetDest(), proto, names)
 		expire := fmt.Sprintf("%02d:%02d", secs/60, secs%60)
-		cname := connAddr(c.GetClient(), proto, l.names())
-		vname := connAddr(c.GetVirtual(), proto, l.names())
-		dname := connAddr(c.GetDest(), proto, l.names())
-		if withLocal {
+		if cw.withLocal {
 			lname := "-"
 			if c.GetLocal() != "" {
-				lname = connAddr(c.GetLocal(), proto, l.names())
+				lname = connAddr(c.GetLocal(), proto, names)
 			}
-			fmt.Fprintf(&b, "%-3s %-6s %-11s %-18s %-18s %-18s %s\n", c.GetProto(), expire, c.GetState(), cname, vname, lname, dname)
+			cw.buf = fmt.Appendf(cw.buf, "%-3s %-6s %-11s %-18s %-18s %-18s %s\n", c.GetProto(), expire, c.GetState(), cname, vname, lname, dname)
 		} else {
-			fmt.Fprintf(&b, "%-3s %-6s %-11s %-18s %-18s %s\n", c.GetProto(), expire, c.GetState(), cname, vname, dname)
+			cw.buf = fmt.Appendf(cw.buf, "%-3s %-6s %-11s %-18s %-18s %s\n", c.GetProto(), expire, c.GetState(), cname, vname, dname)
 		}
 	}
-	return b.String()
+	return cw.flush()
+}
+
+func (cw *ConnWriter) flush() error {
+	if len(cw.buf) > 0 && cw.err == nil {
+		_, cw.err = cw.w.Write(cw.buf)
+	}
+	cw.buf = cw.buf[:0]
+	return cw.err
+}
+
+// Close prints the header if no page came (an empty table) and returns
+// the first write error.
+func (cw *ConnWriter) Close() error {
+	if !cw.started && cw.err == nil {
+		cw.header(nil)
+	}
+	return cw.flush()
 }
 
 // LAddrs is `ipvsadm -G`: with title only before the first service, as

@@ -241,26 +241,41 @@ func (s *Server) DelLAddr(_ context.Context, r *pb.LAddrRequest) (*pb.Empty, err
 	return &pb.Empty{}, ipvsStatus(s.dp.DelLAddr(k, la.Addr))
 }
 
-func (s *Server) ListConns(_ context.Context, r *pb.ListConnsRequest) (*pb.ListConnsResponse, error) {
+// ListConns streams the connections a page per worker chunk (at most a
+// few thousand conns, far below gRPC's message limit); the stream's flow
+// control holds the workers back when the client reads slowly.
+func (s *Server) ListConns(r *pb.ListConnsRequest, stream pb.Dataplane_ListConnsServer) error {
 	var want *ipvs.ServiceKey
 	if r.Service != nil {
 		k, err := serviceKey(r.Service)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		want = &k
 	}
-	conns, err := s.dp.Conns(want)
-	if err != nil {
-		return nil, status.Error(codes.Unavailable, err.Error())
+	var sendErr error
+	err := s.dp.ListConns(stream.Context(), want, func(page []dataplane.ConnInfo) error {
+		out := &pb.ListConnsResponse{Conns: make([]*pb.Conn, len(page))}
+		all := make([]pb.Conn, len(page)) // one allocation per page
+		for i, c := range page {
+			o := &all[i]
+			o.Proto, o.State, o.ExpireNs = ipvs.Proto(c.Proto).String(), c.State.String(), int64(c.Expires)
+			o.Client, o.Virtual, o.Local, o.Dest = c.Client.String(), c.Virtual.String(), c.Local.String(), c.Dest.String()
+			o.Worker = int32(c.Worker)
+			out.Conns[i] = o
+		}
+		sendErr = stream.Send(out)
+		return sendErr
+	})
+	switch {
+	case err == nil:
+		return nil
+	case sendErr != nil:
+		return sendErr
+	case stream.Context().Err() != nil:
+		return status.FromContextError(stream.Context().Err()).Err()
 	}
-	out := &pb.ListConnsResponse{}
-	for _, c := range conns {
-		out.Conns = append(out.Conns, &pb.Conn{Proto: ipvs.Proto(c.Proto).String(), State: c.State.String(),
-			ExpireNs: int64(c.Expires), Client: c.Client.String(), Virtual: c.Virtual.String(), Local: c.Local.String(),
-			Dest: c.Dest.String(), Worker: int32(c.Worker)})
-	}
-	return out, nil
+	return status.Error(codes.Unavailable, err.Error())
 }
 
 func (s *Server) GetTimeouts(context.Context, *pb.Empty) (*pb.Timeouts, error) {
