@@ -152,6 +152,13 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 		}
 	}
 	flags := tcpFlags(l3)
+	var toa bool // insert the TOA (see lbtoa.go)
+	if c.Proto == header.ProtoTCP && dir == session.In {
+		var ok bool
+		if toa, ok = w.toaIn(b, l3, c, flags); !ok {
+			return
+		}
+	}
 	if c.Proto == header.ProtoTCP {
 		if _, ch := w.sess.Update(id, dir, flags, w.tick()); ch != session.Unchanged {
 			if d := w.lb.Dests[c.Dest]; d != nil {
@@ -164,19 +171,18 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 		w.sess.Touch(id, w.tick())
 	}
 	var to nat.Endpoints
-	var toa bool
 	if st := &w.lbStats[c.Dest]; dir == session.In {
 		st.inPkts.Add(1)
 		st.inBytes.Add(uint64(len(l3)))
 		to = nat.Endpoints{Src: c.LAddrPort().Addr().Unmap(), Dst: c.DAddrPort().Addr().Unmap(), SrcPort: c.LPort, DstPort: c.DPort}
-		// TOA rides on the first ACK after the handshake
-		toa = c.Proto == header.ProtoTCP && c.Flags&session.FlagTOASent == 0 &&
-			flags&(header.TCPFlagACK|header.TCPFlagSYN|header.TCPFlagRST) == header.TCPFlagACK
 		w.ctr.inc(CtrLBIn)
 	} else {
 		st.outPkts.Add(1)
 		st.outBytes.Add(uint64(len(l3)))
 		to = nat.Endpoints{Src: c.VAddrPort().Addr().Unmap(), Dst: c.CAddrPort().Addr().Unmap(), SrcPort: c.VPort, DstPort: c.CPort}
+		if c.Proto == header.ProtoTCP {
+			toaOut(c, flags)
+		}
 		w.ctr.inc(CtrLBOut)
 	}
 	if err := nat.Rewrite(l3, &to); err != nil {
@@ -188,15 +194,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 		w.clampMSS(l3, to.Dst)
 	}
 	if toa {
-		client := c.CAddrPort()
-		if err := nat.InsertTOA(b, int(b.L3), netip.AddrPortFrom(client.Addr().Unmap(), client.Port())); err == nil {
-			c.Flags |= session.FlagTOASent
-			w.ctr.inc(CtrLBTOAAdded)
-			l3 = b.Bytes()[b.L3:]
-		} else {
-			c.Flags |= session.FlagTOASent // no room: do not retry on every packet
-			w.ctr.inc(CtrLBTOAFailed)
-		}
+		l3 = w.toaInsert(b, l3, c, to.Dst)
 	}
 	w.lbRoute(b, l3, to.Dst)
 }

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
 )
@@ -43,7 +45,8 @@ func (l *lbLoop) pass(tb testing.TB, in, out int, frame []byte) []byte {
 	return f
 }
 
-// establish runs a handshake and returns the data frames of both
+// establish runs a handshake, lets the real server acknowledge it (which
+// confirms the TOA: no more insertion) and returns the data frames of both
 // directions of the now established connection.
 func (l *lbLoop) establish(tb testing.TB) (in, out []byte) {
 	syn := l.pass(tb, 0, 1, tcpFrame(tb, tcpSeg{src: l.client, dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1}))
@@ -51,6 +54,7 @@ func (l *lbLoop) establish(tb testing.TB) (in, out []byte) {
 	local := netip.AddrPortFrom(lip, l.lport)
 	l.pass(tb, 1, 0, tcpFrame(tb, tcpSeg{src: l.rs, dst: local, smac: macRS1, dmac: macDP1, syn: true, ack: true, ackn: 2}))
 	l.pass(tb, 0, 1, tcpFrame(tb, tcpSeg{src: l.client, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, seq: 2, ackn: 1}))
+	l.pass(tb, 1, 0, tcpFrame(tb, tcpSeg{src: l.rs, dst: local, smac: macRS1, dmac: macDP1, ack: true, seq: 1, ackn: 2}))
 	payload := make([]byte, 64)
 	in = tcpFrame(tb, tcpSeg{src: l.client, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1, payload: payload})
 	out = tcpFrame(tb, tcpSeg{src: l.rs, dst: local, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: 1, ackn: 66, payload: payload})
@@ -73,6 +77,15 @@ func nextSYN(syn []byte) {
 func TestLBPathsAllocs(t *testing.T) {
 	l := newLBLoop(t)
 	in, out := l.establish(t)
+	// a client's forged TOA, scrubbed on every segment
+	forged := tcpFrame(t, tcpSeg{src: l.client, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1,
+		opts: []layers.TCPOption{nopOpt, nopOpt, tsOpt, forgedTOA4}, payload: make([]byte, 64)})
+	// a second connection the real server has not acknowledged yet: every
+	// segment is verified and gets the TOA
+	c2 := netip.AddrPortFrom(clientIP, 40001)
+	syn2 := l.pass(t, 0, 1, tcpFrame(t, tcpSeg{src: c2, dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1}))
+	l.pass(t, 1, 0, tcpFrame(t, tcpSeg{src: l.rs, dst: netip.AddrPortFrom(lip, binary.BigEndian.Uint16(syn2[14+20:])), smac: macRS1, dmac: macDP1, syn: true, ack: true, ackn: 2}))
+	unconfirmed := tcpFrame(t, tcpSeg{src: c2, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1, payload: make([]byte, 64)})
 	syn := tcpFrame(t, tcpSeg{src: netip.AddrPortFrom(clientIP, 1024), dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1})
 	paths := []struct {
 		name    string
@@ -82,6 +95,8 @@ func TestLBPathsAllocs(t *testing.T) {
 	}{
 		{"established-in", 0, 1, func() []byte { return in }, CtrLBIn},
 		{"established-out", 1, 0, func() []byte { return out }, CtrLBOut},
+		{"established-in, client TOA scrubbed", 0, 1, func() []byte { return forged }, CtrLBTOAScrubbed},
+		{"in before the server's ACK, TOA inserted", 0, 1, func() []byte { return unconfirmed }, CtrLBTOAAdded},
 		{"new-connection", 0, 1, func() []byte { nextSYN(syn); return syn }, CtrLBNewConns},
 	}
 	for _, p := range paths {

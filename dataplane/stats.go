@@ -69,6 +69,10 @@ const (
 	CtrDropLBFragment
 	CtrDropLBBadL4
 
+	CtrLBTOAScrubbed       // a client-supplied TOA option (kind 254/253) overwritten with NOPs
+	CtrDropLBBadChecksum   // a client segment that would carry the TOA has a bad TCP checksum
+	CtrDropLBBadTCPOptions // a client segment's TCP option list is malformed (could hide a TOA)
+
 	NumCounters
 )
 
@@ -86,12 +90,14 @@ var counterNames = [NumCounters]string{
 	"drop_no_buffer", "drop_tx_full", "drop_martian",
 	"drop_lb_no_conn", "drop_lb_not_syn", "drop_lb_no_dest", "drop_lb_no_laddr", "drop_lb_no_port",
 	"drop_lb_table_full", "drop_lb_redirect_full", "drop_lb_expired_dest", "drop_lb_fragment", "drop_lb_bad_l4",
+	"lb_toa_scrubbed", "drop_lb_bad_checksum", "drop_lb_bad_tcp_options",
 }
 
 func (c Counter) String() string { return counterNames[c] }
 
-// IsDrop reports whether c counts dropped packets.
-func (c Counter) IsDrop() bool { return c >= CtrDropEthTooShort }
+// IsDrop reports whether c counts dropped packets (counters are appended,
+// so drops are told by name).
+func (c Counter) IsDrop() bool { return len(counterNames[c]) > 5 && counterNames[c][:5] == "drop_" }
 
 // CounterNames returns the names of all counters in order.
 func CounterNames() []string { return counterNames[:] }

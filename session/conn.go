@@ -45,8 +45,9 @@ type Flags uint8
 const (
 	// FlagIPv6: the client side (CAddr, VAddr) is IPv6. Set by SetCAddrPort.
 	FlagIPv6 Flags = 1 << iota
-	// FlagTOASent: the client address was already inserted (TOA/UOA/proxy
-	// protocol) into the stream towards the real server.
+	// FlagTOASent: the client address was already inserted (UOA/proxy
+	// protocol) into the stream towards the real server. TCP's TOA uses
+	// FlagTOAConfirmed instead: it is inserted until confirmed.
 	FlagTOASent
 	// FlagTemplate is reserved for persistence templates.
 	FlagTemplate
@@ -54,6 +55,11 @@ const (
 	// uses the LVS input-only table until a packet is seen in the Out
 	// direction, which clears the flag (LVS IP_VS_CONN_F_NOOUTPUT).
 	FlagNoOutput
+	// FlagTOAConfirmed: the real server has shown that its handshake
+	// completed (a segment without SYN/RST towards the client), so the
+	// client segment that completed it has passed: the TOA is no longer
+	// inserted. Until then every client segment gets it (FullNAT).
+	FlagTOAConfirmed
 )
 
 const (
