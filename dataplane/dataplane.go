@@ -46,6 +46,9 @@ type Options struct {
 	// resolving.
 	NeighReachable time.Duration
 	MaxPending     int
+	// NeighMaxEntries bounds the dynamic neighbour entries per interface
+	// (static entries do not count); 0 is DefaultNeighMaxEntries.
+	NeighMaxEntries int
 	// ICMPErrorRate limits ICMP errors per worker per second.
 	ICMPErrorRate int
 	// ConnCapacity is each worker's connection table size; ConnExpirePerLoop
@@ -114,8 +117,9 @@ type Dataplane struct {
 	rssStatus   string
 	timeouts    session.Timeouts // guarded by mu
 	lbst        lbStatsState
-	touts       sync.Mutex // serialises SetTimeouts
-	learnCh     chan neighLearn
+	touts       sync.Mutex      // serialises SetTimeouts
+	learnCh     chan neighLearn // unsolicited and update learn events
+	needCh      chan neighLearn // answers to the dataplane's own solicitations
 	kniNotify   chan struct{}
 	stopCh      chan struct{}
 	wg          sync.WaitGroup
@@ -168,11 +172,12 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 		opts: opts, log: opts.Logger, ports: ports, start: time.Now(),
 		ifaces:     []*Iface{nil},
 		steerRules: map[netip.Addr][]flowdir.Rule{},
-		neigh:      newNeighbours(opts.NeighReachable),
-		learnCh:    make(chan neighLearn, 4096),
+		learnCh:    make(chan neighLearn, learnChSize),
+		needCh:     make(chan neighLearn, needChSize),
 		kniNotify:  make(chan struct{}, 1),
 		stopCh:     make(chan struct{}),
 	}
+	d.neigh = newNeighbours(opts.NeighReachable, opts.NeighMaxEntries, d.clock)
 	for i, ps := range ports {
 		if ps.Port.NumQueues() != opts.Workers {
 			return nil, fmt.Errorf("dataplane: port %s has %d queues for %d workers: give every port one queue per worker",
@@ -334,17 +339,18 @@ func (d *Dataplane) master() {
 	defer d.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	pubTimer := time.NewTimer(time.Hour)
+	pubTimer.Stop()
+	defer pubTimer.Stop()
 	for {
 		select {
 		case <-d.stopCh:
 			return
+		case l := <-d.needCh:
+			d.neighEvents(l)
 		case l := <-d.learnCh:
-			if d.neigh.learn(l, d.clock()) {
-				// a new or changed neighbour: held packets can go now
-				for _, w := range d.workers {
-					w.wake()
-				}
-			}
+			d.neighEvents(l)
+		case <-pubTimer.C:
 		case <-d.kniNotify:
 			d.drainPunts()
 		case <-tick.C:
@@ -352,6 +358,10 @@ func (d *Dataplane) master() {
 			d.ipvs.Reap()
 			d.estimate()
 			d.drainPunts()
+		}
+		// learn events are published in batches (neigh.go)
+		if wait := d.publishNeigh(); wait > 0 {
+			pubTimer.Reset(wait)
 		}
 	}
 }

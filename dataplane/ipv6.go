@@ -131,7 +131,13 @@ func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *If
 	} else if mac, ok := nd.LinkAddrOption(header.NDPOptSourceLinkAddr); ok {
 		dstMAC = mac
 		if w.snap.connectedOn(ifc.Index, src) || src.IsLinkLocalUnicast() {
-			w.learn(src, mac, ifc.Index)
+			// RFC 4861 7.2.3: an NS with a source link-layer address may
+			// create a (stale) entry: unsolicited, below the bound
+			class := neighUnsolicited
+			if w.dp.neigh.solicit.has(src, w.now) {
+				class = neighNeeded
+			}
+			w.learn(src, mac, ifc.Index, class)
 		}
 	}
 	// Rewrite the solicitation into the advertisement in place.
@@ -155,8 +161,9 @@ func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *If
 }
 
 // ndAdvert learns from advertisements for neighbours the dataplane asked
-// about or already knows; it reports whether the advertisement was addressed
-// to a dataplane address (and so is consumed).
+// about or already knows (RFC 4861 7.2.5: an NA never creates an entry by
+// itself); it reports whether the advertisement was addressed to a dataplane
+// address (and so is consumed).
 func (w *Worker) ndAdvert(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Iface) bool {
 	target := nd.Target()
 	mac, ok := nd.LinkAddrOption(header.NDPOptTargetLinkAddr)
@@ -164,9 +171,15 @@ func (w *Worker) ndAdvert(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Ifa
 		mac = header.Ethernet(b.Bytes()).Src()
 	}
 	_, local := w.snap.local[ip.Dst()]
-	if (local || w.neighKnown(target) || w.isPending(target)) && !mac.IsMulticast() &&
-		(w.snap.connectedOn(ifc.Index, target) || target.IsLinkLocalUnicast()) {
-		w.learn(target, mac, ifc.Index)
+	if !mac.IsMulticast() && (w.snap.connectedOn(ifc.Index, target) || target.IsLinkLocalUnicast()) {
+		switch {
+		case w.dp.neigh.solicit.has(target, w.now):
+			w.learn(target, mac, ifc.Index, neighNeeded)
+		case w.neighKnown(target):
+			w.learn(target, mac, ifc.Index, neighUpdate)
+		default:
+			w.ctr.inc(CtrDropNeighUnsolicited)
+		}
 	}
 	return local
 }

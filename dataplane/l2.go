@@ -71,7 +71,18 @@ func (w *Worker) arpInput(b *pktbuf.Buf, ifc *Iface) {
 	owned = owned && owner == ifc.Index
 	if owned || w.neighKnown(spa) {
 		if spa.IsValid() && !spa.IsUnspecified() && !sha.IsMulticast() && w.snap.connectedOn(ifc.Index, spa) {
-			w.learn(spa, sha, ifc.Index)
+			// RFC 826 lets a request addressed to us create an entry for
+			// its sender; a reply only may if we asked (see neigh.go).
+			switch {
+			case w.dp.neigh.solicit.has(spa, w.now):
+				w.learn(spa, sha, ifc.Index, neighNeeded)
+			case owned && a.Op() == header.ARPRequest:
+				w.learn(spa, sha, ifc.Index, neighUnsolicited)
+			case w.neighKnown(spa):
+				w.learn(spa, sha, ifc.Index, neighUpdate)
+			default:
+				w.ctr.inc(CtrDropNeighUnsolicited)
+			}
 		}
 	}
 	if !owned {
@@ -97,16 +108,27 @@ func (w *Worker) neighKnown(a netip.Addr) bool {
 	return ok
 }
 
-// learn posts a neighbour observation to the master unless the published
-// table already has it fresh enough.
-func (w *Worker) learn(a netip.Addr, mac header.MAC, iface uint16) {
-	if e, ok := w.neigh[a]; ok && e.mac == mac && e.iface == iface {
-		if e.static || w.now-e.confirmed.Load() < int64(neighProbeInterval) {
+// learn posts a neighbour observation of the given class to the master,
+// unless the published table already has it fresh enough, or it could only
+// be refused (an unsolicited one for an interface at its bound).
+func (w *Worker) learn(a netip.Addr, mac header.MAC, iface uint16, class neighClass) {
+	if e, ok := w.neigh[a]; ok {
+		if e.static || e.mac == mac && e.iface == iface && w.now-e.confirmed.Load() < int64(neighProbeInterval) {
 			return
 		}
+	} else if class == neighUpdate {
+		return
+	} else if class == neighUnsolicited && w.dp.neigh.isFull(iface) {
+		w.ctr.inc(CtrDropNeighLearnFull)
+		return
+	}
+	ch := w.dp.learnCh
+	if class == neighNeeded {
+		ch = w.dp.needCh
 	}
 	select {
-	case w.dp.learnCh <- neighLearn{addr: a, mac: mac, iface: iface}:
+	case ch <- neighLearn{addr: a, mac: mac, iface: iface, class: class, worker: uint16(w.id)}:
 	default:
+		w.ctr.inc(CtrDropNeighLearnLost)
 	}
 }

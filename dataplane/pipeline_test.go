@@ -54,18 +54,11 @@ func newTestDP(t testing.TB) *testDP {
 	return &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
 }
 
-// step runs the worker once and applies what it learnt, as the master would.
+// step runs the worker once and applies what it learnt, as the master would
+// (publishing at once rather than after the publication gap).
 func (td *testDP) step() {
 	td.w.iterate()
-	for {
-		select {
-		case l := <-td.d.learnCh:
-			td.d.neigh.learn(l, td.d.clock())
-			continue
-		default:
-		}
-		break
-	}
+	td.d.masterLearn()
 	td.w.iterate()
 }
 
@@ -490,11 +483,11 @@ func TestMalformedDropped(t *testing.T) {
 }
 
 func TestNeighbourExpiry(t *testing.T) {
-	n := newNeighbours(time.Second)
-	n.learn(neighLearn{addr: clientIP, mac: header.MAC(macClient), iface: 1}, 0)
+	n := newNeighbours(time.Second, 0, time.Now().UnixNano)
+	n.learn(neighLearn{addr: clientIP, mac: header.MAC(macClient), iface: 1, class: neighUnsolicited}, 0)
 	n.addStatic(rs1IP, header.MAC(macRS1), 2)
 	v := n.version.Load()
-	n.learn(neighLearn{addr: clientIP, mac: header.MAC(macClient), iface: 1}, int64(500*time.Millisecond))
+	n.learn(neighLearn{addr: clientIP, mac: header.MAC(macClient), iface: 1, class: neighUnsolicited}, int64(500*time.Millisecond))
 	if n.version.Load() != v {
 		t.Error("a refresh republished the table")
 	}

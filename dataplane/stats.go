@@ -73,6 +73,11 @@ const (
 	CtrDropLBBadChecksum   // a client segment that would carry the TOA has a bad TCP checksum
 	CtrDropLBBadTCPOptions // a client segment's TCP option list is malformed (could hide a TOA)
 
+	CtrDropNeighLearnFull   // a learn refused: the interface's table is at its bound
+	CtrDropNeighLearnLost   // a learn event lost: the queue to the master was full
+	CtrDropNeighUnsolicited // an ARP reply or NA about an unknown address nobody asked for
+	CtrNeighEvicted         // an unsolicited entry evicted for a needed one
+
 	NumCounters
 )
 
@@ -91,6 +96,7 @@ var counterNames = [NumCounters]string{
 	"drop_lb_no_conn", "drop_lb_not_syn", "drop_lb_no_dest", "drop_lb_no_laddr", "drop_lb_no_port",
 	"drop_lb_table_full", "drop_lb_redirect_full", "drop_lb_expired_dest", "drop_lb_fragment", "drop_lb_bad_l4",
 	"lb_toa_scrubbed", "drop_lb_bad_checksum", "drop_lb_bad_tcp_options",
+	"drop_neigh_learn_full", "drop_neigh_learn_lost", "drop_neigh_unsolicited", "neigh_evicted",
 }
 
 func (c Counter) String() string { return counterNames[c] }

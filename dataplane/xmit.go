@@ -122,6 +122,7 @@ func (w *Worker) probe(out *Iface, nh netip.Addr, dst header.MAC) {
 		clear(w.lastProbe) // bounded: a flood of unresolvable next hops
 	}
 	w.lastProbe[nh] = w.now
+	w.dp.neigh.solicit.mark(nh, w.now) // its answer is needed (neigh.go)
 	src, ok := w.snap.sourceFor(out.Index, nh)
 	if !ok {
 		return

@@ -129,8 +129,17 @@ type Forwarding struct {
 
 // NeighOpts tune neighbour resolution.
 type NeighOpts struct {
-	Reachable  Duration `yaml:"reachable"`
-	MaxPending int      `yaml:"max_pending"`
+	// Reachable is how long an entry is used before it is re-probed.
+	Reachable Duration `yaml:"reachable"`
+	// MaxPending bounds the packets each worker holds while resolving.
+	MaxPending int `yaml:"max_pending"`
+	// MaxEntries bounds the dynamic (learnt) entries per interface, so an
+	// ARP/ND flood from spoofed sources cannot grow the table; static
+	// entries do not count. At the bound, ARP requests and NS from unknown
+	// senders no longer create entries (drop_neigh_learn_full), and answers
+	// to the dataplane's own requests replace the oldest such entry
+	// (neigh_evicted). Default 4096.
+	MaxEntries int `yaml:"max_entries"`
 }
 
 // Duration is a time.Duration written as "100us", "60s".
@@ -224,6 +233,9 @@ func (c *Config) defaults() {
 	}
 	if c.Neighbour.MaxPending == 0 {
 		c.Neighbour.MaxPending = 256
+	}
+	if c.Neighbour.MaxEntries == 0 {
+		c.Neighbour.MaxEntries = 4096
 	}
 	if c.IPVS.ConnCapacity == 0 {
 		c.IPVS.ConnCapacity = 1 << 18
@@ -399,6 +411,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Neighbour.MaxPending < 1 || c.Neighbour.MaxPending > 65536 {
 		bad("neighbour.max_pending", "%d: use 1-65536", c.Neighbour.MaxPending)
+	}
+	if c.Neighbour.MaxEntries < 16 || c.Neighbour.MaxEntries > 1<<20 {
+		bad("neighbour.max_entries", "%d: use 16-1048576 dynamic entries per interface", c.Neighbour.MaxEntries)
 	}
 	if time.Duration(c.Neighbour.Reachable) < time.Second {
 		bad("neighbour.reachable", "%s is too short: use at least 1s", time.Duration(c.Neighbour.Reachable))

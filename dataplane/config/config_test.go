@@ -35,6 +35,9 @@ func TestParseGood(t *testing.T) {
 	if time.Duration(c.Workers.DrainInterval) != 100*time.Microsecond || c.Workers.Burst != 32 {
 		t.Errorf("worker defaults: %+v", c.Workers)
 	}
+	if c.Neighbour.MaxEntries != 4096 {
+		t.Errorf("neighbour.max_entries default %d, want 4096", c.Neighbour.MaxEntries)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -52,6 +55,7 @@ func TestParseErrors(t *testing.T) {
 		{"ring", "ports: [{name: dp0, driver: afxdp, rx_ring: 1000}]", "rx_ring: 1000: use a power of two"},
 		{"xdp opts on afpacket", "ports: [{name: dp0, driver: afpacket, xdp_mode: native}]", "apply to the afxdp driver only"},
 		{"duration", "ports: [{name: dp0, driver: mem}]\nneighbour: {reachable: soon}", "is not a duration"},
+		{"neigh bound", "ports: [{name: dp0, driver: mem}]\nneighbour: {max_entries: 8}", "neighbour.max_entries: 8: use 16-1048576"},
 		{"vlan", "ports: [{name: dp0, driver: mem}]\nvlans: [{name: v, port: dp0, id: 5000}]", "vlans[0] (v).id: 5000"},
 		{"kni name", "ports: [{name: dp0, driver: mem, kni: {name: averyveryverylongname}}]", "longer than 15 bytes"},
 		{"neigh mac", "ports: [{name: dp0, driver: mem}]\nneighbours: [{addr: 10.0.0.1, lladdr: zz, dev: dp0}]", "is not a MAC"},

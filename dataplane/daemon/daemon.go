@@ -119,7 +119,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.RTPriority,
 		Forward4: c.Forwarding.IPv4, Forward6: c.Forwarding.IPv6,
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
-		ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
+		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true,
 	}, specs)
 	if err != nil {
