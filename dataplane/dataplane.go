@@ -62,6 +62,9 @@ type Options struct {
 	// the owner worker's queue (read with ethtool -x), for NICs without
 	// n-tuple filters.
 	RSSPorts bool
+	// Timeouts are the connections' idle timeouts per state (zero fields:
+	// the Linux IPVS defaults).
+	Timeouts session.Timeouts
 	Logger   *zap.Logger
 }
 
@@ -230,7 +233,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 		redirIn:    make([]*ring.FrameRing, d.opts.Workers),
 		ctl:        make(chan func(), 16),
 	}
-	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns})
+	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns, Timeouts: d.opts.Timeouts})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: worker %d connection table: %w", id, err)
 	}

@@ -340,6 +340,7 @@ func (w *Worker) redirectIn() int {
 // expireConns releases what expired connections held.
 func (w *Worker) expireConns() {
 	w.sess.Expire(w.tick(), w.dp.opts.ConnExpirePerLoop, w.onExpire)
+	w.sess.Publish() // the table's fill for LBUsage: a few stores per loop
 }
 
 func (w *Worker) connGone(id uint32, c *session.Conn) {

@@ -190,17 +190,17 @@ func (d *Dataplane) Timeouts() session.Timeouts {
 
 // SetTimeouts changes timeouts (ipvsadm --set); zero keeps a value.
 func (d *Dataplane) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
+	return d.UpdateTimeouts(session.Timeouts{}.WithIPVSAdm(tcp, tcpfin, udp))
+}
+
+// UpdateTimeouts changes the timeouts of every state whose field in ch is
+// not zero, on every worker, or none of them if one is invalid.
+func (d *Dataplane) UpdateTimeouts(ch session.Timeouts) error {
 	d.touts.Lock() // one change at a time: read, apply everywhere, record
 	defer d.touts.Unlock()
-	to := d.Timeouts()
-	if tcp > 0 {
-		to.Established = tcp
-	}
-	if tcpfin > 0 {
-		to.FinWait = tcpfin
-	}
-	if udp > 0 {
-		to.UDP = udp
+	to := d.Timeouts().Merge(ch)
+	if err := to.Validate(); err != nil {
+		return fmt.Errorf("timeouts: %w: %w", err, ipvs.ErrInvalid)
 	}
 	errs := make([]error, len(d.workers))
 	if err := d.runOnWorkers(func(w *Worker) { errs[w.id] = w.sess.SetTimeouts(to) }); err != nil {

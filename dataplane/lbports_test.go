@@ -3,7 +3,9 @@ package dataplane
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -12,6 +14,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // 200,000 UDP flows to a service with four real servers through ONE local
@@ -124,5 +127,45 @@ func TestManyFlowsOneLocalAddress(t *testing.T) {
 	if len(u) != 1 || u[0].Addr != lip || u[0].InUse != flows || u[0].Servers != 4 || u[0].Busiest != flows/4 {
 		t.Errorf("pool usage %+v", u)
 	}
+	us := d.LBUsage()
+	if len(us) != 1 || us[0].Conns != flows || us[0].ConnCapacity != 1<<18 || len(us[0].LAddrs) != 1 ||
+		us[0].LAddrs[0] != u[0] || u[0].BusiestFree() != 64512-flows/4 {
+		t.Errorf("LBUsage = %+v", us)
+	}
 	t.Logf("%d flows: %d local ports, %d towards several servers, per server %v", flows, len(lports), shared, perRS)
+}
+
+// Timeouts changed at run time apply to new connections of every state:
+// here SYN_RECV, which ipvsadm --set cannot reach.
+func TestUpdateTimeoutsDriveExpiry(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	if err := td.d.UpdateTimeouts(session.Timeouts{SynRecv: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got := td.d.Timeouts(); got.SynRecv != 5*time.Second || got.Established != 15*time.Minute {
+		t.Fatalf("Timeouts = %+v", got)
+	}
+	client := netip.AddrPortFrom(clientIP, 40031)
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: netip.AddrPortFrom(vip, 80), smac: macClient, dmac: macDP0, syn: true}), 1)
+	conns, _ := td.d.Conns(nil)
+	if len(conns) != 1 || conns[0].State != session.StateSynRecv || conns[0].Expires > 5*time.Second {
+		t.Fatalf("conns %+v", conns)
+	}
+	td.d.start = td.d.start.Add(-4 * time.Second)
+	td.w.iterate()
+	if n := td.w.sess.Len(); n != 1 {
+		t.Fatalf("%d conns 4s into a 5s SYN_RECV timeout", n)
+	}
+	td.d.start = td.d.start.Add(-2 * time.Second)
+	td.w.iterate()
+	td.w.iterate()
+	if n := td.w.sess.Len(); n != 0 {
+		t.Fatalf("%d conns 6s into a 5s SYN_RECV timeout", n)
+	}
+	if err := td.d.UpdateTimeouts(session.Timeouts{TimeWait: -time.Second}); err == nil || !strings.Contains(err.Error(), "time_wait") {
+		t.Errorf("negative time_wait: %v", err)
+	}
+	if got := td.d.Timeouts().SynRecv; got != 5*time.Second {
+		t.Errorf("a refused change changed SYN_RECV to %v", got)
+	}
 }

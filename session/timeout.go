@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -60,6 +61,41 @@ func (t Timeouts) WithIPVSAdm(tcp, tcpfin, udp time.Duration) Timeouts {
 	return t
 }
 
+// Merge returns t with the non-zero fields of ch: the API's and the
+// configuration's "0 keeps the value".
+func (t Timeouts) Merge(ch Timeouts) Timeouts {
+	f := t.fields()
+	for i, c := range ch.fields() {
+		if *c.d != 0 {
+			*f[i].d = *c.d
+		}
+	}
+	return t
+}
+
+// TimeoutName returns the name of state s's timeout in configuration
+// files: the LVS state name in lower case (established, syn_recv, udp …).
+func TimeoutName(s State) string { return strings.ToLower(s.String()) }
+
+// TimeoutNames returns every timeout name, in State order.
+func TimeoutNames() []string {
+	out := make([]string, numStates)
+	for i := range out {
+		out[i] = TimeoutName(State(i))
+	}
+	return out
+}
+
+// Field returns the timeout named name (see TimeoutName), or nil.
+func (t *Timeouts) Field(name string) *time.Duration {
+	for i, f := range t.fields() {
+		if TimeoutName(State(i)) == name {
+			return f.d
+		}
+	}
+	return nil
+}
+
 // fields returns pointers to the timeouts indexed by State, with the
 // field names for error messages.
 func (t *Timeouts) fields() [numStates]struct {
@@ -103,6 +139,9 @@ func (t Timeouts) withDefaults() Timeouts {
 // that serial comparisons stay meaningful.
 const maxTimeoutTicks = 1<<31 - 1
 
+// MaxTimeout returns the longest timeout a table with the given tick takes.
+func MaxTimeout(tick time.Duration) time.Duration { return maxTimeoutTicks * tick }
+
 // ticks validates t (after defaults) against the tick length and converts
 // it to ticks, rounding up. The error names the field and the fix.
 func (t Timeouts) ticks(tick time.Duration) ([numStates]uint32, error) {
@@ -111,13 +150,13 @@ func (t Timeouts) ticks(tick time.Duration) ([numStates]uint32, error) {
 	for i, f := range t.fields() {
 		d := *f.d
 		if d < 0 {
-			return out, fmt.Errorf("session: Timeouts.%s is %v: must be positive (0 means the default, %v)",
-				f.name, d, DefaultTimeouts().For(State(i)))
+			return out, fmt.Errorf("session: Timeouts.%s (%s) is %v: must be positive (0 means the default, %v)",
+				f.name, TimeoutName(State(i)), d, DefaultTimeouts().For(State(i)))
 		}
 		n := (d + tick - 1) / tick
 		if n > maxTimeoutTicks {
-			return out, fmt.Errorf("session: Timeouts.%s is %v: must be at most %v at a tick of %v",
-				f.name, d, time.Duration(maxTimeoutTicks)*tick, tick)
+			return out, fmt.Errorf("session: Timeouts.%s (%s) is %v: must be at most %v at a tick of %v",
+				f.name, TimeoutName(State(i)), d, time.Duration(maxTimeoutTicks)*tick, tick)
 		}
 		out[i] = uint32(n)
 	}

@@ -2052,11 +2052,22 @@ func (x *ListConnsResponse) GetConns() []*Conn {
 	return nil
 }
 
+// Idle timeouts per LVS connection state, in seconds; 0 in SetTimeouts
+// keeps the current value. tcp, tcp_fin and udp are ipvsadm --set's.
 type Timeouts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tcp           uint32                 `protobuf:"varint,1,opt,name=tcp,proto3" json:"tcp,omitempty"` // seconds; 0 in SetTimeouts keeps the current value
-	TcpFin        uint32                 `protobuf:"varint,2,opt,name=tcp_fin,json=tcpFin,proto3" json:"tcp_fin,omitempty"`
+	Tcp           uint32                 `protobuf:"varint,1,opt,name=tcp,proto3" json:"tcp,omitempty"`                     // ESTABLISHED
+	TcpFin        uint32                 `protobuf:"varint,2,opt,name=tcp_fin,json=tcpFin,proto3" json:"tcp_fin,omitempty"` // FIN_WAIT
 	Udp           uint32                 `protobuf:"varint,3,opt,name=udp,proto3" json:"udp,omitempty"`
+	None          uint32                 `protobuf:"varint,4,opt,name=none,proto3" json:"none,omitempty"`
+	SynSent       uint32                 `protobuf:"varint,5,opt,name=syn_sent,json=synSent,proto3" json:"syn_sent,omitempty"`
+	SynRecv       uint32                 `protobuf:"varint,6,opt,name=syn_recv,json=synRecv,proto3" json:"syn_recv,omitempty"`
+	TimeWait      uint32                 `protobuf:"varint,7,opt,name=time_wait,json=timeWait,proto3" json:"time_wait,omitempty"`
+	Close         uint32                 `protobuf:"varint,8,opt,name=close,proto3" json:"close,omitempty"`
+	CloseWait     uint32                 `protobuf:"varint,9,opt,name=close_wait,json=closeWait,proto3" json:"close_wait,omitempty"`
+	LastAck       uint32                 `protobuf:"varint,10,opt,name=last_ack,json=lastAck,proto3" json:"last_ack,omitempty"`
+	Listen        uint32                 `protobuf:"varint,11,opt,name=listen,proto3" json:"listen,omitempty"`
+	Synack        uint32                 `protobuf:"varint,12,opt,name=synack,proto3" json:"synack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2108,6 +2119,268 @@ func (x *Timeouts) GetTcpFin() uint32 {
 func (x *Timeouts) GetUdp() uint32 {
 	if x != nil {
 		return x.Udp
+	}
+	return 0
+}
+
+func (x *Timeouts) GetNone() uint32 {
+	if x != nil {
+		return x.None
+	}
+	return 0
+}
+
+func (x *Timeouts) GetSynSent() uint32 {
+	if x != nil {
+		return x.SynSent
+	}
+	return 0
+}
+
+func (x *Timeouts) GetSynRecv() uint32 {
+	if x != nil {
+		return x.SynRecv
+	}
+	return 0
+}
+
+func (x *Timeouts) GetTimeWait() uint32 {
+	if x != nil {
+		return x.TimeWait
+	}
+	return 0
+}
+
+func (x *Timeouts) GetClose() uint32 {
+	if x != nil {
+		return x.Close
+	}
+	return 0
+}
+
+func (x *Timeouts) GetCloseWait() uint32 {
+	if x != nil {
+		return x.CloseWait
+	}
+	return 0
+}
+
+func (x *Timeouts) GetLastAck() uint32 {
+	if x != nil {
+		return x.LastAck
+	}
+	return 0
+}
+
+func (x *Timeouts) GetListen() uint32 {
+	if x != nil {
+		return x.Listen
+	}
+	return 0
+}
+
+func (x *Timeouts) GetSynack() uint32 {
+	if x != nil {
+		return x.Synack
+	}
+	return 0
+}
+
+type LBUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workers       []*WorkerLBUsage       `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LBUsage) Reset() {
+	*x = LBUsage{}
+	mi := &file_dataplane_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LBUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LBUsage) ProtoMessage() {}
+
+func (x *LBUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LBUsage.ProtoReflect.Descriptor instead.
+func (*LBUsage) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *LBUsage) GetWorkers() []*WorkerLBUsage {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+type WorkerLBUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Worker        int32                  `protobuf:"varint,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	Conns         uint64                 `protobuf:"varint,2,opt,name=conns,proto3" json:"conns,omitempty"` // connections in the worker's table
+	ConnCapacity  uint64                 `protobuf:"varint,3,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"`
+	Laddrs        []*LAddrPorts          `protobuf:"bytes,4,rep,name=laddrs,proto3" json:"laddrs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerLBUsage) Reset() {
+	*x = WorkerLBUsage{}
+	mi := &file_dataplane_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerLBUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerLBUsage) ProtoMessage() {}
+
+func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerLBUsage.ProtoReflect.Descriptor instead.
+func (*WorkerLBUsage) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *WorkerLBUsage) GetWorker() int32 {
+	if x != nil {
+		return x.Worker
+	}
+	return 0
+}
+
+func (x *WorkerLBUsage) GetConns() uint64 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *WorkerLBUsage) GetConnCapacity() uint64 {
+	if x != nil {
+		return x.ConnCapacity
+	}
+	return 0
+}
+
+func (x *WorkerLBUsage) GetLaddrs() []*LAddrPorts {
+	if x != nil {
+		return x.Laddrs
+	}
+	return nil
+}
+
+// One local address's ports on one worker. Every real server has a port
+// space of its own on the address (ports_per_server ports), so the busiest
+// real server is the binding limit.
+type LAddrPorts struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Addr           string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	InUse          uint32                 `protobuf:"varint,2,opt,name=in_use,json=inUse,proto3" json:"in_use,omitempty"`                        // ports taken, all real servers together
+	BusiestInUse   uint32                 `protobuf:"varint,3,opt,name=busiest_in_use,json=busiestInUse,proto3" json:"busiest_in_use,omitempty"` // ports taken towards the busiest real server
+	BusiestFree    uint32                 `protobuf:"varint,4,opt,name=busiest_free,json=busiestFree,proto3" json:"busiest_free,omitempty"`      // ports left towards it
+	PortsPerServer uint32                 `protobuf:"varint,5,opt,name=ports_per_server,json=portsPerServer,proto3" json:"ports_per_server,omitempty"`
+	Servers        uint32                 `protobuf:"varint,6,opt,name=servers,proto3" json:"servers,omitempty"` // real servers holding ports
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *LAddrPorts) Reset() {
+	*x = LAddrPorts{}
+	mi := &file_dataplane_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LAddrPorts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LAddrPorts) ProtoMessage() {}
+
+func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LAddrPorts.ProtoReflect.Descriptor instead.
+func (*LAddrPorts) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LAddrPorts) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *LAddrPorts) GetInUse() uint32 {
+	if x != nil {
+		return x.InUse
+	}
+	return 0
+}
+
+func (x *LAddrPorts) GetBusiestInUse() uint32 {
+	if x != nil {
+		return x.BusiestInUse
+	}
+	return 0
+}
+
+func (x *LAddrPorts) GetBusiestFree() uint32 {
+	if x != nil {
+		return x.BusiestFree
+	}
+	return 0
+}
+
+func (x *LAddrPorts) GetPortsPerServer() uint32 {
+	if x != nil {
+		return x.PortsPerServer
+	}
+	return 0
+}
+
+func (x *LAddrPorts) GetServers() uint32 {
+	if x != nil {
+		return x.Servers
 	}
 	return 0
 }
@@ -2277,11 +2550,37 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x04dest\x18\a \x01(\tR\x04dest\x12\x16\n" +
 	"\x06worker\x18\b \x01(\x05R\x06worker\"A\n" +
 	"\x11ListConnsResponse\x12,\n" +
-	"\x05conns\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.ConnR\x05conns\"G\n" +
+	"\x05conns\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.ConnR\x05conns\"\xae\x02\n" +
 	"\bTimeouts\x12\x10\n" +
 	"\x03tcp\x18\x01 \x01(\rR\x03tcp\x12\x17\n" +
 	"\atcp_fin\x18\x02 \x01(\rR\x06tcpFin\x12\x10\n" +
-	"\x03udp\x18\x03 \x01(\rR\x03udp2\xa6\x0f\n" +
+	"\x03udp\x18\x03 \x01(\rR\x03udp\x12\x12\n" +
+	"\x04none\x18\x04 \x01(\rR\x04none\x12\x19\n" +
+	"\bsyn_sent\x18\x05 \x01(\rR\asynSent\x12\x19\n" +
+	"\bsyn_recv\x18\x06 \x01(\rR\asynRecv\x12\x1b\n" +
+	"\ttime_wait\x18\a \x01(\rR\btimeWait\x12\x14\n" +
+	"\x05close\x18\b \x01(\rR\x05close\x12\x1d\n" +
+	"\n" +
+	"close_wait\x18\t \x01(\rR\tcloseWait\x12\x19\n" +
+	"\blast_ack\x18\n" +
+	" \x01(\rR\alastAck\x12\x16\n" +
+	"\x06listen\x18\v \x01(\rR\x06listen\x12\x16\n" +
+	"\x06synack\x18\f \x01(\rR\x06synack\"D\n" +
+	"\aLBUsage\x129\n" +
+	"\aworkers\x18\x01 \x03(\v2\x1f.gvs.dataplane.v1.WorkerLBUsageR\aworkers\"\x98\x01\n" +
+	"\rWorkerLBUsage\x12\x16\n" +
+	"\x06worker\x18\x01 \x01(\x05R\x06worker\x12\x14\n" +
+	"\x05conns\x18\x02 \x01(\x04R\x05conns\x12#\n" +
+	"\rconn_capacity\x18\x03 \x01(\x04R\fconnCapacity\x124\n" +
+	"\x06laddrs\x18\x04 \x03(\v2\x1c.gvs.dataplane.v1.LAddrPortsR\x06laddrs\"\xc4\x01\n" +
+	"\n" +
+	"LAddrPorts\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x15\n" +
+	"\x06in_use\x18\x02 \x01(\rR\x05inUse\x12$\n" +
+	"\x0ebusiest_in_use\x18\x03 \x01(\rR\fbusiestInUse\x12!\n" +
+	"\fbusiest_free\x18\x04 \x01(\rR\vbusiestFree\x12(\n" +
+	"\x10ports_per_server\x18\x05 \x01(\rR\x0eportsPerServer\x12\x18\n" +
+	"\aservers\x18\x06 \x01(\rR\aservers2\xe8\x0f\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -2314,7 +2613,9 @@ const file_dataplane_proto_rawDesc = "" +
 	"\tListConns\x12\".gvs.dataplane.v1.ListConnsRequest\x1a#.gvs.dataplane.v1.ListConnsResponse0\x01\x12C\n" +
 	"\tZeroStats\x12\x1d.gvs.dataplane.v1.ZeroRequest\x1a\x17.gvs.dataplane.v1.Empty\x12B\n" +
 	"\vGetTimeouts\x12\x17.gvs.dataplane.v1.Empty\x1a\x1a.gvs.dataplane.v1.Timeouts\x12B\n" +
-	"\vSetTimeouts\x12\x1a.gvs.dataplane.v1.Timeouts\x1a\x17.gvs.dataplane.v1.EmptyB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
+	"\vSetTimeouts\x12\x1a.gvs.dataplane.v1.Timeouts\x1a\x17.gvs.dataplane.v1.Empty\x12@\n" +
+	"\n" +
+	"GetLBUsage\x12\x17.gvs.dataplane.v1.Empty\x1a\x19.gvs.dataplane.v1.LBUsageB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
 var (
 	file_dataplane_proto_rawDescOnce sync.Once
@@ -2328,7 +2629,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -2361,6 +2662,9 @@ var file_dataplane_proto_goTypes = []any{
 	(*Conn)(nil),                 // 28: gvs.dataplane.v1.Conn
 	(*ListConnsResponse)(nil),    // 29: gvs.dataplane.v1.ListConnsResponse
 	(*Timeouts)(nil),             // 30: gvs.dataplane.v1.Timeouts
+	(*LBUsage)(nil),              // 31: gvs.dataplane.v1.LBUsage
+	(*WorkerLBUsage)(nil),        // 32: gvs.dataplane.v1.WorkerLBUsage
+	(*LAddrPorts)(nil),           // 33: gvs.dataplane.v1.LAddrPorts
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -2384,67 +2688,71 @@ var file_dataplane_proto_depIdxs = []int32{
 	17, // 18: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
 	17, // 19: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
 	28, // 20: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	0,  // 21: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 22: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 23: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 24: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 25: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 26: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 27: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 28: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 29: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 30: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	12, // 31: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	12, // 32: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 33: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 34: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	21, // 35: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	21, // 36: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	21, // 37: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 38: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	22, // 39: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	24, // 40: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	24, // 41: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	24, // 42: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 43: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	25, // 44: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	26, // 45: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	27, // 46: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 47: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	30, // 48: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	1,  // 49: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 50: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 51: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 52: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 53: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 54: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 55: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 56: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 57: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	11, // 58: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 59: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 60: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	13, // 61: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	16, // 62: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 63: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 64: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 65: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 66: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	23, // 67: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 68: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 69: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 70: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 71: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 72: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	29, // 73: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 74: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	30, // 75: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 76: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	49, // [49:77] is the sub-list for method output_type
-	21, // [21:49] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	32, // 21: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
+	33, // 22: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
+	0,  // 23: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 24: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 25: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 26: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 27: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 28: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 29: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 30: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 31: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 32: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	12, // 33: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	12, // 34: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 35: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 36: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	21, // 37: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	21, // 38: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	21, // 39: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 40: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	22, // 41: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	24, // 42: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	24, // 43: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	24, // 44: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 45: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	25, // 46: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 47: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	27, // 48: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 49: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	30, // 50: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 51: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	1,  // 52: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 53: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 54: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 55: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 56: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 57: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 58: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 59: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 60: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	11, // 61: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 62: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 63: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	13, // 64: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	16, // 65: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 66: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 67: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 68: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 69: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	23, // 70: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 71: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 72: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	29, // 76: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 77: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	30, // 78: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 79: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	31, // 80: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	52, // [52:81] is the sub-list for method output_type
+	23, // [23:52] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -2458,7 +2766,7 @@ func file_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,7 @@ const (
 	Dataplane_ZeroStats_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ZeroStats"
 	Dataplane_GetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
 	Dataplane_SetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/SetTimeouts"
+	Dataplane_GetLBUsage_FullMethodName    = "/gvs.dataplane.v1.Dataplane/GetLBUsage"
 )
 
 // DataplaneClient is the client API for Dataplane service.
@@ -91,6 +92,9 @@ type DataplaneClient interface {
 	ZeroStats(ctx context.Context, in *ZeroRequest, opts ...grpc.CallOption) (*Empty, error)
 	GetTimeouts(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Timeouts, error)
 	SetTimeouts(ctx context.Context, in *Timeouts, opts ...grpc.CallOption) (*Empty, error)
+	// Connection table fill and local port usage per worker, read without
+	// stopping the workers.
+	GetLBUsage(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LBUsage, error)
 }
 
 type dataplaneClient struct {
@@ -390,6 +394,16 @@ func (c *dataplaneClient) SetTimeouts(ctx context.Context, in *Timeouts, opts ..
 	return out, nil
 }
 
+func (c *dataplaneClient) GetLBUsage(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LBUsage, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LBUsage)
+	err := c.cc.Invoke(ctx, Dataplane_GetLBUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataplaneServer is the server API for Dataplane service.
 // All implementations must embed UnimplementedDataplaneServer
 // for forward compatibility.
@@ -428,6 +442,9 @@ type DataplaneServer interface {
 	ZeroStats(context.Context, *ZeroRequest) (*Empty, error)
 	GetTimeouts(context.Context, *Empty) (*Timeouts, error)
 	SetTimeouts(context.Context, *Timeouts) (*Empty, error)
+	// Connection table fill and local port usage per worker, read without
+	// stopping the workers.
+	GetLBUsage(context.Context, *Empty) (*LBUsage, error)
 	mustEmbedUnimplementedDataplaneServer()
 }
 
@@ -521,6 +538,9 @@ func (UnimplementedDataplaneServer) GetTimeouts(context.Context, *Empty) (*Timeo
 }
 func (UnimplementedDataplaneServer) SetTimeouts(context.Context, *Timeouts) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetTimeouts not implemented")
+}
+func (UnimplementedDataplaneServer) GetLBUsage(context.Context, *Empty) (*LBUsage, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLBUsage not implemented")
 }
 func (UnimplementedDataplaneServer) mustEmbedUnimplementedDataplaneServer() {}
 func (UnimplementedDataplaneServer) testEmbeddedByValue()                   {}
@@ -1040,6 +1060,24 @@ func _Dataplane_SetTimeouts_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_GetLBUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).GetLBUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_GetLBUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).GetLBUsage(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Dataplane_ServiceDesc is the grpc.ServiceDesc for Dataplane service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1154,6 +1192,10 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetTimeouts",
 			Handler:    _Dataplane_SetTimeouts_Handler,
+		},
+		{
+			MethodName: "GetLBUsage",
+			Handler:    _Dataplane_GetLBUsage_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

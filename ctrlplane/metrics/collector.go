@@ -1,9 +1,9 @@
 // Package metrics exports the load balancer to Prometheus. The Collector
 // asks the dataplane at scrape time (ListServices, ListWorkers, ListLinks,
-// GetInfo) instead of polling in the background, so a scrape always shows
+// GetInfo, GetLBUsage) instead of polling in the background, so a scrape always shows
 // current counters and costs nothing between scrapes. Labels are bounded by
-// the configuration and the hardware: services, destinations, workers,
-// ports, drop reasons — never clients or connections.
+// the configuration and the hardware: services, destinations, local
+// addresses, workers, ports, drop reasons — never clients or connections.
 package metrics
 
 import (
@@ -75,6 +75,10 @@ var (
 	wPackets    = desc("worker_loop_packets_total", "Packets handled by the loop.", "worker")
 	wLongest    = desc("worker_longest_loop_seconds", "Longest single loop iteration seen.", "worker")
 	wCore       = desc("worker_core", "CPU the worker is pinned to (-1: not pinned).", "worker")
+	wConns      = desc("worker_connections", "Connections in the worker's table.", "worker")
+	wConnCap    = desc("worker_conn_capacity", "Size of the worker's connection table.", "worker")
+	laInUse     = desc("laddr_ports_in_use", "Local ports of the local address in use on the worker, all real servers together.", "laddr", "worker")
+	laFree      = desc("laddr_busiest_server_ports_free", "Local ports of the local address left on the worker towards its busiest real server (each real server has a port space of its own): new connections fail at 0.", "laddr", "worker")
 	portLabels  = []string{"port"}
 	pRxPackets  = desc("port_rx_packets_total", "Packets received on the port.", portLabels...)
 	pRxBytes    = desc("port_rx_bytes_total", "Bytes received on the port.", portLabels...)
@@ -93,7 +97,7 @@ var (
 		svcBytes, svcActive, svcInactive, svcDests, dConns, dPackets, dBytes, dActive, dInactive, dWeight, rsUp,
 		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wLongest, wCore,
 		pRxPackets, pRxBytes, pRxDropped, pRxErrors, pTxPackets, pTxBytes, pTxDropped, pTxErrors,
-		cpRuns, cpOps, cpLast, cpLoads, cpRefused}
+		cpRuns, cpOps, cpLast, cpLoads, cpRefused, wConns, wConnCap, laInUse, laFree}
 )
 
 // Collector is a prometheus.Collector over Sources.
@@ -156,6 +160,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if ls, err := c.s.API.ListLinks(ctx, &pb.ListLinksRequest{}); err == nil {
 		links(ch, ls)
+	}
+	if u, err := c.s.API.GetLBUsage(ctx, &pb.Empty{}); err == nil {
+		lbUsage(ch, u)
 	}
 }
 
@@ -282,5 +289,19 @@ func links(ch chan<- prometheus.Metric, r *pb.ListLinksResponse) {
 		counter(ch, pTxBytes, s.TxBytes, l.Name)
 		counter(ch, pTxDropped, s.TxDropped, l.Name)
 		counter(ch, pTxErrors, s.TxErrors, l.Name)
+	}
+}
+
+// lbUsage exports table fill and local port usage: labels are workers and
+// configured local addresses.
+func lbUsage(ch chan<- prometheus.Metric, r *pb.LBUsage) {
+	for _, w := range r.Workers {
+		id := strconv.Itoa(int(w.Worker))
+		gauge(ch, wConns, float64(w.Conns), id)
+		gauge(ch, wConnCap, float64(w.ConnCapacity), id)
+		for _, l := range w.Laddrs {
+			gauge(ch, laInUse, float64(l.InUse), l.Addr, id)
+			gauge(ch, laFree, float64(l.BusiestFree), l.Addr, id)
+		}
 	}
 }

@@ -93,6 +93,9 @@ func TestCollector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := api.AddLAddr(ctx, &pb.LAddrRequest{Service: key, Laddr: &pb.LAddr{Addr: "10.2.0.100", Dev: "dp1"}}); err != nil {
+		t.Fatal(err)
+	}
 	svcKey := config.ServiceKey{Proto: "TCP", Addr: netip.MustParseAddr("10.1.0.100"), Port: 80}
 	rs2 := netip.MustParseAddrPort("10.2.0.12:8080")
 	reg := prometheus.NewRegistry()
@@ -153,6 +156,11 @@ func TestCollector(t *testing.T) {
 		{"gvs_controlplane_reconcile_ops_total", nil, 9},
 		{"gvs_controlplane_config_refused_total", map[string]string{"reason": "invalid_file"}, 4},
 		{"gvs_controlplane_last_reconcile_success_timestamp_seconds", nil, 1000},
+		{"gvs_worker_connections", map[string]string{"worker": "1"}, 0},
+		{"gvs_worker_conn_capacity", map[string]string{"worker": "1"}, 1 << 18},
+		{"gvs_laddr_ports_in_use", map[string]string{"worker": "0", "laddr": "10.2.0.100"}, 0},
+		// two workers: each has every other port above 1023 towards each real server
+		{"gvs_laddr_busiest_server_ports_free", map[string]string{"worker": "1", "laddr": "10.2.0.100"}, (65536 - 1024) / 2},
 	}
 	for _, w := range want {
 		v, ok := Value(fams, w.name, w.labels)
@@ -168,7 +176,8 @@ func TestCollector(t *testing.T) {
 	}
 	// bounded cardinality: labels come from this short list only
 	allowed := map[string]bool{"protocol": true, "vip": true, "port": true, "real_server": true, "direction": true,
-		"check": true, "worker": true, "reason": true, "counter": true, "result": true, "version": true, "idle_mode": true}
+		"check": true, "worker": true, "reason": true, "counter": true, "result": true, "version": true, "idle_mode": true,
+		"laddr": true}
 	for name, f := range fams {
 		for _, m := range f.Metric {
 			for _, l := range m.Label {
@@ -203,5 +212,51 @@ func TestCollectorDataplaneDown(t *testing.T) {
 	}
 	if _, ok := fams["gvs_worker_loops_total"]; ok {
 		t.Error("worker series without a dataplane")
+	}
+}
+
+// TestLBUsageGauges: the usage the dataplane reports becomes one series
+// per worker and per (local address, worker).
+func TestLBUsageGauges(t *testing.T) {
+	in := &pb.LBUsage{Workers: []*pb.WorkerLBUsage{
+		{Worker: 0, Conns: 200000, ConnCapacity: 262144, Laddrs: []*pb.LAddrPorts{
+			{Addr: "10.2.0.100", InUse: 200000, BusiestInUse: 50000, BusiestFree: 14512, PortsPerServer: 64512, Servers: 4},
+			{Addr: "fd00:2::100", PortsPerServer: 64512, BusiestFree: 64512}}},
+		{Worker: 1, Conns: 7, ConnCapacity: 262144},
+	}}
+	ch := make(chan prometheus.Metric, 16)
+	lbUsage(ch, in)
+	close(ch)
+	got := map[string]float64{}
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		k := m.Desc().String()
+		k = k[strings.Index(k, `"`)+1:]
+		k = k[:strings.Index(k, `"`)]
+		for _, l := range d.Label {
+			k += " " + l.GetName() + "=" + l.GetValue()
+		}
+		got[k] = d.GetGauge().GetValue()
+	}
+	want := map[string]float64{
+		"gvs_worker_connections worker=0":                                200000,
+		"gvs_worker_conn_capacity worker=0":                              262144,
+		"gvs_worker_connections worker=1":                                7,
+		"gvs_worker_conn_capacity worker=1":                              262144,
+		"gvs_laddr_ports_in_use laddr=10.2.0.100 worker=0":               200000,
+		"gvs_laddr_busiest_server_ports_free laddr=10.2.0.100 worker=0":  14512,
+		"gvs_laddr_ports_in_use laddr=fd00:2::100 worker=0":              0,
+		"gvs_laddr_busiest_server_ports_free laddr=fd00:2::100 worker=0": 64512,
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d series, want %d: %v", len(got), len(want), got)
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // ipvsStatus maps the service model's errors onto gRPC codes; the message
@@ -280,10 +281,16 @@ func (s *Server) ListConns(r *pb.ListConnsRequest, stream pb.Dataplane_ListConns
 
 func (s *Server) GetTimeouts(context.Context, *pb.Empty) (*pb.Timeouts, error) {
 	t := s.dp.Timeouts()
-	return &pb.Timeouts{Tcp: uint32(t.Established / time.Second), TcpFin: uint32(t.FinWait / time.Second), Udp: uint32(t.UDP / time.Second)}, nil
+	secs := func(d time.Duration) uint32 { return uint32(d / time.Second) }
+	return &pb.Timeouts{Tcp: secs(t.Established), TcpFin: secs(t.FinWait), Udp: secs(t.UDP), None: secs(t.None),
+		SynSent: secs(t.SynSent), SynRecv: secs(t.SynRecv), TimeWait: secs(t.TimeWait), Close: secs(t.Close),
+		CloseWait: secs(t.CloseWait), LastAck: secs(t.LastAck), Listen: secs(t.Listen), Synack: secs(t.SynAck)}, nil
 }
 
+// SetTimeouts changes the timeouts given; 0 keeps a value.
 func (s *Server) SetTimeouts(_ context.Context, r *pb.Timeouts) (*pb.Empty, error) {
-	return &pb.Empty{}, ipvsStatus(s.dp.SetTimeouts(time.Duration(r.Tcp)*time.Second, time.Duration(r.TcpFin)*time.Second,
-		time.Duration(r.Udp)*time.Second))
+	d := func(secs uint32) time.Duration { return time.Duration(secs) * time.Second }
+	return &pb.Empty{}, ipvsStatus(s.dp.UpdateTimeouts(session.Timeouts{Established: d(r.Tcp), FinWait: d(r.TcpFin),
+		UDP: d(r.Udp), None: d(r.None), SynSent: d(r.SynSent), SynRecv: d(r.SynRecv), TimeWait: d(r.TimeWait),
+		Close: d(r.Close), CloseWait: d(r.CloseWait), LastAck: d(r.LastAck), Listen: d(r.Listen), SynAck: d(r.Synack)}))
 }

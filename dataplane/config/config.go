@@ -7,12 +7,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gvs-lb/gvs/session"
 )
 
 // Config is the whole file.
@@ -41,6 +45,22 @@ type IPVS struct {
 	// software hand-over steer replies) or "rss" (also choose ports whose
 	// replies the NIC's RSS hash puts on the owner's queue).
 	PortSelection string `yaml:"port_selection"`
+	// Timeouts are the connections' idle timeouts by LVS state name
+	// (established, syn_sent, syn_recv, fin_wait, time_wait, close,
+	// close_wait, last_ack, listen, synack, udp, none); a state left out
+	// keeps the Linux IPVS default. ipvsadm --set changes them at run time.
+	Timeouts map[string]Duration `yaml:"timeouts"`
+}
+
+// SessionTimeouts returns the configured timeouts (zero: the default).
+func (v IPVS) SessionTimeouts() session.Timeouts {
+	var t session.Timeouts
+	for name, d := range v.Timeouts {
+		if f := t.Field(name); f != nil {
+			*f = time.Duration(d)
+		}
+	}
+	return t
 }
 
 // API is the control socket.
@@ -429,6 +449,21 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.ExpirePerLoop < 1 {
 		bad("ipvs.expire_per_loop", "%d: use at least 1", c.IPVS.ExpirePerLoop)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.IPVS.Timeouts)) {
+		d := time.Duration(c.IPVS.Timeouts[name])
+		var one session.Timeouts
+		f := one.Field(name)
+		switch {
+		case f == nil:
+			bad("ipvs.timeouts."+name, "not a connection state: use %s", strings.Join(session.TimeoutNames(), ", "))
+		case d <= 0:
+			bad("ipvs.timeouts."+name, "%s: use a positive duration such as 90s, or leave it out for the default", d)
+		default:
+			if *f = d; one.Validate() != nil {
+				bad("ipvs.timeouts."+name, "%s is too long: use at most %s", d, session.MaxTimeout(session.DefaultTick))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
