@@ -1,25 +1,40 @@
 package dataplane
 
-// Control methods: the one mutation path used by the API server and the
-// config loader. Each validates, changes the model under d.mu and publishes
-// a new snapshot; workers pick it up at their next burst without stopping.
+// Control methods of interfaces, addresses, routes, neighbours and KNI
+// addresses. Each takes d.ctl, validates, applies the change to a copy of
+// the model, builds the snapshot and commits (change.go); workers pick the
+// snapshot up at their next burst without stopping.
 
 import (
 	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/route"
 	"github.com/gvs-lb/gvs/header"
 )
 
-// publishLocked rebuilds the worker snapshot from the model.
+// publishLocked builds the snapshot of the model as it is and publishes
+// it (at start-up; changes go through change).
 func (d *Dataplane) publishLocked() error {
+	s, err := d.buildSnapshot(d.modelLocked())
+	if err != nil {
+		return err
+	}
+	d.snap.Store(s)
+	return nil
+}
+
+// buildSnapshot builds the worker snapshot of model m; it changes nothing.
+func (d *Dataplane) buildSnapshot(m model) (*snapshot, error) {
 	s := &snapshot{
-		ifaces:    slices.Clone(d.ifaces),
+		ifaces:    slices.Clone(m.ifaces),
 		portIface: make([]uint16, len(d.ports)),
 		vlans:     make([]map[uint16]uint16, len(d.ports)),
 		local:     map[netip.Addr]uint16{},
@@ -32,8 +47,8 @@ func (d *Dataplane) publishLocked() error {
 		s.vlans[i] = map[uint16]uint16{}
 		s.kniOn[i] = ps.KNI != nil
 	}
-	routes := slices.Clone(d.routes)
-	for _, ifc := range d.ifaces {
+	routes := slices.Clone(m.routes)
+	for _, ifc := range m.ifaces {
 		if ifc == nil {
 			continue
 		}
@@ -50,7 +65,7 @@ func (d *Dataplane) publishLocked() error {
 			}
 		}
 	}
-	for _, a := range d.kniAddrs {
+	for _, a := range m.kniAddrs {
 		s.kniAddrs[a] = struct{}{}
 	}
 	for i, ifc := range s.ifaces {
@@ -68,11 +83,10 @@ func (d *Dataplane) publishLocked() error {
 	}
 	t, err := route.New(dedupConnected(routes))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.routes = t
-	d.snap.Store(s)
-	return nil
+	return s, nil
 }
 
 // dedupConnected keeps one connected route per prefix (two addresses in one
@@ -92,15 +106,6 @@ func dedupConnected(rs []route.Route) []route.Route {
 	return out
 }
 
-func (d *Dataplane) ifaceByName(name string) *Iface {
-	for _, ifc := range d.ifaces {
-		if ifc != nil && ifc.Name == name {
-			return ifc
-		}
-	}
-	return nil
-}
-
 // IfaceName returns the name of interface index i ("" if none).
 func (d *Dataplane) IfaceName(i uint16) string {
 	if ifc := d.snap.Load().iface(i); ifc != nil {
@@ -111,91 +116,180 @@ func (d *Dataplane) IfaceName(i uint16) string {
 
 // AddVLAN creates the 802.1Q sub-interface name on portName with vid.
 func (d *Dataplane) AddVLAN(name, portName string, vid uint16) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if vid == 0 || vid > 4094 {
-		return fmt.Errorf("vlan %s: id %d out of range: use 1-4094: %w", name, vid, ErrInvalid)
-	}
-	if d.ifaceByName(name) != nil {
-		return fmt.Errorf("vlan %s: interface %w", name, ErrExists)
-	}
-	parent := d.ifaceByName(portName)
-	if parent == nil || parent.Kind != KindPort {
-		return fmt.Errorf("vlan %s: port %s %w: name an existing port", name, portName, ErrNotFound)
-	}
-	for _, ifc := range d.ifaces {
-		if ifc != nil && ifc.Kind == KindVLAN && ifc.Port == parent.Port && ifc.VID == vid {
-			return fmt.Errorf("vlan %s: id %d on %s is already %s: %w", name, vid, portName, ifc.Name, ErrExists)
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	err := d.change(func(m *model) error {
+		if vid == 0 || vid > 4094 {
+			return fmt.Errorf("vlan %s: id %d out of range: use 1-4094: %w", name, vid, ErrInvalid)
 		}
+		if name == "" {
+			return fmt.Errorf("vlan on %s id %d: name missing: %w", portName, vid, ErrInvalid)
+		}
+		if m.iface(name) != nil {
+			return fmt.Errorf("vlan %s: interface %w", name, ErrExists)
+		}
+		parent := m.iface(portName)
+		if parent == nil || parent.Kind != KindPort {
+			return fmt.Errorf("vlan %s: port %s %w: name an existing port", name, portName, ErrNotFound)
+		}
+		for _, ifc := range m.ifaces {
+			if ifc != nil && ifc.Kind == KindVLAN && ifc.Port == parent.Port && ifc.VID == vid {
+				return fmt.Errorf("vlan %s: id %d on %s is already %s: %w", name, vid, portName, ifc.Name, ErrExists)
+			}
+		}
+		if len(m.ifaces) >= 1<<16-1 {
+			return fmt.Errorf("vlan %s: too many interfaces: %w", name, ErrInvalid)
+		}
+		m.ifaces = append(m.ifaces, &Iface{Index: uint16(len(m.ifaces)), Name: name, Kind: KindVLAN, Port: parent.Port,
+			VID: vid, MAC: parent.MAC, MTU: parent.MTU})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	if len(d.ifaces) >= 1<<16-1 {
-		return fmt.Errorf("vlan %s: too many interfaces: %w", name, ErrInvalid)
-	}
-	mtu := parent.MTU
-	d.ifaces = append(d.ifaces, &Iface{Index: uint16(len(d.ifaces)), Name: name, Kind: KindVLAN, Port: parent.Port,
-		VID: vid, MAC: parent.MAC, MTU: mtu})
-	return d.publishLocked()
+	d.applied("vlan added", zap.String("vlan", name), zap.String("port", portName), zap.Uint16("id", vid))
+	return nil
 }
 
-// DelVLAN removes a VLAN sub-interface, its addresses, routes and neighbours.
-func (d *Dataplane) DelVLAN(name string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ifc := d.ifaceByName(name)
-	if ifc == nil || ifc.Kind != KindVLAN {
-		return fmt.Errorf("vlan %s: %w", name, ErrNotFound)
+// DelVLAN removes a VLAN sub-interface with its addresses, routes and
+// neighbours. It refuses while one of its addresses is a service's virtual
+// or local address or another interface's route source.
+func (d *Dataplane) DelVLAN(name string) error { return d.delVLAN(name, false) }
+
+// DelVLANForce is DelVLAN without the refusal: the services keep their
+// addresses, routes sourced from its addresses go with it.
+func (d *Dataplane) DelVLANForce(name string) error { return d.delVLAN(name, true) }
+
+func (d *Dataplane) delVLAN(name string, force bool) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	var index uint16
+	var left []string
+	err := d.change(func(m *model) error {
+		ifc := m.iface(name)
+		if ifc == nil || ifc.Kind != KindVLAN {
+			return fmt.Errorf("vlan %s: %w", name, ErrNotFound)
+		}
+		index = ifc.Index
+		var gone []netip.Addr
+		for _, p := range ifc.Addrs {
+			gone = append(gone, p.Addr())
+		}
+		// Indexes are stable: the slot stays, empty.
+		m.ifaces[ifc.Index] = nil
+		m.routes = slices.DeleteFunc(m.routes, func(r route.Route) bool { return r.Iface == ifc.Index })
+		var err error
+		left, err = refuseOrForce("vlan "+name, m, d.addrUses(m, gone), force)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	// Indexes are stable: the slot stays, empty.
-	d.ifaces[ifc.Index] = nil
-	d.routes = slices.DeleteFunc(d.routes, func(r route.Route) bool { return r.Iface == ifc.Index })
-	d.neigh.flushIface(ifc.Index)
-	return d.publishLocked()
+	d.neigh.flushIface(index)
+	d.applied("vlan deleted", zap.String("vlan", name), zap.Bool("force", force), zap.Strings("left_without_address", left))
+	return nil
+}
+
+// ParseIfaceAddr parses an interface address as dpip gives it: ADDR,
+// ADDR/LEN, or for IPv6 link-local addresses ADDR%ZONE[/LEN], where the
+// zone must name dev (it is the interface; the stored address is the one
+// given, on dev). A bare address is a host prefix.
+func ParseIfaceAddr(s, dev string) (netip.Prefix, error) {
+	addr, bits, hasBits := strings.Cut(s, "/")
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("addr %q: not an address or address/prefix-length: %w", s, ErrInvalid)
+	}
+	if a, err = zoneFree("addr "+s, a, dev); err != nil {
+		return netip.Prefix{}, err
+	}
+	n := a.BitLen()
+	if hasBits {
+		p, err := netip.ParsePrefix(a.String() + "/" + bits)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("addr %q: prefix length %q: use 0-%d: %w", s, bits, n, ErrInvalid)
+		}
+		return p, nil
+	}
+	return netip.PrefixFrom(a, n), nil
 }
 
 // AddAddr adds an address with its prefix length to interface ifname.
 func (d *Dataplane) AddAddr(p netip.Prefix, ifname string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
 	if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().IsUnspecified() || p.Addr().IsMulticast() {
 		return fmt.Errorf("addr %s: not a unicast address/prefix: %w", p, ErrInvalid)
 	}
-	p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits())
-	ifc := d.ifaceByName(ifname)
-	if ifc == nil {
-		return fmt.Errorf("addr %s dev %s: interface %w", p, ifname, ErrNotFound)
+	if p.Addr().Is4In6() {
+		return fmt.Errorf("addr %s: an IPv4-mapped IPv6 address: give it as IPv4 (%s): %w", p, p.Addr().Unmap(), ErrInvalid)
 	}
-	for _, other := range d.ifaces {
-		if other == nil {
-			continue
+	err := d.change(func(m *model) error {
+		ifc := m.iface(ifname)
+		if ifc == nil {
+			return fmt.Errorf("addr %s dev %s: interface %w", p, ifname, ErrNotFound)
 		}
-		for _, q := range other.Addrs {
-			if q.Addr() == p.Addr() {
-				return fmt.Errorf("addr %s: already on %s: %w", p.Addr(), other.Name, ErrExists)
+		for _, other := range m.ifaces {
+			if other == nil {
+				continue
+			}
+			for _, q := range other.Addrs {
+				if q.Addr() == p.Addr() {
+					return fmt.Errorf("addr %s: already on %s: %w", p.Addr(), other.Name, ErrExists)
+				}
 			}
 		}
+		if p.Bits() < p.Addr().BitLen() && m.subnetOwner(p.Masked()) == nil {
+			for _, r := range m.routes {
+				if r.Dst == p.Masked() && r.Metric == 0 {
+					return fmt.Errorf("addr %s dev %s: its subnet's connected route would duplicate the static route %s: "+
+						"delete the route first (dpip route del %s) or add the address as /%d: %w",
+						p, ifname, routeName(r), r.Dst, p.Addr().BitLen(), ErrExists)
+				}
+			}
+		}
+		m.setAddrs(ifc, append(slices.Clone(ifc.Addrs), p))
+		return nil
+	})
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), "addr ") {
+			err = fmt.Errorf("addr %s dev %s: %w", p, ifname, err)
+		}
+		return err
 	}
-	n := *ifc
-	n.Addrs = append(slices.Clone(ifc.Addrs), p)
-	d.ifaces[ifc.Index] = &n
-	return d.publishLocked()
+	d.applied("address added", zap.Stringer("addr", p), zap.String("dev", ifname))
+	return nil
 }
 
-// DelAddr removes an address from interface ifname.
-func (d *Dataplane) DelAddr(a netip.Addr, ifname string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ifc := d.ifaceByName(ifname)
-	if ifc == nil {
-		return fmt.Errorf("addr %s dev %s: interface %w", a, ifname, ErrNotFound)
+// DelAddr removes an address from interface ifname. It refuses while the
+// address is a service's virtual or local address, a static route's source
+// or the only subnet reaching a static route's gateway; with force it
+// deletes anyway, and the dependent static routes with it.
+func (d *Dataplane) DelAddr(a netip.Addr, ifname string, force bool) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	a = a.Unmap()
+	var left []string
+	err := d.change(func(m *model) error {
+		ifc := m.iface(ifname)
+		if ifc == nil {
+			return fmt.Errorf("addr %s dev %s: interface %w", a, ifname, ErrNotFound)
+		}
+		i := slices.IndexFunc(ifc.Addrs, func(p netip.Prefix) bool { return p.Addr() == a })
+		if i < 0 {
+			return fmt.Errorf("addr %s dev %s: address %w", a, ifname, ErrNotFound)
+		}
+		m.setAddrs(ifc, slices.Delete(slices.Clone(ifc.Addrs), i, i+1))
+		var err error
+		left, err = refuseOrForce(fmt.Sprintf("addr %s dev %s", a, ifname), m, d.addrUses(m, []netip.Addr{a}), force)
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	i := slices.IndexFunc(ifc.Addrs, func(p netip.Prefix) bool { return p.Addr() == a.Unmap() })
-	if i < 0 {
-		return fmt.Errorf("addr %s dev %s: address %w", a, ifname, ErrNotFound)
-	}
-	n := *ifc
-	n.Addrs = slices.Delete(slices.Clone(ifc.Addrs), i, i+1)
-	d.ifaces[ifc.Index] = &n
-	return d.publishLocked()
+	d.applied("address deleted", zap.Stringer("addr", a), zap.String("dev", ifname), zap.Bool("force", force),
+		zap.Strings("left_without_address", left))
+	return nil
 }
 
 // Addr is an address on an interface, for listings.
@@ -231,59 +325,96 @@ type RouteSpec struct {
 // AddRoute adds a static route. The gateway must be on a connected subnet
 // of the interface; the interface may be omitted when the gateway says it.
 func (d *Dataplane) AddRoute(rs RouteSpec) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	r, err := d.resolveRouteLocked(rs)
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	var r route.Route
+	err := d.change(func(m *model) error {
+		var err error
+		if r, err = resolveRoute(m, rs); err != nil {
+			return err
+		}
+		for _, o := range m.routes {
+			if o.Dst == r.Dst && o.Metric == r.Metric {
+				return fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
+			}
+		}
+		if r.Metric == 0 {
+			if ifc := m.subnetOwner(r.Dst); ifc != nil {
+				return fmt.Errorf("route %s metric 0: is the connected route of %s's address: give another metric: %w",
+					r.Dst, ifc.Name, ErrExists)
+			}
+		}
+		m.routes = append(m.routes, r)
+		return nil
+	})
 	if err != nil {
+		if !strings.HasPrefix(err.Error(), "route ") {
+			err = fmt.Errorf("route %s: %w", rs.Dst, err)
+		}
 		return err
 	}
-	for _, o := range d.routes {
-		if o.Dst == r.Dst && o.Metric == r.Metric {
-			return fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
-		}
-	}
-	d.routes = append(d.routes, r)
-	if err := d.publishLocked(); err != nil {
-		d.routes = d.routes[:len(d.routes)-1]
-		return fmt.Errorf("route %s: %w", r.Dst, err)
-	}
+	d.applied("route added", zap.String("route", routeName(r)), zap.String("dev", d.IfaceName(r.Iface)), zap.Uint32("metric", r.Metric))
 	return nil
 }
 
-func (d *Dataplane) resolveRouteLocked(rs RouteSpec) (route.Route, error) {
+func resolveRoute(m *model, rs RouteSpec) (route.Route, error) {
 	if !rs.Dst.IsValid() {
 		return route.Route{}, fmt.Errorf("route: destination missing: %w", ErrInvalid)
 	}
-	r := route.Route{Dst: rs.Dst.Masked(), Gateway: rs.Gateway.Unmap(), Src: rs.Src, Metric: rs.Metric, Scope: route.ScopeLink}
-	if r.Gateway.IsValid() {
+	if rs.Dst.Addr().Zone() != "" {
+		return route.Route{}, fmt.Errorf("route %s: a destination prefix has no zone: name the interface with dev: %w", rs.Dst, ErrInvalid)
+	}
+	r := route.Route{Dst: rs.Dst.Masked(), Src: rs.Src.Unmap(), Metric: rs.Metric, Scope: route.ScopeLink}
+	if rs.Gateway.IsValid() {
+		gw, err := zoneFree(fmt.Sprintf("route %s via %s", r.Dst, rs.Gateway), rs.Gateway.Unmap(), orZone(rs.Iface, rs.Gateway))
+		if err != nil {
+			return r, err
+		}
+		if rs.Iface == "" {
+			rs.Iface = rs.Gateway.Zone()
+		}
+		r.Gateway = gw
 		if r.Gateway.Is4() != r.Dst.Addr().Is4() {
 			return r, fmt.Errorf("route %s via %s: address families differ: %w", r.Dst, r.Gateway, ErrInvalid)
 		}
 		r.Scope = route.ScopeGlobal
 	}
+	if r.Src.IsValid() && r.Src.Zone() != "" {
+		return r, fmt.Errorf("route %s src %s: a source address has no zone: drop it: %w", r.Dst, r.Src, ErrInvalid)
+	}
 	var ifc *Iface
 	if rs.Iface != "" {
-		ifc = d.ifaceByName(rs.Iface)
+		ifc = m.iface(rs.Iface)
 		if ifc == nil {
 			return r, fmt.Errorf("route %s dev %s: interface %w", r.Dst, rs.Iface, ErrNotFound)
 		}
 	}
 	if r.Gateway.IsValid() {
-		s := d.snap.Load()
-		gr := s.routes.Lookup(r.Gateway)
-		if gr == nil || !gr.Connected || (ifc != nil && gr.Iface != ifc.Index) {
+		var want uint16
+		if ifc != nil {
+			want = ifc.Index
+		}
+		gi := m.connected(r.Gateway, want)
+		if gi == nil {
 			return r, fmt.Errorf("route %s via %s: gateway is not on a connected subnet%s: add an address in its subnet first: %w",
 				r.Dst, r.Gateway, onDev(rs.Iface), ErrInvalid)
 		}
-		if ifc == nil {
-			ifc = s.iface(gr.Iface)
-		}
+		ifc = gi
 	}
 	if ifc == nil {
 		return r, fmt.Errorf("route %s: give a gateway (via) or an interface (dev): %w", r.Dst, ErrInvalid)
 	}
 	r.Iface = ifc.Index
 	return r, nil
+}
+
+// orZone is the interface a zoned gateway must name: dev, or its own zone
+// when no dev was given.
+func orZone(dev string, gw netip.Addr) string {
+	if dev != "" {
+		return dev
+	}
+	return gw.Zone()
 }
 
 func onDev(name string) string {
@@ -295,17 +426,25 @@ func onDev(name string) string {
 
 // DelRoute deletes the static route to dst (with that gateway if given).
 func (d *Dataplane) DelRoute(dst netip.Prefix, gw netip.Addr) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
 	dst = dst.Masked()
-	i := slices.IndexFunc(d.routes, func(r route.Route) bool {
-		return r.Dst == dst && (!gw.IsValid() || r.Gateway == gw.Unmap())
+	gw = gw.Unmap().WithZone("")
+	err := d.change(func(m *model) error {
+		i := slices.IndexFunc(m.routes, func(r route.Route) bool {
+			return r.Dst == dst && (!gw.IsValid() || r.Gateway == gw)
+		})
+		if i < 0 {
+			return fmt.Errorf("route %s: %w (connected routes go with their address)", dst, ErrNotFound)
+		}
+		m.routes = slices.Delete(m.routes, i, i+1)
+		return nil
 	})
-	if i < 0 {
-		return fmt.Errorf("route %s: %w (connected routes go with their address)", dst, ErrNotFound)
+	if err != nil {
+		return err
 	}
-	d.routes = slices.Delete(d.routes, i, i+1)
-	return d.publishLocked()
+	d.applied("route deleted", zap.Stringer("route", dst), zap.Stringer("via", gw))
+	return nil
 }
 
 // RouteInfo is a route for listings.
@@ -330,24 +469,33 @@ func (d *Dataplane) Routes() []RouteInfo {
 
 // AddNeigh installs a permanent neighbour entry.
 func (d *Dataplane) AddNeigh(a netip.Addr, mac header.MAC, ifname string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ifc := d.ifaceByName(ifname)
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	m := d.currentModel()
+	ifc := m.iface(ifname)
 	if ifc == nil {
 		return fmt.Errorf("neigh %s dev %s: interface %w", a, ifname, ErrNotFound)
 	}
 	if !a.IsValid() || a.IsMulticast() || a.IsUnspecified() || mac.IsMulticast() {
 		return fmt.Errorf("neigh %s lladdr %s: need a unicast address and MAC: %w", a, mac, ErrInvalid)
 	}
-	d.neigh.addStatic(a.Unmap(), mac, ifc.Index)
+	a, err := zoneFree("neigh "+a.String(), a.Unmap(), ifname)
+	if err != nil {
+		return err
+	}
+	d.neigh.addStatic(a, mac, ifc.Index)
+	d.applied("neighbour added", zap.Stringer("addr", a), zap.Stringer("lladdr", mac), zap.String("dev", ifname))
 	return nil
 }
 
 // DelNeigh removes a neighbour entry.
 func (d *Dataplane) DelNeigh(a netip.Addr) error {
-	if !d.neigh.del(a.Unmap()) {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if !d.neigh.del(a.Unmap().WithZone("")) {
 		return fmt.Errorf("neigh %s: %w", a, ErrNotFound)
 	}
+	d.applied("neighbour deleted", zap.Stringer("addr", a))
 	return nil
 }
 
@@ -359,13 +507,18 @@ func (d *Dataplane) Neighbours() []Neighbour {
 // SetKNIAddrs tells the dataplane which addresses the kernel holds behind
 // the KNI devices: packets to them go to the kernel, never forwarded.
 func (d *Dataplane) SetKNIAddrs(addrs []netip.Addr) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.kniAddrs = slices.Clone(addrs)
-	sort.Slice(d.kniAddrs, func(i, j int) bool { return d.kniAddrs[i].Less(d.kniAddrs[j]) })
-	if err := d.publishLocked(); err != nil {
-		d.log.Error(err.Error())
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	err := d.change(func(m *model) error {
+		m.kniAddrs = slices.Clone(addrs)
+		sort.Slice(m.kniAddrs, func(i, j int) bool { return m.kniAddrs[i].Less(m.kniAddrs[j]) })
+		return nil
+	})
+	if err != nil {
+		d.log.Error("KNI addresses not applied", zap.Error(err))
+		return
 	}
+	d.applied("KNI addresses set", zap.Int("count", len(addrs)))
 }
 
 // KNIAddrs returns the addresses the kernel holds behind KNI.

@@ -31,6 +31,10 @@ import (
 	"github.com/gvs-lb/gvs/session"
 )
 
+// MaxWorkers is the most workers a dataplane runs: Worker.redirWake has
+// one bit per worker.
+const MaxWorkers = 64
+
 // Options configure a Dataplane.
 type Options struct {
 	Workers       int
@@ -105,7 +109,8 @@ type Dataplane struct {
 	ports []PortSpec
 	start time.Time
 
-	mu       sync.Mutex // serialises control methods
+	ctl      sync.Mutex // the one mutation path: held for a whole control change (change.go)
+	mu       sync.Mutex // guards the model fields below and the status strings
 	ifaces   []*Iface   // index → iface; [0] nil
 	routes   []route.Route
 	kniAddrs []netip.Addr
@@ -167,6 +172,10 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
+	}
+	if opts.Workers > MaxWorkers {
+		return nil, fmt.Errorf("dataplane: %d workers: at most %d (a worker wakes the others through one %d-bit mask): lower workers.count",
+			opts.Workers, MaxWorkers, MaxWorkers)
 	}
 	if len(opts.Cores) != 0 && len(opts.Cores) != opts.Workers {
 		return nil, fmt.Errorf("dataplane: %d cores for %d workers: list one core per worker", len(opts.Cores), opts.Workers)

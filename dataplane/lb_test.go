@@ -57,7 +57,7 @@ func newLBTestDP(t testing.TB, workers int) *testDP {
 
 func (td *testDP) service(p ipvs.Proto, v netip.Addr, vport uint16, sched string, l netip.Addr, dests ...netip.AddrPort) ipvs.ServiceKey {
 	k := ipvs.ServiceKey{Proto: p, Addr: v, Port: vport}
-	m := td.d.IPVS()
+	m := td.d
 	if err := m.AddService(ipvs.ServiceSpec{Key: k, Sched: sched}); err != nil {
 		td.t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestQuiescedDestKeepsConnections(t *testing.T) {
 	rs := netip.AddrPortFrom(rs1IP, 8080)
 	client := netip.AddrPortFrom(clientIP, 40003)
 	fullNATHandshake(t, td, client, netip.AddrPortFrom(vip, 80), rs)
-	if err := td.d.IPVS().EditDest(k, ipvs.DestSpec{Addr: rs, Weight: 0, Fwd: ipvs.FwdFullNAT}); err != nil {
+	if err := td.d.EditDest(k, ipvs.DestSpec{Addr: rs, Weight: 0, Fwd: ipvs.FwdFullNAT}); err != nil {
 		t.Fatal(err)
 	}
 	// a new connection finds no destination
@@ -361,15 +361,15 @@ func TestQuiescedDestKeepsConnections(t *testing.T) {
 		t.Errorf("established conn went to %s", d.dst)
 	}
 	// deleting the destination keeps it too; with expire it ends
-	if err := td.d.IPVS().DelDest(k, rs, false); err != nil {
+	if err := td.d.DelDest(k, rs, false); err != nil {
 		t.Fatal(err)
 	}
 	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: netip.AddrPortFrom(vip, 80), smac: macClient, dmac: macDP0, ack: true, seq: 1023, ackn: 5001}), 1)
-	td.d.IPVS().AddDest(k, ipvs.DestSpec{Addr: rs, Weight: 1, Fwd: ipvs.FwdFullNAT})
+	td.d.AddDest(k, ipvs.DestSpec{Addr: rs, Weight: 1, Fwd: ipvs.FwdFullNAT})
 	client2 := netip.AddrPortFrom(clientIP, 40005)
 	syn := td.one(t, 0, tcpFrame(t, tcpSeg{src: client2, dst: netip.AddrPortFrom(vip, 80), smac: macClient, dmac: macDP0, syn: true}), 1)
 	_ = syn
-	if err := td.d.IPVS().DelDest(k, rs, true); err != nil {
+	if err := td.d.DelDest(k, rs, true); err != nil {
 		t.Fatal(err)
 	}
 	td.inject(0, tcpFrame(t, tcpSeg{src: client2, dst: netip.AddrPortFrom(vip, 80), smac: macClient, dmac: macDP0, ack: true}))

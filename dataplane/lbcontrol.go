@@ -19,12 +19,118 @@ import (
 	"github.com/gvs-lb/gvs/session"
 )
 
-// IPVS returns the service model.
-func (d *Dataplane) IPVS() *ipvs.Manager { return d.ipvs }
+// ServiceTable is the read side of the service model: the table the
+// workers use. Changes go through the Dataplane's methods only.
+type ServiceTable struct{ m *ipvs.Manager }
+
+// Table returns the current (immutable) table.
+func (t ServiceTable) Table() *ipvs.Table { return t.m.Table() }
+
+// IPVS returns the read side of the service model.
+func (d *Dataplane) IPVS() ServiceTable { return ServiceTable{d.ipvs} }
+
+// AddService creates a service (ipvsadm -A).
+func (d *Dataplane) AddService(spec ipvs.ServiceSpec) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if err := d.ipvs.AddService(spec); err != nil {
+		return err
+	}
+	d.applied("service added", zap.Stringer("service", spec.Key), zap.String("sched", d.ipvs.Table().Service(spec.Key).Spec.Sched),
+		zap.Strings("flags", spec.SchedFlags))
+	return nil
+}
+
+// EditService changes a service's scheduler and flags (ipvsadm -E).
+func (d *Dataplane) EditService(spec ipvs.ServiceSpec) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if err := d.ipvs.EditService(spec); err != nil {
+		return err
+	}
+	d.applied("service changed", zap.Stringer("service", spec.Key), zap.String("sched", d.ipvs.Table().Service(spec.Key).Spec.Sched),
+		zap.Strings("flags", spec.SchedFlags))
+	return nil
+}
+
+// DelService removes a service (ipvsadm -D); its destinations drain, and
+// its local addresses' steering rules go once no service uses them.
+func (d *Dataplane) DelService(k ipvs.ServiceKey) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	var las []ipvs.LAddr
+	if svc := d.ipvs.Table().Service(k); svc != nil {
+		las = svc.LAddrs
+	}
+	if err := d.ipvs.DelService(k); err != nil {
+		return err
+	}
+	for _, la := range las {
+		d.unsteerLAddr(la.Addr)
+	}
+	d.applied("service deleted", zap.Stringer("service", k))
+	return nil
+}
+
+// FlushServices removes every service (ipvsadm -C).
+func (d *Dataplane) FlushServices() error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	old := d.ipvs.Table()
+	if err := d.ipvs.Flush(); err != nil {
+		return err
+	}
+	for a := range old.LAddrs {
+		d.unsteerLAddr(a)
+	}
+	d.applied("services flushed", zap.Int("services", len(old.Services)))
+	return nil
+}
+
+// AddDest adds a destination to service k (ipvsadm -a).
+func (d *Dataplane) AddDest(k ipvs.ServiceKey, ds ipvs.DestSpec) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if err := d.ipvs.AddDest(k, ds); err != nil {
+		return err
+	}
+	d.applied("destination added", zap.Stringer("service", k), zap.Stringer("dest", ds.Addr), zap.Int("weight", ds.Weight))
+	return nil
+}
+
+// EditDest changes a destination (ipvsadm -e); weight 0 quiesces it.
+func (d *Dataplane) EditDest(k ipvs.ServiceKey, ds ipvs.DestSpec) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if err := d.ipvs.EditDest(k, ds); err != nil {
+		return err
+	}
+	d.applied("destination changed", zap.Stringer("service", k), zap.Stringer("dest", ds.Addr), zap.Int("weight", ds.Weight))
+	return nil
+}
+
+// DelDest removes a destination (ipvsadm -d); its connections continue,
+// or with expire end at their next packet.
+func (d *Dataplane) DelDest(k ipvs.ServiceKey, a netip.AddrPort, expire bool) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if err := d.ipvs.DelDest(k, a, expire); err != nil {
+		return err
+	}
+	d.applied("destination deleted", zap.Stringer("service", k), zap.Stringer("dest", a), zap.Bool("expire", expire))
+	return nil
+}
 
 // AddLAddr adds a local address to a service; the address must be
-// configured on the interface the operator names.
+// configured on the interface the operator names. Steering rules follow
+// the commit; failing to install them is reported (dpip info), not an
+// error: replies are then handed between workers in software.
 func (d *Dataplane) AddLAddr(k ipvs.ServiceKey, la ipvs.LAddr) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	if la.Addr.Zone() != "" {
+		return fmt.Errorf("local address %s of %s: a local address has no zone: drop it: %w", la.Addr, k, ipvs.ErrInvalid)
+	}
 	s := d.snap.Load()
 	owner, ok := s.local[la.Addr]
 	ifc := s.iface(owner)
@@ -41,16 +147,20 @@ func (d *Dataplane) AddLAddr(k ipvs.ServiceKey, la ipvs.LAddr) error {
 		return err
 	}
 	d.steerLAddr(la.Addr, ifc.Port)
+	d.applied("local address added", zap.Stringer("service", k), zap.Stringer("laddr", la.Addr), zap.String("dev", la.Iface))
 	return nil
 }
 
 // DelLAddr removes a local address from a service, and its steering rules
 // once no service uses it.
 func (d *Dataplane) DelLAddr(k ipvs.ServiceKey, a netip.Addr) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
 	if err := d.ipvs.DelLAddr(k, a); err != nil {
 		return err
 	}
 	d.unsteerLAddr(a)
+	d.applied("local address deleted", zap.Stringer("service", k), zap.Stringer("laddr", a))
 	return nil
 }
 

@@ -1,7 +1,17 @@
 package ipvs
 
+// The Manager: the live service model and the table built from it. Every
+// mutator runs update, which clones the model (state), applies the change
+// to the clone, builds the Table from it and only then commits both, so a
+// refused change — validation or a scheduler that does not build — leaves
+// model, table and generation as they were. Dests are shared between the
+// model versions so their counters survive edits. The dataplane owns the
+// live Manager and is its only caller (validation against interfaces,
+// steering and the change log live there); Reap runs from its master.
+
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -84,90 +94,143 @@ type svcState struct {
 	laddrs []LAddr
 }
 
-// Manager owns the service model; its methods are the one mutation path
-// (API, config reload and CLI all call them). Safe for concurrent use.
-type Manager struct {
-	mu       sync.Mutex
-	workers  int
+// state is the service model a Table is built from. Mutators work on a
+// clone (a candidate); the clone replaces the model only once a table was
+// built from it, so a refused change leaves nothing behind.
+type state struct {
 	services []*svcState
 	nextID   uint32
 	draining map[uint32]*Dest
 	expire   map[uint32]struct{}
-	gen      uint64
-	pub      atomic.Pointer[Table]
+}
+
+// clone copies what a mutator may change. Dests are shared: a mutator
+// replaces a *Dest (keeping its counters), never writes through one.
+func (s *state) clone() *state {
+	c := &state{nextID: s.nextID, draining: maps.Clone(s.draining), expire: maps.Clone(s.expire)}
+	c.services = make([]*svcState, len(s.services))
+	for i, sv := range s.services {
+		n := *sv
+		n.spec.SchedFlags = slices.Clone(sv.spec.SchedFlags)
+		n.dests = slices.Clone(sv.dests)
+		n.laddrs = slices.Clone(sv.laddrs)
+		c.services[i] = &n
+	}
+	return c
+}
+
+// Manager owns the service model. The dataplane holds the live one and is
+// the only path to it (its methods validate against the interfaces, steer
+// and log); a Manager on its own is for tests and tools. Every mutator
+// builds the new Table from a candidate state and commits both only when
+// the build succeeded: on error nothing changed. Safe for concurrent use.
+type Manager struct {
+	mu      sync.Mutex
+	workers int
+	st      *state
+	gen     uint64
+	pub     atomic.Pointer[Table]
 	// OnPublish, when set, is called with every new table (under the lock).
 	OnPublish func(*Table)
 }
 
 // NewManager returns an empty model for the given number of workers.
 func NewManager(workers int) *Manager {
-	m := &Manager{workers: workers, draining: map[uint32]*Dest{}, expire: map[uint32]struct{}{}}
-	if err := m.publishLocked(); err != nil {
+	m := &Manager{workers: workers, st: &state{draining: map[uint32]*Dest{}, expire: map[uint32]struct{}{}}}
+	t, err := m.build(m.st)
+	if err != nil {
 		panic(err) // an empty table always builds
 	}
+	m.commit(m.st, t)
 	return m
 }
 
 // Table returns the current table.
 func (m *Manager) Table() *Table { return m.pub.Load() }
 
-func (m *Manager) find(k ServiceKey) (int, *svcState) {
-	for i, s := range m.services {
-		if s.spec.Key == k {
-			return i, s
+func (s *state) find(k ServiceKey) (int, *svcState) {
+	for i, sv := range s.services {
+		if sv.spec.Key == k {
+			return i, sv
 		}
 	}
 	return -1, nil
 }
 
-func (m *Manager) id() uint32 {
-	m.nextID++
-	return m.nextID
+func (s *state) id() uint32 {
+	s.nextID++
+	return s.nextID
 }
 
-func (m *Manager) publishLocked() error {
+// update runs f on a candidate copy of the model, builds its table and
+// commits both if f and the build succeed.
+func (m *Manager) update(f func(c *state) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.st.clone()
+	if err := f(c); err != nil {
+		return err
+	}
+	t, err := m.build(c)
+	if err != nil {
+		return err
+	}
+	m.commit(c, t)
+	return nil
+}
+
+func (m *Manager) commit(c *state, t *Table) {
+	m.st = c
 	m.gen++
-	t := &Table{Gen: m.gen, MaxID: m.nextID, byKey: map[ServiceKey]*Service{}, Dests: map[uint32]*Dest{},
-		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
-	for _, s := range m.services {
-		svc := &Service{ID: s.id, Spec: s.spec, Dests: slices.Clone(s.dests), LAddrs: slices.Clone(s.laddrs)}
-		sd := make([]sched.Dest, len(s.dests))
-		for i, d := range s.dests {
-			sd[i] = sched.Dest{Addr: d.Spec.Addr, Weight: d.Spec.Weight, Upper: d.Spec.Upper, Lower: d.Spec.Lower, C: d.C}
-			t.Dests[d.ID] = d
-		}
-		so, _ := schedOptions(s.spec.Sched, s.spec.SchedFlags) // validated when the spec was accepted
-		for w := 0; w < m.workers; w++ {
-			if w > 0 && (s.spec.Sched == sched.SH || s.spec.Sched == sched.MH) {
-				// hashing schedulers keep no per-pick state: one table serves all
-				svc.Scheds = append(svc.Scheds, svc.Scheds[0])
-				continue
-			}
-			sc, err := sched.New(s.spec.Sched, sd, so)
-			if err != nil {
-				return err
-			}
-			svc.Scheds = append(svc.Scheds, sc)
-		}
-		for _, la := range s.laddrs {
-			t.LAddrs[la.Addr] = struct{}{}
-			t.Addrs[la.Addr] = struct{}{}
-		}
-		t.Addrs[s.spec.Key.Addr] = struct{}{}
-		t.Services = append(t.Services, svc)
-		t.byKey[s.spec.Key] = svc
-	}
-	for id, d := range m.draining {
-		t.Dests[id] = d
-	}
-	for id := range m.expire {
-		t.ExpireDests[id] = struct{}{}
-	}
+	t.Gen = m.gen
 	m.pub.Store(t)
 	if m.OnPublish != nil {
 		m.OnPublish(t)
 	}
-	return nil
+}
+
+// build makes the table workers read from model s; it changes nothing.
+func (m *Manager) build(s *state) (*Table, error) {
+	t := &Table{MaxID: s.nextID, byKey: map[ServiceKey]*Service{}, Dests: map[uint32]*Dest{},
+		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
+	for _, sv := range s.services {
+		svc := &Service{ID: sv.id, Spec: sv.spec, Dests: slices.Clone(sv.dests), LAddrs: slices.Clone(sv.laddrs)}
+		sd := make([]sched.Dest, len(sv.dests))
+		for i, d := range sv.dests {
+			sd[i] = sched.Dest{Addr: d.Spec.Addr, Weight: d.Spec.Weight, Upper: d.Spec.Upper, Lower: d.Spec.Lower, C: d.C}
+			t.Dests[d.ID] = d
+		}
+		so, err := schedOptions(sv.spec.Sched, sv.spec.SchedFlags)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: %w", sv.spec.Key, err)
+		}
+		for w := 0; w < m.workers; w++ {
+			if w > 0 && (sv.spec.Sched == sched.SH || sv.spec.Sched == sched.MH) {
+				// hashing schedulers keep no per-pick state: one table serves all
+				svc.Scheds = append(svc.Scheds, svc.Scheds[0])
+				continue
+			}
+			sc, err := sched.New(sv.spec.Sched, sd, so)
+			if err != nil {
+				return nil, fmt.Errorf("service %s: scheduler %s: %w", sv.spec.Key, sv.spec.Sched, err)
+			}
+			svc.Scheds = append(svc.Scheds, sc)
+		}
+		for _, la := range sv.laddrs {
+			t.LAddrs[la.Addr] = struct{}{}
+			t.Addrs[la.Addr] = struct{}{}
+		}
+		t.Addrs[sv.spec.Key.Addr] = struct{}{}
+		t.Services = append(t.Services, svc)
+		t.byKey[sv.spec.Key] = svc
+	}
+	for id, d := range s.draining {
+		t.Dests[id] = d
+	}
+	for id := range s.expire {
+		t.ExpireDests[id] = struct{}{}
+	}
+	return t, nil
 }
 
 // schedOK builds the scheduler once to validate its name and flags.
@@ -206,13 +269,13 @@ func (m *Manager) AddService(spec ServiceSpec) error {
 	if err := schedOK(&spec); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, s := m.find(spec.Key); s != nil {
-		return fmt.Errorf("service %s: %w", spec.Key, ErrServiceExists)
-	}
-	m.services = append(m.services, &svcState{id: m.id(), spec: spec})
-	return m.publishLocked()
+	return m.update(func(c *state) error {
+		if _, s := c.find(spec.Key); s != nil {
+			return fmt.Errorf("service %s: %w", spec.Key, ErrServiceExists)
+		}
+		c.services = append(c.services, &svcState{id: c.id(), spec: spec})
+		return nil
+	})
 }
 
 // EditService changes a service's scheduler and flags.
@@ -223,47 +286,42 @@ func (m *Manager) EditService(spec ServiceSpec) error {
 	if err := schedOK(&spec); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, s := m.find(spec.Key)
-	if s == nil {
-		return fmt.Errorf("service %s: %w", spec.Key, ErrNoService)
-	}
-	old := s.spec
-	s.spec = spec
-	if err := m.publishLocked(); err != nil {
-		s.spec = old
-		return err
-	}
-	return nil
+	return m.update(func(c *state) error {
+		_, s := c.find(spec.Key)
+		if s == nil {
+			return fmt.Errorf("service %s: %w", spec.Key, ErrNoService)
+		}
+		s.spec = spec
+		return nil
+	})
 }
 
 // DelService removes a service; its destinations drain.
 func (m *Manager) DelService(k ServiceKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	i, s := m.find(k)
-	if s == nil {
-		return fmt.Errorf("service %s: %w", k, ErrNoService)
-	}
-	for _, d := range s.dests {
-		m.draining[d.ID] = d
-	}
-	m.services = slices.Delete(m.services, i, i+1)
-	return m.publishLocked()
+	return m.update(func(c *state) error {
+		i, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("service %s: %w", k, ErrNoService)
+		}
+		for _, d := range s.dests {
+			c.draining[d.ID] = d
+		}
+		c.services = slices.Delete(c.services, i, i+1)
+		return nil
+	})
 }
 
 // Flush removes every service (ipvsadm -C).
 func (m *Manager) Flush() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, s := range m.services {
-		for _, d := range s.dests {
-			m.draining[d.ID] = d
+	return m.update(func(c *state) error {
+		for _, s := range c.services {
+			for _, d := range s.dests {
+				c.draining[d.ID] = d
+			}
 		}
-	}
-	m.services = nil
-	return m.publishLocked()
+		c.services = nil
+		return nil
+	})
 }
 
 // AddDest adds a destination to service k.
@@ -271,19 +329,19 @@ func (m *Manager) AddDest(k ServiceKey, d DestSpec) error {
 	if err := d.Validate(k); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, s := m.find(k)
-	if s == nil {
-		return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
-	}
-	for _, o := range s.dests {
-		if o.Spec.Addr == d.Addr {
-			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrDestExists)
+	return m.update(func(c *state) error {
+		_, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
 		}
-	}
-	s.dests = append(s.dests, &Dest{ID: m.id(), Service: s.id, Spec: d, C: &sched.DestCounters{}, Stats: &Stats{}})
-	return m.publishLocked()
+		for _, o := range s.dests {
+			if o.Spec.Addr == d.Addr {
+				return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrDestExists)
+			}
+		}
+		s.dests = append(s.dests, &Dest{ID: c.id(), Service: s.id, Spec: d, C: &sched.DestCounters{}, Stats: &Stats{}})
+		return nil
+	})
 }
 
 // EditDest changes a destination's weight, thresholds (and method).
@@ -292,96 +350,106 @@ func (m *Manager) EditDest(k ServiceKey, d DestSpec) error {
 	if err := d.Validate(k); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, s := m.find(k)
-	if s == nil {
-		return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
-	}
-	for i, o := range s.dests {
-		if o.Spec.Addr == d.Addr {
-			n := *o
-			n.Spec = d
-			s.dests[i] = &n
-			return m.publishLocked()
+	return m.update(func(c *state) error {
+		_, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
 		}
-	}
-	return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrNoDest)
+		for i, o := range s.dests {
+			if o.Spec.Addr == d.Addr {
+				n := *o
+				n.Spec = d
+				s.dests[i] = &n
+				return nil
+			}
+		}
+		return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrNoDest)
+	})
 }
 
 // DelDest removes a destination. Its connections continue until they end,
 // or, with expire, are dropped at their next packet.
 func (m *Manager) DelDest(k ServiceKey, addr netip.AddrPort, expire bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, s := m.find(k)
-	if s == nil {
-		return fmt.Errorf("destination %s of %s: %w", addr, k, ErrServiceNotDef)
-	}
-	for i, o := range s.dests {
-		if o.Spec.Addr == addr {
-			s.dests = slices.Delete(s.dests, i, i+1)
-			m.draining[o.ID] = o
-			if expire {
-				m.expire[o.ID] = struct{}{}
-			}
-			return m.publishLocked()
+	return m.update(func(c *state) error {
+		_, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("destination %s of %s: %w", addr, k, ErrServiceNotDef)
 		}
-	}
-	return fmt.Errorf("destination %s of %s: %w", addr, k, ErrNoDest)
+		for i, o := range s.dests {
+			if o.Spec.Addr == addr {
+				s.dests = slices.Delete(s.dests, i, i+1)
+				c.draining[o.ID] = o
+				if expire {
+					c.expire[o.ID] = struct{}{}
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("destination %s of %s: %w", addr, k, ErrNoDest)
+	})
 }
 
 // AddLAddr adds a FullNAT local address to service k. The caller checks
 // that the address exists on the interface.
 func (m *Manager) AddLAddr(k ServiceKey, la LAddr) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, s := m.find(k)
-	if s == nil {
-		return fmt.Errorf("local address %s of %s: %w", la.Addr, k, ErrNoService)
-	}
-	if la.Addr.Is4() != k.Addr.Is4() {
-		return fmt.Errorf("local address %s of %s: address family differs from the service: %w", la.Addr, k, ErrInvalid)
-	}
-	for _, o := range s.laddrs {
-		if o.Addr == la.Addr {
-			return fmt.Errorf("local address %s of %s: %w", la.Addr, k, ErrLAddrExists)
+	return m.update(func(c *state) error {
+		_, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("local address %s of %s: %w", la.Addr, k, ErrNoService)
 		}
-	}
-	s.laddrs = append(s.laddrs, la)
-	return m.publishLocked()
+		if la.Addr.Is4() != k.Addr.Is4() {
+			return fmt.Errorf("local address %s of %s: address family differs from the service: %w", la.Addr, k, ErrInvalid)
+		}
+		for _, o := range s.laddrs {
+			if o.Addr == la.Addr {
+				return fmt.Errorf("local address %s of %s: %w", la.Addr, k, ErrLAddrExists)
+			}
+		}
+		s.laddrs = append(s.laddrs, la)
+		return nil
+	})
 }
 
 // DelLAddr removes a local address from service k; connections using it
 // continue.
 func (m *Manager) DelLAddr(k ServiceKey, a netip.Addr) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, s := m.find(k)
-	if s == nil {
-		return fmt.Errorf("local address %s of %s: %w", a, k, ErrNoService)
-	}
-	i := slices.IndexFunc(s.laddrs, func(l LAddr) bool { return l.Addr == a })
-	if i < 0 {
-		return fmt.Errorf("local address %s of %s: %w", a, k, ErrNoLAddr)
-	}
-	s.laddrs = slices.Delete(s.laddrs, i, i+1)
-	return m.publishLocked()
+	return m.update(func(c *state) error {
+		_, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("local address %s of %s: %w", a, k, ErrNoService)
+		}
+		i := slices.IndexFunc(s.laddrs, func(l LAddr) bool { return l.Addr == a })
+		if i < 0 {
+			return fmt.Errorf("local address %s of %s: %w", a, k, ErrNoLAddr)
+		}
+		s.laddrs = slices.Delete(s.laddrs, i, i+1)
+		return nil
+	})
 }
 
 // Reap forgets draining destinations that have no connections left.
 func (m *Manager) Reap() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	changed := false
-	for id, d := range m.draining {
+	gone := false
+	for _, d := range m.st.draining {
 		if d.C.Active.Load()+d.C.Inactive.Load() == 0 {
-			delete(m.draining, id)
-			delete(m.expire, id)
-			changed = true
+			gone = true
+			break
 		}
 	}
-	if changed {
-		m.publishLocked()
+	m.mu.Unlock()
+	if !gone {
+		return
 	}
+	// A table without those destinations always builds (schedulers only
+	// see live destinations), so the error is impossible.
+	_ = m.update(func(c *state) error {
+		for id, d := range c.draining {
+			if d.C.Active.Load()+d.C.Inactive.Load() == 0 {
+				delete(c.draining, id)
+				delete(c.expire, id)
+			}
+		}
+		return nil
+	})
 }

@@ -114,6 +114,9 @@ func (s *ServiceSpec) Validate() error {
 	if !k.Addr.IsValid() || k.Addr.IsUnspecified() || k.Addr.IsMulticast() || k.Addr.Is4In6() {
 		return fmt.Errorf("service %s: virtual address must be a unicast IPv4 or IPv6 address: %w", k, ErrInvalid)
 	}
+	if k.Addr.Zone() != "" {
+		return fmt.Errorf("service %s: a virtual address has no zone: drop %%%s: %w", k, k.Addr.Zone(), ErrInvalid)
+	}
 	if k.Port == 0 {
 		return fmt.Errorf("service %s: port 0 needs persistence, which is %w yet: give a port", k, ErrNotSupported)
 	}
@@ -133,6 +136,9 @@ func (s *ServiceSpec) Validate() error {
 func (d *DestSpec) Validate(k ServiceKey) error {
 	if !d.Addr.Addr().IsValid() || d.Addr.Addr().IsUnspecified() || d.Addr.Addr().IsMulticast() {
 		return fmt.Errorf("destination %s of %s: not a unicast address: %w", d.Addr, k, ErrInvalid)
+	}
+	if z := d.Addr.Addr().Zone(); z != "" {
+		return fmt.Errorf("destination %s of %s: a real server's address has no zone: drop %%%s: %w", d.Addr, k, z, ErrInvalid)
 	}
 	if d.Addr.Addr().Is4() != k.Addr.Is4() {
 		return fmt.Errorf("destination %s of %s: address family differs from the service (NAT64 is %w yet)", d.Addr, k, ErrNotSupported)

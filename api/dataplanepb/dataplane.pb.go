@@ -508,10 +508,12 @@ func (x *ListLinksResponse) GetLinks() []*Link {
 }
 
 type VLAN struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Port          string                 `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
-	Id            uint32                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Port  string                 `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	Id    uint32                 `protobuf:"varint,3,opt,name=id,proto3" json:"id,omitempty"`
+	// force (DelVLAN): delete even if its addresses are in use by services.
+	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -567,10 +569,20 @@ func (x *VLAN) GetId() uint32 {
 	return 0
 }
 
+func (x *VLAN) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
 type Addr struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"` // 10.0.0.1/24
-	Dev           string                 `protobuf:"bytes,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Prefix string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"` // 10.0.0.1/24
+	Dev    string                 `protobuf:"bytes,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	// force (DelAddr): delete even if a service or a static route uses the
+	// address; static routes that depend on it go with it.
+	Force         bool `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +629,13 @@ func (x *Addr) GetDev() string {
 		return x.Dev
 	}
 	return ""
+}
+
+func (x *Addr) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type ListAddrsRequest struct {
@@ -2434,14 +2453,16 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x03kni\x18\v \x01(\tR\x03kni\x121\n" +
 	"\x05stats\x18\f \x01(\v2\x1b.gvs.dataplane.v1.PortStatsR\x05stats\"A\n" +
 	"\x11ListLinksResponse\x12,\n" +
-	"\x05links\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.LinkR\x05links\">\n" +
+	"\x05links\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.LinkR\x05links\"T\n" +
 	"\x04VLAN\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\tR\x04port\x12\x0e\n" +
-	"\x02id\x18\x03 \x01(\rR\x02id\"0\n" +
+	"\x02id\x18\x03 \x01(\rR\x02id\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\"F\n" +
 	"\x04Addr\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x10\n" +
-	"\x03dev\x18\x02 \x01(\tR\x03dev\"$\n" +
+	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"$\n" +
 	"\x10ListAddrsRequest\x12\x10\n" +
 	"\x03dev\x18\x01 \x01(\tR\x03dev\"A\n" +
 	"\x11ListAddrsResponse\x12,\n" +

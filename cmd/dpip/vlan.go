@@ -28,13 +28,24 @@ func vlanCmd(a *app) *cobra.Command {
 			return c.AddVLAN(ctx, &pb.VLAN{Name: name, Port: m["link"], Id: uint32(id)})
 		})
 		return err
-	}}, &cobra.Command{Use: "del NAME", Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, args []string) error {
+	}}, vlanDelCmd(a))
+	c.AddCommand(showOnly("", func([]string) error { return a.vlanShow() })...)
+	return c
+}
+
+func vlanDelCmd(a *app) *cobra.Command {
+	var force bool
+	c := &cobra.Command{Use: "del NAME [force]", Args: cobra.MinimumNArgs(1), RunE: func(_ *cobra.Command, args []string) error {
+		args, force = takeWord(args, "force", force)
+		if len(args) != 1 {
+			return fmt.Errorf("usage: dpip vlan del NAME [force]")
+		}
 		_, err := call(a, func(ctx ctxT, c pb.DataplaneClient) (*pb.Empty, error) {
-			return c.DelVLAN(ctx, &pb.VLAN{Name: args[0]})
+			return c.DelVLAN(ctx, &pb.VLAN{Name: args[0], Force: force})
 		})
 		return err
-	}})
-	c.AddCommand(showOnly("", func([]string) error { return a.vlanShow() })...)
+	}}
+	c.Flags().BoolVar(&force, "force", false, "delete even if services use its addresses")
 	return c
 }
 

@@ -112,7 +112,7 @@ func (s *Server) AddService(_ context.Context, r *pb.Service) (*pb.Empty, error)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().AddService(spec))
+	return &pb.Empty{}, ipvsStatus(s.dp.AddService(spec))
 }
 
 func (s *Server) EditService(_ context.Context, r *pb.Service) (*pb.Empty, error) {
@@ -120,7 +120,7 @@ func (s *Server) EditService(_ context.Context, r *pb.Service) (*pb.Empty, error
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().EditService(spec))
+	return &pb.Empty{}, ipvsStatus(s.dp.EditService(spec))
 }
 
 func (s *Server) DelService(_ context.Context, r *pb.Service) (*pb.Empty, error) {
@@ -128,11 +128,11 @@ func (s *Server) DelService(_ context.Context, r *pb.Service) (*pb.Empty, error)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().DelService(k))
+	return &pb.Empty{}, ipvsStatus(s.dp.DelService(k))
 }
 
 func (s *Server) FlushServices(context.Context, *pb.Empty) (*pb.Empty, error) {
-	return &pb.Empty{}, ipvsStatus(s.dp.IPVS().Flush())
+	return &pb.Empty{}, ipvsStatus(s.dp.FlushServices())
 }
 
 func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb.ListServicesResponse, error) {
@@ -198,16 +198,16 @@ func (s *Server) destOp(r *pb.DestRequest, op func(ipvs.ServiceKey, ipvs.DestSpe
 }
 
 func (s *Server) AddDest(_ context.Context, r *pb.DestRequest) (*pb.Empty, error) {
-	return s.destOp(r, s.dp.IPVS().AddDest)
+	return s.destOp(r, s.dp.AddDest)
 }
 
 func (s *Server) EditDest(_ context.Context, r *pb.DestRequest) (*pb.Empty, error) {
-	return s.destOp(r, s.dp.IPVS().EditDest)
+	return s.destOp(r, s.dp.EditDest)
 }
 
 func (s *Server) DelDest(_ context.Context, r *pb.DestRequest) (*pb.Empty, error) {
 	return s.destOp(r, func(k ipvs.ServiceKey, d ipvs.DestSpec) error {
-		return s.dp.IPVS().DelDest(k, d.Addr, r.Expire)
+		return s.dp.DelDest(k, d.Addr, r.Expire)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"os"
 	"path/filepath"
 
@@ -66,6 +67,8 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, dataplane.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, dataplane.ErrInUse):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	default:
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -117,27 +120,35 @@ func (s *Server) AddVLAN(_ context.Context, v *pb.VLAN) (*pb.Empty, error) {
 }
 
 func (s *Server) DelVLAN(_ context.Context, v *pb.VLAN) (*pb.Empty, error) {
+	if v.Force {
+		return &pb.Empty{}, toStatus(s.dp.DelVLANForce(v.Name))
+	}
 	return &pb.Empty{}, toStatus(s.dp.DelVLAN(v.Name))
 }
 
 func (s *Server) AddAddr(_ context.Context, a *pb.Addr) (*pb.Empty, error) {
-	p, err := parsePrefixOrHost(a.Prefix)
+	p, err := dataplane.ParseIfaceAddr(a.Prefix, a.Dev)
 	if err != nil {
-		return nil, badArg("addr %q: %v", a.Prefix, err)
+		return nil, toStatus(err)
 	}
 	return &pb.Empty{}, toStatus(s.dp.AddAddr(p, a.Dev))
 }
 
 func (s *Server) DelAddr(_ context.Context, a *pb.Addr) (*pb.Empty, error) {
-	p, err := parsePrefixOrHost(a.Prefix)
+	p, err := dataplane.ParseIfaceAddr(a.Prefix, a.Dev)
 	if err != nil {
-		return nil, badArg("addr %q: %v", a.Prefix, err)
+		return nil, toStatus(err)
 	}
-	return &pb.Empty{}, toStatus(s.dp.DelAddr(p.Addr(), a.Dev))
+	return &pb.Empty{}, toStatus(s.dp.DelAddr(p.Addr(), a.Dev, a.Force))
 }
 
 // parsePrefixOrHost accepts "a/len" or a bare address (a host prefix).
+// A zone is refused: a prefix has none (netip.ParseAddr would take
+// "fe80::%dp0/64" as the zone "dp0/64").
 func parsePrefixOrHost(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "%") {
+		return netip.Prefix{}, errors.New("a prefix has no zone (%IFACE): name the interface with dev")
+	}
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return p, nil
 	}
