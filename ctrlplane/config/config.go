@@ -84,12 +84,35 @@ type Global struct {
 	RemoveUnmanaged bool `yaml:"remove_unmanaged"`
 }
 
-// TimeoutsConf are the connection timeouts (ipvsadm --set tcp tcpfin udp).
-// Zero keeps the dataplane's value.
+// TimeoutsConf are the connections' idle timeouts per LVS state: tcp
+// (ESTABLISHED), tcpfin (FIN_WAIT) and udp as ipvsadm --set names them, the
+// other states by their LVS names. Zero keeps the dataplane's value.
 type TimeoutsConf struct {
-	TCP    Duration `yaml:"tcp"`
-	TCPFin Duration `yaml:"tcpfin"`
-	UDP    Duration `yaml:"udp"`
+	TCP       Duration `yaml:"tcp"`
+	TCPFin    Duration `yaml:"tcpfin"`
+	UDP       Duration `yaml:"udp"`
+	None      Duration `yaml:"none"`
+	SynSent   Duration `yaml:"syn_sent"`
+	SynRecv   Duration `yaml:"syn_recv"`
+	TimeWait  Duration `yaml:"time_wait"`
+	Close     Duration `yaml:"close"`
+	CloseWait Duration `yaml:"close_wait"`
+	LastAck   Duration `yaml:"last_ack"`
+	Listen    Duration `yaml:"listen"`
+	SynAck    Duration `yaml:"synack"`
+}
+
+// named lists the timeouts with their names in the file.
+func (t *TimeoutsConf) named() []struct {
+	name string
+	v    Duration
+} {
+	return []struct {
+		name string
+		v    Duration
+	}{{"tcp", t.TCP}, {"tcpfin", t.TCPFin}, {"udp", t.UDP}, {"none", t.None}, {"syn_sent", t.SynSent},
+		{"syn_recv", t.SynRecv}, {"time_wait", t.TimeWait}, {"close", t.Close}, {"close_wait", t.CloseWait},
+		{"last_ack", t.LastAck}, {"listen", t.Listen}, {"synack", t.SynAck}}
 }
 
 // VirtualServer is one service (keepalived's virtual_server block).
@@ -377,11 +400,15 @@ type URLCheck struct {
 
 // Timeouts are the resolved global timeouts; zero keeps a value.
 type Timeouts struct {
-	TCP, TCPFin, UDP time.Duration
+	TCP, TCPFin, UDP                                   time.Duration
+	None, SynSent, SynRecv, TimeWait, Close, CloseWait time.Duration
+	LastAck, Listen, SynAck                            time.Duration
 }
 
 // Timeouts returns the global timeouts.
 func (c *Config) Timeouts() Timeouts {
 	t := c.Global.Timeouts
-	return Timeouts{TCP: t.TCP.D(), TCPFin: t.TCPFin.D(), UDP: t.UDP.D()}
+	return Timeouts{TCP: t.TCP.D(), TCPFin: t.TCPFin.D(), UDP: t.UDP.D(), None: t.None.D(), SynSent: t.SynSent.D(),
+		SynRecv: t.SynRecv.D(), TimeWait: t.TimeWait.D(), Close: t.Close.D(), CloseWait: t.CloseWait.D(),
+		LastAck: t.LastAck.D(), Listen: t.Listen.D(), SynAck: t.SynAck.D()}
 }

@@ -108,12 +108,9 @@ func CheckCPUs(cpus []int) error {
 }
 
 func (c *Config) validateGlobal(e *errs) {
-	for _, t := range []struct {
-		name string
-		v    Duration
-	}{{"tcp", c.Global.Timeouts.TCP}, {"tcpfin", c.Global.Timeouts.TCPFin}, {"udp", c.Global.Timeouts.UDP}} {
+	for _, t := range c.Global.Timeouts.named() {
 		d := t.v.D()
-		if d%time.Second != 0 || d/time.Second > math.MaxUint32 {
+		if d < 0 || d%time.Second != 0 || d/time.Second > math.MaxUint32 {
 			e.add("global_defs.timeouts."+t.name, "%s: give whole seconds (as ipvsadm --set does)", d)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,22 +243,32 @@ func (r *Reconciler) timeouts(ctx context.Context, want config.Timeouts) error {
 	}
 	set := &pb.Timeouts{}
 	secs := func(d time.Duration) uint32 { return uint32(d / time.Second) }
-	if w := secs(want.TCP); w != 0 && w != have.Tcp {
-		set.Tcp = w
+	var changed []string
+	for _, t := range []struct {
+		name string
+		want time.Duration
+		have uint32
+		set  *uint32
+	}{{"tcp", want.TCP, have.Tcp, &set.Tcp}, {"tcpfin", want.TCPFin, have.TcpFin, &set.TcpFin},
+		{"udp", want.UDP, have.Udp, &set.Udp}, {"none", want.None, have.None, &set.None},
+		{"syn_sent", want.SynSent, have.SynSent, &set.SynSent}, {"syn_recv", want.SynRecv, have.SynRecv, &set.SynRecv},
+		{"time_wait", want.TimeWait, have.TimeWait, &set.TimeWait}, {"close", want.Close, have.Close, &set.Close},
+		{"close_wait", want.CloseWait, have.CloseWait, &set.CloseWait},
+		{"last_ack", want.LastAck, have.LastAck, &set.LastAck}, {"listen", want.Listen, have.Listen, &set.Listen},
+		{"synack", want.SynAck, have.Synack, &set.Synack}} {
+		if w := secs(t.want); w != 0 && w != t.have {
+			*t.set = w
+			changed = append(changed, fmt.Sprintf("%s %d", t.name, w))
+		}
 	}
-	if w := secs(want.TCPFin); w != 0 && w != have.TcpFin {
-		set.TcpFin = w
-	}
-	if w := secs(want.UDP); w != 0 && w != have.Udp {
-		set.Udp = w
-	}
-	if set.Tcp == 0 && set.TcpFin == 0 && set.Udp == 0 {
+	if len(changed) == 0 {
 		return nil
 	}
+	op := "set timeouts " + strings.Join(changed, " ")
 	if _, err := r.o.API.SetTimeouts(cctx, set); err != nil {
-		return fmt.Errorf("setting timeouts tcp %d tcpfin %d udp %d: %w", set.Tcp, set.TcpFin, set.Udp, dpclient.Message(err))
+		return fmt.Errorf("%s: %w", op, dpclient.Message(err))
 	}
-	r.o.Log.Info("applied", zap.String("op", fmt.Sprintf("set timeouts tcp %d tcpfin %d udp %d (0: unchanged)", set.Tcp, set.TcpFin, set.Udp)))
+	r.o.Log.Info("applied", zap.String("op", op))
 	return nil
 }
 
