@@ -306,6 +306,8 @@ func (d *Dataplane) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
 // UpdateTimeouts changes the timeouts of every state whose field in ch is
 // not zero, on every worker, or none of them if one is invalid.
 func (d *Dataplane) UpdateTimeouts(ch session.Timeouts) error {
+	d.ctl.Lock() // the one mutation path (change.go)
+	defer d.ctl.Unlock()
 	d.touts.Lock() // one change at a time: read, apply everywhere, record
 	defer d.touts.Unlock()
 	to := d.Timeouts().Merge(ch)
@@ -322,6 +324,7 @@ func (d *Dataplane) UpdateTimeouts(ch session.Timeouts) error {
 	d.mu.Lock()
 	d.timeouts = to
 	d.mu.Unlock()
+	d.applied("timeouts set", zap.Duration("tcp", to.Established), zap.Duration("tcpfin", to.FinWait), zap.Duration("udp", to.UDP))
 	return nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -132,6 +134,8 @@ func (d *Dataplane) ServiceStatsOf(svc *ipvs.Service) DestStats {
 // ZeroStats zeroes the counters of service k, or of every service when k
 // is nil (ipvsadm -Z).
 func (d *Dataplane) ZeroStats(k *ipvs.ServiceKey) error {
+	d.ctl.Lock() // the one mutation path (change.go)
+	defer d.ctl.Unlock()
 	tbl := d.ipvs.Table()
 	var svcID uint32
 	if k != nil {
@@ -153,6 +157,11 @@ func (d *Dataplane) ZeroStats(k *ipvs.ServiceKey) error {
 		}
 		st.zero[id] = raw
 		st.mu.Unlock()
+	}
+	if k != nil {
+		d.applied("counters zeroed", zap.Stringer("service", k))
+	} else {
+		d.applied("counters zeroed", zap.String("service", "all"))
 	}
 	return nil
 }
