@@ -181,11 +181,7 @@ func newNeighbours(reachable time.Duration, maxPerIface int, clock func() int64)
 func (n *neighbours) publishLocked() {
 	t0 := n.clock()
 	c := maps.Clone(n.m)
-	full := make([]bool, len(n.ifs))
-	for i := range n.ifs {
-		full[i] = n.ifs[i].dynamic >= n.max
-	}
-	n.full.Store(&full)
+	n.publishFullLocked()
 	n.pub.Store(&c)
 	n.version.Add(1)
 	t1 := n.clock()
@@ -212,6 +208,18 @@ func (n *neighbours) publishIfDue() (published bool, wait time.Duration) {
 	}
 	n.publishLocked()
 	return true, 0
+}
+
+// publishFullLocked publishes which interfaces are at their bound. It runs
+// with every publication, and at once when an interface fills up, so that
+// workers stop posting unsolicited learns the master could only refuse
+// without waiting for the next copy of the table.
+func (n *neighbours) publishFullLocked() {
+	full := make([]bool, len(n.ifs))
+	for i := range n.ifs {
+		full[i] = n.ifs[i].dynamic >= n.max
+	}
+	n.full.Store(&full)
 }
 
 // isFull reports whether iface was at its bound when the table was last
@@ -328,7 +336,8 @@ func (n *neighbours) learnLocked(l neighLearn, now int64) learnResult {
 		return learnNothing
 	}
 	res := learnChanged
-	if s := n.ifState(l.iface); s.dynamic >= n.max {
+	s := n.ifState(l.iface)
+	if s.dynamic >= n.max {
 		if !needed || !n.evictLocked(s) {
 			return learnRefused
 		}
@@ -337,6 +346,9 @@ func (n *neighbours) learnLocked(l neighLearn, now int64) learnResult {
 	e := &neighEntry{mac: l.mac, iface: l.iface, needed: needed}
 	e.confirmed.Store(now)
 	n.insertLocked(l.addr, e)
+	if s.dynamic >= n.max && !n.isFull(l.iface) {
+		n.publishFullLocked()
+	}
 	return res
 }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 )
 
@@ -366,6 +369,109 @@ func TestNeighFloodBounded(t *testing.T) {
 	}
 	t.Logf("refused %d, evicted %d, publications %d, held packets out %d sources after their answers",
 		refused, evicted, td.d.neigh.version.Load(), legitOutAt-legitAt)
+}
+
+// TestNeighFloodRunningDataplane runs the dataplane's own goroutines (two
+// workers, the master with its publication timer) under an ARP/ND flood on
+// dp0, with a small bound. A packet forwarded by worker 1 needs ARP for a
+// server on the flooded segment; the server's answer arrives on worker 0's
+// queue, so only the shared solicitation filter makes it a needed learn.
+// The test waits for events (frames, counters), never for fixed times.
+func TestNeighFloodRunningDataplane(t *testing.T) {
+	const (
+		bound   = 256
+		sources = 20000
+	)
+	p0 := mem.New(port.Config{Name: "dp0", Queues: 2}, macDP0)
+	p1 := mem.New(port.Config{Name: "dp1", Queues: 2}, macDP1)
+	d, err := New(Options{Workers: 2, Forward4: true, Forward6: true, NeighMaxEntries: bound}, []PortSpec{{Port: p0}, {Port: p1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []struct{ p, dev string }{{"10.64.0.1/14", "dp0"}, {"fd00:64::1/64", "dp0"}, {"10.2.0.1/24", "dp1"}} {
+		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames := make([][]byte, sources)
+	for i := range frames {
+		frames[i] = floodFrame(t, i)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			d.Stop()
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second) // a hung test, not a timing assertion
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+			runtime.Gosched()
+		}
+	}
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		for i, f := range frames {
+			for !p0.MemQueue(i % 2).Inject(f) {
+				runtime.Gosched()
+			}
+		}
+	}()
+	var forwarded [][]byte
+	sawRequest := false
+	scan := func() {
+		for q := range 2 {
+			for _, f := range p0.MemQueue(q).Drain() {
+				et := uint16(f[12])<<8 | uint16(f[13])
+				switch {
+				case et == header.EtherTypeARP && f[21] == 1 && netip.AddrFrom4([4]byte(f[38:42])) == floodSrv4:
+					sawRequest = true
+				case et == header.EtherTypeIPv4:
+					forwarded = append(forwarded, f)
+				}
+			}
+		}
+	}
+	waitFor("dp0 to fill", func() bool { return d.neigh.isFull(1) })
+	p1.MemQueue(1).Inject(udp4(t, macRS1, macDP1, rs1IP, floodSrv4, 64, []byte("legit-4")))
+	waitFor("the ARP request for the server", func() bool { scan(); return sawRequest })
+	p0.MemQueue(0).Inject(arpReplyFrom(t, macSrv, floodSrv4, macDP0, floodLB4))
+	waitFor("the held packet", func() bool { scan(); return len(forwarded) > 0 })
+	<-floodDone
+	rx := func() uint64 { return p0.Stats().RxPackets }
+	waitFor("the flood to be received", func() bool { return rx() == sources+1 })
+	d.Stop()
+	stopped = true
+	d.masterEvents() // what the stopped master left in its channels
+
+	checkForwarded(t, forwarded[0], floodSrv4)
+	if len(forwarded) != 1 {
+		t.Errorf("%d frames forwarded, want 1", len(forwarded))
+	}
+	var refused, lost, evicted uint64
+	for _, w := range d.workers {
+		ctr, _ := w.Stats()
+		refused += ctr[CtrDropNeighLearnFull]
+		lost += ctr[CtrDropNeighLearnLost]
+		evicted += ctr[CtrNeighEvicted]
+	}
+	dyn := d.neigh.dynamicOn(1)
+	if dyn != bound || evicted != 1 {
+		t.Fatalf("dp0 holds %d dynamic entries (bound %d), evicted %d", dyn, bound, evicted)
+	}
+	// every source was admitted (the bound, one evicted for the server), refused or lost
+	if admitted := uint64(dyn - 1 + 1); refused+lost+admitted != sources {
+		t.Fatalf("refused %d + lost %d + admitted %d != %d sources", refused, lost, admitted, sources)
+	}
+	t.Logf("refused %d, lost %d, evicted %d, publications %d", refused, lost, evicted, d.neigh.version.Load())
 }
 
 func arpReplyFrom(t testing.TB, smac net.HardwareAddr, sip netip.Addr, dmac net.HardwareAddr, dip netip.Addr) []byte {
