@@ -215,11 +215,15 @@ func (d *Dataplane) ListConns(ctx context.Context, k *ipvs.ServiceKey, fn func([
 			var c *listChunk
 			if running {
 				select {
-				case c = <-l.full:
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-w.done:
-					return fmt.Errorf("dataplane: worker %d stopped during the listing", w.id)
+				case c = <-l.full: // chunks already copied go first
+				default:
+					select {
+					case c = <-l.full:
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-w.done:
+						return fmt.Errorf("dataplane: worker %d stopped during the listing", w.id)
+					}
 				}
 			} else {
 				// no worker thread: nobody else touches the table
