@@ -321,3 +321,44 @@ func FuzzPool(f *testing.F) {
 		}
 	})
 }
+
+// Usage may be called from another goroutine while the worker takes and
+// returns ports (run with -race); it agrees with the pool once quiet.
+func TestPoolUsageConcurrent(t *testing.T) {
+	p := NewPool(0, NewSteering(1), nil)
+	la := netip.MustParseAddr("10.2.0.100")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				for _, u := range p.Usage() {
+					if u.Busiest > u.PortsPerServer || u.Busiest > u.InUse {
+						t.Errorf("usage %+v", u)
+						return
+					}
+				}
+			}
+		}
+	}()
+	for i := 0; i < 20000; i++ {
+		rs := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, 0, byte(i % 7)}), 80)
+		port, err := p.Get(la, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			p.Put(la, rs, port)
+		}
+	}
+	close(stop)
+	<-done
+	u := p.Usage()
+	if len(u) != 1 || u[0].Servers != 7 || u[0].InUse != 20000-(20000+2)/3 {
+		t.Errorf("usage %+v", u)
+	}
+}
