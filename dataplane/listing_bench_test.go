@@ -44,3 +44,34 @@ func BenchmarkListingStep(b *testing.B) {
 	}
 	b.ReportMetric(float64(listChunkSize), "conns/op")
 }
+
+// TestServeListingAllocs: a worker loop's listing step allocates nothing.
+func TestServeListingAllocs(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	if err := FillConns(td.d, netip.MustParseAddrPort("10.1.0.100:53"), netip.MustParseAddr("10.2.0.100"), 5000); err != nil {
+		t.Fatal(err)
+	}
+	w := td.d.workers[0]
+	l := newConnListing(nil)
+	w.list.open = append(w.list.open, l)
+	listed := 0
+	allocs := testing.AllocsPerRun(50, func() {
+		if len(w.list.open) == 0 { // the walk is over: list again
+			l.cursor = 0
+			w.list.open = append(w.list.open, l)
+		}
+		w.serveListing()
+		select {
+		case c := <-l.full:
+			listed += len(c.recs)
+			l.free <- c
+		default:
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("serveListing allocates %.1f times per loop", allocs)
+	}
+	if listed < 5000 {
+		t.Errorf("listed %d conns, want at least one whole table (5000)", listed)
+	}
+}
