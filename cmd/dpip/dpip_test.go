@@ -27,7 +27,7 @@ func startDP(t *testing.T) string {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "dp.sock")
-	g, err := apiserver.New(d).Listen(sock)
+	g, err := apiserver.New(d).Listen(sock, apiserver.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

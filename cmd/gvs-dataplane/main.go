@@ -31,6 +31,9 @@ func main() {
 				return err
 			}
 			if check {
+				if err := daemon.Check(c); err != nil {
+					return err
+				}
 				fmt.Printf("%s: configuration is valid\n", cfgPath)
 				return nil
 			}
@@ -39,15 +42,24 @@ func main() {
 				return err
 			}
 			defer log.Sync()
+			// signals are caught before start-up: a SIGHUP must never kill it
+			sig := make(chan os.Signal, 4)
+			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			d, err := daemon.Start(c, log)
 			if err != nil {
 				log.Error("start failed", zap.Error(err))
 				return err
 			}
-			sig := make(chan os.Signal, 1)
-			signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-			s := <-sig
-			log.Info("stopping", zap.String("signal", s.String()))
+			for s := range sig {
+				if s == syscall.SIGHUP {
+					// Never the default (exit): the running configuration,
+					// services added with ipvsadm included, stays.
+					log.Warn("SIGHUP ignored: gvs-dataplane does not re-read its file; change it at run time with dpip/ipvsadm or restart it")
+					continue
+				}
+				log.Info("stopping", zap.String("signal", s.String()))
+				break
+			}
 			d.Close()
 			return nil
 		},

@@ -7,12 +7,8 @@ package apiserver
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/netip"
 	"strings"
-	"os"
-	"path/filepath"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -36,26 +32,20 @@ type Server struct {
 // New returns a server for dp.
 func New(dp *dataplane.Dataplane) *Server { return &Server{dp: dp} }
 
-// Listen serves on the unix socket at path until the returned server is
-// stopped. A stale socket file is replaced; its directory is created.
-func (s *Server) Listen(path string) (*grpc.Server, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("api: %s is in use by another gvs-dataplane: stop it or set api.socket", path)
-	}
-	os.Remove(path)
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("api: listen %s: %w", path, err)
-	}
-	os.Chmod(path, 0o660)
-	g := grpc.NewServer()
-	pb.RegisterDataplaneServer(g, s)
-	go g.Serve(l)
-	return g, nil
+// register adds the service to g.
+func (s *Server) register(g *grpc.Server) { pb.RegisterDataplaneServer(g, s) }
+
+// unaryGuard and streamGuard turn a panic in a handler into the
+// dataplane's crash report (logged with its stack) instead of a silent
+// process exit.
+func (s *Server) unaryGuard(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	defer s.dp.RecoverCrash("api " + info.FullMethod)
+	return h(ctx, req)
+}
+
+func (s *Server) streamGuard(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	defer s.dp.RecoverCrash("api " + info.FullMethod)
+	return h(srv, ss)
 }
 
 func toStatus(err error) error {

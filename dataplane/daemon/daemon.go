@@ -29,6 +29,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp"
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/internal/unixsock"
 )
 
 // Daemon is a running dataplane with its API.
@@ -39,6 +40,9 @@ type Daemon struct {
 	knis   []*kni.Device
 	grpc   *grpc.Server
 	cancel context.CancelFunc
+	socket string
+	// Exit ends the process after a crash (os.Exit; tests replace it).
+	Exit func(code int)
 }
 
 // NewLogger builds the zap logger the config asks for.
@@ -81,12 +85,15 @@ func OpenPort(p config.Port, workers int) (port.Port, error) {
 // Start opens everything and starts forwarding. On error, whatever was
 // opened is closed again.
 func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
-	d := &Daemon{Log: log}
+	d := &Daemon{Log: log, Exit: os.Exit}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
+	if err := checkHost(c); err != nil {
+		return nil, err
+	}
 	if len(c.Workers.MasterCores) > 0 {
 		if err := pinProcess(c.Workers.MasterCores); err != nil {
 			return nil, err
@@ -95,12 +102,25 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	var specs []dataplane.PortSpec
 	var kniIdx []int
 	for _, pc := range c.Ports {
+		if pc.Driver == "afxdp" || pc.Driver == "afpacket" {
+			// a crashed predecessor's tc ingress drop (afpacket) would
+			// keep the kernel off a device GVS no longer asks it to leave
+			dev := pc.Device
+			if dev == "" {
+				dev = pc.Name
+			}
+			if n, err := afpacket.RemoveStaleIngressDrop(dev); err != nil {
+				return nil, fmt.Errorf("port %s: %w", pc.Name, err)
+			} else if n > 0 {
+				log.Warn("removed a tc ingress drop left by a previous gvs-dataplane", zap.String("device", dev))
+			}
+		}
 		p, err := OpenPort(pc, c.Workers.Count)
 		if err != nil {
 			return nil, err
 		}
 		d.ports = append(d.ports, p)
-		spec := dataplane.PortSpec{Port: p, KNIRate: pc.KNI.RatePPS}
+		spec := dataplane.PortSpec{Port: p, KNIRate: pc.KNI.RatePPS, KNIControlRate: pc.KNI.ControlRatePPS}
 		if pc.KNI.On() {
 			k, err := kni.Open(pc.KNI.Name, p.MAC(), p.MTU())
 			if err != nil {
@@ -121,6 +141,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
+		OnCrash: d.Crash,
 	}, specs)
 	if err != nil {
 		return nil, err
@@ -132,18 +153,19 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if len(kniIdx) > 0 {
-		if err := kni.WatchAddrs(ctx, kniIdx, dp.SetKNIAddrs); err != nil {
+		onErr := func(err error) { log.Warn("KNI address watch", zap.Error(err)) }
+		if err := kni.WatchAddrs(ctx, kniIdx, dp.SetKNIAddrs, kni.WatchOptions{OnError: onErr}); err != nil {
 			return nil, err
 		}
 	}
 	if err := dp.Start(); err != nil {
 		return nil, err
 	}
-	g, err := apiserver.New(dp).Listen(c.API.Socket)
+	g, err := apiserver.New(dp).Listen(c.API.Socket, apiserver.ListenOptions{Group: c.API.Group})
 	if err != nil {
 		return nil, err
 	}
-	d.grpc = g
+	d.grpc, d.socket = g, c.API.Socket
 	log.Info("api listening", zap.String("socket", c.API.Socket))
 	return d, nil
 }
@@ -181,10 +203,30 @@ func Apply(dp *dataplane.Dataplane, c *config.Config) error {
 	return nil
 }
 
+// Crash is the dataplane's crash handler: the report is already logged
+// (with the frame and the stack); it removes the API socket, so that
+// clients see "not running" rather than a dead socket, and exits with
+// status 2. The ports' kernel-side state (tc filters, XDP programs) is
+// left to the next start, which removes what it finds.
+func (d *Daemon) Crash(r dataplane.CrashReport) {
+	d.Log.Error("exiting after a crash", zap.String("where", r.Where), zap.String("panic", fmt.Sprint(r.Value)))
+	d.removeSocket()
+	d.Log.Sync()
+	d.Exit(2)
+}
+
+// removeSocket unlinks the API socket if it is still a socket.
+func (d *Daemon) removeSocket() {
+	if d.socket != "" {
+		unixsock.RemoveIfSocket(d.socket)
+	}
+}
+
 // Close stops forwarding and releases ports, KNI devices and the socket.
 func (d *Daemon) Close() {
 	if d.grpc != nil {
 		d.grpc.Stop()
+		d.removeSocket()
 	}
 	if d.cancel != nil {
 		d.cancel()

@@ -67,7 +67,7 @@ func TestStartServesAPI(t *testing.T) {
 	}
 	// a second daemon on the same socket is refused, the first keeps serving
 	c2 := *c
-	if _, err := Start(&c2, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "in use by another gvs-dataplane") {
+	if _, err := Start(&c2, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "is in use by another process") {
 		t.Errorf("second daemon on one socket: %v", err)
 	}
 	if _, err := api.GetInfo(ctx, &pb.Empty{}); err != nil {

@@ -52,7 +52,7 @@ func Start(t testing.TB, socket string, workers int) *DP {
 			t.Fatal(err)
 		}
 	}
-	g, err := apiserver.New(d).Listen(socket)
+	g, err := apiserver.New(d).Listen(socket, apiserver.ListenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,7 +158,13 @@ func (p *Port) open(nq int, g rxGeometry, frames int, opt Options, link netlink.
 			return fmt.Errorf("afpacket: open %s queue %d: %w", p.name, i, err)
 		}
 	}
-	if !opt.KeepKernelIngress {
+	if opt.KeepKernelIngress {
+		// a drop left by a GVS process that died would keep the kernel off
+		// the device this port must share with it
+		if _, err := RemoveStaleIngressDrop(p.dev); err != nil {
+			return fmt.Errorf("afpacket: open %s: %w", p.name, err)
+		}
+	} else {
 		d, err := installIngressDrop(p.nl, link)
 		if err != nil {
 			return fmt.Errorf("afpacket: open %s: drop kernel ingress on %s: %w", p.name, p.dev, err)

@@ -210,3 +210,44 @@ func (d *ingressDrop) remove(h *netlink.Handle) error {
 func gone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
 }
+
+// RemoveStaleIngressDrop removes a drop filter that a GVS process which
+// died left on device dev (recognised by its handle), so that the kernel
+// sees the device's frames again whatever driver or option the new start
+// uses. It reports how many filters it removed; the clsact qdisc is left
+// (it is harmless and may be someone else's).
+func RemoveStaleIngressDrop(dev string) (int, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return 0, fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(dev)
+	if err != nil {
+		return 0, fmt.Errorf("device %s: %w", dev, err)
+	}
+	filters, err := h.FilterList(link, netlink.HANDLE_MIN_INGRESS)
+	if err != nil {
+		// no ingress hook at all: nothing was left
+		return 0, nil
+	}
+	removed := 0
+	for _, f := range filters {
+		a := f.Attrs()
+		if a.Handle != dropFilterHandle {
+			continue
+		}
+		s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return removed, fmt.Errorf("open netlink socket: %w", err)
+		}
+		d := &ingressDrop{ifindex: link.Attrs().Index, sock: &nl.SocketHandle{Socket: s}}
+		err = d.delFilter(f.Type(), a.Priority, a.Protocol)
+		d.sock.Close()
+		if err != nil && !gone(err) {
+			return removed, fmt.Errorf("remove stale GVS drop filter on %s (%s, priority %d): %w", dev, f.Type(), a.Priority, err)
+		}
+		removed++
+	}
+	return removed, nil
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/config"
+	"github.com/gvs-lb/gvs/dataplane/daemon"
+	"github.com/gvs-lb/gvs/internal/testenv"
+)
+
+// The test binary doubles as the daemon: GVS_TEST_CHILD selects a role.
+func TestMain(m *testing.M) {
+	switch os.Getenv("GVS_TEST_CHILD") {
+	case "main":
+		os.Args = append([]string{"gvs-dataplane"}, strings.Fields(os.Getenv("GVS_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	case "crash":
+		// the daemon as start-up wires it, then its crash handler with the
+		// real exit
+		c, err := config.Load(os.Getenv("GVS_TEST_CONFIG"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		log, _ := zap.NewDevelopment()
+		d, err := daemon.Start(c, log)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if d.DP.Options().OnCrash == nil {
+			fmt.Fprintln(os.Stderr, "start-up did not install a crash handler")
+			os.Exit(1)
+		}
+		d.DP.Options().OnCrash(dataplane.CrashReport{Where: "worker 0", Value: "forced"})
+		os.Exit(0) // not reached: the handler exits 2
+	}
+	os.Exit(m.Run())
+}
+
+// memConfig writes a dataplane config on in-memory ports (no KNI, no
+// devices) with its socket in dir.
+func memConfig(t *testing.T, dir string) (cfg, sock string) {
+	sock = filepath.Join(dir, "run", "dp.sock")
+	cfg = filepath.Join(dir, "dataplane.yaml")
+	y := fmt.Sprintf(`api: {socket: %s}
+log: {level: info, format: console}
+ports: [{name: dp0, driver: mem, kni: {enabled: false}}]
+addresses: [{addr: 10.1.0.1/24, dev: dp0}]
+ipvs: {conn_capacity: 1024}
+`, sock)
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, sock
+}
+
+func child(t *testing.T, role string, env ...string) (*exec.Cmd, *bytes.Buffer) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"GVS_TEST_CHILD=" + role}, env...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+func answers(sock string) bool {
+	c, err := net.Dial("unix", sock)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// TestSignals: SIGHUP neither kills the dataplane nor drops its socket;
+// SIGTERM stops it and removes the socket.
+func TestSignals(t *testing.T) {
+	cfg, sock := memConfig(t, t.TempDir())
+	cmd, out := child(t, "main", "GVS_TEST_ARGS=-c "+cfg)
+	defer cmd.Process.Kill()
+	testenv.Eventually(t, 20*time.Second, "the API socket", func() bool { return answers(sock) })
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the SIGHUP logged", func() bool { return strings.Contains(out.String(), "SIGHUP ignored") })
+	if !answers(sock) {
+		t.Fatalf("the socket stopped answering after SIGHUP:\n%s", out)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, out)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after SIGTERM: %v", err)
+	}
+}
+
+// TestCrashRemovesSocket: the crash handler start-up installs logs the
+// report, removes the socket and exits with status 2.
+func TestCrashRemovesSocket(t *testing.T) {
+	cfg, sock := memConfig(t, t.TempDir())
+	cmd, out := child(t, "crash", "GVS_TEST_CONFIG="+cfg)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "exiting after a crash") {
+		t.Errorf("the crash was not logged:\n%s", out)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after a crash: %v", err)
+	}
+}
+
+// TestCheckRefusesWhatStartRefuses: --check builds the model as start-up
+// does, so what start-up would refuse is refused with the object named.
+func TestCheckRefusesWhatStartRefuses(t *testing.T) {
+	dir := t.TempDir()
+	base := "ports: [{name: dp0, driver: mem, kni: {enabled: false}}]\napi: {socket: " + filepath.Join(dir, "s") + "}\n"
+	for _, c := range []struct{ name, yaml, want string }{
+		{"duplicate address", "addresses: [{addr: 10.1.0.1/24, dev: dp0}, {addr: 10.1.0.1/24, dev: dp0}]", "10.1.0.1"},
+		{"duplicate vlan id", "vlans: [{name: v1, port: dp0, id: 5}, {name: v2, port: dp0, id: 5}]", "id 5"},
+		{"gateway off-link", "addresses: [{addr: 10.1.0.1/24, dev: dp0}]\nroutes: [{dst: 0.0.0.0/0, via: 10.9.9.9}]", "10.9.9.9"},
+		{"route equal to a connected prefix", "addresses: [{addr: 10.1.0.1/24, dev: dp0}]\nroutes: [{dst: 10.1.0.0/24, dev: dp0}]", "10.1.0.0/24"},
+		{"multicast neighbour", "neighbours: [{addr: 224.0.0.5, lladdr: '02:00:00:00:00:01', dev: dp0}]", "224.0.0.5"},
+		{"core that does not exist", "workers: {count: 1, cores: [1000]}", "CPU 1000"},
+		{"negative drain interval", "workers: {drain_interval: -1ms}", "workers.drain_interval"},
+		{"tables that do not fit", "workers: {count: 64}\nports: [{name: dp0, driver: mem, queues: 64, kni: {enabled: false}}]\nipvs: {conn_capacity: 67108864}", "ipvs.conn_capacity"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, "c.yaml")
+			y := base + c.yaml
+			if strings.HasPrefix(c.yaml, "workers: {count: 64}") {
+				y = strings.Replace(y, "ports: [{name: dp0, driver: mem, kni: {enabled: false}}]\n", "", 1)
+			}
+			os.WriteFile(p, []byte(y), 0o644)
+			cmd, out := child(t, "main", "GVS_TEST_ARGS=--check -c "+p)
+			err := cmd.Wait()
+			if err == nil || !strings.Contains(out.String(), c.want) {
+				t.Errorf("--check: %v, output %q, want it to name %q", err, out, c.want)
+			}
+		})
+	}
+}
