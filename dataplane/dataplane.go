@@ -70,6 +70,10 @@ type Options struct {
 	// the Linux IPVS defaults).
 	Timeouts session.Timeouts
 	Logger   *zap.Logger
+	// OnCrash is called with the report of a panic in a worker, the master
+	// or a KNI reader (after it was logged); it is expected to clean up and
+	// exit. Nil: the panic continues after logging.
+	OnCrash func(CrashReport)
 }
 
 // PortSpec is a port with its KNI settings.
@@ -79,8 +83,11 @@ type PortSpec struct {
 	// are dropped and counted).
 	KNI KNIDevice
 	// KNIRate limits packets to the kernel per second (all workers
-	// together); 0 is unlimited.
-	KNIRate int
+	// together); 0 is unlimited. KNIControlRate is the separate budget of
+	// control frames (ARP, ND, the kernel's KNI addresses, link-local
+	// multicast); 0 is unlimited.
+	KNIRate        int
+	KNIControlRate int
 }
 
 // KNIDevice is the kernel side of a port's exception path: a *kni.Device
@@ -236,6 +243,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 		lastProbe:  map[netip.Addr]int64{},
 		icmpBucket: newTokenBucket(d.opts.ICMPErrorRate),
 		kniOut:     ring.NewFrameRing(1024, 2048),
+		kniCtlOut:  ring.NewFrameRing(512, 2048),
 		done:       make(chan struct{}),
 		wakeFD:     -1,
 		pool:       flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
@@ -254,6 +262,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 	for _, ps := range d.ports {
 		w.queues = append(w.queues, ps.Port.Queue(id))
 		w.kniBucket = append(w.kniBucket, newTokenBucket(ps.KNIRate/d.opts.Workers))
+		w.kniCtlBucket = append(w.kniCtlBucket, newTokenBucket(ps.KNIControlRate/d.opts.Workers))
 	}
 	if id == 0 {
 		for range d.ports {
@@ -349,6 +358,7 @@ func (d *Dataplane) notifyKNI() {
 // writing punted frames to the KNI devices.
 func (d *Dataplane) master() {
 	defer d.wg.Done()
+	defer d.recoverCrash("master", nil)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	pubTimer := time.NewTimer(time.Hour)
@@ -378,26 +388,36 @@ func (d *Dataplane) master() {
 	}
 }
 
+// drainPunts writes the punted frames to the KNI devices, every worker's
+// control frames before any bulk frame.
 func (d *Dataplane) drainPunts() {
 	for _, w := range d.workers {
-		for {
-			f, p, ok := w.kniOut.Peek()
-			if !ok {
-				break
-			}
-			if k := d.ports[p].KNI; k != nil {
-				if _, err := k.Write(f); err != nil {
-					d.kniWriteDrops.Add(1)
-				}
-			}
-			w.kniOut.Release()
+		d.drainPuntRing(w.kniCtlOut)
+	}
+	for _, w := range d.workers {
+		d.drainPuntRing(w.kniOut)
+	}
+}
+
+func (d *Dataplane) drainPuntRing(r *ring.FrameRing) {
+	for {
+		f, p, ok := r.Peek()
+		if !ok {
+			return
 		}
+		if k := d.ports[p].KNI; k != nil {
+			if _, err := k.Write(f); err != nil {
+				d.kniWriteDrops.Add(1)
+			}
+		}
+		r.Release()
 	}
 }
 
 // kniReader moves frames the kernel sends on a KNI device to worker 0.
 func (d *Dataplane) kniReader(p int, dev KNIDevice) {
 	defer d.wg.Done()
+	defer d.recoverCrash("kni reader "+dev.Name(), nil)
 	buf := make([]byte, 65536)
 	w0 := d.workers[0]
 	for {

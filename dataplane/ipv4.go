@@ -39,15 +39,23 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) {
 			return
 		}
-		w.toKNI(b)
+		w.toKNI(b, kniBulk)
 		return
 	}
 	if dst.IsMulticast() || dst == limitedBroadcast || w.isSubnetBroadcast(ifc, dst) {
-		w.toKNI(b)
+		class := kniBulk
+		if dst.As4()[0] == 224 && dst.As4()[1] == 0 && dst.As4()[2] == 0 {
+			class = kniControl // link-local multicast: OSPF, VRRP, …
+		}
+		w.toKNI(b, class)
 		return
 	}
-	if _, ok := w.snap.kniAddrs[dst]; ok || !w.snap.fwd4 {
-		w.toKNI(b)
+	if _, ok := w.snap.kniAddrs[dst]; ok {
+		w.toKNI(b, kniControl)
+		return
+	}
+	if !w.snap.fwd4 {
+		w.toKNIOr(b, CtrDropForwardingDisabled)
 		return
 	}
 	w.forward4(b, ip)

@@ -39,15 +39,19 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		return
 	}
 	if _, ok := w.snap.local[dst]; ok {
-		w.toKNI(b)
+		w.toKNI(b, kniBulk)
 		return
 	}
 	if dst.IsMulticast() || dst.IsLinkLocalUnicast() {
-		w.toKNI(b)
+		w.toKNI(b, kniClass6(ip, dst))
 		return
 	}
-	if _, ok := w.snap.kniAddrs[dst]; ok || !w.snap.fwd6 {
-		w.toKNI(b)
+	if _, ok := w.snap.kniAddrs[dst]; ok {
+		w.toKNI(b, kniControl)
+		return
+	}
+	if !w.snap.fwd6 {
+		w.toKNIOr(b, CtrDropForwardingDisabled)
 		return
 	}
 	w.forward6(b, ip)
@@ -132,12 +136,8 @@ func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *If
 		dstMAC = mac
 		if w.snap.connectedOn(ifc.Index, src) || src.IsLinkLocalUnicast() {
 			// RFC 4861 7.2.3: an NS with a source link-layer address may
-			// create a (stale) entry: unsolicited, below the bound
-			class := neighUnsolicited
-			if w.dp.neigh.solicit.has(src, w.now) {
-				class = neighNeeded
-			}
-			w.learn(src, mac, ifc.Index, class)
+			// create a (stale) entry
+			w.learn(src, mac, ifc.Index, true)
 		}
 	}
 	// Rewrite the solicitation into the advertisement in place.
@@ -172,16 +172,24 @@ func (w *Worker) ndAdvert(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Ifa
 	}
 	_, local := w.snap.local[ip.Dst()]
 	if !mac.IsMulticast() && (w.snap.connectedOn(ifc.Index, target) || target.IsLinkLocalUnicast()) {
-		switch {
-		case w.dp.neigh.solicit.has(target, w.now):
-			w.learn(target, mac, ifc.Index, neighNeeded)
-		case w.neighKnown(target):
-			w.learn(target, mac, ifc.Index, neighUpdate)
-		default:
-			w.ctr.inc(CtrDropNeighUnsolicited)
-		}
+		w.learn(target, mac, ifc.Index, false)
 	}
 	return local
+}
+
+// kniClass6 puts neighbour and router discovery, link-scope multicast
+// (OSPFv3, MLD, …) and link-local unicast (BGP and ND between link-local
+// addresses) in the control class of the exception path.
+func kniClass6(ip header.IPv6, dst netip.Addr) kniClass {
+	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
+		return kniControl
+	}
+	if ip.NextHeader() == header.ProtoICMPv6 {
+		if m := header.ICMPv6(ip.Payload()); len(m) >= header.ICMPv6MinSize && m.Type() >= 133 && m.Type() <= 137 {
+			return kniControl
+		}
+	}
+	return kniBulk
 }
 
 // forward6 routes a transit packet.

@@ -47,12 +47,14 @@ func (k *chanKNI) written() [][]byte {
 	return k.wrote
 }
 
-func newKNITestDP(t *testing.T, rate int) (*testDP, *chanKNI) {
+func newKNITestDP(t *testing.T, rate int) (*testDP, *chanKNI) { return newKNITestDPRates(t, rate, 0) }
+
+func newKNITestDPRates(t *testing.T, rate, controlRate int) (*testDP, *chanKNI) {
 	k := newChanKNI()
 	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
 	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
 	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true, ConnCapacity: 4096},
-		[]PortSpec{{Port: p0, KNI: k, KNIRate: rate}, {Port: p1}})
+		[]PortSpec{{Port: p0, KNI: k, KNIRate: rate, KNIControlRate: controlRate}, {Port: p1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func TestKNIPuntsWhatIsNotConsumed(t *testing.T) {
 
 func TestKNIRateLimit(t *testing.T) {
 	td, k := newKNITestDP(t, 1000) // burst: 100 frames
-	f := udp4(t, macClient, net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 5}, clientIP, netip.MustParseAddr("224.0.0.5"), 1, []byte("flood"))
+	f := udp4(t, macClient, net.HardwareAddr{0x01, 0, 0x5e, 1, 1, 1}, clientIP, netip.MustParseAddr("239.1.1.1"), 1, []byte("flood"))
 	for i := 0; i < 300; i++ {
 		td.inject(0, f)
 	}
@@ -125,6 +127,81 @@ func TestKNIRateLimit(t *testing.T) {
 	td.step()
 	if len(td.out(0)) != 1 {
 		t.Error("no echo reply during a KNI flood")
+	}
+}
+
+// TestKNIControlBudget: a flood of bulk punts (multicast an application
+// joined, traffic for dataplane addresses) uses up the bulk budget only:
+// ARP for the kernel's addresses, OSPF hellos and the kernel's own
+// unicast traffic still reach it, written before any bulk frame; and the
+// control class has a budget of its own.
+func TestKNIControlBudget(t *testing.T) {
+	td, k := newKNITestDPRates(t, 1000, 500) // bursts: 100 bulk, 50 control
+	kniAddr := netip.MustParseAddr("10.1.0.3")
+	td.d.SetKNIAddrs([]netip.Addr{kniAddr})
+	bulk := udp4(t, macClient, net.HardwareAddr{0x01, 0, 0x5e, 1, 1, 1}, clientIP, netip.MustParseAddr("239.1.1.1"), 1, []byte("flood"))
+	for i := 0; i < 300; i++ {
+		td.inject(0, bulk)
+	}
+	control := [][]byte{
+		arpRequest(t, macClient, clientIP, kniAddr),
+		udp4(t, macClient, net.HardwareAddr{0x01, 0, 0x5e, 0, 0, 5}, clientIP, netip.MustParseAddr("224.0.0.5"), 1, []byte("an OSPF hello, unpadded")),
+		udp4(t, macClient, macDP0, clientIP, kniAddr, 64, []byte("a BGP keepalive, unpadded")),
+	}
+	for _, f := range control {
+		td.inject(0, f)
+	}
+	for i := 0; i < 20; i++ {
+		td.w.iterate()
+	}
+	td.d.drainPunts()
+	if got := td.counter(CtrDropKNIRateLimit); got < 150 {
+		t.Errorf("bulk rate-limited %d of 300, want the flood cut to about its burst of 100", got)
+	}
+	if got := td.counter(CtrDropKNICtlRateLimit) + td.counter(CtrDropKNICtlRingFull); got != 0 {
+		t.Errorf("%d control frames dropped during a bulk flood", got)
+	}
+	w := k.written()
+	if len(w) < len(control) {
+		t.Fatalf("kernel got %d frames", len(w))
+	}
+	// written first, in their order
+	for i, f := range control {
+		if !bytes.Equal(w[i], f) {
+			t.Errorf("kernel frame %d is not control frame %d:\n%x\n%x", i, i, w[i], f)
+		}
+	}
+
+	// the control budget is its own: a flood of ARP requests for the
+	// kernel's address is cut at about its burst of 50
+	arp := arpRequest(t, macClient, clientIP, kniAddr)
+	for i := 0; i < 200; i++ {
+		td.inject(0, arp)
+	}
+	for i := 0; i < 20; i++ {
+		td.w.iterate()
+	}
+	if got := td.counter(CtrDropKNICtlRateLimit); got < 100 || got > 160 {
+		t.Errorf("control rate-limited %d of 200, want about 150 (burst 50)", got)
+	}
+}
+
+// TestKNIUnwantedWithoutKNI: frames the dataplane has no use for and that
+// only a kernel could want are dropped under the counter naming why when
+// the port has no KNI device.
+func TestKNIUnwantedWithoutKNI(t *testing.T) {
+	td := newTestDP(t)
+	tagged := udp4(t, macClient, macDP0, clientIP, rs1IP, 64, []byte("x"))
+	tagged = append(append(append([]byte(nil), tagged[:12]...), 0x81, 0, 0, 99), tagged[12:]...) // VLAN 99
+	td.inject(0, tagged)
+	other := append([]byte(nil), tagged[:12]...)
+	other = append(other, 0x88, 0xb5) // a local experimental ethertype
+	other = append(other, make([]byte, 46)...)
+	td.inject(0, other)
+	td.step()
+	if td.counter(CtrDropUnknownVLAN) != 1 || td.counter(CtrDropUnknownEtherType) != 1 {
+		t.Errorf("unknown_vlan=%d unknown_ethertype=%d, want 1 and 1",
+			td.counter(CtrDropUnknownVLAN), td.counter(CtrDropUnknownEtherType))
 	}
 }
 

@@ -33,7 +33,7 @@ func (w *Worker) input(b *pktbuf.Buf) {
 	ifidx := w.snap.ifaceFor(int(b.Port), vid, tagged)
 	if ifidx == 0 {
 		// a VLAN GVS does not terminate: the kernel may have one on KNI
-		w.toKNI(b)
+		w.toKNIOr(b, CtrDropUnknownVLAN)
 		return
 	}
 	ifc := w.snap.ifaces[ifidx]
@@ -52,7 +52,7 @@ func (w *Worker) input(b *pktbuf.Buf) {
 	case header.EtherTypeIPv6:
 		w.ipv6Input(b, ifc)
 	default:
-		w.toKNI(b)
+		w.toKNIOr(b, CtrDropUnknownEtherType)
 	}
 }
 
@@ -73,20 +73,11 @@ func (w *Worker) arpInput(b *pktbuf.Buf, ifc *Iface) {
 		if spa.IsValid() && !spa.IsUnspecified() && !sha.IsMulticast() && w.snap.connectedOn(ifc.Index, spa) {
 			// RFC 826 lets a request addressed to us create an entry for
 			// its sender; a reply only may if we asked (see neigh.go).
-			switch {
-			case w.dp.neigh.solicit.has(spa, w.now):
-				w.learn(spa, sha, ifc.Index, neighNeeded)
-			case owned && a.Op() == header.ARPRequest:
-				w.learn(spa, sha, ifc.Index, neighUnsolicited)
-			case w.neighKnown(spa):
-				w.learn(spa, sha, ifc.Index, neighUpdate)
-			default:
-				w.ctr.inc(CtrDropNeighUnsolicited)
-			}
+			w.learn(spa, sha, ifc.Index, owned && a.Op() == header.ARPRequest)
 		}
 	}
 	if !owned {
-		w.toKNI(b)
+		w.toKNI(b, kniControl)
 		return
 	}
 	if a.Op() != header.ARPRequest {
@@ -108,18 +99,30 @@ func (w *Worker) neighKnown(a netip.Addr) bool {
 	return ok
 }
 
-// learn posts a neighbour observation of the given class to the master,
-// unless the published table already has it fresh enough, or it could only
-// be refused (an unsolicited one for an interface at its bound).
-func (w *Worker) learn(a netip.Addr, mac header.MAC, iface uint16, class neighClass) {
-	if e, ok := w.neigh[a]; ok {
-		if e.static || e.mac == mac && e.iface == iface && w.now-e.confirmed.Load() < int64(neighProbeInterval) {
+// learn posts a neighbour observation to the master, unless the published
+// table already has it fresh enough. Its class (neigh.go) is needed when a
+// worker solicited a, else unsolicited when the packet may create an entry
+// (mayCreate: an ARP request or NS addressed to the dataplane), else an
+// update of an existing entry; an observation that could only be refused
+// (about an unknown address, or unsolicited for a full interface) is
+// counted here and goes no further.
+func (w *Worker) learn(a netip.Addr, mac header.MAC, iface uint16, mayCreate bool) {
+	e, known := w.neigh[a]
+	if known && (e.static || e.mac == mac && e.iface == iface && w.now-e.confirmed.Load() < int64(neighProbeInterval)) {
+		return
+	}
+	class := neighUpdate
+	switch {
+	case w.dp.neigh.solicit.has(a, w.now):
+		class = neighNeeded
+	case mayCreate:
+		class = neighUnsolicited
+		if !known && w.dp.neigh.isFull(iface) {
+			w.ctr.inc(CtrDropNeighLearnFull)
 			return
 		}
-	} else if class == neighUpdate {
-		return
-	} else if class == neighUnsolicited && w.dp.neigh.isFull(iface) {
-		w.ctr.inc(CtrDropNeighLearnFull)
+	case !known:
+		w.ctr.inc(CtrDropNeighUnsolicited)
 		return
 	}
 	ch := w.dp.learnCh

@@ -67,7 +67,10 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, 
 	}
 	svc := tbl.Lookup(ipvs.Proto(proto), dst, key.DstPort)
 	if svc == nil {
-		return false // a port of the VIP without a service: local delivery
+		// a port of a virtual address without a service: nobody behind it
+		// (punting it would let a flood use up the kernel's share)
+		w.drop(b, CtrDropLBNoService)
+		return true
 	}
 	return w.lbNew(b, l3, svc, key)
 }
@@ -129,7 +132,11 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
 		w.pool.Put(laddr, daddr, lport)
-		w.drop(b, CtrDropLBTableFull)
+		if err == session.ErrFull {
+			w.drop(b, CtrDropLBTableFull)
+		} else {
+			w.drop(b, CtrDropLBInsertFailed) // a key clash (ErrExists) or an invalid conn
+		}
 		return true
 	}
 	dest.C.Inactive.Add(1)
@@ -259,6 +266,12 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) bool {
 	if err != nil {
 		return false // echo and friends: local delivery
 	}
+	if !icmpChecksumValid(l3) {
+		// a corrupt error must not steer a connection (and its
+		// incremental translation would stay corrupt)
+		w.drop(b, CtrDropICMPInvalid)
+		return true
+	}
 	// the quoted packet went the other way: its reverse is a conn key
 	key := session.MakeKey(e.InnerProto, netip.AddrPortFrom(e.Inner.Dst, e.Inner.DstPort), netip.AddrPortFrom(e.Inner.Src, e.Inner.SrcPort))
 	id, dir, found := w.sess.Lookup(key)
@@ -291,6 +304,16 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) bool {
 	w.ctr.inc(CtrLBICMPTranslated)
 	w.lbRoute(b, l3, outerDst)
 	return true
+}
+
+// icmpChecksumValid checks the ICMP or ICMPv6 checksum of a validated IP
+// packet whose payload ParseICMPError accepted.
+func icmpChecksumValid(l3 []byte) bool {
+	if l3[0]>>4 == 4 {
+		return header.ICMPv4(header.IPv4(l3).Payload()).ChecksumValid()
+	}
+	ip := header.IPv6(l3)
+	return header.ICMPv6ChecksumValid(header.ICMPv6(ip.Payload()), ip.Src(), ip.Dst())
 }
 
 // redirect hands b to the worker owning its connection.
@@ -328,7 +351,9 @@ func (w *Worker) redirectIn() int {
 			} else {
 				b.Port = p
 				w.ctr.inc(CtrLBRedirectedIn)
+				w.cur = b
 				w.input(b)
+				w.cur = nil
 			}
 			r.Release()
 			n++

@@ -54,6 +54,8 @@ const (
 	CtrDropKNIRateLimit
 	CtrDropKNIRingFull
 	CtrDropKNIDisabled
+	CtrDropKNICtlRateLimit
+	CtrDropKNICtlRingFull
 	CtrDropForwardingDisabled
 	CtrDropNoBuffer
 	CtrDropTxFull
@@ -78,6 +80,9 @@ const (
 	CtrDropNeighUnsolicited // an ARP reply or NA about an unknown address nobody asked for
 	CtrNeighEvicted         // an unsolicited entry evicted for a needed one
 
+	CtrDropLBNoService    // TCP/UDP to a virtual address's port without a service
+	CtrDropLBInsertFailed // a new connection the table refused for a reason other than full
+
 	NumCounters
 )
 
@@ -91,12 +96,13 @@ var counterNames = [NumCounters]string{
 	"drop_ipv4_bad_total_len", "drop_ipv4_bad_checksum", "drop_ipv6_too_short", "drop_ipv6_bad_version",
 	"drop_ipv6_bad_payload_len", "drop_icmp_invalid", "drop_nd_invalid", "drop_ttl_exceeded",
 	"drop_no_route", "drop_mtu_exceeded", "drop_neigh_unresolved", "drop_neigh_queue_full",
-	"drop_kni_rate_limit", "drop_kni_ring_full", "drop_kni_disabled", "drop_forwarding_disabled",
+	"drop_kni_rate_limit", "drop_kni_ring_full", "drop_kni_disabled", "drop_kni_control_rate_limit", "drop_kni_control_ring_full", "drop_forwarding_disabled",
 	"drop_no_buffer", "drop_tx_full", "drop_martian",
 	"drop_lb_no_conn", "drop_lb_not_syn", "drop_lb_no_dest", "drop_lb_no_laddr", "drop_lb_no_port",
 	"drop_lb_table_full", "drop_lb_redirect_full", "drop_lb_expired_dest", "drop_lb_fragment", "drop_lb_bad_l4",
 	"lb_toa_scrubbed", "drop_lb_bad_checksum", "drop_lb_bad_tcp_options",
 	"drop_neigh_learn_full", "drop_neigh_learn_lost", "drop_neigh_unsolicited", "neigh_evicted",
+	"drop_lb_no_service", "drop_lb_insert_failed",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -69,8 +69,9 @@ type Worker struct {
 	idle   IdleMode
 	drain  int64
 
-	rx [maxBurst]*pktbuf.Buf
-	tx []txBuffer
+	rx  [maxBurst]*pktbuf.Buf
+	tx  []txBuffer
+	cur *pktbuf.Buf // the buffer in the pipeline, for crash reports
 
 	snap     *snapshot
 	neigh    neighMap
@@ -84,10 +85,12 @@ type Worker struct {
 	lastProbe   map[netip.Addr]int64
 	icmpBucket  tokenBucket
 
-	kniOut    *ring.FrameRing   // punts to the master (tag: port)
-	kniIn     []*ring.FrameRing // worker 0: frames from the kernel, per port
-	kniBucket []tokenBucket     // per port
-	kniSignal bool
+	kniOut       *ring.FrameRing   // bulk punts to the master (tag: port)
+	kniCtlOut    *ring.FrameRing   // control punts (ARP, ND, KNI addresses, link-local multicast)
+	kniIn        []*ring.FrameRing // worker 0: frames from the kernel, per port
+	kniBucket    []tokenBucket     // per port
+	kniCtlBucket []tokenBucket     // per port, control class
+	kniSignal    bool
 
 	// IPVS stage
 	lb        *ipvs.Table
@@ -178,8 +181,10 @@ func (w *Worker) iterate() int {
 			b := w.rx[i]
 			w.rx[i] = nil
 			b.Port = uint16(p)
+			w.cur = b
 			w.input(b)
 		}
+		w.cur = nil
 	}
 	if w.kniIn != nil {
 		got += w.kniTransmit()
@@ -222,6 +227,7 @@ func (w *Worker) iterate() int {
 
 func (w *Worker) run() {
 	defer close(w.done)
+	defer w.dp.recoverCrash(fmt.Sprintf("worker %d", w.id), w.currentFrame)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := w.pin(); err != nil {

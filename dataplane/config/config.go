@@ -66,6 +66,9 @@ func (v IPVS) SessionTimeouts() session.Timeouts {
 // API is the control socket.
 type API struct {
 	Socket string `yaml:"socket"`
+	// Group, when set, owns the socket (mode 0660) and its members may use
+	// the API; root and the dataplane's own user always may.
+	Group string `yaml:"group"`
 }
 
 // Log configures zap.
@@ -106,7 +109,12 @@ type Port struct {
 type KNI struct {
 	Enabled *bool  `yaml:"enabled"` // default true
 	Name    string `yaml:"name"`    // default <port>.kni
-	RatePPS int    `yaml:"rate_pps"`
+	// RatePPS bounds the frames punted to the kernel per second (default
+	// 100000); ControlRatePPS is the separate budget of ARP, ND, traffic
+	// for the kernel's own addresses and link-local multicast (default
+	// 20000), which a flood of other frames cannot use up.
+	RatePPS        int `yaml:"rate_pps"`
+	ControlRatePPS int `yaml:"control_rate_pps"`
 }
 
 // On reports whether KNI is enabled (the default).
@@ -244,6 +252,9 @@ func (c *Config) defaults() {
 		if p.KNI.RatePPS == 0 {
 			p.KNI.RatePPS = 100000
 		}
+		if p.KNI.ControlRatePPS == 0 {
+			p.KNI.ControlRatePPS = 20000
+		}
 		if p.ZeroCopy == "" {
 			p.ZeroCopy = "auto"
 		}
@@ -291,6 +302,9 @@ func (c *Config) Validate() error {
 	}
 	if w.Burst < 1 || w.Burst > 256 {
 		bad("workers.burst", "%d is out of range: use 1-256 (32 is usual)", w.Burst)
+	}
+	if w.DrainInterval < 0 {
+		bad("workers.drain_interval", "%s is negative: use a positive duration such as 100us", time.Duration(w.DrainInterval))
 	}
 	if w.RTPriority < 0 || w.RTPriority > 99 {
 		bad("workers.rt_priority", "%d is out of range: use 0 (normal) or 1-99 (SCHED_FIFO)", w.RTPriority)
@@ -368,6 +382,9 @@ func (c *Config) Validate() error {
 				bad(f+".kni.name", "%q is used twice", p.KNI.Name)
 			}
 			kniNames[p.KNI.Name] = true
+			if p.KNI.ControlRatePPS < 0 {
+				bad(f+".kni.control_rate_pps", "%d is negative: give a rate in packets per second", p.KNI.ControlRatePPS)
+			}
 			if p.KNI.RatePPS < 0 {
 				bad(f+".kni.rate_pps", "%d is negative", p.KNI.RatePPS)
 			}

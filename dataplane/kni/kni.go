@@ -9,14 +9,16 @@ package kni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,14 +83,92 @@ func (d *Device) Write(p []byte) (int, error) { return d.f.Write(p) }
 // Close removes the device.
 func (d *Device) Close() error { return d.f.Close() }
 
+// WatchOptions tune WatchAddrs.
+type WatchOptions struct {
+	// OnError is told of every failure of the subscription (it is then
+	// restarted); nil ignores them.
+	OnError func(error)
+	// Retry is the pause before re-subscribing (default 1s).
+	Retry time.Duration
+}
+
 // WatchAddrs calls update with the addresses on the given interfaces every
-// time they change, starting with the current set, until ctx ends.
-func WatchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr)) error {
+// time they change, starting with the current set, until ctx ends. When
+// the netlink subscription fails (a dropped socket, an overrun), it is
+// re-established and the whole set read again, so no change is lost for
+// good; each failure is reported to o.OnError.
+func WatchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr), o WatchOptions) error {
+	_, err := watchAddrs(ctx, ifindexes, update, o)
+	return err
+}
+
+func watchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr), o WatchOptions) (*addrWatch, error) {
+	if o.Retry <= 0 {
+		o.Retry = time.Second
+	}
+	want := map[int]bool{}
+	for _, i := range ifindexes {
+		want[i] = true
+	}
+	// re-subscriptions run on other threads: pin them to the caller's
+	// network namespace, where the KNI devices are
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("kni: watch addresses: network namespace: %w", err)
+	}
+	w := &addrWatch{want: want, update: update, ns: ns}
+	ch, done, errc, err := w.subscribe()
+	if err != nil {
+		return nil, fmt.Errorf("kni: watch addresses: %w", err)
+	}
+	w.errc = errc
+	go func() {
+		defer w.ns.Close()
+		for {
+			err := w.follow(ctx, ch, errc)
+			close(done)
+			if ctx.Err() != nil {
+				return
+			}
+			if o.OnError != nil {
+				o.OnError(fmt.Errorf("kni: address watch stopped (%v): re-subscribing", err))
+			}
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(o.Retry):
+				}
+				if ch, done, errc, err = w.subscribe(); err == nil {
+					break
+				}
+				if o.OnError != nil {
+					o.OnError(fmt.Errorf("kni: re-subscribing to address changes: %w", err))
+				}
+			}
+		}
+	}()
+	return w, nil
+}
+
+// addrWatch is one watcher's state across subscriptions.
+type addrWatch struct {
+	want   map[int]bool
+	update func([]netip.Addr)
+	set    map[netip.Addr]int
+	errc   chan error // the first subscription's (tests inject failures)
+	ns     netns.NsHandle
+}
+
+// subscribe starts a subscription that lists the existing addresses
+// first; the set is rebuilt from that listing.
+func (w *addrWatch) subscribe() (chan netlink.AddrUpdate, chan struct{}, chan error, error) {
 	ch := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	errc := make(chan error, 1)
 	err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
 		ListExisting: true,
+		Namespace:    &w.ns,
 		ErrorCallback: func(err error) {
 			select {
 			case errc <- err:
@@ -97,49 +177,43 @@ func WatchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr))
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("kni: watch addresses: %w", err)
+		return nil, nil, nil, err
 	}
-	want := map[int]bool{}
-	for _, i := range ifindexes {
-		want[i] = true
-	}
-	var mu sync.Mutex
-	set := map[netip.Addr]int{}
-	emit := func() {
-		out := make([]netip.Addr, 0, len(set))
-		for a := range set {
-			out = append(out, a)
-		}
-		update(out)
-	}
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case u, ok := <-ch:
-				if !ok {
-					return
-				}
-				if !want[u.LinkIndex] {
-					continue
-				}
-				a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-				if !ok {
-					continue
-				}
-				a = a.Unmap()
-				mu.Lock()
-				if u.NewAddr {
-					set[a] = u.LinkIndex
-				} else {
-					delete(set, a)
-				}
-				emit()
-				mu.Unlock()
+	w.set = map[netip.Addr]int{}
+	w.update(nil) // until the listing arrives, nothing is known
+	return ch, done, errc, nil
+}
+
+// follow applies updates until the subscription fails or ctx ends.
+func (w *addrWatch) follow(ctx context.Context, ch chan netlink.AddrUpdate, errc chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-errc:
+			return err
+		case u, ok := <-ch:
+			if !ok {
+				return errors.New("subscription closed")
 			}
+			if !w.want[u.LinkIndex] {
+				continue
+			}
+			a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+			if !ok {
+				continue
+			}
+			a = a.Unmap()
+			if u.NewAddr {
+				w.set[a] = u.LinkIndex
+			} else {
+				delete(w.set, a)
+			}
+			out := make([]netip.Addr, 0, len(w.set))
+			for a := range w.set {
+				out = append(out, a)
+			}
+			w.update(out)
 		}
-	}()
-	return nil
+	}
 }

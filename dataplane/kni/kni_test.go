@@ -3,12 +3,14 @@ package kni
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +115,10 @@ func TestWatchAddrs(t *testing.T) {
 		updates := make(chan []netip.Addr, 16)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := WatchAddrs(ctx, []int{d.Index()}, func(a []netip.Addr) { updates <- a }); err != nil {
+		failures := make(chan error, 4)
+		w, err := watchAddrs(ctx, []int{d.Index()}, func(a []netip.Addr) { updates <- a },
+			WatchOptions{Retry: 10 * time.Millisecond, OnError: func(err error) { failures <- err }})
+		if err != nil {
 			t.Error(err)
 			return
 		}
@@ -143,6 +148,20 @@ func TestWatchAddrs(t *testing.T) {
 		want("added address", "10.1.0.3", "fd00:1::3")
 		netlink.AddrDel(link, a1)
 		want("deleted address", "fd00:1::3")
+		// the subscription fails (as on a netlink overrun): reported, then
+		// re-established with the whole set read again
+		w.errc <- errors.New("injected: netlink socket overrun")
+		select {
+		case err := <-failures:
+			if !strings.Contains(err.Error(), "injected") {
+				t.Errorf("reported failure: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the failure was not reported")
+		}
+		want("the set after re-subscribing", "fd00:1::3")
+		netlink.AddrAdd(link, a1)
+		want("an address added after the restart", "10.1.0.3", "fd00:1::3")
 	})
 }
 
