@@ -44,9 +44,11 @@ package dataplane
 // queues and resolves again.
 
 import (
+	"encoding/binary"
 	"fmt"
-	"hash/maphash"
 	"maps"
+	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"sync"
@@ -172,7 +174,7 @@ func newNeighbours(reachable time.Duration, maxPerIface int, clock func() int64)
 		maxPerIface = DefaultNeighMaxEntries
 	}
 	n := &neighbours{m: neighMap{}, reachable: reachable, max: maxPerIface, clock: clock}
-	n.solicit.seed = maphash.MakeSeed()
+	n.solicit.k0, n.solicit.k1 = rand.Uint64(), rand.Uint64()
 	n.publishLocked()
 	return n
 }
@@ -452,14 +454,17 @@ func (nb Neighbour) String() string {
 // pair. An overwritten solicitation only costs the answer its priority
 // until the next probe (once per neighProbeInterval) marks it again.
 type solicitations struct {
-	seed maphash.Seed
-	key  [solicitSlots]atomic.Uint64
-	at   [solicitSlots]atomic.Int64
+	k0, k1 uint64 // random hash keys
+	key    [solicitSlots]atomic.Uint64
+	at     [solicitSlots]atomic.Int64
 }
 
+// hash is a keyed multiply-fold hash of the address (a few ns; it runs for
+// every ARP/ND packet from a sender the table does not have fresh).
 func (s *solicitations) hash(a netip.Addr) uint64 {
 	b := a.As16()
-	return maphash.Bytes(s.seed, b[:]) | 1 // 0 marks an empty slot
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(b[:8])^s.k0, binary.LittleEndian.Uint64(b[8:])^s.k1)
+	return (hi ^ lo) | 1 // 0 marks an empty slot
 }
 
 // mark records that a worker asked for a's link-layer address at now.
