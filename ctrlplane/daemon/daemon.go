@@ -22,12 +22,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/gvs-lb/gvs/ctrlplane/config"
 	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
+	"github.com/gvs-lb/gvs/internal/logging"
 	"github.com/gvs-lb/gvs/internal/unixsock"
 )
 
@@ -91,27 +91,7 @@ func LoadConfig(o Options) (*config.Config, error) {
 }
 
 // NewLogger builds the zap logger the config asks for.
-func NewLogger(c config.Log) (*zap.Logger, error) {
-	var zc zap.Config
-	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
-		zc.DisableStacktrace = true // warnings are operational news, not bugs
-	} else {
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "ts"
-		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	}
-	lvl, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	if c.File != "" {
-		zc.OutputPaths = []string{c.File}
-		zc.ErrorOutputPaths = []string{c.File}
-	}
-	return zc.Build()
-}
+func NewLogger(c config.Log) (*zap.Logger, error) { return logging.New(c.Level, c.Format, c.File) }
 
 // Start loads the configuration and starts everything. It returns once the
 // first reconcile has run; if the dataplane is not there yet, that is logged

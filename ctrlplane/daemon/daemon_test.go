@@ -328,7 +328,7 @@ func TestAffinity(t *testing.T) {
 	if err := unix.SchedGetaffinity(0, &orig); err != nil {
 		t.Fatal(err)
 	}
-	cpus := affinity()
+	cpus := cpusAllowed()
 	if len(cpus) == 0 {
 		t.Fatal("no CPU")
 	}

@@ -121,7 +121,7 @@ type RealState struct {
 // dataplane holds of them.
 func (d *Daemon) State(ctx context.Context) State {
 	cfg := d.Rec.Config()
-	st := State{ConfigFile: d.o.ConfigPath, CPUs: affinity()}
+	st := State{ConfigFile: d.o.ConfigPath, CPUs: cpusAllowed()}
 	st.Dataplane = DataplaneState{Up: d.Watch.Up(), Restarts: d.Watch.Restarts()}
 	if in := d.Watch.Info(); in != nil {
 		st.Dataplane.Version, st.Dataplane.Uptime = in.Version, time.Duration(in.UptimeNs).Seconds()

@@ -12,12 +12,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 
 	"github.com/gvs-lb/gvs/dataplane"
@@ -29,6 +26,8 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp"
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/internal/affinity"
+	"github.com/gvs-lb/gvs/internal/logging"
 	"github.com/gvs-lb/gvs/internal/unixsock"
 )
 
@@ -46,26 +45,7 @@ type Daemon struct {
 }
 
 // NewLogger builds the zap logger the config asks for.
-func NewLogger(c config.Log) (*zap.Logger, error) {
-	var zc zap.Config
-	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
-	} else {
-		zc = zap.NewProductionConfig()
-		zc.EncoderConfig.TimeKey = "ts"
-		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	}
-	lvl, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	if c.File != "" {
-		zc.OutputPaths = []string{c.File}
-		zc.ErrorOutputPaths = []string{c.File}
-	}
-	return zc.Build()
-}
+func NewLogger(c config.Log) (*zap.Logger, error) { return logging.New(c.Level, c.Format, c.File) }
 
 // OpenPort opens one configured port with its driver.
 func OpenPort(p config.Port, workers int) (port.Port, error) {
@@ -95,8 +75,8 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		return nil, err
 	}
 	if len(c.Workers.MasterCores) > 0 {
-		if err := pinProcess(c.Workers.MasterCores); err != nil {
-			return nil, err
+		if err := affinity.PinProcess(c.Workers.MasterCores); err != nil {
+			return nil, fmt.Errorf("workers.master_cores: %w", err)
 		}
 	}
 	var specs []dataplane.PortSpec
@@ -246,27 +226,4 @@ func (d *Daemon) Close() {
 	if err := errors.Join(errs...); err != nil {
 		d.Log.Warn("closing ports", zap.Error(err))
 	}
-}
-
-// pinProcess sets the affinity of every existing thread of the process;
-// threads created later inherit it, and workers re-pin their own.
-func pinProcess(cores []int) error {
-	var set unix.CPUSet
-	for _, c := range cores {
-		set.Set(c)
-	}
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil {
-			return fmt.Errorf("workers.master_cores %v: %w", cores, err)
-		}
-	}
-	return nil
 }
