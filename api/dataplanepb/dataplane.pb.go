@@ -727,14 +727,21 @@ func (x *ListAddrsResponse) GetAddrs() []*Addr {
 }
 
 type Route struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Dst           string                 `protobuf:"bytes,1,opt,name=dst,proto3" json:"dst,omitempty"`
-	Via           string                 `protobuf:"bytes,2,opt,name=via,proto3" json:"via,omitempty"`
-	Dev           string                 `protobuf:"bytes,3,opt,name=dev,proto3" json:"dev,omitempty"`
-	Src           string                 `protobuf:"bytes,4,opt,name=src,proto3" json:"src,omitempty"`
-	Metric        uint32                 `protobuf:"varint,5,opt,name=metric,proto3" json:"metric,omitempty"`
-	Scope         string                 `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`          // link, global (listings)
-	Connected     bool                   `protobuf:"varint,7,opt,name=connected,proto3" json:"connected,omitempty"` // listings
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Dst       string                 `protobuf:"bytes,1,opt,name=dst,proto3" json:"dst,omitempty"`
+	Via       string                 `protobuf:"bytes,2,opt,name=via,proto3" json:"via,omitempty"`
+	Dev       string                 `protobuf:"bytes,3,opt,name=dev,proto3" json:"dev,omitempty"`
+	Src       string                 `protobuf:"bytes,4,opt,name=src,proto3" json:"src,omitempty"`
+	Metric    uint32                 `protobuf:"varint,5,opt,name=metric,proto3" json:"metric,omitempty"`
+	Scope     string                 `protobuf:"bytes,6,opt,name=scope,proto3" json:"scope,omitempty"`          // link, global (listings)
+	Connected bool                   `protobuf:"varint,7,opt,name=connected,proto3" json:"connected,omitempty"` // listings
+	// Multipath: two or more next hops, one chosen per flow by a hash of its
+	// 5-tuple (iproute2's "nexthop via GW dev D weight W"). When set, via
+	// and dev above are empty.
+	Nexthops []*Nexthop `protobuf:"bytes,8,rep,name=nexthops,proto3" json:"nexthops,omitempty"`
+	// listings: "static" (dpip route add), "auto" (connected), "kernel"
+	// (learnt from the kernel's table on a KNI interface, kni.learn_routes)
+	Proto         string `protobuf:"bytes,9,opt,name=proto,proto3" json:"proto,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -818,6 +825,80 @@ func (x *Route) GetConnected() bool {
 	return false
 }
 
+func (x *Route) GetNexthops() []*Nexthop {
+	if x != nil {
+		return x.Nexthops
+	}
+	return nil
+}
+
+func (x *Route) GetProto() string {
+	if x != nil {
+		return x.Proto
+	}
+	return ""
+}
+
+type Nexthop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Via           string                 `protobuf:"bytes,1,opt,name=via,proto3" json:"via,omitempty"`
+	Dev           string                 `protobuf:"bytes,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	Weight        uint32                 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"` // 1-256, 0 means 1
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Nexthop) Reset() {
+	*x = Nexthop{}
+	mi := &file_dataplane_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Nexthop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Nexthop) ProtoMessage() {}
+
+func (x *Nexthop) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Nexthop.ProtoReflect.Descriptor instead.
+func (*Nexthop) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Nexthop) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *Nexthop) GetDev() string {
+	if x != nil {
+		return x.Dev
+	}
+	return ""
+}
+
+func (x *Nexthop) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
 type ListRoutesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Routes        []*Route               `protobuf:"bytes,1,rep,name=routes,proto3" json:"routes,omitempty"`
@@ -827,7 +908,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +920,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +933,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{11}
+	return file_dataplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -875,7 +956,7 @@ type Neigh struct {
 
 func (x *Neigh) Reset() {
 	*x = Neigh{}
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +968,7 @@ func (x *Neigh) String() string {
 func (*Neigh) ProtoMessage() {}
 
 func (x *Neigh) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +981,7 @@ func (x *Neigh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neigh.ProtoReflect.Descriptor instead.
 func (*Neigh) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{12}
+	return file_dataplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Neigh) GetAddr() string {
@@ -947,7 +1028,7 @@ type ListNeighsResponse struct {
 
 func (x *ListNeighsResponse) Reset() {
 	*x = ListNeighsResponse{}
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1040,7 @@ func (x *ListNeighsResponse) String() string {
 func (*ListNeighsResponse) ProtoMessage() {}
 
 func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1053,7 @@ func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighsResponse.ProtoReflect.Descriptor instead.
 func (*ListNeighsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{13}
+	return file_dataplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListNeighsResponse) GetNeighs() []*Neigh {
@@ -992,7 +1073,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1085,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1098,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{14}
+	return file_dataplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Counter) GetName() string {
@@ -1051,7 +1132,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1144,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1157,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{15}
+	return file_dataplane_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Worker) GetId() int32 {
@@ -1151,7 +1232,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1244,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1257,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{16}
+	return file_dataplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -1197,7 +1278,7 @@ type ServiceKey struct {
 
 func (x *ServiceKey) Reset() {
 	*x = ServiceKey{}
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1290,7 @@ func (x *ServiceKey) String() string {
 func (*ServiceKey) ProtoMessage() {}
 
 func (x *ServiceKey) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1303,7 @@ func (x *ServiceKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceKey.ProtoReflect.Descriptor instead.
 func (*ServiceKey) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{17}
+	return file_dataplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ServiceKey) GetProto() string {
@@ -1265,7 +1346,7 @@ type ServiceStats struct {
 
 func (x *ServiceStats) Reset() {
 	*x = ServiceStats{}
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1358,7 @@ func (x *ServiceStats) String() string {
 func (*ServiceStats) ProtoMessage() {}
 
 func (x *ServiceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1371,7 @@ func (x *ServiceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStats.ProtoReflect.Descriptor instead.
 func (*ServiceStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{18}
+	return file_dataplane_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServiceStats) GetConns() uint64 {
@@ -1380,7 +1461,7 @@ type Dest struct {
 
 func (x *Dest) Reset() {
 	*x = Dest{}
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1473,7 @@ func (x *Dest) String() string {
 func (*Dest) ProtoMessage() {}
 
 func (x *Dest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1486,7 @@ func (x *Dest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dest.ProtoReflect.Descriptor instead.
 func (*Dest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{19}
+	return file_dataplane_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Dest) GetAddr() string {
@@ -1472,16 +1553,20 @@ func (x *Dest) GetStats() *ServiceStats {
 }
 
 type LAddr struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Addr          string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
-	Dev           string                 `protobuf:"bytes,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Addr  string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	Dev   string                 `protobuf:"bytes,2,opt,name=dev,proto3" json:"dev,omitempty"`
+	// A backup local address (another node's, taken over when that node
+	// fails): replies and synced connections to it are accepted, new
+	// connections take no port from it.
+	Backup        bool `protobuf:"varint,3,opt,name=backup,proto3" json:"backup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LAddr) Reset() {
 	*x = LAddr{}
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1578,7 @@ func (x *LAddr) String() string {
 func (*LAddr) ProtoMessage() {}
 
 func (x *LAddr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1591,7 @@ func (x *LAddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddr.ProtoReflect.Descriptor instead.
 func (*LAddr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{20}
+	return file_dataplane_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LAddr) GetAddr() string {
@@ -1523,6 +1608,13 @@ func (x *LAddr) GetDev() string {
 	return ""
 }
 
+func (x *LAddr) GetBackup() bool {
+	if x != nil {
+		return x.Backup
+	}
+	return false
+}
+
 type Service struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Key               *ServiceKey            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1535,13 +1627,17 @@ type Service struct {
 	Dests             []*Dest                `protobuf:"bytes,8,rep,name=dests,proto3" json:"dests,omitempty"`   // listings
 	Laddrs            []*LAddr               `protobuf:"bytes,9,rep,name=laddrs,proto3" json:"laddrs,omitempty"` // listings
 	Stats             *ServiceStats          `protobuf:"bytes,10,opt,name=stats,proto3" json:"stats,omitempty"`  // listings
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// mh only: a TCP segment without SYN and without a connection on this
+	// node is scheduled and gets a connection instead of being dropped (a
+	// flow re-hashed onto this node before its sync arrived).
+	MidFlow       bool `protobuf:"varint,11,opt,name=mid_flow,json=midFlow,proto3" json:"mid_flow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1649,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1662,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{21}
+	return file_dataplane_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Service) GetKey() *ServiceKey {
@@ -1639,6 +1735,13 @@ func (x *Service) GetStats() *ServiceStats {
 	return nil
 }
 
+func (x *Service) GetMidFlow() bool {
+	if x != nil {
+		return x.MidFlow
+	}
+	return false
+}
+
 type ListServicesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           *ServiceKey            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -1648,7 +1751,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1763,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1776,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{22}
+	return file_dataplane_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListServicesRequest) GetKey() *ServiceKey {
@@ -1692,7 +1795,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1807,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1820,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -1738,7 +1841,7 @@ type DestRequest struct {
 
 func (x *DestRequest) Reset() {
 	*x = DestRequest{}
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1853,7 @@ func (x *DestRequest) String() string {
 func (*DestRequest) ProtoMessage() {}
 
 func (x *DestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1866,7 @@ func (x *DestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestRequest.ProtoReflect.Descriptor instead.
 func (*DestRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DestRequest) GetService() *ServiceKey {
@@ -1797,7 +1900,7 @@ type LAddrRequest struct {
 
 func (x *LAddrRequest) Reset() {
 	*x = LAddrRequest{}
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +1912,7 @@ func (x *LAddrRequest) String() string {
 func (*LAddrRequest) ProtoMessage() {}
 
 func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +1925,7 @@ func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrRequest.ProtoReflect.Descriptor instead.
 func (*LAddrRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{25}
+	return file_dataplane_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LAddrRequest) GetService() *ServiceKey {
@@ -1848,7 +1951,7 @@ type ListConnsRequest struct {
 
 func (x *ListConnsRequest) Reset() {
 	*x = ListConnsRequest{}
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1963,7 @@ func (x *ListConnsRequest) String() string {
 func (*ListConnsRequest) ProtoMessage() {}
 
 func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1976,7 @@ func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{26}
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListConnsRequest) GetService() *ServiceKey {
@@ -1892,7 +1995,7 @@ type ZeroRequest struct {
 
 func (x *ZeroRequest) Reset() {
 	*x = ZeroRequest{}
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2007,7 @@ func (x *ZeroRequest) String() string {
 func (*ZeroRequest) ProtoMessage() {}
 
 func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2020,7 @@ func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZeroRequest.ProtoReflect.Descriptor instead.
 func (*ZeroRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{27}
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ZeroRequest) GetService() *ServiceKey {
@@ -1943,7 +2046,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2058,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2071,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{28}
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Conn) GetProto() string {
@@ -2036,7 +2139,7 @@ type ListConnsResponse struct {
 
 func (x *ListConnsResponse) Reset() {
 	*x = ListConnsResponse{}
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2151,7 @@ func (x *ListConnsResponse) String() string {
 func (*ListConnsResponse) ProtoMessage() {}
 
 func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2164,7 @@ func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{29}
+	return file_dataplane_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListConnsResponse) GetConns() []*Conn {
@@ -2093,7 +2196,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2105,7 +2208,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2118,7 +2221,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{30}
+	return file_dataplane_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Timeouts) GetTcp() uint32 {
@@ -2214,7 +2317,7 @@ type LBUsage struct {
 
 func (x *LBUsage) Reset() {
 	*x = LBUsage{}
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2329,7 @@ func (x *LBUsage) String() string {
 func (*LBUsage) ProtoMessage() {}
 
 func (x *LBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2342,7 @@ func (x *LBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LBUsage.ProtoReflect.Descriptor instead.
 func (*LBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{31}
+	return file_dataplane_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LBUsage) GetWorkers() []*WorkerLBUsage {
@@ -2261,7 +2364,7 @@ type WorkerLBUsage struct {
 
 func (x *WorkerLBUsage) Reset() {
 	*x = WorkerLBUsage{}
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2376,7 @@ func (x *WorkerLBUsage) String() string {
 func (*WorkerLBUsage) ProtoMessage() {}
 
 func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2389,7 @@ func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerLBUsage.ProtoReflect.Descriptor instead.
 func (*WorkerLBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{32}
+	return file_dataplane_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WorkerLBUsage) GetWorker() int32 {
@@ -2334,7 +2437,7 @@ type LAddrPorts struct {
 
 func (x *LAddrPorts) Reset() {
 	*x = LAddrPorts{}
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2449,7 @@ func (x *LAddrPorts) String() string {
 func (*LAddrPorts) ProtoMessage() {}
 
 func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2462,7 @@ func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrPorts.ProtoReflect.Descriptor instead.
 func (*LAddrPorts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{33}
+	return file_dataplane_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LAddrPorts) GetAddr() string {
@@ -2466,7 +2569,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x10ListAddrsRequest\x12\x10\n" +
 	"\x03dev\x18\x01 \x01(\tR\x03dev\"A\n" +
 	"\x11ListAddrsResponse\x12,\n" +
-	"\x05addrs\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.AddrR\x05addrs\"\x9b\x01\n" +
+	"\x05addrs\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.AddrR\x05addrs\"\xe8\x01\n" +
 	"\x05Route\x12\x10\n" +
 	"\x03dst\x18\x01 \x01(\tR\x03dst\x12\x10\n" +
 	"\x03via\x18\x02 \x01(\tR\x03via\x12\x10\n" +
@@ -2474,7 +2577,13 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x03src\x18\x04 \x01(\tR\x03src\x12\x16\n" +
 	"\x06metric\x18\x05 \x01(\rR\x06metric\x12\x14\n" +
 	"\x05scope\x18\x06 \x01(\tR\x05scope\x12\x1c\n" +
-	"\tconnected\x18\a \x01(\bR\tconnected\"E\n" +
+	"\tconnected\x18\a \x01(\bR\tconnected\x125\n" +
+	"\bnexthops\x18\b \x03(\v2\x19.gvs.dataplane.v1.NexthopR\bnexthops\x12\x14\n" +
+	"\x05proto\x18\t \x01(\tR\x05proto\"E\n" +
+	"\aNexthop\x12\x10\n" +
+	"\x03via\x18\x01 \x01(\tR\x03via\x12\x10\n" +
+	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\rR\x06weight\"E\n" +
 	"\x12ListRoutesResponse\x12/\n" +
 	"\x06routes\x18\x01 \x03(\v2\x17.gvs.dataplane.v1.RouteR\x06routes\"r\n" +
 	"\x05Neigh\x12\x12\n" +
@@ -2527,10 +2636,11 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x03fwd\x18\x06 \x01(\tR\x03fwd\x12\x16\n" +
 	"\x06active\x18\a \x01(\x03R\x06active\x12\x1a\n" +
 	"\binactive\x18\b \x01(\x03R\binactive\x124\n" +
-	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\"-\n" +
+	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\"E\n" +
 	"\x05LAddr\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x10\n" +
-	"\x03dev\x18\x02 \x01(\tR\x03dev\"\x93\x03\n" +
+	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +
+	"\x06backup\x18\x03 \x01(\bR\x06backup\"\xae\x03\n" +
 	"\aService\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\x12\x14\n" +
 	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1f\n" +
@@ -2545,7 +2655,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x05dests\x18\b \x03(\v2\x16.gvs.dataplane.v1.DestR\x05dests\x12/\n" +
 	"\x06laddrs\x18\t \x03(\v2\x17.gvs.dataplane.v1.LAddrR\x06laddrs\x124\n" +
 	"\x05stats\x18\n" +
-	" \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\"E\n" +
+	" \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\x12\x19\n" +
+	"\bmid_flow\x18\v \x01(\bR\amidFlow\"E\n" +
 	"\x13ListServicesRequest\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\"M\n" +
 	"\x14ListServicesResponse\x125\n" +
@@ -2650,7 +2761,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -2663,117 +2774,119 @@ var file_dataplane_proto_goTypes = []any{
 	(*ListAddrsRequest)(nil),     // 8: gvs.dataplane.v1.ListAddrsRequest
 	(*ListAddrsResponse)(nil),    // 9: gvs.dataplane.v1.ListAddrsResponse
 	(*Route)(nil),                // 10: gvs.dataplane.v1.Route
-	(*ListRoutesResponse)(nil),   // 11: gvs.dataplane.v1.ListRoutesResponse
-	(*Neigh)(nil),                // 12: gvs.dataplane.v1.Neigh
-	(*ListNeighsResponse)(nil),   // 13: gvs.dataplane.v1.ListNeighsResponse
-	(*Counter)(nil),              // 14: gvs.dataplane.v1.Counter
-	(*Worker)(nil),               // 15: gvs.dataplane.v1.Worker
-	(*ListWorkersResponse)(nil),  // 16: gvs.dataplane.v1.ListWorkersResponse
-	(*ServiceKey)(nil),           // 17: gvs.dataplane.v1.ServiceKey
-	(*ServiceStats)(nil),         // 18: gvs.dataplane.v1.ServiceStats
-	(*Dest)(nil),                 // 19: gvs.dataplane.v1.Dest
-	(*LAddr)(nil),                // 20: gvs.dataplane.v1.LAddr
-	(*Service)(nil),              // 21: gvs.dataplane.v1.Service
-	(*ListServicesRequest)(nil),  // 22: gvs.dataplane.v1.ListServicesRequest
-	(*ListServicesResponse)(nil), // 23: gvs.dataplane.v1.ListServicesResponse
-	(*DestRequest)(nil),          // 24: gvs.dataplane.v1.DestRequest
-	(*LAddrRequest)(nil),         // 25: gvs.dataplane.v1.LAddrRequest
-	(*ListConnsRequest)(nil),     // 26: gvs.dataplane.v1.ListConnsRequest
-	(*ZeroRequest)(nil),          // 27: gvs.dataplane.v1.ZeroRequest
-	(*Conn)(nil),                 // 28: gvs.dataplane.v1.Conn
-	(*ListConnsResponse)(nil),    // 29: gvs.dataplane.v1.ListConnsResponse
-	(*Timeouts)(nil),             // 30: gvs.dataplane.v1.Timeouts
-	(*LBUsage)(nil),              // 31: gvs.dataplane.v1.LBUsage
-	(*WorkerLBUsage)(nil),        // 32: gvs.dataplane.v1.WorkerLBUsage
-	(*LAddrPorts)(nil),           // 33: gvs.dataplane.v1.LAddrPorts
+	(*Nexthop)(nil),              // 11: gvs.dataplane.v1.Nexthop
+	(*ListRoutesResponse)(nil),   // 12: gvs.dataplane.v1.ListRoutesResponse
+	(*Neigh)(nil),                // 13: gvs.dataplane.v1.Neigh
+	(*ListNeighsResponse)(nil),   // 14: gvs.dataplane.v1.ListNeighsResponse
+	(*Counter)(nil),              // 15: gvs.dataplane.v1.Counter
+	(*Worker)(nil),               // 16: gvs.dataplane.v1.Worker
+	(*ListWorkersResponse)(nil),  // 17: gvs.dataplane.v1.ListWorkersResponse
+	(*ServiceKey)(nil),           // 18: gvs.dataplane.v1.ServiceKey
+	(*ServiceStats)(nil),         // 19: gvs.dataplane.v1.ServiceStats
+	(*Dest)(nil),                 // 20: gvs.dataplane.v1.Dest
+	(*LAddr)(nil),                // 21: gvs.dataplane.v1.LAddr
+	(*Service)(nil),              // 22: gvs.dataplane.v1.Service
+	(*ListServicesRequest)(nil),  // 23: gvs.dataplane.v1.ListServicesRequest
+	(*ListServicesResponse)(nil), // 24: gvs.dataplane.v1.ListServicesResponse
+	(*DestRequest)(nil),          // 25: gvs.dataplane.v1.DestRequest
+	(*LAddrRequest)(nil),         // 26: gvs.dataplane.v1.LAddrRequest
+	(*ListConnsRequest)(nil),     // 27: gvs.dataplane.v1.ListConnsRequest
+	(*ZeroRequest)(nil),          // 28: gvs.dataplane.v1.ZeroRequest
+	(*Conn)(nil),                 // 29: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 30: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 31: gvs.dataplane.v1.Timeouts
+	(*LBUsage)(nil),              // 32: gvs.dataplane.v1.LBUsage
+	(*WorkerLBUsage)(nil),        // 33: gvs.dataplane.v1.WorkerLBUsage
+	(*LAddrPorts)(nil),           // 34: gvs.dataplane.v1.LAddrPorts
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
 	4,  // 1: gvs.dataplane.v1.ListLinksResponse.links:type_name -> gvs.dataplane.v1.Link
 	7,  // 2: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
-	10, // 3: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
-	12, // 4: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
-	14, // 5: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
-	15, // 6: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
-	18, // 7: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	17, // 8: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
-	19, // 9: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
-	20, // 10: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
-	18, // 11: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	17, // 12: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
-	21, // 13: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
-	17, // 14: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	19, // 15: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
-	17, // 16: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	20, // 17: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
-	17, // 18: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	17, // 19: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	28, // 20: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	32, // 21: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
-	33, // 22: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
-	0,  // 23: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 24: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 25: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 26: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 27: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 28: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 29: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 30: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 31: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 32: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	12, // 33: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	12, // 34: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 35: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 36: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	21, // 37: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	21, // 38: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	21, // 39: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 40: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	22, // 41: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	24, // 42: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	24, // 43: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	24, // 44: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 45: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	25, // 46: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	26, // 47: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	27, // 48: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 49: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	30, // 50: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 51: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	1,  // 52: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 53: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 54: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 55: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 56: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 57: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 58: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 59: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 60: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	11, // 61: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 62: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 63: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	13, // 64: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	16, // 65: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 66: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 67: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 68: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 69: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	23, // 70: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 71: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 72: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 75: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	29, // 76: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 77: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	30, // 78: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 79: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	31, // 80: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	52, // [52:81] is the sub-list for method output_type
-	23, // [23:52] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	11, // 3: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
+	10, // 4: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
+	13, // 5: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
+	15, // 6: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
+	16, // 7: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
+	19, // 8: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	18, // 9: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
+	20, // 10: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
+	21, // 11: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
+	19, // 12: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	18, // 13: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
+	22, // 14: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
+	18, // 15: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	20, // 16: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
+	18, // 17: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 18: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
+	18, // 19: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	18, // 20: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	29, // 21: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	33, // 22: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
+	34, // 23: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
+	0,  // 24: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 25: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 26: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 27: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 28: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 29: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 30: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 31: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 32: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 33: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	13, // 34: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	13, // 35: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 36: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 37: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	22, // 38: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	22, // 39: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	22, // 40: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 41: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	23, // 42: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	25, // 43: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 44: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 45: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	26, // 46: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 47: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	27, // 48: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	28, // 49: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 50: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	31, // 51: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 52: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	1,  // 53: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 54: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 55: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 56: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 57: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 58: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 59: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 60: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 61: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 62: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 63: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 64: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 65: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 66: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 67: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 68: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 69: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 70: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	24, // 71: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 72: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 76: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	30, // 77: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 78: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	31, // 79: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 80: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	32, // 81: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	53, // [53:82] is the sub-list for method output_type
+	24, // [24:53] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -2787,7 +2900,7 @@ func file_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
