@@ -3,10 +3,11 @@ package flowdir
 import (
 	"errors"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 func TestRuleArgs(t *testing.T) {
@@ -27,12 +28,7 @@ func TestRuleArgs(t *testing.T) {
 // On veth (no n-tuple filters) installation must fail with the sentinel,
 // not half-install.
 func TestInstallDetectsMissingSupport(t *testing.T) {
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root in CI")
-		}
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t)
 	if _, err := exec.LookPath("ethtool"); err != nil {
 		t.Fatal("ethtool missing: make deps installs it")
 	}

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 func sh(t *testing.T, args ...string) string {
@@ -33,9 +35,7 @@ func sh(t *testing.T, args ...string) string {
 
 // vethPair creates the namespaces and the veth and returns their names.
 func vethPair(t *testing.T) (nsA, nsB string) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root for network namespaces and AF_XDP")
-	}
+	testenv.RequireRoot(t) // network namespaces and AF_XDP
 	nsA = fmt.Sprintf("gvsb-t-%d-a", os.Getpid())
 	nsB = fmt.Sprintf("gvsb-t-%d-b", os.Getpid())
 	for _, ns := range []string{nsA, nsB} {

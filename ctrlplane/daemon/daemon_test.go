@@ -26,18 +26,9 @@ import (
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/ctrlplane/internal/dptest"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
-)
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/gvs-lb/gvs/internal/testenv"
+)
 
 // realServer is an HTTP server on loopback that can be stopped and
 // started again on the same port.
@@ -163,15 +154,15 @@ func TestDaemon(t *testing.T) {
 	}
 
 	rs1.stop()
-	eventually(t, 3*time.Second, "rs1 quiesced", func() bool { return same(dests(t, api), map[string]int32{a1: 0, a2: 3}) })
+	testenv.Eventually(t, 3*time.Second, "rs1 quiesced", func() bool { return same(dests(t, api), map[string]int32{a1: 0, a2: 3}) })
 	rs2.stop()
-	eventually(t, 3*time.Second, "rs2 removed and the sorry server in", func() bool {
+	testenv.Eventually(t, 3*time.Second, "rs2 removed and the sorry server in", func() bool {
 		return same(dests(t, api), map[string]int32{a1: 0, "127.0.0.1:1": 1})
 	})
 	rs2.start(a2)
-	eventually(t, 3*time.Second, "rs2 back, sorry server out", func() bool { return same(dests(t, api), map[string]int32{a1: 0, a2: 3}) })
+	testenv.Eventually(t, 3*time.Second, "rs2 back, sorry server out", func() bool { return same(dests(t, api), map[string]int32{a1: 0, a2: 3}) })
 	rs1.start(a1)
-	eventually(t, 3*time.Second, "rs1 restored", func() bool { return same(dests(t, api), map[string]int32{a1: 2, a2: 3}) })
+	testenv.Eventually(t, 3*time.Second, "rs1 restored", func() bool { return same(dests(t, api), map[string]int32{a1: 2, a2: 3}) })
 	if n := logs.FilterMessage("real server down").Len(); n != 2 {
 		t.Errorf("%d 'real server down' logs, want 2", n)
 	}
@@ -272,7 +263,7 @@ func TestDaemon(t *testing.T) {
 	dp.Stop()
 	dptest.Start(t, sock, 1)
 	fresh := dptest.Client(t, sock)
-	eventually(t, 5*time.Second, "services back after a dataplane restart", func() bool { return same(dests(t, fresh), want) })
+	testenv.Eventually(t, 5*time.Second, "services back after a dataplane restart", func() bool { return same(dests(t, fresh), want) })
 }
 
 // unixClient sends every request to the unix socket at path.

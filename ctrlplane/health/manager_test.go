@@ -16,19 +16,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gvs-lb/gvs/ctrlplane/config"
-)
 
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/gvs-lb/gvs/internal/testenv"
+)
 
 // toggleServer is a TCP server on a fixed loopback port that can be
 // stopped and started again.
@@ -108,12 +98,12 @@ func TestFallRise(t *testing.T) {
 	if !m.Up(testSvc, srv.addr) || changes.Load() != 0 {
 		t.Fatal("a new real server starts up (keepalived's default)")
 	}
-	eventually(t, 2*time.Second, "a first successful check", func() bool {
+	testenv.Eventually(t, 2*time.Second, "a first successful check", func() bool {
 		s := m.Snapshot()
 		return len(s) == 1 && len(s[0].Checks) == 1 && !s[0].Checks[0].LastRun.IsZero()
 	})
 	srv.stop()
-	eventually(t, 3*time.Second, "the real server down", func() bool { return !m.Up(testSvc, srv.addr) })
+	testenv.Eventually(t, 3*time.Second, "the real server down", func() bool { return !m.Up(testSvc, srv.addr) })
 	if changes.Load() != 1 {
 		t.Errorf("%d change notifications, want 1", changes.Load())
 	}
@@ -122,7 +112,7 @@ func TestFallRise(t *testing.T) {
 		t.Errorf("snapshot %+v", s)
 	}
 	srv.restart()
-	eventually(t, 3*time.Second, "the real server up again", func() bool { return m.Up(testSvc, srv.addr) })
+	testenv.Eventually(t, 3*time.Second, "the real server up again", func() bool { return m.Up(testSvc, srv.addr) })
 	if changes.Load() != 2 {
 		t.Errorf("%d change notifications, want 2", changes.Load())
 	}
@@ -165,7 +155,7 @@ func TestIsolatedFailure(t *testing.T) {
 	c.Kind, c.URLs = config.HTTPGetKind, []config.URLCheck{{Path: "/"}}
 	m, logs, changes := newManager(t)
 	m.Update(services(real(target, false, c)))
-	eventually(t, 3*time.Second, "8 checks", func() bool { return n.Load() >= 8 })
+	testenv.Eventually(t, 3*time.Second, "8 checks", func() bool { return n.Load() >= 8 })
 	if changes.Load() != 0 || !m.Up(testSvc, target) || logs.Len() != 0 {
 		t.Errorf("one failure flipped the state: %d changes, logs %v", changes.Load(), logs.All())
 	}
@@ -181,7 +171,7 @@ func TestAlpha(t *testing.T) {
 	if m.Up(testSvc, srv.addr) || changes.Load() != 1 {
 		t.Fatalf("alpha: up %v, %d changes", m.Up(testSvc, srv.addr), changes.Load())
 	}
-	eventually(t, 3*time.Second, "up after rise", func() bool { return m.Up(testSvc, srv.addr) })
+	testenv.Eventually(t, 3*time.Second, "up after rise", func() bool { return m.Up(testSvc, srv.addr) })
 }
 
 // TestAllChecksMustPass: a real server with two checks is down while either
@@ -196,7 +186,7 @@ func TestAllChecksMustPass(t *testing.T) {
 	c2.Script = "exit 1"
 	m, _, _ := newManager(t)
 	m.Update(services(real(good.addr, false, tcpCheck(good.addr, 1, 1), c2)))
-	eventually(t, 3*time.Second, "down by its MISC_CHECK", func() bool { return !m.Up(testSvc, good.addr) })
+	testenv.Eventually(t, 3*time.Second, "down by its MISC_CHECK", func() bool { return !m.Up(testSvc, good.addr) })
 	s := m.Snapshot()[0]
 	if len(s.Checks) != 2 || s.Checks[0].Kind != "MISC_CHECK" || s.Checks[0].Up || !s.Checks[1].Up {
 		t.Errorf("checks %+v", s.Checks)
@@ -214,7 +204,7 @@ func TestUpdateKeepsState(t *testing.T) {
 	slow.Interval = time.Hour // one probe, then silence: state changes only by Update
 	m, _, changes := newManager(t)
 	m.Update(services(real(srv.addr, false, slow), real(other.addr, false, tcpCheck(other.addr, 1, 1))))
-	eventually(t, 2*time.Second, "down", func() bool { return !m.Up(testSvc, srv.addr) })
+	testenv.Eventually(t, 2*time.Second, "down", func() bool { return !m.Up(testSvc, srv.addr) })
 	first := m.Snapshot()[0].Checks[0].LastRun
 	n := changes.Load()
 
@@ -230,7 +220,7 @@ func TestUpdateKeepsState(t *testing.T) {
 	if m.Up(testSvc, srv.addr) {
 		t.Error("a changed check of a down real server must start down")
 	}
-	eventually(t, 3*time.Second, "up after rise 5", func() bool { return m.Up(testSvc, srv.addr) })
+	testenv.Eventually(t, 3*time.Second, "up after rise 5", func() bool { return m.Up(testSvc, srv.addr) })
 	if s := m.Snapshot(); len(s) != 1 {
 		t.Errorf("removed real server still listed: %+v", s)
 	}
@@ -249,7 +239,7 @@ func TestSourceMissing(t *testing.T) {
 	c.Bind = netip.MustParseAddr("192.0.2.1") // TEST-NET-1: not on this host
 	m, logs, changes := newManager(t)
 	m.Update(services(real(srv.addr, false, c)))
-	eventually(t, 2*time.Second, "several probes", func() bool {
+	testenv.Eventually(t, 2*time.Second, "several probes", func() bool {
 		s := m.Snapshot()[0].Checks[0]
 		return !s.LastRun.IsZero() && logs.FilterMessage("health check cannot run: state kept").Len() == 1
 	})

@@ -10,18 +10,9 @@ import (
 
 	"github.com/gvs-lb/gvs/ctrlplane/config"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
-)
 
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/gvs-lb/gvs/internal/testenv"
+)
 
 // loopServer is a TCP server on loopback that can be stopped and restarted
 // on the same port.
@@ -95,18 +86,18 @@ func TestDesiredFollowsHealth(t *testing.T) {
 			return true
 		}
 	}
-	eventually(t, time.Second, "both up", is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 2}, rs2.addr: {Weight: 3}}))
+	testenv.Eventually(t, time.Second, "both up", is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 2}, rs2.addr: {Weight: 3}}))
 
 	rs1.stop()
-	eventually(t, 3*time.Second, "rs1 quiesced (inhibit_on_failure)", is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 0}, rs2.addr: {Weight: 3}}))
+	testenv.Eventually(t, 3*time.Second, "rs1 quiesced (inhibit_on_failure)", is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 0}, rs2.addr: {Weight: 3}}))
 	rs2.stop()
-	eventually(t, 3*time.Second, "rs2 removed, sorry server in",
+	testenv.Eventually(t, 3*time.Second, "rs2 removed, sorry server in",
 		is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 0}, sorry: {Weight: 1}}))
 	rs2.start(t)
-	eventually(t, 3*time.Second, "rs2 back after rise, sorry server out",
+	testenv.Eventually(t, 3*time.Second, "rs2 back after rise, sorry server out",
 		is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 0}, rs2.addr: {Weight: 3}}))
 	rs1.start(t)
-	eventually(t, 3*time.Second, "rs1 restored", is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 2}, rs2.addr: {Weight: 3}}))
+	testenv.Eventually(t, 3*time.Second, "rs1 restored", is(map[netip.AddrPort]DestState{rs1.addr: {Weight: 2}, rs2.addr: {Weight: 3}}))
 	if len(kicks) != 4 {
 		t.Errorf("%d reconcile kicks, want one per real-server transition (4)", len(kicks))
 	}

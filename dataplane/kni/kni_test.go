@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,16 +15,13 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // inNetns runs the test body in a fresh network namespace on a locked thread.
 func inNetns(t *testing.T, body func()) {
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root in CI")
-		}
-		t.Skip("needs root")
-	}
+	testenv.RequireRoot(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

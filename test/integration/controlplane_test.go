@@ -20,6 +20,8 @@ import (
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // cpListen is where the control plane serves /metrics and /reload, inside
@@ -256,7 +258,7 @@ func TestControlPlane(t *testing.T) {
 	vip := l.Env["VIP"]
 	url := "http://" + vip + "/"
 	rs1, rs2 := l.Env["RS1_IP"]+":8080", l.Env["RS2_IP"]+":8080"
-	Eventually(t, 10*time.Second, "the control plane to configure the service", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the control plane to configure the service", func() bool {
 		d := l.dests(80)
 		return d[rs1] == 1 && d[rs2] == 3 && len(l.dests(7000)) == 1
 	})
@@ -316,7 +318,7 @@ func TestControlPlane(t *testing.T) {
 	// rs1's HTTP server stops: its check fails and traffic moves to rs2
 	stopRS1()
 	stopped := time.Now()
-	Eventually(t, cpInterval*cpFall+cpSlack, "rs1 removed after its health check failed", func() bool {
+	testenv.Eventually(t, cpInterval*cpFall+cpSlack, "rs1 removed after its health check failed", func() bool {
 		_, in := l.dests(80)[rs1]
 		return !in
 	})
@@ -333,9 +335,9 @@ func TestControlPlane(t *testing.T) {
 	// it comes back after rise
 	l.stoppable(l.Env["RS1_NS"], "rs1", "--http", l.Env["RS1_IP"]+":8080")
 	started := time.Now()
-	Eventually(t, cpInterval*cpRise+cpSlack, "rs1 restored after rise", func() bool { return l.dests(80)[rs1] == 1 })
+	testenv.Eventually(t, cpInterval*cpRise+cpSlack, "rs1 restored after rise", func() bool { return l.dests(80)[rs1] == 1 })
 	t.Logf("rs1 restored %s after its HTTP server started (interval %s × rise %d)", time.Since(started).Round(10*time.Millisecond), cpInterval, cpRise)
-	Eventually(t, 5*time.Second, "rs1 answering through the VIP again", func() bool {
+	testenv.Eventually(t, 5*time.Second, "rs1 answering through the VIP again", func() bool {
 		s, err := try(c, url)
 		return err == nil && s == "rs1"
 	})
@@ -343,7 +345,7 @@ func TestControlPlane(t *testing.T) {
 	// SIGHUP with a change of the web service only: the echo connection
 	// (and its service) are untouched
 	cp.reload(t, controlPlaneConfig(l, 1, 1))
-	Eventually(t, 5*time.Second, "the reload applied (rs2 weight 1)", func() bool { return l.dests(80)[rs2] == 1 })
+	testenv.Eventually(t, 5*time.Second, "the reload applied (rs2 weight 1)", func() bool { return l.dests(80)[rs2] == 1 })
 	if err := echoRound("hello 2"); err != nil {
 		t.Errorf("the connection through the echo service broke during a reload of another service: %v", err)
 	}
@@ -353,7 +355,7 @@ func TestControlPlane(t *testing.T) {
 	}
 	// an invalid file is refused; nothing changes
 	cp.reload(t, strings.Replace(controlPlaneConfig(l, 2, 1), "lb_kind: FULLNAT", "lb_kind: DR", 1))
-	Eventually(t, 5*time.Second, "the invalid reload refused in the log", func() bool { return cp.logged("reload refused") })
+	testenv.Eventually(t, 5*time.Second, "the invalid reload refused in the log", func() bool { return cp.logged("reload refused") })
 	if d := l.dests(80); d[rs2] != 1 {
 		t.Errorf("an invalid reload changed the dataplane: %v", d)
 	}
@@ -367,11 +369,11 @@ func TestControlPlane(t *testing.T) {
 		t.Fatalf("lab.sh restart-dataplane: %v\n%s", err, out)
 	}
 	restarted := time.Now()
-	Eventually(t, 20*time.Second, "services back after the dataplane restart", func() bool {
+	testenv.Eventually(t, 20*time.Second, "services back after the dataplane restart", func() bool {
 		d := l.dests(80)
 		return d[rs1] == 1 && d[rs2] == 1 && len(l.dests(7000)) == 1
 	})
-	Eventually(t, 10*time.Second, "HTTP through the VIP after the dataplane restart", func() bool {
+	testenv.Eventually(t, 10*time.Second, "HTTP through the VIP after the dataplane restart", func() bool {
 		s, err := try(c, url)
 		return err == nil && (s == "rs1" || s == "rs2")
 	})

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gvs-lb/gvs/internal/nsutil"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // flood sends frames round robin from the client's interface as fast as
@@ -97,7 +99,7 @@ func TestExceptionPathUnderFlood(t *testing.T) {
 	halt := func() { once.Do(func() { close(stop) }) }
 	sent := flood(t, l, frames, stop)
 	defer halt()
-	Eventually(t, 10*time.Second, "the flood reaching the dataplane", func() bool {
+	testenv.Eventually(t, 10*time.Second, "the flood reaching the dataplane", func() bool {
 		return l.Counters()["drop_lb_no_service"]-before["drop_lb_no_service"] > 10000
 	})
 

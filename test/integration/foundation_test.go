@@ -19,6 +19,8 @@ import (
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // TestFoundation runs the foundation checks on each driver, one lab each.
@@ -269,7 +271,7 @@ func testMalformed(t *testing.T, l *Lab) {
 		}
 	}
 	rawSend(t, l, frames)
-	Eventually(t, 5*time.Second, "drop counters", func() bool {
+	testenv.Eventually(t, 5*time.Second, "drop counters", func() bool {
 		now := l.Counters()
 		for _, c := range cases {
 			if now[c.counter]-before[c.counter] < 10 {
@@ -297,7 +299,7 @@ func TestRuntimeChanges(t *testing.T) {
 	l.Dpip("addr", "add", "10.1.0.50/32", "dev", "dp0")
 	ping(t, l, client, false, "10.1.0.50", 2)
 	l.Dpip("addr", "del", "10.1.0.50/32", "dev", "dp0")
-	Eventually(t, 5*time.Second, "the deleted address to stop answering", func() bool {
+	testenv.Eventually(t, 5*time.Second, "the deleted address to stop answering", func() bool {
 		_, err := l.NS(client, "ping", "-c", "1", "-W", "1", "10.1.0.50")
 		return err != nil
 	})

@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gvs-lb/gvs/internal/nsutil"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // Ipvsadm runs bin/ipvsadm against the lab's dataplane.
@@ -46,7 +48,7 @@ func (l *Lab) startTestsrv(ns, name string, args ...string) {
 
 // waitTCP waits until addr accepts connections from namespace ns.
 func waitTCP(t *testing.T, ns, addr string) {
-	Eventually(t, 5*time.Second, addr+" listening", func() bool {
+	testenv.Eventually(t, 5*time.Second, addr+" listening", func() bool {
 		c, err := nsutil.Dial(ns, "tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()

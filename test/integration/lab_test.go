@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // Lab is a running lab.
@@ -37,12 +39,7 @@ func repoRoot(t *testing.T) string {
 }
 
 func requireRoot(t *testing.T) {
-	if os.Getuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("integration tests need root in CI")
-		}
-		t.Skip("needs root: network namespaces")
-	}
+	testenv.RequireRoot(t) // network namespaces
 }
 
 // StartLab runs scripts/lab.sh up with args and registers the tear-down.
@@ -158,18 +155,6 @@ func (l *Lab) Link(name string) *pb.Link {
 		l.t.Fatalf("link %s: %v", name, err)
 	}
 	return r.Links[0]
-}
-
-// Eventually polls cond until it holds or the deadline passes.
-func Eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func drivers() []string { return []string{"afxdp", "afpacket"} }

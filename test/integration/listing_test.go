@@ -16,6 +16,8 @@ import (
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // udpConns returns ActiveConn + InActConn of the UDP service vip:port.
@@ -88,7 +90,7 @@ func TestListManyUDPConns(t *testing.T) {
 	}
 	// datagrams the dataplane's rings dropped are sent again: resending a
 	// flow that has its connection only forwards it again
-	Eventually(t, 30*time.Second, fmt.Sprintf("%d UDP connections", n), func() bool {
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d UDP connections", n), func() bool {
 		if l.udpConns(vip, 9000) >= n {
 			return true
 		}

@@ -14,6 +14,8 @@ import (
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // TestLocalPortsPerRealServer is issue 17's measurement: more UDP flows
@@ -66,7 +68,7 @@ func TestLocalPortsPerRealServer(t *testing.T) {
 	}
 	// datagrams dropped on the way are sent again: a flow that has its
 	// connection is only forwarded again
-	Eventually(t, 40*time.Second, fmt.Sprintf("%d UDP connections", 2*perService), func() bool {
+	testenv.Eventually(t, 40*time.Second, fmt.Sprintf("%d UDP connections", 2*perService), func() bool {
 		if l.udpConns(vip, 9000)+l.udpConns(vip, 9001) >= 2*perService || l.Counters()["drop_lb_no_port"] > 0 {
 			return true
 		}

@@ -26,6 +26,8 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 const (
@@ -43,9 +45,7 @@ type lab struct {
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs, tc filters and AF_PACKET sockets")
-	}
+	testenv.RequireRoot(t) // network namespaces, veth pairs, tc filters and AF_PACKET sockets
 }
 
 func run(t testing.TB, args ...string) string {

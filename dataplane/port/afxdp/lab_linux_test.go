@@ -28,6 +28,8 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
+
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 const (
@@ -48,9 +50,7 @@ type lab struct {
 // calling goroutine's thread into it.
 func newLab(t testing.TB, queues int) *lab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to create network namespaces, veths and XDP programs")
-	}
+	testenv.RequireRoot(t) // network namespaces, veths and XDP programs
 	l := &lab{ns: fmt.Sprintf("gvsxdp-%d-%d", os.Getpid(), labSeq.Add(1))}
 	run(t, "ip", "netns", "add", l.ns)
 	t.Cleanup(func() {
