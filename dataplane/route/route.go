@@ -43,6 +43,12 @@ type Route struct {
 	Scope   Scope
 	// Connected marks routes derived from interface addresses.
 	Connected bool
+	// Learnt marks routes mirrored from the kernel's table on a KNI
+	// interface (what a routing daemon installed there).
+	Learnt bool
+	// NextHops makes the route multipath when it has two or more entries
+	// (see multipath.go); Gateway and Iface are then its first one's.
+	NextHops []NextHop
 }
 
 // NextHop returns the address to resolve on the link for dst.
@@ -55,6 +61,10 @@ func (r *Route) NextHop(dst netip.Addr) netip.Addr {
 
 func (r Route) String() string {
 	s := r.Dst.String()
+	if r.Multipath() {
+		return fmt.Sprintf("%s scope %s metric %d", s, r.Scope, r.Metric) +
+			r.nextHopsString(func(i uint16) string { return "iface" + fmt.Sprint(i) })
+	}
 	if r.Gateway.IsValid() {
 		s += " via " + r.Gateway.String()
 	}
@@ -99,6 +109,9 @@ func New(routes []Route) (*Table, error) {
 	seen := map[string]bool{}
 	for _, r := range routes {
 		r.Dst = r.Dst.Masked()
+		if err := prepareMultipath(&r); err != nil {
+			return nil, err
+		}
 		key := fmt.Sprintf("%s/%d", r.Dst, r.Metric)
 		if seen[key] {
 			return nil, fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
@@ -195,13 +208,13 @@ func (t *Table) Add(r Route) (*Table, error) {
 }
 
 // Delete returns a new table without the routes matching dst (and gateway
-// and metric when valid/non-zero, and connected-ness), or ErrNotFound.
+// — of any next hop — when valid, and connected-ness), or ErrNotFound.
 func (t *Table) Delete(dst netip.Prefix, gw netip.Addr, connected bool) (*Table, error) {
 	dst = dst.Masked()
 	var keep []Route
 	found := false
 	for _, r := range t.Routes() {
-		if r.Dst == dst && r.Connected == connected && (!gw.IsValid() || r.Gateway == gw) {
+		if r.Dst == dst && r.Connected == connected && (!gw.IsValid() || r.HasGateway(gw)) {
 			found = true
 			continue
 		}
