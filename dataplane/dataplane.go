@@ -69,6 +69,9 @@ type Options struct {
 	// Timeouts are the connections' idle timeouts per state (zero fields:
 	// the Linux IPVS defaults).
 	Timeouts session.Timeouts
+	// SyncRing is each worker's session sync event ring size (0:
+	// DefaultSyncRing).
+	SyncRing int
 	Logger   *zap.Logger
 	// OnCrash is called with the report of a panic in a worker, the master
 	// or a KNI reader (after it was logged); it is expected to clean up and
@@ -142,6 +145,9 @@ type Dataplane struct {
 
 	kniWriteDrops atomic.Uint64
 	kniReadDrops  atomic.Uint64
+
+	syncPol  atomic.Pointer[SyncPolicy] // nil while no sync consumer is attached
+	syncBusy atomic.Bool                // a consumer is attached (sync.go)
 }
 
 // New builds a dataplane over ports; every port must have exactly
@@ -249,6 +255,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 		pool:       flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
 		redirIn:    make([]*ring.FrameRing, d.opts.Workers),
 		ctl:        make(chan func(), 16),
+		syncOut:    newSyncRing(d.opts.SyncRing),
 	}
 	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns, Timeouts: d.opts.Timeouts})
 	if err != nil {

@@ -166,6 +166,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 			return
 		}
 	}
+	old := c.State
 	if c.Proto == header.ProtoTCP {
 		if _, ch := w.sess.Update(id, dir, flags, w.tick()); ch != session.Unchanged {
 			if d := w.lb.Dests[c.Dest]; d != nil {
@@ -176,6 +177,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 		}
 	} else {
 		w.sess.Touch(id, w.tick())
+	}
+	if w.syncPol != nil {
+		w.syncIn(c, dir, old) // session sync (sync.go)
 	}
 	var to nat.Endpoints
 	if st := &w.lbStats[c.Dest]; dir == session.In {
@@ -233,7 +237,8 @@ func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
 		w.drop(b, CtrDropNoRoute)
 		return
 	}
-	out := w.snap.iface(r.Iface)
+	nh, oif := routePath(r, dst, l3) // the translated packet's flow
+	out := w.snap.iface(oif)
 	if out == nil {
 		w.drop(b, CtrDropNoRoute)
 		return
@@ -257,7 +262,7 @@ func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
 		w.drop(b, CtrDropMTUExceeded)
 		return
 	}
-	w.xmit(b, out, r.NextHop(dst))
+	w.xmit(b, out, nh)
 }
 
 // lbICMP translates ICMP errors about load-balanced connections.
@@ -378,6 +383,7 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 	}
 	l := c.LAddrPort()
 	w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
+	w.syncGone(c)
 	w.ctr.inc(CtrLBConnsExpired)
 }
 

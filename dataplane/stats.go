@@ -83,6 +83,12 @@ const (
 	CtrDropLBNoService    // TCP/UDP to a virtual address's port without a service
 	CtrDropLBInsertFailed // a new connection the table refused for a reason other than full
 
+	CtrSyncPublished      // a connection event put on the sync ring
+	CtrSyncDropRingFull   // a connection event lost: the sync ring was full
+	CtrSyncInstalled      // a synced connection installed
+	CtrSyncUpdated        // a synced connection refreshed
+	CtrSyncInstallRefused // a synced connection refused (no service/real server, port, table full)
+
 	NumCounters
 )
 
@@ -103,6 +109,7 @@ var counterNames = [NumCounters]string{
 	"lb_toa_scrubbed", "drop_lb_bad_checksum", "drop_lb_bad_tcp_options",
 	"drop_neigh_learn_full", "drop_neigh_learn_lost", "drop_neigh_unsolicited", "neigh_evicted",
 	"drop_lb_no_service", "drop_lb_insert_failed",
+	"sync_published", "sync_drop_ring_full", "sync_installed", "sync_updated", "sync_install_refused",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -106,7 +106,9 @@ type Worker struct {
 	lbStats   []lbStat                 // by destination id; owned by this worker
 	lbPub     atomic.Pointer[[]lbStat] // the same slice, for readers
 	ctl       chan func()
-	list      listings // open connection listings (listing.go)
+	list      listings            // open connection listings (listing.go)
+	syncPol   *SyncPolicy         // read once per loop; nil: not publishing (sync.go)
+	syncOut   *ring.SPSC[syncRec] // connection events to the sync consumer
 
 	wakeFD  int
 	pollFDs []unix.PollFd
@@ -160,6 +162,7 @@ func (w *Worker) iterate() int {
 	w.now = start
 	w.snap = w.dp.snap.Load()
 	w.lb = w.dp.ipvs.Table()
+	w.syncPol = w.dp.syncPol.Load()
 	if int(w.lb.MaxID) >= len(w.lbStats) {
 		w.growLBStats(int(w.lb.MaxID))
 	}

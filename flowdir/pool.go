@@ -397,6 +397,39 @@ func (p *Pool) Put(a netip.Addr, rs netip.AddrPort, port uint16) bool {
 	return true
 }
 
+// ErrPortTaken is returned by Reserve for a port already in use towards
+// the same real server; ErrNotOwned for a port of another worker (or below
+// MinPort).
+var (
+	ErrPortTaken = errors.New("local port already in use towards this real server")
+	ErrNotOwned  = errors.New("local port not owned by this worker")
+)
+
+// Reserve takes the given port of local address a towards real server rs,
+// for a connection made elsewhere (session sync): Put returns it like any
+// other. The port must be owned by this worker (Steering.Owner) and free
+// towards rs.
+func (p *Pool) Reserve(a netip.Addr, rs netip.AddrPort, port uint16) error {
+	if port < MinPort || p.st.Owner(port) != p.worker {
+		return ErrNotOwned
+	}
+	s := p.space(spaceKey{a, rs})
+	slot := int(port >> p.shift)
+	if slot >= p.nslots {
+		return ErrNotOwned
+	}
+	if s.isSet(slot) {
+		return ErrPortTaken
+	}
+	s.take(slot)
+	if s.used == 0 {
+		p.idle--
+	}
+	s.used++
+	s.pubUsed.Store(uint32(s.used))
+	return nil
+}
+
 // Free returns the number of free ports of local address a towards real
 // server rs.
 func (p *Pool) Free(a netip.Addr, rs netip.AddrPort) int {

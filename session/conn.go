@@ -60,6 +60,10 @@ const (
 	// client segment that completed it has passed: the TOA is no longer
 	// inserted. Until then every client segment gets it (FullNAT).
 	FlagTOAConfirmed
+	// FlagSynced: the conn was installed by session sync (from a peer, or
+	// re-installed by this node's control plane after a dataplane restart)
+	// rather than created by a packet here.
+	FlagSynced
 )
 
 const (
