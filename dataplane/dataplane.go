@@ -109,7 +109,7 @@ var _ KNIDevice = (*kni.Device)(nil)
 var (
 	ErrExists   = errors.New("already exists")
 	ErrNotFound = errors.New("not found")
-	ErrInvalid  = errors.New("invalid argument")
+	ErrInvalid  = ipvs.ErrInvalid // one sentinel for every refused argument, interfaces and services alike
 )
 
 // Dataplane is the packet engine.

@@ -29,12 +29,17 @@ func Checksum(b []byte, initial uint16) uint16 {
 	return fold(sum)
 }
 
-func fold(sum uint64) uint16 {
-	for sum>>16 != 0 {
-		sum = (sum & 0xffff) + (sum >> 16)
-	}
+// Fold folds a 64-bit running sum of 16- or 32-bit words into the 16-bit
+// one's-complement sum, in constant time (four steps cover any carry).
+func Fold(sum uint64) uint16 {
+	sum = (sum & 0xffffffff) + sum>>32
+	sum = (sum & 0xffff) + sum>>16
+	sum = (sum & 0xffff) + sum>>16
+	sum = (sum & 0xffff) + sum>>16
 	return uint16(sum)
 }
+
+func fold(sum uint64) uint16 { return Fold(sum) }
 
 // ChecksumCombine adds two one's-complement partial sums.
 func ChecksumCombine(a, b uint16) uint16 {

@@ -105,6 +105,10 @@ func (ip IPv4) Payload() []byte      { return ip[ip.HeaderLen():ip.TotalLen()] }
 func (ip IPv4) FlagsFrag() uint16    { return binary.BigEndian.Uint16(ip[v4Flags:]) }
 func (ip IPv4) SetChecksum(c uint16) { binary.BigEndian.PutUint16(ip[v4Cksum:], c) }
 
+// SetTotalLen writes the total length; the header checksum is the caller's
+// (ChecksumUpdate16 with the old value).
+func (ip IPv4) SetTotalLen(n uint16) { binary.BigEndian.PutUint16(ip[v4TotalLen:], n) }
+
 // IsFragment reports whether the packet is a fragment (MF set or a non-zero
 // offset).
 func (ip IPv4) IsFragment() bool { return ip.FlagsFrag()&0x3fff != 0 }

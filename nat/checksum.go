@@ -3,6 +3,8 @@ package nat
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/gvs-lb/gvs/header"
 )
 
 // Incremental checksums (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
@@ -64,21 +66,13 @@ func addWords(acc uint64, b []byte) uint64 {
 	return acc
 }
 
-func fold(s uint64) uint16 {
-	s = (s & 0xffffffff) + s>>32
-	s = (s & 0xffff) + s>>16
-	s = (s & 0xffff) + s>>16
-	s = (s & 0xffff) + s>>16
-	return uint16(s)
-}
-
 // apply returns checksum field value ck updated by the accumulated difference.
 // Because ~ck + acc is positive (unless ck is 0xffff and every term of acc is
 // zero), the folded sum lands in 1..0xffff and the result equals a checksum
 // computed from scratch, which is 0x0000 rather than 0xffff when the data sum
 // to all ones.
 func apply(ck uint16, acc uint64) uint16 {
-	return ^fold(uint64(^ck) + acc)
+	return ^header.Fold(uint64(^ck) + acc)
 }
 
 func be16(b []byte) uint16     { return binary.BigEndian.Uint16(b) }

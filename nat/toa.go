@@ -146,12 +146,8 @@ func InsertTOA(b *pktbuf.Buf, l3off int, client netip.AddrPort) error {
 	} else {
 		ip := header.IPv4(l3)
 		old := ip.TotalLen()
-		put16(l3[ipv4TotalLenOff:], uint16(newLen))
+		ip.SetTotalLen(uint16(newLen))
 		ip.SetChecksum(header.ChecksumUpdate16(ip.Checksum(), old, uint16(newLen)))
 	}
 	return nil
 }
-
-// ipv4TotalLenOff is where the IPv4 total length is; header.IPv4 has a getter
-// but no setter for it.
-const ipv4TotalLenOff = 2

@@ -54,8 +54,8 @@ func TestZeroAllocs(t *testing.T) {
 		}},
 		{"Insert refused", func() { tb.Insert(*tb.Get(ids[1]), now) }},
 		{"Touch", func() { now++; tb.Touch(ids[5], now) }},
-		{"Update", func() { now++; tb.Update(ids[6], In, TCPAck, now) }},
-		{"Transition", func() { Transition(tb.Get(ids[6]), Out, TCPFin) }},
+		{"Update", func() { now++; tb.Update(ids[6], In, header.TCPFlagACK, now) }},
+		{"Transition", func() { Transition(tb.Get(ids[6]), Out, header.TCPFlagFIN) }},
 		{"Expire", func() {
 			// steady state: one conn in, one conn out per tick
 			c := spare[i%len(spare)]

@@ -104,7 +104,7 @@ func BenchmarkUpdate(b *testing.B) {
 	b.ReportAllocs()
 	i := uint32(0)
 	for b.Loop() {
-		tb.Update((i*7919)&(benchConns/2-1), In, TCPAck, i>>10)
+		tb.Update((i*7919)&(benchConns/2-1), In, header.TCPFlagACK, i>>10)
 		i++
 	}
 }

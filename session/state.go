@@ -7,6 +7,8 @@ package session
 // with none of these flags moves the conn to CLOSE, as in LVS. UDP conns
 // have the single state "UDP" (LVS IP_VS_UDP_S_NORMAL) and never change it.
 
+import "github.com/gvs-lb/gvs/header"
+
 // State is a connection's protocol state.
 type State uint8
 
@@ -79,15 +81,6 @@ func (d Direction) String() string {
 	}
 	return "invalid"
 }
-
-// TCP header flag bits, as in the flags byte of the TCP header, so the
-// caller can pass that byte through.
-const (
-	TCPFin uint8 = 0x01
-	TCPSyn uint8 = 0x02
-	TCPRst uint8 = 0x04
-	TCPAck uint8 = 0x10
-)
 
 // Change is what a state transition means for the destination counters.
 type Change int8
@@ -166,13 +159,13 @@ func Transition(c *Conn, dir Direction, tcpFlags uint8) (State, Change) {
 	}
 	next := StateClose // LVS: a segment without RST/SYN/FIN/ACK closes
 	switch {
-	case tcpFlags&TCPRst != 0:
+	case tcpFlags&header.TCPFlagRST != 0:
 		next = tcpNext[dir][rowRst][c.State]
-	case tcpFlags&TCPSyn != 0:
+	case tcpFlags&header.TCPFlagSYN != 0:
 		next = tcpNext[dir][rowSyn][c.State]
-	case tcpFlags&TCPFin != 0:
+	case tcpFlags&header.TCPFlagFIN != 0:
 		next = tcpNext[dir][rowFin][c.State]
-	case tcpFlags&TCPAck != 0:
+	case tcpFlags&header.TCPFlagACK != 0:
 		next = tcpNext[dir][rowAck][c.State]
 	}
 	ch := Unchanged

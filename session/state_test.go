@@ -74,13 +74,13 @@ func TestTransitionTable(t *testing.T) {
 				flags := uint8(fl)
 				var exp State
 				switch {
-				case flags&TCPRst != 0:
+				case flags&header.TCPFlagRST != 0:
 					exp = want[dir]["rst"][s]
-				case flags&TCPSyn != 0:
+				case flags&header.TCPFlagSYN != 0:
 					exp = want[dir]["syn"][s]
-				case flags&TCPFin != 0:
+				case flags&header.TCPFlagFIN != 0:
 					exp = want[dir]["fin"][s]
-				case flags&TCPAck != 0:
+				case flags&header.TCPFlagACK != 0:
 					exp = want[dir]["ack"][s]
 				default:
 					exp = StateClose
@@ -108,14 +108,14 @@ func TestNoOutputFlag(t *testing.T) {
 	// with FlagNoOutput, In uses the input-only table (FIN on ES → FW,
 	// where the input table says CW) until an Out packet clears the flag.
 	c := Conn{Proto: header.ProtoTCP, State: StateEstablished, Flags: FlagNoOutput}
-	if s, _ := Transition(&c, In, TCPFin|TCPAck); s != StateFinWait || c.Flags&FlagNoOutput == 0 {
+	if s, _ := Transition(&c, In, header.TCPFlagFIN|header.TCPFlagACK); s != StateFinWait || c.Flags&FlagNoOutput == 0 {
 		t.Fatalf("In FIN with NoOutput: %v flags %b", s, c.Flags)
 	}
 	c.State = StateEstablished
-	if s, _ := Transition(&c, Out, TCPAck); s != StateEstablished || c.Flags&FlagNoOutput != 0 {
+	if s, _ := Transition(&c, Out, header.TCPFlagACK); s != StateEstablished || c.Flags&FlagNoOutput != 0 {
 		t.Fatalf("Out ACK must clear NoOutput: %v flags %b", s, c.Flags)
 	}
-	if s, _ := Transition(&c, In, TCPFin|TCPAck); s != StateCloseWait {
+	if s, _ := Transition(&c, In, header.TCPFlagFIN|header.TCPFlagACK); s != StateCloseWait {
 		t.Fatalf("In FIN after an output packet: %v, want CLOSE_WAIT", s)
 	}
 }
@@ -128,7 +128,7 @@ type step struct {
 }
 
 func TestTransitionSequences(t *testing.T) {
-	const syn, ack, fin, rst, psh = TCPSyn, TCPAck, TCPFin, TCPRst, 0x08
+	const syn, ack, fin, rst, psh = header.TCPFlagSYN, header.TCPFlagACK, header.TCPFlagFIN, header.TCPFlagRST, 0x08
 	tests := []struct {
 		name  string
 		steps []step
@@ -200,12 +200,12 @@ func TestTransitionSequences(t *testing.T) {
 func TestUDPAndUnknownStatesUnchanged(t *testing.T) {
 	for _, s := range []State{StateUDP, 12, 200} {
 		c := Conn{Proto: header.ProtoUDP, State: s}
-		if got, ch := Transition(&c, In, TCPSyn); got != s || ch != Unchanged {
+		if got, ch := Transition(&c, In, header.TCPFlagSYN); got != s || ch != Unchanged {
 			t.Errorf("state %d: %v %v", s, got, ch)
 		}
 	}
 	c := Conn{Proto: header.ProtoTCP}
-	if got, _ := Transition(&c, Direction(3), TCPSyn); got != StateNone {
+	if got, _ := Transition(&c, Direction(3), header.TCPFlagSYN); got != StateNone {
 		t.Errorf("bad direction changed state to %v", got)
 	}
 }

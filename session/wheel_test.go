@@ -97,7 +97,7 @@ func TestShorterTimeoutTakesEffect(t *testing.T) {
 	c := NewConn(header.ProtoTCP, ap("192.0.2.1:1000"), ap("198.51.100.1:80"), ap("10.0.0.1:2000"), ap("10.0.1.1:80"))
 	c.State = StateEstablished
 	id, _ := tb.Insert(c, 0)
-	if s, ch := tb.Update(id, In, TCPRst, 10); s != StateClose || ch != Deactivated {
+	if s, ch := tb.Update(id, In, header.TCPFlagRST, 10); s != StateClose || ch != Deactivated {
 		t.Fatalf("Update = %v %v", s, ch)
 	}
 	due := 10 + ticks(10*time.Second)
@@ -245,7 +245,7 @@ func TestExpireNow(t *testing.T) {
 		t.Fatal("ExpireNow = false")
 	}
 	tb.Touch(ids[1], 100) // does not save it
-	tb.Update(ids[1], In, TCPAck, 100)
+	tb.Update(ids[1], In, header.TCPFlagACK, 100)
 	checkInvariants(t, tb)
 	var got []uint32
 	tb.Expire(100, 0, func(id uint32, c *Conn) {
@@ -394,7 +394,7 @@ func TestWheelDifferential(t *testing.T) {
 			}
 		case x < 10 && len(live) > 0:
 			id := live[r.IntN(len(live))]
-			flags := [...]uint8{TCPSyn, TCPAck, TCPFin | TCPAck, TCPRst, 0}[r.IntN(5)]
+			flags := [...]uint8{header.TCPFlagSYN, header.TCPFlagACK, header.TCPFlagFIN | header.TCPFlagACK, header.TCPFlagRST, 0}[r.IntN(5)]
 			tb.Update(id, Direction(r.IntN(3)), flags, now)
 			due[id] = now + tb.to[tb.Get(id).State]
 		case x < 12 && len(live) > 0:
