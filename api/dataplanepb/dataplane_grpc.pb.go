@@ -23,35 +23,37 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Dataplane_GetInfo_FullMethodName       = "/gvs.dataplane.v1.Dataplane/GetInfo"
-	Dataplane_ListLinks_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListLinks"
-	Dataplane_AddVLAN_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddVLAN"
-	Dataplane_DelVLAN_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelVLAN"
-	Dataplane_AddAddr_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddAddr"
-	Dataplane_DelAddr_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelAddr"
-	Dataplane_ListAddrs_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListAddrs"
-	Dataplane_AddRoute_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddRoute"
-	Dataplane_DelRoute_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelRoute"
-	Dataplane_ListRoutes_FullMethodName    = "/gvs.dataplane.v1.Dataplane/ListRoutes"
-	Dataplane_AddNeigh_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddNeigh"
-	Dataplane_DelNeigh_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelNeigh"
-	Dataplane_ListNeighs_FullMethodName    = "/gvs.dataplane.v1.Dataplane/ListNeighs"
-	Dataplane_ListWorkers_FullMethodName   = "/gvs.dataplane.v1.Dataplane/ListWorkers"
-	Dataplane_AddService_FullMethodName    = "/gvs.dataplane.v1.Dataplane/AddService"
-	Dataplane_EditService_FullMethodName   = "/gvs.dataplane.v1.Dataplane/EditService"
-	Dataplane_DelService_FullMethodName    = "/gvs.dataplane.v1.Dataplane/DelService"
-	Dataplane_FlushServices_FullMethodName = "/gvs.dataplane.v1.Dataplane/FlushServices"
-	Dataplane_ListServices_FullMethodName  = "/gvs.dataplane.v1.Dataplane/ListServices"
-	Dataplane_AddDest_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddDest"
-	Dataplane_EditDest_FullMethodName      = "/gvs.dataplane.v1.Dataplane/EditDest"
-	Dataplane_DelDest_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelDest"
-	Dataplane_AddLAddr_FullMethodName      = "/gvs.dataplane.v1.Dataplane/AddLAddr"
-	Dataplane_DelLAddr_FullMethodName      = "/gvs.dataplane.v1.Dataplane/DelLAddr"
-	Dataplane_ListConns_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListConns"
-	Dataplane_ZeroStats_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ZeroStats"
-	Dataplane_GetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
-	Dataplane_SetTimeouts_FullMethodName   = "/gvs.dataplane.v1.Dataplane/SetTimeouts"
-	Dataplane_GetLBUsage_FullMethodName    = "/gvs.dataplane.v1.Dataplane/GetLBUsage"
+	Dataplane_GetInfo_FullMethodName          = "/gvs.dataplane.v1.Dataplane/GetInfo"
+	Dataplane_ListLinks_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ListLinks"
+	Dataplane_AddVLAN_FullMethodName          = "/gvs.dataplane.v1.Dataplane/AddVLAN"
+	Dataplane_DelVLAN_FullMethodName          = "/gvs.dataplane.v1.Dataplane/DelVLAN"
+	Dataplane_AddAddr_FullMethodName          = "/gvs.dataplane.v1.Dataplane/AddAddr"
+	Dataplane_DelAddr_FullMethodName          = "/gvs.dataplane.v1.Dataplane/DelAddr"
+	Dataplane_ListAddrs_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ListAddrs"
+	Dataplane_AddRoute_FullMethodName         = "/gvs.dataplane.v1.Dataplane/AddRoute"
+	Dataplane_DelRoute_FullMethodName         = "/gvs.dataplane.v1.Dataplane/DelRoute"
+	Dataplane_ListRoutes_FullMethodName       = "/gvs.dataplane.v1.Dataplane/ListRoutes"
+	Dataplane_AddNeigh_FullMethodName         = "/gvs.dataplane.v1.Dataplane/AddNeigh"
+	Dataplane_DelNeigh_FullMethodName         = "/gvs.dataplane.v1.Dataplane/DelNeigh"
+	Dataplane_ListNeighs_FullMethodName       = "/gvs.dataplane.v1.Dataplane/ListNeighs"
+	Dataplane_ListWorkers_FullMethodName      = "/gvs.dataplane.v1.Dataplane/ListWorkers"
+	Dataplane_AddService_FullMethodName       = "/gvs.dataplane.v1.Dataplane/AddService"
+	Dataplane_EditService_FullMethodName      = "/gvs.dataplane.v1.Dataplane/EditService"
+	Dataplane_DelService_FullMethodName       = "/gvs.dataplane.v1.Dataplane/DelService"
+	Dataplane_FlushServices_FullMethodName    = "/gvs.dataplane.v1.Dataplane/FlushServices"
+	Dataplane_ListServices_FullMethodName     = "/gvs.dataplane.v1.Dataplane/ListServices"
+	Dataplane_AddDest_FullMethodName          = "/gvs.dataplane.v1.Dataplane/AddDest"
+	Dataplane_EditDest_FullMethodName         = "/gvs.dataplane.v1.Dataplane/EditDest"
+	Dataplane_DelDest_FullMethodName          = "/gvs.dataplane.v1.Dataplane/DelDest"
+	Dataplane_AddLAddr_FullMethodName         = "/gvs.dataplane.v1.Dataplane/AddLAddr"
+	Dataplane_DelLAddr_FullMethodName         = "/gvs.dataplane.v1.Dataplane/DelLAddr"
+	Dataplane_ListConns_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ListConns"
+	Dataplane_ZeroStats_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ZeroStats"
+	Dataplane_GetTimeouts_FullMethodName      = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
+	Dataplane_SetTimeouts_FullMethodName      = "/gvs.dataplane.v1.Dataplane/SetTimeouts"
+	Dataplane_GetLBUsage_FullMethodName       = "/gvs.dataplane.v1.Dataplane/GetLBUsage"
+	Dataplane_StreamSyncEvents_FullMethodName = "/gvs.dataplane.v1.Dataplane/StreamSyncEvents"
+	Dataplane_InstallSyncConns_FullMethodName = "/gvs.dataplane.v1.Dataplane/InstallSyncConns"
 )
 
 // DataplaneClient is the client API for Dataplane service.
@@ -95,6 +97,15 @@ type DataplaneClient interface {
 	// Connection table fill and local port usage per worker, read without
 	// stopping the workers.
 	GetLBUsage(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LBUsage, error)
+	// Session sync (docs/sync.md). StreamSyncEvents attaches the one
+	// consumer of the workers' connection events (a second gets
+	// FAILED_PRECONDITION): workers publish by the request's policy while the
+	// stream is open, and batches arrive as they are drained.
+	StreamSyncEvents(ctx context.Context, in *SyncStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncEvents], error)
+	// InstallSyncConns installs (or refreshes, or deletes) synced
+	// connections, each in the worker owning its local port; at most 4096
+	// per call. Records this dataplane cannot take are counted as refused.
+	InstallSyncConns(ctx context.Context, in *SyncInstallRequest, opts ...grpc.CallOption) (*SyncInstallResult, error)
 }
 
 type dataplaneClient struct {
@@ -404,6 +415,35 @@ func (c *dataplaneClient) GetLBUsage(ctx context.Context, in *Empty, opts ...grp
 	return out, nil
 }
 
+func (c *dataplaneClient) StreamSyncEvents(ctx context.Context, in *SyncStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncEvents], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[1], Dataplane_StreamSyncEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SyncStreamRequest, SyncEvents]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_StreamSyncEventsClient = grpc.ServerStreamingClient[SyncEvents]
+
+func (c *dataplaneClient) InstallSyncConns(ctx context.Context, in *SyncInstallRequest, opts ...grpc.CallOption) (*SyncInstallResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SyncInstallResult)
+	err := c.cc.Invoke(ctx, Dataplane_InstallSyncConns_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataplaneServer is the server API for Dataplane service.
 // All implementations must embed UnimplementedDataplaneServer
 // for forward compatibility.
@@ -445,6 +485,15 @@ type DataplaneServer interface {
 	// Connection table fill and local port usage per worker, read without
 	// stopping the workers.
 	GetLBUsage(context.Context, *Empty) (*LBUsage, error)
+	// Session sync (docs/sync.md). StreamSyncEvents attaches the one
+	// consumer of the workers' connection events (a second gets
+	// FAILED_PRECONDITION): workers publish by the request's policy while the
+	// stream is open, and batches arrive as they are drained.
+	StreamSyncEvents(*SyncStreamRequest, grpc.ServerStreamingServer[SyncEvents]) error
+	// InstallSyncConns installs (or refreshes, or deletes) synced
+	// connections, each in the worker owning its local port; at most 4096
+	// per call. Records this dataplane cannot take are counted as refused.
+	InstallSyncConns(context.Context, *SyncInstallRequest) (*SyncInstallResult, error)
 	mustEmbedUnimplementedDataplaneServer()
 }
 
@@ -541,6 +590,12 @@ func (UnimplementedDataplaneServer) SetTimeouts(context.Context, *Timeouts) (*Em
 }
 func (UnimplementedDataplaneServer) GetLBUsage(context.Context, *Empty) (*LBUsage, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLBUsage not implemented")
+}
+func (UnimplementedDataplaneServer) StreamSyncEvents(*SyncStreamRequest, grpc.ServerStreamingServer[SyncEvents]) error {
+	return status.Error(codes.Unimplemented, "method StreamSyncEvents not implemented")
+}
+func (UnimplementedDataplaneServer) InstallSyncConns(context.Context, *SyncInstallRequest) (*SyncInstallResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method InstallSyncConns not implemented")
 }
 func (UnimplementedDataplaneServer) mustEmbedUnimplementedDataplaneServer() {}
 func (UnimplementedDataplaneServer) testEmbeddedByValue()                   {}
@@ -1078,6 +1133,35 @@ func _Dataplane_GetLBUsage_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_StreamSyncEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SyncStreamRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DataplaneServer).StreamSyncEvents(m, &grpc.GenericServerStream[SyncStreamRequest, SyncEvents]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_StreamSyncEventsServer = grpc.ServerStreamingServer[SyncEvents]
+
+func _Dataplane_InstallSyncConns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SyncInstallRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).InstallSyncConns(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_InstallSyncConns_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).InstallSyncConns(ctx, req.(*SyncInstallRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Dataplane_ServiceDesc is the grpc.ServiceDesc for Dataplane service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1197,11 +1281,20 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetLBUsage",
 			Handler:    _Dataplane_GetLBUsage_Handler,
 		},
+		{
+			MethodName: "InstallSyncConns",
+			Handler:    _Dataplane_InstallSyncConns_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "ListConns",
 			Handler:       _Dataplane_ListConns_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "StreamSyncEvents",
+			Handler:       _Dataplane_StreamSyncEvents_Handler,
 			ServerStreams: true,
 		},
 	},
