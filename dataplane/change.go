@@ -130,6 +130,9 @@ func (d *Dataplane) addrUses(m *model, gone []netip.Addr) []addrUse {
 		}
 	}
 	for i, r := range m.routes {
+		if r.Learnt {
+			continue // the kernel's: the route watcher replaces them
+		}
 		switch {
 		case r.Src.IsValid() && slices.Contains(gone, r.Src):
 			uses = append(uses, addrUse{what: "source of route " + routeName(r), fix: "dpip route del " + r.Dst.String(), route: i})

@@ -81,12 +81,24 @@ func (d *Dataplane) buildSnapshot(m model) (*snapshot, error) {
 		}
 		s.ifaces[i] = &n
 	}
-	t, err := route.New(dedupConnected(routes))
+	t, err := route.New(dedupConnected(shadowLearnt(routes)))
 	if err != nil {
 		return nil, err
 	}
 	s.routes = t
 	return s, nil
+}
+
+// shadowLearnt drops the routes learnt from the kernel whose prefix has a
+// static or connected route: what the operator configured always wins.
+func shadowLearnt(rs []route.Route) []route.Route {
+	own := map[netip.Prefix]bool{}
+	for _, r := range rs {
+		if !r.Learnt {
+			own[r.Dst] = true
+		}
+	}
+	return slices.DeleteFunc(rs, func(r route.Route) bool { return r.Learnt && own[r.Dst] })
 }
 
 // dedupConnected keeps one connected route per prefix (two addresses in one
@@ -241,7 +253,7 @@ func (d *Dataplane) AddAddr(p netip.Prefix, ifname string) error {
 		}
 		if p.Bits() < p.Addr().BitLen() && m.subnetOwner(p.Masked()) == nil {
 			for _, r := range m.routes {
-				if r.Dst == p.Masked() && r.Metric == 0 {
+				if r.Dst == p.Masked() && r.Metric == 0 && !r.Learnt { // a learnt one is hidden by it
 					return fmt.Errorf("addr %s dev %s: its subnet's connected route would duplicate the static route %s: "+
 						"delete the route first (dpip route del %s) or add the address as /%d: %w",
 						p, ifname, routeName(r), r.Dst, p.Addr().BitLen(), ErrExists)
@@ -320,6 +332,16 @@ type RouteSpec struct {
 	Iface   string
 	Src     netip.Addr
 	Metric  uint32
+	// NextHops makes a multipath route (instead of Gateway and Iface):
+	// flows are spread over them by a hash of their 5-tuple.
+	NextHops []NextHopSpec
+}
+
+// NextHopSpec is one path of a multipath route.
+type NextHopSpec struct {
+	Gateway netip.Addr
+	Iface   string
+	Weight  uint16 // 1-256, 0 means 1
 }
 
 // AddRoute adds a static route. The gateway must be on a connected subnet
@@ -334,7 +356,7 @@ func (d *Dataplane) AddRoute(rs RouteSpec) error {
 			return err
 		}
 		for _, o := range m.routes {
-			if o.Dst == r.Dst && o.Metric == r.Metric {
+			if o.Dst == r.Dst && o.Metric == r.Metric && !o.Learnt {
 				return fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
 			}
 		}
@@ -358,6 +380,9 @@ func (d *Dataplane) AddRoute(rs RouteSpec) error {
 }
 
 func resolveRoute(m *model, rs RouteSpec) (route.Route, error) {
+	if len(rs.NextHops) > 0 {
+		return resolveMultipath(m, rs)
+	}
 	if !rs.Dst.IsValid() {
 		return route.Route{}, fmt.Errorf("route: destination missing: %w", ErrInvalid)
 	}
@@ -432,7 +457,7 @@ func (d *Dataplane) DelRoute(dst netip.Prefix, gw netip.Addr) error {
 	gw = gw.Unmap().WithZone("")
 	err := d.change(func(m *model) error {
 		i := slices.IndexFunc(m.routes, func(r route.Route) bool {
-			return r.Dst == dst && (!gw.IsValid() || r.Gateway == gw)
+			return r.Dst == dst && !r.Learnt && (!gw.IsValid() || r.HasGateway(gw))
 		})
 		if i < 0 {
 			return fmt.Errorf("route %s: %w (connected routes go with their address)", dst, ErrNotFound)
@@ -451,6 +476,8 @@ func (d *Dataplane) DelRoute(dst netip.Prefix, gw netip.Addr) error {
 type RouteInfo struct {
 	route.Route
 	IfaceName string
+	// NextHopIfaces names the interfaces of a multipath route's next hops.
+	NextHopIfaces []string
 }
 
 // Routes lists all routes, connected ones included.
@@ -462,7 +489,15 @@ func (d *Dataplane) Routes() []RouteInfo {
 		if ifc := s.iface(r.Iface); ifc != nil {
 			name = ifc.Name
 		}
-		out = append(out, RouteInfo{Route: r, IfaceName: name})
+		ri := RouteInfo{Route: r, IfaceName: name}
+		for _, nh := range r.NextHops {
+			n := ""
+			if ifc := s.iface(nh.Iface); ifc != nil {
+				n = ifc.Name
+			}
+			ri.NextHopIfaces = append(ri.NextHopIfaces, n)
+		}
+		out = append(out, ri)
 	}
 	return out
 }

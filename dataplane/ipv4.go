@@ -101,7 +101,8 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 		w.drop(b, CtrDropTTLExceeded)
 		return
 	}
-	out := w.snap.iface(r.Iface)
+	nh, oif := routePath(r, dst, ip)
+	out := w.snap.iface(oif)
 	if out == nil {
 		w.drop(b, CtrDropNoRoute)
 		return
@@ -115,7 +116,7 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 	}
 	ip.DecTTL()
 	w.ctr.inc(CtrForwarded)
-	w.xmit(b, out, r.NextHop(dst))
+	w.xmit(b, out, nh)
 }
 
 var limitedBroadcast = netipAddr4(255, 255, 255, 255)

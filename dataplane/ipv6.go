@@ -206,7 +206,8 @@ func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
 		w.drop(b, CtrDropTTLExceeded)
 		return
 	}
-	out := w.snap.iface(r.Iface)
+	nh, oif := routePath(r, dst, ip)
+	out := w.snap.iface(oif)
 	if out == nil {
 		w.drop(b, CtrDropNoRoute)
 		return
@@ -218,7 +219,7 @@ func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
 	w.ctr.inc(CtrForwarded)
-	w.xmit(b, out, r.NextHop(dst))
+	w.xmit(b, out, nh)
 }
 
 // martian6 reports source addresses no host may use: multicast, loopback,

@@ -174,6 +174,19 @@ func routeSpec(r *pb.Route) (dataplane.RouteSpec, error) {
 		}
 	}
 	rs.Iface, rs.Metric = r.Dev, r.Metric
+	for i, nh := range r.Nexthops {
+		n := dataplane.NextHopSpec{Iface: nh.Dev}
+		if nh.Via != "" {
+			if n.Gateway, err = netip.ParseAddr(nh.Via); err != nil {
+				return rs, badArg("route %s nexthop %d: via %q is not an address", r.Dst, i+1, nh.Via)
+			}
+		}
+		if nh.Weight > 256 {
+			return rs, badArg("route %s nexthop %d: weight %d: use 1-256", r.Dst, i+1, nh.Weight)
+		}
+		n.Weight = uint16(nh.Weight)
+		rs.NextHops = append(rs.NextHops, n)
+	}
 	return rs, nil
 }
 
@@ -202,6 +215,23 @@ func (s *Server) ListRoutes(context.Context, *pb.Empty) (*pb.ListRoutesResponse,
 		}
 		if r.Src.IsValid() {
 			pr.Src = r.Src.String()
+		}
+		pr.Proto = "static"
+		switch {
+		case r.Connected:
+			pr.Proto = "auto"
+		case r.Learnt:
+			pr.Proto = "kernel"
+		}
+		if r.Multipath() {
+			pr.Via, pr.Dev = "", ""
+			for i, nh := range r.NextHops {
+				pn := &pb.Nexthop{Dev: r.NextHopIfaces[i], Weight: uint32(max(nh.Weight, 1))}
+				if nh.Gateway.IsValid() {
+					pn.Via = nh.Gateway.String()
+				}
+				pr.Nexthops = append(pr.Nexthops, pn)
+			}
 		}
 		out.Routes = append(out.Routes, pr)
 	}
