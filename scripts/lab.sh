@@ -79,6 +79,14 @@ EOF
 		echo "RS${i}_IP=$(rs_ip "$i")"
 		echo "RS${i}_IP6=$(rs_ip6 "$i")"
 	done
+	# for `eval "$(scripts/lab.sh env)"`: ipvsadm, dpip and gvs-controlplane
+	# as typed, talking to the lab's dataplane
+	echo "GVS_DATAPLANE_SOCKET=$STATE/dataplane.sock"
+	echo "export GVS_DATAPLANE_SOCKET"
+	case ":$PATH:" in
+	*":$BIN:"*) ;;
+	*) echo "PATH=$BIN:\$PATH" ;;
+	esac
 }
 
 # veth_pair NS_A IF_A NS_B IF_B QUEUES

@@ -3,6 +3,8 @@ package integration
 import (
 	"net"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -64,6 +66,7 @@ func flood(t *testing.T, l *Lab, frames [][]byte, stop <-chan struct{}) *atomic.
 // dataplane and completes TCP exchanges with the kernel behind KNI.
 func TestExceptionPathUnderFlood(t *testing.T) {
 	l := fullNATLab(t)
+	t.Run("cli_after_eval_env", func(t *testing.T) { testCLIsAfterEvalEnv(t, l) })
 	clientMAC, err := nsutil.InterfaceMAC(l.Env["CLIENT_NS"], l.Env["CLIENT_IF"])
 	if err != nil {
 		t.Fatal(err)
@@ -135,5 +138,20 @@ func TestExceptionPathUnderFlood(t *testing.T) {
 		if after[k] != before[k] {
 			t.Errorf("%s grew by %d: control traffic to the kernel was lost", k, after[k]-before[k])
 		}
+	}
+}
+
+// testCLIsAfterEvalEnv: after `eval "$(scripts/lab.sh env)"` in a shell
+// whose PATH lacks bin/, ipvsadm and dpip work as typed against the lab.
+func testCLIsAfterEvalEnv(t *testing.T, l *Lab) {
+	script := `eval "$(` + l.root + `/scripts/lab.sh env)" && cd / && ipvsadm -L -n && dpip link show`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "TCP  "+l.Env["VIP"]+":80 wrr") || !strings.Contains(string(out), l.Env["LB_CLIENT_PORT"]) {
+		t.Errorf("listing after eval of the lab env:\n%s", out)
 	}
 }
