@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gvs-lb/gvs/ipvs/sched"
 )
 
 // Defaults of the health checks (keepalived's, where it has them).
@@ -27,8 +29,9 @@ const (
 	DefaultRise             = 1
 )
 
-// Schedulers the dataplane has, as ipvsadm spells them.
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "sh", "mh"}
+// Schedulers the dataplane has, as ipvsadm spells them (the scheduler
+// package's own list).
+var Schedulers = sched.Names()
 
 type errs []error
 
@@ -201,14 +204,13 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT", v.LBKind)
 	}
 	for _, f := range v.SchedFlags {
-		fam, _, _ := strings.Cut(f, "-")
-		switch f {
-		case "sh-fallback", "sh-port", "mh-fallback", "mh-port":
-			if fam != s.Sched {
+		// the scheduler package's parser decides; the message adds the fix
+		if _, err := sched.ParseFlags(s.Sched, f); err != nil {
+			if fam, _, _ := strings.Cut(f, "-"); (fam == sched.SH || fam == sched.MH) && fam != s.Sched {
 				e.add(where, "sched_flags %s: only for lb_algo %s: remove it or change lb_algo", f, fam)
+			} else {
+				e.add(where, "sched_flags %q: %v: use sh-fallback, sh-port (lb_algo sh), mh-fallback or mh-port (lb_algo mh)", f, err)
 			}
-		default:
-			e.add(where, "sched_flags %q: use sh-fallback, sh-port (lb_algo sh), mh-fallback or mh-port (lb_algo mh)", f)
 		}
 		if !slices.Contains(s.SchedFlags, f) {
 			s.SchedFlags = append(s.SchedFlags, f)
