@@ -115,6 +115,11 @@ type KNI struct {
 	// 20000), which a flood of other frames cannot use up.
 	RatePPS        int `yaml:"rate_pps"`
 	ControlRatePPS int `yaml:"control_rate_pps"`
+	// LearnRoutes mirrors the kernel's routes through this KNI device
+	// (what BIRD/FRR or ip route install there: default route, real-server
+	// subnets, ECMP next hops) into the dataplane's table, as routes of
+	// the port, marked learnt; static and connected routes win.
+	LearnRoutes bool `yaml:"learn_routes"`
 }
 
 // On reports whether KNI is enabled (the default).
@@ -373,6 +378,9 @@ func (c *Config) Validate() error {
 		}
 		if p.Driver != "afxdp" && (p.XDPMode != "" || p.ZeroCopy != "auto") {
 			bad(f, "xdp_mode and zero_copy apply to the afxdp driver only: remove them")
+		}
+		if !p.KNI.On() && p.KNI.LearnRoutes {
+			bad(f+".kni.learn_routes", "needs the KNI device: enable kni or drop learn_routes")
 		}
 		if p.KNI.On() {
 			if len(p.KNI.Name) > 15 {

@@ -81,6 +81,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	}
 	var specs []dataplane.PortSpec
 	var kniIdx []int
+	learn := map[int]string{} // KNI ifindex → port, for kni.learn_routes
 	for _, pc := range c.Ports {
 		if pc.Driver == "afxdp" || pc.Driver == "afpacket" {
 			// a crashed predecessor's tc ingress drop (afpacket) would
@@ -109,6 +110,9 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 			d.knis = append(d.knis, k)
 			kniIdx = append(kniIdx, k.Index())
 			spec.KNI = k
+			if pc.KNI.LearnRoutes {
+				learn[k.Index()] = pc.Name
+			}
 		}
 		specs = append(specs, spec)
 		log.Info("port opened", zap.String("port", pc.Name), zap.String("driver", pc.Driver),
@@ -135,6 +139,11 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	if len(kniIdx) > 0 {
 		onErr := func(err error) { log.Warn("KNI address watch", zap.Error(err)) }
 		if err := kni.WatchAddrs(ctx, kniIdx, dp.SetKNIAddrs, kni.WatchOptions{OnError: onErr}); err != nil {
+			return nil, err
+		}
+	}
+	if len(learn) > 0 {
+		if err := learnRoutes(ctx, dp, learn, log); err != nil {
 			return nil, err
 		}
 	}
