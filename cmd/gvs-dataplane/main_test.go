@@ -162,7 +162,7 @@ func TestCheckRefusesWhatStartRefuses(t *testing.T) {
 		{"route equal to a connected prefix", "addresses: [{addr: 10.1.0.1/24, dev: dp0}]\nroutes: [{dst: 10.1.0.0/24, dev: dp0}]", "10.1.0.0/24"},
 		{"multicast neighbour", "neighbours: [{addr: 224.0.0.5, lladdr: '02:00:00:00:00:01', dev: dp0}]", "224.0.0.5"},
 		{"core that does not exist", "workers: {count: 1, cores: [1000]}", "CPU 1000"},
-		{"negative drain interval", "workers: {drain_interval: -1ms}", "workers.drain_interval"},
+		{"negative drain interval", "workers: {drain_interval: -1ms}", `line 3: "-1ms" is not a duration`},
 		{"tables that do not fit", "workers: {count: 64}\nports: [{name: dp0, driver: mem, queues: 64, kni: {enabled: false}}]\nipvs: {conn_capacity: 67108864}", "ipvs.conn_capacity"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -12,17 +12,14 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"regexp"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/gvs-lb/gvs/internal/yamlconf"
 )
 
 // Config is the whole file. Services and Timeouts are resolved by Parse.
@@ -34,6 +31,7 @@ type Config struct {
 	Control        Control         `yaml:"control"`
 	Global         Global          `yaml:"global_defs"`
 	VirtualServers []VirtualServer `yaml:"virtual_servers"`
+	Announce       Announce        `yaml:"announce"`
 
 	// Services is the validated model of VirtualServers, defaults applied.
 	Services []Service `yaml:"-"`
@@ -231,6 +229,10 @@ var typeNames = strings.NewReplacer(
 	"config.HTTP", "http",
 	"config.Control", "control",
 	"config.Global", "global_defs",
+	"config.Announce", "announce",
+	"config.BIRDConf", "announce.bird",
+	"config.BGPConf", "announce.bgp",
+	"config.BGPNeighbor", "a BGP neighbor",
 	"config.TimeoutsConf", "global_defs.timeouts",
 	"config.VirtualServer", "a virtual server",
 	"config.LocalAddress", "a local address",
@@ -246,30 +248,18 @@ var typeNames = strings.NewReplacer(
 var unknownField = regexp.MustCompile(`field (\S+) not found in type`)
 
 // Load reads and validates a file.
-func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
+func Load(path string) (*Config, error) { return yamlconf.Load(path, Parse) }
 
 // Parse decodes and validates YAML, applying defaults. An empty file is a
 // valid configuration without services.
 func Parse(b []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := yamlconf.Decode(b, &c); err != nil && !errors.Is(err, yamlconf.ErrEmpty) {
 		msg := unknownField.ReplaceAllString(err.Error(), "unknown key $1 (see docs/controlplane.md for the keys) in")
 		return nil, fmt.Errorf("config: %s", typeNames.Replace(msg))
 	}
 	c.defaults()
-	if err := c.validate(); err != nil {
+	if err := errors.Join(c.validate(), c.Announce.check()); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -309,6 +299,7 @@ func (c *Config) defaults() {
 	if c.Control.Socket == "" {
 		c.Control.Socket = DefaultControlSocket
 	}
+	c.Announce.defaults()
 }
 
 // ServiceKey identifies a virtual service.

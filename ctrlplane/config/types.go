@@ -2,44 +2,21 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/gvs-lb/gvs/internal/yamlconf"
 )
 
 // Duration is written as keepalived writes it, in seconds (6, 0.5), or in
-// Go syntax ("500ms", "2m").
-type Duration time.Duration
+// Go syntax ("500ms", "2m"): the type both daemons' files share.
+type Duration = yamlconf.Duration
 
 // Seconds returns n seconds as a Duration.
-func Seconds(n int) Duration { return Duration(time.Duration(n) * time.Second) }
-
-// D returns the time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// UnmarshalYAML accepts a number of seconds or a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: a duration must be a number of seconds or a string like \"500ms\"", n.Line)
-	}
-	if f, err := strconv.ParseFloat(n.Value, 64); err == nil && n.Tag != "!!str" {
-		if f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || f > 1e9 {
-			return fmt.Errorf("line %d: duration %s out of range: give seconds ≥ 0", n.Line, n.Value)
-		}
-		*d = Duration(f * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration (write seconds, e.g. 3, or e.g. 500ms, 2m)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
+func Seconds(n int) Duration { return yamlconf.Seconds(n) }
 
 // CodeRange is an inclusive range of HTTP status codes.
 type CodeRange struct{ Lo, Hi int }

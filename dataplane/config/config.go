@@ -4,19 +4,17 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/gvs-lb/gvs/session"
+
+	"github.com/gvs-lb/gvs/internal/yamlconf"
 )
 
 // Config is the whole file.
@@ -175,39 +173,18 @@ type NeighOpts struct {
 	MaxEntries int `yaml:"max_entries"`
 }
 
-// Duration is a time.Duration written as "100us", "60s".
-type Duration time.Duration
-
-// UnmarshalYAML parses Go duration syntax.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (write e.g. 100us, 60s)", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is written as "100us", "60s" (or in seconds: 60): the type
+// both daemons' files share.
+type Duration = yamlconf.Duration
 
 // Load reads and validates a file.
-func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
+func Load(path string) (*Config, error) { return yamlconf.Load(path, Parse) }
 
 // Parse decodes and validates YAML, applying defaults.
 func Parse(b []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, errEOF) || strings.Contains(err.Error(), "EOF") {
+	if err := yamlconf.Decode(b, &c); err != nil {
+		if errors.Is(err, yamlconf.ErrEmpty) {
 			return nil, errors.New("empty configuration: at least one port is needed")
 		}
 		return nil, fmt.Errorf("config: %w", err)
@@ -218,8 +195,6 @@ func Parse(b []byte) (*Config, error) {
 	}
 	return &c, nil
 }
-
-var errEOF = errors.New("EOF")
 
 func (c *Config) defaults() {
 	if c.API.Socket == "" {
@@ -307,9 +282,6 @@ func (c *Config) Validate() error {
 	}
 	if w.Burst < 1 || w.Burst > 256 {
 		bad("workers.burst", "%d is out of range: use 1-256 (32 is usual)", w.Burst)
-	}
-	if w.DrainInterval < 0 {
-		bad("workers.drain_interval", "%s is negative: use a positive duration such as 100us", time.Duration(w.DrainInterval))
 	}
 	if w.RTPriority < 0 || w.RTPriority > 99 {
 		bad("workers.rt_priority", "%d is out of range: use 0 (normal) or 1-99 (SCHED_FIFO)", w.RTPriority)

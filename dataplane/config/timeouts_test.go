@@ -31,7 +31,7 @@ func TestIPVSTimeouts(t *testing.T) {
 	}
 	for _, c := range []struct{ yaml, want string }{
 		{"{synrecv: 5s}", "ipvs.timeouts.synrecv: not a connection state: use none, established, syn_sent, syn_recv"},
-		{"{udp: -5s}", "ipvs.timeouts.udp: -5s: use a positive duration"},
+		{"{udp: -5s}", `"-5s" is not a duration`},
 		{"{close: 0s}", "ipvs.timeouts.close: 0s: use a positive duration"},
 		{"{time_wait: 10000h}", "ipvs.timeouts.time_wait: 10000h0m0s is too long: use at most"},
 		{"{established: fifteen}", `"fifteen" is not a duration`},
