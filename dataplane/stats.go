@@ -89,6 +89,8 @@ const (
 	CtrSyncUpdated        // a synced connection refreshed
 	CtrSyncInstallRefused // a synced connection refused (no service/real server, port, table full)
 
+	CtrLBMidFlowConns // a connection created for a segment without SYN (mh --mid-flow)
+
 	NumCounters
 )
 
@@ -110,6 +112,7 @@ var counterNames = [NumCounters]string{
 	"drop_neigh_learn_full", "drop_neigh_learn_lost", "drop_neigh_unsolicited", "neigh_evicted",
 	"drop_lb_no_service", "drop_lb_insert_failed",
 	"sync_published", "sync_drop_ring_full", "sync_installed", "sync_updated", "sync_install_refused",
+	"lb_mid_flow_conns",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -42,6 +42,10 @@ type Stats struct {
 type LAddr struct {
 	Addr  netip.Addr
 	Iface string
+	// Backup marks another node's local address that this node takes
+	// over when that node fails: replies to it and synced connections
+	// using it are accepted, new connections take no port from it.
+	Backup bool
 }
 
 // Service is a live service in a Table.
@@ -52,6 +56,9 @@ type Service struct {
 	// Scheds holds one scheduler instance per worker over Dests.
 	Scheds []sched.Scheduler
 	LAddrs []LAddr
+	// AllocLAddrs are the LAddrs new connections take ports from (all
+	// but the backup ones).
+	AllocLAddrs []LAddr
 }
 
 // Table is the immutable service table workers read.
@@ -195,6 +202,11 @@ func (m *Manager) build(s *state) (*Table, error) {
 		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
 	for _, sv := range s.services {
 		svc := &Service{ID: sv.id, Spec: sv.spec, Dests: slices.Clone(sv.dests), LAddrs: slices.Clone(sv.laddrs)}
+		for _, la := range sv.laddrs {
+			if !la.Backup {
+				svc.AllocLAddrs = append(svc.AllocLAddrs, la)
+			}
+		}
 		sd := make([]sched.Dest, len(sv.dests))
 		for i, d := range sv.dests {
 			sd[i] = sched.Dest{Addr: d.Spec.Addr, Weight: d.Spec.Weight, Upper: d.Spec.Upper, Lower: d.Spec.Lower, C: d.C}

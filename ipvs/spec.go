@@ -80,6 +80,12 @@ type ServiceSpec struct {
 	Persistent  bool
 	SynProxy    bool
 	ConnTimeout uint32
+	// MidFlow (mh only): a TCP segment without SYN and without a
+	// connection on this node is scheduled and gets a connection instead
+	// of being dropped, so a flow the routers moved onto this node before
+	// its sync arrived still reaches the real server mh picked for it on
+	// every node. Off by default.
+	MidFlow bool
 }
 
 // DestSpec is a destination (real server) of a service.
@@ -128,6 +134,14 @@ func (s *ServiceSpec) Validate() error {
 	}
 	if s.ConnTimeout != 0 {
 		return fmt.Errorf("service %s: --conn-timeout is %w yet (use ipvsadm --set)", k, ErrNotSupported)
+	}
+	if s.MidFlow && s.Sched != "mh" {
+		sc := s.Sched
+		if sc == "" {
+			sc = "wlc (the default)"
+		}
+		return fmt.Errorf("service %s: --mid-flow needs the mh scheduler, not %s (only mh gives every node the same real server for a flow): use -s mh or drop --mid-flow: %w",
+			k, sc, ErrInvalid)
 	}
 	return nil
 }

@@ -64,6 +64,10 @@ const (
 	// re-installed by this node's control plane after a dataplane restart)
 	// rather than created by a packet here.
 	FlagSynced
+	// FlagMidFlow: the conn was created for a segment without SYN (an mh
+	// service's mid-flow option): a synced copy of the flow's original
+	// connection is the better one and may replace it.
+	FlagMidFlow
 )
 
 const (

@@ -66,7 +66,7 @@ func serviceSpec(s *pb.Service) (ipvs.ServiceSpec, error) {
 		return ipvs.ServiceSpec{}, err
 	}
 	return ipvs.ServiceSpec{Key: k, Sched: s.Sched, SchedFlags: s.SchedFlags, Persistent: s.Persistent,
-		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout}, nil
+		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout, MidFlow: s.MidFlow}, nil
 }
 
 func fwdMethod(s string) (ipvs.FwdMethod, error) {
@@ -150,7 +150,7 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 			continue
 		}
 		ps := &pb.Service{Key: pbKey(svc.Spec.Key), Sched: svc.Spec.Sched, SchedFlags: svc.Spec.SchedFlags,
-			Persistent: svc.Spec.Persistent, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout}
+			Persistent: svc.Spec.Persistent, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout, MidFlow: svc.Spec.MidFlow}
 		for _, d := range svc.Dests {
 			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
@@ -158,7 +158,7 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 		}
 		ps.Stats = pbStats(s.dp.ServiceStatsOf(svc))
 		for _, la := range svc.LAddrs {
-			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface})
+			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface, Backup: la.Backup})
 		}
 		out.Services = append(out.Services, ps)
 	}
@@ -223,7 +223,7 @@ func (s *Server) laddr(r *pb.LAddrRequest) (ipvs.ServiceKey, ipvs.LAddr, error) 
 	if err != nil {
 		return k, ipvs.LAddr{}, badArg("local address %q is not an address", r.Laddr.Addr)
 	}
-	return k, ipvs.LAddr{Addr: a.Unmap(), Iface: r.Laddr.Dev}, nil
+	return k, ipvs.LAddr{Addr: a.Unmap(), Iface: r.Laddr.Dev, Backup: r.Laddr.Backup}, nil
 }
 
 func (s *Server) AddLAddr(_ context.Context, r *pb.LAddrRequest) (*pb.Empty, error) {
