@@ -8,6 +8,7 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v curl >/dev/null || need+=(curl)
 command -v iperf3 >/dev/null || need+=(iperf3)
 command -v make >/dev/null || need+=(make)
+command -v bird >/dev/null || need+=(bird2) # OSPF in the cluster lab and the announce tests
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${need[*]}: run as root or apt-get install them" >&2

@@ -1,6 +1,6 @@
 package main
 
-// `gvs-controlplane reload` and `gvs-controlplane state` talk to a running
+// `gvs-controlplane reload`, `state`, `drain` and `undrain` talk to a running
 // control plane over its control socket (control.socket), which only root
 // and members of control.group may use.
 

@@ -64,8 +64,15 @@ func newCmd() *cobra.Command {
 				return err
 			}
 			sig := make(chan os.Signal, 4)
-			signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+			signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
 			for s := range sig {
+				if s == syscall.SIGUSR1 || s == syscall.SIGUSR2 {
+					f := map[bool]func(string) (string, error){true: d.Drain, false: d.Undrain}[s == syscall.SIGUSR1]
+					if _, err := f(s.String()); err != nil {
+						d.Log.Warn("signal ignored", zap.String("signal", s.String()), zap.Error(err))
+					}
+					continue
+				}
 				if s == syscall.SIGHUP {
 					d.Log.Info("SIGHUP: reloading", zap.String("config", o.ConfigPath))
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -91,6 +98,8 @@ func newCmd() *cobra.Command {
 	cmd.AddCommand(
 		ctlCmd("reload", "re-read the running control plane's file and apply the difference", http.MethodPost, "/reload", &o.ConfigPath),
 		ctlCmd("state", "print the running control plane's state as JSON", http.MethodGet, "/state", &o.ConfigPath),
+		ctlCmd("drain", "withdraw this node's VIPs from the routers and keep serving (SIGUSR1 does the same)", http.MethodPost, "/drain", &o.ConfigPath),
+		ctlCmd("undrain", "announce this node's VIPs again (SIGUSR2 does the same)", http.MethodPost, "/undrain", &o.ConfigPath),
 	)
 	return cmd
 }

@@ -23,6 +23,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gvs-lb/gvs/ctrlplane/announce"
 	"github.com/gvs-lb/gvs/ctrlplane/config"
 	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
@@ -45,19 +46,21 @@ type Options struct {
 
 // Daemon is a running control plane.
 type Daemon struct {
-	o       Options
-	Log     *zap.Logger
-	client  *dpclient.Client
-	Health  *health.Manager
-	Rec     *reconcile.Reconciler
-	Watch   *reconcile.Watcher
-	srv     *http.Server
-	ln      net.Listener
-	ctlSrv  *http.Server
-	ctlLn   *unixsock.Listener
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	invalid atomic.Uint64
+	o      Options
+	Log    *zap.Logger
+	client *dpclient.Client
+	Health *health.Manager
+	Rec    *reconcile.Reconciler
+	Watch  *reconcile.Watcher
+	// Announce is the route announcement (nil without an announce section).
+	Announce *announce.Manager
+	srv      *http.Server
+	ln       net.Listener
+	ctlSrv   *http.Server
+	ctlLn    *unixsock.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	invalid  atomic.Uint64
 
 	reloadMu sync.Mutex
 	started  *config.Config // the process settings in force
@@ -118,15 +121,21 @@ func Start(o Options) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	// health reports to the reconciler, which hands health each accepted config
-	d.Health = health.NewManager(log.Named("health"), func() { d.Rec.Kick("health state changed") })
+	d.Health = health.NewManager(log.Named("health"), func() { d.Rec.Kick("health state changed"); d.kickAnnounce() })
 	d.Rec = reconcile.New(reconcile.Options{API: client, Log: log.Named("reconcile"), Health: d.Health,
 		CallTimeout: cfg.Dataplane.CallTimeout.D(), Resync: cfg.Dataplane.ResyncInterval.D(),
 		OnConfig: func(c *config.Config) { d.Health.Update(c.Services) }})
 	d.Watch = reconcile.NewWatcher(client, log.Named("watch"), cfg.Dataplane.PollInterval.D(), cfg.Dataplane.CallTimeout.D(),
-		d.Rec.Kick)
+		func(reason string) { d.Rec.Kick(reason); d.kickAnnounce() })
+	if err := d.startAnnounce(ctx, cfg); err != nil {
+		cancel()
+		client.Close()
+		return nil, err
+	}
 	if cfg.HTTP.Listen != "off" {
 		if d.ln, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 			cancel()
+			d.closeAnnounce()
 			client.Close()
 			return nil, fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
@@ -140,6 +149,7 @@ func Start(o Options) (*Daemon, error) {
 	if cfg.Control.Socket != "off" {
 		if d.ctlLn, err = unixsock.Listen(cfg.Control.Socket, cfg.Control.Group); err != nil {
 			cancel()
+			d.closeAnnounce()
 			client.Close()
 			if d.ln != nil {
 				d.ln.Close()
@@ -155,6 +165,9 @@ func Start(o Options) (*Daemon, error) {
 	}
 	d.goRun(func() { d.Rec.Run(ctx) })
 	d.goRun(func() { d.Watch.Run(ctx) })
+	if d.Announce != nil {
+		d.goRun(func() { d.Announce.Run(ctx, cfg.Announce.Interval.D()) })
+	}
 	log.Info("starting", zap.String("config", o.ConfigPath), zap.String("socket", cfg.Dataplane.Socket),
 		zap.Ints("cpus", cfg.CPUs), zap.String("http", d.httpAddr()), zap.Int("virtual_servers", len(cfg.Services)))
 	if err := d.Rec.Load(ctx, cfg, false); err != nil {
@@ -213,6 +226,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	default:
 		d.Log.Info("reloaded", zap.Int("virtual_servers", len(cfg.Services)))
 	}
+	d.kickAnnounce()
 	return err
 }
 
@@ -231,7 +245,9 @@ func (d *Daemon) staticChanges(c *config.Config) {
 	for _, f := range []struct {
 		name     string
 		old, new any
-	}{{"dataplane", s.Dataplane, c.Dataplane}, {"http", s.HTTP, c.HTTP}, {"log", s.Log, c.Log}} {
+	}{{"dataplane", s.Dataplane, c.Dataplane}, {"http", s.HTTP, c.HTTP}, {"log", s.Log, c.Log},
+		{"announce.bird", s.Announce.BIRD, c.Announce.BIRD}, {"announce.bgp", s.Announce.BGP, c.Announce.BGP},
+		{"announce.interval", s.Announce.Interval, c.Announce.Interval}} {
 		if !reflect.DeepEqual(f.old, f.new) {
 			d.Log.Warn("setting changed: it takes effect when gvs-controlplane restarts", zap.String("section", f.name))
 		}
@@ -251,6 +267,7 @@ func (d *Daemon) Close() {
 	d.cancel()
 	d.Health.Close()
 	d.wg.Wait()
+	d.closeAnnounce()
 	d.client.Close()
 	d.Log.Info("stopped")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/ctrlplane/announce"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
 	"github.com/gvs-lb/gvs/ctrlplane/metrics"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
@@ -31,6 +32,7 @@ func (d *Daemon) metricsHandler() http.Handler {
 		Stats:          d.Rec.Stats,
 		Restarts:       d.Watch.Restarts,
 		InvalidReloads: d.invalid.Load,
+		Announce:       d.announceStatus(),
 	}))
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -62,6 +64,8 @@ func (d *Daemon) controlHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(d.State(r.Context()))
 	})
+	mux.HandleFunc("POST /drain", d.drainHandler(d.Drain))
+	mux.HandleFunc("POST /undrain", d.drainHandler(d.Undrain))
 	mux.HandleFunc("GET /healthz", healthz)
 	return mux
 }
@@ -76,7 +80,9 @@ type State struct {
 	Reconcile  ReconcileState `json:"reconcile"`
 	Services   []ServiceState `json:"virtual_servers"`
 	Unmanaged  []string       `json:"unmanaged_services,omitempty"`
-	Errors     []string       `json:"errors,omitempty"`
+	// Announce is the route announcement (absent without an announce section).
+	Announce *announce.Status `json:"announce,omitempty"`
+	Errors   []string         `json:"errors,omitempty"`
 }
 
 // DataplaneState is what the watcher knows.
@@ -173,5 +179,9 @@ func (d *Daemon) State(ctx context.Context) State {
 		st.Unmanaged = append(st.Unmanaged, k.String())
 	}
 	slices.Sort(st.Unmanaged)
+	if d.Announce != nil {
+		as := d.Announce.Status()
+		st.Announce = &as
+	}
 	return st
 }

@@ -8,6 +8,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+	"github.com/gvs-lb/gvs/ctrlplane/announce"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
 )
@@ -29,6 +31,8 @@ type Sources struct {
 	// reloads refused because the file was invalid.
 	Restarts       func() uint64
 	InvalidReloads func() uint64
+	// Announce is the route announcement's state (nil: not configured).
+	Announce func() announce.Status
 }
 
 var (
@@ -93,11 +97,13 @@ var (
 	cpLast      = desc("controlplane_last_reconcile_success_timestamp_seconds", "When the last reconcile succeeded.")
 	cpLoads     = desc("controlplane_config_loads_total", "Configurations loaded (start and reloads).")
 	cpRefused   = desc("controlplane_config_refused_total", "Reloads refused, by reason (invalid file, dataplane check).", "reason")
+	announced   = desc("announced", "1 while the prefix (a configured VIP or local address) is announced by the protocol.", "prefix", "protocol")
+	draining    = desc("announce_draining", "1 while the node is drained (VIPs withdrawn).")
 	allDescs    = []*prometheus.Desc{dpUp, dpUptime, dpInfo, dpCapacity, dpRestarts, kniDrops, svcConns, svcPackets,
 		svcBytes, svcActive, svcInactive, svcDests, dConns, dPackets, dBytes, dActive, dInactive, dWeight, rsUp,
 		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wLongest, wCore,
 		pRxPackets, pRxBytes, pRxDropped, pRxErrors, pTxPackets, pTxBytes, pTxDropped, pTxErrors,
-		cpRuns, cpOps, cpLast, cpLoads, cpRefused, wConns, wConnCap, laInUse, laFree}
+		cpRuns, cpOps, cpLast, cpLoads, cpRefused, announced, draining, wConns, wConnCap, laInUse, laFree}
 )
 
 // Collector is a prometheus.Collector over Sources.
@@ -183,6 +189,15 @@ func (c *Collector) controlplane(ch chan<- prometheus.Metric) {
 	}
 	if c.s.InvalidReloads != nil {
 		counter(ch, cpRefused, c.s.InvalidReloads(), "invalid_file")
+	}
+	if c.s.Announce != nil {
+		st := c.s.Announce()
+		gauge(ch, draining, b2f(st.Draining))
+		for _, p := range st.Prefixes {
+			for _, proto := range st.Protocols {
+				gauge(ch, announced, b2f(slices.Contains(p.AnnouncedBy, proto.Protocol)), p.Prefix.String(), proto.Protocol)
+			}
+		}
 	}
 }
 
