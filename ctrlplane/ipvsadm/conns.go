@@ -139,6 +139,11 @@ func LAddrs(svcs []*pb.Service, titleAlways bool) string {
 			if a, err := netip.ParseAddr(addr); err == nil {
 				addr = a.Unmap().String()
 			}
+			if la.GetBackup() {
+				// GVS: another node's address, taken over (no new connections)
+				fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d backup\n", "", "", addr, 0, 0)
+				continue
+			}
 			fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d\n", "", "", addr, 0, 0)
 		}
 	}

@@ -191,6 +191,9 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		if s.GetConnTimeout() != 0 {
 			fmt.Fprintf(b, " --conn-timeout %d", s.GetConnTimeout())
 		}
+		if s.GetMidFlow() {
+			b.WriteString(" --mid-flow")
+		}
 	case f&FmtStats != 0:
 		fmt.Fprintf(b, "%-33s", name)
 		for _, v := range stats(s.GetStats()) {
@@ -214,6 +217,9 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		}
 		if s.GetConnTimeout() != 0 {
 			fmt.Fprintf(b, " conn-timeout %d", s.GetConnTimeout())
+		}
+		if s.GetMidFlow() {
+			b.WriteString(" mid-flow")
 		}
 	}
 	b.WriteByte('\n')

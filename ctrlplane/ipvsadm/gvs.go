@@ -90,6 +90,7 @@ func (c *Command) ServicePB() *pb.Service {
 		PersistentTimeout: s.Timeout,
 		Synproxy:          s.Synproxy,
 		ConnTimeout:       s.ConnTimeout,
+		MidFlow:           s.MidFlow,
 	}
 }
 
@@ -108,7 +109,7 @@ func (c *Command) DestPB() *pb.DestRequest {
 
 // LAddrPB is the request of -P and -Q.
 func (c *Command) LAddrPB() *pb.LAddrRequest {
-	return &pb.LAddrRequest{Service: c.ServiceKey(), Laddr: &pb.LAddr{Addr: c.LAddr.String(), Dev: c.IfName}}
+	return &pb.LAddrRequest{Service: c.ServiceKey(), Laddr: &pb.LAddr{Addr: c.LAddr.String(), Dev: c.IfName, Backup: c.Backup}}
 }
 
 // TimeoutsPB is the request of --set.

@@ -97,6 +97,8 @@ const (
 	tagQUIC
 	tagSockpair
 	tagSocket // GVS: --socket PATH, handled by the parser itself
+	tagMidFlow
+	tagBackup
 )
 
 var optionTable = []optDef{
@@ -185,6 +187,9 @@ var optionTable = []optDef{
 	{"proxy-protocol", 0, argRequired, tagProxyProtocol},
 	{"quic", 0, argNone, tagQUIC},
 	{"sockpair", 0, argRequired, tagSockpair},
+	// GVS
+	{"mid-flow", 0, argNone, tagMidFlow},
+	{"backup", 0, argNone, tagBackup},
 }
 
 // Cmd is an ipvsadm command.
@@ -311,6 +316,8 @@ const (
 	OptIfname
 	OptConnTimeout
 	OptProxyProtocol
+	OptMidFlow // GVS: mh services schedule TCP segments without a connection
+	OptBackup  // GVS: a backup local address (-P)
 	numOpts
 )
 
@@ -322,6 +329,7 @@ var optNames = [numOpts]string{
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
 	"local-address", "synproxy", "ifname", "conn-timeout", "proxy-protocol",
+	"mid-flow", "backup",
 }
 
 // String returns ipvsadm's name of the option (optnames[]).
@@ -339,10 +347,10 @@ func (s OptSet) Has(o Opt) bool { return s&(1<<o) != 0 }
 var commandsVOptions = map[Cmd]map[Opt]byte{
 	CmdAdd: {OptService: '+', OptScheduler: ' ', OptPersistent: ' ', OptNetmask: ' ',
 		OptOnePacket: ' ', OptPE: ' ', OptSchedFlags: ' ',
-		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' '},
+		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' '},
 	CmdEdit: {OptService: '+', OptScheduler: ' ', OptPersistent: ' ', OptNetmask: ' ',
 		OptOnePacket: ' ', OptPE: ' ', OptSchedFlags: ' ',
-		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' '},
+		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' '},
 	CmdDel:   {OptService: '+'},
 	CmdFlush: {},
 	CmdList: {OptNumeric: ' ', OptConnection: '1', OptService: '1', OptTimeout: '1',
@@ -363,7 +371,7 @@ var commandsVOptions = map[Cmd]map[Opt]byte{
 	CmdRestore:    {},
 	CmdSave:       {OptNumeric: ' '},
 	CmdZero:       {OptService: ' '},
-	CmdAddLAddr:   {OptService: '+', OptLocalAddress: '+', OptIfname: '+'},
+	CmdAddLAddr:   {OptService: '+', OptLocalAddress: '+', OptIfname: '+', OptBackup: ' '},
 	CmdDelLAddr:   {OptService: '+', OptLocalAddress: '+', OptIfname: '+'},
 	CmdGetLAddr:   {OptService: ' '},
 }

@@ -90,6 +90,7 @@ type ServiceSpec struct {
 	Synproxy      bool
 	ConnTimeout   uint32
 	ProxyProtocol string // v1, v2, v1-insecure, v2-insecure; "" is disable
+	MidFlow       bool   // GVS --mid-flow (mh only)
 }
 
 // DestSpec is a real server as given on the command line.
@@ -131,6 +132,7 @@ type Command struct {
 	Dest     DestSpec
 	LAddr    netip.Addr
 	IfName   string
+	Backup   bool // GVS --backup with -P: a backup local address
 	Timeouts Timeouts
 	Daemon   DaemonSpec
 	// Socket is --socket's value ("" when not given).
@@ -538,6 +540,16 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 		default:
 			s.ProxyProtocol = ""
 		}
+	case tagMidFlow:
+		if err = c.set(OptMidFlow); err != nil {
+			return err
+		}
+		s.MidFlow = true
+	case tagBackup:
+		if err = c.set(OptBackup); err != nil {
+			return err
+		}
+		c.Backup = true
 	case tagBlklst, tagWhtlst, tagMatch, tagHashTarget, tagCPU, tagExpireQuiescent,
 		tagDestCheck, tagQUIC, tagSockpair:
 		if ev.tag == tagMatch {
