@@ -95,6 +95,10 @@ type syncRec struct {
 	kind SyncKind
 }
 
+// SyncAttached reports whether a sync consumer is attached (workers
+// publish).
+func (d *Dataplane) SyncAttached() bool { return d.syncPol.Load() != nil }
+
 // SyncConn is one connection event, or one connection to install.
 type SyncConn struct {
 	Kind    SyncKind

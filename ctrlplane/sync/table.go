@@ -9,10 +9,9 @@ package sync
 // unless refreshed.
 
 import (
+	"net/netip"
 	stdsync "sync"
 	"time"
-
-	"net/netip"
 )
 
 type tableKey struct {
@@ -44,7 +43,9 @@ func keyOf(r *Record) tableKey {
 	return tableKey{r.Proto, unmapAP(r.Client), unmapAP(r.Virtual)}
 }
 
-func unmapAP(ap netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) }
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
 
 // Apply records r from origin at now; false if the table is full and r is
 // a new connection (refused).

@@ -30,7 +30,10 @@ var Addrs = []struct{ Prefix, Dev string }{
 type DP struct {
 	DP     *dataplane.Dataplane
 	Socket string
-	grpc   *grpc.Server
+	// Ports are dp0 and dp1, for tests that start the workers (DP.Start)
+	// and inject and drain frames.
+	Ports []*mem.Port
+	grpc  *grpc.Server
 }
 
 // Socket returns a fresh socket path in a test's temporary directory.
@@ -56,7 +59,7 @@ func Start(t testing.TB, socket string, workers int) *DP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp := &DP{DP: d, Socket: socket, grpc: g}
+	dp := &DP{DP: d, Socket: socket, Ports: []*mem.Port{p0, p1}, grpc: g}
 	t.Cleanup(dp.Stop)
 	return dp
 }
