@@ -9,8 +9,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/gvs-lb/gvs/dataplane/port"
-	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
@@ -59,32 +57,7 @@ const lbFuzzUDPPort = 9000
 // newLBFuzzDP is newLBTestDP with small pools and tables (one is built per
 // input), two workers, and the fuzzed services: TCP v4 and v6, UDP v4.
 func newLBFuzzDP(t testing.TB) *testDP {
-	cfg := func(name string) port.Config {
-		return port.Config{Name: name, Queues: 2, FrameCount: 64, RxRing: 64}
-	}
-	p0, p1 := mem.New(cfg("dp0"), macDP0), mem.New(cfg("dp1"), macDP1)
-	d, err := New(Options{Workers: 2, Forward4: true, Forward6: true, ConnCapacity: 64}, []PortSpec{{Port: p0}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct{ p, dev string }{
-		{"10.1.0.1/24", "dp0"}, {"fd00:1::1/64", "dp0"}, {"10.2.0.1/24", "dp1"}, {"fd00:2::1/64", "dp1"},
-		{"10.1.0.100/32", "dp0"}, {"fd00:1::100/128", "dp0"}, {"10.2.0.100/32", "dp1"}, {"fd00:2::100/128", "dp1"},
-	} {
-		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []struct {
-		a   netip.Addr
-		mac net.HardwareAddr
-		dev string
-	}{{clientIP, macClient, "dp0"}, {clientIP6, macClient, "dp0"}, {rs1IP, macRS1, "dp1"}, {rs1IP6, macRS1, "dp1"}} {
-		if err := d.AddNeigh(n.a, header.MAC(n.mac), n.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	td := &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
+	td := fixture{Options: Options{Workers: 2, ConnCapacity: 64}, frames: 64, addrs: lbAddrs, lbNeighbors: true}.build(t)
 	td.service(ipvs.TCP, vip, 80, "rr", lip, netip.AddrPortFrom(rs1IP, 8080))
 	td.service(ipvs.TCP, vip6, 80, "rr", lip6, netip.AddrPortFrom(rs1IP6, 8080))
 	td.service(ipvs.UDP, vip, lbFuzzUDPPort, "rr", lip, netip.AddrPortFrom(rs1IP, 9001))

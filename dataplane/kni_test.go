@@ -7,9 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gvs-lb/gvs/dataplane/port"
-	"github.com/gvs-lb/gvs/dataplane/port/mem"
 )
 
 // chanKNI is a KNI device in memory: the test plays the kernel.
@@ -51,19 +48,8 @@ func newKNITestDP(t *testing.T, rate int) (*testDP, *chanKNI) { return newKNITes
 
 func newKNITestDPRates(t *testing.T, rate, controlRate int) (*testDP, *chanKNI) {
 	k := newChanKNI()
-	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
-	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
-	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true, ConnCapacity: 4096},
-		[]PortSpec{{Port: p0, KNI: k, KNIRate: rate, KNIControlRate: controlRate}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct{ p, dev string }{{"10.1.0.1/24", "dp0"}, {"10.2.0.1/24", "dp1"}} {
-		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}, k
+	td := fixture{kni: k, kniRate: rate, kniCtlRate: controlRate, addrs: []string{"10.1.0.1/24 dp0", "10.2.0.1/24 dp1"}}.build(t)
+	return td, k
 }
 
 func TestKNIPuntsWhatIsNotConsumed(t *testing.T) {

@@ -10,8 +10,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/gvs-lb/gvs/dataplane/port"
-	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
 )
@@ -27,30 +25,7 @@ var (
 // newLBTestDP: the two-port test dataplane with workers workers, VIPs on
 // dp0, LIPs on dp1, static neighbours, and a FullNAT TCP service with rs1.
 func newLBTestDP(t testing.TB, workers int) *testDP {
-	p0 := mem.New(port.Config{Name: "dp0", Queues: workers}, macDP0)
-	p1 := mem.New(port.Config{Name: "dp1", Queues: workers}, macDP1)
-	d, err := New(Options{Workers: workers, Forward4: true, Forward6: true, ConnCapacity: 1 << 16}, []PortSpec{{Port: p0}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct{ p, dev string }{
-		{"10.1.0.1/24", "dp0"}, {"fd00:1::1/64", "dp0"}, {"10.2.0.1/24", "dp1"}, {"fd00:2::1/64", "dp1"},
-		{"10.1.0.100/32", "dp0"}, {"fd00:1::100/128", "dp0"}, {"10.2.0.100/32", "dp1"}, {"fd00:2::100/128", "dp1"},
-	} {
-		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range []struct {
-		a   netip.Addr
-		mac net.HardwareAddr
-		dev string
-	}{{clientIP, macClient, "dp0"}, {clientIP6, macClient, "dp0"}, {rs1IP, macRS1, "dp1"}, {rs1IP6, macRS1, "dp1"}, {rs2IP, macRS1, "dp1"}} {
-		if err := d.AddNeigh(n.a, header.MAC(n.mac), n.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	td := &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
+	td := fixture{Options: Options{Workers: workers, ConnCapacity: 1 << 16}, addrs: lbAddrs, lbNeighbors: true}.build(t)
 	td.service(ipvs.TCP, vip, 80, "rr", lip, netip.AddrPortFrom(rs1IP, 8080))
 	return td
 }

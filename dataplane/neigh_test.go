@@ -441,9 +441,12 @@ func TestNeighFloodRunningDataplane(t *testing.T) {
 		}
 	}
 	waitFor("dp0 to fill", func() bool { return d.neigh.isFull(1) })
-	p1.MemQueue(1).Inject(udp4(t, macRS1, macDP1, rs1IP, floodSrv4, 64, []byte("legit-4")))
+	// the flood fills the queues meanwhile: a refused inject is retried, as
+	// a NIC's ring would be by the sender's retransmission
+	inject := func(q *mem.Queue, f []byte) { waitFor("room in the queue", func() bool { return q.Inject(f) }) }
+	inject(p1.MemQueue(1), udp4(t, macRS1, macDP1, rs1IP, floodSrv4, 64, []byte("legit-4")))
 	waitFor("the ARP request for the server", func() bool { scan(); return sawRequest })
-	p0.MemQueue(0).Inject(arpReplyFrom(t, macSrv, floodSrv4, macDP0, floodLB4))
+	inject(p0.MemQueue(0), arpReplyFrom(t, macSrv, floodSrv4, macDP0, floodLB4))
 	waitFor("the held packet", func() bool { scan(); return len(forwarded) > 0 })
 	<-floodDone
 	rx := func() uint64 { return p0.Stats().RxPackets }

@@ -10,7 +10,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 )
@@ -37,22 +36,7 @@ type testDP struct {
 
 // newTestDP builds a one-worker dataplane over two mem ports without
 // starting it: tests drive the worker loop with step().
-func newTestDP(t testing.TB) *testDP {
-	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
-	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
-	d, err := New(Options{Workers: 1, Forward4: true, Forward6: true, ConnCapacity: 4096}, []PortSpec{{Port: p0}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct{ p, dev string }{
-		{"10.1.0.1/24", "dp0"}, {"fd00:1::1/64", "dp0"}, {"10.2.0.1/24", "dp1"}, {"fd00:2::1/64", "dp1"},
-	} {
-		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
-}
+func newTestDP(t testing.TB) *testDP { return fixture{}.build(t) }
 
 // step runs the worker once and applies what it learnt, as the master would
 // (publishing at once rather than after the publication gap).
