@@ -76,6 +76,14 @@ type Config struct {
 	// arrive, which costs the sending CPU a wakeup per batch). Its ring
 	// must hold what arrives meanwhile.
 	IdleSleep time.Duration
+	// Gen is what generates udp mode's frames: the client port's driver
+	// (GenPort, the default) or XDP live frames (GenXDPLive), which offer
+	// several times what a userspace forwarder takes. GenThreads live-frame
+	// threads (default 1) are pinned to ClientCPUs round robin and must
+	// divide Flows. If the kernel refuses live frames the run falls back
+	// to the port driver and says so in its warnings.
+	Gen        Generator
+	GenThreads int
 	// VerifyChecksums checks IP and L4 checksums of everything received.
 	VerifyChecksums bool
 	// PerFlow includes every flow's counts in the result.
@@ -121,6 +129,9 @@ type TCPConfig struct {
 func (c *Config) ApplyDefaults() {
 	if c.Burst <= 0 {
 		c.Burst = 64
+	}
+	if c.Gen == "" {
+		c.Gen = GenPort
 	}
 	if c.Flows <= 0 {
 		c.Flows = 16384
@@ -213,6 +224,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Burst > maxBurst {
 		bad("burst %d: at most %d", c.Burst, maxBurst)
+	}
+	switch c.Gen {
+	case GenPort:
+	case GenXDPLive:
+		if c.Mode != ModeUDP {
+			bad("--gen %s generates udp mode only (syn and tcp use the port driver)", GenXDPLive)
+		}
+		if len(c.Dsts) > 1 {
+			bad("--gen %s sends to one destination: give one --dst", GenXDPLive)
+		}
+		if n := c.liveThreads(); n > 16 || c.Flows%n != 0 {
+			bad("--gen-threads %d: use 1-16 threads dividing --flows %d (each flow is one thread's)", n, c.Flows)
+		}
+	default:
+		bad("generator %q: use %s or %s", c.Gen, GenPort, GenXDPLive)
 	}
 	if c.Search && c.Mode == ModeTCP {
 		bad("--search is for udp and syn modes (tcp is closed-loop: bound it with --concurrency)")

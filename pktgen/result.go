@@ -19,6 +19,7 @@ import (
 type Result struct {
 	Mode      Mode    `json:"mode"`
 	Driver    string  `json:"driver"`
+	Generator string  `json:"generator,omitempty"` // port driver or XDP live frames (and a fallback)
 	ClientDev string  `json:"client_dev"`
 	ServerDev string  `json:"server_dev,omitempty"`
 	Queues    [2]int  `json:"queues"` // client, server
@@ -171,6 +172,7 @@ func (r *runner) devCounters() ([2]DevCounters, error) {
 func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 	cfg := &r.cfg
 	res.Mode, res.Driver, res.ClientDev = cfg.Mode, r.client.Driver(), orName(cfg.Client.String(), r.client.Name())
+	res.Generator = r.gen
 	res.Queues[0] = r.client.NumQueues()
 	if r.server != nil {
 		res.ServerDev = orName(cfg.Server.String(), r.server.Name())
@@ -225,6 +227,24 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 		return m
 	}
 	res.Client = sum(r.clientW)
+	if len(r.live) > 0 {
+		sent := make([]uint64, len(r.live))
+		for i, g := range r.live {
+			for c, v := range g.ctr.v {
+				res.Client[Counter(c).String()] += v
+			}
+			sent[i] = g.sent
+		}
+		for i, v := range liveFlowsSent(cfg.Flows, len(r.live), sent) {
+			flowTx[i] += v
+		}
+		if dev := after[0].TxPackets - before[0].TxPackets; derr == nil && res.Client["tx_packets"] > 1000 &&
+			dev+res.TxDeviceDropped < res.Client["tx_packets"]/2 {
+			r.warn(fmt.Errorf("%s: the client device counted %d frames sent or dropped of %d the program ran: "+
+				"a veth passes XDP frames on only when its peer has an XDP program or GRO on (ethtool -K PEER gro on)",
+				GenXDPLive, dev+res.TxDeviceDropped, res.Client["tx_packets"]))
+		}
+	}
 	if r.serverW != nil {
 		res.Server = sum(r.serverW)
 	}
@@ -328,6 +348,9 @@ func (res *Result) WriteText(out io.Writer) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	p := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(f, a...)) }
 	p("mode", "%s (%s; client %s, server %s; queues %d/%d)", res.Mode, res.Driver, res.ClientDev, orDash(res.ServerDev), res.Queues[0], res.Queues[1])
+	if res.Generator != "" {
+		p("generator", "%s", res.Generator)
+	}
 	p("window", "%.2f s", res.WindowS)
 	lat := func(name string, l LatencySummary) {
 		if l.Samples > 0 {

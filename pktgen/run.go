@@ -40,8 +40,12 @@ type runner struct {
 
 	client, server   port.Port
 	clientW, serverW []*worker
-	warnings         []string
-	warnMu           sync.Mutex
+	// live are the live-frame generator threads (--gen xdp-live); gen is
+	// the generator the run used
+	live     []*liveGen
+	gen      string
+	warnings []string
+	warnMu   sync.Mutex
 }
 
 func (r *runner) warn(err error) {
@@ -123,6 +127,17 @@ func RunPorts(ctx context.Context, cfg Config, client, server port.Port, progres
 			return nil, err
 		}
 		gw = &m
+	}
+	r.gen = string(GenPort) + " (" + client.Driver() + ")"
+	if cfg.Gen == GenXDPLive {
+		if err := r.startLive(*gw); err != nil {
+			// keep measuring, with the generator that works here
+			r.warn(fmt.Errorf("%v; generating with the %s port driver instead", err, client.Driver()))
+			r.gen = fmt.Sprintf("%s (%s; fallback: %s refused)", GenPort, client.Driver(), GenXDPLive)
+			r.portGens()
+		} else {
+			r.gen = string(GenXDPLive)
+		}
 	}
 	for _, w := range r.clientW {
 		w.nextHop = *gw
@@ -208,12 +223,8 @@ func (r *runner) build() {
 	}
 	switch cfg.Mode {
 	case ModeUDP, ModeSYN:
-		var flows []flow
-		if cfg.Mode == ModeUDP {
-			flows = makeFlows(cfg)
-		}
-		for _, w := range r.clientW[:r.txQueues()] {
-			w.gen = newUDPGen(w, flows, r.txQueues())
+		if cfg.Gen != GenXDPLive {
+			r.portGens()
 		}
 	case ModeTCP:
 		for i, w := range r.clientW {
@@ -225,6 +236,17 @@ func (r *runner) build() {
 		for _, w := range r.serverW {
 			w.tcps = newTCPServer(w)
 		}
+	}
+}
+
+// portGens gives the generating client workers their udp/syn generator.
+func (r *runner) portGens() {
+	var flows []flow
+	if r.cfg.Mode == ModeUDP {
+		flows = makeFlows(&r.cfg)
+	}
+	for _, w := range r.clientW[:r.txQueues()] {
+		w.gen = newUDPGen(w, flows, r.txQueues())
 	}
 }
 
@@ -272,6 +294,11 @@ func (r *runner) snap() snapshot {
 		if w.tcpc != nil {
 			s.active += w.tcpc.activePub.Load()
 			s.held += w.tcpc.heldPub.Load()
+		}
+	}
+	for _, g := range r.live {
+		for i := range s.c {
+			s.c[i] += g.ctr.load(Counter(i))
 		}
 	}
 	for _, w := range r.serverW {

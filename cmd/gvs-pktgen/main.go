@@ -3,7 +3,9 @@
 // and whole TCP conversations in which it plays both the clients and the
 // real servers (tcp). It drives its ports with GVS's own AF_XDP driver (or
 // AF_PACKET), one pinned worker per queue, and reports every second and at
-// the end (text, and JSON with --json).
+// the end (text, and JSON with --json). udp --gen xdp-live generates with
+// XDP live frames instead (BPF_PROG_RUN), several times faster, so a
+// system under test can be overloaded.
 //
 //	gvs-pktgen udp --client-netns gvsb-gen --client-dev g0 --client-ip 10.11.0.2 --gw 10.11.0.1 \
 //	    --clients 172.16.0.0/16 --dst 10.11.0.100:9000 --server-netns gvsb-rs --server-dev r0 \
@@ -103,6 +105,8 @@ real servers, so connection rates are not limited by a kernel TCP stack.`,
 	udp.Flags().IntVar(&c.Flows, "flows", 16384, "number of flows (client address × source port)")
 	udp.Flags().IntVar(&c.FrameSize, "size", 64, "frame size on the wire in bytes, FCS included (64-1518)")
 	udp.Flags().BoolVar(&c.PerFlow, "per-flow", false, "include every flow's tx/rx counts in the JSON")
+	udp.Flags().StringVar((*string)(&c.Gen), "gen", string(pktgen.GenPort), "generator: port (the client port's driver) or xdp-live (BPF_PROG_RUN live frames, XDP_TX out of the client device; Linux >= 5.18, falls back to port if refused)")
+	udp.Flags().IntVar(&c.GenThreads, "gen-threads", 1, "xdp-live: generator threads, pinned to --client-cpus round robin (must divide --flows)")
 
 	syn := &cobra.Command{
 		Use:   "syn",

@@ -34,6 +34,10 @@ func TestRefusals(t *testing.T) {
 		{[]string{"udp", "--ports", "9-1x"}, "--ports"},
 		{[]string{"udp", "--client-ip", "10.0.0.1", "--gw", "10.0.0.2", "--dst", "10.0.0.3:80", "--size", "20"}, "frame size"},
 		{[]string{"tcp", "--search"}, "unknown flag"},
+		{[]string{"tcp", "--gen", "xdp-live"}, "unknown flag"},
+		{[]string{"udp", "--client-ip", "10.0.0.1", "--gw", "10.0.0.2", "--dst", "10.0.0.3:80", "--gen", "dpdk"}, "use port or xdp-live"},
+		{[]string{"udp", "--client-ip", "10.0.0.1", "--gw", "10.0.0.2", "--dst", "10.0.0.3:80", "--dst", "10.0.0.4:80", "--gen", "xdp-live"}, "one --dst"},
+		{[]string{"udp", "--client-ip", "10.0.0.1", "--gw", "10.0.0.2", "--dst", "10.0.0.3:80", "--gen", "xdp-live", "--gen-threads", "3", "--flows", "16"}, "--gen-threads 3"},
 	} {
 		cmd := newRoot()
 		var out bytes.Buffer
