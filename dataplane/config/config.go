@@ -143,6 +143,16 @@ type Route struct {
 	Dev    string `yaml:"dev"`
 	Src    string `yaml:"src"`
 	Metric uint32 `yaml:"metric"`
+	// NextHops makes a multipath route (instead of via/dev): flows are
+	// spread over them by a hash of their 5-tuple.
+	NextHops []NextHop `yaml:"nexthops"`
+}
+
+// NextHop is one path of a multipath route.
+type NextHop struct {
+	Via    string `yaml:"via"`
+	Dev    string `yaml:"dev"`
+	Weight uint16 `yaml:"weight"` // 1-256, default 1
 }
 
 // Neigh is a permanent neighbour entry.
@@ -410,8 +420,28 @@ func (c *Config) Validate() error {
 		if r.Dev != "" && !ifaces[r.Dev] {
 			bad(f+".dev", "%q is not a configured port or vlan", r.Dev)
 		}
-		if r.Via == "" && r.Dev == "" {
-			bad(f, "give via (a gateway) or dev (an interface)")
+		if len(r.NextHops) > 0 && (r.Via != "" || r.Dev != "") {
+			bad(f, "give via/dev or nexthops, not both")
+		}
+		for j, nh := range r.NextHops {
+			g := fmt.Sprintf("%s.nexthops[%d]", f, j)
+			if nh.Via != "" {
+				if _, err := netip.ParseAddr(nh.Via); err != nil {
+					bad(g+".via", "%q is not an address", nh.Via)
+				}
+			}
+			if nh.Dev != "" && !ifaces[nh.Dev] {
+				bad(g+".dev", "%q is not a configured port or vlan", nh.Dev)
+			}
+			if nh.Via == "" && nh.Dev == "" {
+				bad(g, "give via (a gateway) or dev (an interface)")
+			}
+			if nh.Weight > 256 {
+				bad(g+".weight", "%d: use 1-256", nh.Weight)
+			}
+		}
+		if r.Via == "" && r.Dev == "" && len(r.NextHops) == 0 {
+			bad(f, "give via (a gateway), dev (an interface) or nexthops")
 		}
 	}
 	for i, n := range c.Neighbours {

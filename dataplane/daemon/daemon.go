@@ -179,6 +179,13 @@ func Apply(dp *dataplane.Dataplane, c *config.Config) error {
 		if r.Src != "" {
 			rs.Src = netip.MustParseAddr(r.Src)
 		}
+		for _, nh := range r.NextHops {
+			n := dataplane.NextHopSpec{Iface: nh.Dev, Weight: nh.Weight}
+			if nh.Via != "" {
+				n.Gateway = netip.MustParseAddr(nh.Via)
+			}
+			rs.NextHops = append(rs.NextHops, n)
+		}
 		if err := dp.AddRoute(rs); err != nil {
 			return err
 		}

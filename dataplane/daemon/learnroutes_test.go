@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/config"
 	"github.com/gvs-lb/gvs/dataplane/route"
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
@@ -106,4 +107,37 @@ func TestLearnRoutesFromKNI(t *testing.T) {
 			t.Error("the default route went with the other")
 		}
 	})
+}
+
+// routes: [{dst, nexthops: [...]}] in the dataplane YAML is a multipath
+// route; a bad next hop is refused naming its field.
+func TestMultipathRouteFromConfig(t *testing.T) {
+	c := cfg(t, "routes: [{dst: 0.0.0.0/0, nexthops: [{via: 10.1.0.254}, {via: 10.2.0.254, dev: dp1, weight: 3}]}]\n")
+	d, err := Start(c, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var got *dataplane.RouteInfo
+	for _, r := range d.DP.Routes() {
+		if r.Dst == netip.MustParsePrefix("0.0.0.0/0") {
+			got = &r
+		}
+	}
+	if got == nil || !got.Multipath() || got.Learnt || len(got.NextHops) != 2 || got.NextHopIfaces[0] != "dp0" || got.NextHopIfaces[1] != "dp1" ||
+		got.NextHops[1].Gateway != netip.MustParseAddr("10.2.0.254") || got.NextHops[1].Weight != 3 {
+		t.Fatalf("route %+v", got)
+	}
+	for yaml, want := range map[string]string{
+		"routes: [{dst: 0.0.0.0/0, via: 10.1.0.254, nexthops: [{via: 10.2.0.254}]}]\n": "give via/dev or nexthops, not both",
+		"routes: [{dst: 0.0.0.0/0, nexthops: [{via: x}]}]\n":                           `routes[0].nexthops[0].via: "x" is not an address`,
+		"routes: [{dst: 0.0.0.0/0, nexthops: [{weight: 2}]}]\n":                        "routes[0].nexthops[0]: give via (a gateway) or dev",
+	} {
+		sock := t.TempDir() + "/dp.sock"
+		_, err := config.Parse([]byte("api: {socket: " + sock + "}\nports: [{name: dp0, driver: mem, kni: {enabled: false}}]\n" +
+			"addresses: [{addr: 10.1.0.1/24, dev: dp0}]\n" + yaml))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", yaml, err, want)
+		}
+	}
 }
