@@ -10,8 +10,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/gvs-lb/gvs/dataplane/port"
-	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/session"
@@ -23,19 +21,9 @@ import (
 // space on that address.
 func TestManyFlowsOneLocalAddress(t *testing.T) {
 	const flows = 200000
-	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
-	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, macDP1)
-	d, err := New(Options{Workers: 1, Forward4: true, ConnCapacity: 1 << 18}, []PortSpec{{Port: p0}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct{ p, dev string }{
-		{"10.1.0.1/16", "dp0"}, {"10.2.0.1/24", "dp1"}, {"10.1.0.100/32", "dp0"}, {"10.2.0.100/32", "dp1"},
-	} {
-		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	td := fixture{Options: Options{ConnCapacity: 1 << 18},
+		addrs: []string{"10.1.0.1/16 dp0", "10.2.0.1/24 dp1", "10.1.0.100/32 dp0", "10.2.0.100/32 dp1"}}.build(t)
+	d := td.d
 	var rss []netip.AddrPort
 	for i := 0; i < 4; i++ {
 		a := netip.AddrFrom4([4]byte{10, 2, 0, byte(21 + i)})
@@ -44,7 +32,6 @@ func TestManyFlowsOneLocalAddress(t *testing.T) {
 		}
 		rss = append(rss, netip.AddrPortFrom(a, 5300))
 	}
-	td := &testDP{t: t, d: d, ports: []*mem.Port{p0, p1}, w: d.workers[0]}
 	td.service(ipvs.UDP, vip, 5300, "rr", lip, rss...)
 
 	// one template per client address, its source port changed per flow

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
 )
@@ -382,17 +381,9 @@ func TestNeighFloodRunningDataplane(t *testing.T) {
 		bound   = 256
 		sources = 20000
 	)
-	p0 := mem.New(port.Config{Name: "dp0", Queues: 2}, macDP0)
-	p1 := mem.New(port.Config{Name: "dp1", Queues: 2}, macDP1)
-	d, err := New(Options{Workers: 2, Forward4: true, Forward6: true, NeighMaxEntries: bound}, []PortSpec{{Port: p0}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []struct{ p, dev string }{{"10.64.0.1/14", "dp0"}, {"fd00:64::1/64", "dp0"}, {"10.2.0.1/24", "dp1"}} {
-		if err := d.AddAddr(netip.MustParsePrefix(a.p), a.dev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	td := fixture{Options: Options{Workers: 2, NeighMaxEntries: bound},
+		addrs: []string{"10.64.0.1/14 dp0", "fd00:64::1/64 dp0", "10.2.0.1/24 dp1"}}.build(t)
+	d, p0, p1 := td.d, td.ports[0], td.ports[1]
 	frames := make([][]byte, sources)
 	for i := range frames {
 		frames[i] = floodFrame(t, i)
