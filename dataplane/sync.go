@@ -23,7 +23,9 @@ package dataplane
 // by), which reserves the port in its pool for the (local address, real
 // server) pair and inserts the connection flagged session.FlagSynced. An
 // existing connection with the same client-side key is updated (state and
-// expiry) instead: installs are idempotent, periodic resyncs refresh. The
+// expiry) instead: installs are idempotent, periodic resyncs refresh; one
+// made here for a mid-flow segment (session.FlagMidFlow, mh services) on
+// another path is replaced by the synced original. The
 // worker then treats a synced connection like its own. A deletion expires
 // the connection only if it is still flagged synced and has seen no
 // client packet here (a connection this node serves stays).
@@ -325,6 +327,15 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	if s.Proto == header.ProtoTCP && (int(s.State) >= int(session.StateUDP)) {
 		refuse()
 		return
+	}
+	if found {
+		if e := w.sess.Get(id); e.Flags&session.FlagMidFlow != 0 && e.OutKey() != c.OutKey() {
+			// made here for a segment that arrived before its sync: the
+			// flow's original connection replaces it
+			w.onExpire(id, e)
+			w.sess.Delete(id)
+			found = false
+		}
 	}
 	if found {
 		e := w.sess.Get(id)

@@ -259,3 +259,39 @@ func TestDrainSyncOneConsumer(t *testing.T) {
 		t.Error("policy left set after the consumer went")
 	}
 }
+
+// TestSyncReplacesMidFlowConn: a connection made here for a mid-flow
+// segment (mh) before its sync arrived is replaced by the synced
+// original: the flow continues from the original's local port, the
+// mid-flow one's port goes back to the pool.
+func TestSyncReplacesMidFlowConn(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	mhService(t, td, true, []int{0, 1, 2, 3})
+	client, vp := netip.AddrPortFrom(clientIP, 41000), netip.AddrPortFrom(vip, 443)
+	ack := tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 7, ackn: 9, payload: []byte("a")})
+	first := td.one(t, 0, ack, 1)
+	c := td.w.sess.Get(0)
+	if c == nil || c.Flags&session.FlagMidFlow == 0 {
+		t.Fatalf("no mid-flow conn: %+v", c)
+	}
+	rs := first.dst
+	orig := netip.AddrPortFrom(lip, first.src.Port()+2) // another port of this worker
+	if orig.Port() < 1024 {
+		orig = netip.AddrPortFrom(lip, 2048)
+	}
+	res, err := td.d.InstallSynced([]SyncConn{{Kind: SyncUpdate, Proto: header.ProtoTCP, State: session.StateEstablished,
+		Client: client, Virtual: vp, Local: orig, Dest: rs}})
+	if err != nil || res != (SyncInstallResult{Installed: 1}) {
+		t.Fatalf("InstallSynced over a mid-flow conn = %+v, %v", res, err)
+	}
+	if n := td.w.sess.Len(); n != 1 {
+		t.Fatalf("%d conns, want the synced one only", n)
+	}
+	next := td.one(t, 0, ack, 1)
+	if next.src != orig || next.dst != rs {
+		t.Errorf("after the sync the flow goes %s -> %s, want %s -> %s", next.src, next.dst, orig, rs)
+	}
+	if got, want := td.w.pool.Free(lip, rs), td.w.pool.PortsPerServer()-1; got != want {
+		t.Errorf("%d ports free towards %s, want %d (the mid-flow port returned)", got, rs, want)
+	}
+}
