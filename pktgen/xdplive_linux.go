@@ -134,13 +134,9 @@ func (g *liveGen) setup() (*ebpf.Program, *ebpf.Map, *ebpf.RunOptions, error) {
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s generator on %s: %w", GenXDPLive, where, err)
 	}
-	t1 := r.clock.Now()
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s generator: clock: %w", GenXDPLive, err)
+	if g.tpl.clockOffset, _, err = monotonicOffset(r.clock); err != nil {
+		return nil, nil, nil, err
 	}
-	t2 := r.clock.Now()
-	g.tpl.clockOffset = ts.Nano() - (t1+t2)/2
 
 	prog, counter, err := loadLive(g.tpl)
 	if err != nil {
@@ -153,6 +149,18 @@ func (g *liveGen) setup() (*ebpf.Program, *ebpf.Map, *ebpf.RunOptions, error) {
 		BatchSize: liveBatch,
 	}
 	return prog, counter, opts, nil
+}
+
+// monotonicOffset returns what to subtract from CLOCK_MONOTONIC (the
+// program's bpf_ktime_get_ns) to read c, within ±uncertainty ns.
+func monotonicOffset(c Clock) (offset, uncertainty int64, err error) {
+	t1 := c.Now()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, 0, fmt.Errorf("%s generator: clock: %w", GenXDPLive, err)
+	}
+	t2 := c.Now()
+	return ts.Nano() - (t1+t2)/2, (t2-t1)/2 + 1, nil
 }
 
 // loadLive creates the counter map and loads lt's program over it.
