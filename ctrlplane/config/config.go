@@ -32,6 +32,7 @@ type Config struct {
 	Global         Global          `yaml:"global_defs"`
 	VirtualServers []VirtualServer `yaml:"virtual_servers"`
 	Announce       Announce        `yaml:"announce"`
+	Sync           Sync            `yaml:"sync"`
 
 	// Services is the validated model of VirtualServers, defaults applied.
 	Services []Service `yaml:"-"`
@@ -230,6 +231,7 @@ var typeNames = strings.NewReplacer(
 	"config.Control", "control",
 	"config.Global", "global_defs",
 	"config.Announce", "announce",
+	"config.Sync", "sync",
 	"config.BIRDConf", "announce.bird",
 	"config.BGPConf", "announce.bgp",
 	"config.BGPNeighbor", "a BGP neighbor",
@@ -259,7 +261,7 @@ func Parse(b []byte) (*Config, error) {
 		return nil, fmt.Errorf("config: %s", typeNames.Replace(msg))
 	}
 	c.defaults()
-	if err := errors.Join(c.validate(), c.Announce.check()); err != nil {
+	if err := errors.Join(c.validate(), c.Announce.check(), c.Sync.check()); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -300,6 +302,7 @@ func (c *Config) defaults() {
 		c.Control.Socket = DefaultControlSocket
 	}
 	c.Announce.defaults()
+	c.Sync.defaults()
 }
 
 // ServiceKey identifies a virtual service.
