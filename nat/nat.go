@@ -27,7 +27,8 @@
 //     NAT64 yet). IPv6 extension headers are not supported: packets that carry
 //     them are refused with ErrExtHeader.
 //
-// The callers are the IPVS xmit functions of the dataplane workers; TTL/hop
+// The callers are the IPVS stage of the dataplane workers (dataplane/lb.go,
+// lbtoa.go), which works on its own packet buffers through Buffer; TTL/hop
 // limit is theirs to decrement.
 package nat
 

@@ -3,7 +3,6 @@ package nat
 import (
 	"net/netip"
 
-	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
 )
 
@@ -50,6 +49,14 @@ func TOALen(client netip.Addr) int {
 	return 0
 }
 
+// Buffer is the packet buffer InsertTOA grows at the front: the dataplane's
+// *pktbuf.Buf. Bytes is the packet; Prepend(n) moves its start n bytes into
+// the headroom and returns the new packet, or nil without room.
+type Buffer interface {
+	Bytes() []byte
+	Prepend(n int) []byte
+}
+
 // InsertTOA inserts the TOA option for client into the TCP header of the
 // packet at b.Bytes()[l3off:] (an IPv4 or IPv6 TCP packet, validated and
 // with the IP length fields describing it; trailing Ethernet padding is left
@@ -70,7 +77,7 @@ func TOALen(client netip.Addr) int {
 // invalid client address, ErrOptionSpace when the TCP header would exceed 60
 // bytes, ErrTooBig when the IP length would overflow, ErrHeadroom when the
 // buffer cannot grow at the front.
-func InsertTOA(b *pktbuf.Buf, l3off int, client netip.AddrPort) error {
+func InsertTOA(b Buffer, l3off int, client netip.AddrPort) error {
 	p := b.Bytes()
 	if l3off < 0 || l3off > len(p) {
 		return ErrMalformed
