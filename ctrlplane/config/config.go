@@ -124,6 +124,10 @@ type VirtualServer struct {
 	LBKind   string `yaml:"lb_kind"` // FULLNAT (default; FNAT accepted)
 	// SchedFlags: sh-fallback, sh-port (sh), mh-fallback, mh-port (mh).
 	SchedFlags []string `yaml:"sched_flags"`
+	// MidFlow (lb_algo mh only): a TCP segment without SYN and without a
+	// connection on this node is scheduled instead of dropped (a flow the
+	// routers moved here before its sync arrived; docs/cluster.md).
+	MidFlow bool `yaml:"mid_flow"`
 	// DelayLoop is the default check interval of its real servers.
 	DelayLoop          Duration       `yaml:"delay_loop"`
 	InhibitOnFailure   *bool          `yaml:"inhibit_on_failure"`
@@ -137,6 +141,9 @@ type VirtualServer struct {
 type LocalAddress struct {
 	IP        string `yaml:"ip"`
 	Interface string `yaml:"interface"`
+	// Backup: another node's local address, taken over when that node
+	// fails: replies and synced connections accepted, no new connections.
+	Backup bool `yaml:"backup"`
 }
 
 // SorryServer is added to a service while none of its real servers is up.
@@ -323,6 +330,7 @@ type Service struct {
 	Name       string // the configured name, or Key.String()
 	Sched      string
 	SchedFlags []string // sorted
+	MidFlow    bool
 	LAddrs     []LAddr
 	Inhibit    bool // the service's default for its real servers
 	Sorry      *Dest
@@ -331,8 +339,9 @@ type Service struct {
 
 // LAddr is a FullNAT local address; Dev may be empty (the dataplane knows).
 type LAddr struct {
-	Addr netip.Addr
-	Dev  string
+	Addr   netip.Addr
+	Dev    string
+	Backup bool // another node's, taken over (no new connections)
 }
 
 // Dest is a destination as the dataplane gets it.

@@ -82,7 +82,7 @@ func TestParseFull(t *testing.T) {
 	if web.Key.String() != "TCP 10.1.0.100:80" || web.Name != "web" || web.Sched != "wrr" || !web.Inhibit {
 		t.Errorf("web %+v", web)
 	}
-	if !reflect.DeepEqual(web.LAddrs, []LAddr{{netip.MustParseAddr("10.2.0.100"), "dp1"}, {netip.MustParseAddr("10.2.0.101"), ""}}) {
+	if !reflect.DeepEqual(web.LAddrs, []LAddr{{Addr: netip.MustParseAddr("10.2.0.100"), Dev: "dp1"}, {Addr: netip.MustParseAddr("10.2.0.101")}}) {
 		t.Errorf("laddrs %+v", web.LAddrs)
 	}
 	if web.Sorry == nil || web.Sorry.Addr.String() != "10.2.0.99:8080" || web.Sorry.Weight != 2 {

@@ -217,6 +217,10 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		}
 	}
 	slices.Sort(s.SchedFlags)
+	if v.MidFlow && s.Sched != sched.MH {
+		e.add(where, "mid_flow: only for lb_algo mh (only mh gives every node the same real server for a flow): set lb_algo: mh or remove mid_flow")
+	}
+	s.MidFlow = v.MidFlow
 	if v.PersistenceTimeout != 0 {
 		e.add(where, "persistence_timeout: not supported: the dataplane has no persistence yet (remove the key)")
 	}
@@ -245,7 +249,7 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 			e.add(where, "local_addresses[%d].ip %s: listed twice: remove one", j, a)
 			continue
 		}
-		s.LAddrs = append(s.LAddrs, LAddr{Addr: a, Dev: la.Interface})
+		s.LAddrs = append(s.LAddrs, LAddr{Addr: a, Dev: la.Interface, Backup: la.Backup})
 	}
 
 	for j := range v.RealServers {

@@ -37,8 +37,10 @@ type Op struct {
 	Service config.ServiceKey
 	Sched   string   // AddService, EditService
 	Flags   []string // AddService, EditService
+	MidFlow bool     // AddService, EditService
 	LAddr   netip.Addr
 	Dev     string
+	Backup  bool // AddLAddr
 	Dest    netip.AddrPort
 	D       DestState
 }
@@ -52,12 +54,18 @@ func (o Op) String() string {
 		if len(o.Flags) > 0 {
 			fmt.Fprintf(&b, " flags %s", strings.Join(o.Flags, ","))
 		}
+		if o.MidFlow {
+			b.WriteString(" mid-flow")
+		}
 	case DelService:
 		fmt.Fprintf(&b, "del service %s", o.Service)
 	case AddLAddr:
 		fmt.Fprintf(&b, "add laddr %s", o.LAddr)
 		if o.Dev != "" {
 			fmt.Fprintf(&b, " dev %s", o.Dev)
+		}
+		if o.Backup {
+			b.WriteString(" backup")
 		}
 		fmt.Fprintf(&b, " to %s", o.Service)
 	case DelLAddr:
@@ -96,15 +104,16 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 	for _, k := range sortedKeys(desired, compareKeys) {
 		want, have := desired[k], actual[k]
 		if have == nil {
-			ops = append(ops, Op{Kind: AddService, Service: k, Sched: want.Sched, Flags: want.Flags})
+			ops = append(ops, Op{Kind: AddService, Service: k, Sched: want.Sched, Flags: want.Flags, MidFlow: want.MidFlow})
 			have = &ServiceState{}
-		} else if want.Sched != have.Sched || !slices.Equal(want.Flags, have.Flags) {
-			ops = append(ops, Op{Kind: EditService, Service: k, Sched: want.Sched, Flags: want.Flags})
+		} else if want.Sched != have.Sched || !slices.Equal(want.Flags, have.Flags) || want.MidFlow != have.MidFlow {
+			ops = append(ops, Op{Kind: EditService, Service: k, Sched: want.Sched, Flags: want.Flags, MidFlow: want.MidFlow})
 		}
 		var dels []Op
 		for _, a := range sortedKeys(have.LAddrs, netip.Addr.Compare) {
 			dev, ok := want.LAddrs[a]
-			if !ok || (dev != "" && dev != have.LAddrs[a]) {
+			// a change of device or of the backup mark: removed, added again
+			if !ok || (dev != "" && dev != have.LAddrs[a]) || want.Backup[a] != have.Backup[a] {
 				dels = append(dels, Op{Kind: DelLAddr, Service: k, LAddr: a})
 			}
 		}
@@ -117,8 +126,8 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 		}
 		for _, a := range sortedKeys(want.LAddrs, netip.Addr.Compare) {
 			dev, ok := have.LAddrs[a]
-			if !ok || (want.LAddrs[a] != "" && want.LAddrs[a] != dev) {
-				ops = append(ops, Op{Kind: AddLAddr, Service: k, LAddr: a, Dev: want.LAddrs[a]})
+			if !ok || (want.LAddrs[a] != "" && want.LAddrs[a] != dev) || want.Backup[a] != have.Backup[a] {
+				ops = append(ops, Op{Kind: AddLAddr, Service: k, LAddr: a, Dev: want.LAddrs[a], Backup: want.Backup[a]})
 			}
 		}
 		for _, d := range dels {
@@ -183,13 +192,13 @@ func call(ctx context.Context, api pb.DataplaneClient, o Op) error {
 	var err error
 	switch o.Kind {
 	case AddService:
-		_, err = api.AddService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags})
+		_, err = api.AddService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags, MidFlow: o.MidFlow})
 	case EditService:
-		_, err = api.EditService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags})
+		_, err = api.EditService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags, MidFlow: o.MidFlow})
 	case DelService:
 		_, err = api.DelService(ctx, &pb.Service{Key: k})
 	case AddLAddr:
-		_, err = api.AddLAddr(ctx, &pb.LAddrRequest{Service: k, Laddr: &pb.LAddr{Addr: o.LAddr.String(), Dev: o.Dev}})
+		_, err = api.AddLAddr(ctx, &pb.LAddrRequest{Service: k, Laddr: &pb.LAddr{Addr: o.LAddr.String(), Dev: o.Dev, Backup: o.Backup}})
 	case DelLAddr:
 		_, err = api.DelLAddr(ctx, &pb.LAddrRequest{Service: k, Laddr: &pb.LAddr{Addr: o.LAddr.String()}})
 	case AddDest:

@@ -37,6 +37,10 @@ type ServiceState struct {
 	Flags  []string              // sorted
 	LAddrs map[netip.Addr]string // address → device ("" in desired: any)
 	Dests  map[netip.AddrPort]DestState
+	// MidFlow is the mh mid-flow option; Backup the backup local
+	// addresses (a subset of LAddrs; nil when there are none).
+	MidFlow bool
+	Backup  map[netip.Addr]bool
 }
 
 // State is a set of services.
@@ -54,8 +58,12 @@ func Desired(services []config.Service, h HealthView) State {
 	for _, s := range services {
 		ss := &ServiceState{Key: s.Key, Sched: s.Sched, Flags: slices.Clone(s.SchedFlags),
 			LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
+		ss.MidFlow = s.MidFlow
 		for _, la := range s.LAddrs {
 			ss.LAddrs[la.Addr] = la.Dev
+			if la.Backup {
+				ss.setBackup(la.Addr)
+			}
 		}
 		serving := 0
 		for _, r := range s.Reals {
@@ -96,7 +104,11 @@ func Actual(r *pb.ListServicesResponse) (State, error) {
 				return nil, fmt.Errorf("dataplane listed local address %q of %s: %w", la.Addr, k, err)
 			}
 			ss.LAddrs[a.Unmap()] = la.Dev
+			if la.Backup {
+				ss.setBackup(a.Unmap())
+			}
 		}
+		ss.MidFlow = s.MidFlow
 		for _, d := range s.Dests {
 			a, err := netip.ParseAddr(d.Addr)
 			if err != nil || d.Port > 65535 {
@@ -134,4 +146,11 @@ func sortedKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
 	}
 	slices.SortFunc(ks, compare)
 	return ks
+}
+
+func (ss *ServiceState) setBackup(a netip.Addr) {
+	if ss.Backup == nil {
+		ss.Backup = map[netip.Addr]bool{}
+	}
+	ss.Backup[a] = true
 }
