@@ -50,3 +50,27 @@ inet 10.9.0.0/16 src 0.0.0.0 scope global metric 5 proto static
 		}
 	}
 }
+
+// FuzzNexthops: any command line splits without a panic; an accepted one
+// has a gateway or a device in every path and leaves no "nexthop" behind.
+func FuzzNexthops(f *testing.F) {
+	f.Add("10.0.0.0/8 metric 5 nexthop via 10.1.0.1 dev dp0 weight 3 nexthop via 10.1.0.2")
+	f.Add("default nexthop dev dp0 nexthop")
+	f.Add("nexthop weight 999 via")
+	f.Fuzz(func(t *testing.T, line string) {
+		head, nhs, err := nexthops(strings.Fields(line))
+		if err != nil {
+			return
+		}
+		for _, h := range head {
+			if h == "nexthop" {
+				t.Fatalf("%q: nexthop left in %v", line, head)
+			}
+		}
+		for _, nh := range nhs {
+			if nh.Via == "" && nh.Dev == "" || nh.Weight > 256 {
+				t.Fatalf("%q: accepted %v", line, nh)
+			}
+		}
+	})
+}
