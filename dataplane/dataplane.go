@@ -134,10 +134,9 @@ type Dataplane struct {
 	steerStatus string
 	rssStatus   string
 	timeouts    session.Timeouts // guarded by mu
-	lbst        lbStatsState
-	touts       sync.Mutex      // serialises SetTimeouts
-	learnCh     chan neighLearn // unsolicited and update learn events
-	needCh      chan neighLearn // answers to the dataplane's own solicitations
+	destStats   lbStatsState     // rate estimator and -Z offsets
+	learnCh     chan neighLearn  // unsolicited and update learn events
+	needCh      chan neighLearn  // answers to the dataplane's own solicitations
 	kniNotify   chan struct{}
 	stopCh      chan struct{}
 	wg          sync.WaitGroup

@@ -308,8 +308,6 @@ func (d *Dataplane) SetTimeouts(tcp, tcpfin, udp time.Duration) error {
 func (d *Dataplane) UpdateTimeouts(ch session.Timeouts) error {
 	d.ctl.Lock() // the one mutation path (change.go)
 	defer d.ctl.Unlock()
-	d.touts.Lock() // one change at a time: read, apply everywhere, record
-	defer d.touts.Unlock()
 	to := d.Timeouts().Merge(ch)
 	if err := to.Validate(); err != nil {
 		return fmt.Errorf("timeouts: %w: %w", err, ipvs.ErrInvalid)

@@ -57,7 +57,7 @@ func (d *Dataplane) rawDest(dst *ipvs.Dest) DestStats {
 // estimate samples every destination's counters (called by the master
 // once a second; it samples every estimateEvery calls).
 func (d *Dataplane) estimate() {
-	st := &d.lbst
+	st := &d.destStats
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.tick++
@@ -99,7 +99,7 @@ func (d *Dataplane) estimate() {
 // current rates.
 func (d *Dataplane) DestStatsOf(dst *ipvs.Dest) DestStats {
 	s := d.rawDest(dst)
-	st := &d.lbst
+	st := &d.destStats
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if z, ok := st.zero[dst.ID]; ok {
@@ -145,7 +145,7 @@ func (d *Dataplane) ZeroStats(k *ipvs.ServiceKey) error {
 		}
 		svcID = svc.ID
 	}
-	st := &d.lbst
+	st := &d.destStats
 	for id, dst := range tbl.Dests {
 		if k != nil && dst.Service != svcID {
 			continue

@@ -73,14 +73,14 @@ type Table struct {
 	index []slot // 4 slots per conn
 	imask uint32 // len(index) - 1
 
-	cap   uint32 // len(conns)
-	n     uint32 // live conns
-	hwm   uint32 // ids [0, hwm) have been handed out at least once
-	free  uint32 // head of the free list (through Conn.tnext), NoID if empty
-	seed  [6]uint64
-	to    [16]uint32 // timeout in ticks by State&15
-	tick  time.Duration
-	touts Timeouts
+	cap      uint32 // len(conns)
+	n        uint32 // live conns
+	hwm      uint32 // ids [0, hwm) have been handed out at least once
+	free     uint32 // head of the free list (through Conn.tnext), NoID if empty
+	seed     [6]uint64
+	to       [16]uint32 // timeout in ticks by State&15
+	tick     time.Duration
+	timeouts Timeouts
 
 	// hashMask is all ones; tests narrow it to force collisions.
 	hashMask uint32
@@ -152,12 +152,12 @@ func (t *Table) SetTimeouts(to Timeouts) error {
 		t.to[i] = ticks[StateNone] // unknown states time out like NONE
 	}
 	copy(t.to[:], ticks[:])
-	t.touts = to.withDefaults()
+	t.timeouts = to.withDefaults()
 	return nil
 }
 
 // Timeouts returns the timeouts in use.
-func (t *Table) Timeouts() Timeouts { return t.touts }
+func (t *Table) Timeouts() Timeouts { return t.timeouts }
 
 // Tick returns the length of one tick.
 func (t *Table) Tick() time.Duration { return t.tick }
