@@ -36,7 +36,7 @@ func (d *Daemon) startAnnounce(ctx context.Context, cfg *config.Config) error {
 	}
 	d.Announce = announce.New(announce.Options{API: d.client, Log: d.Log.Named("announce"),
 		CallTimeout: cfg.Dataplane.CallTimeout.D(), Config: d.Rec.Config, Health: d.Health,
-		DataplaneUp: d.Watch.Up, Speakers: speakers, Drained: a.Drained})
+		DataplaneUp: d.announceUp, Speakers: speakers, Drained: a.Drained})
 	return nil
 }
 

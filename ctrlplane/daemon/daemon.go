@@ -28,6 +28,7 @@ import (
 	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
 	"github.com/gvs-lb/gvs/ctrlplane/health"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
+	sessync "github.com/gvs-lb/gvs/ctrlplane/sync"
 	"github.com/gvs-lb/gvs/internal/logging"
 	"github.com/gvs-lb/gvs/internal/unixsock"
 )
@@ -64,6 +65,9 @@ type Daemon struct {
 
 	reloadMu sync.Mutex
 	started  *config.Config // the process settings in force
+
+	// Sync is the session sync (nil without a sync section).
+	Sync *sessync.Node
 }
 
 // LoadConfig reads the file and applies the command-line overrides.
@@ -126,7 +130,12 @@ func Start(o Options) (*Daemon, error) {
 		CallTimeout: cfg.Dataplane.CallTimeout.D(), Resync: cfg.Dataplane.ResyncInterval.D(),
 		OnConfig: func(c *config.Config) { d.Health.Update(c.Services) }})
 	d.Watch = reconcile.NewWatcher(client, log.Named("watch"), cfg.Dataplane.PollInterval.D(), cfg.Dataplane.CallTimeout.D(),
-		func(reason string) { d.Rec.Kick(reason); d.kickAnnounce() })
+		func(reason string) { d.Rec.Kick(reason); d.kickAnnounce(); d.syncDataplaneEvent(reason) })
+	if err := d.startSync(cfg); err != nil {
+		cancel()
+		client.Close()
+		return nil, err
+	}
 	if err := d.startAnnounce(ctx, cfg); err != nil {
 		cancel()
 		client.Close()
@@ -165,6 +174,7 @@ func Start(o Options) (*Daemon, error) {
 	}
 	d.goRun(func() { d.Rec.Run(ctx) })
 	d.goRun(func() { d.Watch.Run(ctx) })
+	d.runSync(ctx)
 	if d.Announce != nil {
 		d.goRun(func() { d.Announce.Run(ctx, cfg.Announce.Interval.D()) })
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/gvs-lb/gvs/ctrlplane/health"
 	"github.com/gvs-lb/gvs/ctrlplane/metrics"
 	"github.com/gvs-lb/gvs/ctrlplane/reconcile"
+	sessync "github.com/gvs-lb/gvs/ctrlplane/sync"
 )
 
 // metricsHandler serves the HTTP listener: /metrics (Prometheus) and
@@ -34,6 +35,9 @@ func (d *Daemon) metricsHandler() http.Handler {
 		InvalidReloads: d.invalid.Load,
 		Announce:       d.announceStatus(),
 	}))
+	if d.Sync != nil {
+		reg.MustRegister(sessync.NewCollector(d.Sync))
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
