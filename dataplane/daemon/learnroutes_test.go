@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -140,4 +143,81 @@ func TestMultipathRouteFromConfig(t *testing.T) {
 			t.Errorf("%s: %v, want %q", yaml, err, want)
 		}
 	}
+}
+
+// A real routing daemon: BIRD 2 installs a static ECMP route (two next
+// hops, weights 1 and 2) and a single-path one in the kernel through the
+// KNI device; the dataplane learns both, and loses them when BIRD
+// withdraws them (birdc disable).
+func TestLearnRoutesFromBIRD(t *testing.T) {
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Fatal("bird (Debian bird2) is missing: scripts/deps.sh installs it")
+	}
+	inNetns(t, func() {
+		c := cfg(t, "")
+		c.Ports[0].KNI.Enabled = nil
+		c.Ports[0].KNI.LearnRoutes = true
+		c.Ports[0].KNI.Name = "dp0.kni"
+		d, err := Start(c, zap.NewNop())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer d.Close()
+		for _, args := range []string{"link set lo up", "link set dp0.kni up", "addr add 10.1.0.3/24 dev dp0.kni"} {
+			if out, err := exec.Command("ip", strings.Fields(args)...).CombinedOutput(); err != nil {
+				t.Errorf("ip %s: %v: %s", args, err, out)
+				return
+			}
+		}
+		dir := t.TempDir()
+		conf, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
+		err = os.WriteFile(conf, []byte(`router id 10.1.0.3;
+protocol device { scan time 1; }
+protocol direct { ipv4; interface "dp0.kni"; }
+protocol static s4 {
+	ipv4;
+	route 198.51.100.0/24 via 10.1.0.251 weight 1 via 10.1.0.252 weight 2;
+	route 203.0.113.0/24 via 10.1.0.254;
+}
+protocol kernel k4 { ipv4 { export all; }; }
+`), 0o644)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		bird := exec.Command("bird", "-f", "-c", conf, "-s", sock)
+		var out bytes.Buffer
+		bird.Stdout, bird.Stderr = &out, &out
+		if err := bird.Start(); err != nil {
+			t.Error(err)
+			return
+		}
+		defer func() {
+			bird.Process.Kill()
+			bird.Wait()
+			if t.Failed() {
+				t.Logf("bird output: %s", out.String())
+			}
+		}()
+		testenv.Eventually(t, 10*time.Second, "routes from BIRD learnt", func() bool {
+			r := learnt(d.DP, "198.51.100.0/24")
+			return r != nil && len(r.NextHops) == 2 && learnt(d.DP, "203.0.113.0/24") != nil
+		})
+		if r := learnt(d.DP, "198.51.100.0/24"); r != nil {
+			if r.NextHops[0].Gateway != netip.MustParseAddr("10.1.0.251") || r.NextHops[0].Weight != 1 ||
+				r.NextHops[1].Gateway != netip.MustParseAddr("10.1.0.252") || r.NextHops[1].Weight != 2 || r.NextHopIfaces[0] != "dp0" {
+				t.Errorf("ECMP route from BIRD %+v via %v", r.Route, r.NextHopIfaces)
+			}
+		}
+		if r := learnt(d.DP, "203.0.113.0/24"); r != nil && (r.Gateway != netip.MustParseAddr("10.1.0.254") || r.IfaceName != "dp0") {
+			t.Errorf("route from BIRD %+v", r.Route)
+		}
+		if o, err := exec.Command("birdc", "-s", sock, "disable", "s4").CombinedOutput(); err != nil {
+			t.Errorf("birdc disable: %v: %s", err, o)
+		}
+		testenv.Eventually(t, 10*time.Second, "routes withdrawn by BIRD forgotten", func() bool {
+			return learnt(d.DP, "198.51.100.0/24") == nil && learnt(d.DP, "203.0.113.0/24") == nil
+		})
+	})
 }

@@ -14,7 +14,7 @@ package kni
 // itself (proto kernel: the connected routes of the KNI addresses), whose
 // next hops leave through a watched interface (other next hops are dropped;
 // a route left without any is skipped). IPv6 link-local and multicast
-// prefixes are never kept.
+// prefixes are never kept. Next hops are sorted (interface, gateway).
 
 import (
 	"context"
@@ -270,6 +270,16 @@ func KNIRoutes(rs []netlink.Route, want map[int]bool) []Route {
 			continue
 		}
 		merged = append(merged, r)
+	}
+	// next hops in a fixed order, whatever order the daemon installed
+	// them in: the dataplane's split of the hash space stays the same
+	for _, r := range merged {
+		slices.SortFunc(r.NextHops, func(a, b NextHop) int {
+			if a.Ifindex != b.Ifindex {
+				return a.Ifindex - b.Ifindex
+			}
+			return a.Gateway.Compare(b.Gateway)
+		})
 	}
 	return merged
 }
