@@ -1,14 +1,17 @@
 package dataplane
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/nat"
 )
 
 // lbLoop is the FullNAT test dataplane driven packet by packet, with the
@@ -74,32 +77,103 @@ func nextSYN(syn []byte) {
 	tcp.SetChecksum(header.ChecksumUpdate16(tcp.Checksum(), old, nw))
 }
 
-func TestLBPathsAllocs(t *testing.T) {
-	l := newLBLoop(t)
-	in, out := l.establish(t)
-	// a client's forged TOA, scrubbed on every segment
-	forged := tcpFrame(t, tcpSeg{src: l.client, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1,
-		opts: []layers.TCPOption{nopOpt, nopOpt, tsOpt, forgedTOA4}, payload: make([]byte, 64)})
+// lbPath is one row of the FullNAT fixture table, in the manner of
+// Katran's packet fixtures: a description, the input (port and frame), the
+// expected output (port and frame, built independently with gopacket) and
+// the verdict (the counter the packet moves). The same table drives the
+// correctness test (TestLBPaths), the allocation assertions
+// (TestLBPathsAllocs) and the benchmarks (BenchmarkLBPaths).
+type lbPath struct {
+	name    string
+	in, out int
+	// frame returns the next input; the new-connection row changes the
+	// client port each time.
+	frame func() []byte
+	// want is the expected output frame; nil when it depends on the local
+	// port the worker picks, and check decodes it instead.
+	want  []byte
+	check func(tb testing.TB, got []byte)
+	ctr   Counter
+}
+
+// lbPaths sets up l (an established connection whose TOA the server has
+// confirmed, and a second one it has not) and returns the table.
+func lbPaths(tb testing.TB, l *lbLoop) []lbPath {
+	in, out := l.establish(tb)
+	local := netip.AddrPortFrom(lip, l.lport)
+	payload := make([]byte, 64)
+	// a client's forged TOA, scrubbed on every segment: NOPs in its place
+	forged := tcpFrame(tb, tcpSeg{src: l.client, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1,
+		opts: []layers.TCPOption{nopOpt, nopOpt, tsOpt, forgedTOA4}, payload: payload})
+	nops := []layers.TCPOption{nopOpt, nopOpt, tsOpt}
+	for range 8 {
+		nops = append(nops, nopOpt)
+	}
 	// a second connection the real server has not acknowledged yet: every
 	// segment is verified and gets the TOA
 	c2 := netip.AddrPortFrom(clientIP, 40001)
-	syn2 := l.pass(t, 0, 1, tcpFrame(t, tcpSeg{src: c2, dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1}))
-	l.pass(t, 1, 0, tcpFrame(t, tcpSeg{src: l.rs, dst: netip.AddrPortFrom(lip, binary.BigEndian.Uint16(syn2[14+20:])), smac: macRS1, dmac: macDP1, syn: true, ack: true, ackn: 2}))
-	unconfirmed := tcpFrame(t, tcpSeg{src: c2, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1, payload: make([]byte, 64)})
-	syn := tcpFrame(t, tcpSeg{src: netip.AddrPortFrom(clientIP, 1024), dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1})
-	paths := []struct {
-		name    string
-		in, out int
-		frame   func() []byte
-		ctr     Counter
-	}{
-		{"established-in", 0, 1, func() []byte { return in }, CtrLBIn},
-		{"established-out", 1, 0, func() []byte { return out }, CtrLBOut},
-		{"established-in, client TOA scrubbed", 0, 1, func() []byte { return forged }, CtrLBTOAScrubbed},
-		{"in before the server's ACK, TOA inserted", 0, 1, func() []byte { return unconfirmed }, CtrLBTOAAdded},
-		{"new-connection", 0, 1, func() []byte { nextSYN(syn); return syn }, CtrLBNewConns},
+	syn2 := l.pass(tb, 0, 1, tcpFrame(tb, tcpSeg{src: c2, dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1}))
+	local2 := netip.AddrPortFrom(lip, binary.BigEndian.Uint16(syn2[14+20:]))
+	l.pass(tb, 1, 0, tcpFrame(tb, tcpSeg{src: l.rs, dst: local2, smac: macRS1, dmac: macDP1, syn: true, ack: true, ackn: 2}))
+	unconfirmed := tcpFrame(tb, tcpSeg{src: c2, dst: l.vipPort, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1, payload: payload})
+	toa := layers.TCPOption{OptionType: nat.TOAKind, OptionLength: 8, OptionData: append(binary.BigEndian.AppendUint16(nil, c2.Port()), clientIP.AsSlice()...)}
+	syn := tcpFrame(tb, tcpSeg{src: netip.AddrPortFrom(clientIP, 1024), dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1})
+	toServer := func(seg tcpSeg) []byte {
+		seg.smac, seg.dmac, seg.dst, seg.ttl = macDP1, macRS1, l.rs, 63
+		return tcpFrame(tb, seg)
 	}
-	for _, p := range paths {
+	return []lbPath{
+		{name: "established-in", in: 0, out: 1, frame: func() []byte { return in }, ctr: CtrLBIn,
+			want: toServer(tcpSeg{src: local, ack: true, psh: true, seq: 2, ackn: 1, payload: payload})},
+		{name: "established-out", in: 1, out: 0, frame: func() []byte { return out }, ctr: CtrLBOut,
+			want: tcpFrame(tb, tcpSeg{src: l.vipPort, dst: l.client, smac: macDP0, dmac: macClient, ack: true, psh: true, seq: 1, ackn: 66,
+				payload: payload, ttl: 63})},
+		{name: "established-in, client TOA scrubbed", in: 0, out: 1, frame: func() []byte { return forged }, ctr: CtrLBTOAScrubbed,
+			want: toServer(tcpSeg{src: local, ack: true, psh: true, seq: 2, ackn: 1, opts: nops, payload: payload})},
+		{name: "in before the server's ACK, TOA inserted", in: 0, out: 1, frame: func() []byte { return unconfirmed }, ctr: CtrLBTOAAdded,
+			want: toServer(tcpSeg{src: local2, ack: true, psh: true, seq: 2, ackn: 1, opts: []layers.TCPOption{toa}, payload: payload})},
+		{name: "new-connection", in: 0, out: 1, frame: func() []byte { nextSYN(syn); return syn }, ctr: CtrLBNewConns,
+			check: func(tb testing.TB, got []byte) {
+				tb.Helper()
+				d := decodeL4(tb, got)
+				if d.src.Addr() != lip || d.dst != l.rs || d.tcp == nil || !d.tcp.SYN || d.tcp.ACK || d.ttl != 63 {
+					tb.Errorf("new connection sent %v → %v ttl %d", d.src, d.dst, d.ttl)
+				}
+			}},
+	}
+}
+
+// TestLBPaths checks each row's output against the frame it expects, byte
+// for byte (gopacket verifies both frames' checksums first).
+func TestLBPaths(t *testing.T) {
+	l := newLBLoop(t)
+	for _, p := range lbPaths(t, l) {
+		l.w.ctr.publish()
+		before := l.counter(p.ctr)
+		got := l.pass(t, p.in, p.out, p.frame())
+		if s := frameProblem(got); s != "" {
+			t.Errorf("%s: output: %s", p.name, s)
+		}
+		l.w.ctr.publish()
+		if n := l.counter(p.ctr) - before; n != 1 {
+			t.Errorf("%s: %s grew by %d, want 1", p.name, p.ctr, n)
+		}
+		if p.check != nil {
+			p.check(t, got)
+			continue
+		}
+		if s := frameProblem(p.want); s != "" {
+			t.Fatalf("%s: expected frame: %s", p.name, s)
+		}
+		if !bytes.Equal(got, p.want) {
+			t.Errorf("%s:\n got  %x\n want %x", p.name, got, p.want)
+		}
+	}
+}
+
+func TestLBPathsAllocs(t *testing.T) {
+	l := newLBLoop(t)
+	for _, p := range lbPaths(t, l) {
 		run := func() {
 			l.rx(t, p.in, p.frame())
 			l.w.flushAll()
@@ -124,25 +198,36 @@ func TestLBPathsAllocs(t *testing.T) {
 	}
 }
 
-// benchLB runs a FullNAT path in bursts of 32; one op is one packet.
+// BenchmarkLBPaths runs each row in bursts of 32 as the worker loop does;
+// one op is one packet (ns/op is ns per packet, frame copies included).
+func BenchmarkLBPaths(b *testing.B) {
+	for _, name := range []string{"established-in", "established-out", "established-in, client TOA scrubbed", "new-connection"} {
+		b.Run(strings.ReplaceAll(name, " ", "_"), func(b *testing.B) { benchLB(b, name) })
+	}
+}
+
+// benchLB runs the table's row named path in bursts of 32; one op is one
+// packet.
 func benchLB(b *testing.B, path string) {
 	l := newLBLoop(b)
-	in, out := l.establish(b)
-	syn := tcpFrame(b, tcpSeg{src: netip.AddrPortFrom(clientIP, 1024), dst: l.vipPort, smac: macClient, dmac: macDP0, syn: true, seq: 1})
-	port, frame := 0, in
-	switch path {
-	case "out":
-		port, frame = 1, out
-	case "new":
-		frame = syn
+	var row *lbPath
+	for _, p := range lbPaths(b, l) {
+		if p.name == path {
+			row = &p
+		}
 	}
+	if row == nil {
+		b.Fatalf("no FullNAT path %q", path)
+	}
+	port, frame := row.in, row.frame()
+	isNew := path == "new-connection"
 	q := l.ports[port].MemQueue(0)
 	var burst [benchBurst]*pktbuf.Buf
 	made := 0
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
-		if path == "new" && made >= 30000 {
+		if isNew && made >= 30000 {
 			// keep the table and the port pool from filling: not timed
 			b.StopTimer()
 			l.w.sess.Flush(l.w.onExpire)
@@ -151,8 +236,8 @@ func benchLB(b *testing.B, path string) {
 		}
 		n := min(benchBurst, b.N-done)
 		for i := range n {
-			if path == "new" {
-				nextSYN(syn)
+			if isNew {
+				frame = row.frame()
 				made++
 			}
 			burst[i] = q.Alloc()
@@ -171,6 +256,6 @@ func benchLB(b *testing.B, path string) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
 }
 
-func BenchmarkFullNATEstablishedIn(b *testing.B)  { benchLB(b, "in") }
-func BenchmarkFullNATEstablishedOut(b *testing.B) { benchLB(b, "out") }
-func BenchmarkFullNATNewConn(b *testing.B)        { benchLB(b, "new") }
+func BenchmarkFullNATEstablishedIn(b *testing.B)  { benchLB(b, "established-in") }
+func BenchmarkFullNATEstablishedOut(b *testing.B) { benchLB(b, "established-out") }
+func BenchmarkFullNATNewConn(b *testing.B)        { benchLB(b, "new-connection") }

@@ -124,7 +124,7 @@ type decoded struct {
 	dstMAC   net.HardwareAddr
 }
 
-func decodeL4(t *testing.T, frame []byte) decoded {
+func decodeL4(t testing.TB, frame []byte) decoded {
 	t.Helper()
 	p := decode(t, frame)
 	var d decoded
