@@ -30,7 +30,7 @@ var (
 
 // startDP runs an in-process dataplane with its workers polling, the
 // FullNAT service vip → rs through lip, and static neighbours.
-func startDP(t *testing.T, socket string) *dptest.DP {
+func startDP(t testing.TB, socket string) *dptest.DP {
 	t.Helper()
 	dp := dptest.Start(t, socket, 1)
 	d := dp.DP

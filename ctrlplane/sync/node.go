@@ -99,6 +99,7 @@ type Node struct {
 	readyOnce stdsync.Once
 	bulkFor   chan uint32    // requesters waiting for an answer
 	restarts  chan time.Time // dataplane restarts to re-install after
+	toInstall chan []Record  // received records, installed in batches
 }
 
 // New checks o and returns a node; Run starts it.
@@ -139,7 +140,8 @@ func New(o Options) (*Node, error) {
 		o.Now = time.Now
 	}
 	n := &Node{o: o, log: o.Log, table: NewTable(o.MaxConns, o.Grace), enc: NewEncoder(o.Key),
-		ready: make(chan struct{}), bulkFor: make(chan uint32, 16), restarts: make(chan time.Time, 1)}
+		ready: make(chan struct{}), bulkFor: make(chan uint32, 16), restarts: make(chan time.Time, 1),
+		toInstall: make(chan []Record, installQueue)}
 	n.seq.Store(uint64(o.Now().UnixNano())) // above what an earlier run sent
 	return n, nil
 }
@@ -196,7 +198,7 @@ func (n *Node) Stats() Stats {
 // Run runs the node until ctx ends, then closes the transport.
 func (n *Node) Run(ctx context.Context) {
 	var wg stdsync.WaitGroup
-	for _, f := range []func(context.Context){n.drain, n.receive, n.housekeeping} {
+	for _, f := range []func(context.Context){n.drain, n.receive, n.installer, n.housekeeping} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
@@ -351,7 +353,11 @@ func (n *Node) receive(ctx context.Context) {
 					n.st.tableFull.Add(1)
 				}
 			}
-			n.install(ctx, recs)
+			select {
+			case n.toInstall <- append([]Record(nil), recs...):
+			case <-ctx.Done():
+				return
+			}
 		case TypeBulkRequest:
 			select {
 			case n.bulkFor <- h.Sender:
@@ -362,6 +368,36 @@ func (n *Node) receive(ctx context.Context) {
 				n.markReady(fmt.Sprintf("bulk transfer from node %d", h.Sender))
 			}
 		}
+	}
+}
+
+// installQueue bounds the received datagrams waiting for the installer;
+// when it is full the receiver waits and the socket's buffer takes the
+// rest (then the kernel drops, and periodic resyncs repair).
+const installQueue = 1024
+
+// installer installs received records, as many per API call as have
+// arrived (up to 4096): one call per datagram would wait for a worker
+// loop each time.
+func (n *Node) installer(ctx context.Context) {
+	var batch []Record
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case recs := <-n.toInstall:
+			batch = append(batch[:0], recs...)
+		}
+	more:
+		for len(batch) < 4096 {
+			select {
+			case recs := <-n.toInstall:
+				batch = append(batch, recs...)
+			default:
+				break more
+			}
+		}
+		n.install(ctx, batch)
 	}
 }
 
