@@ -10,6 +10,8 @@
 package dataplane
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -114,10 +116,11 @@ var (
 
 // Dataplane is the packet engine.
 type Dataplane struct {
-	opts  Options
-	log   *zap.Logger
-	ports []PortSpec
-	start time.Time
+	opts   Options
+	log    *zap.Logger
+	ports  []PortSpec
+	start  time.Time
+	bootID string // random, per start: clients tell restarts by it
 
 	ctl      sync.Mutex // the one mutation path: held for a whole control change (change.go)
 	mu       sync.Mutex // guards the model fields below and the status strings
@@ -193,7 +196,7 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 		return nil, fmt.Errorf("dataplane: %d cores for %d workers: list one core per worker", len(opts.Cores), opts.Workers)
 	}
 	d := &Dataplane{
-		opts: opts, log: opts.Logger, ports: ports, start: time.Now(),
+		opts: opts, log: opts.Logger, ports: ports, start: time.Now(), bootID: newBootID(),
 		ifaces:     []*Iface{nil},
 		steerRules: map[netip.Addr][]flowdir.Rule{},
 		learnCh:    make(chan neighLearn, learnChSize),
@@ -277,6 +280,16 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 	}
 	return w, nil
 }
+
+// newBootID returns 128 random bits in hex.
+func newBootID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than returning short)
+	return hex.EncodeToString(b[:])
+}
+
+// BootID identifies this start of the dataplane.
+func (d *Dataplane) BootID() string { return d.bootID }
 
 // clock is the dataplane's monotonic clock in ns.
 func (d *Dataplane) clock() int64 { return int64(time.Since(d.start)) }

@@ -75,7 +75,11 @@ type Info struct {
 	ConnCapacity  uint64                 `protobuf:"varint,10,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"` // connection table size, all workers
 	// How replies reach the worker owning their connection: "single worker",
 	// "hardware (n-tuple rules)" or "software redirect (…why…)".
-	Steering      string `protobuf:"bytes,11,opt,name=steering,proto3" json:"steering,omitempty"`
+	Steering string `protobuf:"bytes,11,opt,name=steering,proto3" json:"steering,omitempty"`
+	// A random identifier chosen when the dataplane starts: a client that
+	// sees it change knows the dataplane restarted (and lost its state),
+	// however short the outage.
+	BootId        string `protobuf:"bytes,12,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -183,6 +187,13 @@ func (x *Info) GetConnCapacity() uint64 {
 func (x *Info) GetSteering() string {
 	if x != nil {
 		return x.Steering
+	}
+	return ""
+}
+
+func (x *Info) GetBootId() string {
+	if x != nil {
+		return x.BootId
 	}
 	return ""
 }
@@ -2856,7 +2867,7 @@ var File_dataplane_proto protoreflect.FileDescriptor
 const file_dataplane_proto_rawDesc = "" +
 	"\n" +
 	"\x0fdataplane.proto\x12\x10gvs.dataplane.v1\"\a\n" +
-	"\x05Empty\"\xe6\x02\n" +
+	"\x05Empty\"\xff\x02\n" +
 	"\x04Info\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1b\n" +
 	"\tuptime_ns\x18\x02 \x01(\x03R\buptimeNs\x12\x18\n" +
@@ -2869,7 +2880,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x0ekni_read_drops\x18\t \x01(\x04R\fkniReadDrops\x12#\n" +
 	"\rconn_capacity\x18\n" +
 	" \x01(\x04R\fconnCapacity\x12\x1a\n" +
-	"\bsteering\x18\v \x01(\tR\bsteering\"&\n" +
+	"\bsteering\x18\v \x01(\tR\bsteering\x12\x17\n" +
+	"\aboot_id\x18\f \x01(\tR\x06bootId\"&\n" +
 	"\x10ListLinksRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xf7\x01\n" +
 	"\tPortStats\x12\x1d\n" +

@@ -234,3 +234,34 @@ func TestRestartWithoutOutage(t *testing.T) {
 		t.Errorf("restarts = %d, want 1", n)
 	}
 }
+
+// TestQuickRestartNoticedByBootID: a dataplane that lived less than the
+// uptime check's slack and restarted between two polls is still noticed,
+// by its new boot id.
+func TestQuickRestartNoticedByBootID(t *testing.T) {
+	sock := dptest.Socket(t)
+	dp := dptest.Start(t, sock, 1)
+	api := dptest.Client(t, sock)
+	events := make(chan string, 10)
+	w := NewWatcher(api, zap.NewNop(), 100*time.Millisecond, time.Second, func(r string) { events <- r })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	if r := <-events; r != "dataplane reachable" {
+		t.Fatalf("first event %q", r)
+	}
+	first := w.Info().BootId
+	dp.Stop()
+	dptest.Start(t, sock, 1)
+	select {
+	case r := <-events:
+		if r != "dataplane restarted" {
+			t.Errorf("event %q, want \"dataplane restarted\"", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("restart not noticed")
+	}
+	if first == "" || w.Info().BootId == first || w.Restarts() != 1 {
+		t.Errorf("boot ids %q then %q, restarts %d", first, w.Info().BootId, w.Restarts())
+	}
+}

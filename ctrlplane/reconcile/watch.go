@@ -11,9 +11,9 @@ import (
 	"github.com/gvs-lb/gvs/ctrlplane/dpclient"
 )
 
-// Watcher notices a dataplane restart — its uptime going back, or its start
-// time moving — and a lost or regained connection, by calling GetInfo every
-// interval. It only reads; it tells the reconciler through onEvent.
+// Watcher notices a dataplane restart — a new boot id (from a dataplane
+// without one: its uptime going back, or its start time moving) — and a
+// lost or regained connection, by calling GetInfo every interval. It only reads; it tells the reconciler through onEvent.
 type Watcher struct {
 	api      pb.DataplaneClient
 	log      *zap.Logger
@@ -53,6 +53,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	var seen bool
 	var lastUptime time.Duration
 	var lastStart time.Time
+	var lastBoot string
 	for {
 		cctx, cancel := context.WithTimeout(ctx, w.timeout)
 		info, err := w.api.GetInfo(cctx, &pb.Empty{})
@@ -68,7 +69,13 @@ func (w *Watcher) Run(ctx context.Context) {
 		default:
 			uptime := time.Duration(info.UptimeNs)
 			start := time.Now().Add(-uptime)
+			// the boot id says it for sure; a dataplane without one is
+			// judged by its uptime
 			restarted := !lastStart.IsZero() && (uptime < lastUptime || start.Sub(lastStart) > startSlack)
+			if info.BootId != "" && lastBoot != "" {
+				restarted = info.BootId != lastBoot
+			}
+			lastBoot = info.BootId
 			if restarted {
 				w.restarts.Add(1)
 			}

@@ -78,6 +78,7 @@ func (s *Server) GetInfo(context.Context, *pb.Empty) (*pb.Info, error) {
 	in.KniWriteDrops, in.KniReadDrops = s.dp.KNIDrops()
 	in.ConnCapacity = uint64(s.dp.ConnCapacity())
 	in.Steering = s.dp.Steering()
+	in.BootId = s.dp.BootID()
 	return in, nil
 }
 
