@@ -99,7 +99,14 @@ type Node struct {
 	readyOnce stdsync.Once
 	bulkFor   chan uint32    // requesters waiting for an answer
 	restarts  chan time.Time // dataplane restarts to re-install after
-	toInstall chan []Record  // received records, installed in batches
+	toInstall chan installItem // received records, installed in batches
+}
+
+// installItem is a datagram's records, or (ready non-empty) the end of a
+// bulk transfer: the node is ready once what came before is installed.
+type installItem struct {
+	recs  []Record
+	ready string
 }
 
 // New checks o and returns a node; Run starts it.
@@ -141,7 +148,7 @@ func New(o Options) (*Node, error) {
 	}
 	n := &Node{o: o, log: o.Log, table: NewTable(o.MaxConns, o.Grace), enc: NewEncoder(o.Key),
 		ready: make(chan struct{}), bulkFor: make(chan uint32, 16), restarts: make(chan time.Time, 1),
-		toInstall: make(chan []Record, installQueue)}
+		toInstall: make(chan installItem, installQueue)}
 	n.seq.Store(uint64(o.Now().UnixNano())) // above what an earlier run sent
 	return n, nil
 }
@@ -353,9 +360,7 @@ func (n *Node) receive(ctx context.Context) {
 					n.st.tableFull.Add(1)
 				}
 			}
-			select {
-			case n.toInstall <- append([]Record(nil), recs...):
-			case <-ctx.Done():
+			if !n.queueInstall(ctx, installItem{recs: append([]Record(nil), recs...)}) {
 				return
 			}
 		case TypeBulkRequest:
@@ -364,8 +369,8 @@ func (n *Node) receive(ctx context.Context) {
 			default: // answers already queued cover it
 			}
 		case TypeBulkEnd:
-			if h.Target == n.o.NodeID {
-				n.markReady(fmt.Sprintf("bulk transfer from node %d", h.Sender))
+			if h.Target == n.o.NodeID && !n.queueInstall(ctx, installItem{ready: fmt.Sprintf("bulk transfer from node %d", h.Sender)}) {
+				return
 			}
 		}
 	}
@@ -382,22 +387,35 @@ const installQueue = 1024
 func (n *Node) installer(ctx context.Context) {
 	var batch []Record
 	for {
+		var it installItem
 		select {
 		case <-ctx.Done():
 			return
-		case recs := <-n.toInstall:
-			batch = append(batch[:0], recs...)
+		case it = <-n.toInstall:
 		}
-	more:
-		for len(batch) < 4096 {
+		batch = append(batch[:0], it.recs...)
+		for len(batch) < 4096 && it.ready == "" {
 			select {
-			case recs := <-n.toInstall:
-				batch = append(batch, recs...)
+			case it = <-n.toInstall:
+				batch = append(batch, it.recs...)
+				continue
 			default:
-				break more
 			}
+			break
 		}
 		n.install(ctx, batch)
+		if it.ready != "" {
+			n.markReady(it.ready)
+		}
+	}
+}
+
+func (n *Node) queueInstall(ctx context.Context, it installItem) bool {
+	select {
+	case n.toInstall <- it:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
