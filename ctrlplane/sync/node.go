@@ -97,8 +97,8 @@ type Node struct {
 
 	ready     chan struct{}
 	readyOnce stdsync.Once
-	bulkFor   chan uint32    // requesters waiting for an answer
-	restarts  chan time.Time // dataplane restarts to re-install after
+	bulkFor   chan uint32      // requesters waiting for an answer
+	restarts  chan time.Time   // dataplane restarts to re-install after
 	toInstall chan installItem // received records, installed in batches
 }
 
