@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
@@ -132,12 +133,19 @@ func TestForwardMultipathAllocs(t *testing.T) {
 	l.checkPools(t)
 }
 
-// BenchmarkForwardIPv4Multipath is BenchmarkForwardIPv4 over a four-way
-// multipath route, each packet of another flow.
+// BenchmarkForwardIPv4Multipath forwards over a four-way multipath route
+// (ways=4) or a plain route (ways=1) in the same harness, each packet of
+// another flow.
 func BenchmarkForwardIPv4Multipath(b *testing.B) {
+	for _, ways := range []int{1, 4} {
+		b.Run(fmt.Sprintf("ways=%d", ways), func(b *testing.B) { benchForwardWays(b, ways) })
+	}
+}
+
+func benchForwardWays(b *testing.B, ways int) {
 	l := newLoopDP(b)
 	gws := []NextHopSpec{}
-	for i := 0; i < 4; i++ {
+	for i := 0; i < ways; i++ {
 		gw := netip.AddrFrom4([4]byte{10, 2, 0, byte(250 + i)})
 		if err := l.d.AddNeigh(gw, header.MAC(macGwA), "dp1"); err != nil {
 			b.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -123,16 +124,22 @@ func (r *Route) HasGateway(gw netip.Addr) bool {
 	return false
 }
 
-// mix is a 64-bit finaliser (a multiply-xorshift): every input bit changes
-// every output bit with probability about one half.
-func mix(h uint64) uint64 {
-	h ^= h >> 33
-	h *= 0xff51afd7ed558ccd
-	h ^= h >> 33
-	h *= 0xc4ceb9fe1a85ec53
-	h ^= h >> 33
-	return h
+// mum multiplies to 128 bits and folds the halves (the wyhash mix): one
+// multiplication spreads every input bit over the result.
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
+
+// Keys of the flow hash (arbitrary odd constants: the hash needs to spread
+// flows, not to resist an adversary — a flow cannot pick its next hop
+// without also picking its addresses).
+const (
+	k0 = 0xa0761d6478bd642f
+	k1 = 0xe7037ed1a0b428db
+	k2 = 0x8ebc6af09c88c6e3
+	k3 = 0x589965cc75374cc3
+)
 
 // FlowHash hashes the flow of a validated IPv4 or IPv6 packet: addresses,
 // protocol and, for TCP and UDP, the ports (not for IPv4 fragments, so
@@ -150,8 +157,8 @@ func FlowHash(l3 []byte) uint32 {
 	case 4:
 		ihl := int(l3[0]&0xf) * 4
 		proto = l3[9]
-		h = uint64(binary.BigEndian.Uint32(l3[12:]))<<32 | uint64(binary.BigEndian.Uint32(l3[16:]))
-		fragmented := binary.BigEndian.Uint16(l3[6:])&0x3fff != 0 // MF or an offset
+		h = binary.BigEndian.Uint64(l3[12:20])                     // source and destination
+		fragmented := binary.BigEndian.Uint16(l3[6:8])&0x3fff != 0 // MF or an offset
 		if !fragmented && ihl >= 20 && len(l3) >= ihl {
 			l4 = l3[ihl:]
 		}
@@ -160,20 +167,18 @@ func FlowHash(l3 []byte) uint32 {
 			return 0
 		}
 		proto = l3[6]
-		h = mix(binary.BigEndian.Uint64(l3[8:]) ^ 0x9e3779b97f4a7c15)
-		h = mix(h ^ binary.BigEndian.Uint64(l3[16:]))
-		h = mix(h ^ binary.BigEndian.Uint64(l3[24:]))
-		h ^= binary.BigEndian.Uint64(l3[32:])
+		h = mum(binary.BigEndian.Uint64(l3[8:16])^k0, binary.BigEndian.Uint64(l3[16:24])^k1) ^
+			mum(binary.BigEndian.Uint64(l3[24:32])^k2, binary.BigEndian.Uint64(l3[32:40])^k3)
 		l4 = l3[40:]
 	default:
 		return 0
 	}
-	h = mix(h)
 	var ports uint64
 	if (proto == 6 || proto == 17) && len(l4) >= 4 {
-		ports = uint64(binary.BigEndian.Uint32(l4))
+		ports = uint64(binary.BigEndian.Uint32(l4[:4]))
 	}
-	h = mix(h ^ ports<<8 ^ uint64(proto))
+	h = mum(h^k0, (ports<<8|uint64(proto))^k1)
+	h = mum(h^k2, k3) // finish: the split uses the top bits as much as the low ones
 	return uint32(h) ^ uint32(h>>32)
 }
 
