@@ -257,7 +257,7 @@ func (d *Daemon) staticChanges(c *config.Config) {
 		old, new any
 	}{{"dataplane", s.Dataplane, c.Dataplane}, {"http", s.HTTP, c.HTTP}, {"log", s.Log, c.Log},
 		{"announce.bird", s.Announce.BIRD, c.Announce.BIRD}, {"announce.bgp", s.Announce.BGP, c.Announce.BGP},
-		{"announce.interval", s.Announce.Interval, c.Announce.Interval}} {
+		{"announce.interval", s.Announce.Interval, c.Announce.Interval}, {"sync", s.Sync, c.Sync}} {
 		if !reflect.DeepEqual(f.old, f.new) {
 			d.Log.Warn("setting changed: it takes effect when gvs-controlplane restarts", zap.String("section", f.name))
 		}
