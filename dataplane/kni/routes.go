@@ -58,6 +58,11 @@ func (r Route) String() string {
 // ctx ends. Subscription failures are reported to o.OnError and the watch
 // restarts with a fresh listing.
 func WatchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o WatchOptions) error {
+	_, err := watchRoutes(ctx, ifindexes, update, o)
+	return err
+}
+
+func watchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o WatchOptions) (*routeWatch, error) {
 	if o.Retry <= 0 {
 		o.Retry = time.Second
 	}
@@ -67,26 +72,27 @@ func WatchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o W
 	}
 	ns, err := netns.Get()
 	if err != nil {
-		return fmt.Errorf("kni: watch routes: network namespace: %w", err)
+		return nil, fmt.Errorf("kni: watch routes: network namespace: %w", err)
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		ns.Close()
-		return fmt.Errorf("kni: watch routes: netlink: %w", err)
+		return nil, fmt.Errorf("kni: watch routes: netlink: %w", err)
 	}
 	w := &routeWatch{want: want, update: update, ns: ns, h: h}
 	ch, done, errc, err := w.subscribe()
 	if err != nil {
 		h.Close()
 		ns.Close()
-		return fmt.Errorf("kni: watch routes: %w", err)
+		return nil, fmt.Errorf("kni: watch routes: %w", err)
 	}
 	if err := w.relist(); err != nil {
 		close(done)
 		h.Close()
 		ns.Close()
-		return fmt.Errorf("kni: watch routes: %w", err)
+		return nil, fmt.Errorf("kni: watch routes: %w", err)
 	}
+	w.errc = errc
 	go func() {
 		defer ns.Close()
 		defer h.Close()
@@ -106,6 +112,7 @@ func WatchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o W
 				case <-time.After(o.Retry):
 				}
 				if ch, done, errc, err = w.subscribe(); err == nil {
+					w.sent = false // report the set again, changed or not
 					if err = w.relist(); err == nil {
 						break
 					}
@@ -117,7 +124,7 @@ func WatchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o W
 			}
 		}
 	}()
-	return nil
+	return w, nil
 }
 
 type routeWatch struct {
@@ -127,6 +134,7 @@ type routeWatch struct {
 	h      *netlink.Handle
 	last   []Route
 	sent   bool
+	errc   chan error // the first subscription's (tests inject failures)
 }
 
 func (w *routeWatch) subscribe() (chan netlink.RouteUpdate, chan struct{}, chan error, error) {

@@ -2,6 +2,7 @@ package kni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -57,7 +58,10 @@ func TestWatchRoutes(t *testing.T) {
 		updates := make(chan []Route, 64)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := WatchRoutes(ctx, []int{d.Index()}, func(r []Route) { updates <- r }, WatchOptions{Retry: 10 * time.Millisecond}); err != nil {
+		failures := make(chan error, 4)
+		w, err := watchRoutes(ctx, []int{d.Index()}, func(r []Route) { updates <- r },
+			WatchOptions{Retry: 10 * time.Millisecond, OnError: func(err error) { failures <- err }})
+		if err != nil {
 			t.Error(err)
 			return
 		}
@@ -97,8 +101,22 @@ func TestWatchRoutes(t *testing.T) {
 		want("ECMP route removed", def, v6)
 		// a next hop through another interface is dropped from the route
 		ipCmd(t, "route add 203.0.113.0/24 nexthop via 10.1.0.251 dev dp0.kni nexthop via 10.9.0.1 dev other.kni")
-		want("mixed route", def, Route{Dst: netip.MustParsePrefix("203.0.113.0/24"), Proto: unix.RTPROT_BOOT,
-			NextHops: []NextHop{gw("10.1.0.251", 1)}}, v6)
+		mixed := Route{Dst: netip.MustParsePrefix("203.0.113.0/24"), Proto: unix.RTPROT_BOOT, NextHops: []NextHop{gw("10.1.0.251", 1)}}
+		want("mixed route", def, mixed, v6)
+		// the subscription fails (a netlink overrun): reported, re-established,
+		// the table read and reported again, later changes followed
+		w.errc <- errors.New("injected: netlink socket overrun")
+		select {
+		case err := <-failures:
+			if !strings.Contains(err.Error(), "injected") {
+				t.Errorf("reported failure: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("the failure was not reported")
+		}
+		want("the set after re-subscribing", def, mixed, v6)
+		ipCmd(t, "route del default")
+		want("a route deleted after the restart", mixed, v6)
 	})
 }
 
