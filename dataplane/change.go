@@ -139,6 +139,14 @@ func (d *Dataplane) addrUses(m *model, gone []netip.Addr) []addrUse {
 		case r.Gateway.IsValid() && m.connected(r.Gateway, r.Iface) == nil && d.snapConnected(r.Gateway, r.Iface):
 			uses = append(uses, addrUse{what: "only subnet reaching the gateway of route " + routeName(r),
 				fix: "dpip route del " + r.Dst.String(), route: i})
+		default:
+			for _, nh := range r.NextHops[min(1, len(r.NextHops)):] { // a multipath route's other gateways
+				if nh.Gateway.IsValid() && m.connected(nh.Gateway, nh.Iface) == nil && d.snapConnected(nh.Gateway, nh.Iface) {
+					uses = append(uses, addrUse{what: "only subnet reaching the gateway " + nh.Gateway.String() + " of route " + r.Dst.String(),
+						fix: "dpip route del " + r.Dst.String(), route: i})
+					break
+				}
+			}
 		}
 	}
 	return uses

@@ -31,6 +31,11 @@ inet 10.9.0.0/16 src 0.0.0.0 scope global metric 5 proto static
 	if got := mustDpip(t, sock, "-6 route show"); !strings.Contains(got, "inet6 ::/0 src :: scope global metric 0 proto static\n\tnexthop via fd00:1::fe dev dp0 weight 1\n\tnexthop via fd00:1::fd dev dp0 weight 1\n") {
 		t.Errorf("-6 route show:\n%s", got)
 	}
+	// the only subnet reaching the second next hop cannot go while the route uses it
+	out, err := dpip(t, sock, "addr del 10.2.0.1/24 dev dp1")
+	if want := "addr 10.2.0.1 dev dp1: in use as the only subnet reaching the gateway 10.2.0.254 of route 0.0.0.0/0: remove that first (dpip route del 0.0.0.0/0)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("addr del under a next hop: %v %s, want %q", err, out, want)
+	}
 	mustDpip(t, sock, "route del default via 10.2.0.254")
 	if got := mustDpip(t, sock, "-4 route show"); strings.Contains(got, "0.0.0.0/0") {
 		t.Errorf("deleted multipath route still listed:\n%s", got)
