@@ -24,7 +24,7 @@ func (d *Daemon) startSync(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	tr, err := sessync.ListenMulticast(s.Interface, s.GroupAddrPort())
+	tr, err := sessync.ListenReopening(s.Interface, s.GroupAddrPort()) // survives KNI re-creation
 	if err != nil {
 		return err
 	}
