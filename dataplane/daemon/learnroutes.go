@@ -5,10 +5,12 @@ package daemon
 // whole set after every change; it replaces the learnt routes at once. A
 // route whose gateway is on no connected subnet of the dataplane yet (the
 // control plane may add the addresses after start-up) is left out and
-// retried every retryLearn until it resolves.
+// retried every retryLearn, once the dataplane's addresses have changed,
+// until it resolves.
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -46,7 +48,8 @@ type routeLearner struct {
 
 	mu      sync.Mutex
 	last    []dataplane.RouteSpec
-	pending bool // some routes were skipped
+	pending bool   // some routes were skipped
+	addrs   string // the dataplane's addresses at the last attempt
 }
 
 func (l *routeLearner) set(rs []kni.Route) {
@@ -57,6 +60,7 @@ func (l *routeLearner) set(rs []kni.Route) {
 }
 
 func (l *routeLearner) applyLocked(report bool) {
+	l.addrs = fmt.Sprint(l.dp.Addrs(""))
 	skipped, err := l.dp.SetLearntRoutes(l.last)
 	if err != nil {
 		l.log.Warn("learnt routes refused", zap.Error(err))
@@ -74,7 +78,7 @@ func (l *routeLearner) applyLocked(report bool) {
 func (l *routeLearner) retry() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.pending {
+	if l.pending && fmt.Sprint(l.dp.Addrs("")) != l.addrs {
 		l.applyLocked(false)
 	}
 }

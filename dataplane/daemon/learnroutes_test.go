@@ -16,6 +16,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/config"
+	"github.com/gvs-lb/gvs/dataplane/kni"
 	"github.com/gvs-lb/gvs/dataplane/route"
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
@@ -220,4 +221,32 @@ protocol kernel k4 { ipv4 { export all; }; }
 			return learnt(d.DP, "198.51.100.0/24") == nil && learnt(d.DP, "203.0.113.0/24") == nil
 		})
 	})
+}
+
+// A learnt route whose gateway the dataplane cannot reach yet is skipped,
+// and installed by the retry once an address puts the gateway on a
+// connected subnet (the control plane may add addresses after start-up).
+func TestLearntRouteRetriedAfterAddress(t *testing.T) {
+	d, err := Start(cfg(t, ""), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	l := &routeLearner{dp: d.DP, ports: map[int]string{7: "dp0"}, log: zap.NewNop()}
+	l.set([]kni.Route{{Dst: netip.MustParsePrefix("198.51.100.0/24"),
+		NextHops: []kni.NextHop{{Gateway: netip.MustParseAddr("10.5.0.1"), Ifindex: 7, Weight: 1}, {Gateway: netip.MustParseAddr("10.1.0.252"), Ifindex: 7, Weight: 1}}}})
+	if learnt(d.DP, "198.51.100.0/24") != nil || !l.pending {
+		t.Fatalf("a route with an unreachable next hop was learnt (pending %v)", l.pending)
+	}
+	l.retry() // nothing changed: still skipped
+	if learnt(d.DP, "198.51.100.0/24") != nil {
+		t.Fatal("learnt without a new address")
+	}
+	if err := d.DP.AddAddr(netip.MustParsePrefix("10.5.0.9/24"), "dp0"); err != nil {
+		t.Fatal(err)
+	}
+	l.retry()
+	if r := learnt(d.DP, "198.51.100.0/24"); r == nil || len(r.NextHops) != 2 || l.pending {
+		t.Fatalf("after the address: %+v (pending %v)", r, l.pending)
+	}
 }
