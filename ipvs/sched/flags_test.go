@@ -22,6 +22,15 @@ func TestParseFlags(t *testing.T) {
 		{"sh", "", Options{}, "invalid scheduler flag `'"},
 		{"rr", "flag-1", Options{}, "option fallback (flag-1) not supported"},
 		{"mh", "flag-3", Options{}, "flag-3 not supported"},
+		{"conhash", "qid", Options{HashTarget: HashQUICID}, ""},
+		{"conhash", "sip", Options{}, ""},
+		{"conhash", "flag-2,qid", Options{Port: true, HashTarget: HashQUICID}, ""},
+		{"conhash", "flag-1", Options{}, "option fallback (flag-1) not supported"},
+		{"conhash", "sh-port", Options{}, "incompatible scheduler flag `sh-port'"},
+		{"sh", "qid", Options{}, "incompatible scheduler flag `qid'"},
+		{"", "sip", Options{}, "incompatible scheduler flag `sip'"},
+		{"dh", "flag-1", Options{}, "option fallback (flag-1) not supported"},
+		{"lblcr", "flag-2", Options{}, "option port (flag-2) not supported"},
 	} {
 		got, err := ParseFlags(tc.sched, tc.list)
 		switch {
@@ -49,6 +58,9 @@ func TestOptionsFlags(t *testing.T) {
 		{"mh", Options{Fallback: true}, "mh-fallback"},
 		{"wlc", Options{}, ""},
 		{"rr", Options{Fallback: true}, "flag-1"},
+		{"conhash", Options{Port: true, HashTarget: HashQUICID}, "flag-2,qid"},
+		{"conhash", Options{HashTarget: HashQUICID}, "qid"},
+		{"conhash", Options{}, ""},
 	} {
 		got := tc.o.Flags(tc.sched)
 		if got != tc.want {

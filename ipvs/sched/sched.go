@@ -1,5 +1,6 @@
-// Package sched holds the LVS schedulers: rr, wrr, lc, wlc (the default), sh
-// and mh, named as ipvsadm spells them.
+// Package sched holds the LVS schedulers — rr, wrr, lc, wlc (the default),
+// lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh and twos — and DPVS's conhash,
+// named as ipvsadm spells them.
 //
 // A scheduler answers one question for the first packet of a new connection:
 // which destination of the service gets it. The control plane builds a []Dest
@@ -9,8 +10,10 @@
 // gcd, the sh and mh tables) is computed once in New and Pick only reads it.
 //
 // Pick runs on the packet path: it never allocates, takes no lock and keeps
-// its mutable state (the rr/wrr cursor) in the instance, which only its owning
-// worker calls. The one thing shared between workers is each dest's
+// its mutable state (the rr/wrr cursor, the lblc/lblcr locality tables, the
+// twos random source) in the instance, which only its owning worker calls.
+// Schedulers whose instance has no mutable state (Shared) may be built once
+// and used by every worker. The one thing shared between workers is each dest's
 // DestCounters (atomics): lc/wlc read them, every scheduler consults them for
 // the overload thresholds.
 //
@@ -35,6 +38,16 @@ const (
 	WLC = "wlc"
 	SH  = "sh"
 	MH  = "mh"
+
+	LBLC    = "lblc"
+	LBLCR   = "lblcr"
+	DH      = "dh"
+	SED     = "sed"
+	NQ      = "nq"
+	FO      = "fo"
+	OVF     = "ovf"
+	TWOS    = "twos"    // the kernel's weighted random twos choice (not in ipvsadm -h)
+	CONHASH = "conhash" // DPVS's consistent hashing (not in ipvsadm -h)
 
 	// Default is the scheduler ipvsadm uses when -s is not given.
 	Default = WLC
@@ -96,6 +109,12 @@ type Flow struct {
 	Dst     netip.Addr
 	DstPort uint16
 	Proto   uint8
+	// Payload is the transport payload of the first packet (for UDP, the
+	// bytes after the UDP header), or nil. It is optional: only conhash
+	// with the qid hash target reads it (the QUIC connection ID), and falls
+	// back to the source address when it is nil or holds no connection ID.
+	// The scheduler only reads it during Pick and keeps no reference.
+	Payload []byte
 }
 
 // Scheduler picks the destination for a new connection.
@@ -122,11 +141,42 @@ type Options struct {
 	// TableSize is the Maglev lookup table size M, a prime between
 	// MinTableSize and MaxTableSize; 0 selects DefaultTableSize. mh only.
 	TableSize int
+	// HashTarget is what conhash hashes: HashSourceIP (the default, DPVS
+	// "sip"), or HashQUICID (DPVS "qid": the QUIC connection ID of the
+	// first datagram, UDP services only). With Port, the source port is
+	// hashed with the source address. conhash only.
+	HashTarget HashTarget
+	// CacheSize bounds the locality table of lblc and lblcr: the number of
+	// destination addresses one instance remembers, rounded up to a power
+	// of two; 0 selects DefaultCacheSize. lblc and lblcr only.
+	CacheSize int
 }
 
-// Names returns the scheduler names New accepts, in ipvsadm's order.
+// HashTarget selects what conhash hashes.
+type HashTarget uint8
+
+// conhash hash targets, as DPVS's --hash-target names them.
+const (
+	HashSourceIP HashTarget = iota // "sip"
+	HashQUICID                     // "qid"
+)
+
+// Names returns the scheduler names New accepts: the ones ipvsadm -h lists,
+// in its order, then the kernel's twos and DPVS's conhash.
 func Names() []string {
-	return []string{RR, WRR, LC, WLC, SH, MH}
+	return []string{RR, WRR, LC, WLC, LBLC, LBLCR, DH, SH, SED, NQ, FO, OVF, MH, TWOS, CONHASH}
+}
+
+// Shared reports whether an instance of the named scheduler keeps no
+// mutable state, so that one instance built by New may serve every worker:
+// the table-driven hashing schedulers (sh, mh, dh, conhash). The others keep
+// a cursor, a locality table or a random source and need one per worker.
+func Shared(name string) bool {
+	switch name {
+	case SH, MH, DH, CONHASH:
+		return true
+	}
+	return false
 }
 
 // New builds the named scheduler over dests; "" selects Default. The result
@@ -166,6 +216,24 @@ func New(name string, dests []Dest, opts Options) (Scheduler, error) {
 		return newSH(ds, opts)
 	case MH:
 		return newMH(ds, opts)
+	case DH:
+		return newDH(ds), nil
+	case SED:
+		return newSED(ds), nil
+	case NQ:
+		return newNQ(ds), nil
+	case FO:
+		return newFO(ds), nil
+	case OVF:
+		return newOVF(ds), nil
+	case LBLC:
+		return newLBLC(ds, opts)
+	case LBLCR:
+		return newLBLCR(ds, opts)
+	case TWOS:
+		return newTWOS(ds), nil
+	case CONHASH:
+		return newConhash(ds, opts)
 	}
 	return nil, fmt.Errorf("scheduler %q: %w", name, ErrUnknown)
 }
@@ -178,10 +246,16 @@ func checkOptions(name string, o Options) error {
 	switch {
 	case o.Fallback && !hashing:
 		return fmt.Errorf("scheduler %s: option fallback (flag-1) %w: only sh and mh have it", name, ErrUnsupported)
-	case o.Port && !hashing:
-		return fmt.Errorf("scheduler %s: option port (flag-2) %w: only sh and mh have it", name, ErrUnsupported)
+	case o.Port && !hashing && name != CONHASH:
+		return fmt.Errorf("scheduler %s: option port (flag-2) %w: only sh, mh and conhash have it", name, ErrUnsupported)
 	case o.TableSize != 0 && name != MH:
 		return fmt.Errorf("scheduler %s: option table size %w: only mh has it", name, ErrUnsupported)
+	case o.HashTarget != HashSourceIP && name != CONHASH:
+		return fmt.Errorf("scheduler %s: option hash target %w: only conhash has it", name, ErrUnsupported)
+	case o.HashTarget > HashQUICID:
+		return fmt.Errorf("scheduler %s: hash target %d unknown: use sip or qid", name, o.HashTarget)
+	case o.CacheSize != 0 && name != LBLC && name != LBLCR:
+		return fmt.Errorf("scheduler %s: option cache size %w: only lblc and lblcr have it", name, ErrUnsupported)
 	}
 	return nil
 }

@@ -2,13 +2,15 @@ package sched
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 )
 
 func TestNames(t *testing.T) {
-	want := []string{"rr", "wrr", "lc", "wlc", "sh", "mh"}
+	// ipvsadm -h's list, then the kernel's twos and DPVS's conhash
+	want := []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos", "conhash"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -22,7 +24,7 @@ func TestNames(t *testing.T) {
 }
 
 func TestUnknownScheduler(t *testing.T) {
-	for _, n := range []string{"foo", "WLC", "lblc", " rr"} {
+	for _, n := range []string{"foo", "WLC", "lblc ", " rr", "random", "con"} {
 		_, err := New(n, mkDests(1), Options{})
 		if !errors.Is(err, ErrUnknown) {
 			t.Errorf("New(%q): err = %v, want ErrUnknown", n, err)
@@ -45,6 +47,13 @@ func TestUnsupportedOptions(t *testing.T) {
 		{"lc", Options{TableSize: 65537}, "table size"},
 		{"wlc", Options{Fallback: true, Port: true}, "fallback"},
 		{"sh", Options{TableSize: 251}, "table size"},
+		{"dh", Options{Fallback: true}, "fallback"},
+		{"dh", Options{Port: true}, "port"},
+		{"lblc", Options{Port: true}, "port"},
+		{"conhash", Options{Fallback: true}, "fallback"},
+		{"sh", Options{HashTarget: HashQUICID}, "hash target"},
+		{"wlc", Options{CacheSize: 1024}, "cache size"},
+		{"conhash", Options{CacheSize: 1024}, "cache size"},
 	} {
 		_, err := New(tc.name, mkDests(1), tc.opts)
 		if !errors.Is(err, ErrUnsupported) {
@@ -58,6 +67,9 @@ func TestUnsupportedOptions(t *testing.T) {
 	for _, n := range []string{"sh", "mh"} {
 		mustNew(t, n, mkDests(1), Options{Fallback: true, Port: true})
 	}
+	mustNew(t, "conhash", mkDests(1), Options{Port: true, HashTarget: HashQUICID})
+	mustNew(t, "lblc", mkDests(1), Options{CacheSize: 100})
+	mustNew(t, "lblcr", mkDests(1), Options{CacheSize: 100})
 }
 
 func TestNewValidatesDests(t *testing.T) {
@@ -165,6 +177,12 @@ func TestOverloadHysteresis(t *testing.T) {
 // Pick allocates nothing, including the fallback walks of sh and mh.
 func TestPickZeroAllocs(t *testing.T) {
 	fs := randFlows(7, 64)
+	for i := range fs { // half of them QUIC Initials for conhash qid
+		if i%2 == 0 {
+			fs[i].Proto = 17
+			fs[i].Payload = []byte{0xc0, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, byte(i), 0}
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		opts Options
@@ -172,6 +190,9 @@ func TestPickZeroAllocs(t *testing.T) {
 		{"rr", Options{}}, {"wrr", Options{}}, {"lc", Options{}}, {"wlc", Options{}},
 		{"sh", Options{}}, {"sh", Options{Fallback: true, Port: true}},
 		{"mh", Options{}}, {"mh", Options{Fallback: true, Port: true}},
+		{"dh", Options{}}, {"sed", Options{}}, {"nq", Options{}}, {"fo", Options{}},
+		{"ovf", Options{}}, {"lblc", Options{}}, {"lblcr", Options{}}, {"twos", Options{}},
+		{"conhash", Options{}}, {"conhash", Options{Port: true, HashTarget: HashQUICID}},
 	} {
 		ds := mkDests(1, 2, 3, 0, 2)
 		ds[1].Upper = 1
@@ -179,6 +200,8 @@ func TestPickZeroAllocs(t *testing.T) {
 		s := mustNew(t, tc.name, ds, tc.opts)
 		i := 0
 		if a := testing.AllocsPerRun(1000, func() {
+			// lblc/lblcr: new destination addresses keep inserting
+			fs[i&63].Dst = netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
 			s.Pick(&fs[i&63])
 			i++
 		}); a != 0 {

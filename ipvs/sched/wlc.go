@@ -14,12 +14,15 @@ func newWLC(ds []Dest) *wlc { return &wlc{dests: ds} }
 
 func (s *wlc) Name() string { return WLC }
 
-func (s *wlc) Pick(*Flow) int {
+func (s *wlc) Pick(*Flow) int { return leastOverhead(s.dests) }
+
+// leastOverhead is wlc's choice over ds; lblc and lblcr schedule with it too.
+func leastOverhead(ds []Dest) int {
 	best := -1
 	var least int64 // overhead of best
 	var lw int64    // weight of best
-	for i := range s.dests {
-		d := &s.dests[i]
+	for i := range ds {
+		d := &ds[i]
 		if !d.Available() {
 			continue
 		}
