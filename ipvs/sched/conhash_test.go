@@ -212,7 +212,7 @@ func TestQUICDCID(t *testing.T) {
 	}{
 		{quicInitial([]byte{9, 8, 7}), []byte{9, 8, 7}},
 		{quicInitial(bytes.Repeat([]byte{1}, 20)), bytes.Repeat([]byte{1}, 20)},
-		{[]byte{0xc0, 0, 0, 0, 1, 21}, nil},        // longer than 20
+		{[]byte{0xc0, 0, 0, 0, 1, 21}, nil},         // longer than 20
 		{[]byte{0xc0, 0, 0, 0, 1, 4, 1, 2, 3}, nil}, // truncated
 		{[]byte{0xc0, 0, 0, 0, 1}, nil},
 		{[]byte{0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9}, []byte{1, 2, 3, 4, 5, 6, 7, 8}}, // IETF short header
