@@ -397,3 +397,31 @@ func TestClusterBGP(t *testing.T) {
 	})
 	c.waitNextHops(10*time.Second, c.Env["NODE_B_KNI_IP"])
 }
+
+// TestClusterNodeDeath: node A's dataplane and control plane are killed
+// (SIGKILL, as a crash): nothing withdraws anything, the router notices by
+// the OSPF dead interval (3 s) and keeps B alone; new connections then all
+// succeed through B. The time from the kill to the route change is logged
+// (the failover time of the announcement; connections that were on A
+// survive only with session sync).
+func TestClusterNodeDeath(t *testing.T) {
+	c := StartCluster(t)
+	dir := c.Env["NODE_A_DIR"]
+	start := time.Now()
+	for _, f := range []string{"dataplane.pid", "controlplane.pid"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		fmt.Sscan(string(b), &pid)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %s %d: %v", f, pid, err)
+		}
+	}
+	c.waitNextHops(15*time.Second, c.Env["NODE_B_KNI_IP"])
+	t.Logf("router removed node A %v after the kill (OSPF hello 1 s, dead 3 s)", time.Since(start).Round(10*time.Millisecond))
+	if by := c.spread(50); by[c.Env["NODE_B_LIP"]] != 50 {
+		t.Errorf("connections after node A died: %v, want all 50 through B", by)
+	}
+}
