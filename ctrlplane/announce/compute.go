@@ -46,6 +46,9 @@ type Input struct {
 	Actual reconcile.State
 	// Draining withdraws the VIPs.
 	Draining bool
+	// Hold, non-empty, withholds the VIPs for that reason (e.g. the
+	// session sync's start-up bulk transfer is not done yet).
+	Hold string
 	// Require is "all" (every service of a VIP must serve) or "any".
 	Require string
 	// LocalAddresses adds the services' local addresses.
@@ -106,6 +109,8 @@ func Compute(in Input) []Candidate {
 			c.Reason = "dataplane unreachable"
 		case in.Draining:
 			c.Reason = "draining"
+		case in.Hold != "":
+			c.Reason = in.Hold
 		case in.Require == "any" && len(v.ok) == 0:
 			c.Reason = strings.Join(v.bad, "; ")
 		case in.Require != "any" && len(v.bad) > 0:

@@ -61,6 +61,8 @@ func TestCompute(t *testing.T) {
 		{"dataplane unreachable", Input{Services: both, Actual: nil, LocalAddresses: true}, nil, "dataplane unreachable"},
 		{"draining keeps local addresses", Input{Services: both, Actual: full, Draining: true, LocalAddresses: true},
 			[]netip.Prefix{lipP}, "draining"},
+		{"held (bulk sync pending) keeps local addresses", Input{Services: both, Actual: full, Hold: "waiting for the bulk transfer", LocalAddresses: true},
+			[]netip.Prefix{lipP}, "waiting for the bulk transfer"},
 		{"one real down of two", Input{Services: both, Actual: full, Health: health{rs2: true}}, []netip.Prefix{vipP}, ""},
 		{"echo's only real down: all", Input{Services: both, Actual: full, Health: health{rs1: true}, Require: "all"},
 			nil, "TCP 10.1.0.100:7000 has no real server up"},

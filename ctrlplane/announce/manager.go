@@ -47,6 +47,9 @@ type Options struct {
 	Health reconcile.HealthView
 	// DataplaneUp is the restart watcher's verdict (nil: not consulted).
 	DataplaneUp func() bool
+	// Hold returns why the VIPs must wait ("" when they need not), e.g.
+	// "waiting for the session sync bulk transfer"; nil: never.
+	Hold func() string
 	// Extra returns more prefixes to announce while the dataplane is up
 	// (e.g. a peer node's local addresses taken over); nil: none.
 	Extra    func() []netip.Prefix
@@ -153,6 +156,9 @@ func (m *Manager) Evaluate(ctx context.Context) {
 	}
 	if m.o.Extra != nil {
 		in.Extra = m.o.Extra()
+	}
+	if m.o.Hold != nil {
+		in.Hold = m.o.Hold()
 	}
 	cands := Compute(in)
 	want := Wanted(cands)

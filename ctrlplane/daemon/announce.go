@@ -36,8 +36,18 @@ func (d *Daemon) startAnnounce(ctx context.Context, cfg *config.Config) error {
 	}
 	d.Announce = announce.New(announce.Options{API: d.client, Log: d.Log.Named("announce"),
 		CallTimeout: cfg.Dataplane.CallTimeout.D(), Config: d.Rec.Config, Health: d.Health,
-		DataplaneUp: d.announceUp, Speakers: speakers, Drained: a.Drained})
+		DataplaneUp: d.Watch.Up, Hold: d.syncHold, Speakers: speakers, Drained: a.Drained})
 	return nil
+}
+
+// syncHold withholds the VIPs until session sync's start-up bulk transfer
+// is done, so that a joining node takes flows only once it holds the
+// peers' connections.
+func (d *Daemon) syncHold() string {
+	if d.Sync != nil && !d.Sync.Ready() {
+		return "waiting for the session sync bulk transfer"
+	}
+	return ""
 }
 
 func (d *Daemon) kickAnnounce() {
