@@ -14,6 +14,7 @@
 #   health checks from dp1.kni 10.22.0.21 (a) / .22 (b): HTTP_GET, plus a MISC_CHECK that fails while
 #   $STATE/NODE/fail exists (to fail one node's checks alone). The router also waits (passive) for BGP
 #   sessions from 10.20.0.21 (AS 65001) and 10.20.0.22 (AS 65002), for nodes configured with announce.bgp.
+#   The nodes sync their connections over dp0.kni (224.0.0.81:8848, key $STATE/sync.key; docs/sync.md).
 #
 # usage: scripts/cluster.sh up [--driver afxdp|afpacket]
 #        scripts/cluster.sh down | env
@@ -41,6 +42,7 @@ cmd_env() {
 	echo "RT_FRONT_IP=10.20.0.1"
 	echo "VIP=$VIP"
 	echo "RT_BIRD_SOCKET=$STATE/rt/bird.ctl"
+	echo "SYNC_KEY=$STATE/sync.key"
 	echo "RS1_NS=gvsc-rs1"
 	echo "RS1_IP=10.22.0.31"
 	echo "RS2_NS=gvsc-rs2"
@@ -151,6 +153,7 @@ node_configs() { # NODE
 	announce:
 	  interval: 200ms
 	  bird: {socket: $d/bird.ctl, file: $d/bird-gvs4.conf}
+	sync: {interface: dp0.kni, node_id: $i, key_file: $STATE/sync.key, bulk_wait: 1s}
 	virtual_servers:
 	  - name: web
 	    vip: $VIP
@@ -207,6 +210,8 @@ cmd_up() {
 		if ip netns list | grep -qw "^$ns"; then die "namespace $ns exists but not from this lab: remove it (ip netns del $ns)"; fi
 	done
 	mkdir -p "$STATE"
+	head -c 32 /dev/urandom | base64 >"$STATE/sync.key" # session sync's shared key (docs/sync.md)
+	chmod 600 "$STATE/sync.key"
 	: >"$STATE/created"
 	: >"$STATE/pids"
 	UP_OK=0
@@ -278,7 +283,7 @@ cmd_down() {
 		for ns in $(tac "$STATE/created"); do ip netns del "$ns" 2>/dev/null || true; done
 		rm -f "$STATE/created"
 	fi
-	rm -rf "$STATE/a" "$STATE/b" "$STATE/rt"
+	rm -rf "$STATE/a" "$STATE/b" "$STATE/rt" "$STATE/sync.key"
 	log "down"
 }
 
