@@ -150,6 +150,13 @@ func TestNeighbourFlood(t *testing.T) {
 	defer halt()
 	sent := flood(t, l, frames, stop)
 	l.Dpip("neigh", "del", l.Env["CLIENT_IP"])
+	// the flood takes the freed slot back first, so the client's answer
+	// has to evict a spoofed entry to get in
+	testenv.Eventually(t, 20*time.Second, "the flood to refill the table without the client", func() bool {
+		nb := l.neighsOn(dev)
+		_, has := nb[l.Env["CLIENT_IP"]]
+		return len(nb) == neighBound && !has
+	})
 	for i := 0; i < 5; i++ {
 		get(t, c, "http://"+l.Env["VIP"]+":80/")
 	}
