@@ -217,8 +217,10 @@ func (m *Manager) build(s *state) (*Table, error) {
 			return nil, fmt.Errorf("service %s: %w", sv.spec.Key, err)
 		}
 		for w := 0; w < m.workers; w++ {
-			if w > 0 && (sv.spec.Sched == sched.SH || sv.spec.Sched == sched.MH) {
-				// hashing schedulers keep no per-pick state: one table serves all
+			if w > 0 && sched.Shared(sv.spec.Sched) {
+				// hashing schedulers (sh, mh, dh, conhash) keep no per-pick
+				// state: one table serves all workers; the others (cursors,
+				// lblc/lblcr locality tables, twos random source) get one each
 				svc.Scheds = append(svc.Scheds, svc.Scheds[0])
 				continue
 			}
