@@ -2,8 +2,8 @@ package daemon
 
 // Session sync in the daemon (docs/sync.md): the node the sync section
 // configures, told about dataplane restarts by the watcher (it re-installs
-// its table once the reconciler has run), and its readiness gating the
-// route announcement: a node announces only after its bulk transfer.
+// its table once the reconciler has run); its readiness holds the VIPs'
+// announcement back until the bulk transfer is done (syncHold).
 
 import (
 	"context"
@@ -62,10 +62,4 @@ func (d *Daemon) syncDataplaneEvent(string) {
 	if d.Sync != nil {
 		d.Sync.Restarted()
 	}
-}
-
-// announceUp is the announcer's condition on this node: the dataplane
-// answers and, with sync, the start-up bulk transfer is done.
-func (d *Daemon) announceUp() bool {
-	return d.Watch.Up() && (d.Sync == nil || d.Sync.Ready())
 }

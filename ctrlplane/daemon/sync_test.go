@@ -51,8 +51,8 @@ sync: {interface: lo, node_id: 1, key_file: %s, bulk_wait: 200ms, port: 18848}
 		t.Fatal("sync never ready")
 	}
 	waitUntil(t, "the dataplane's sync stream", dp.DP.SyncAttached)
-	if !d.announceUp() {
-		t.Error("announcement held back although the dataplane is up and sync ready")
+	if h := d.syncHold(); h != "" {
+		t.Errorf("announcement held back (%q) although sync is ready", h)
 	}
 	resp, err := http.Get("http://" + d.Addr().String() + "/metrics")
 	if err != nil {
