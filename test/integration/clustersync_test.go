@@ -5,11 +5,19 @@ package integration
 // dataplanes and the router's bridge) and install each other's.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +27,7 @@ import (
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	sessync "github.com/gvs-lb/gvs/ctrlplane/sync"
 	"github.com/gvs-lb/gvs/internal/nsutil"
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // peerConns lists node's connections whose local address is lip (the
@@ -143,4 +152,133 @@ func TestClusterSessionSync(t *testing.T) {
 			}
 		}
 	}
+}
+
+// keptConn is an HTTP/1.1 keep-alive connection from the client to the VIP.
+type keptConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	lip  string // the local address the real server saw: the node carrying it
+}
+
+// request sends one request on kc and returns the local address the real
+// server saw.
+func (kc *keptConn) request(timeout time.Duration) (string, error) {
+	kc.conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(kc.conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(kc.r, nil)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 || !strings.HasPrefix(f[1], "peer=") {
+		return "", fmt.Errorf("unexpected body %q", b)
+	}
+	la, _, _ := strings.Cut(strings.TrimPrefix(f[1], "peer="), ":")
+	return la, nil
+}
+
+// restartDataplane kills node's gvs-dataplane (SIGKILL) and starts it
+// again as scripts/cluster.sh does, KNI addresses included; the pid file
+// is updated so that the lab's down stops the new one.
+func (c *Cluster) restartDataplane(node string) {
+	c.t.Helper()
+	dir := c.Env["NODE_"+node+"_DIR"]
+	ns := c.Env["NODE_"+node+"_NS"]
+	pidFile := filepath.Join(dir, "dataplane.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		c.t.Fatalf("kill gvs-dataplane %d: %v", pid, err)
+	}
+	testenv.Eventually(c.t, 10*time.Second, "the killed dataplane to exit", func() bool { return syscall.Kill(pid, 0) != nil })
+	out, err := os.OpenFile(filepath.Join(dir, "dataplane.out"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("ip", "netns", "exec", ns, "setsid", filepath.Join(c.root, "bin", "gvs-dataplane"), "-c", filepath.Join(dir, "dataplane.yaml"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	go cmd.Wait()
+	os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
+	i := map[string]string{"A": "1", "B": "2"}[node]
+	testenv.Eventually(c.t, 20*time.Second, "the new dataplane's KNI devices", func() bool {
+		return exec.Command("ip", "-n", ns, "link", "show", "dp1.kni").Run() == nil &&
+			exec.Command("ip", "-n", ns, "link", "show", "dp0.kni").Run() == nil
+	})
+	for _, a := range [][]string{{"10.20.0.2" + i + "/24", "dp0.kni"}, {"10.22.0.2" + i + "/24", "dp1.kni"}} {
+		if o, err := exec.Command("ip", "-n", ns, "addr", "add", a[0], "dev", a[1]).CombinedOutput(); err != nil {
+			c.t.Fatalf("ip addr add %v: %v %s", a, err, o)
+		}
+		if o, err := exec.Command("ip", "-n", ns, "link", "set", a[1], "up").CombinedOutput(); err != nil {
+			c.t.Fatalf("ip link set %s up: %v %s", a[1], err, o)
+		}
+	}
+}
+
+// TestClusterDataplaneRestartKeepsConnections: node A's gvs-dataplane is
+// killed and started again while its control plane runs; the control
+// plane re-installs the connections from its synced table, and
+// keep-alive connections that went through A carry requests again on the
+// same TCP connection (no reset), to the same real server connection.
+func TestClusterDataplaneRestartKeepsConnections(t *testing.T) {
+	c := StartCluster(t)
+	la := c.Env["NODE_A_LIP"]
+	var kept []*keptConn
+	for try := 0; try < 60 && len(kept) < 4; try++ {
+		conn, err := nsutil.Dial(c.Env["CLIENT_NS"], "tcp", c.Env["VIP"]+":80", 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc := &keptConn{conn: conn, r: bufio.NewReader(conn)}
+		if kc.lip, err = kc.request(3 * time.Second); err != nil {
+			t.Fatalf("first request: %v", err)
+		}
+		if kc.lip != la {
+			conn.Close()
+			continue
+		}
+		// a second request: the connection is past the sync threshold for sure
+		if _, err := kc.request(3 * time.Second); err != nil {
+			t.Fatalf("second request: %v", err)
+		}
+		kept = append(kept, kc)
+		defer conn.Close()
+	}
+	if len(kept) < 4 {
+		t.Fatalf("only %d of 60 connections went through node A", len(kept))
+	}
+	testenv.Eventually(t, 10*time.Second, "node A's table to hold its connections", func() bool {
+		return c.syncMetric("A", "gvs_sync_table_conns") >= float64(len(kept))
+	})
+	start := time.Now()
+	c.restartDataplane("A")
+	testenv.Eventually(t, 30*time.Second, "node A's control plane to re-install", func() bool {
+		return c.syncMetric("A", "gvs_sync_reinstalled_total") >= float64(len(kept))
+	})
+	t.Logf("dataplane of node A restarted and %v connections re-installed after %v", c.syncMetric("A", "gvs_sync_reinstalled_total"),
+		time.Since(start).Round(10*time.Millisecond))
+	broken := 0
+	for i, kc := range kept {
+		lip, err := kc.request(20 * time.Second)
+		if err != nil || lip != la {
+			broken++
+			t.Errorf("connection %d after the restart: %v (local address %q)", i, err, lip)
+		}
+	}
+	t.Logf("%d of %d connections through node A broken by its dataplane restart", broken, len(kept))
 }
