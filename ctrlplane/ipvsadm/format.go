@@ -185,6 +185,9 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 			// LVS writes -b flags; -b is --fullnat here, as in DPVS
 			fmt.Fprintf(b, " --sched-flags %s", schedFlags(s.GetSched(), s.GetSchedFlags()))
 		}
+		if s.GetSched() == "conhash" && slices.Contains(s.GetSchedFlags(), "qid") {
+			b.WriteString(" --hash-target qid") // DPVS saves none; sip is the default
+		}
 		if s.GetSynproxy() {
 			b.WriteString(" -j enable")
 		}
@@ -208,6 +211,13 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		fmt.Fprintf(b, "%s %s", name, s.GetSched())
 		if hasSchedFlags(s.GetSchedFlags()) {
 			fmt.Fprintf(b, " (%s)", schedFlags(s.GetSched(), s.GetSchedFlags()))
+		}
+		if s.GetSched() == "conhash" { // DPVS lists the hash target
+			if slices.Contains(s.GetSchedFlags(), "qid") {
+				b.WriteString(" qid")
+			} else {
+				b.WriteString(" sip")
+			}
 		}
 		if s.GetPersistent() {
 			fmt.Fprintf(b, " persistent %d", s.GetPersistentTimeout())

@@ -7,6 +7,8 @@ package ipvsadm
 // for them and the dataplane answers them itself ("not supported").
 
 import (
+	"slices"
+
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 )
 
@@ -85,13 +87,22 @@ func (c *Command) ServicePB() *pb.Service {
 	return &pb.Service{
 		Key:               c.ServiceKey(),
 		Sched:             s.Sched,
-		SchedFlags:        s.SchedFlags,
+		SchedFlags:        schedFlagsPB(s),
 		Persistent:        s.Persistent,
 		PersistentTimeout: s.Timeout,
 		Synproxy:          s.Synproxy,
 		ConnTimeout:       s.ConnTimeout,
 		MidFlow:           s.MidFlow,
 	}
+}
+
+// schedFlagsPB is the service's scheduler flags as the API carries them: a
+// conhash qid hash target travels as the flag "qid" (sip is the default).
+func schedFlagsPB(s *ServiceSpec) []string {
+	if s.HashTarget != "qid" {
+		return s.SchedFlags
+	}
+	return append(slices.Clone(s.SchedFlags), "qid")
 }
 
 // DestPB is the request of -a, -e and -d.

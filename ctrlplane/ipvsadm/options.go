@@ -316,8 +316,9 @@ const (
 	OptIfname
 	OptConnTimeout
 	OptProxyProtocol
-	OptMidFlow // GVS: mh services schedule TCP segments without a connection
-	OptBackup  // GVS: a backup local address (-P)
+	OptMidFlow    // GVS: mh services schedule TCP segments without a connection
+	OptBackup     // GVS: a backup local address (-P)
+	OptHashTarget // DPVS --hash-target sip|qid (conhash)
 	numOpts
 )
 
@@ -329,7 +330,7 @@ var optNames = [numOpts]string{
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
 	"local-address", "synproxy", "ifname", "conn-timeout", "proxy-protocol",
-	"mid-flow", "backup",
+	"mid-flow", "backup", "hash-target",
 }
 
 // String returns ipvsadm's name of the option (optnames[]).
@@ -347,10 +348,10 @@ func (s OptSet) Has(o Opt) bool { return s&(1<<o) != 0 }
 var commandsVOptions = map[Cmd]map[Opt]byte{
 	CmdAdd: {OptService: '+', OptScheduler: ' ', OptPersistent: ' ', OptNetmask: ' ',
 		OptOnePacket: ' ', OptPE: ' ', OptSchedFlags: ' ',
-		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' '},
+		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' ', OptHashTarget: ' '},
 	CmdEdit: {OptService: '+', OptScheduler: ' ', OptPersistent: ' ', OptNetmask: ' ',
 		OptOnePacket: ' ', OptPE: ' ', OptSchedFlags: ' ',
-		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' '},
+		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' ', OptHashTarget: ' '},
 	CmdDel:   {OptService: '+'},
 	CmdFlush: {},
 	CmdList: {OptNumeric: ' ', OptConnection: '1', OptService: '1', OptTimeout: '1',

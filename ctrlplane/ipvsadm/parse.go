@@ -91,6 +91,7 @@ type ServiceSpec struct {
 	ConnTimeout   uint32
 	ProxyProtocol string // v1, v2, v1-insecure, v2-insecure; "" is disable
 	MidFlow       bool   // GVS --mid-flow (mh only)
+	HashTarget    string // DPVS --hash-target: "sip" or "qid" (conhash only); "" = not given
 }
 
 // DestSpec is a real server as given on the command line.
@@ -550,7 +551,20 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 			return err
 		}
 		c.Backup = true
-	case tagBlklst, tagWhtlst, tagMatch, tagHashTarget, tagCPU, tagExpireQuiescent,
+	case tagHashTarget:
+		// DPVS compares the first three letters only
+		if err = c.set(OptHashTarget); err != nil {
+			return err
+		}
+		switch {
+		case strings.HasPrefix(ev.arg, "sip"):
+			s.HashTarget = "sip"
+		case strings.HasPrefix(ev.arg, "qid"):
+			s.HashTarget = "qid"
+		default:
+			return fail("hash target not support")
+		}
+	case tagBlklst, tagWhtlst, tagMatch, tagCPU, tagExpireQuiescent,
 		tagDestCheck, tagQUIC, tagSockpair:
 		if ev.tag == tagMatch {
 			if err = c.set(OptService); err != nil {
@@ -580,6 +594,12 @@ func (c *Command) check(po ParseOptions, prog string) *Error {
 		}
 		if s.OnePacket && s.FWMark == 0 && s.Proto != protoUDP {
 			return fail("One-Packet Scheduling is only for UDP virtual services")
+		}
+		if s.HashTarget != "" && s.Sched != "conhash" {
+			return fail("hash target can only be set when schedule is conhash")
+		}
+		if s.HashTarget == "qid" && s.Proto != protoUDP {
+			return fail("qid hash can only be set in udp service")
 		}
 		if s.Sched == "" {
 			s.Sched = defSched

@@ -9,7 +9,7 @@ func Usage(prog string) string {
 	var b strings.Builder
 	b.WriteString(Version())
 	b.WriteString(r.Replace(`Usage:
-  %s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [--sched-flags sched-flags] [-j enable|disable] [--conn-timeout seconds] [--mid-flow]
+  %s -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [--pe persistence_engine] [--sched-flags sched-flags] [-j enable|disable] [--conn-timeout seconds] [--mid-flow] [--hash-target sip|qid]
   %s -D virtual-service
   %s -C
   %s -R
@@ -95,6 +95,7 @@ Options:
   --proxy-protocol                    proxy protocol config (disable|v1|v2|v1-insecure|v2-insecure)
   --laddr        -z local-ip          local IP
   --ifname       -F                   nic interface for laddrs
+  --hash-target  hashtag              choose target for conhash (support sip or qid for quic)
   --backup                            GVS: -P adds another node's local address, taken over on its failure (no new connections use it)
   --mid-flow                          GVS: mh services schedule a TCP segment without a connection instead of dropping it
   --socket          path              gvs-dataplane API socket (default $GVS_DATAPLANE_SOCKET or /run/gvs/dataplane.sock)
