@@ -4,13 +4,15 @@ package pktgen
 
 // The live-frame generator in the kernel (root): the program's output
 // under BPF_PROG_RUN is apply's, byte for byte; and live frames sent out
-// of one veth end are counted, every one, on the peer.
+// of one veth end are counted, every one, on the peer, and the veth pairs
+// that keep the programs in the XDP dispatcher are removed afterwards.
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,14 +111,21 @@ func TestLiveFramesOnVeth(t *testing.T) {
 			c, s := res.Client, res.Server
 			t.Logf("generator %q: programs ran %d frames, sent %d (device dropped %d); kernel a0 tx %d dropped %d, b0 rx %d; sink read %d (+%d lost in its ring), received %d; offered %.0f pps",
 				res.Generator, c["tx_ring_accepted"], res.Sent, res.TxDeviceDropped, kTx, kDrop, kRx, s["rx_packets"], res.RxPortDropped, res.Received, res.OfferedPPS)
-			if res.Generator != string(GenXDPLive) {
-				t.Fatalf("generator %q, want %s (warnings: %v)", res.Generator, GenXDPLive, res.Warnings)
+			if res.Generator != string(GenXDPLive) || len(res.Warnings) != 0 {
+				t.Fatalf("generator %q, want %s; warnings: %v", res.Generator, GenXDPLive, res.Warnings)
+			}
+			// the veth pairs that kept the programs in the XDP dispatcher are gone
+			if links := sh(t, "ip", "-n", nsA, "-o", "link"); strings.Contains(links, "pgk") {
+				t.Errorf("dispatcher veth left behind in %s:\n%s", nsA, links)
 			}
 			if res.Sent == 0 || res.Sent > kTx {
 				t.Errorf("pktgen says it sent %d, the kernel counted %d leaving a0", res.Sent, kTx)
 			}
-			if c["tx_ring_accepted"] > kTx+kDrop {
-				t.Errorf("the programs ran %d frames, a0 counted %d sent and %d dropped", c["tx_ring_accepted"], kTx, kDrop)
+			// frames the kernel lost between the redirect and the device's
+			// counters are reported, and few (a0 also sent the ARP request
+			// of the next-hop resolution)
+			if ran, lost := c["tx_ring_accepted"], c["tx_uncounted_loss"]; kTx+kDrop+lost < ran || kTx+kDrop+lost > ran+4 || lost > ran/100 {
+				t.Errorf("the programs ran %d frames, a0 counted %d sent and %d dropped, %d reported lost uncounted", ran, kTx, kDrop, lost)
 			}
 			if s["rx_packets"] > kRx {
 				t.Errorf("the sink read %d, the kernel counted %d arriving on b0", s["rx_packets"], kRx)
