@@ -6,7 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Collector struct {
 	n                                          *Node
 	msgs, conns, rejected, installs, bulk, tbl *prometheus.Desc
-	ready, reinstalled                         *prometheus.Desc
+	ready, reinstalled, peers                  *prometheus.Desc
 }
 
 // NewCollector returns the collector of n.
@@ -23,12 +23,13 @@ func NewCollector(n *Node) *Collector {
 		tbl:         d("table_conns", "Connections in the synced table."),
 		ready:       d("ready", "1 once the start-up bulk transfer is done (or no peer answered)."),
 		reinstalled: d("reinstalled_total", "Connections re-installed after local dataplane restarts."),
+		peers:       d("peers", "Other nodes heard within the last three heartbeat intervals."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.msgs, c.conns, c.rejected, c.installs, c.bulk, c.tbl, c.ready, c.reinstalled} {
+	for _, d := range []*prometheus.Desc{c.msgs, c.conns, c.rejected, c.installs, c.bulk, c.tbl, c.ready, c.reinstalled, c.peers} {
 		ch <- d
 	}
 }
@@ -68,4 +69,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		r = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, r)
+	alive := 0
+	for _, p := range c.n.Peers() {
+		if c.n.o.Now().Sub(p.LastSeen) < 3*HeartbeatInterval {
+			alive++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(alive))
 }

@@ -91,15 +91,60 @@ type Node struct {
 	table *Table
 	st    counters
 
-	sendMu stdsync.Mutex
-	enc    *Encoder
-	seq    atomic.Uint64
+	sendMu   stdsync.Mutex
+	enc      *Encoder
+	seq      atomic.Uint64
+	lastSent atomic.Int64 // unix ns of the last datagram sent
 
 	ready     chan struct{}
 	readyOnce stdsync.Once
 	bulkFor   chan uint32      // requesters waiting for an answer
 	restarts  chan time.Time   // dataplane restarts to re-install after
 	toInstall chan installItem // received records, installed in batches
+
+	peersMu stdsync.Mutex
+	peers   map[uint32]time.Time // sender → last authenticated datagram
+}
+
+// Peer is another node as this one hears it.
+type Peer struct {
+	ID       uint32
+	LastSeen time.Time
+}
+
+// HeartbeatInterval is how often a node multicasts when it has nothing
+// else to send (an empty records datagram): peers tell a silent node from
+// a quiet one (Peers).
+const HeartbeatInterval = time.Second
+
+// Peers returns the nodes heard from (at most MaxSenders), with the time
+// of their last authenticated datagram; nodes send at least every
+// HeartbeatInterval, so one silent for a few intervals is gone. For
+// decisions such as taking over a dead node's local addresses.
+func (n *Node) Peers() []Peer {
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	out := make([]Peer, 0, len(n.peers))
+	for id, t := range n.peers {
+		out = append(out, Peer{ID: id, LastSeen: t})
+	}
+	return out
+}
+
+func (n *Node) heard(id uint32, now time.Time) {
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	if _, ok := n.peers[id]; !ok && len(n.peers) >= n.o.MaxSenders {
+		var oldest uint32
+		var at time.Time
+		for p, t := range n.peers {
+			if at.IsZero() || t.Before(at) {
+				oldest, at = p, t
+			}
+		}
+		delete(n.peers, oldest)
+	}
+	n.peers[id] = now
 }
 
 // installItem is a datagram's records, or (ready non-empty) the end of a
@@ -148,7 +193,7 @@ func New(o Options) (*Node, error) {
 	}
 	n := &Node{o: o, log: o.Log, table: NewTable(o.MaxConns, o.Grace), enc: NewEncoder(o.Key),
 		ready: make(chan struct{}), bulkFor: make(chan uint32, 16), restarts: make(chan time.Time, 1),
-		toInstall: make(chan installItem, installQueue)}
+		toInstall: make(chan installItem, installQueue), peers: map[uint32]time.Time{}}
 	n.seq.Store(uint64(o.Now().UnixNano())) // above what an earlier run sent
 	return n, nil
 }
@@ -231,6 +276,7 @@ func (n *Node) send(ctx context.Context, recs []Record, gap time.Duration) int {
 		} else {
 			n.st.txMessages.Add(1)
 			n.st.txConns.Add(uint64(k))
+			n.lastSent.Store(n.o.Now().UnixNano())
 			sent += k
 		}
 		n.enc.Reset()
@@ -262,6 +308,7 @@ func (n *Node) sendControl(typ uint8, target uint32) {
 		n.st.txErrors.Add(1)
 	} else {
 		n.st.txMessages.Add(1)
+		n.lastSent.Store(n.o.Now().UnixNano())
 	}
 }
 
@@ -352,6 +399,7 @@ func (n *Node) receive(ctx context.Context) {
 			continue
 		}
 		n.st.rxMessages.Add(1)
+		n.heard(h.Sender, now)
 		switch h.Type {
 		case TypeConns:
 			n.st.rxConns.Add(uint64(len(recs)))
@@ -360,7 +408,7 @@ func (n *Node) receive(ctx context.Context) {
 					n.st.tableFull.Add(1)
 				}
 			}
-			if !n.queueInstall(ctx, installItem{recs: append([]Record(nil), recs...)}) {
+			if len(recs) > 0 && !n.queueInstall(ctx, installItem{recs: append([]Record(nil), recs...)}) {
 				return
 			}
 		case TypeBulkRequest:
@@ -451,7 +499,7 @@ func (n *Node) housekeeping(ctx context.Context) {
 	n.sendControl(TypeBulkRequest, 0)
 	retry := time.NewTicker(n.o.BulkWait / 3)
 	defer retry.Stop()
-	expire := time.NewTicker(time.Second)
+	expire := time.NewTicker(HeartbeatInterval) // also the heartbeat
 	defer expire.Stop()
 	for {
 		select {
@@ -468,6 +516,9 @@ func (n *Node) housekeeping(ctx context.Context) {
 			n.st.bulkRequests.Add(1)
 			n.sendControl(TypeBulkRequest, 0)
 		case <-expire.C:
+			if n.o.Now().Sub(time.Unix(0, n.lastSent.Load())) >= HeartbeatInterval {
+				n.sendControl(TypeConns, 0) // heartbeat: a datagram without records
+			}
 			n.table.Expire(n.o.Now())
 		case who := <-n.bulkFor:
 			n.answerBulk(ctx, who)

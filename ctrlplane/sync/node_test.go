@@ -116,9 +116,16 @@ func TestSyncTwoNodesOverMulticast(t *testing.T) {
 		return s.RxBadTag > before.RxBadTag && s.RxReplay > before.RxReplay && s.RxTruncated > before.RxTruncated &&
 			s.RxVersion > before.RxVersion && s.RxStale > before.RxStale && s.RxMessages > before.RxMessages
 	})
-	if s := b.Stats(); s.RxBadTag-before.RxBadTag != 1 || s.RxReplay-before.RxReplay != 1 || s.RxMessages-before.RxMessages != 1 ||
+	if s := b.Stats(); s.RxBadTag-before.RxBadTag != 1 || s.RxReplay-before.RxReplay != 1 ||
 		s.Installed != before.Installed || b.Table().Len() != 1 {
 		t.Errorf("B after hostile datagrams: %+v (before %+v)", s, before)
+	}
+	heard9 := false
+	for _, p := range b.Peers() {
+		heard9 = heard9 || p.ID == 9
+	}
+	if !heard9 {
+		t.Error("the valid datagram of sender 9 was not accepted")
 	}
 
 	// A's dataplane restarts: its control plane re-installs the connection
@@ -240,5 +247,44 @@ func TestTableExpiryAndOrigins(t *testing.T) {
 	tb.Apply(&del, 1, now)
 	if tb.Len() != 0 {
 		t.Error("the origin's deletion did not remove it")
+	}
+}
+
+// TestSyncPeersHeartbeat: idle nodes still multicast every
+// HeartbeatInterval, so each hears the other; a stopped node is heard no
+// more.
+func TestSyncPeersHeartbeat(t *testing.T) {
+	var h hub
+	sockA, sockB := dptest.Socket(t), dptest.Socket(t)
+	startDP(t, sockA)
+	startDP(t, sockB)
+	a, err := New(Options{NodeID: 1, Key: testKey, API: dptest.Client(t, sockA), Transport: h.join(), BulkWait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stopA := context.WithCancel(context.Background())
+	doneA := make(chan struct{})
+	go func() { a.Run(ctx); close(doneA) }()
+	defer func() { stopA(); <-doneA }()
+	b := runNode(t, Options{NodeID: 2, API: dptest.Client(t, sockB), Transport: h.join()})
+	seen := func(n *Node, id uint32) time.Time {
+		for _, p := range n.Peers() {
+			if p.ID == id {
+				return p.LastSeen
+			}
+		}
+		return time.Time{}
+	}
+	waitFor(t, "B to hear A", func() bool { return !seen(b, 1).IsZero() })
+	first := seen(b, 1)
+	waitFor(t, "A's next heartbeat", func() bool { return seen(b, 1).After(first) })
+	waitFor(t, "A to hear B", func() bool { return !seen(a, 2).IsZero() })
+	stopA()
+	<-doneA
+	last := seen(b, 1)
+	tx := b.Stats().TxMessages
+	waitFor(t, "two more heartbeats of B", func() bool { return b.Stats().TxMessages >= tx+2 })
+	if got := seen(b, 1); !got.Equal(last) {
+		t.Errorf("A heard at %v after it stopped (last %v)", got, last)
 	}
 }
