@@ -130,36 +130,38 @@ func (d *Dataplane) IfaceName(i uint16) string {
 func (d *Dataplane) AddVLAN(name, portName string, vid uint16) error {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
-	err := d.change(func(m *model) error {
-		if vid == 0 || vid > 4094 {
-			return fmt.Errorf("vlan %s: id %d out of range: use 1-4094: %w", name, vid, ErrInvalid)
-		}
-		if name == "" {
-			return fmt.Errorf("vlan on %s id %d: name missing: %w", portName, vid, ErrInvalid)
-		}
-		if m.iface(name) != nil {
-			return fmt.Errorf("vlan %s: interface %w", name, ErrExists)
-		}
-		parent := m.iface(portName)
-		if parent == nil || parent.Kind != KindPort {
-			return fmt.Errorf("vlan %s: port %s %w: name an existing port", name, portName, ErrNotFound)
-		}
-		for _, ifc := range m.ifaces {
-			if ifc != nil && ifc.Kind == KindVLAN && ifc.Port == parent.Port && ifc.VID == vid {
-				return fmt.Errorf("vlan %s: id %d on %s is already %s: %w", name, vid, portName, ifc.Name, ErrExists)
-			}
-		}
-		if len(m.ifaces) >= 1<<16-1 {
-			return fmt.Errorf("vlan %s: too many interfaces: %w", name, ErrInvalid)
-		}
-		m.ifaces = append(m.ifaces, &Iface{Index: uint16(len(m.ifaces)), Name: name, Kind: KindVLAN, Port: parent.Port,
-			VID: vid, MAC: parent.MAC, MTU: parent.MTU})
-		return nil
-	})
-	if err != nil {
+	if err := d.change(func(m *model) error { return addVLANOn(m, name, portName, vid) }); err != nil {
 		return err
 	}
 	d.applied("vlan added", zap.String("vlan", name), zap.String("port", portName), zap.Uint16("id", vid))
+	return nil
+}
+
+// addVLANOn adds the VLAN to m.
+func addVLANOn(m *model, name, portName string, vid uint16) error {
+	if vid == 0 || vid > 4094 {
+		return fmt.Errorf("vlan %s: id %d out of range: use 1-4094: %w", name, vid, ErrInvalid)
+	}
+	if name == "" {
+		return fmt.Errorf("vlan on %s id %d: name missing: %w", portName, vid, ErrInvalid)
+	}
+	if m.iface(name) != nil {
+		return fmt.Errorf("vlan %s: interface %w", name, ErrExists)
+	}
+	parent := m.iface(portName)
+	if parent == nil || parent.Kind != KindPort {
+		return fmt.Errorf("vlan %s: port %s %w: name an existing port", name, portName, ErrNotFound)
+	}
+	for _, ifc := range m.ifaces {
+		if ifc != nil && ifc.Kind == KindVLAN && ifc.Port == parent.Port && ifc.VID == vid {
+			return fmt.Errorf("vlan %s: id %d on %s is already %s: %w", name, vid, portName, ifc.Name, ErrExists)
+		}
+	}
+	if len(m.ifaces) >= 1<<16-1 {
+		return fmt.Errorf("vlan %s: too many interfaces: %w", name, ErrInvalid)
+	}
+	m.ifaces = append(m.ifaces, &Iface{Index: uint16(len(m.ifaces)), Name: name, Kind: KindVLAN, Port: parent.Port,
+		VID: vid, MAC: parent.MAC, MTU: parent.MTU})
 	return nil
 }
 
@@ -177,21 +179,8 @@ func (d *Dataplane) delVLAN(name string, force bool) error {
 	defer d.ctl.Unlock()
 	var index uint16
 	var left []string
-	err := d.change(func(m *model) error {
-		ifc := m.iface(name)
-		if ifc == nil || ifc.Kind != KindVLAN {
-			return fmt.Errorf("vlan %s: %w", name, ErrNotFound)
-		}
-		index = ifc.Index
-		var gone []netip.Addr
-		for _, p := range ifc.Addrs {
-			gone = append(gone, p.Addr())
-		}
-		// Indexes are stable: the slot stays, empty.
-		m.ifaces[ifc.Index] = nil
-		m.routes = slices.DeleteFunc(m.routes, func(r route.Route) bool { return r.Iface == ifc.Index })
-		var err error
-		left, err = refuseOrForce("vlan "+name, m, d.addrUses(m, gone), force)
+	err := d.change(func(m *model) (err error) {
+		index, left, err = d.delVLANOn(m, name, force)
 		return err
 	})
 	if err != nil {
@@ -200,6 +189,24 @@ func (d *Dataplane) delVLAN(name string, force bool) error {
 	d.neigh.flushIface(index)
 	d.applied("vlan deleted", zap.String("vlan", name), zap.Bool("force", force), zap.Strings("left_without_address", left))
 	return nil
+}
+
+// delVLANOn removes the VLAN from m; it returns its index and, with force,
+// the users left without an address.
+func (d *Dataplane) delVLANOn(m *model, name string, force bool) (uint16, []string, error) {
+	ifc := m.iface(name)
+	if ifc == nil || ifc.Kind != KindVLAN {
+		return 0, nil, fmt.Errorf("vlan %s: %w", name, ErrNotFound)
+	}
+	var gone []netip.Addr
+	for _, p := range ifc.Addrs {
+		gone = append(gone, p.Addr())
+	}
+	// Indexes are stable: the slot stays, empty.
+	m.ifaces[ifc.Index] = nil
+	m.routes = slices.DeleteFunc(m.routes, func(r route.Route) bool { return r.Iface == ifc.Index })
+	left, err := refuseOrForce("vlan "+name, m, d.addrUses(m, gone), force)
+	return ifc.Index, left, err
 }
 
 // ParseIfaceAddr parses an interface address as dpip gives it: ADDR,
@@ -230,39 +237,7 @@ func ParseIfaceAddr(s, dev string) (netip.Prefix, error) {
 func (d *Dataplane) AddAddr(p netip.Prefix, ifname string) error {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
-	if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().IsUnspecified() || p.Addr().IsMulticast() {
-		return fmt.Errorf("addr %s: not a unicast address/prefix: %w", p, ErrInvalid)
-	}
-	if p.Addr().Is4In6() {
-		return fmt.Errorf("addr %s: an IPv4-mapped IPv6 address: give it as IPv4 (%s): %w", p, p.Addr().Unmap(), ErrInvalid)
-	}
-	err := d.change(func(m *model) error {
-		ifc := m.iface(ifname)
-		if ifc == nil {
-			return fmt.Errorf("addr %s dev %s: interface %w", p, ifname, ErrNotFound)
-		}
-		for _, other := range m.ifaces {
-			if other == nil {
-				continue
-			}
-			for _, q := range other.Addrs {
-				if q.Addr() == p.Addr() {
-					return fmt.Errorf("addr %s: already on %s: %w", p.Addr(), other.Name, ErrExists)
-				}
-			}
-		}
-		if p.Bits() < p.Addr().BitLen() && m.subnetOwner(p.Masked()) == nil {
-			for _, r := range m.routes {
-				if r.Dst == p.Masked() && r.Metric == 0 && !r.Learnt { // a learnt one is hidden by it
-					return fmt.Errorf("addr %s dev %s: its subnet's connected route would duplicate the static route %s: "+
-						"delete the route first (dpip route del %s) or add the address as /%d: %w",
-						p, ifname, routeName(r), r.Dst, p.Addr().BitLen(), ErrExists)
-				}
-			}
-		}
-		m.setAddrs(ifc, append(slices.Clone(ifc.Addrs), p))
-		return nil
-	})
+	err := d.change(func(m *model) error { return addAddrOn(m, p, ifname) })
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), "addr ") {
 			err = fmt.Errorf("addr %s dev %s: %w", p, ifname, err)
@@ -270,6 +245,41 @@ func (d *Dataplane) AddAddr(p netip.Prefix, ifname string) error {
 		return err
 	}
 	d.applied("address added", zap.Stringer("addr", p), zap.String("dev", ifname))
+	return nil
+}
+
+// addAddrOn adds the address to ifname in m.
+func addAddrOn(m *model, p netip.Prefix, ifname string) error {
+	if !p.IsValid() || p.Addr().Zone() != "" || p.Addr().IsUnspecified() || p.Addr().IsMulticast() {
+		return fmt.Errorf("addr %s: not a unicast address/prefix: %w", p, ErrInvalid)
+	}
+	if p.Addr().Is4In6() {
+		return fmt.Errorf("addr %s: an IPv4-mapped IPv6 address: give it as IPv4 (%s): %w", p, p.Addr().Unmap(), ErrInvalid)
+	}
+	ifc := m.iface(ifname)
+	if ifc == nil {
+		return fmt.Errorf("addr %s dev %s: interface %w", p, ifname, ErrNotFound)
+	}
+	for _, other := range m.ifaces {
+		if other == nil {
+			continue
+		}
+		for _, q := range other.Addrs {
+			if q.Addr() == p.Addr() {
+				return fmt.Errorf("addr %s: already on %s: %w", p.Addr(), other.Name, ErrExists)
+			}
+		}
+	}
+	if p.Bits() < p.Addr().BitLen() && m.subnetOwner(p.Masked()) == nil {
+		for _, r := range m.routes {
+			if r.Dst == p.Masked() && r.Metric == 0 && !r.Learnt { // a learnt one is hidden by it
+				return fmt.Errorf("addr %s dev %s: its subnet's connected route would duplicate the static route %s: "+
+					"delete the route first (dpip route del %s) or add the address as /%d: %w",
+					p, ifname, routeName(r), r.Dst, p.Addr().BitLen(), ErrExists)
+			}
+		}
+	}
+	m.setAddrs(ifc, append(slices.Clone(ifc.Addrs), p))
 	return nil
 }
 
@@ -282,18 +292,8 @@ func (d *Dataplane) DelAddr(a netip.Addr, ifname string, force bool) error {
 	defer d.ctl.Unlock()
 	a = a.Unmap()
 	var left []string
-	err := d.change(func(m *model) error {
-		ifc := m.iface(ifname)
-		if ifc == nil {
-			return fmt.Errorf("addr %s dev %s: interface %w", a, ifname, ErrNotFound)
-		}
-		i := slices.IndexFunc(ifc.Addrs, func(p netip.Prefix) bool { return p.Addr() == a })
-		if i < 0 {
-			return fmt.Errorf("addr %s dev %s: address %w", a, ifname, ErrNotFound)
-		}
-		m.setAddrs(ifc, slices.Delete(slices.Clone(ifc.Addrs), i, i+1))
-		var err error
-		left, err = refuseOrForce(fmt.Sprintf("addr %s dev %s", a, ifname), m, d.addrUses(m, []netip.Addr{a}), force)
+	err := d.change(func(m *model) (err error) {
+		left, err = d.delAddrOn(m, a, ifname, force)
 		return err
 	})
 	if err != nil {
@@ -302,6 +302,20 @@ func (d *Dataplane) DelAddr(a netip.Addr, ifname string, force bool) error {
 	d.applied("address deleted", zap.Stringer("addr", a), zap.String("dev", ifname), zap.Bool("force", force),
 		zap.Strings("left_without_address", left))
 	return nil
+}
+
+// delAddrOn removes the address from ifname in m.
+func (d *Dataplane) delAddrOn(m *model, a netip.Addr, ifname string, force bool) ([]string, error) {
+	ifc := m.iface(ifname)
+	if ifc == nil {
+		return nil, fmt.Errorf("addr %s dev %s: interface %w", a, ifname, ErrNotFound)
+	}
+	i := slices.IndexFunc(ifc.Addrs, func(p netip.Prefix) bool { return p.Addr() == a })
+	if i < 0 {
+		return nil, fmt.Errorf("addr %s dev %s: address %w", a, ifname, ErrNotFound)
+	}
+	m.setAddrs(ifc, slices.Delete(slices.Clone(ifc.Addrs), i, i+1))
+	return refuseOrForce(fmt.Sprintf("addr %s dev %s", a, ifname), m, d.addrUses(m, []netip.Addr{a}), force)
 }
 
 // Addr is an address on an interface, for listings.
@@ -350,24 +364,9 @@ func (d *Dataplane) AddRoute(rs RouteSpec) error {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
 	var r route.Route
-	err := d.change(func(m *model) error {
-		var err error
-		if r, err = resolveRoute(m, rs); err != nil {
-			return err
-		}
-		for _, o := range m.routes {
-			if o.Dst == r.Dst && o.Metric == r.Metric && !o.Learnt {
-				return fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
-			}
-		}
-		if r.Metric == 0 {
-			if ifc := m.subnetOwner(r.Dst); ifc != nil {
-				return fmt.Errorf("route %s metric 0: is the connected route of %s's address: give another metric: %w",
-					r.Dst, ifc.Name, ErrExists)
-			}
-		}
-		m.routes = append(m.routes, r)
-		return nil
+	err := d.change(func(m *model) (err error) {
+		r, err = addRouteOn(m, rs)
+		return err
 	})
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), "route ") {
@@ -377,6 +376,27 @@ func (d *Dataplane) AddRoute(rs RouteSpec) error {
 	}
 	d.applied("route added", zap.String("route", routeName(r)), zap.String("dev", d.IfaceName(r.Iface)), zap.Uint32("metric", r.Metric))
 	return nil
+}
+
+// addRouteOn adds the static route to m.
+func addRouteOn(m *model, rs RouteSpec) (route.Route, error) {
+	r, err := resolveRoute(m, rs)
+	if err != nil {
+		return r, err
+	}
+	for _, o := range m.routes {
+		if o.Dst == r.Dst && o.Metric == r.Metric && !o.Learnt {
+			return r, fmt.Errorf("route %s metric %d: %w", r.Dst, r.Metric, ErrExists)
+		}
+	}
+	if r.Metric == 0 {
+		if ifc := m.subnetOwner(r.Dst); ifc != nil {
+			return r, fmt.Errorf("route %s metric 0: is the connected route of %s's address: give another metric: %w",
+				r.Dst, ifc.Name, ErrExists)
+		}
+	}
+	m.routes = append(m.routes, r)
+	return r, nil
 }
 
 func resolveRoute(m *model, rs RouteSpec) (route.Route, error) {
@@ -455,20 +475,24 @@ func (d *Dataplane) DelRoute(dst netip.Prefix, gw netip.Addr) error {
 	defer d.ctl.Unlock()
 	dst = dst.Masked()
 	gw = gw.Unmap().WithZone("")
-	err := d.change(func(m *model) error {
-		i := slices.IndexFunc(m.routes, func(r route.Route) bool {
-			return r.Dst == dst && !r.Learnt && (!gw.IsValid() || r.HasGateway(gw))
-		})
-		if i < 0 {
-			return fmt.Errorf("route %s: %w (connected routes go with their address)", dst, ErrNotFound)
-		}
-		m.routes = slices.Delete(m.routes, i, i+1)
-		return nil
-	})
+	err := d.change(func(m *model) error { return delRouteOn(m, dst, gw) })
 	if err != nil {
 		return err
 	}
 	d.applied("route deleted", zap.Stringer("route", dst), zap.Stringer("via", gw))
+	return nil
+}
+
+// delRouteOn deletes the static route to dst (through gw if valid) from m.
+func delRouteOn(m *model, dst netip.Prefix, gw netip.Addr) error {
+	dst, gw = dst.Masked(), gw.Unmap().WithZone("")
+	i := slices.IndexFunc(m.routes, func(r route.Route) bool {
+		return r.Dst == dst && !r.Learnt && (!gw.IsValid() || r.HasGateway(gw))
+	})
+	if i < 0 {
+		return fmt.Errorf("route %s: %w (connected routes go with their address)", dst, ErrNotFound)
+	}
+	m.routes = slices.Delete(m.routes, i, i+1)
 	return nil
 }
 

@@ -123,6 +123,9 @@ func (t Timeouts) For(s State) time.Duration {
 	return *t.fields()[s].d
 }
 
+// WithDefaults returns t with zero fields replaced by the defaults.
+func (t Timeouts) WithDefaults() Timeouts { return t.withDefaults() }
+
 // withDefaults returns t with zero fields replaced by the defaults.
 func (t Timeouts) withDefaults() Timeouts {
 	def := DefaultTimeouts()

@@ -52,9 +52,16 @@ func main() {
 			}
 			for s := range sig {
 				if s == syscall.SIGHUP {
-					// Never the default (exit): the running configuration,
-					// services added with ipvsadm included, stays.
-					log.Warn("SIGHUP ignored: gvs-dataplane does not re-read its file; change it at run time with dpip/ipvsadm or restart it")
+					// re-read the file and apply the difference; a bad
+					// file, or one that changes what needs a restart,
+					// leaves everything as it is (never the default: exit)
+					nc, err := config.Load(cfgPath)
+					if err == nil {
+						err = d.Reload(nc)
+					}
+					if err != nil {
+						log.Error("SIGHUP: reload refused; the running configuration stays", zap.Error(err))
+					}
 					continue
 				}
 				log.Info("stopping", zap.String("signal", s.String()))

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +17,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/config"
@@ -107,19 +113,76 @@ func answers(sock string) bool {
 	return err == nil
 }
 
-// TestSignals: SIGHUP neither kills the dataplane nor drops its socket;
-// SIGTERM stops it and removes the socket.
+// addrsOf lists the dataplane's addresses through its API.
+func addrsOf(t *testing.T, sock string) []string {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := pb.NewDataplaneClient(conn).ListAddrs(ctx, &pb.ListAddrsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range r.Addrs {
+		out = append(out, a.Prefix+" "+a.Dev)
+	}
+	return out
+}
+
+// TestSignals: SIGHUP re-reads the file and applies the difference (an
+// address and a route more), refuses a file that changes what needs a
+// restart and one that fails halfway (nothing changes, the socket keeps
+// answering); SIGTERM stops the dataplane and removes the socket.
 func TestSignals(t *testing.T) {
-	cfg, sock := memConfig(t, t.TempDir())
+	dir := t.TempDir()
+	cfg, sock := memConfig(t, dir)
+	base, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd, out := child(t, "main", "GVS_TEST_ARGS=-c "+cfg)
 	defer cmd.Process.Kill()
 	testenv.Eventually(t, 20*time.Second, "the API socket", func() bool { return answers(sock) })
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	hup := func(file string, logged string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n := strings.Count(out.String(), logged)
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, "the SIGHUP's "+logged, func() bool { return strings.Count(out.String(), logged) > n })
+		if !answers(sock) {
+			t.Fatalf("the socket stopped answering after SIGHUP:\n%s", out)
+		}
 	}
-	testenv.Eventually(t, 10*time.Second, "the SIGHUP logged", func() bool { return strings.Contains(out.String(), "SIGHUP ignored") })
-	if !answers(sock) {
-		t.Fatalf("the socket stopped answering after SIGHUP:\n%s", out)
+	before := addrsOf(t, sock)
+	// more addresses and a route: applied
+	grown := strings.Replace(string(base), "addresses: [{addr: 10.1.0.1/24, dev: dp0}]",
+		"addresses: [{addr: 10.1.0.1/24, dev: dp0}, {addr: 10.1.0.9/32, dev: dp0}]\nroutes: [{dst: 10.9.0.0/16, via: 10.1.0.254}]", 1)
+	hup(grown, "reloaded")
+	after := addrsOf(t, sock)
+	if !slices.Contains(after, "10.1.0.9/32 dp0") || len(after) != len(before)+1 {
+		t.Errorf("addresses after the reload: %v (before %v)", after, before)
+	}
+	// a route whose gateway is off-link: refused whole, the address of the
+	// same file not added either
+	bad := strings.Replace(grown, "{addr: 10.1.0.9/32, dev: dp0}", "{addr: 10.1.0.9/32, dev: dp0}, {addr: 10.1.0.10/32, dev: dp0}", 1)
+	bad = strings.Replace(bad, "via: 10.1.0.254}", "via: 10.1.0.254}, {dst: 10.8.0.0/16, via: 192.0.2.1}", 1)
+	hup(bad, "reload refused")
+	if got := addrsOf(t, sock); !slices.Equal(got, after) {
+		t.Errorf("a refused reload changed the addresses: %v, was %v", got, after)
+	}
+	// more workers: needs a restart
+	hup(grown+"workers: {count: 2}\n", "need a restart")
+	if got := addrsOf(t, sock); !slices.Equal(got, after) {
+		t.Errorf("a refused reload changed the addresses: %v, was %v", got, after)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

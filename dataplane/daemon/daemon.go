@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -25,7 +24,6 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/afpacket"
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp"
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
-	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/internal/affinity"
 	"github.com/gvs-lb/gvs/internal/logging"
 	"github.com/gvs-lb/gvs/internal/unixsock"
@@ -40,6 +38,7 @@ type Daemon struct {
 	grpc   *grpc.Server
 	cancel context.CancelFunc
 	socket string
+	cfg    *config.Config // the file the dataplane runs with (Reload diffs against it)
 	// Exit ends the process after a crash (os.Exit; tests replace it).
 	Exit func(code int)
 }
@@ -134,6 +133,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	if err := Apply(dp, c); err != nil {
 		return nil, err
 	}
+	d.cfg = c
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	if len(kniIdx) > 0 {
@@ -157,46 +157,6 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	d.grpc, d.socket = g, c.API.Socket
 	log.Info("api listening", zap.String("socket", c.API.Socket))
 	return d, nil
-}
-
-// Apply configures VLANs, addresses, routes and static neighbours.
-func Apply(dp *dataplane.Dataplane, c *config.Config) error {
-	for _, v := range c.VLANs {
-		if err := dp.AddVLAN(v.Name, v.Port, v.ID); err != nil {
-			return err
-		}
-	}
-	for _, a := range c.Addresses {
-		if err := dp.AddAddr(netip.MustParsePrefix(a.Addr), a.Dev); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Routes {
-		rs := dataplane.RouteSpec{Dst: netip.MustParsePrefix(r.Dst), Iface: r.Dev, Metric: r.Metric}
-		if r.Via != "" {
-			rs.Gateway = netip.MustParseAddr(r.Via)
-		}
-		if r.Src != "" {
-			rs.Src = netip.MustParseAddr(r.Src)
-		}
-		for _, nh := range r.NextHops {
-			n := dataplane.NextHopSpec{Iface: nh.Dev, Weight: nh.Weight}
-			if nh.Via != "" {
-				n.Gateway = netip.MustParseAddr(nh.Via)
-			}
-			rs.NextHops = append(rs.NextHops, n)
-		}
-		if err := dp.AddRoute(rs); err != nil {
-			return err
-		}
-	}
-	for _, n := range c.Neighbours {
-		mac, _ := config.ParseMAC(n.LLAddr)
-		if err := dp.AddNeigh(netip.MustParseAddr(n.Addr), header.MAC(mac), n.Dev); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Crash is the dataplane's crash handler: the report is already logged
