@@ -243,21 +243,16 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 
 func (d *Dataplane) newWorker(id int) (*Worker, error) {
 	w := &Worker{
-		id: id, dp: d, core: -1, burst: d.opts.Burst, idle: d.opts.Idle,
-		drain:      int64(d.opts.DrainInterval),
-		tx:         make([]txBuffer, len(d.ports)),
-		maxPending: d.opts.MaxPending,
-		pending:    make([]pendingPkt, 0, d.opts.MaxPending),
-		lastProbe:  map[netip.Addr]int64{},
-		icmpBucket: newTokenBucket(d.opts.ICMPErrorRate),
-		kniOut:     ring.NewFrameRing(1024, 2048),
-		kniCtlOut:  ring.NewFrameRing(512, 2048),
+		id: id, dp: d, core: -1,
+		workerIO: workerIO{burst: d.opts.Burst, drain: int64(d.opts.DrainInterval), tx: make([]txBuffer, len(d.ports))},
+		workerL3: workerL3{maxPending: d.opts.MaxPending, pending: make([]pendingPkt, 0, d.opts.MaxPending),
+			lastProbe: map[netip.Addr]int64{}, icmpBucket: newTokenBucket(d.opts.ICMPErrorRate)},
+		workerKNI: workerKNI{kniOut: ring.NewFrameRing(1024, 2048), kniCtlOut: ring.NewFrameRing(512, 2048)},
+		workerLB: workerLB{pool: flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
+			redirIn: make([]*ring.FrameRing, d.opts.Workers), syncOut: newSyncRing(d.opts.SyncRing)},
+		workerPoll: workerPoll{idle: d.opts.Idle, wakeFD: -1},
+		workerCtl:  workerCtl{ctl: make(chan func(), 16)},
 		done:       make(chan struct{}),
-		wakeFD:     -1,
-		pool:       flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
-		redirIn:    make([]*ring.FrameRing, d.opts.Workers),
-		ctl:        make(chan func(), 16),
-		syncOut:    newSyncRing(d.opts.SyncRing),
 	}
 	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns, Timeouts: d.opts.Timeouts})
 	if err != nil {

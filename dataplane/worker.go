@@ -59,40 +59,69 @@ type pendingPkt struct {
 	at    int64
 }
 
-// Worker is one poll-mode worker.
+// Worker is one poll-mode worker: what DPDK's l3fwd keeps in its per-lcore
+// lcore_conf. The state is grouped by the stage that uses it; all of it is
+// owned by the worker's thread except where a field says who else reads it.
 type Worker struct {
-	id     int
-	dp     *Dataplane
-	core   int // -1: not pinned
-	queues []port.Queue
-	burst  int
-	idle   IdleMode
-	drain  int64
+	id   int
+	dp   *Dataplane
+	core int // -1: not pinned
+
+	workerIO   // queues, bursts, tx buffers, the loop's clock
+	workerL3   // snapshot, neighbours, held packets, ICMP errors
+	workerKNI  // the exception path to and from the kernel
+	workerLB   // the IPVS stage: connections, local ports, hand-overs
+	workerPoll // sleeping when idle and being woken
+	workerCtl  // requests the control side runs on this thread
+
+	ctr  workerCounters // read by the API through their published copies
+	loop loopCounters   // atomics, read by the API
+
+	stop atomic.Bool
+	done chan struct{}
+}
+
+// workerIO is the ports' side: queue i of every port, the packets in
+// flight and the transmit buffers.
+type workerIO struct {
+	queues    []port.Queue
+	burst     int
+	drain     int64 // buffered transmissions leave at least this often (ns)
+	lastDrain int64
+	now       int64 // the dataplane clock at the start of this iteration
 
 	rx  [maxBurst]*pktbuf.Buf
 	tx  []txBuffer
 	cur *pktbuf.Buf // the buffer in the pipeline, for crash reports
+}
 
+// workerL3 is what L2/L3 processing reads and keeps: the published
+// snapshot and neighbour table, packets held while their next hop is
+// resolved, and the ICMP error budget.
+type workerL3 struct {
 	snap     *snapshot
 	neigh    neighMap
 	neighVer uint64
-	now      int64
 
 	pending     []pendingPkt
 	maxPending  int
 	lastPending int64
-	lastDrain   int64
 	lastProbe   map[netip.Addr]int64
 	icmpBucket  tokenBucket
+}
 
+// workerKNI is the worker's share of the exception path.
+type workerKNI struct {
 	kniOut       *ring.FrameRing   // bulk punts to the master (tag: port)
 	kniCtlOut    *ring.FrameRing   // control punts (ARP, ND, KNI addresses, link-local multicast)
 	kniIn        []*ring.FrameRing // worker 0: frames from the kernel, per port
 	kniBucket    []tokenBucket     // per port
 	kniCtlBucket []tokenBucket     // per port, control class
 	kniSignal    bool
+}
 
-	// IPVS stage
+// workerLB is the IPVS stage's per-worker state.
+type workerLB struct {
 	lb        *ipvs.Table
 	sess      *session.Table
 	sessTick  time.Duration
@@ -105,20 +134,23 @@ type Worker struct {
 	onExpire  func(uint32, *session.Conn)
 	lbStats   []lbStat                 // by destination id; owned by this worker
 	lbPub     atomic.Pointer[[]lbStat] // the same slice, for readers
-	ctl       chan func()
-	list      listings            // open connection listings (listing.go)
-	syncPol   *SyncPolicy         // read once per loop; nil: not publishing (sync.go)
-	syncOut   *ring.SPSC[syncRec] // connection events to the sync consumer
+	syncPol   *SyncPolicy              // read once per loop; nil: not publishing (sync.go)
+	syncOut   *ring.SPSC[syncRec]      // connection events to the sync consumer
+}
 
+// workerPoll is the idle side of the loop.
+type workerPoll struct {
+	idle    IdleMode
 	wakeFD  int
 	pollFDs []unix.PollFd
 	pollTS  unix.Timespec
+}
 
-	ctr  workerCounters
-	loop loopCounters
-
-	stop atomic.Bool
-	done chan struct{}
+// workerCtl holds what the control side asks of the worker: closures run
+// between bursts and the open connection listings (listing.go).
+type workerCtl struct {
+	ctl  chan func()
+	list listings
 }
 
 // tokenBucket limits a packet rate; rate 0 means unlimited.
