@@ -1,0 +1,131 @@
+package dataplane
+
+// Packets of known connections: the session state is updated, the
+// addresses and ports are rewritten (nat.Rewrite, with TOA handling on the
+// way in), and the packet is routed on.
+
+import (
+	"net/netip"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/nat"
+	"github.com/gvs-lb/gvs/session"
+)
+
+// lbConn translates a packet of connection id and routes it on.
+func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Direction) {
+	c := w.sess.Get(id)
+	if len(w.lb.ExpireDests) > 0 {
+		if _, gone := w.lb.ExpireDests[c.Dest]; gone {
+			w.sess.ExpireNow(id)
+			w.drop(b, CtrDropLBExpiredDest)
+			return
+		}
+	}
+	flags := tcpFlags(l3)
+	var toa bool // insert the TOA (see lbtoa.go)
+	if c.Proto == header.ProtoTCP && dir == session.In {
+		var ok bool
+		if toa, ok = w.toaIn(b, l3, c, flags); !ok {
+			return
+		}
+	}
+	old := c.State
+	if c.Proto == header.ProtoTCP {
+		if _, ch := w.sess.Update(id, dir, flags, w.tick()); ch != session.Unchanged {
+			if d := w.lb.Dests[c.Dest]; d != nil {
+				da, di := ch.Deltas()
+				d.C.Active.Add(int64(da))
+				d.C.Inactive.Add(int64(di))
+			}
+		}
+	} else {
+		w.sess.Touch(id, w.tick())
+	}
+	if w.syncPol != nil {
+		w.syncIn(c, dir, old) // session sync (sync.go)
+	}
+	var to nat.Endpoints
+	if st := &w.lbStats[c.Dest]; dir == session.In {
+		st.inPkts.Add(1)
+		st.inBytes.Add(uint64(len(l3)))
+		to = nat.Endpoints{Src: c.LAddrPort().Addr().Unmap(), Dst: c.DAddrPort().Addr().Unmap(), SrcPort: c.LPort, DstPort: c.DPort}
+		w.ctr.inc(CtrLBIn)
+	} else {
+		st.outPkts.Add(1)
+		st.outBytes.Add(uint64(len(l3)))
+		to = nat.Endpoints{Src: c.VAddrPort().Addr().Unmap(), Dst: c.CAddrPort().Addr().Unmap(), SrcPort: c.VPort, DstPort: c.CPort}
+		if c.Proto == header.ProtoTCP {
+			toaOut(c, flags)
+		}
+		w.ctr.inc(CtrLBOut)
+	}
+	if err := nat.Rewrite(l3, &to); err != nil {
+		w.drop(b, CtrDropLBBadL4)
+		return
+	}
+	if dir == session.Out && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
+		// leave room for the TOA the client's first ACK will carry
+		w.clampMSS(l3, to.Dst)
+	}
+	if toa {
+		l3 = w.toaInsert(b, l3, c, to.Dst)
+	}
+	w.lbRoute(b, l3, to.Dst)
+}
+
+// clampMSS lowers the MSS a real server advertises so that a full-size
+// client segment plus the TOA option fits the interface towards the
+// servers.
+func (w *Worker) clampMSS(l3 []byte, client netip.Addr) {
+	r := w.snap.routes.Lookup(client)
+	mtu := 1500
+	if r != nil {
+		if out := w.snap.iface(r.Iface); out != nil {
+			mtu = out.MTU
+		}
+	}
+	hdr := header.IPv4MinSize + header.TCPMinSize
+	if l3[0]>>4 == 6 {
+		hdr = header.IPv6MinSize + header.TCPMinSize
+	}
+	if m := mtu - hdr - nat.TOALen(client); m > 0 {
+		nat.ClampMSS(l3, uint16(m))
+	}
+}
+
+// lbRoute decrements the TTL and sends a translated packet towards dst.
+func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
+	r := w.snap.routes.Lookup(dst)
+	if r == nil {
+		w.drop(b, CtrDropNoRoute)
+		return
+	}
+	nh, oif := routePath(r, dst, l3) // the translated packet's flow
+	out := w.snap.iface(oif)
+	if out == nil {
+		w.drop(b, CtrDropNoRoute)
+		return
+	}
+	if l3[0]>>4 == 4 {
+		ip := header.IPv4(l3)
+		if ip.TTL() <= 1 {
+			w.drop(b, CtrDropTTLExceeded)
+			return
+		}
+		ip.DecTTL()
+	} else {
+		ip := header.IPv6(l3)
+		if ip.HopLimit() <= 1 {
+			w.drop(b, CtrDropTTLExceeded)
+			return
+		}
+		ip.SetHopLimit(ip.HopLimit() - 1)
+	}
+	if len(l3) > out.MTU {
+		w.drop(b, CtrDropMTUExceeded)
+		return
+	}
+	w.xmit(b, out, nh)
+}

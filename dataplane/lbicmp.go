@@ -1,0 +1,69 @@
+package dataplane
+
+// ICMP errors that quote a connection's packet are translated for the
+// other side of the connection.
+
+import (
+	"net/netip"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/nat"
+	"github.com/gvs-lb/gvs/session"
+)
+
+// lbICMP translates ICMP errors about load-balanced connections.
+func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) bool {
+	e, err := nat.ParseICMPError(l3)
+	if err != nil {
+		return false // echo and friends: local delivery
+	}
+	if !icmpChecksumValid(l3) {
+		// a corrupt error must not steer a connection (and its
+		// incremental translation would stay corrupt)
+		w.drop(b, CtrDropICMPInvalid)
+		return true
+	}
+	// the quoted packet went the other way: its reverse is a conn key
+	key := session.MakeKey(e.InnerProto, netip.AddrPortFrom(e.Inner.Dst, e.Inner.DstPort), netip.AddrPortFrom(e.Inner.Src, e.Inner.SrcPort))
+	id, dir, found := w.sess.Lookup(key)
+	if !found {
+		if _, isLocal := w.lb.LAddrs[e.Inner.Src]; isLocal {
+			if owner := w.dp.steer.Owner(e.Inner.SrcPort); owner != w.id && owner < len(w.dp.workers) {
+				w.redirect(b, owner)
+				return true
+			}
+		}
+		w.drop(b, CtrDropLBNoConn)
+		return true
+	}
+	c := w.sess.Get(id)
+	var outerSrc, outerDst netip.Addr
+	var inner nat.Endpoints
+	if dir == session.Out {
+		// from the real server's side about L→D: tell the client about C→V
+		outerSrc, outerDst = c.VAddrPort().Addr().Unmap(), c.CAddrPort().Addr().Unmap()
+		inner = nat.Endpoints{Src: outerDst, Dst: outerSrc, SrcPort: c.CPort, DstPort: c.VPort}
+	} else {
+		// from the client's side about V→C: tell the real server about D→L
+		outerSrc, outerDst = c.LAddrPort().Addr().Unmap(), c.DAddrPort().Addr().Unmap()
+		inner = nat.Endpoints{Src: outerDst, Dst: outerSrc, SrcPort: c.DPort, DstPort: c.LPort}
+	}
+	if err := nat.TranslateICMPError(l3, outerSrc, outerDst, &inner); err != nil {
+		w.drop(b, CtrDropICMPInvalid)
+		return true
+	}
+	w.ctr.inc(CtrLBICMPTranslated)
+	w.lbRoute(b, l3, outerDst)
+	return true
+}
+
+// icmpChecksumValid checks the ICMP or ICMPv6 checksum of a validated IP
+// packet whose payload ParseICMPError accepted.
+func icmpChecksumValid(l3 []byte) bool {
+	if l3[0]>>4 == 4 {
+		return header.ICMPv4(header.IPv4(l3).Payload()).ChecksumValid()
+	}
+	ip := header.IPv6(l3)
+	return header.ICMPv6ChecksumValid(header.ICMPv6(ip.Payload()), ip.Src(), ip.Dst())
+}
