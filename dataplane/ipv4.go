@@ -32,11 +32,11 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
-	if w.lbInput(b, ip, dst, ip.Protocol(), ip.IsFragment()) {
+	if w.lbInput(b, ip, dst, ip.Protocol(), ip.IsFragment()) == stolen {
 		return
 	}
 	if _, ok := w.snap.local[dst]; ok {
-		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) {
+		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) == stolen {
 			return
 		}
 		w.toKNI(b, kniBulk)
@@ -61,16 +61,16 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 	w.forward4(b, ip)
 }
 
-// icmp4Local handles ICMP to a dataplane address; false leaves the packet to
+// icmp4Local handles ICMP to a dataplane address; pass leaves the packet to
 // the caller (to the kernel).
-func (w *Worker) icmp4Local(b *pktbuf.Buf, ip header.IPv4, ifc *Iface) bool {
+func (w *Worker) icmp4Local(b *pktbuf.Buf, ip header.IPv4, ifc *Iface) verdict {
 	m := header.ICMPv4(ip.Payload())
 	if len(m) < header.ICMPv4MinSize || !m.ChecksumValid() {
 		w.drop(b, CtrDropICMPInvalid)
-		return true
+		return stolen
 	}
 	if m.Type() != header.ICMPv4EchoRequest {
-		return false
+		return pass
 	}
 	// Echo reply in place: back to the L2 sender, like the reply direction
 	// of a connection; a VLAN tag stays.
@@ -84,7 +84,7 @@ func (w *Worker) icmp4Local(b *pktbuf.Buf, ip header.IPv4, ifc *Iface) bool {
 	eth.SetSrc(ifc.MAC)
 	w.ctr.inc(CtrEchoReplied)
 	w.enqueueTx(ifc.Port, b)
-	return true
+	return stolen
 }
 
 // forward4 routes a transit packet.

@@ -27,7 +27,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 	b.SetLen(l3 + tl)
 	ip = ip[:tl]
 	dst := ip.Dst()
-	if ip.NextHeader() == header.ProtoICMPv6 && w.icmp6Input(b, ip, ifc) {
+	if ip.NextHeader() == header.ProtoICMPv6 && w.icmp6Input(b, ip, ifc) == stolen {
 		return
 	}
 	// (neighbour discovery above may come from ::; nothing else may)
@@ -35,7 +35,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
-	if w.lbInput(b, ip, dst, ip.NextHeader(), false) {
+	if w.lbInput(b, ip, dst, ip.NextHeader(), false) == stolen {
 		return
 	}
 	if _, ok := w.snap.local[dst]; ok {
@@ -57,13 +57,13 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 	w.forward6(b, ip)
 }
 
-// icmp6Input handles NS/NA and echo requests; false leaves the packet to
+// icmp6Input handles NS/NA and echo requests; pass leaves the packet to
 // the caller.
-func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) bool {
+func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) verdict {
 	m := header.ICMPv6(ip.Payload())
 	if len(m) < header.ICMPv6MinSize {
 		w.drop(b, CtrDropICMPInvalid)
-		return true
+		return stolen
 	}
 	src, dst := ip.Src(), ip.Dst()
 	typ := m.Type()
@@ -72,27 +72,27 @@ func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) bool {
 		nd := header.NDP(m)
 		if !nd.IsValid() || ip.HopLimit() != 255 || m.Code() != 0 || !header.ICMPv6ChecksumValid(m, src, dst) {
 			w.drop(b, CtrDropNDInvalid)
-			return true
+			return stolen
 		}
 		if typ == header.ICMPv6NeighborSolicit {
 			return w.ndSolicit(b, ip, nd, ifc)
 		}
 		if w.ndAdvert(b, ip, nd, ifc) {
 			b.Free() // an answer to the dataplane's own solicitation
-			return true
+			return stolen
 		}
-		return false // the kernel may be waiting for it
+		return pass // the kernel may be waiting for it
 	case header.ICMPv6EchoRequest:
 		if owner, ok := w.snap.local[dst]; !ok || owner == 0 {
-			return false
+			return pass
 		}
 		if w.martian6(src, dst) {
 			w.drop(b, CtrDropMartian)
-			return true
+			return stolen
 		}
 		if !header.ICMPv6ChecksumValid(m, src, dst) {
 			w.drop(b, CtrDropICMPInvalid)
-			return true
+			return stolen
 		}
 		// the pseudo-header sum is symmetric in the addresses: only the
 		// type changes the checksum.
@@ -106,17 +106,17 @@ func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) bool {
 		eth.SetSrc(ifc.MAC)
 		w.ctr.inc(CtrEchoReplied)
 		w.enqueueTx(ifc.Port, b)
-		return true
+		return stolen
 	}
-	return false
+	return pass
 }
 
 // ndSolicit answers a solicitation for one of the interface's addresses.
-func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Iface) bool {
+func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Iface) verdict {
 	target := nd.Target()
 	owner, ok := w.snap.local[target]
 	if !ok || owner != ifc.Index {
-		return false
+		return pass
 	}
 	src := ip.Src()
 	eth := header.Ethernet(b.Bytes())
@@ -144,7 +144,7 @@ func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *If
 	l3 := int(b.L3)
 	if !b.SetLen(l3 + header.IPv6MinSize + header.NDPNeighborAdvertSize) {
 		w.drop(b, CtrDropNoBuffer)
-		return true
+		return stolen
 	}
 	ip = header.IPv6(b.Bytes()[l3:])
 	ip.Encode(&header.IPv6Fields{PayloadLen: header.NDPNeighborAdvertSize, NextHeader: header.ProtoICMPv6,
@@ -157,7 +157,7 @@ func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *If
 	eth.SetSrc(ifc.MAC)
 	w.ctr.inc(CtrNDReplied)
 	w.enqueueTx(ifc.Port, b)
-	return true
+	return stolen
 }
 
 // ndAdvert learns from advertisements for neighbours the dataplane asked

@@ -33,47 +33,47 @@ import (
 	"github.com/gvs-lb/gvs/session"
 )
 
-// lbInput returns true when the IPVS stage consumed b. l3 is the validated
+// lbInput returns stolen when the IPVS stage took b. l3 is the validated
 // IP packet, trimmed to its length.
-func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, fragment bool) bool {
+func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, fragment bool) verdict {
 	tbl := w.lb
 	if _, ours := tbl.Addrs[dst]; !ours {
-		return false
+		return pass
 	}
 	switch proto {
 	case header.ProtoTCP, header.ProtoUDP:
 	case header.ProtoICMP, header.ProtoICMPv6:
 		return w.lbICMP(b, l3)
 	default:
-		return false
+		return pass
 	}
 	if fragment {
 		w.drop(b, CtrDropLBFragment)
-		return true
+		return stolen
 	}
 	key, ok := session.ParseKey(l3)
 	if !ok {
 		w.drop(b, CtrDropLBBadL4)
-		return true
+		return stolen
 	}
 	if id, dir, found := w.sess.Lookup(key); found {
 		w.lbConn(b, l3, id, dir)
-		return true
+		return stolen
 	}
 	if _, isLocal := tbl.LAddrs[dst]; isLocal {
 		if owner := w.dp.steer.Owner(key.DstPort); owner != w.id && owner < len(w.dp.workers) {
 			w.redirect(b, owner)
-			return true
+			return stolen
 		}
 		w.drop(b, CtrDropLBNoConn)
-		return true
+		return stolen
 	}
 	svc := tbl.Lookup(ipvs.Proto(proto), dst, key.DstPort)
 	if svc == nil {
 		// a port of a virtual address without a service: nobody behind it
 		// (punting it would let a flood use up the kernel's share)
 		w.drop(b, CtrDropLBNoService)
-		return true
+		return stolen
 	}
 	return w.lbNew(b, l3, svc, key)
 }

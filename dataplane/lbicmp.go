@@ -13,16 +13,16 @@ import (
 )
 
 // lbICMP translates ICMP errors about load-balanced connections.
-func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) bool {
+func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 	e, err := nat.ParseICMPError(l3)
 	if err != nil {
-		return false // echo and friends: local delivery
+		return pass // echo and friends: local delivery
 	}
 	if !icmpChecksumValid(l3) {
 		// a corrupt error must not steer a connection (and its
 		// incremental translation would stay corrupt)
 		w.drop(b, CtrDropICMPInvalid)
-		return true
+		return stolen
 	}
 	// the quoted packet went the other way: its reverse is a conn key
 	key := session.MakeKey(e.InnerProto, netip.AddrPortFrom(e.Inner.Dst, e.Inner.DstPort), netip.AddrPortFrom(e.Inner.Src, e.Inner.SrcPort))
@@ -31,11 +31,11 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) bool {
 		if _, isLocal := w.lb.LAddrs[e.Inner.Src]; isLocal {
 			if owner := w.dp.steer.Owner(e.Inner.SrcPort); owner != w.id && owner < len(w.dp.workers) {
 				w.redirect(b, owner)
-				return true
+				return stolen
 			}
 		}
 		w.drop(b, CtrDropLBNoConn)
-		return true
+		return stolen
 	}
 	c := w.sess.Get(id)
 	var outerSrc, outerDst netip.Addr
@@ -51,11 +51,11 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) bool {
 	}
 	if err := nat.TranslateICMPError(l3, outerSrc, outerDst, &inner); err != nil {
 		w.drop(b, CtrDropICMPInvalid)
-		return true
+		return stolen
 	}
 	w.ctr.inc(CtrLBICMPTranslated)
 	w.lbRoute(b, l3, outerDst)
-	return true
+	return stolen
 }
 
 // icmpChecksumValid checks the ICMP or ICMPv6 checksum of a validated IP

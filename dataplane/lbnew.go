@@ -15,7 +15,7 @@ import (
 )
 
 // lbNew schedules a new connection and sends its first packet.
-func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.Key) bool {
+func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.Key) verdict {
 	midFlow := false
 	if key.Proto == header.ProtoTCP {
 		if f := tcpFlags(l3); f&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST|header.TCPFlagFIN) != header.TCPFlagSYN {
@@ -23,7 +23,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 			// or RST of a flow this node has no connection for
 			if !svc.Spec.MidFlow || f&(header.TCPFlagSYN|header.TCPFlagRST|header.TCPFlagACK) != header.TCPFlagACK {
 				w.drop(b, CtrDropLBNotSYN)
-				return true
+				return stolen
 			}
 			midFlow = true
 		}
@@ -33,13 +33,13 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 	vip = netip.AddrPortFrom(vip.Addr().Unmap(), vip.Port())
 	if len(svc.AllocLAddrs) == 0 {
 		w.drop(b, CtrDropLBNoLAddr) // none, or only backup ones
-		return true
+		return stolen
 	}
 	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto}
 	i := svc.Scheds[w.id].Pick(&w.flow)
 	if i < 0 {
 		w.drop(b, CtrDropLBNoDest)
-		return true
+		return stolen
 	}
 	dest := svc.Dests[i]
 	daddr := dest.Spec.Addr
@@ -56,7 +56,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 	}
 	if !laddr.IsValid() {
 		w.drop(b, CtrDropLBNoPort)
-		return true
+		return stolen
 	}
 	c := session.NewConn(key.Proto, client, vip, netip.AddrPortFrom(laddr, lport), daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
@@ -71,7 +71,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		} else {
 			w.drop(b, CtrDropLBInsertFailed) // a key clash (ErrExists) or an invalid conn
 		}
-		return true
+		return stolen
 	}
 	dest.C.Inactive.Add(1)
 	dest.Stats.Conns.Add(1) // a service's count is the sum of its destinations'
@@ -80,5 +80,5 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		w.ctr.inc(CtrLBMidFlowConns)
 	}
 	w.lbConn(b, l3, id, session.In)
-	return true
+	return stolen
 }
