@@ -89,7 +89,7 @@ func tcpFlags(l3 []byte) uint8 {
 	if len(l3) < off+header.TCPMinSize {
 		return 0
 	}
-	return l3[off+13]
+	return header.TCP(l3[off:]).Flags()
 }
 
 func (w *Worker) tick() uint32 { return uint32(w.now / int64(w.sessTick)) }

@@ -109,12 +109,19 @@ func (ip IPv4) SetChecksum(c uint16) { binary.BigEndian.PutUint16(ip[v4Cksum:], 
 // (ChecksumUpdate16 with the old value).
 func (ip IPv4) SetTotalLen(n uint16) { binary.BigEndian.PutUint16(ip[v4TotalLen:], n) }
 
+// Bits of the IPv4 flags/fragment-offset field (FlagsFrag).
+const (
+	IPv4DontFragment  = 0x4000
+	IPv4MoreFragments = 0x2000
+	IPv4FragOffset    = 0x1fff
+)
+
 // IsFragment reports whether the packet is a fragment (MF set or a non-zero
 // offset).
-func (ip IPv4) IsFragment() bool { return ip.FlagsFrag()&0x3fff != 0 }
+func (ip IPv4) IsFragment() bool { return ip.FlagsFrag()&(IPv4MoreFragments|IPv4FragOffset) != 0 }
 
 // DontFragment reports the DF flag.
-func (ip IPv4) DontFragment() bool { return ip.FlagsFrag()&0x4000 != 0 }
+func (ip IPv4) DontFragment() bool { return ip.FlagsFrag()&IPv4DontFragment != 0 }
 
 // DecTTL decrements the TTL and updates the checksum incrementally.
 func (ip IPv4) DecTTL() {

@@ -13,6 +13,16 @@ type UDP []byte
 // UDPSize is the header size.
 const UDPSize = 8
 
+// Field offsets in TCP and UDP headers, for code that rewrites them in
+// place (NAT): the ports sit at the same place in both.
+const (
+	L4SrcPortOffset   = 0
+	L4DstPortOffset   = 2
+	UDPChecksumOffset = 6
+	TCPFlagsOffset    = 13
+	TCPChecksumOffset = 16
+)
+
 func (u UDP) SrcPort() uint16      { return binary.BigEndian.Uint16(u[0:]) }
 func (u UDP) DstPort() uint16      { return binary.BigEndian.Uint16(u[2:]) }
 func (u UDP) Length() uint16       { return binary.BigEndian.Uint16(u[4:]) }

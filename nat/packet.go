@@ -63,19 +63,14 @@ func isIPv6ExtHeader(nh uint8) bool {
 	return false
 }
 
-// Bits of the IPv4 flags/fragment-offset field.
+// The wire layout is header's; these are its names as Rewrite uses them.
 const (
-	ipv4MoreFragments = 0x2000
-	ipv4FragOffset    = 0x1fff
-)
-
-// Offsets of the fields Rewrite touches in TCP and UDP headers. Ports sit
-// at the same place in both.
-const (
-	l4SrcPort   = 0
-	l4DstPort   = 2
-	tcpCksumOff = 16
-	udpCksumOff = 6
+	ipv4MoreFragments = header.IPv4MoreFragments
+	ipv4FragOffset    = header.IPv4FragOffset
+	l4SrcPort         = header.L4SrcPortOffset
+	l4DstPort         = header.L4DstPortOffset
+	tcpCksumOff       = header.TCPChecksumOffset
+	udpCksumOff       = header.UDPChecksumOffset
 )
 
 // l4CksumOff returns the offset of the checksum in a TCP or UDP header and
