@@ -117,36 +117,14 @@ func watchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr),
 		return nil, fmt.Errorf("kni: watch addresses: network namespace: %w", err)
 	}
 	w := &addrWatch{want: want, update: update, ns: ns}
-	ch, done, errc, err := w.subscribe()
+	s, err := w.subscribe()
 	if err != nil {
 		return nil, fmt.Errorf("kni: watch addresses: %w", err)
 	}
-	w.errc = errc
+	w.errc = s.errc
 	go func() {
 		defer w.ns.Close()
-		for {
-			err := w.follow(ctx, ch, errc)
-			close(done)
-			if ctx.Err() != nil {
-				return
-			}
-			if o.OnError != nil {
-				o.OnError(fmt.Errorf("kni: address watch stopped (%v): re-subscribing", err))
-			}
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(o.Retry):
-				}
-				if ch, done, errc, err = w.subscribe(); err == nil {
-					break
-				}
-				if o.OnError != nil {
-					o.OnError(fmt.Errorf("kni: re-subscribing to address changes: %w", err))
-				}
-			}
-		}
+		keepFollowing(ctx, o, "address", s, w.subscribe, w.follow)
 	}()
 	return w, nil
 }
@@ -162,7 +140,7 @@ type addrWatch struct {
 
 // subscribe starts a subscription that lists the existing addresses
 // first; the set is rebuilt from that listing.
-func (w *addrWatch) subscribe() (chan netlink.AddrUpdate, chan struct{}, chan error, error) {
+func (w *addrWatch) subscribe() (subscription[netlink.AddrUpdate], error) {
 	ch := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	errc := make(chan error, 1)
@@ -177,22 +155,22 @@ func (w *addrWatch) subscribe() (chan netlink.AddrUpdate, chan struct{}, chan er
 		},
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return subscription[netlink.AddrUpdate]{}, err
 	}
 	w.set = map[netip.Addr]int{}
 	w.update(nil) // until the listing arrives, nothing is known
-	return ch, done, errc, nil
+	return subscription[netlink.AddrUpdate]{ch: ch, done: done, errc: errc}, nil
 }
 
 // follow applies updates until the subscription fails or ctx ends.
-func (w *addrWatch) follow(ctx context.Context, ch chan netlink.AddrUpdate, errc chan error) error {
+func (w *addrWatch) follow(ctx context.Context, s subscription[netlink.AddrUpdate]) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-errc:
+		case err := <-s.errc:
 			return err
-		case u, ok := <-ch:
+		case u, ok := <-s.ch:
 			if !ok {
 				return errors.New("subscription closed")
 			}

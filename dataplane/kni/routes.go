@@ -80,49 +80,17 @@ func watchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o W
 		return nil, fmt.Errorf("kni: watch routes: netlink: %w", err)
 	}
 	w := &routeWatch{want: want, update: update, ns: ns, h: h}
-	ch, done, errc, err := w.subscribe()
+	sub, err := w.subscribe()
 	if err != nil {
 		h.Close()
 		ns.Close()
 		return nil, fmt.Errorf("kni: watch routes: %w", err)
 	}
-	if err := w.relist(); err != nil {
-		close(done)
-		h.Close()
-		ns.Close()
-		return nil, fmt.Errorf("kni: watch routes: %w", err)
-	}
-	w.errc = errc
+	w.errc = sub.errc
 	go func() {
 		defer ns.Close()
 		defer h.Close()
-		for {
-			err := w.follow(ctx, ch, errc)
-			close(done)
-			if ctx.Err() != nil {
-				return
-			}
-			if o.OnError != nil {
-				o.OnError(fmt.Errorf("kni: route watch stopped (%v): re-subscribing", err))
-			}
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(o.Retry):
-				}
-				if ch, done, errc, err = w.subscribe(); err == nil {
-					w.sent = false // report the set again, changed or not
-					if err = w.relist(); err == nil {
-						break
-					}
-					close(done)
-				}
-				if o.OnError != nil {
-					o.OnError(fmt.Errorf("kni: re-subscribing to route changes: %w", err))
-				}
-			}
-		}
+		keepFollowing(ctx, o, "route", sub, w.subscribe, w.follow)
 	}()
 	return w, nil
 }
@@ -137,33 +105,39 @@ type routeWatch struct {
 	errc   chan error // the first subscription's (tests inject failures)
 }
 
-func (w *routeWatch) subscribe() (chan netlink.RouteUpdate, chan struct{}, chan error, error) {
-	ch := make(chan netlink.RouteUpdate, 256)
-	done := make(chan struct{})
-	errc := make(chan error, 1)
-	err := netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
+// subscribe starts a subscription and reads the whole table, reporting
+// it whether it changed or not.
+func (w *routeWatch) subscribe() (subscription[netlink.RouteUpdate], error) {
+	s := subscription[netlink.RouteUpdate]{ch: make(chan netlink.RouteUpdate, 256), done: make(chan struct{}), errc: make(chan error, 1)}
+	err := netlink.RouteSubscribeWithOptions(s.ch, s.done, netlink.RouteSubscribeOptions{
 		Namespace: &w.ns,
 		ErrorCallback: func(err error) {
 			select {
-			case errc <- err:
+			case s.errc <- err:
 			default:
 			}
 		},
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return s, err
 	}
-	return ch, done, errc, nil
+	w.sent = false
+	if err := w.relist(); err != nil {
+		close(s.done)
+		return s, err
+	}
+	return s, nil
 }
 
 // follow re-lists the table after each burst of notifications until the
 // subscription fails or ctx ends.
-func (w *routeWatch) follow(ctx context.Context, ch chan netlink.RouteUpdate, errc chan error) error {
+func (w *routeWatch) follow(ctx context.Context, s subscription[netlink.RouteUpdate]) error {
+	ch := s.ch
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-errc:
+		case err := <-s.errc:
 			return err
 		case _, ok := <-ch:
 			if !ok {
