@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # bench/run.sh — what `make bench` runs. In one run on this machine it
-# measures, with the same generator and sink (gvs-pktgen over AF_XDP):
+# measures, with the same generator and sink (gvs-pktgen; UDP generated with
+# XDP live frames so it can offer several times what a userspace forwarder
+# takes, TCP over AF_XDP; the sink over AF_XDP):
 #   - the kernel-side limit: zero-work XDP redirect between the LB
 #     namespace's two veths (bench/xdpfwd);
 #   - the userspace limit: a zero-work forwarder over GVS's AF_XDP driver
-#     (bench/xskfwd), 1 and 2 queues;
-#   - GVS FullNAT (gvs-dataplane, afxdp, adaptive idle; 1 and 2 workers):
-#     UDP pps at 64 bytes, SYN-flood pps, TCP connections/s and concurrent
-#     connections;
+#     (bench/xskfwd, tuned: adaptive idle, SCHED_FIFO, large rings), 1 and 2 queues;
+#   - GVS FullNAT (gvs-dataplane, afxdp, its defaults; 1 and 2 workers; and
+#     1 worker with workers.rt_priority 50): UDP pps at 64 bytes, SYN-flood
+#     pps, TCP connections/s and concurrent connections;
 #   - nftables DNAT with conntrack in the same namespace, same traffic;
 #   - haproxy (mode tcp) for connections/s;
+# in three CPU placements:
+#   sep   generator and sink on one CPU, the system under test on another;
+#   one   generator, system under test and sink on the same CPU (the whole
+#         path's cost per packet);
+#   free  nothing pinned (the scheduler decides);
+# with the cells:
+#   udp   flood, forwarded pps;            syn   SYN flood;
+#   cps   gvs-pktgen tcp connections/s;     conc  concurrent connections;
+#   over  overload curve: the system's capacity (throughput search), then
+#         forwarded pps at 1x, 2x and 5x that capacity offered;
+#   wrk   connections/s of real Linux TCP: wrk (one connection per request)
+#         through the balancer to nginx;
 # plus the pipeline micro benchmarks, and writes
 # bench/results/<date>/report.md and chart.png. See docs/benchmarks.md.
 #
-# usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--no-micro] [--out DIR]
+# usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
-#        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs2 nft haproxy   TESTS: udp syn cps conc
+#        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
+# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy   TESTS: udp syn cps conc over wrk   PLACES: sep one free
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,23 +39,27 @@ GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
 TOOLS=$STATE/bin
 GVS_BIN=${GVS_BIN:-$ROOT/bin}
 REPS=3
-ONLY="xdp xsk1 xsk2 gvs1 gvs2 nft haproxy"
-TESTS="udp syn cps conc"
+ONLY="xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy"
+TESTS="udp syn cps conc over wrk"
+PLACES="sep one free"
 MICRO=1
 QUICK=0
 OUT=""
-# CPUs: the generator and sink on GEN_CPUS, the system under test on
-# SUT_CPU (GVS with 2 workers: SUT_CPUS2, sharing a core with the generator
-# on a 2-core machine)
 NCPU=$(nproc)
-GEN_CPUS=${GEN_CPUS:-0}
-SUT_CPU=${SUT_CPU:-$((NCPU > 1 ? 1 : 0))}
-SUT_CPUS2=${SUT_CPUS2:-$([ "$NCPU" -ge 3 ] && echo "1,2" || echo "1,0")}
-SUT_CPUS_MASK=$(printf '%x' $((1 << SUT_CPU)))
 ALL_CPUS=$(seq -s, 0 $((NCPU - 1)))
+# CPUs of the separate-core placement: the generator and sink on GEN_CPU,
+# the system under test on SUT_CPU (2 workers: SUT_CPUS2, sharing a core
+# with the generator on a 2-core machine)
+GEN_CPU=${GEN_CPU:-0}
+SEP_SUT_CPU=${SUT_CPU:-$((NCPU > 1 ? 1 : 0))}
+SEP_SUT_CPUS2=${SUT_CPUS2:-$([ "$NCPU" -ge 3 ] && echo "1,2" || echo "1,0")}
+# the generator of the udp and overload cells: xdp-live or port (AF_XDP)
+GEN=${GEN:-xdp-live}
 GVS_CONN_CAPACITY=${GVS_CONN_CAPACITY:-2097152}
 # durations (seconds) and sizes of the cells
 UDP_S=5 SYN_S=4 CPS_S=4 CONC_CONNS=200000 CPS_CONCURRENCY=1024 WARM_S=1
+OVER_S=3 OVER_TRIAL=1s OVER_STEPS=6 OVER_TOLERANCE=1 OVER_FACTORS="1 2 5"
+WRK_S=5 WRK_CONNS=64
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*"; }
@@ -58,6 +76,27 @@ wait_for() { # SECONDS CMD...
 . "$ROOT/bench/topo.sh"
 . "$ROOT/bench/systems.sh"
 
+# place_set PLACE: the CPU variables of a placement
+place_set() {
+	PLACE=$1
+	case $1 in
+	sep) GEN_CPUS=$GEN_CPU SUT_CPU=$SEP_SUT_CPU SUT_CPUS2=$SEP_SUT_CPUS2 ;;
+	one) GEN_CPUS=$GEN_CPU SUT_CPU=$GEN_CPU SUT_CPUS2="" ;;
+	free) GEN_CPUS="" SUT_CPU="" SUT_CPUS2="" ;;
+	*) die "unknown placement $1 (sep one free)" ;;
+	esac
+	SUT_CPUS_MASK=0
+	[ -n "$SUT_CPU" ] && SUT_CPUS_MASK=$(printf '%x' $((1 << SUT_CPU)))
+	return 0
+}
+place_desc() {
+	case $1 in
+	sep) echo "separate cores: generator and sink on CPU $GEN_CPU, system under test on CPU $SEP_SUT_CPU (2 workers/queues: CPUs $SEP_SUT_CPUS2); nftables/haproxy: receive processing steered there with RPS, haproxy's thread pinned there; wrk and nginx on CPU $GEN_CPU" ;;
+	one) echo "one core: generator, sink and system under test all on CPU $GEN_CPU (nftables/haproxy: RPS to it)" ;;
+	free) echo "unpinned: generator, sink, system under test, wrk and nginx left to the scheduler on CPUs $ALL_CPUS (no RPS)" ;;
+	esac
+}
+
 deps() {
 	local need=()
 	command -v ip >/dev/null || need+=(iproute2)
@@ -66,6 +105,8 @@ deps() {
 	command -v conntrack >/dev/null || need+=(conntrack)
 	command -v haproxy >/dev/null || need+=(haproxy)
 	command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+	command -v wrk >/dev/null || need+=(wrk)
+	command -v nginx >/dev/null || need+=(nginx-light)
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing ${need[*]}"
 		export DEBIAN_FRONTEND=noninteractive
@@ -102,26 +143,29 @@ cleanup() {
 pg_common() {
 	echo --client-netns $NS_GEN --client-dev g0 --server-netns $NS_RS --server-dev r0 \
 		--queues "$BENCH_QUEUES" --server-queues "$BENCH_QUEUES" --client-ip $GEN_IP --gw-mac "$L0_MAC" --clients $CLIENTS \
-		--client-cpus "$GEN_CPUS" --server-cpus "$GEN_CPUS" --ring 4096 --frames 16384 \
+		$([ -n "$GEN_CPUS" ] && echo --client-cpus "$GEN_CPUS" --server-cpus "$GEN_CPUS") --ring 4096 --frames 16384 \
 		$(for rs in "${RS_IPS[@]}"; do echo --server-addrs "$rs"; done)
 }
 
-# pg_args TEST QUEUES: the mode-specific arguments of a test
+# pg_args TEST QUEUES [RATE]: the mode-specific arguments of a test
 pg_args() {
+	local udp="udp --dst $VIP:$VIP_UDP_PORT --flows 16384 --size 64 --gen $GEN --tx-queues $2"
 	case $1 in
-	udp) echo udp --dst $VIP:$VIP_UDP_PORT --flows 16384 --size 64 --tx-queues "$2" --duration ${UDP_S}s --warmup ${WARM_S}s ;;
+	udp) echo "$udp --duration ${UDP_S}s --warmup ${WARM_S}s" ;;
+	over-cap) echo "$udp --search --loss-tolerance $OVER_TOLERANCE --trial $OVER_TRIAL --steps $OVER_STEPS --warmup ${WARM_S}s" ;;
+	over-*) echo "$udp --rate $3 --duration ${OVER_S}s --warmup ${WARM_S}s" ;;
 	syn) echo syn --dst $VIP:$VIP_TCP_PORT --tx-queues "$2" --duration ${SYN_S}s --warmup ${WARM_S}s ;;
 	cps) echo tcp --dst $VIP:$VIP_TCP_PORT --tx-queues "$2" --concurrency $CPS_CONCURRENCY --duration ${CPS_S}s --warmup ${WARM_S}s ;;
 	conc) echo tcp --dst $VIP:$VIP_TCP_PORT --tx-queues "$2" --hold --conns $CONC_CONNS --concurrency $CPS_CONCURRENCY --duration 20s --warmup 0s ;;
 	esac
 }
 
-# cell SYSTEM TEST REP QUEUES: one measurement
+# cell SYSTEM TEST REP QUEUES [RATE]: one gvs-pktgen measurement
 cell() {
-	local sys=$1 test=$2 rep=$3 q=$4
-	local base=$OUT/raw/$sys-$test-$rep
+	local sys=$1 test=$2 rep=$3 q=$4 rate=${5:-}
+	local base=$OUT/raw/$PLACE-$sys-$test-$rep
 	local args
-	args="$(pg_args "$test" "$q") $(pg_common) --json $base.json"
+	args="$(pg_args "$test" "$q" "$rate") $(pg_common) --json $base.json"
 	# the held connections of a concurrency cell end when the run does
 	local extra=()
 	[ "$test" = conc ] && extra=(--drain 1s)
@@ -129,21 +173,25 @@ cell() {
 	# the generator's own TCP ceiling
 	[ "$sys" = xdp ] && [ "$test" = cps ] && extra+=(--server-addrs $VIP)
 	# the XDP redirect runs in the sender's softirq on whatever CPU sends:
-	# generate (and sink) on every CPU, else the row only measures one
-	# CPU's worth of generator
-	[ "$sys" = xdp ] && [ "$test" = udp ] && extra+=(--tx-queues "$BENCH_QUEUES" --client-cpus "$ALL_CPUS" --server-cpus "$ALL_CPUS")
+	# in the separate placement generate (and sink) on every CPU, else the
+	# row only measures one CPU's worth of generator
+	if [ "$sys" = xdp ] && [ "$PLACE" = sep ] && [[ $test == udp || $test == over-* ]]; then
+		extra+=(--tx-queues "$BENCH_QUEUES" --client-cpus "$ALL_CPUS" --server-cpus "$ALL_CPUS")
+		[ "$GEN" = xdp-live ] && extra+=(--gen-threads "$NCPU")
+	fi
 	local cmd="gvs-pktgen $args ${extra[*]}"
-	printf '%s\t%s\t%s\t%s\n' "$sys" "$test" "$rep" "$cmd" >>"$OUT/cells.tsv"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" "$test" "$rep" "$cmd" >>"$OUT/cells.tsv"
 	local t0=$SECONDS mem0=""
 	[ "$test" = conc ] && mem0=$(sys_memory "$sys")
 	# shellcheck disable=SC2086
 	if ! "$TOOLS/gvs-pktgen" $args "${extra[@]}" >"$base.txt" 2>&1; then
-		log "  $sys $test #$rep FAILED: $(tail -3 "$base.txt")"
+		log "  $PLACE $sys $test #$rep FAILED: $(tail -3 "$base.txt")"
 		return 0
 	fi
 	local headline
-	headline=$(grep -E '^(arrived|connections/s|open at end) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)
-	log "  $sys $test #$rep ($((SECONDS - t0))s): $headline"
+	headline=$(grep -E '^(arrived|throughput|connections/s|open at end|generator) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)
+	log "  $PLACE $sys $test #$rep ($((SECONDS - t0))s): $headline"
+	grep '^warning:' "$base.txt" | sed 's/^/bench:     /' || true
 	if [ "$test" = conc ]; then
 		case $sys in
 		gvs*) echo "rss_kb_before=$mem0 rss_kb_after=$(sys_memory "$sys")" >"$base.mem" ;;
@@ -151,6 +199,43 @@ cell() {
 		esac
 	fi
 	return 0
+}
+
+# json_num FILE KEY: the first number under "KEY" in a pktgen JSON result
+json_num() { sed -n "s/.*\"$2\": \([0-9.eE+-]*\).*/\1/p" "$1" | head -1; }
+
+# over SYSTEM REP QUEUES: the overload curve — the capacity (the highest
+# rate forwarded with at most OVER_TOLERANCE % loss), then fixed rates of
+# OVER_FACTORS times it
+over() {
+	local sys=$1 rep=$2 q=$3 capf cap f
+	cell "$sys" over-cap "$rep" "$q"
+	capf=$OUT/raw/$PLACE-$sys-over-cap-$rep.json
+	cap=$( [ -f "$capf" ] && json_num "$capf" throughput_pps || true)
+	# forwards nothing within the tolerance: take what arrived under overload
+	if [ -z "$cap" ] || [ "${cap%%.*}" = 0 ]; then cap=$( [ -f "$capf" ] && json_num "$capf" overload_pps || true); fi
+	if [ -z "$cap" ] || [ "${cap%%.*}" = 0 ]; then
+		log "  $PLACE $sys over #$rep: no capacity measured, no curve"
+		return 0
+	fi
+	for f in $OVER_FACTORS; do
+		cell "$sys" "over-${f}x" "$rep" "$q" "$(awk -v c="$cap" -v f="$f" 'BEGIN{printf "%.0f", c*f}')"
+	done
+}
+
+# wrk_cell SYSTEM REP: connections/s of wrk through the balancer to nginx,
+# one connection per request (Connection: close), wrk and nginx on the
+# generator's CPUs (unpinned in the free placement)
+wrk_cell() {
+	local sys=$1 rep=$2 base=$OUT/raw/$PLACE-$1-wrk-$2 pin=()
+	[ -n "$GEN_CPUS" ] && pin=(taskset -c "$GEN_CPUS")
+	local cmd="ip netns exec $NS_GEN ${pin[*]} wrk -t1 -c$WRK_CONNS -d${WRK_S}s -H 'Connection: close' --latency http://$VIP:$VIP_TCP_PORT/"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" wrk "$rep" "$cmd (nginx: nginx.conf, 1 worker$([ -n "$GEN_CPUS" ] && echo " on CPU $GEN_CPUS"))" >>"$OUT/cells.tsv"
+	if ! ip netns exec $NS_GEN "${pin[@]}" wrk -t1 -c$WRK_CONNS -d${WRK_S}s -H 'Connection: close' --latency "http://$VIP:$VIP_TCP_PORT/" >"$base.wrk" 2>&1; then
+		log "  $PLACE $sys wrk #$rep FAILED: $(tail -3 "$base.wrk")"
+		return 0
+	fi
+	log "  $PLACE $sys wrk #$rep: $(grep -E 'Requests/sec|Socket errors|Non-2xx' "$base.wrk" | tr -s ' ' | paste -sd ';' -)"
 }
 
 # sys_memory SYSTEM: gvs: resident set of gvs-dataplane in kB; nft: the
@@ -164,13 +249,24 @@ sys_memory() {
 	esac
 }
 
-# tests of a system, with the worker/queue count the generator uses
+# system_tests SYSTEM: what a system is measured with
 system_tests() {
 	case $1 in
-	xdp) echo udp cps ;;
-	xsk1 | xsk2) echo udp ;;
-	gvs1 | gvs2 | nft) echo "$TESTS" ;;
-	haproxy) echo cps ;;
+	xdp) echo udp cps over ;;
+	xsk1) echo udp over ;;
+	xsk2) echo udp ;;
+	gvs1 | nft) echo udp syn cps conc over wrk ;;
+	gvs1rt) echo udp over wrk ;;
+	gvs2) echo udp syn cps conc ;;
+	haproxy) echo cps wrk ;;
+	esac
+}
+# place_tests PLACE: what a placement measures
+place_tests() {
+	case $1 in
+	sep) echo udp syn cps conc over wrk ;;
+	one) echo over ;;
+	free) echo cps wrk ;;
 	esac
 }
 system_queues() { case $1 in xsk2 | gvs2) echo 2 ;; *) echo 1 ;; esac }
@@ -180,11 +276,12 @@ start_system() {
 	xdp) xdp_start ;;
 	xsk1) xsk_start 1 "$SUT_CPU" ;;
 	xsk2) xsk_start 2 "$SUT_CPUS2" ;;
-	gvs1) gvs_start 1 "$SUT_CPU" ;;
-	gvs2) gvs_start 2 "$SUT_CPUS2" ;;
+	gvs1) gvs_start 1 "$SUT_CPU" 0 gvs1 ;;
+	gvs1rt) gvs_start 1 "$SUT_CPU" 50 gvs1rt ;;
+	gvs2) gvs_start 2 "$SUT_CPUS2" 0 gvs2 ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs2 nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy)" ;;
 	esac
 }
 
@@ -193,8 +290,7 @@ stop_system() {
 	xdp) xdp_stop ;;
 	xsk1) xsk_stop 1 ;;
 	xsk2) xsk_stop 2 ;;
-	gvs1) gvs_stop 1 ;;
-	gvs2) gvs_stop 2 ;;
+	gvs1 | gvs1rt | gvs2) gvs_stop - "$1" ;;
 	nft) nft_stop ;;
 	haproxy) haproxy_stop ;;
 	esac
@@ -214,36 +310,79 @@ versions() {
 		echo "host: $(uname -srm)"
 		echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') × $NCPU"
 		echo "memory: $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+		echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shares its CPUs)"
 		echo "go: $("$GO" version | cut -d' ' -f3)"
 		echo "gvs: $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
 		echo "nftables: $(nft --version 2>/dev/null | head -1)"
 		echo "haproxy: $(haproxy -v 2>/dev/null | head -1)"
+		echo "wrk: $(wrk -v 2>&1 | head -1)"
+		echo "nginx: $(nginx -v 2>&1 | head -1)"
 		echo "gnuplot: $(gnuplot --version 2>/dev/null)"
-		echo "cpu pinning: generator and sink on CPU $GEN_CPUS; system under test on CPU $SUT_CPU (2-worker GVS and 2-queue xskfwd: CPUs $SUT_CPUS2; nftables and haproxy: receive processing steered there with RPS mask $SUT_CPUS_MASK, haproxy's thread pinned there); XDP redirect UDP row: generator and sink on CPUs $ALL_CPUS (the redirect runs in the sender's softirq)"
+		echo "udp generator: $GEN"
+		for p in $PLACES; do echo "placement $p: $(place_desc "$p")"; done
 		echo "nf_conntrack_max: $(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null || echo n/a)"
 		echo "reps: $REPS"
 	} >"$OUT/env.txt"
+}
+
+# measure SYSTEM: every selected test of SYSTEM in the current placement
+measure() {
+	local sys=$1 tests=() t rep
+	for t in $(system_tests "$sys"); do
+		case " $TESTS " in *" $t "*) ;; *) continue ;; esac
+		case " $(place_tests "$PLACE") " in *" $t "*) tests+=("$t") ;; esac
+	done
+	[ ${#tests[@]} -gt 0 ] || return 0
+	# two workers or queues need two CPUs of their own placement
+	if [ "$(system_queues "$sys")" = 2 ] && [ "$PLACE" != sep ]; then return 0; fi
+	log "$PLACE $sys: ${tests[*]}"
+	start_system "$sys"
+	cp "$STATE/setup-$sys.txt" "$OUT/setup-$PLACE-$sys.txt"
+	local first=1
+	for t in "${tests[@]}"; do
+		[ $first = 1 ] || reset_system "$sys"
+		first=0
+		case $t in
+		over) for rep in $(seq 1 "$REPS"); do over "$sys" "$rep" "$(system_queues "$sys")"; done ;;
+		wrk)
+			tcp_hosts_up
+			nginx_start "$GEN_CPUS"
+			for rep in $(seq 1 "$REPS"); do wrk_cell "$sys" "$rep"; done
+			nginx_stop
+			tcp_hosts_down
+			;;
+		*)
+			for rep in $(seq 1 "$REPS"); do
+				if [ "$t" = conc ] && [ "$rep" -gt 1 ]; then reset_system "$sys"; fi
+				cell "$sys" "$t" "$rep" "$(system_queues "$sys")"
+			done
+			;;
+		esac
+	done
+	stop_system "$sys"
 }
 
 main() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--reps) REPS=$2; shift 2 ;;
-		--quick) QUICK=1; REPS=1; UDP_S=3 SYN_S=3 CPS_S=3 CONC_CONNS=50000; shift ;;
+		--quick) QUICK=1; REPS=1; UDP_S=3 SYN_S=3 CPS_S=3 CONC_CONNS=50000 OVER_S=2 WRK_S=3; shift ;;
 		--only) ONLY=$2; shift 2 ;;
 		--tests) TESTS=$2; shift 2 ;;
+		--places) PLACES=$2; shift 2 ;;
 		--no-micro) MICRO=0; shift ;;
 		--out) OUT=$2; shift 2 ;;
 		--cleanup) cleanup; exit 0 ;;
 		up) deps; build; trap 'echo "bench: up failed" >&2; cleanup' ERR; topo_up; trap - ERR; exit 0 ;;
 		down) cleanup; exit 0 ;;
-		start) topo_load; OUT=${OUT:-$STATE/manual}; mkdir -p "$OUT"; start_system "$2"; exit 0 ;;
-		stop) topo_load; stop_system "$2"; exit 0 ;;
+		start) place_set sep; topo_load; OUT=${OUT:-$STATE/manual}; mkdir -p "$OUT"; start_system "$2"; exit 0 ;;
+		stop) place_set sep; topo_load; stop_system "$2"; exit 0 ;;
 		*) die "unknown argument $1 (see the header of $0)" ;;
 		esac
 	done
 	[ "$(id -u)" = 0 ] || die "needs root (network namespaces, XDP)"
 	[ "$REPS" -ge 1 ] || die "--reps $REPS: at least 1"
+	for p in $PLACES; do place_set "$p"; done
 	local t_start=$SECONDS
 	OUT=${OUT:-$ROOT/bench/results/$(date +%Y-%m-%d-%H%M%S)}
 	mkdir -p "$OUT/raw"
@@ -265,25 +404,10 @@ main() {
 	log "topology up"
 	topo_up
 	topo_load
-	for sys in $ONLY; do
-		local tests=() t
-		for t in $(system_tests "$sys"); do
-			case " $TESTS " in *" $t "*) tests+=("$t") ;; esac
-		done
-		[ ${#tests[@]} -gt 0 ] || continue
-		log "$sys: ${tests[*]}"
-		start_system "$sys"
-		cp "$STATE/setup-$sys.txt" "$OUT/setup-$sys.txt"
-		local first=1
-		for t in "${tests[@]}"; do
-			[ $first = 1 ] || reset_system "$sys"
-			first=0
-			for rep in $(seq 1 "$REPS"); do
-				if [ "$t" = conc ] && [ "$rep" -gt 1 ]; then reset_system "$sys"; fi
-				cell "$sys" "$t" "$rep" "$(system_queues "$sys")"
-			done
-		done
-		stop_system "$sys"
+	local p sys
+	for p in $PLACES; do
+		place_set "$p"
+		for sys in $ONLY; do measure "$sys"; done
 	done
 	cleanup
 	trap - EXIT

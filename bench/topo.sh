@@ -62,9 +62,10 @@ topo_down() {
 	rm -f "$STATE/created" "$STATE/topo.env"
 }
 
-# kernel_lb_addrs: the LB namespace's kernel owns l0/l1 (nftables, haproxy).
+# kernel_lb_up: the LB namespace's kernel owns l0/l1 (nftables, haproxy).
 # Its receive processing is steered to the system-under-test CPU with RPS,
-# the kernel's counterpart of pinning a GVS worker there.
+# the kernel's counterpart of pinning a GVS worker there (mask 0, unpinned
+# placement: processed where it arrives).
 kernel_lb_up() {
 	ip -n $NS_LB addr add $LB_IP/24 dev l0
 	ip -n $NS_LB addr add $LB_RS_IP/24 dev l1
@@ -74,9 +75,13 @@ kernel_lb_up() {
 	ip netns exec $NS_LB sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
 		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.l0.rp_filter=0 net.ipv4.conf.l1.rp_filter=0
 	rps_to "$SUT_CPUS_MASK"
+	# XDP live frames (the generator) reach a veth only when it runs NAPI:
+	# an XDP program (GVS, xskfwd, xdpfwd have one) or GRO on
+	ip netns exec $NS_LB ethtool -K l0 gro on >/dev/null
 }
 
 kernel_lb_down() {
+	ip netns exec $NS_LB ethtool -K l0 gro off >/dev/null 2>&1 || true
 	rps_to 0
 	ip -n $NS_LB addr flush dev l0 2>/dev/null || true
 	ip -n $NS_LB addr flush dev l1 2>/dev/null || true

@@ -95,7 +95,7 @@ func (r *runner) search(res *Result) {
 			lo = t.SentPPS
 		}
 		for i := 0; i < cfg.SearchSteps && hi-lo > 0.01*hi; i++ {
-			mid := (lo + hi) / 2
+			mid := searchMid(lo, hi)
 			if t := try(mid); t.LossPct <= cfg.LossTolerance {
 				lo = max(t.SentPPS, lo)
 			} else {
@@ -111,4 +111,16 @@ func (r *runner) search(res *Result) {
 		try(lo)
 	}
 	res.Search = s
+}
+
+// searchMid is the next rate to try between a passing lo and a failing
+// hi: the geometric mean while they are more than 4× apart, else the
+// middle. A system that collapses under overload forwards far less
+// unpaced than it can take paced, so lo starts far below its capacity;
+// halving the ratio instead of the distance reaches it in a few steps.
+func searchMid(lo, hi float64) float64 {
+	if lo > 0 && hi > 4*lo {
+		return math.Sqrt(lo * hi)
+	}
+	return (lo + hi) / 2
 }

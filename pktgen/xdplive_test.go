@@ -182,3 +182,27 @@ func FuzzLiveFrame(f *testing.F) {
 		}
 	})
 }
+
+// The throughput search narrows a wide bracket by ratio, then by
+// distance: from 1 k to 2.7 M packets/s (a system that collapses under
+// the unpaced trial), four steps bring a capacity of 150 k within a
+// factor of 1.1, where halving the distance would still stand at 1 k.
+func TestSearchMid(t *testing.T) {
+	lo, hi, capacity := 1e3, 2.7e6, 150e3
+	for range 4 {
+		if mid := searchMid(lo, hi); mid <= capacity {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if lo > capacity || lo < capacity/1.1 {
+		t.Errorf("after 4 steps the bracket is [%.0f, %.0f] (capacity %.0f)", lo, hi, capacity)
+	}
+	if m := searchMid(100, 150); m != 125 {
+		t.Errorf("close bracket: mid %v, want the middle 125", m)
+	}
+	if m := searchMid(100, 1600); m != 400 {
+		t.Errorf("wide bracket: mid %v, want the geometric mean 400", m)
+	}
+}

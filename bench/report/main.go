@@ -2,8 +2,11 @@
 // chart.png: medians with min/max over the repetitions of every cell, the
 // ratios to the kernel-side limit (XDP redirect), the userspace limit (the
 // zero-work AF_XDP forwarder with as many queues as GVS has workers) and
-// nftables, the DESIGN.md budget next to what was measured, the micro
-// benchmarks, and the exact command of every cell.
+// nftables, the overload curves and the one-core placement (over.go), the
+// connection rates of real Linux TCP (wrk → nginx), the DESIGN.md and
+// issue budgets next to what was measured, the micro benchmarks, and the
+// exact command of every cell. The tables of the first sections are the
+// separate-core placement's ("sep").
 //
 //	report --dir bench/results/2026-01-01-120000 --reps 3
 package main
@@ -14,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -50,6 +52,7 @@ var systems = []struct{ id, label string }{
 	{"xsk1", "AF_XDP zero-work forwarder, 1 queue (userspace limit)"},
 	{"xsk2", "AF_XDP zero-work forwarder, 2 queues"},
 	{"gvs1", "GVS FullNAT, 1 worker"},
+	{"gvs1rt", "GVS FullNAT, 1 worker, rt_priority 50"},
 	{"gvs2", "GVS FullNAT, 2 workers"},
 	{"nft", "nftables DNAT + conntrack"},
 	{"haproxy", "haproxy 2.6, mode tcp"},
@@ -65,10 +68,12 @@ func label(id string) string {
 }
 
 type cell struct {
+	place     string // sep, one, free
 	sys, test string
 	rep       int
 	cmd       string
 	res       *pktgen.Result
+	wrk       *wrkResult
 	mem       map[string]float64
 	failed    bool
 }
@@ -92,20 +97,31 @@ func load(dir string) (*data, error) {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		p := strings.SplitN(sc.Text(), "\t", 4)
-		if len(p) != 4 {
+		p := strings.SplitN(sc.Text(), "\t", 5)
+		var c *cell
+		var base string
+		switch len(p) {
+		case 5: // place, system, test, rep, command
+			rep, _ := strconv.Atoi(p[3])
+			c = &cell{place: p[0], sys: p[1], test: p[2], rep: rep, cmd: p[4]}
+			base = filepath.Join(dir, "raw", fmt.Sprintf("%s-%s-%s-%d", c.place, c.sys, c.test, c.rep))
+		case 4: // results from before placements: all separate-core
+			rep, _ := strconv.Atoi(p[2])
+			c = &cell{place: "sep", sys: p[0], test: p[1], rep: rep, cmd: strings.Join(p[3:], "\t")}
+			base = filepath.Join(dir, "raw", fmt.Sprintf("%s-%s-%d", c.sys, c.test, c.rep))
+		default:
 			continue
 		}
-		rep, _ := strconv.Atoi(p[2])
-		c := &cell{sys: p[0], test: p[1], rep: rep, cmd: p[3]}
-		base := filepath.Join(dir, "raw", fmt.Sprintf("%s-%s-%d", c.sys, c.test, c.rep))
 		if b, err := os.ReadFile(base + ".json"); err == nil {
 			var r pktgen.Result
 			if json.Unmarshal(b, &r) == nil {
 				c.res = &r
 			}
 		}
-		c.failed = c.res == nil
+		if c.test == "wrk" {
+			c.wrk = readWrk(base + ".wrk")
+		}
+		c.failed = c.res == nil && c.wrk == nil
 		c.mem = readKV(base + ".mem")
 		d.cells = append(d.cells, c)
 	}
@@ -159,11 +175,17 @@ func summarize(v []float64) stat {
 	return stat{med: med, min: s[0], max: s[len(s)-1], n: len(s)}
 }
 
-// metric extracts a number from each successful cell of (sys, test).
+// metric extracts a number from each successful cell of (sys, test) in
+// the separate-core placement.
 func (d *data) metric(sys, test string, f func(*cell) (float64, bool)) stat {
+	return d.metricAt("sep", sys, test, f)
+}
+
+// metricAt is metric in placement place.
+func (d *data) metricAt(place, sys, test string, f func(*cell) (float64, bool)) stat {
 	var v []float64
 	for _, c := range d.cells {
-		if c.sys != sys || c.test != test || c.failed {
+		if c.place != place || c.sys != sys || c.test != test || c.failed {
 			continue
 		}
 		if x, ok := f(c); ok {
@@ -173,8 +195,8 @@ func (d *data) metric(sys, test string, f func(*cell) (float64, bool)) stat {
 	return summarize(v)
 }
 
-func pps(c *cell) (float64, bool) { return c.res.ArrivedPPS, true }
-func cps(c *cell) (float64, bool) { return c.res.CPS, true }
+func pps(c *cell) (float64, bool) { return c.res.ArrivedPPS, c.res != nil }
+func cps(c *cell) (float64, bool) { return c.res.CPS, c.res != nil }
 
 // keptUp is the fraction of the offered packets that arrived.
 // loss is the share of the offered packets that did not arrive, in
@@ -251,9 +273,10 @@ func (d *data) write() error {
 		w(" of %d min %d s", d.elapsed/60, d.elapsed%60)
 	}
 	w(". Every number below is the **median of %d repetitions with [min–max]**, measured by `gvs-pktgen` "+
-		"(AF_XDP, the same generator and sink for every system) in the namespaces gvsb-gen → gvsb-lb → gvsb-rs; "+
+		"(UDP generated with XDP live frames, TCP over AF_XDP, the sink over AF_XDP: the same generator and sink for every system) "+
+		"and by `wrk` → nginx, in the namespaces gvsb-gen → gvsb-lb → gvsb-rs; "+
 		"the command of every cell is listed at the end. Absolute numbers move 10–40%% between runs on this shared "+
-		"2-core VM: compare systems through the ratios, which come from the same run.\n\n", d.reps)
+		"2-core VM, and other work on the machine shares its CPUs: compare systems through the ratios, which come from the same run.\n\n", d.reps)
 	w("## Machine and versions\n\n")
 	for _, l := range d.env {
 		w("- %s\n", l)
@@ -264,10 +287,10 @@ func (d *data) write() error {
 	for _, s := range systems {
 		udp[s.id] = d.metric(s.id, "udp", pps)
 	}
-	w("## Packets per second: 64-byte UDP, 16384 flows\n\n")
+	w("## Packets per second: 64-byte UDP, 16384 flows (separate cores)\n\n")
 	w("Forwarded rate = what reached the sink port (counted, plus the few lost in the sink's own receive ring). ")
-	w("The generator offers as much as it can (its ceiling on this machine is the XDP row: the kernel path forwards everything offered there).\n\n")
-	w("| system | Mpps | × kernel-side limit | × userspace limit | × nftables | offered Mpps | lost %% of offered | latency p50 / p99 µs |\n|---|---|---|---|---|---|---|---|\n")
+	w("The generator offers as much as it can; \"offered ×\" is how many times the forwarded rate it offered (a generator that offers little more than a system takes hides collapse under overload).\n\n")
+	w("| system | Mpps | × kernel-side limit | × userspace limit | × nftables | offered Mpps | offered × | lost %% of offered | latency p50 / p99 µs |\n|---|---|---|---|---|---|---|---|---|\n")
 	bound := false
 	for _, s := range systems {
 		u := udp[s.id]
@@ -279,8 +302,9 @@ func (d *data) write() error {
 			// it forwarded everything offered: the generator was the limit
 			mark, bound = "≥ ", true
 		}
-		w("| %s | %s%s | %s | %s | %s | %s | %s | %s / %s |\n", s.label, mark, fmtRate(u, 1e6, 3), ratio(u, udp["xdp"]),
-			ratio(u, udp[userspaceLimit(s.id)]), ratio(u, udp["nft"]), fmtRate(d.metric(s.id, "udp", offered), 1e6, 3),
+		off := d.metric(s.id, "udp", offered)
+		w("| %s | %s%s | %s | %s | %s | %s | %s | %s | %s / %s |\n", s.label, mark, fmtRate(u, 1e6, 3), ratio(u, udp["xdp"]),
+			ratio(u, udp[userspaceLimit(s.id)]), ratio(u, udp["nft"]), fmtRate(off, 1e6, 3), ratio(off, u),
 			fmtRate(d.metric(s.id, "udp", loss), 1, 2), fmtRate(d.metric(s.id, "udp", p50), 1, 0), fmtRate(d.metric(s.id, "udp", p99), 1, 0))
 	}
 	if bound {
@@ -341,8 +365,12 @@ func (d *data) write() error {
 		w("\n")
 	}
 
+	d.overload(w)
+	d.placements(w)
+	d.wrkSection(w, cp)
 	d.budget(w, udp, cp, syn)
-	w("## Chart\n\n![packets and connections per second per system](chart.png)\n\n")
+	d.issueBudget(w, udp, cp, syn)
+	w("## Chart\n\n![packets and connections per second per system, overload curves](chart.png)\n\n")
 	if err := d.chart(udp, syn, cp); err != nil {
 		w("(chart not drawn: %v)\n\n", err)
 	}
@@ -358,26 +386,39 @@ func (d *data) write() error {
 	}
 
 	w("## Commands\n\nSystem set-up (from `bench/systems.sh`; configuration files are in this directory):\n\n")
-	for _, s := range systems {
-		if l := readLines(filepath.Join(d.dir, "setup-"+s.id+".txt")); len(l) > 0 && l[0] != "" {
-			w("**%s**\n\n```\n%s\n```\n\n", s.label, strings.Join(l, "\n"))
+	for _, pl := range placements {
+		for _, s := range systems {
+			name := "setup-" + pl.id + "-" + s.id + ".txt"
+			if pl.id == "sep" {
+				if _, err := os.Stat(filepath.Join(d.dir, name)); err != nil {
+					name = "setup-" + s.id + ".txt" // results from before placements
+				}
+			}
+			if l := readLines(filepath.Join(d.dir, name)); len(l) > 0 && l[0] != "" {
+				w("**%s** (%s)\n\n```\n%s\n```\n\n", s.label, pl.label, strings.Join(l, "\n"))
+			}
 		}
 	}
 	w("Cells (`gvs-pktgen` is built from `cmd/gvs-pktgen`; raw output and JSON in `raw/`, not committed):\n\n")
-	w("| system | test | rep | result | command |\n|---|---|---|---|---|\n")
+	w("| placement | system | test | rep | result | command |\n|---|---|---|---|---|---|\n")
 	for _, c := range d.cells {
 		r := "failed"
 		if !c.failed {
-			switch c.test {
-			case "udp", "syn":
-				r = fmt.Sprintf("%.3f Mpps", c.res.ArrivedPPS/1e6)
-			case "cps":
+			switch {
+			case c.wrk != nil:
+				r = fmt.Sprintf("%.0f conn/s, %d socket errors", c.wrk.rps, c.wrk.errors)
+			case c.test == "over-cap" && c.res.Search != nil:
+				r = fmt.Sprintf("capacity %.3f Mpps (overload %.3f of %.3f offered)", c.res.Search.ThroughputPPS/1e6,
+					c.res.Search.OverloadPPS/1e6, c.res.Search.GeneratorPPS/1e6)
+			case c.test == "udp" || c.test == "syn" || strings.HasPrefix(c.test, "over-"):
+				r = fmt.Sprintf("%.3f Mpps of %.3f offered", c.res.ArrivedPPS/1e6, c.res.OfferedPPS/1e6)
+			case c.test == "cps":
 				r = fmt.Sprintf("%.0f conn/s", c.res.CPS)
-			case "conc":
+			case c.test == "conc":
 				r = fmt.Sprintf("%d held", c.res.Held)
 			}
 		}
-		w("| %s | %s | %d | %s | `%s` |\n", c.sys, c.test, c.rep, r, c.cmd)
+		w("| %s | %s | %s | %d | %s | `%s` |\n", c.place, c.sys, c.test, c.rep, r, strings.ReplaceAll(c.cmd, "|", "\\|"))
 	}
 	return os.WriteFile(filepath.Join(d.dir, "report.md"), []byte(b.String()), 0o644)
 }
@@ -445,62 +486,4 @@ func (d *data) budget(w func(string, ...any), udp, cps, syn map[string]stat) {
 		}
 	}
 	w("\n")
-}
-
-// chart draws chart.png with gnuplot: Mpps (UDP, SYN) and connections/s
-// per system, medians with min–max error bars.
-func (d *data) chart(udp, syn, cps map[string]stat) error {
-	var dat strings.Builder
-	short := map[string]string{"xdp": "XDP redirect (≥)", "xsk1": "AF_XDP fwd 1q", "xsk2": "AF_XDP fwd 2q",
-		"gvs1": "GVS 1w", "gvs2": "GVS 2w", "nft": "nftables", "haproxy": "haproxy"}
-	n := 0
-	for _, s := range systems {
-		u, y, c := udp[s.id], syn[s.id], cps[s.id]
-		if !u.ok() && !y.ok() && !c.ok() {
-			continue
-		}
-		col := func(v stat, unit float64) string {
-			if !v.ok() {
-				return "0 0 0"
-			}
-			return fmt.Sprintf("%g %g %g", v.med/unit, v.min/unit, v.max/unit)
-		}
-		fmt.Fprintf(&dat, "\"%s\" %s %s %s\n", short[s.id], col(u, 1e6), col(y, 1e6), col(c, 1e3))
-		n++
-	}
-	if n == 0 {
-		return fmt.Errorf("no data")
-	}
-	datPath := filepath.Join(d.dir, "chart.dat")
-	if err := os.WriteFile(datPath, []byte(dat.String()), 0o644); err != nil {
-		return err
-	}
-	gp := fmt.Sprintf(`set terminal pngcairo size 1400,560 font "sans,10" noenhanced
-set output "%s"
-set multiplot layout 1,2 title "GVS benchmark %s (medians, error bars min–max)"
-set style data histograms
-set style histogram errorbars gap 1 lw 1
-set style fill solid 0.6 border -1
-set boxwidth 0.9
-set xtics rotate by -30 scale 0
-set grid ytics
-set key top right
-set yrange [0:*]
-set title "packets per second (64-byte UDP, SYN flood)"
-set ylabel "Mpps"
-plot "%s" using 2:3:4:xtic(1) title "UDP", "" using 5:6:7 title "SYN flood"
-set title "TCP connections per second"
-set ylabel "thousand connections/s"
-plot "%s" using 8:9:10:xtic(1) title "connections/s" lc rgb "#2e7d32"
-unset multiplot
-`, filepath.Join(d.dir, "chart.png"), filepath.Base(d.dir), datPath, datPath)
-	gpPath := filepath.Join(d.dir, "chart.gp")
-	if err := os.WriteFile(gpPath, []byte(gp), 0o644); err != nil {
-		return err
-	}
-	out, err := exec.Command("gnuplot", gpPath).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("gnuplot: %v: %s", err, out)
-	}
-	return nil
 }

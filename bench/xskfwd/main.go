@@ -2,9 +2,21 @@
 // over the AF_XDP driver GVS uses (dataplane/port/afxdp, same rings, frame
 // counts, wakeups and copy-mode path). Per queue pair, one goroutine pinned
 // to a CPU receives a burst on one port, rewrites the Ethernet addresses
-// and transmits it on the other, both directions; nothing else. Idle
-// behaviour is GVS's: "busy" spins, "adaptive" sleeps in poll() after 32
-// empty loops, so the ratio GVS/xskfwd isolates what GVS's own work costs.
+// and transmits it on the other, both directions; nothing else.
+//
+// Its defaults are the best this machine kind allows, so the limit GVS is
+// held against is the real one: need_wakeup with poll() when idle
+// ("adaptive": a sleep in poll() after 32 empty loops, never a busy loop
+// that starves the kernel's receive processing on a shared CPU), the
+// thread SCHED_FIFO above the kernel's receive threads on its CPU, rings
+// 2048 (rx) / 4096 (tx), bursts of 64, 16384 frames per queue; the
+// driver itself raises each socket's send buffer to 4 MiB (SO_SNDBUFFORCE)
+// and its copy-mode transmit budget per wakeup (XDP_MAX_TX_SKB_BUDGET,
+// Linux >= 6.17) to 256. One UMEM shared by both ports with the frame
+// rewritten in place and sent back out is what an ideal forwarder would
+// do; the afxdp driver gives every queue its own UMEM, so TxBurst copies
+// each frame into the other port's UMEM (one memcpy of 60 bytes per
+// packet here), and xskfwd says so at start.
 //
 //	xskfwd --netns gvsb-lb --a l0 --b l1 --a-peer MAC --b-peer MAC --queues 1 --cpus 1
 package main
@@ -42,10 +54,11 @@ func main() {
 	flag.IntVar(&o.queues, "queues", 1, "queue pairs (one goroutine each)")
 	flag.StringVar(&o.cpus, "cpus", "", "CPUs to pin queue goroutines to, e.g. 1 or 0,1")
 	flag.StringVar(&o.idle, "idle", "adaptive", "busy or adaptive")
-	flag.IntVar(&o.burst, "burst", 32, "packets per burst")
-	flag.IntVar(&o.ring, "ring", 2048, "ring size")
-	flag.IntVar(&o.frames, "frames", 8192, "frames per queue")
-	flag.IntVar(&o.rtprio, "rt-priority", 0, ">0: SCHED_FIFO priority of the forwarding threads")
+	flag.IntVar(&o.burst, "burst", 64, "packets per burst")
+	flag.IntVar(&o.ring, "ring", 2048, "rx (and fill) ring size")
+	flag.IntVar(&o.txRing, "tx-ring", 4096, "tx (and completion) ring size")
+	flag.IntVar(&o.frames, "frames", 16384, "frames per queue")
+	flag.IntVar(&o.rtprio, "rt-priority", 50, "SCHED_FIFO priority of the forwarding threads (0: normal scheduling)")
 	flag.Parse()
 	if err := o.run(); err != nil {
 		fmt.Fprintln(os.Stderr, "xskfwd:", err)
@@ -55,12 +68,24 @@ func main() {
 
 type options struct {
 	netns, a, b, aPeer, bPeer, cpus, idle string
-	queues, burst, ring, frames, rtprio   int
+	queues, burst, ring, txRing, frames   int
+	rtprio                                int
 }
 
 func (o *options) run() error {
 	if o.a == "" || o.b == "" {
 		return errors.New("give --a and --b")
+	}
+	if o.idle != "busy" && o.idle != "adaptive" {
+		return fmt.Errorf("--idle %q: use adaptive or busy", o.idle)
+	}
+	if o.idle == "busy" && o.rtprio > 0 {
+		// measured: a SCHED_FIFO spinner on a CPU that also runs the veth
+		// receive processing forwards almost nothing
+		return errors.New("--idle busy with SCHED_FIFO starves the kernel's receive processing on the forwarding CPU: use --idle adaptive, or --rt-priority 0 on an isolated core")
+	}
+	if o.burst < 1 || o.burst > 256 {
+		return fmt.Errorf("--burst %d: use 1-256", o.burst)
 	}
 	peerA, err := net.ParseMAC(o.aPeer)
 	if err != nil {
@@ -81,18 +106,19 @@ func (o *options) run() error {
 		}
 		cpus = append(cpus, n)
 	}
+	pcfg := func(dev string) port.Config {
+		return port.Config{Name: dev, Device: dev, Queues: o.queues, RxRing: o.ring, TxRing: o.txRing, FrameCount: o.frames, ZeroCopy: "auto"}
+	}
 	open := func(dev string) (port.Port, error) {
 		var p port.Port
 		err := nsutil.Do(o.netns, func() (err error) {
-			p, err = afxdp.Open(port.Config{Name: dev, Device: dev, Queues: o.queues, RxRing: o.ring, TxRing: o.ring, FrameCount: o.frames, ZeroCopy: "auto"})
+			p, err = afxdp.Open(pcfg(dev))
 			return err
 		})
 		return p, err
 	}
 	if o.netns == "" {
-		open = func(dev string) (port.Port, error) {
-			return afxdp.Open(port.Config{Name: dev, Device: dev, Queues: o.queues, RxRing: o.ring, TxRing: o.ring, FrameCount: o.frames, ZeroCopy: "auto"})
-		}
+		open = func(dev string) (port.Port, error) { return afxdp.Open(pcfg(dev)) }
 	}
 	pa, err := open(o.a)
 	if err != nil {
@@ -108,6 +134,7 @@ func (o *options) run() error {
 	var stop atomic.Bool
 	var fwd atomic.Uint64
 	var wg sync.WaitGroup
+	errs := make(chan error, o.queues)
 	for q := 0; q < o.queues; q++ {
 		cpu := -1
 		if len(cpus) > 0 {
@@ -120,10 +147,19 @@ func (o *options) run() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.run(cpu, o.rtprio)
+			l.run(cpu, o.rtprio, errs)
 		}()
 	}
-	fmt.Printf("xskfwd: %s <-> %s, %d queue(s), idle %s\n", o.a, o.b, o.queues, o.idle)
+	for q := 0; q < o.queues; q++ {
+		if err := <-errs; err != nil {
+			stop.Store(true)
+			wg.Wait()
+			return err
+		}
+	}
+	fmt.Printf("xskfwd: %s <-> %s, %d queue(s), idle %s, SCHED_FIFO %d, burst %d, rings %d/%d, %d frames; "+
+		"UMEM per queue and port (the afxdp driver offers no shared UMEM: frames are copied between the ports)\n",
+		o.a, o.b, o.queues, o.idle, o.rtprio, o.burst, o.ring, o.txRing, o.frames)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
@@ -151,17 +187,26 @@ type loop struct {
 	bufs     [256]*pktbuf.Buf
 }
 
-func (l *loop) run(cpu, rtprio int) {
+// run is one queue pair's loop; it reports on errs whether its thread got
+// its CPU and priority.
+func (l *loop) run(cpu, rtprio int, errs chan<- error) {
 	runtime.LockOSThread()
 	if cpu >= 0 {
 		var set unix.CPUSet
 		set.Set(cpu)
-		_ = unix.SchedSetaffinity(0, &set)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			errs <- fmt.Errorf("pin to CPU %d: %w", cpu, err)
+			return
+		}
 	}
 	if rtprio > 0 {
-		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: 1, Priority: uint32(rtprio)}
-		_ = unix.SchedSetAttr(0, &attr, 0)
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(rtprio)}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			errs <- fmt.Errorf("SCHED_FIFO priority %d: %w (needs CAP_SYS_NICE; --rt-priority 0 runs without)", rtprio, err)
+			return
+		}
 	}
+	errs <- nil
 	fds := []unix.PollFd{{Fd: int32(l.qa.PollFD()), Events: unix.POLLIN}, {Fd: int32(l.qb.PollFD()), Events: unix.POLLIN}}
 	idle := 0
 	var n uint64
