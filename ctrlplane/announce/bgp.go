@@ -5,7 +5,10 @@ package announce
 // originated with this node's KNI address as the next hop (IPv4 prefixes
 // with NEXT_HOP, IPv6 with MP_REACH_NLRI and next_hop6). Routes the peers
 // send stay in the speaker's table and are not used: routes reach the
-// dataplane from the kernel's table on KNI. Close withdraws every path, waits (bounded) for the updates
+// dataplane from the kernel's table on KNI. Backup routes (peers' local
+// addresses) carry backup_prepend more copies of local_as in the AS path
+// and a MULTI_EXIT_DISC of backup_med, so routers prefer the owner's path
+// while it exists. Close withdraws every path, waits (bounded) for the updates
 // to leave, then closes the sessions with a CEASE notification.
 
 import (
@@ -45,13 +48,13 @@ type BGP struct {
 	nh6 netip.Addr
 
 	mu    sync.Mutex
-	paths map[netip.Prefix]uuid.UUID
+	paths map[Route]uuid.UUID
 }
 
 // NewBGP starts the speaker and adds the neighbours; it announces nothing
 // until Set.
 func NewBGP(ctx context.Context, c config.BGPConf, log *zap.Logger) (*BGP, error) {
-	b := &BGP{c: c, paths: map[netip.Prefix]uuid.UUID{}}
+	b := &BGP{c: c, paths: map[Route]uuid.UUID{}}
 	var err error
 	if b.nh4, err = netip.ParseAddr(c.NextHop); err != nil {
 		return nil, fmt.Errorf("announce.bgp.next_hop %q: %w", c.NextHop, err)
@@ -99,18 +102,47 @@ func NewBGP(ctx context.Context, c config.BGPConf, log *zap.Logger) (*BGP, error
 // Protocol is "bgp".
 func (b *BGP) Protocol() string { return "bgp" }
 
-func (b *BGP) path(p netip.Prefix) (*apiutil.Path, error) {
+// backupAttrs are the attributes that make a backup route worse than its
+// owner's: local_as prepended (eBGP adds one more copy on the way out) and
+// a MED.
+func (b *BGP) backupAttrs() []bgp.PathAttributeInterface {
+	var out []bgp.PathAttributeInterface
+	if n := derefInt(b.c.BackupPrepend); n > 0 {
+		as := make([]uint32, n)
+		for i := range as {
+			as[i] = b.c.LocalAS
+		}
+		out = append(out, bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, as)}))
+	}
+	if b.c.BackupMED != nil {
+		out = append(out, bgp.NewPathAttributeMultiExitDisc(*b.c.BackupMED))
+	}
+	return out
+}
+
+func derefInt(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func (b *BGP) path(r Route) (*apiutil.Path, error) {
+	p := r.Prefix
 	nlri, err := bgp.NewIPAddrPrefix(p)
 	if err != nil {
 		return nil, err
 	}
-	origin := bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)}
+	if r.Backup {
+		attrs = append(attrs, b.backupAttrs()...)
+	}
 	if p.Addr().Is4() {
 		nh, err := bgp.NewPathAttributeNextHop(b.nh4)
 		if err != nil {
 			return nil, err
 		}
-		return &apiutil.Path{Family: bgp.RF_IPv4_UC, Nlri: nlri, Attrs: []bgp.PathAttributeInterface{origin, nh}}, nil
+		return &apiutil.Path{Family: bgp.RF_IPv4_UC, Nlri: nlri, Attrs: append(attrs, nh)}, nil
 	}
 	if !b.nh6.IsValid() {
 		return nil, fmt.Errorf("cannot announce %s: announce.bgp.next_hop6 is not set", p)
@@ -119,39 +151,43 @@ func (b *BGP) path(p netip.Prefix) (*apiutil.Path, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &apiutil.Path{Family: bgp.RF_IPv6_UC, Nlri: nlri, Attrs: []bgp.PathAttributeInterface{origin, mp}}, nil
+	return &apiutil.Path{Family: bgp.RF_IPv6_UC, Nlri: nlri, Attrs: append(attrs, mp)}, nil
 }
 
-// Set makes the speaker originate exactly ps.
-func (b *BGP) Set(_ context.Context, ps []netip.Prefix) error {
+// Set makes the speaker originate exactly rs. A route that turns from
+// backup to own (or back) is withdrawn and originated again with its new
+// attributes.
+func (b *BGP) Set(_ context.Context, rs []Route) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error
-	for p, id := range b.paths {
-		if slices.Contains(ps, p) {
+	for r, id := range b.paths {
+		if slices.Contains(rs, r) {
 			continue
 		}
+		p := r.Prefix
 		if err := b.s.DeletePath(apiutil.DeletePathRequest{UUIDs: []uuid.UUID{id}}); err != nil {
 			errs = append(errs, fmt.Errorf("bgp: withdrawing %s: %w", p, err))
 			continue
 		}
-		delete(b.paths, p)
+		delete(b.paths, r)
 	}
-	for _, p := range ps {
-		if _, ok := b.paths[p]; ok {
+	for _, r := range rs {
+		if _, ok := b.paths[r]; ok {
 			continue
 		}
-		path, err := b.path(p)
+		p := r.Prefix
+		path, err := b.path(r)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("bgp: %w", err))
 			continue
 		}
-		r, err := b.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
-		if err != nil || len(r) != 1 {
+		added, err := b.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
+		if err != nil || len(added) != 1 {
 			errs = append(errs, fmt.Errorf("bgp: announcing %s: %v", p, err))
 			continue
 		}
-		b.paths[p] = r[0].UUID
+		b.paths[r] = added[0].UUID
 	}
 	return errors.Join(errs...)
 }

@@ -6,14 +6,15 @@ package announce
 // only when they change) and runs `birdc -s SOCKET configure`. A stub
 // network in each node's router LSA is what gives the routers one route with
 // a next hop per node (ECMP); the same prefix exported as an AS-external
-// route from several nodes gives one next hop only. docs/bird-gvs.conf is a
-// sample config.
+// route from several nodes gives one next hop only. Backup routes (a peer's
+// local addresses) get BackupCost instead of Cost, so that the routers
+// prefer the owner's stub network and fall back to this one when the
+// owner's router LSA is gone. docs/bird-gvs.conf is a sample config.
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,32 +40,37 @@ func NewBIRD(c config.BIRDConf) *BIRD {
 // Protocol is "ospf".
 func (b *BIRD) Protocol() string { return "ospf" }
 
-// Render returns the include files' contents for ps: IPv4 stubnets for
-// File, IPv6 for File6.
-func (b *BIRD) Render(ps []netip.Prefix) (v4, v6 []byte) {
+// Render returns the include files' contents for rs: IPv4 stubnets for
+// File, IPv6 for File6, backup routes with BackupCost.
+func (b *BIRD) Render(rs []Route) (v4, v6 []byte) {
 	var w4, w6 bytes.Buffer
 	for _, w := range []*bytes.Buffer{&w4, &w6} {
 		w.WriteString("# written by gvs-controlplane: the prefixes this node announces (docs/cluster.md)\n")
 	}
-	for _, p := range ps {
+	for _, r := range rs {
 		w := &w4
-		if p.Addr().Is6() {
+		if r.Prefix.Addr().Is6() {
 			w = &w6
 		}
-		fmt.Fprintf(w, "stubnet %s { cost %d; };\n", p, b.c.Cost)
+		cost, note := b.c.Cost, ""
+		if r.Backup {
+			cost, note = b.c.BackupCost, " # backup: a peer's local address"
+		}
+		fmt.Fprintf(w, "stubnet %s { cost %d; };%s\n", r.Prefix, cost, note)
 	}
 	return w4.Bytes(), w6.Bytes()
 }
 
-// Set makes BIRD announce exactly ps. A prefix whose family has no file is
+// Set makes BIRD announce exactly rs. A prefix whose family has no file is
 // refused.
-func (b *BIRD) Set(ctx context.Context, ps []netip.Prefix) error {
-	for _, p := range ps {
+func (b *BIRD) Set(ctx context.Context, rs []Route) error {
+	for _, r := range rs {
+		p := r.Prefix
 		if (p.Addr().Is4() && b.c.File == "") || (p.Addr().Is6() && b.c.File6 == "") {
 			return fmt.Errorf("bird: cannot announce %s: announce.bird.%s is not set", p, map[bool]string{true: "file", false: "file6"}[p.Addr().Is4()])
 		}
 	}
-	v4, v6 := b.Render(ps)
+	v4, v6 := b.Render(rs)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	changed := false

@@ -31,7 +31,7 @@ func startBIRD(t *testing.T) config.BIRDConf {
 	testenv.RequireRoot(t)
 	dir := t.TempDir()
 	c := config.BIRDConf{Socket: filepath.Join(dir, "bird.ctl"), Birdc: "birdc", File: filepath.Join(dir, "gvs4.conf"),
-		File6: filepath.Join(dir, "gvs6.conf"), Cost: 10}
+		File6: filepath.Join(dir, "gvs6.conf"), Cost: 10, BackupCost: 110}
 	for _, f := range []string{c.File, c.File6} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -59,7 +59,8 @@ interface "lo" { stub yes; }; }; }
 	return c
 }
 
-// stubnets are the stub networks in BIRD's own router LSA.
+// stubnets are the stub networks in BIRD's own router LSA, as "PREFIX
+// metric COST".
 func stubnets(t *testing.T, c config.BIRDConf, proto string) []string {
 	t.Helper()
 	out, err := exec.Command("birdc", "-s", c.Socket, "show", "ospf", "state", "all", proto).CombinedOutput()
@@ -68,8 +69,8 @@ func stubnets(t *testing.T, c config.BIRDConf, proto string) []string {
 	}
 	var nets []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "stubnet" {
-			nets = append(nets, f[1])
+		if f := strings.Fields(l); len(f) >= 4 && f[0] == "stubnet" && f[2] == "metric" {
+			nets = append(nets, strings.Join(f[1:4], " "))
 		}
 	}
 	slices.Sort(nets)
@@ -77,32 +78,33 @@ func stubnets(t *testing.T, c config.BIRDConf, proto string) []string {
 }
 
 // TestBIRDStubnets drives a real BIRD: the prefixes set appear as stub
-// networks of the node's router LSA (OSPFv2 for IPv4, OSPFv3 for IPv6),
-// removing one withdraws it, and Close withdraws the rest.
+// networks of the node's router LSA (OSPFv2 for IPv4, OSPFv3 for IPv6), a
+// backup route with the backup cost, removing one withdraws it, and Close
+// withdraws the rest.
 func TestBIRDStubnets(t *testing.T) {
 	c := startBIRD(t)
 	b := NewBIRD(c)
 	v4, v4b, v6 := netip.MustParsePrefix("10.1.0.100/32"), netip.MustParsePrefix("10.1.0.101/32"), netip.MustParsePrefix("fd00:1::100/128")
-	if err := b.Set(context.Background(), []netip.Prefix{v4, v4b, v6}); err != nil {
+	if err := b.Set(context.Background(), []Route{{Prefix: v4}, {Prefix: v4b, Backup: true}, {Prefix: v6}}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "the IPv4 stubnets", func() bool {
-		return slices.Equal(stubnets(t, c, "gvs4"), []string{"10.1.0.100/32", "10.1.0.101/32"})
+		return slices.Equal(stubnets(t, c, "gvs4"), []string{"10.1.0.100/32 metric 10", "10.1.0.101/32 metric 110"})
 	})
 	testenv.Eventually(t, 10*time.Second, "the IPv6 stubnet", func() bool {
-		return slices.Contains(stubnets(t, c, "gvs6"), "fd00:1::100/128")
+		return slices.Contains(stubnets(t, c, "gvs6"), "fd00:1::100/128 metric 10")
 	})
-	if err := b.Set(context.Background(), []netip.Prefix{v4, v6}); err != nil {
+	if err := b.Set(context.Background(), []Route{{Prefix: v4}, {Prefix: v6}}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "10.1.0.101/32 withdrawn", func() bool {
-		return slices.Equal(stubnets(t, c, "gvs4"), []string{"10.1.0.100/32"})
+		return slices.Equal(stubnets(t, c, "gvs4"), []string{"10.1.0.100/32 metric 10"})
 	})
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "everything withdrawn", func() bool {
-		return len(stubnets(t, c, "gvs4")) == 0 && !slices.Contains(stubnets(t, c, "gvs6"), "fd00:1::100/128")
+		return len(stubnets(t, c, "gvs4")) == 0 && !slices.Contains(stubnets(t, c, "gvs6"), "fd00:1::100/128 metric 10")
 	})
 }
 
@@ -115,7 +117,7 @@ func TestBIRDErrors(t *testing.T) {
 		c.Birdc = "/bin/false"
 	}
 	b := NewBIRD(c)
-	p := []netip.Prefix{netip.MustParsePrefix("10.1.0.100/32")}
+	p := []Route{{Prefix: netip.MustParsePrefix("10.1.0.100/32")}}
 	err := b.Set(context.Background(), p)
 	if err == nil || !strings.Contains(err.Error(), c.Socket) || !strings.Contains(err.Error(), c.File) {
 		t.Fatalf("err %v, want one naming %s and %s", err, c.Socket, c.File)
@@ -127,7 +129,25 @@ func TestBIRDErrors(t *testing.T) {
 	if err := b.Set(context.Background(), p); err == nil {
 		t.Error("the second Set succeeded without BIRD: a failed reload was remembered as applied")
 	}
-	if err := b.Set(context.Background(), []netip.Prefix{netip.MustParsePrefix("fd00::1/128")}); err == nil || !strings.Contains(err.Error(), "announce.bird.file6") {
+	if err := b.Set(context.Background(), []Route{{Prefix: netip.MustParsePrefix("fd00::1/128")}}); err == nil || !strings.Contains(err.Error(), "announce.bird.file6") {
 		t.Errorf("IPv6 without file6: err %v, want one naming announce.bird.file6", err)
+	}
+}
+
+// TestBIRDRender: own routes get cost, backup routes backup_cost, each
+// family in its file.
+func TestBIRDRender(t *testing.T) {
+	b := NewBIRD(config.BIRDConf{Cost: 10, BackupCost: 110})
+	v4, v6 := b.Render([]Route{{Prefix: netip.MustParsePrefix("10.23.0.101/32")}, {Prefix: netip.MustParsePrefix("10.23.0.102/32"), Backup: true},
+		{Prefix: netip.MustParsePrefix("fd00:23::102/128"), Backup: true}})
+	head := "# written by gvs-controlplane: the prefixes this node announces (docs/cluster.md)\n"
+	want4 := head + "stubnet 10.23.0.101/32 { cost 10; };\n" +
+		"stubnet 10.23.0.102/32 { cost 110; }; # backup: a peer's local address\n"
+	want6 := head + "stubnet fd00:23::102/128 { cost 110; }; # backup: a peer's local address\n"
+	if string(v4) != want4 {
+		t.Errorf("IPv4 file:\n%s\nwant:\n%s", v4, want4)
+	}
+	if string(v6) != want6 {
+		t.Errorf("IPv6 file:\n%s\nwant:\n%s", v6, want6)
 	}
 }

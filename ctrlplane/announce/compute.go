@@ -15,6 +15,15 @@
 // the replies of the connections a draining node keeps serving come back to
 // them.
 //
+// A backup local address (a peer node's, held in case it dies) is a
+// candidate of its own kind, announced like a local address but as a
+// backup Route: the speakers give it a worse metric (BIRD: backup_cost; BGP:
+// AS-path prepends and a higher MED), so the routers deliver its traffic to
+// the owner while the owner announces it, and to this node once the owner's
+// routes are gone (OSPF dead interval, BGP hold time). A prefix that is a
+// node's own local address in one service and a backup in another is its
+// own.
+//
 // The Manager (manager.go) evaluates the rule on events and on a timer,
 // and makes every Speaker's announced set equal to the result.
 package announce
@@ -34,7 +43,9 @@ import (
 const (
 	KindVIP          = "vip"
 	KindLocalAddress = "local_address"
-	KindExtra        = "extra"
+	// KindBackupLocalAddress is a peer's local address held as a backup.
+	KindBackupLocalAddress = "backup_local_address"
+	KindExtra              = "extra"
 )
 
 // Input is what the rule looks at.
@@ -66,6 +77,14 @@ type Candidate struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Route is a prefix a speaker announces. A Backup route is announced with
+// a worse metric than the owner's, so the routers use it only once the
+// owner's route is gone.
+type Route struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Backup bool         `json:"backup,omitempty"`
+}
+
 // Host returns a as a /32 or /128.
 func Host(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
@@ -81,7 +100,7 @@ func Compute(in Input) []Candidate {
 	}
 	vips := map[netip.Addr]*vip{}
 	var order []netip.Addr
-	laddrs := map[netip.Prefix]bool{}
+	laddrs := map[netip.Prefix]bool{} // prefix → this node's own (not only a backup)
 	for _, s := range in.Services {
 		v := vips[s.Key.Addr]
 		if v == nil {
@@ -96,7 +115,8 @@ func Compute(in Input) []Candidate {
 		}
 		if in.LocalAddresses {
 			for _, la := range s.LAddrs {
-				laddrs[Host(la.Addr)] = true
+				p := Host(la.Addr)
+				laddrs[p] = laddrs[p] || !la.Backup
 			}
 		}
 	}
@@ -127,9 +147,14 @@ func Compute(in Input) []Candidate {
 		}
 		out = append(out, c)
 	}
-	for p := range laddrs {
-		if _, isVIP := vips[p.Addr()]; !isVIP {
+	for p, own := range laddrs {
+		if _, isVIP := vips[p.Addr()]; isVIP {
+			continue
+		}
+		if own {
 			add(p, KindLocalAddress)
+		} else {
+			add(p, KindBackupLocalAddress)
 		}
 	}
 	for _, p := range in.Extra {
@@ -175,6 +200,27 @@ func Wanted(cs []Candidate) []netip.Prefix {
 		if c.Announce {
 			out = append(out, c.Prefix)
 		}
+	}
+	return out
+}
+
+// Routes returns the routes to announce (sorted by prefix as cs is):
+// backup local addresses as backup routes.
+func Routes(cs []Candidate) []Route {
+	var out []Route
+	for _, c := range cs {
+		if c.Announce {
+			out = append(out, Route{Prefix: c.Prefix, Backup: c.Kind == KindBackupLocalAddress})
+		}
+	}
+	return out
+}
+
+// Prefixes returns the routes' prefixes.
+func Prefixes(rs []Route) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, r.Prefix)
 	}
 	return out
 }

@@ -122,3 +122,40 @@ func TestComputeCandidatesOnceSorted(t *testing.T) {
 		t.Errorf("candidates %v, want %v", got, want)
 	}
 }
+
+// TestComputeBackupLocalAddresses: a service's backup local address is a
+// candidate of its own kind, announced (as a backup route) when local
+// addresses are, also while draining; an address that is own in one
+// service and backup in another is own.
+func TestComputeBackupLocalAddresses(t *testing.T) {
+	peer, both := netip.MustParseAddr("10.2.0.101"), netip.MustParseAddr("10.2.0.102")
+	s1 := svc(web, rs1)
+	s1.LAddrs = append(s1.LAddrs, config.LAddr{Addr: peer, Backup: true}, config.LAddr{Addr: both, Backup: true})
+	s2 := svc(echo, rs1)
+	s2.LAddrs = append(s2.LAddrs, config.LAddr{Addr: both})
+	full := actual(map[config.ServiceKey]map[netip.AddrPort]int{web: {rs1: 1}, echo: {rs1: 1}})
+	for _, tc := range []struct {
+		name string
+		in   Input
+		want []Route
+	}{
+		{"up", Input{Services: []config.Service{s1, s2}, Actual: full, LocalAddresses: true},
+			[]Route{{Prefix: Host(vip)}, {Prefix: Host(lip)}, {Prefix: Host(peer), Backup: true}, {Prefix: Host(both)}}},
+		{"draining keeps them", Input{Services: []config.Service{s1, s2}, Actual: full, LocalAddresses: true, Draining: true},
+			[]Route{{Prefix: Host(lip)}, {Prefix: Host(peer), Backup: true}, {Prefix: Host(both)}}},
+		{"dataplane unreachable", Input{Services: []config.Service{s1, s2}, LocalAddresses: true}, nil},
+		{"local addresses not announced", Input{Services: []config.Service{s1, s2}, Actual: full}, []Route{{Prefix: Host(vip)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := Compute(tc.in)
+			if got := Routes(cs); !slices.Equal(got, tc.want) {
+				t.Errorf("routes %v, want %v", got, tc.want)
+			}
+			for _, c := range cs {
+				if c.Prefix == Host(peer) && c.Kind != KindBackupLocalAddress {
+					t.Errorf("%s is %s, want %s", c.Prefix, c.Kind, KindBackupLocalAddress)
+				}
+			}
+		})
+	}
+}

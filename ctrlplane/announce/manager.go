@@ -28,8 +28,9 @@ import (
 type Speaker interface {
 	// Protocol names it in status and metrics: "ospf", "bgp".
 	Protocol() string
-	// Set makes the announced set exactly ps (sorted, each once).
-	Set(ctx context.Context, ps []netip.Prefix) error
+	// Set makes the announced set exactly rs (sorted by prefix, each
+	// once), backup routes with the protocol's worse metric.
+	Set(ctx context.Context, rs []Route) error
 	// Close withdraws (as configured) and stops.
 	Close(ctx context.Context) error
 	// Peers lists its sessions (nil when the protocol's daemon shows them).
@@ -66,8 +67,8 @@ type Manager struct {
 
 	mu        sync.Mutex
 	cands     []Candidate
-	announced map[string][]netip.Prefix // protocol → applied set
-	errs      map[string]string         // protocol → last error
+	announced map[string][]Route // protocol → applied set
+	errs      map[string]string  // protocol → last error
 	evaluated time.Time
 	closed    bool
 }
@@ -80,7 +81,7 @@ func New(o Options) *Manager {
 	if o.CallTimeout == 0 {
 		o.CallTimeout = 5 * time.Second
 	}
-	m := &Manager{o: o, kicks: make(chan struct{}, 1), announced: map[string][]netip.Prefix{}, errs: map[string]string{}}
+	m := &Manager{o: o, kicks: make(chan struct{}, 1), announced: map[string][]Route{}, errs: map[string]string{}}
 	m.draining.Store(o.Drained)
 	return m
 }
@@ -161,7 +162,7 @@ func (m *Manager) Evaluate(ctx context.Context) {
 		in.Hold = m.o.Hold()
 	}
 	cands := Compute(in)
-	want := Wanted(cands)
+	want := Routes(cands)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || ctx.Err() != nil {
@@ -250,8 +251,10 @@ type PrefixStatus struct {
 type ProtocolStatus struct {
 	Protocol  string         `json:"protocol"`
 	Announced []netip.Prefix `json:"announced"`
-	Error     string         `json:"error,omitempty"`
-	Peers     []Peer         `json:"peers,omitempty"`
+	// Backup are the announced prefixes that carry the backup metric.
+	Backup []netip.Prefix `json:"backup,omitempty"`
+	Error  string         `json:"error,omitempty"`
+	Peers  []Peer         `json:"peers,omitempty"`
 }
 
 // Status returns the current state.
@@ -261,7 +264,7 @@ func (m *Manager) Status() Status {
 	for _, c := range m.cands {
 		ps := PrefixStatus{Candidate: c, AnnouncedBy: []string{}}
 		for _, s := range m.o.Speakers {
-			if slices.Contains(m.announced[s.Protocol()], c.Prefix) {
+			if slices.Contains(Prefixes(m.announced[s.Protocol()]), c.Prefix) {
 				ps.AnnouncedBy = append(ps.AnnouncedBy, s.Protocol())
 			}
 		}
@@ -269,11 +272,21 @@ func (m *Manager) Status() Status {
 	}
 	for _, s := range m.o.Speakers {
 		st.Protocols = append(st.Protocols, ProtocolStatus{Protocol: s.Protocol(),
-			Announced: append([]netip.Prefix{}, m.announced[s.Protocol()]...), Error: m.errs[s.Protocol()]})
+			Announced: Prefixes(m.announced[s.Protocol()]), Backup: backups(m.announced[s.Protocol()]), Error: m.errs[s.Protocol()]})
 	}
 	m.mu.Unlock()
 	for i, s := range m.o.Speakers {
 		st.Protocols[i].Peers = s.Peers() // outside the lock: asks the speaker
 	}
 	return st
+}
+
+func backups(rs []Route) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range rs {
+		if r.Backup {
+			out = append(out, r.Prefix)
+		}
+	}
+	return out
 }

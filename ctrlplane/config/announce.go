@@ -41,6 +41,11 @@ type BIRDConf struct {
 	File6  string `yaml:"file6"`  // IPv6 prefixes
 	// Cost of the stub networks (default 10).
 	Cost int `yaml:"cost"`
+	// BackupCost is the cost of the backup local addresses' stub networks
+	// (peers' local addresses held in case they die; default cost + 100).
+	// It must be above cost, so that the routers send a local address's
+	// traffic to its owner while the owner announces it.
+	BackupCost int `yaml:"backup_cost"`
 	// KeepOnExit leaves the prefixes in BIRD when gvs-controlplane stops
 	// (a control-plane restart then does not move traffic). Default false:
 	// stopping withdraws them.
@@ -59,6 +64,14 @@ type BGPConf struct {
 	NextHop   string        `yaml:"next_hop"`
 	NextHop6  string        `yaml:"next_hop6"`
 	Neighbors []BGPNeighbor `yaml:"neighbors"`
+	// Backup local addresses (peers' local addresses held in case they
+	// die) are announced with a worse path than the owner's:
+	// BackupPrepend more copies of local_as in the AS path (default 3; 0
+	// with iBGP neighbours, which would drop a path holding their own AS)
+	// and a MULTI_EXIT_DISC of BackupMED (default 100; own addresses carry
+	// none, which routers read as 0).
+	BackupPrepend *int    `yaml:"backup_prepend"`
+	BackupMED     *uint32 `yaml:"backup_med"`
 }
 
 // BGPNeighbor is a BGP peer.
@@ -78,6 +91,11 @@ type BGPNeighbor struct {
 const (
 	DefaultBIRDSocket = "/run/bird/bird.ctl"
 	DefaultBGPHold    = 90 * time.Second
+	// backup local addresses: stubnet cost above announce.bird.cost,
+	// AS-path prepends and MED
+	DefaultBackupCostAbove  = 100
+	DefaultBGPBackupPrepend = 3
+	DefaultBGPBackupMED     = 100
 )
 
 // Enabled reports whether any protocol is configured.
@@ -100,10 +118,26 @@ func (a *Announce) defaults() {
 		if b.Cost == 0 {
 			b.Cost = 10
 		}
+		if b.BackupCost == 0 {
+			b.BackupCost = b.Cost + DefaultBackupCostAbove
+		}
 	}
 	if g := a.BGP; g != nil {
 		if g.NextHop == "" {
 			g.NextHop = g.RouterID
+		}
+		if g.BackupPrepend == nil {
+			n := DefaultBGPBackupPrepend
+			for _, nb := range g.Neighbors {
+				if nb.PeerAS == g.LocalAS {
+					n = 0 // iBGP: the peers would see their own AS
+				}
+			}
+			g.BackupPrepend = &n
+		}
+		if g.BackupMED == nil {
+			m := uint32(DefaultBGPBackupMED)
+			g.BackupMED = &m
 		}
 		for i := range g.Neighbors {
 			if g.Neighbors[i].HoldTime == 0 {
@@ -144,6 +178,11 @@ func (a *Announce) validate(e *errs) {
 		if b.Cost < 1 || b.Cost > 65535 {
 			e.add("announce.bird.cost", "%d: give 1-65535", b.Cost)
 		}
+		if b.BackupCost < 1 || b.BackupCost > 65535 {
+			e.add("announce.bird.backup_cost", "%d: give 1-65535, above cost (%d)", b.BackupCost, b.Cost)
+		} else if b.BackupCost <= b.Cost {
+			e.add("announce.bird.backup_cost", "%d is not above cost (%d): the routers would prefer a peer's local address here over its owner; give more than %d", b.BackupCost, b.Cost, b.Cost)
+		}
 	}
 	if g := a.BGP; g != nil {
 		if g.LocalAS == 0 {
@@ -165,6 +204,18 @@ func (a *Announce) validate(e *errs) {
 		}
 		if len(g.Neighbors) == 0 {
 			e.add("announce.bgp.neighbors", "none: give at least one {address, peer_as}")
+		}
+		if p := g.BackupPrepend; p != nil {
+			if *p < 0 || *p > 16 {
+				e.add("announce.bgp.backup_prepend", "%d: give 0-16", *p)
+			} else if *p > 0 {
+				for i, n := range g.Neighbors {
+					if n.PeerAS == g.LocalAS {
+						e.add("announce.bgp.backup_prepend", "%d with the iBGP neighbor %d (%s, AS %d): it would drop paths holding its own AS; give 0 (backup_med still ranks them)", *p, i, n.Address, n.PeerAS)
+						break
+					}
+				}
+			}
 		}
 		seen := map[netip.Addr]bool{}
 		for i, n := range g.Neighbors {
