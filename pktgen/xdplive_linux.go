@@ -62,7 +62,7 @@ type xdpMd struct {
 
 // startLive starts the live-frame threads sending to nextHop and returns
 // once every one has loaded its program and sent its first frame, or with
-// the first error after all of them stopped.
+// the errors once all of them stopped.
 func (r *runner) startLive(nextHop header.MAC) error {
 	n := r.cfg.liveThreads()
 	ready := make(chan error, n)
@@ -79,7 +79,7 @@ func (r *runner) startLive(nextHop header.MAC) error {
 		g.tpl = tpl
 		gens[i] = g
 	}
-	var stop chan struct{} = make(chan struct{})
+	stop := make(chan struct{})
 	for _, g := range gens {
 		r.wg.Add(1)
 		go g.run(ready, stop)
@@ -90,11 +90,13 @@ func (r *runner) startLive(nextHop header.MAC) error {
 			errs = append(errs, err)
 		}
 	}
+	// the first frames of threads that started count even if another
+	// thread failed
+	r.live = gens
 	if len(errs) > 0 {
 		close(stop)
 		return errors.Join(errs...)
 	}
-	r.live = gens
 	return nil
 }
 
