@@ -19,13 +19,8 @@ import (
 func newChangeDP(t *testing.T, workers int) (*Dataplane, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
-	p0 := mem.New(port.Config{Name: "dp0", Queues: workers}, net.HardwareAddr{2, 0, 0, 0, 0, 0x10})
-	p1 := mem.New(port.Config{Name: "dp1", Queues: workers}, net.HardwareAddr{2, 0, 0, 0, 0, 0x11})
-	d, err := New(Options{Workers: workers, Forward4: true, Logger: zap.New(core)}, []PortSpec{{Port: p0}, {Port: p1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d, logs
+	td := fixture{Options: Options{Workers: workers, Logger: zap.New(core)}, addrs: []string{}}.build(t)
+	return td.d, logs
 }
 
 func TestNewRefusesTooManyWorkers(t *testing.T) {

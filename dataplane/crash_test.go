@@ -5,9 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gvs-lb/gvs/dataplane/port"
-	"github.com/gvs-lb/gvs/dataplane/port/mem"
 )
 
 // TestWorkerPanicReported: a panic on a worker's thread while it holds a
@@ -15,12 +12,7 @@ import (
 // the other goroutines are not taken down with it.
 func TestWorkerPanicReported(t *testing.T) {
 	reports := make(chan CrashReport, 1)
-	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, macDP0)
-	d, err := New(Options{Workers: 1, ConnCapacity: 64, OnCrash: func(r CrashReport) { reports <- r }},
-		[]PortSpec{{Port: p0}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixture{Options: Options{ConnCapacity: 64, OnCrash: func(r CrashReport) { reports <- r }}}.build(t).d
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
