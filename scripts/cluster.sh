@@ -3,15 +3,20 @@
 # them with OSPF ECMP (docs/cluster.md). Namespaces are gvsc-*, so it never
 # collides with scripts/lab.sh.
 #
-#   gvsc-client (eth0 10.21.0.2) ── eth0 [gvsc-rt 10.21.0.1 | br0 10.20.0.1, BIRD OSPF, ECMP, L4 hash]
-#                                            │ br0 (front segment 10.20.0.0/24)
-#                     ┌──────────────────────┴───────────────────────┐
-#     dp0 [gvsc-a: gvs-dataplane, KNI dp0.kni 10.20.0.21,    dp0 [gvsc-b: … dp0.kni 10.20.0.22 …]
-#          BIRD, gvs-controlplane] dp1                            dp1
-#                     └───────── br0 [gvsc-sw] (10.22.0.0/24) ───────┘
+#   gvsc-client (eth0 10.21.0.2) ── eth0 [gvsc-rt 10.21.0.1 | br0 10.20.0.1, BIRD OSPF, ECMP, L4 hash | sw0 10.22.0.1]
+#                                            │ br0 (front segment 10.20.0.0/24)                          │
+#                     ┌──────────────────────┴───────────────────────┐                                │
+#     dp0 [gvsc-a: gvs-dataplane, KNI dp0.kni 10.20.0.21,    dp0 [gvsc-b: … dp0.kni 10.20.0.22 …]      │
+#          BIRD, gvs-controlplane] dp1                            dp1                                 │
+#                     └───────── br0 [gvsc-sw] (10.22.0.0/24) ───────┴────────────────────────────────┘
 #                                   gvsc-rs1 10.22.0.31, gvsc-rs2 10.22.0.32 (gvs-testsrv :8080)
-#   VIP 10.30.0.100:80 (FullNAT, wrr) on both nodes; local addresses 10.22.0.101 (a), 10.22.0.102 (b);
-#   health checks from dp1.kni 10.22.0.21 (a) / .22 (b): HTTP_GET, plus a MISC_CHECK that fails while
+#   VIP 10.30.0.100:80 (FullNAT, wrr) on both nodes. Local addresses are routed, off the servers'
+#   segment: 10.23.0.101 (a's own) and 10.23.0.102 (b's own), both held by both dataplanes as /32s on
+#   dp1, the peer's as a backup local address; each node announces its own as an OSPF stub /32 with
+#   cost 10 and the peer's with backup_cost 110, so the router sends the servers' replies (they route
+#   10.23.0.0/24 via the router's 10.22.0.1) to the owner while it lives and to the other node once
+#   the owner's routes are gone (docs/cluster.md, "Local addresses that survive a node").
+#   Health checks from dp1.kni 10.22.0.21 (a) / .22 (b): HTTP_GET, plus a MISC_CHECK that fails while
 #   $STATE/NODE/fail exists (to fail one node's checks alone). The router also waits (passive) for BGP
 #   sessions from 10.20.0.21 (AS 65001) and 10.20.0.22 (AS 65002), for nodes configured with announce.bgp.
 #   The nodes sync their connections over dp0.kni (224.0.0.81:8848, key $STATE/sync.key; docs/sync.md).
@@ -40,6 +45,8 @@ cmd_env() {
 	echo "SW_NS=$SW_NS"
 	echo "CLIENT_IP=10.21.0.2"
 	echo "RT_FRONT_IP=10.20.0.1"
+	echo "RT_SW_IP=10.22.0.1"
+	echo "LIP_PREFIX=10.23.0.0/24"
 	echo "VIP=$VIP"
 	echo "RT_BIRD_SOCKET=$STATE/rt/bird.ctl"
 	echo "SYNC_KEY=$STATE/sync.key"
@@ -53,7 +60,7 @@ cmd_env() {
 		i=$(idx "$n")
 		echo "NODE_${N}_NS=gvsc-$n"
 		echo "NODE_${N}_KNI_IP=10.20.0.2$i"
-		echo "NODE_${N}_LIP=10.22.0.10$i"
+		echo "NODE_${N}_LIP=10.23.0.10$i"
 		echo "NODE_${N}_DIR=$STATE/$n"
 		echo "NODE_${N}_DP_SOCKET=$STATE/$n/dataplane.sock"
 		echo "NODE_${N}_CP_SOCKET=$STATE/$n/controlplane.sock"
@@ -119,8 +126,9 @@ router_bird() {
 }
 
 node_configs() { # NODE
-	local n=$1 i d r
+	local n=$1 i d r p
 	i=$(idx "$n")
+	p=$((3 - i)) # the peer's index
 	d=$STATE/$n
 	mkdir -p "$d"
 	: >"$d/bird-gvs4.conf"
@@ -138,7 +146,8 @@ node_configs() { # NODE
 	  - {addr: 10.20.0.1$i/24, dev: dp0}
 	  - {addr: $VIP/32, dev: dp0}
 	  - {addr: 10.22.0.1$i/24, dev: dp1}
-	  - {addr: 10.22.0.10$i/32, dev: dp1}
+	  - {addr: 10.23.0.101/32, dev: dp1}   # a's local address (b's backup)
+	  - {addr: 10.23.0.102/32, dev: dp1}   # b's local address (a's backup)
 	routes:
 	  - {dst: 10.21.0.0/24, via: 10.20.0.1, dev: dp0}
 	forwarding: {ipv4: true, ipv6: false}
@@ -152,7 +161,8 @@ node_configs() { # NODE
 	global_defs: {bindto: 10.22.0.2$i}
 	announce:
 	  interval: 200ms
-	  bird: {socket: $d/bird.ctl, file: $d/bird-gvs4.conf}
+	  local_addresses: true
+	  bird: {socket: $d/bird.ctl, file: $d/bird-gvs4.conf, cost: 10, backup_cost: 110}
 	sync: {interface: dp0.kni, node_id: $i, key_file: $STATE/sync.key, bulk_wait: 1s}
 	virtual_servers:
 	  - name: web
@@ -160,7 +170,7 @@ node_configs() { # NODE
 	    port: 80
 	    lb_algo: wrr
 	    lb_kind: FULLNAT
-	    local_addresses: [{ip: 10.22.0.10$i, interface: dp1}]
+	    local_addresses: [{ip: 10.23.0.10$i, interface: dp1}, {ip: 10.23.0.10$p, interface: dp1, backup: true}]
 	    real_servers:
 	CONF
 	for r in 1 2; do
@@ -232,14 +242,21 @@ cmd_up() {
 	ip -n $RT_NS link set br0 up
 	ip netns exec $RT_NS sysctl -qw net.ipv4.ip_forward=1
 	ip netns exec $RT_NS sysctl -qw net.ipv4.fib_multipath_hash_policy=1
-	# the switch to the real servers
+	# the switch to the real servers; the router is on it too (10.22.0.1):
+	# the servers' replies to the local addresses go through it
 	ip -n $SW_NS link add br0 type bridge
 	ip -n $SW_NS link set br0 up
+	veth_pair $RT_NS sw0 $SW_NS sw-rt
+	ip -n $SW_NS link set sw-rt master br0 up
+	ip -n $RT_NS addr add 10.22.0.1/24 dev sw0
+	ip -n $RT_NS link set sw0 up
+	host_side $RT_NS sw0
 	for r in 1 2; do
 		veth_pair gvsc-rs$r eth0 $SW_NS sw-rs$r
 		ip -n $SW_NS link set sw-rs$r master br0 up
 		ip -n gvsc-rs$r addr add 10.22.0.3$r/24 dev eth0
 		ip -n gvsc-rs$r link set eth0 up
+		ip -n gvsc-rs$r route add 10.23.0.0/24 via 10.22.0.1 # the local addresses, routed
 		host_side gvsc-rs$r eth0
 		bg gvsc-rs$r "$STATE/rs$r.pid" "$STATE/rs$r.out" "$BIN/gvs-testsrv" --name rs$r --http 10.22.0.3$r:8080
 	done

@@ -10,10 +10,12 @@
 // VIP, or one of them, as announce.require says). The sorry server does not
 // count: a node that can only serve the sorry page withdraws so that the
 // routers prefer nodes with healthy real servers. Local addresses (and the
-// extra prefixes other parts hand in, such as a peer's local addresses
-// taken over) are announced while the dataplane answers, draining or not:
-// the replies of the connections a draining node keeps serving come back to
-// them.
+// extra prefixes other parts hand in) are announced while the dataplane
+// answers, draining or not: the replies of the connections a draining node
+// keeps serving come back to them. A hold (the session sync's start-up
+// bulk transfer) withholds the own local addresses with the VIPs: a node
+// that returns must hold the connections a backup node carried for it
+// before the replies to its addresses come back to it.
 //
 // A backup local address (a peer node's, held in case it dies) is a
 // candidate of its own kind, announced like a local address but as a
@@ -57,8 +59,9 @@ type Input struct {
 	Actual reconcile.State
 	// Draining withdraws the VIPs.
 	Draining bool
-	// Hold, non-empty, withholds the VIPs for that reason (e.g. the
-	// session sync's start-up bulk transfer is not done yet).
+	// Hold, non-empty, withholds the VIPs and this node's own local
+	// addresses for that reason (e.g. the session sync's start-up bulk
+	// transfer is not done yet); backup local addresses stay.
 	Hold string
 	// Require is "all" (every service of a VIP must serve) or "any".
 	Require string
@@ -142,8 +145,14 @@ func Compute(in Input) []Candidate {
 	}
 	add := func(p netip.Prefix, kind string) {
 		c := Candidate{Prefix: p, Kind: kind, Announce: in.Actual != nil}
-		if !c.Announce {
+		switch {
+		case !c.Announce:
 			c.Reason = "dataplane unreachable"
+		case kind == KindLocalAddress && in.Hold != "":
+			// a node that returns takes the replies to its own local
+			// addresses back from the backup node only once it holds
+			// the connections that use them (the bulk transfer)
+			c.Announce, c.Reason = false, in.Hold
 		}
 		out = append(out, c)
 	}

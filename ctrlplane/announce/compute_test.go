@@ -61,8 +61,8 @@ func TestCompute(t *testing.T) {
 		{"dataplane unreachable", Input{Services: both, Actual: nil, LocalAddresses: true}, nil, "dataplane unreachable"},
 		{"draining keeps local addresses", Input{Services: both, Actual: full, Draining: true, LocalAddresses: true},
 			[]netip.Prefix{lipP}, "draining"},
-		{"held (bulk sync pending) keeps local addresses", Input{Services: both, Actual: full, Hold: "waiting for the bulk transfer", LocalAddresses: true},
-			[]netip.Prefix{lipP}, "waiting for the bulk transfer"},
+		{"held (bulk sync pending) withholds the local addresses too", Input{Services: both, Actual: full, Hold: "waiting for the bulk transfer", LocalAddresses: true},
+			nil, "waiting for the bulk transfer"},
 		{"one real down of two", Input{Services: both, Actual: full, Health: health{rs2: true}}, []netip.Prefix{vipP}, ""},
 		{"echo's only real down: all", Input{Services: both, Actual: full, Health: health{rs1: true}, Require: "all"},
 			nil, "TCP 10.1.0.100:7000 has no real server up"},
@@ -125,8 +125,9 @@ func TestComputeCandidatesOnceSorted(t *testing.T) {
 
 // TestComputeBackupLocalAddresses: a service's backup local address is a
 // candidate of its own kind, announced (as a backup route) when local
-// addresses are, also while draining; an address that is own in one
-// service and backup in another is own.
+// addresses are, also while draining and held (a hold withholds the own
+// ones); an address that is own in one service and backup in another is
+// own.
 func TestComputeBackupLocalAddresses(t *testing.T) {
 	peer, both := netip.MustParseAddr("10.2.0.101"), netip.MustParseAddr("10.2.0.102")
 	s1 := svc(web, rs1)
@@ -144,6 +145,8 @@ func TestComputeBackupLocalAddresses(t *testing.T) {
 		{"draining keeps them", Input{Services: []config.Service{s1, s2}, Actual: full, LocalAddresses: true, Draining: true},
 			[]Route{{Prefix: Host(lip)}, {Prefix: Host(peer), Backup: true}, {Prefix: Host(both)}}},
 		{"dataplane unreachable", Input{Services: []config.Service{s1, s2}, LocalAddresses: true}, nil},
+		{"held: the backup ones only", Input{Services: []config.Service{s1, s2}, Actual: full, LocalAddresses: true, Hold: "bulk"},
+			[]Route{{Prefix: Host(peer), Backup: true}}},
 		{"local addresses not announced", Input{Services: []config.Service{s1, s2}, Actual: full}, []Route{{Prefix: Host(vip)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,12 +250,26 @@ func TestClusterHealthWithdraw(t *testing.T) {
 	t.Logf("node A withdrawn %v after its checks started failing", took.Round(10*time.Millisecond))
 	var st struct {
 		Announce struct {
-			Prefixes []struct{ Prefix, Reason string }
+			Prefixes []struct {
+				Prefix, Kind, Reason string
+				Announce             bool
+			}
 		}
 	}
 	decodeJSON(t, c.ctl("A", "state"), &st)
-	if len(st.Announce.Prefixes) != 1 || st.Announce.Prefixes[0].Reason != "TCP 10.30.0.100:80 has no real server up" {
-		t.Errorf("node A's announce state: %+v", st.Announce)
+	// the VIP is withdrawn for its health; the local addresses (own and
+	// the peer's backup) stay announced: replies still come back to them
+	kinds := map[string]string{}
+	for _, p := range st.Announce.Prefixes {
+		kinds[p.Prefix] = fmt.Sprintf("%s %v %s", p.Kind, p.Announce, p.Reason)
+	}
+	want := map[string]string{
+		c.Env["VIP"] + "/32":        "vip false TCP 10.30.0.100:80 has no real server up",
+		c.Env["NODE_A_LIP"] + "/32": "local_address true ",
+		c.Env["NODE_B_LIP"] + "/32": "backup_local_address true ",
+	}
+	if !maps.Equal(kinds, want) {
+		t.Errorf("node A's announce state: %v, want %v", kinds, want)
 	}
 	if by := c.spread(40); by[c.Env["NODE_B_LIP"]] != 40 {
 		t.Errorf("connections per node while A is withdrawn: %v, want all 40 through B", by)
