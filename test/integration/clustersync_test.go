@@ -190,9 +190,7 @@ func (kc *keptConn) request(timeout time.Duration) (string, error) {
 // is updated so that the lab's down stops the new one.
 func (c *Cluster) restartDataplane(node string) {
 	c.t.Helper()
-	dir := c.Env["NODE_"+node+"_DIR"]
-	ns := c.Env["NODE_"+node+"_NS"]
-	pidFile := filepath.Join(dir, "dataplane.pid")
+	pidFile := filepath.Join(c.Env["NODE_"+node+"_DIR"], "dataplane.pid")
 	b, err := os.ReadFile(pidFile)
 	if err != nil {
 		c.t.Fatal(err)
@@ -203,6 +201,16 @@ func (c *Cluster) restartDataplane(node string) {
 		c.t.Fatalf("kill gvs-dataplane %d: %v", pid, err)
 	}
 	testenv.Eventually(c.t, 10*time.Second, "the killed dataplane to exit", func() bool { return syscall.Kill(pid, 0) != nil })
+	c.startDataplane(node)
+}
+
+// startDataplane starts node's gvs-dataplane as scripts/cluster.sh does,
+// KNI addresses included, and records its pid for the lab's down.
+func (c *Cluster) startDataplane(node string) {
+	c.t.Helper()
+	dir := c.Env["NODE_"+node+"_DIR"]
+	ns := c.Env["NODE_"+node+"_NS"]
+	pidFile := filepath.Join(dir, "dataplane.pid")
 	out, err := os.OpenFile(filepath.Join(dir, "dataplane.out"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
