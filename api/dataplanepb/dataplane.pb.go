@@ -2862,6 +2862,206 @@ func (x *SyncInstallResult) GetRefused() uint32 {
 	return 0
 }
 
+type FlowQuery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proto         string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"`     // TCP or UDP
+	Client        string                 `protobuf:"bytes,2,opt,name=client,proto3" json:"client,omitempty"`   // address:port
+	Virtual       string                 `protobuf:"bytes,3,opt,name=virtual,proto3" json:"virtual,omitempty"` // the service address:port
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowQuery) Reset() {
+	*x = FlowQuery{}
+	mi := &file_dataplane_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowQuery) ProtoMessage() {}
+
+func (x *FlowQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowQuery.ProtoReflect.Descriptor instead.
+func (*FlowQuery) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *FlowQuery) GetProto() string {
+	if x != nil {
+		return x.Proto
+	}
+	return ""
+}
+
+func (x *FlowQuery) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *FlowQuery) GetVirtual() string {
+	if x != nil {
+		return x.Virtual
+	}
+	return ""
+}
+
+type FlowAnswer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Sched         string                 `protobuf:"bytes,2,opt,name=sched,proto3" json:"sched,omitempty"`
+	Existing      bool                   `protobuf:"varint,3,opt,name=existing,proto3" json:"existing,omitempty"` // the flow has a connection:
+	Worker        int32                  `protobuf:"varint,4,opt,name=worker,proto3" json:"worker,omitempty"`     //   on this worker,
+	Local         string                 `protobuf:"bytes,5,opt,name=local,proto3" json:"local,omitempty"`        //   through this local address:port,
+	Dest          string                 `protobuf:"bytes,6,opt,name=dest,proto3" json:"dest,omitempty"`          //   to this real server (also the prediction below),
+	State         string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
+	ExpiresNs     int64                  `protobuf:"varint,8,opt,name=expires_ns,json=expiresNs,proto3" json:"expires_ns,omitempty"`
+	ReplyOwner    int32                  `protobuf:"varint,9,opt,name=reply_owner,json=replyOwner,proto3" json:"reply_owner,omitempty"` //   whose replies belong to this worker
+	Predicted     bool                   `protobuf:"varint,10,opt,name=predicted,proto3" json:"predicted,omitempty"`                    // no connection: dest is the scheduler's pick
+	Candidates    []string               `protobuf:"bytes,11,rep,name=candidates,proto3" json:"candidates,omitempty"`                   // no connection, a stateful scheduler: what it may pick
+	Laddrs        []string               `protobuf:"bytes,12,rep,name=laddrs,proto3" json:"laddrs,omitempty"`                           // local addresses a new connection takes a port from
+	Note          string                 `protobuf:"bytes,13,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowAnswer) Reset() {
+	*x = FlowAnswer{}
+	mi := &file_dataplane_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowAnswer) ProtoMessage() {}
+
+func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowAnswer.ProtoReflect.Descriptor instead.
+func (*FlowAnswer) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *FlowAnswer) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *FlowAnswer) GetSched() string {
+	if x != nil {
+		return x.Sched
+	}
+	return ""
+}
+
+func (x *FlowAnswer) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+func (x *FlowAnswer) GetWorker() int32 {
+	if x != nil {
+		return x.Worker
+	}
+	return 0
+}
+
+func (x *FlowAnswer) GetLocal() string {
+	if x != nil {
+		return x.Local
+	}
+	return ""
+}
+
+func (x *FlowAnswer) GetDest() string {
+	if x != nil {
+		return x.Dest
+	}
+	return ""
+}
+
+func (x *FlowAnswer) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *FlowAnswer) GetExpiresNs() int64 {
+	if x != nil {
+		return x.ExpiresNs
+	}
+	return 0
+}
+
+func (x *FlowAnswer) GetReplyOwner() int32 {
+	if x != nil {
+		return x.ReplyOwner
+	}
+	return 0
+}
+
+func (x *FlowAnswer) GetPredicted() bool {
+	if x != nil {
+		return x.Predicted
+	}
+	return false
+}
+
+func (x *FlowAnswer) GetCandidates() []string {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+func (x *FlowAnswer) GetLaddrs() []string {
+	if x != nil {
+		return x.Laddrs
+	}
+	return nil
+}
+
+func (x *FlowAnswer) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 var File_dataplane_proto protoreflect.FileDescriptor
 
 const file_dataplane_proto_rawDesc = "" +
@@ -3096,7 +3296,31 @@ const file_dataplane_proto_rawDesc = "" +
 	"\tinstalled\x18\x01 \x01(\rR\tinstalled\x12\x18\n" +
 	"\aupdated\x18\x02 \x01(\rR\aupdated\x12\x18\n" +
 	"\adeleted\x18\x03 \x01(\rR\adeleted\x12\x18\n" +
-	"\arefused\x18\x04 \x01(\rR\arefused2\xa0\x11\n" +
+	"\arefused\x18\x04 \x01(\rR\arefused\"S\n" +
+	"\tFlowQuery\x12\x14\n" +
+	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x16\n" +
+	"\x06client\x18\x02 \x01(\tR\x06client\x12\x18\n" +
+	"\avirtual\x18\x03 \x01(\tR\avirtual\"\xda\x02\n" +
+	"\n" +
+	"FlowAnswer\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1a\n" +
+	"\bexisting\x18\x03 \x01(\bR\bexisting\x12\x16\n" +
+	"\x06worker\x18\x04 \x01(\x05R\x06worker\x12\x14\n" +
+	"\x05local\x18\x05 \x01(\tR\x05local\x12\x12\n" +
+	"\x04dest\x18\x06 \x01(\tR\x04dest\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\x12\x1d\n" +
+	"\n" +
+	"expires_ns\x18\b \x01(\x03R\texpiresNs\x12\x1f\n" +
+	"\vreply_owner\x18\t \x01(\x05R\n" +
+	"replyOwner\x12\x1c\n" +
+	"\tpredicted\x18\n" +
+	" \x01(\bR\tpredicted\x12\x1e\n" +
+	"\n" +
+	"candidates\x18\v \x03(\tR\n" +
+	"candidates\x12\x16\n" +
+	"\x06laddrs\x18\f \x03(\tR\x06laddrs\x12\x12\n" +
+	"\x04note\x18\r \x01(\tR\x04note2\xeb\x11\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -3131,7 +3355,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\vGetTimeouts\x12\x17.gvs.dataplane.v1.Empty\x1a\x1a.gvs.dataplane.v1.Timeouts\x12B\n" +
 	"\vSetTimeouts\x12\x1a.gvs.dataplane.v1.Timeouts\x1a\x17.gvs.dataplane.v1.Empty\x12@\n" +
 	"\n" +
-	"GetLBUsage\x12\x17.gvs.dataplane.v1.Empty\x1a\x19.gvs.dataplane.v1.LBUsage\x12W\n" +
+	"GetLBUsage\x12\x17.gvs.dataplane.v1.Empty\x1a\x19.gvs.dataplane.v1.LBUsage\x12I\n" +
+	"\fSimulateFlow\x12\x1b.gvs.dataplane.v1.FlowQuery\x1a\x1c.gvs.dataplane.v1.FlowAnswer\x12W\n" +
 	"\x10StreamSyncEvents\x12#.gvs.dataplane.v1.SyncStreamRequest\x1a\x1c.gvs.dataplane.v1.SyncEvents0\x01\x12]\n" +
 	"\x10InstallSyncConns\x12$.gvs.dataplane.v1.SyncInstallRequest\x1a#.gvs.dataplane.v1.SyncInstallResultB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
@@ -3147,7 +3372,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -3189,6 +3414,8 @@ var file_dataplane_proto_goTypes = []any{
 	(*SyncEvents)(nil),           // 37: gvs.dataplane.v1.SyncEvents
 	(*SyncInstallRequest)(nil),   // 38: gvs.dataplane.v1.SyncInstallRequest
 	(*SyncInstallResult)(nil),    // 39: gvs.dataplane.v1.SyncInstallResult
+	(*FlowQuery)(nil),            // 40: gvs.dataplane.v1.FlowQuery
+	(*FlowAnswer)(nil),           // 41: gvs.dataplane.v1.FlowAnswer
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -3246,41 +3473,43 @@ var file_dataplane_proto_depIdxs = []int32{
 	0,  // 52: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
 	31, // 53: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
 	0,  // 54: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	35, // 55: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	38, // 56: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	1,  // 57: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 58: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 59: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 60: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 61: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 62: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 63: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 64: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 65: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 66: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 67: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 68: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 69: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 70: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 71: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 72: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	24, // 75: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 76: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 77: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 78: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 79: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 80: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	30, // 81: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 82: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	31, // 83: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 84: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	32, // 85: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	37, // 86: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	39, // 87: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	57, // [57:88] is the sub-list for method output_type
-	26, // [26:57] is the sub-list for method input_type
+	40, // 55: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	35, // 56: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	38, // 57: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	1,  // 58: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 59: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 60: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 61: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 62: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 63: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 64: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 65: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 66: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 67: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 68: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 69: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 70: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 71: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 72: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	24, // 76: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 77: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 78: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 79: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 80: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 81: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	30, // 82: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 83: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	31, // 84: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 85: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	32, // 86: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	41, // 87: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	37, // 88: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	39, // 89: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	58, // [58:90] is the sub-list for method output_type
+	26, // [26:58] is the sub-list for method input_type
 	26, // [26:26] is the sub-list for extension type_name
 	26, // [26:26] is the sub-list for extension extendee
 	0,  // [0:26] is the sub-list for field type_name
@@ -3297,7 +3526,7 @@ func file_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -52,6 +52,7 @@ const (
 	Dataplane_GetTimeouts_FullMethodName      = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
 	Dataplane_SetTimeouts_FullMethodName      = "/gvs.dataplane.v1.Dataplane/SetTimeouts"
 	Dataplane_GetLBUsage_FullMethodName       = "/gvs.dataplane.v1.Dataplane/GetLBUsage"
+	Dataplane_SimulateFlow_FullMethodName     = "/gvs.dataplane.v1.Dataplane/SimulateFlow"
 	Dataplane_StreamSyncEvents_FullMethodName = "/gvs.dataplane.v1.Dataplane/StreamSyncEvents"
 	Dataplane_InstallSyncConns_FullMethodName = "/gvs.dataplane.v1.Dataplane/InstallSyncConns"
 )
@@ -97,6 +98,9 @@ type DataplaneClient interface {
 	// Connection table fill and local port usage per worker, read without
 	// stopping the workers.
 	GetLBUsage(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*LBUsage, error)
+	// Where a client flow goes now, from the live state, without creating a
+	// connection (dpip flow).
+	SimulateFlow(ctx context.Context, in *FlowQuery, opts ...grpc.CallOption) (*FlowAnswer, error)
 	// Session sync (docs/sync.md). StreamSyncEvents attaches the one
 	// consumer of the workers' connection events (a second gets
 	// FAILED_PRECONDITION): workers publish by the request's policy while the
@@ -415,6 +419,16 @@ func (c *dataplaneClient) GetLBUsage(ctx context.Context, in *Empty, opts ...grp
 	return out, nil
 }
 
+func (c *dataplaneClient) SimulateFlow(ctx context.Context, in *FlowQuery, opts ...grpc.CallOption) (*FlowAnswer, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FlowAnswer)
+	err := c.cc.Invoke(ctx, Dataplane_SimulateFlow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dataplaneClient) StreamSyncEvents(ctx context.Context, in *SyncStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncEvents], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[1], Dataplane_StreamSyncEvents_FullMethodName, cOpts...)
@@ -485,6 +499,9 @@ type DataplaneServer interface {
 	// Connection table fill and local port usage per worker, read without
 	// stopping the workers.
 	GetLBUsage(context.Context, *Empty) (*LBUsage, error)
+	// Where a client flow goes now, from the live state, without creating a
+	// connection (dpip flow).
+	SimulateFlow(context.Context, *FlowQuery) (*FlowAnswer, error)
 	// Session sync (docs/sync.md). StreamSyncEvents attaches the one
 	// consumer of the workers' connection events (a second gets
 	// FAILED_PRECONDITION): workers publish by the request's policy while the
@@ -590,6 +607,9 @@ func (UnimplementedDataplaneServer) SetTimeouts(context.Context, *Timeouts) (*Em
 }
 func (UnimplementedDataplaneServer) GetLBUsage(context.Context, *Empty) (*LBUsage, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLBUsage not implemented")
+}
+func (UnimplementedDataplaneServer) SimulateFlow(context.Context, *FlowQuery) (*FlowAnswer, error) {
+	return nil, status.Error(codes.Unimplemented, "method SimulateFlow not implemented")
 }
 func (UnimplementedDataplaneServer) StreamSyncEvents(*SyncStreamRequest, grpc.ServerStreamingServer[SyncEvents]) error {
 	return status.Error(codes.Unimplemented, "method StreamSyncEvents not implemented")
@@ -1133,6 +1153,24 @@ func _Dataplane_GetLBUsage_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_SimulateFlow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FlowQuery)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).SimulateFlow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_SimulateFlow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).SimulateFlow(ctx, req.(*FlowQuery))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Dataplane_StreamSyncEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(SyncStreamRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1280,6 +1318,10 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLBUsage",
 			Handler:    _Dataplane_GetLBUsage_Handler,
+		},
+		{
+			MethodName: "SimulateFlow",
+			Handler:    _Dataplane_SimulateFlow_Handler,
 		},
 		{
 			MethodName: "InstallSyncConns",

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/dataplane/apiserver"
 	"github.com/gvs-lb/gvs/dataplane/port"
@@ -183,5 +186,35 @@ func TestUnreachableSocket(t *testing.T) {
 	_, err := dpip(t, filepath.Join(t.TempDir(), "none.sock"), "link show")
 	if err == nil || !strings.Contains(err.Error(), "is it running?") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestFlow: dpip flow answers from the running dataplane's scheduler, and
+// names the missing service.
+func TestFlow(t *testing.T) {
+	sock := startDP(t)
+	mustDpip(t, sock, "addr add 10.1.0.100/32 dev dp0")
+	mustDpip(t, sock, "addr add 10.2.0.1/24 dev dp1")
+	mustDpip(t, sock, "addr add 10.2.0.100/32 dev dp1")
+	cl := apiClient(t, sock)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	k := &pb.ServiceKey{Proto: "TCP", Addr: "10.1.0.100", Port: 80}
+	for _, err := range []error{
+		second(cl.AddService(ctx, &pb.Service{Key: k, Sched: "mh"})),
+		second(cl.AddDest(ctx, &pb.DestRequest{Service: k, Dest: &pb.Dest{Addr: "10.2.0.11", Port: 8080, Weight: 1, Fwd: "FullNat"}})),
+		second(cl.AddLAddr(ctx, &pb.LAddrRequest{Service: k, Laddr: &pb.LAddr{Addr: "10.2.0.100", Dev: "dp1"}})),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := mustDpip(t, sock, "flow tcp 10.1.0.2:40000 10.1.0.100:80")
+	if !strings.Contains(out, "service TCP 10.1.0.100:80 scheduler mh") ||
+		!strings.Contains(out, "no connection: a new one goes to real server 10.2.0.11:8080, from local address 10.2.0.100") {
+		t.Errorf("dpip flow:\n%s", out)
+	}
+	if out, err := dpip(t, sock, "flow udp 10.1.0.2:40000 10.1.0.100:53"); err == nil || !strings.Contains(out+err.Error(), "10.1.0.100:53") {
+		t.Errorf("a flow to no service: %v %s", err, out)
 	}
 }

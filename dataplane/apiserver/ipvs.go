@@ -294,3 +294,42 @@ func (s *Server) SetTimeouts(_ context.Context, r *pb.Timeouts) (*pb.Empty, erro
 		UDP: d(r.Udp), None: d(r.None), SynSent: d(r.SynSent), SynRecv: d(r.SynRecv), TimeWait: d(r.TimeWait),
 		Close: d(r.Close), CloseWait: d(r.CloseWait), LastAck: d(r.LastAck), Listen: d(r.Listen), SynAck: d(r.Synack)}))
 }
+
+func (s *Server) SimulateFlow(_ context.Context, r *pb.FlowQuery) (*pb.FlowAnswer, error) {
+	var p ipvs.Proto
+	switch strings.ToUpper(r.Proto) {
+	case "TCP":
+		p = ipvs.TCP
+	case "UDP":
+		p = ipvs.UDP
+	default:
+		return nil, badArg("flow: protocol %q: use tcp or udp", r.Proto)
+	}
+	client, err := netip.ParseAddrPort(r.Client)
+	if err != nil {
+		return nil, badArg("flow: client %q: give address:port", r.Client)
+	}
+	vip, err := netip.ParseAddrPort(r.Virtual)
+	if err != nil {
+		return nil, badArg("flow: virtual service %q: give address:port", r.Virtual)
+	}
+	a, err := s.dp.SimulateFlow(p, client, vip)
+	if err != nil {
+		return nil, ipvsStatus(err)
+	}
+	out := &pb.FlowAnswer{Service: a.Service, Sched: a.Sched, Existing: a.Existing, Worker: int32(a.Worker), State: a.State,
+		ExpiresNs: int64(a.Expires), ReplyOwner: int32(a.ReplyOwner), Predicted: a.Predicted, Note: a.Note}
+	if a.Local.IsValid() {
+		out.Local = a.Local.String()
+	}
+	if a.Dest.IsValid() {
+		out.Dest = a.Dest.String()
+	}
+	for _, c := range a.Candidates {
+		out.Candidates = append(out.Candidates, c.String())
+	}
+	for _, l := range a.LAddrs {
+		out.Laddrs = append(out.Laddrs, l.String())
+	}
+	return out, nil
+}
