@@ -238,7 +238,7 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 		for i, v := range liveFlowsSent(cfg.Flows, len(r.live), sent) {
 			flowTx[i] += v
 		}
-		if dev := after[0].TxPackets - before[0].TxPackets; derr == nil && res.Client["tx_packets"] > 1000 &&
+		if dev := after[0].TxPackets - before[0].TxPackets; r.liveDev() && derr == nil && res.Client["tx_packets"] > 1000 &&
 			dev+res.TxDeviceDropped < res.Client["tx_packets"]/2 {
 			r.warn(fmt.Errorf("%s: the client device counted %d frames sent or dropped of %d the program ran: "+
 				"a veth passes XDP frames on only when its peer has an XDP program or GRO on (ethtool -K PEER gro on)",
@@ -252,7 +252,7 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 	tx := res.Client["tx_packets"]
 	res.Client["tx_packets"] = tx - min(tx, res.TxDeviceDropped)
 	res.Client["tx_ring_accepted"] = tx
-	if len(r.live) > 0 && derr == nil {
+	if r.liveDev() && derr == nil {
 		// the kernel may lose a redirected frame without counting it on
 		// the device (a few hundred per million under a flood, here):
 		// never claim more than the device counted

@@ -207,3 +207,9 @@ type liveGen struct {
 
 // liveThreads is how many live-frame threads a run uses.
 func (c *Config) liveThreads() int { return max(c.GenThreads, 1) }
+
+// liveDev reports whether the live-frame generator sent this run's frames
+// out of a kernel device whose counters can be checked against it.
+func (r *runner) liveDev() bool {
+	return r.gen == string(GenXDPLive) && r.cfg.Client.Dev != ""
+}

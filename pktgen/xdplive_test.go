@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket/layers"
 )
@@ -204,5 +206,28 @@ func TestSearchMid(t *testing.T) {
 	}
 	if m := searchMid(100, 1600); m != 400 {
 		t.Errorf("wide bracket: mid %v, want the geometric mean 400", m)
+	}
+}
+
+// When live frames cannot be had (here: the client port is no kernel
+// device), the run says why, names the fallback, and generates every
+// frame with the port driver instead, all of them received.
+func TestLiveFallbackToPort(t *testing.T) {
+	w := newWire(t, 1)
+	cfg := baseConfig(w, ModeUDP)
+	cfg.Gen = GenXDPLive
+	cfg.Flows = 300
+	cfg.Rate = 20000
+	cfg.Duration = 300 * time.Millisecond
+	res := run(t, w, cfg)
+	if !strings.HasPrefix(res.Generator, "port (mem; fallback") {
+		t.Errorf("generator %q, want the port driver named as the fallback", res.Generator)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "xdp-live generator") ||
+		!strings.Contains(res.Warnings[0], "generating with the mem port driver instead") {
+		t.Errorf("warnings %q: want the refusal and the fallback", res.Warnings)
+	}
+	if res.Sent == 0 || res.Received != res.Sent || res.FlowSt == nil || res.FlowSt.Seen != 300 {
+		t.Errorf("sent %d received %d flows %+v: want every frame of every flow received", res.Sent, res.Received, res.FlowSt)
 	}
 }
