@@ -60,6 +60,9 @@ GVS_CONN_CAPACITY=${GVS_CONN_CAPACITY:-2097152}
 UDP_S=5 SYN_S=4 CPS_S=4 CONC_CONNS=200000 CPS_CONCURRENCY=1024 WARM_S=1
 OVER_S=3 OVER_TRIAL=1s OVER_STEPS=6 OVER_TOLERANCE=1 OVER_FACTORS="1 2 5"
 WRK_S=5 WRK_CONNS=64
+# PERF=1 profiles the system under test's CPU during the udp and over-5x
+# cells (perf record -C SUT_CPU): where its time goes, kernel or its own code
+PERF=${PERF:-1}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*"; }
@@ -181,12 +184,29 @@ cell() {
 	fi
 	local cmd="gvs-pktgen $args ${extra[*]}"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" "$test" "$rep" "$cmd" >>"$OUT/cells.tsv"
-	local t0=$SECONDS mem0=""
+	local t0=$SECONDS mem0="" perfpid=""
 	[ "$test" = conc ] && mem0=$(sys_memory "$sys")
+	if [ "$PERF" = 1 ] && [ -n "$SUT_CPU" ] && [[ $test == udp || $test == over-5x ]] && command -v perf >/dev/null; then
+		# the measurement window: after the warm-up, until generation ends
+		local secs=$UDP_S
+		[ "$test" = over-5x ] && secs=$OVER_S
+		(sleep "$WARM_S" && exec perf record -q -o "$base.perf.data" -C "$SUT_CPU" -F 999 -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
+		perfpid=$!
+		echo "perf record -o $base.perf.data -C $SUT_CPU -F 999 -- sleep $((secs - WARM_S)) (from the end of the warm-up); perf report --sort dso[,sym]" >"$base.perf.cmd"
+	fi
 	# shellcheck disable=SC2086
 	if ! "$TOOLS/gvs-pktgen" $args "${extra[@]}" >"$base.txt" 2>&1; then
 		log "  $PLACE $sys $test #$rep FAILED: $(tail -3 "$base.txt")"
+		[ -n "$perfpid" ] && wait "$perfpid" 2>/dev/null
 		return 0
+	fi
+	if [ -n "$perfpid" ]; then
+		wait "$perfpid" 2>/dev/null || true
+		if [ -f "$base.perf.data" ]; then
+			perf report -q -i "$base.perf.data" --sort dso --stdio >"$base.perf-dso.txt" 2>/dev/null || true
+			perf report -q -i "$base.perf.data" --sort dso,sym --stdio --percent-limit 1 >"$base.perf-sym.txt" 2>/dev/null || true
+			rm -f "$base.perf.data"
+		fi
 	fi
 	local headline
 	headline=$(grep -E '^(arrived|throughput|connections/s|open at end|generator) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)

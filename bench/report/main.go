@@ -368,6 +368,7 @@ func (d *data) write() error {
 	d.overload(w)
 	d.placements(w)
 	d.wrkSection(w, cp)
+	d.perfSection(w)
 	d.budget(w, udp, cp, syn)
 	d.issueBudget(w, udp, cp, syn)
 	w("## Chart\n\n![packets and connections per second per system, overload curves](chart.png)\n\n")
