@@ -140,8 +140,19 @@ func TestCountersMatchKernel(t *testing.T) {
 				if res.Sent == 0 || res.Received+res.Lost != res.Sent {
 					t.Errorf("sent %d = received %d + lost %d does not hold", res.Sent, res.Received, res.Lost)
 				}
-				if cfg.Rate > 0 && res.Lost != 0 {
-					t.Errorf("lost %d at %v pps", res.Lost, cfg.Rate)
+				// paced, every loss is accounted for: dropped in the sink's
+				// ring (counted by pktgen) or between the veth's ends (the
+				// kernel's counters); a loaded machine may drop some, an
+				// unexplained loss is a counting error
+				if cfg.Rate > 0 {
+					explained := res.RxPortDropped
+					if kTxA > kRxB {
+						explained += kTxA - kRxB
+					}
+					if res.Lost > explained {
+						t.Errorf("lost %d at %v pps, only %d explained (ring drops %d, kernel tx %d rx %d)",
+							res.Lost, cfg.Rate, explained, res.RxPortDropped, kTxA, kRxB)
+					}
 				}
 			case ModeTCP:
 				if c["conn_completed"] != 2000 {
