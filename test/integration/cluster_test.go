@@ -175,17 +175,23 @@ func (c *Cluster) spread(n int) map[string]int {
 	return by
 }
 
-// newConns is the node's lb_new_conns summed over its workers.
-func (c *Cluster) newConns(node string) uint64 {
+// api dials node's dataplane API; done closes it.
+func (c *Cluster) api(node string) (api pb.DataplaneClient, ctx context.Context, done func()) {
 	c.t.Helper()
 	conn, err := grpc.NewClient("unix://"+c.Env["NODE_"+node+"_DP_SOCKET"], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	r, err := pb.NewDataplaneClient(conn).ListWorkers(ctx, &pb.Empty{})
+	return pb.NewDataplaneClient(conn), ctx, func() { cancel(); conn.Close() }
+}
+
+// newConns is the node's lb_new_conns summed over its workers.
+func (c *Cluster) newConns(node string) uint64 {
+	c.t.Helper()
+	api, ctx, done := c.api(node)
+	defer done()
+	r, err := api.ListWorkers(ctx, &pb.Empty{})
 	if err != nil {
 		c.t.Fatalf("node %s ListWorkers: %v", node, err)
 	}

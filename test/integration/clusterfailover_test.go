@@ -11,9 +11,9 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,9 +24,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
@@ -50,14 +47,9 @@ func (c *Cluster) routeHops(dst string) []string {
 // conns lists node's connections by client address:port.
 func (c *Cluster) conns(node string) map[string]*pb.Conn {
 	c.t.Helper()
-	conn, err := grpc.NewClient("unix://"+c.Env["NODE_"+node+"_DP_SOCKET"], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := pb.NewDataplaneClient(conn).ListConns(ctx, &pb.ListConnsRequest{})
+	api, ctx, done := c.api(node)
+	defer done()
+	st, err := api.ListConns(ctx, &pb.ListConnsRequest{})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -87,11 +79,17 @@ type longConn struct {
 
 // ask sends one request and returns "NAME peer=LIP:LPORT" from the answer.
 func (lc *longConn) ask(timeout time.Duration) (string, error) {
-	lc.conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(lc.conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
+	return keepAliveGet(lc.conn, lc.r, timeout)
+}
+
+// keepAliveGet sends one HTTP/1.1 request on a kept-alive connection to
+// gvs-testsrv and returns its answer "NAME peer=LIP:LPORT".
+func keepAliveGet(conn net.Conn, r *bufio.Reader, timeout time.Duration) (string, error) {
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
 		return "", err
 	}
-	resp, err := http.ReadResponse(lc.r, nil)
+	resp, err := http.ReadResponse(r, nil)
 	if err != nil {
 		return "", err
 	}

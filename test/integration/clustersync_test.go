@@ -6,11 +6,9 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,45 +19,22 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	sessync "github.com/gvs-lb/gvs/ctrlplane/sync"
 	"github.com/gvs-lb/gvs/internal/nsutil"
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
-// peerConns lists node's connections whose local address is lip (the
+// peerConns counts node's connections whose local address is lip (the
 // other node's: they came by sync).
 func (c *Cluster) peerConns(node, lip string) int {
 	c.t.Helper()
-	conn, err := grpc.NewClient("unix://"+c.Env["NODE_"+node+"_DP_SOCKET"], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := pb.NewDataplaneClient(conn).ListConns(ctx, &pb.ListConnsRequest{})
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	n := 0
-	for {
-		page, err := st.Recv()
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			c.t.Fatalf("node %s ListConns: %v", node, err)
-		}
-		for _, cn := range page.Conns {
-			if ap, err := netip.ParseAddrPort(cn.Local); err == nil && ap.Addr().String() == lip {
-				n++
-			}
+	for _, cn := range c.conns(node) {
+		if ap, err := netip.ParseAddrPort(cn.Local); err == nil && ap.Addr().String() == lip {
+			n++
 		}
 	}
+	return n
 }
 
 // syncMetric reads a gvs_sync_* sample from node's /metrics.
@@ -164,24 +139,12 @@ type keptConn struct {
 // request sends one request on kc and returns the local address the real
 // server saw.
 func (kc *keptConn) request(timeout time.Duration) (string, error) {
-	kc.conn.SetDeadline(time.Now().Add(timeout))
-	if _, err := io.WriteString(kc.conn, "GET / HTTP/1.1\r\nHost: vip\r\n\r\n"); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(kc.r, nil)
+	ans, err := keepAliveGet(kc.conn, kc.r, timeout)
 	if err != nil {
 		return "", err
 	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return "", err
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 || !strings.HasPrefix(f[1], "peer=") {
-		return "", fmt.Errorf("unexpected body %q", b)
-	}
-	la, _, _ := strings.Cut(strings.TrimPrefix(f[1], "peer="), ":")
+	peer := strings.TrimPrefix(strings.Fields(ans)[1], "peer=")
+	la, _, _ := strings.Cut(peer, ":")
 	return la, nil
 }
 
