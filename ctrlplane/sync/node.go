@@ -451,7 +451,7 @@ func (n *Node) installer(ctx context.Context) {
 			}
 			break
 		}
-		n.install(ctx, batch)
+		n.install(ctx, batch) // a lost batch is resent by its origin's next event or bulk transfer
 		if it.ready != "" {
 			n.markReady(it.ready)
 		}
@@ -467,21 +467,26 @@ func (n *Node) queueInstall(ctx context.Context, it installItem) bool {
 	}
 }
 
-// install hands records to the dataplane in calls of at most 4096.
-func (n *Node) install(ctx context.Context, recs []Record) int {
+// install hands records to the dataplane in calls of at most 4096. It
+// returns how many the dataplane took and the records of the calls that
+// failed (to retry).
+func (n *Node) install(ctx context.Context, recs []Record) (int, []Record) {
 	installed := 0
+	var failed []Record
 	for len(recs) > 0 {
 		k := min(len(recs), 4096)
 		req := &pb.SyncInstallRequest{Conns: make([]*pb.SyncConn, k)}
 		for i := range k {
 			req.Conns[i] = RecordToPB(&recs[i])
 		}
+		batch := recs[:k]
 		recs = recs[k:]
 		cctx, cancel := context.WithTimeout(ctx, n.o.CallTimeout)
 		res, err := n.o.API.InstallSyncConns(cctx, req)
 		cancel()
 		if err != nil {
 			n.st.installErrors.Add(1)
+			failed = append(failed, batch...)
 			continue
 		}
 		n.st.installed.Add(uint64(res.Installed))
@@ -490,7 +495,7 @@ func (n *Node) install(ctx context.Context, recs []Record) int {
 		n.st.refused.Add(uint64(res.Refused))
 		installed += int(res.Installed) + int(res.Updated)
 	}
-	return installed
+	return installed, failed
 }
 
 func (n *Node) housekeeping(ctx context.Context) {
@@ -562,8 +567,27 @@ func (n *Node) reinstall(ctx context.Context, since time.Time) {
 			}
 		}
 	}
+	// A dataplane that just restarted may not answer at once (its socket
+	// comes back, the client reconnects): calls that fail are retried for
+	// a while rather than losing the connections the table holds.
 	recs, _ := n.table.Snapshot(n.o.Now())
-	got := n.install(ctx, recs)
+	got, failed := n.install(ctx, recs)
+	for wait, giveUp := 100*time.Millisecond, n.o.Now().Add(30*time.Second); len(failed) > 0 && n.o.Now().Before(giveUp); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if wait < 2*time.Second {
+			wait *= 2
+		}
+		var more int
+		more, failed = n.install(ctx, failed)
+		got += more
+	}
+	if len(failed) > 0 {
+		n.log.Warn("session sync: the restarted dataplane did not take every connection", zap.Int("not_installed", len(failed)))
+	}
 	n.st.reinstallRuns.Add(1)
 	n.st.reinstalled.Add(uint64(got))
 	n.log.Info("session sync: connections re-installed after a dataplane restart", zap.Int("connections", got), zap.Int("table", len(recs)))
