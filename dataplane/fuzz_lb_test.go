@@ -105,7 +105,7 @@ func lbFuzzSeeds(t testing.TB) [][]lbFuzzFrame {
 		if len(out) != 1 {
 			t.Fatalf("seed SYN: %d frames out", len(out))
 		}
-		l := decodeTCPSrc(t, out[0])
+		l := decodeL4(t, out[0]).src
 		synack := tcpFrame(t, tcpSeg{src: rs, dst: l, smac: macRS1, dmac: macDP1, syn: true, ack: true, seq: 5000, ackn: 101, mss: 1460})
 		ack := tcpFrame(t, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, ack: true, seq: 101, ackn: 5001, opts: []layers.TCPOption{toa}})
 		data := tcpFrame(t, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 101, ackn: 5001, payload: []byte("GET / HTTP/1.0\r\n\r\n")})
@@ -135,30 +135,10 @@ func lbFuzzSeeds(t testing.TB) [][]lbFuzzFrame {
 	if len(out) != 1 {
 		t.Fatalf("seed UDP: %d frames out", len(out))
 	}
-	l := decodeUDPSrc(t, out[0])
+	l := decodeL4(t, out[0]).src
 	udpOut := udpFrame(t, macRS1, macDP1, netip.AddrPortFrom(rs1IP, 9001), l, []byte("answer"))
 	seeds = append(seeds, []lbFuzzFrame{{0, 1, udpIn}, {1, 0, udpOut}, {1, 1, udpOut}, {0, 1, udpIn}})
 	return seeds
-}
-
-func decodeTCPSrc(t testing.TB, frame []byte) netip.AddrPort {
-	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
-	tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-	if tcp == nil || p.NetworkLayer() == nil {
-		t.Fatal("not TCP")
-	}
-	a, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Src().Raw())
-	return netip.AddrPortFrom(a.Unmap(), uint16(tcp.SrcPort))
-}
-
-func decodeUDPSrc(t testing.TB, frame []byte) netip.AddrPort {
-	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
-	udp, _ := p.Layer(layers.LayerTypeUDP).(*layers.UDP)
-	if udp == nil || p.NetworkLayer() == nil {
-		t.Fatal("not UDP")
-	}
-	a, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Src().Raw())
-	return netip.AddrPortFrom(a.Unmap(), uint16(udp.SrcPort))
 }
 
 // FuzzInputFullNAT runs sequences of frames through the FullNAT path of
