@@ -29,17 +29,7 @@ func flood(t *testing.T, l *Lab, frames [][]byte, stop <-chan struct{}) *atomic.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		err := nsutil.Do(l.Env["CLIENT_NS"], func() error {
-			ifi, err := net.InterfaceByName(l.Env["CLIENT_IF"])
-			if err != nil {
-				return err
-			}
-			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
-			if err != nil {
-				return err
-			}
-			defer unix.Close(fd)
-			sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
+		err := onClientLink(l, func(fd int, sa unix.Sockaddr) error {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -207,10 +208,10 @@ func testForwardHTTP(t *testing.T, l *Lab) {
 	}
 }
 
-// rawSend writes frames on the client's interface with an AF_PACKET socket.
-func rawSend(t *testing.T, l *Lab, frames [][]byte) {
-	t.Helper()
-	err := nsutil.Do(l.Env["CLIENT_NS"], func() error {
+// onClientLink runs send in the client's namespace with an AF_PACKET
+// socket on its interface and the address that sends on it.
+func onClientLink(l *Lab, send func(fd int, sa unix.Sockaddr) error) error {
+	return nsutil.Do(l.Env["CLIENT_NS"], func() error {
 		ifi, err := net.InterfaceByName(l.Env["CLIENT_IF"])
 		if err != nil {
 			return err
@@ -220,7 +221,37 @@ func rawSend(t *testing.T, l *Lab, frames [][]byte) {
 			return err
 		}
 		defer unix.Close(fd)
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
+		return send(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
+	})
+}
+
+// sendIPv4 writes IPv4 packets (headers included) from the client's
+// namespace towards dst through its routing table (a raw socket).
+func sendIPv4(t *testing.T, l *Lab, dst netip.Addr, pkts [][]byte) {
+	t.Helper()
+	err := nsutil.Do(l.Env["CLIENT_NS"], func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		sa := &unix.SockaddrInet4{Addr: dst.As4()}
+		for _, p := range pkts {
+			if err := unix.Sendto(fd, p, 0, sa); err != nil && err != unix.ENOBUFS {
+				return fmt.Errorf("send: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawSend writes frames on the client's interface with an AF_PACKET socket.
+func rawSend(t *testing.T, l *Lab, frames [][]byte) {
+	t.Helper()
+	err := onClientLink(l, func(fd int, sa unix.Sockaddr) error {
 		for _, f := range frames {
 			if err := unix.Sendto(fd, f, 0, sa); err != nil {
 				return fmt.Errorf("send %d bytes: %w", len(f), err)

@@ -12,10 +12,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/sys/unix"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
-	"github.com/gvs-lb/gvs/internal/nsutil"
 
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
@@ -69,25 +67,7 @@ func TestListManyUDPConns(t *testing.T) {
 		}
 		pkts[i] = buf.Bytes()
 	}
-	send := func() {
-		err := nsutil.Do(l.Env["CLIENT_NS"], func() error {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
-			if err != nil {
-				return err
-			}
-			defer unix.Close(fd)
-			sa := &unix.SockaddrInet4{Addr: dst.As4()}
-			for _, p := range pkts {
-				if err := unix.Sendto(fd, p, 0, sa); err != nil && err != unix.ENOBUFS {
-					return fmt.Errorf("send: %w", err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	send := func() { sendIPv4(t, l, dst, pkts) }
 	// datagrams the dataplane's rings dropped are sent again: resending a
 	// flow that has its connection only forwards it again
 	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d UDP connections", n), func() bool {

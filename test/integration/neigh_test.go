@@ -83,17 +83,7 @@ func spoofedNeighFrames(t *testing.T, l *Lab, sources int) [][]byte {
 // when the socket's buffer is full.
 func sendEach(t *testing.T, l *Lab, frames [][]byte) {
 	t.Helper()
-	err := nsutil.Do(l.Env["CLIENT_NS"], func() error {
-		ifi, err := net.InterfaceByName(l.Env["CLIENT_IF"])
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}
+	err := onClientLink(l, func(fd int, sa unix.Sockaddr) error {
 		for _, f := range frames {
 			for {
 				err := unix.Sendto(fd, f, 0, sa)

@@ -9,11 +9,9 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
-	"github.com/gvs-lb/gvs/internal/nsutil"
 
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
@@ -47,25 +45,7 @@ func TestLocalPortsPerRealServer(t *testing.T) {
 			pkts = append(pkts, buf.Bytes())
 		}
 	}
-	send := func() {
-		err := nsutil.Do(l.Env["CLIENT_NS"], func() error {
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
-			if err != nil {
-				return err
-			}
-			defer unix.Close(fd)
-			sa := &unix.SockaddrInet4{Addr: dst.As4()}
-			for _, p := range pkts {
-				if err := unix.Sendto(fd, p, 0, sa); err != nil && err != unix.ENOBUFS {
-					return fmt.Errorf("send: %w", err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	send := func() { sendIPv4(t, l, dst, pkts) }
 	// datagrams dropped on the way are sent again: a flow that has its
 	// connection is only forwarded again
 	testenv.Eventually(t, 40*time.Second, fmt.Sprintf("%d UDP connections", 2*perService), func() bool {
