@@ -103,13 +103,7 @@ func WatchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr),
 }
 
 func watchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr), o WatchOptions) (*addrWatch, error) {
-	if o.Retry <= 0 {
-		o.Retry = time.Second
-	}
-	want := map[int]bool{}
-	for _, i := range ifindexes {
-		want[i] = true
-	}
+	want := o.prepare(ifindexes)
 	// re-subscriptions run on other threads: pin them to the caller's
 	// network namespace, where the KNI devices are
 	ns, err := netns.Get()
@@ -119,6 +113,7 @@ func watchAddrs(ctx context.Context, ifindexes []int, update func([]netip.Addr),
 	w := &addrWatch{want: want, update: update, ns: ns}
 	s, err := w.subscribe()
 	if err != nil {
+		ns.Close()
 		return nil, fmt.Errorf("kni: watch addresses: %w", err)
 	}
 	w.errc = s.errc

@@ -6,6 +6,19 @@ import (
 	"time"
 )
 
+// prepare applies the defaults to o and returns the watched interfaces as
+// a set.
+func (o *WatchOptions) prepare(ifindexes []int) map[int]bool {
+	if o.Retry <= 0 {
+		o.Retry = time.Second
+	}
+	want := make(map[int]bool, len(ifindexes))
+	for _, i := range ifindexes {
+		want[i] = true
+	}
+	return want
+}
+
 // subscription is one netlink subscription: its update channel, the
 // channel that ends it and the one its errors arrive on.
 type subscription[T any] struct {

@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -63,13 +62,7 @@ func WatchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o W
 }
 
 func watchRoutes(ctx context.Context, ifindexes []int, update func([]Route), o WatchOptions) (*routeWatch, error) {
-	if o.Retry <= 0 {
-		o.Retry = time.Second
-	}
-	want := map[int]bool{}
-	for _, i := range ifindexes {
-		want[i] = true
-	}
+	want := o.prepare(ifindexes)
 	ns, err := netns.Get()
 	if err != nil {
 		return nil, fmt.Errorf("kni: watch routes: network namespace: %w", err)
