@@ -200,26 +200,25 @@ func TestDataplaneRestart(t *testing.T) {
 	}
 }
 
-// TestRestartWithoutOutage: a restart between two polls (no failed call) is
-// noticed from the uptime.
-func TestRestartWithoutOutage(t *testing.T) {
+// watchRestart runs a watcher polling every interval over a dataplane,
+// calls before once the dataplane was reached, restarts the dataplane and
+// requires the watcher to report exactly one restart. It returns the boot
+// ids before and after.
+func watchRestart(t *testing.T, interval time.Duration, before func(w *Watcher)) (first, second string) {
+	t.Helper()
 	sock := dptest.Socket(t)
 	dp := dptest.Start(t, sock, 1)
 	api := dptest.Client(t, sock)
 	events := make(chan string, 10)
-	w := NewWatcher(api, zap.NewNop(), 300*time.Millisecond, time.Second, func(r string) { events <- r })
+	w := NewWatcher(api, zap.NewNop(), interval, time.Second, func(r string) { events <- r })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
 	if r := <-events; r != "dataplane reachable" {
 		t.Fatalf("first event %q", r)
 	}
-	// the old dataplane must have lived longer than the watcher's slack,
-	// or its restart is indistinguishable from jitter
-	testenv.Eventually(t, 5*time.Second, "the first dataplane's uptime to pass twice the slack", func() bool {
-		in := w.Info()
-		return in != nil && time.Duration(in.UptimeNs) > 2*startSlack
-	})
+	before(w)
+	first = w.Info().BootId
 	dp.Stop()
 	dptest.Start(t, sock, 1)
 	select {
@@ -233,35 +232,26 @@ func TestRestartWithoutOutage(t *testing.T) {
 	if n := w.Restarts(); n != 1 {
 		t.Errorf("restarts = %d, want 1", n)
 	}
+	return first, w.Info().BootId
+}
+
+// TestRestartWithoutOutage: a restart between two polls (no failed call)
+// of a dataplane that lived longer than the watcher's slack is noticed.
+func TestRestartWithoutOutage(t *testing.T) {
+	watchRestart(t, 300*time.Millisecond, func(w *Watcher) {
+		testenv.Eventually(t, 5*time.Second, "the first dataplane's uptime to pass twice the slack", func() bool {
+			in := w.Info()
+			return in != nil && time.Duration(in.UptimeNs) > 2*startSlack
+		})
+	})
 }
 
 // TestQuickRestartNoticedByBootID: a dataplane that lived less than the
 // uptime check's slack and restarted between two polls is still noticed,
 // by its new boot id.
 func TestQuickRestartNoticedByBootID(t *testing.T) {
-	sock := dptest.Socket(t)
-	dp := dptest.Start(t, sock, 1)
-	api := dptest.Client(t, sock)
-	events := make(chan string, 10)
-	w := NewWatcher(api, zap.NewNop(), 100*time.Millisecond, time.Second, func(r string) { events <- r })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
-	if r := <-events; r != "dataplane reachable" {
-		t.Fatalf("first event %q", r)
-	}
-	first := w.Info().BootId
-	dp.Stop()
-	dptest.Start(t, sock, 1)
-	select {
-	case r := <-events:
-		if r != "dataplane restarted" {
-			t.Errorf("event %q, want \"dataplane restarted\"", r)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("restart not noticed")
-	}
-	if first == "" || w.Info().BootId == first || w.Restarts() != 1 {
-		t.Errorf("boot ids %q then %q, restarts %d", first, w.Info().BootId, w.Restarts())
+	first, second := watchRestart(t, 100*time.Millisecond, func(*Watcher) {})
+	if first == "" || second == first {
+		t.Errorf("boot ids %q then %q", first, second)
 	}
 }
