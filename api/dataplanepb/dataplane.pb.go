@@ -1466,6 +1466,7 @@ type Dest struct {
 	Active        int64                  `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"` // listings
 	Inactive      int64                  `protobuf:"varint,8,opt,name=inactive,proto3" json:"inactive,omitempty"`
 	Stats         *ServiceStats          `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	PersistConns  int64                  `protobuf:"varint,10,opt,name=persist_conns,json=persistConns,proto3" json:"persist_conns,omitempty"` // listings: persistence templates pointing here
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1563,6 +1564,13 @@ func (x *Dest) GetStats() *ServiceStats {
 	return nil
 }
 
+func (x *Dest) GetPersistConns() int64 {
+	if x != nil {
+		return x.PersistConns
+	}
+	return 0
+}
+
 type LAddr struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Addr  string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
@@ -1641,7 +1649,13 @@ type Service struct {
 	// mh only: a TCP segment without SYN and without a connection on this
 	// node is scheduled and gets a connection instead of being dropped (a
 	// flow re-hashed onto this node before its sync arrived).
-	MidFlow       bool `protobuf:"varint,11,opt,name=mid_flow,json=midFlow,proto3" json:"mid_flow,omitempty"`
+	MidFlow bool `protobuf:"varint,11,opt,name=mid_flow,json=midFlow,proto3" json:"mid_flow,omitempty"`
+	// -M: the persistence granularity as a prefix length (IPv4 0-32, IPv6
+	// 0-128); 0 with persistent means a host (32 or 128).
+	PersistentPrefix uint32 `protobuf:"varint,12,opt,name=persistent_prefix,json=persistentPrefix,proto3" json:"persistent_prefix,omitempty"`
+	// -o: one-packet scheduling (UDP): each datagram is scheduled on its
+	// own and leaves no connection entry.
+	OnePacket     bool `protobuf:"varint,13,opt,name=one_packet,json=onePacket,proto3" json:"one_packet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1749,6 +1763,20 @@ func (x *Service) GetStats() *ServiceStats {
 func (x *Service) GetMidFlow() bool {
 	if x != nil {
 		return x.MidFlow
+	}
+	return false
+}
+
+func (x *Service) GetPersistentPrefix() uint32 {
+	if x != nil {
+		return x.PersistentPrefix
+	}
+	return 0
+}
+
+func (x *Service) GetOnePacket() bool {
+	if x != nil {
+		return x.OnePacket
 	}
 	return false
 }
@@ -2042,15 +2070,18 @@ func (x *ZeroRequest) GetService() *ServiceKey {
 }
 
 type Conn struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Proto         string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"`
-	State         string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	ExpireNs      int64                  `protobuf:"varint,3,opt,name=expire_ns,json=expireNs,proto3" json:"expire_ns,omitempty"`
-	Client        string                 `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"` // addr:port
-	Virtual       string                 `protobuf:"bytes,5,opt,name=virtual,proto3" json:"virtual,omitempty"`
-	Local         string                 `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
-	Dest          string                 `protobuf:"bytes,7,opt,name=dest,proto3" json:"dest,omitempty"`
-	Worker        int32                  `protobuf:"varint,8,opt,name=worker,proto3" json:"worker,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Proto    string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"`
+	State    string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	ExpireNs int64                  `protobuf:"varint,3,opt,name=expire_ns,json=expireNs,proto3" json:"expire_ns,omitempty"`
+	Client   string                 `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"` // addr:port
+	Virtual  string                 `protobuf:"bytes,5,opt,name=virtual,proto3" json:"virtual,omitempty"`
+	Local    string                 `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
+	Dest     string                 `protobuf:"bytes,7,opt,name=dest,proto3" json:"dest,omitempty"`
+	Worker   int32                  `protobuf:"varint,8,opt,name=worker,proto3" json:"worker,omitempty"`
+	// a persistence template (ipvsadm prints it with state NONE and source
+	// port 0); worker is -1, templates are shared by all workers
+	Template      bool `protobuf:"varint,9,opt,name=template,proto3" json:"template,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2139,6 +2170,13 @@ func (x *Conn) GetWorker() int32 {
 		return x.Worker
 	}
 	return 0
+}
+
+func (x *Conn) GetTemplate() bool {
+	if x != nil {
+		return x.Template
+	}
+	return false
 }
 
 type ListConnsResponse struct {
@@ -3182,7 +3220,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\aout_pps\x18\b \x01(\x04R\x06outPps\x12\x15\n" +
 	"\x06in_bps\x18\t \x01(\x04R\x05inBps\x12\x17\n" +
 	"\aout_bps\x18\n" +
-	" \x01(\x04R\x06outBps\"\xee\x01\n" +
+	" \x01(\x04R\x06outBps\"\x93\x02\n" +
 	"\x04Dest\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
@@ -3192,11 +3230,13 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x03fwd\x18\x06 \x01(\tR\x03fwd\x12\x16\n" +
 	"\x06active\x18\a \x01(\x03R\x06active\x12\x1a\n" +
 	"\binactive\x18\b \x01(\x03R\binactive\x124\n" +
-	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\"E\n" +
+	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\x12#\n" +
+	"\rpersist_conns\x18\n" +
+	" \x01(\x03R\fpersistConns\"E\n" +
 	"\x05LAddr\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x10\n" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +
-	"\x06backup\x18\x03 \x01(\bR\x06backup\"\xae\x03\n" +
+	"\x06backup\x18\x03 \x01(\bR\x06backup\"\xfa\x03\n" +
 	"\aService\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\x12\x14\n" +
 	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1f\n" +
@@ -3212,7 +3252,10 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06laddrs\x18\t \x03(\v2\x17.gvs.dataplane.v1.LAddrR\x06laddrs\x124\n" +
 	"\x05stats\x18\n" +
 	" \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\x12\x19\n" +
-	"\bmid_flow\x18\v \x01(\bR\amidFlow\"E\n" +
+	"\bmid_flow\x18\v \x01(\bR\amidFlow\x12+\n" +
+	"\x11persistent_prefix\x18\f \x01(\rR\x10persistentPrefix\x12\x1d\n" +
+	"\n" +
+	"one_packet\x18\r \x01(\bR\tonePacket\"E\n" +
 	"\x13ListServicesRequest\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\"M\n" +
 	"\x14ListServicesResponse\x125\n" +
@@ -3227,7 +3270,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x10ListConnsRequest\x126\n" +
 	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"E\n" +
 	"\vZeroRequest\x126\n" +
-	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"\xc3\x01\n" +
+	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"\xdf\x01\n" +
 	"\x04Conn\x12\x14\n" +
 	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -3236,7 +3279,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\avirtual\x18\x05 \x01(\tR\avirtual\x12\x14\n" +
 	"\x05local\x18\x06 \x01(\tR\x05local\x12\x12\n" +
 	"\x04dest\x18\a \x01(\tR\x04dest\x12\x16\n" +
-	"\x06worker\x18\b \x01(\x05R\x06worker\"A\n" +
+	"\x06worker\x18\b \x01(\x05R\x06worker\x12\x1a\n" +
+	"\btemplate\x18\t \x01(\bR\btemplate\"A\n" +
 	"\x11ListConnsResponse\x12,\n" +
 	"\x05conns\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.ConnR\x05conns\"\xae\x02\n" +
 	"\bTimeouts\x12\x10\n" +
