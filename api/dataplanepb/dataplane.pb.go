@@ -3100,6 +3100,118 @@ func (x *FlowAnswer) GetNote() string {
 	return ""
 }
 
+type ReloadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`    // empty: the file gvs-dataplane was started with
+	Check         bool                   `protobuf:"varint,2,opt,name=check,proto3" json:"check,omitempty"` // validate and list the changes; apply nothing
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadRequest) Reset() {
+	*x = ReloadRequest{}
+	mi := &file_dataplane_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadRequest) ProtoMessage() {}
+
+func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
+func (*ReloadRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ReloadRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ReloadRequest) GetCheck() bool {
+	if x != nil {
+		return x.Check
+	}
+	return false
+}
+
+type ReloadResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`        // the file read
+	Changes       []string               `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`  // "addr add 10.1.0.9/32 dev dp0", …; empty: nothing to change
+	Applied       bool                   `protobuf:"varint,3,opt,name=applied,proto3" json:"applied,omitempty"` // false after a check
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadResult) Reset() {
+	*x = ReloadResult{}
+	mi := &file_dataplane_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadResult) ProtoMessage() {}
+
+func (x *ReloadResult) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadResult.ProtoReflect.Descriptor instead.
+func (*ReloadResult) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ReloadResult) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ReloadResult) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ReloadResult) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
 var File_dataplane_proto protoreflect.FileDescriptor
 
 const file_dataplane_proto_rawDesc = "" +
@@ -3364,7 +3476,14 @@ const file_dataplane_proto_rawDesc = "" +
 	"candidates\x18\v \x03(\tR\n" +
 	"candidates\x12\x16\n" +
 	"\x06laddrs\x18\f \x03(\tR\x06laddrs\x12\x12\n" +
-	"\x04note\x18\r \x01(\tR\x04note2\xeb\x11\n" +
+	"\x04note\x18\r \x01(\tR\x04note\"9\n" +
+	"\rReloadRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05check\x18\x02 \x01(\bR\x05check\"V\n" +
+	"\fReloadResult\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\achanges\x18\x02 \x03(\tR\achanges\x12\x18\n" +
+	"\aapplied\x18\x03 \x01(\bR\aapplied2\xb6\x12\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -3402,7 +3521,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"GetLBUsage\x12\x17.gvs.dataplane.v1.Empty\x1a\x19.gvs.dataplane.v1.LBUsage\x12I\n" +
 	"\fSimulateFlow\x12\x1b.gvs.dataplane.v1.FlowQuery\x1a\x1c.gvs.dataplane.v1.FlowAnswer\x12W\n" +
 	"\x10StreamSyncEvents\x12#.gvs.dataplane.v1.SyncStreamRequest\x1a\x1c.gvs.dataplane.v1.SyncEvents0\x01\x12]\n" +
-	"\x10InstallSyncConns\x12$.gvs.dataplane.v1.SyncInstallRequest\x1a#.gvs.dataplane.v1.SyncInstallResultB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
+	"\x10InstallSyncConns\x12$.gvs.dataplane.v1.SyncInstallRequest\x1a#.gvs.dataplane.v1.SyncInstallResult\x12I\n" +
+	"\x06Reload\x12\x1f.gvs.dataplane.v1.ReloadRequest\x1a\x1e.gvs.dataplane.v1.ReloadResultB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
 var (
 	file_dataplane_proto_rawDescOnce sync.Once
@@ -3416,7 +3536,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -3460,6 +3580,8 @@ var file_dataplane_proto_goTypes = []any{
 	(*SyncInstallResult)(nil),    // 39: gvs.dataplane.v1.SyncInstallResult
 	(*FlowQuery)(nil),            // 40: gvs.dataplane.v1.FlowQuery
 	(*FlowAnswer)(nil),           // 41: gvs.dataplane.v1.FlowAnswer
+	(*ReloadRequest)(nil),        // 42: gvs.dataplane.v1.ReloadRequest
+	(*ReloadResult)(nil),         // 43: gvs.dataplane.v1.ReloadResult
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -3520,40 +3642,42 @@ var file_dataplane_proto_depIdxs = []int32{
 	40, // 55: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
 	35, // 56: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
 	38, // 57: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	1,  // 58: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 59: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 60: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 61: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 62: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 63: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 64: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 65: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 66: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 67: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 68: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 69: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 70: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 71: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 72: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 75: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	24, // 76: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 77: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 78: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 79: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 80: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 81: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	30, // 82: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 83: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	31, // 84: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 85: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	32, // 86: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	41, // 87: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	37, // 88: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	39, // 89: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	58, // [58:90] is the sub-list for method output_type
-	26, // [26:58] is the sub-list for method input_type
+	42, // 58: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	1,  // 59: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 60: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 61: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 62: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 63: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 64: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 65: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 66: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 67: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 68: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 69: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 70: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 71: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 72: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 73: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 76: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	24, // 77: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 78: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 79: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 80: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 81: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 82: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	30, // 83: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 84: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	31, // 85: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 86: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	32, // 87: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	41, // 88: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	37, // 89: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	39, // 90: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	43, // 91: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	59, // [59:92] is the sub-list for method output_type
+	26, // [26:59] is the sub-list for method input_type
 	26, // [26:26] is the sub-list for extension type_name
 	26, // [26:26] is the sub-list for extension extendee
 	0,  // [0:26] is the sub-list for field type_name
@@ -3570,7 +3694,7 @@ func file_dataplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -55,6 +55,7 @@ const (
 	Dataplane_SimulateFlow_FullMethodName     = "/gvs.dataplane.v1.Dataplane/SimulateFlow"
 	Dataplane_StreamSyncEvents_FullMethodName = "/gvs.dataplane.v1.Dataplane/StreamSyncEvents"
 	Dataplane_InstallSyncConns_FullMethodName = "/gvs.dataplane.v1.Dataplane/InstallSyncConns"
+	Dataplane_Reload_FullMethodName           = "/gvs.dataplane.v1.Dataplane/Reload"
 )
 
 // DataplaneClient is the client API for Dataplane service.
@@ -110,6 +111,12 @@ type DataplaneClient interface {
 	// connections, each in the worker owning its local port; at most 4096
 	// per call. Records this dataplane cannot take are counted as refused.
 	InstallSyncConns(ctx context.Context, in *SyncInstallRequest, opts ...grpc.CallOption) (*SyncInstallResult, error)
+	// Reload re-reads the configuration file gvs-dataplane was started with
+	// (or the absolute path given) and applies the difference exactly as
+	// SIGHUP does: all of it or nothing. A file that changes what needs a
+	// restart is refused (FAILED_PRECONDITION) with those settings named; a
+	// bad file (INVALID_ARGUMENT) leaves the running state untouched.
+	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResult, error)
 }
 
 type dataplaneClient struct {
@@ -458,6 +465,16 @@ func (c *dataplaneClient) InstallSyncConns(ctx context.Context, in *SyncInstallR
 	return out, nil
 }
 
+func (c *dataplaneClient) Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadResult)
+	err := c.cc.Invoke(ctx, Dataplane_Reload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataplaneServer is the server API for Dataplane service.
 // All implementations must embed UnimplementedDataplaneServer
 // for forward compatibility.
@@ -511,6 +528,12 @@ type DataplaneServer interface {
 	// connections, each in the worker owning its local port; at most 4096
 	// per call. Records this dataplane cannot take are counted as refused.
 	InstallSyncConns(context.Context, *SyncInstallRequest) (*SyncInstallResult, error)
+	// Reload re-reads the configuration file gvs-dataplane was started with
+	// (or the absolute path given) and applies the difference exactly as
+	// SIGHUP does: all of it or nothing. A file that changes what needs a
+	// restart is refused (FAILED_PRECONDITION) with those settings named; a
+	// bad file (INVALID_ARGUMENT) leaves the running state untouched.
+	Reload(context.Context, *ReloadRequest) (*ReloadResult, error)
 	mustEmbedUnimplementedDataplaneServer()
 }
 
@@ -616,6 +639,9 @@ func (UnimplementedDataplaneServer) StreamSyncEvents(*SyncStreamRequest, grpc.Se
 }
 func (UnimplementedDataplaneServer) InstallSyncConns(context.Context, *SyncInstallRequest) (*SyncInstallResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method InstallSyncConns not implemented")
+}
+func (UnimplementedDataplaneServer) Reload(context.Context, *ReloadRequest) (*ReloadResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
 }
 func (UnimplementedDataplaneServer) mustEmbedUnimplementedDataplaneServer() {}
 func (UnimplementedDataplaneServer) testEmbeddedByValue()                   {}
@@ -1200,6 +1226,24 @@ func _Dataplane_InstallSyncConns_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_Reload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).Reload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_Reload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).Reload(ctx, req.(*ReloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Dataplane_ServiceDesc is the grpc.ServiceDesc for Dataplane service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1326,6 +1370,10 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "InstallSyncConns",
 			Handler:    _Dataplane_InstallSyncConns_Handler,
+		},
+		{
+			MethodName: "Reload",
+			Handler:    _Dataplane_Reload_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
