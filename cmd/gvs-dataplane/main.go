@@ -50,16 +50,14 @@ func main() {
 				log.Error("start failed", zap.Error(err))
 				return err
 			}
+			d.SetConfigPath(cfgPath)
 			for s := range sig {
 				if s == syscall.SIGHUP {
-					// re-read the file and apply the difference; a bad
-					// file, or one that changes what needs a restart,
-					// leaves everything as it is (never the default: exit)
-					nc, err := config.Load(cfgPath)
-					if err == nil {
-						err = d.Reload(nc)
-					}
-					if err != nil {
+					// re-read the file and apply the difference (as the
+					// API's Reload does); a bad file, or one that changes
+					// what needs a restart, leaves everything as it is
+					// (never the default: exit)
+					if _, _, err := d.ReloadFile("", false); err != nil {
 						log.Error("SIGHUP: reload refused; the running configuration stays", zap.Error(err))
 					}
 					continue

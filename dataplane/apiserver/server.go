@@ -26,7 +26,8 @@ var Version = "dev"
 // Server implements pb.DataplaneServer.
 type Server struct {
 	pb.UnimplementedDataplaneServer
-	dp *dataplane.Dataplane
+	dp     *dataplane.Dataplane
+	reload ReloadFunc // nil: Reload is not offered (reload.go)
 }
 
 // New returns a server for dp.

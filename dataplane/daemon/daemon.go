@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,6 +40,10 @@ type Daemon struct {
 	cancel context.CancelFunc
 	socket string
 	cfg    *config.Config // the file the dataplane runs with (Reload diffs against it)
+	// reloadMu serialises reloads (SIGHUP, the API); path is the file
+	// gvs-dataplane was started with.
+	reloadMu sync.Mutex
+	path     string
 	// Exit ends the process after a crash (os.Exit; tests replace it).
 	Exit func(code int)
 }
@@ -123,6 +128,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		Forward4: c.Forwarding.IPv4, Forward6: c.Forwarding.IPv6,
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
+		PersistCapacity: c.IPVS.PersistCapacity, ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
 		OnCrash: d.Crash,
 	}, specs)
@@ -150,7 +156,15 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	if err := dp.Start(); err != nil {
 		return nil, err
 	}
-	g, err := apiserver.New(dp).Listen(c.API.Socket, apiserver.ListenOptions{Group: c.API.Group})
+	srv := apiserver.New(dp)
+	srv.SetReload(func(path string, check bool) (string, []string, error) {
+		file, changes, err := d.ReloadFile(path, check)
+		if err != nil && !check {
+			log.Warn("API reload refused; the running configuration stays", zap.Error(err))
+		}
+		return file, changes, err
+	})
+	g, err := srv.Listen(c.API.Socket, apiserver.ListenOptions{Group: c.API.Group})
 	if err != nil {
 		return nil, err
 	}
