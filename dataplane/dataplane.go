@@ -150,6 +150,8 @@ type Dataplane struct {
 
 	syncPol  atomic.Pointer[SyncPolicy] // nil while no sync consumer is attached
 	syncBusy atomic.Bool                // a consumer is attached (sync.go)
+
+	trace atomic.Pointer[traceSession] // nil while no trace is armed (trace.go)
 }
 
 // New builds a dataplane over ports; every port must have exactly

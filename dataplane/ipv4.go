@@ -27,6 +27,9 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 	tl := int(ip.TotalLen())
 	b.SetLen(l3 + tl) // strip Ethernet padding
 	ip = ip[:tl]
+	if w.trBuf == b {
+		w.traceParse(ifc, 4)
+	}
 	dst, src := ip.Dst(), ip.Src()
 	if w.martian4(ifc, src, dst) {
 		w.drop(b, CtrDropMartian)

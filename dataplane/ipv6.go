@@ -26,6 +26,9 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 	tl := header.IPv6MinSize + int(ip.PayloadLen())
 	b.SetLen(l3 + tl)
 	ip = ip[:tl]
+	if w.trBuf == b {
+		w.traceParse(ifc, 6)
+	}
 	dst := ip.Dst()
 	if ip.NextHeader() == header.ProtoICMPv6 && w.icmp6Input(b, ip, ifc) == stolen {
 		return

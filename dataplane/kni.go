@@ -39,6 +39,9 @@ func (w *Worker) toKNI(b *pktbuf.Buf, class kniClass) {
 	case !out.Put(b.Bytes(), uint16(p)):
 		w.drop(b, full)
 	default:
+		if w.trBuf == b {
+			w.traceKNI(p)
+		}
 		w.ctr.inc(CtrKNIPunted)
 		w.kniSignal = true
 		b.Free()

@@ -56,7 +56,11 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, 
 		w.drop(b, CtrDropLBBadL4)
 		return stolen
 	}
-	if id, dir, found := w.sess.Lookup(key); found {
+	id, dir, found := w.sess.Lookup(key)
+	if w.trBuf == b {
+		w.traceLookup(found, dir, id)
+	}
+	if found {
 		w.lbConn(b, l3, id, dir)
 		return stolen
 	}

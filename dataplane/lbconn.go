@@ -65,6 +65,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 		w.drop(b, CtrDropLBBadL4)
 		return
 	}
+	if w.trBuf == b {
+		w.traceRewrite(dir, &to)
+	}
 	if dir == session.Out && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
 		// leave room for the TOA the client's first ACK will carry
 		w.clampMSS(l3, to.Dst)

@@ -42,6 +42,9 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		return stolen
 	}
 	dest := svc.Dests[i]
+	if w.trBuf == b {
+		w.traceSchedule(svc, dest)
+	}
 	daddr := dest.Spec.Addr
 	// a local address: round robin over the service's, skipping exhausted ones
 	var laddr netip.Addr

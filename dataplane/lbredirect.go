@@ -13,6 +13,9 @@ func (w *Worker) redirect(b *pktbuf.Buf, owner int) {
 		w.drop(b, CtrDropLBRedirectFull)
 		return
 	}
+	if w.trBuf == b {
+		w.traceRedirect(owner)
+	}
 	w.ctr.inc(CtrLBRedirectedOut)
 	w.redirWake |= 1 << uint(owner)
 	b.Free()
@@ -22,7 +25,8 @@ func (w *Worker) redirect(b *pktbuf.Buf, owner int) {
 // pipeline; the owner's session table has their connections.
 func (w *Worker) redirectIn() int {
 	n := 0
-	for _, r := range w.redirIn {
+	t := w.dp.trace.Load() // armed: trace what matches (trace.go)
+	for from, r := range w.redirIn {
 		if r == nil {
 			continue
 		}
@@ -43,7 +47,11 @@ func (w *Worker) redirectIn() int {
 				b.Port = p
 				w.ctr.inc(CtrLBRedirectedIn)
 				w.cur = b
-				w.input(b)
+				if t != nil {
+					w.traceRedirected(t, b, from)
+				} else {
+					w.input(b)
+				}
 				w.cur = nil
 			}
 			r.Release()

@@ -67,12 +67,13 @@ type Worker struct {
 	dp   *Dataplane
 	core int // -1: not pinned
 
-	workerIO   // queues, bursts, tx buffers, the loop's clock
-	workerL3   // snapshot, neighbours, held packets, ICMP errors
-	workerKNI  // the exception path to and from the kernel
-	workerLB   // the IPVS stage: connections, local ports, hand-overs
-	workerPoll // sleeping when idle and being woken
-	workerCtl  // requests the control side runs on this thread
+	workerIO    // queues, bursts, tx buffers, the loop's clock
+	workerL3    // snapshot, neighbours, held packets, ICMP errors
+	workerKNI   // the exception path to and from the kernel
+	workerLB    // the IPVS stage: connections, local ports, hand-overs
+	workerPoll  // sleeping when idle and being woken
+	workerCtl   // requests the control side runs on this thread
+	workerTrace // the packet being traced, if any (trace.go)
 
 	ctr  workerCounters // read by the API through their published copies
 	loop loopCounters   // atomics, read by the API
@@ -212,14 +213,7 @@ func (w *Worker) iterate() int {
 		got += n
 		w.loop.bursts.Add(1)
 		w.ctr.add(CtrRxPackets, uint64(n))
-		for i := 0; i < n; i++ {
-			b := w.rx[i]
-			w.rx[i] = nil
-			b.Port = uint16(p)
-			w.cur = b
-			w.input(b)
-		}
-		w.cur = nil
+		w.inputBurst(p, n)
 	}
 	if w.kniIn != nil {
 		got += w.kniTransmit()
@@ -258,6 +252,23 @@ func (w *Worker) iterate() int {
 	}
 	w.loop.packets.Add(uint64(got))
 	return got
+}
+
+// inputBurst runs the burst in w.rx[:n], received on port p, through the
+// pipeline.
+func (w *Worker) inputBurst(p, n int) {
+	if t := w.dp.trace.Load(); t != nil {
+		w.traceBurst(t, p, n) // the same loop with the trace filter (trace.go)
+		return
+	}
+	for i := 0; i < n; i++ {
+		b := w.rx[i]
+		w.rx[i] = nil
+		b.Port = uint16(p)
+		w.cur = b
+		w.input(b)
+	}
+	w.cur = nil
 }
 
 func (w *Worker) run() {
@@ -365,6 +376,9 @@ func (w *Worker) flushPort(p int) {
 
 // enqueueTx buffers b for transmission on port p.
 func (w *Worker) enqueueTx(p int, b *pktbuf.Buf) {
+	if w.trBuf == b {
+		w.traceTx(p)
+	}
 	t := &w.tx[p]
 	t.bufs[t.n] = b
 	t.n++
@@ -374,6 +388,9 @@ func (w *Worker) enqueueTx(p int, b *pktbuf.Buf) {
 }
 
 func (w *Worker) drop(b *pktbuf.Buf, c Counter) {
+	if w.trBuf == b {
+		w.traceDrop(c)
+	}
 	w.ctr.inc(c)
 	b.Free()
 }

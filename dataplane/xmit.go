@@ -16,6 +16,9 @@ import (
 // xmit sends an IP packet (b.L3 marks its start) out of iface towards the
 // on-link next hop nh, resolving nh first if needed.
 func (w *Worker) xmit(b *pktbuf.Buf, out *Iface, nh netip.Addr) {
+	if w.trBuf == b {
+		w.traceXmit(out, nh) // route and neighbour (trace.go)
+	}
 	e, ok := w.neigh[nh]
 	if !ok || e.iface != out.Index {
 		w.hold(b, out, nh)
