@@ -71,6 +71,11 @@ type Options struct {
 	// Timeouts are the connections' idle timeouts per state (zero fields:
 	// the Linux IPVS defaults).
 	Timeouts session.Timeouts
+	// CaptureRate is a capture's packet rate limit per worker and
+	// CaptureRing its ring slots per worker (0: DefaultCaptureRate,
+	// DefaultCaptureRing); a request may ask for less.
+	CaptureRate int
+	CaptureRing int
 	// SyncRing is each worker's session sync event ring size (0:
 	// DefaultSyncRing).
 	SyncRing int
@@ -152,6 +157,8 @@ type Dataplane struct {
 	syncBusy atomic.Bool                // a consumer is attached (sync.go)
 
 	trace atomic.Pointer[traceSession] // nil while no trace is armed (trace.go)
+
+	capture atomic.Pointer[Capture] // nil while no capture runs (capture.go)
 }
 
 // New builds a dataplane over ports; every port must have exactly
@@ -177,6 +184,12 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 256
+	}
+	if opts.CaptureRate == 0 {
+		opts.CaptureRate = DefaultCaptureRate
+	}
+	if opts.CaptureRing == 0 {
+		opts.CaptureRing = DefaultCaptureRing
 	}
 	if opts.ICMPErrorRate == 0 {
 		opts.ICMPErrorRate = 1000

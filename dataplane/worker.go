@@ -213,6 +213,9 @@ func (w *Worker) iterate() int {
 		got += n
 		w.loop.bursts.Add(1)
 		w.ctr.add(CtrRxPackets, uint64(n))
+		if c := w.dp.capture.Load(); c != nil {
+			w.capture(c, p, CaptureRx, w.rx[:n]) // before any rewrite (capture.go)
+		}
 		w.inputBurst(p, n)
 	}
 	if w.kniIn != nil {
@@ -360,6 +363,9 @@ func (w *Worker) flushPort(p int) {
 	t := &w.tx[p]
 	if t.n == 0 {
 		return
+	}
+	if c := w.dp.capture.Load(); c != nil {
+		w.capture(c, p, CaptureTx, t.bufs[:t.n]) // after every rewrite (capture.go)
 	}
 	q := w.queues[p]
 	sent := q.TxBurst(t.bufs[:t.n])

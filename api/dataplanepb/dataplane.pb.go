@@ -3212,6 +3212,334 @@ func (x *ReloadResult) GetApplied() bool {
 	return false
 }
 
+type CaptureRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          string                 `protobuf:"bytes,1,opt,name=port,proto3" json:"port,omitempty"`                               // port name; empty: every port
+	Dir           string                 `protobuf:"bytes,2,opt,name=dir,proto3" json:"dir,omitempty"`                                 // rx, tx or both (empty: both)
+	Worker        *int32                 `protobuf:"varint,3,opt,name=worker,proto3,oneof" json:"worker,omitempty"`                    // absent: every worker
+	Snaplen       uint32                 `protobuf:"varint,4,opt,name=snaplen,proto3" json:"snaplen,omitempty"`                        // bytes kept per packet; 0: 2048
+	Count         uint64                 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`                            // stop after this many packets; 0: until cancelled
+	Filter        []uint32               `protobuf:"varint,6,rep,packed,name=filter,proto3" json:"filter,omitempty"`                   // classic BPF as (code, jt, jf, k) quads (tcpdump -ddd); empty: every packet
+	FilterExpr    string                 `protobuf:"bytes,7,opt,name=filter_expr,json=filterExpr,proto3" json:"filter_expr,omitempty"` // the expression it was compiled from, for messages
+	Rate          uint32                 `protobuf:"varint,8,opt,name=rate,proto3" json:"rate,omitempty"`                              // packets per second per worker; 0: the dataplane's default
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureRequest) Reset() {
+	*x = CaptureRequest{}
+	mi := &file_dataplane_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureRequest) ProtoMessage() {}
+
+func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
+func (*CaptureRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CaptureRequest) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *CaptureRequest) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *CaptureRequest) GetWorker() int32 {
+	if x != nil && x.Worker != nil {
+		return *x.Worker
+	}
+	return 0
+}
+
+func (x *CaptureRequest) GetSnaplen() uint32 {
+	if x != nil {
+		return x.Snaplen
+	}
+	return 0
+}
+
+func (x *CaptureRequest) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *CaptureRequest) GetFilter() []uint32 {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *CaptureRequest) GetFilterExpr() string {
+	if x != nil {
+		return x.FilterExpr
+	}
+	return ""
+}
+
+func (x *CaptureRequest) GetRate() uint32 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+type CapturePacket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnixNano      int64                  `protobuf:"varint,1,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	Port          string                 `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	Dir           string                 `protobuf:"bytes,3,opt,name=dir,proto3" json:"dir,omitempty"` // rx or tx
+	Worker        uint32                 `protobuf:"varint,4,opt,name=worker,proto3" json:"worker,omitempty"`
+	OrigLen       uint32                 `protobuf:"varint,5,opt,name=orig_len,json=origLen,proto3" json:"orig_len,omitempty"` // the packet's length; data holds at most snaplen of it
+	Data          []byte                 `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapturePacket) Reset() {
+	*x = CapturePacket{}
+	mi := &file_dataplane_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapturePacket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapturePacket) ProtoMessage() {}
+
+func (x *CapturePacket) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapturePacket.ProtoReflect.Descriptor instead.
+func (*CapturePacket) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CapturePacket) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *CapturePacket) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *CapturePacket) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *CapturePacket) GetWorker() uint32 {
+	if x != nil {
+		return x.Worker
+	}
+	return 0
+}
+
+func (x *CapturePacket) GetOrigLen() uint32 {
+	if x != nil {
+		return x.OrigLen
+	}
+	return 0
+}
+
+func (x *CapturePacket) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type CaptureWorkerStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Worker        uint32                 `protobuf:"varint,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	Captured      uint64                 `protobuf:"varint,2,opt,name=captured,proto3" json:"captured,omitempty"`
+	RingDrops     uint64                 `protobuf:"varint,3,opt,name=ring_drops,json=ringDrops,proto3" json:"ring_drops,omitempty"`       // matched, but the worker's capture ring was full
+	RateLimited   uint64                 `protobuf:"varint,4,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"` // matched, but beyond the capture's rate
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureWorkerStats) Reset() {
+	*x = CaptureWorkerStats{}
+	mi := &file_dataplane_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureWorkerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureWorkerStats) ProtoMessage() {}
+
+func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureWorkerStats.ProtoReflect.Descriptor instead.
+func (*CaptureWorkerStats) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CaptureWorkerStats) GetWorker() uint32 {
+	if x != nil {
+		return x.Worker
+	}
+	return 0
+}
+
+func (x *CaptureWorkerStats) GetCaptured() uint64 {
+	if x != nil {
+		return x.Captured
+	}
+	return 0
+}
+
+func (x *CaptureWorkerStats) GetRingDrops() uint64 {
+	if x != nil {
+		return x.RingDrops
+	}
+	return 0
+}
+
+func (x *CaptureWorkerStats) GetRateLimited() uint64 {
+	if x != nil {
+		return x.RateLimited
+	}
+	return 0
+}
+
+type CaptureRecords struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Packets       []*CapturePacket       `protobuf:"bytes,1,rep,name=packets,proto3" json:"packets,omitempty"`
+	Started       bool                   `protobuf:"varint,2,opt,name=started,proto3" json:"started,omitempty"`
+	Done          bool                   `protobuf:"varint,3,opt,name=done,proto3" json:"done,omitempty"`
+	Stats         []*CaptureWorkerStats  `protobuf:"bytes,4,rep,name=stats,proto3" json:"stats,omitempty"`      // with done
+	Snaplen       uint32                 `protobuf:"varint,5,opt,name=snaplen,proto3" json:"snaplen,omitempty"` // with started: the snaplen in force
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureRecords) Reset() {
+	*x = CaptureRecords{}
+	mi := &file_dataplane_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureRecords) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureRecords) ProtoMessage() {}
+
+func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureRecords.ProtoReflect.Descriptor instead.
+func (*CaptureRecords) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *CaptureRecords) GetPackets() []*CapturePacket {
+	if x != nil {
+		return x.Packets
+	}
+	return nil
+}
+
+func (x *CaptureRecords) GetStarted() bool {
+	if x != nil {
+		return x.Started
+	}
+	return false
+}
+
+func (x *CaptureRecords) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *CaptureRecords) GetStats() []*CaptureWorkerStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+func (x *CaptureRecords) GetSnaplen() uint32 {
+	if x != nil {
+		return x.Snaplen
+	}
+	return 0
+}
+
 var File_dataplane_proto protoreflect.FileDescriptor
 
 const file_dataplane_proto_rawDesc = "" +
@@ -3483,7 +3811,37 @@ const file_dataplane_proto_rawDesc = "" +
 	"\fReloadResult\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\achanges\x18\x02 \x03(\tR\achanges\x12\x18\n" +
-	"\aapplied\x18\x03 \x01(\bR\aapplied2\xb6\x12\n" +
+	"\aapplied\x18\x03 \x01(\bR\aapplied\"\xdb\x01\n" +
+	"\x0eCaptureRequest\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\tR\x04port\x12\x10\n" +
+	"\x03dir\x18\x02 \x01(\tR\x03dir\x12\x1b\n" +
+	"\x06worker\x18\x03 \x01(\x05H\x00R\x06worker\x88\x01\x01\x12\x18\n" +
+	"\asnaplen\x18\x04 \x01(\rR\asnaplen\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x04R\x05count\x12\x16\n" +
+	"\x06filter\x18\x06 \x03(\rR\x06filter\x12\x1f\n" +
+	"\vfilter_expr\x18\a \x01(\tR\n" +
+	"filterExpr\x12\x12\n" +
+	"\x04rate\x18\b \x01(\rR\x04rateB\t\n" +
+	"\a_worker\"\x99\x01\n" +
+	"\rCapturePacket\x12\x1b\n" +
+	"\tunix_nano\x18\x01 \x01(\x03R\bunixNano\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\tR\x04port\x12\x10\n" +
+	"\x03dir\x18\x03 \x01(\tR\x03dir\x12\x16\n" +
+	"\x06worker\x18\x04 \x01(\rR\x06worker\x12\x19\n" +
+	"\borig_len\x18\x05 \x01(\rR\aorigLen\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\"\x8a\x01\n" +
+	"\x12CaptureWorkerStats\x12\x16\n" +
+	"\x06worker\x18\x01 \x01(\rR\x06worker\x12\x1a\n" +
+	"\bcaptured\x18\x02 \x01(\x04R\bcaptured\x12\x1d\n" +
+	"\n" +
+	"ring_drops\x18\x03 \x01(\x04R\tringDrops\x12!\n" +
+	"\frate_limited\x18\x04 \x01(\x04R\vrateLimited\"\xcf\x01\n" +
+	"\x0eCaptureRecords\x129\n" +
+	"\apackets\x18\x01 \x03(\v2\x1f.gvs.dataplane.v1.CapturePacketR\apackets\x12\x18\n" +
+	"\astarted\x18\x02 \x01(\bR\astarted\x12\x12\n" +
+	"\x04done\x18\x03 \x01(\bR\x04done\x12:\n" +
+	"\x05stats\x18\x04 \x03(\v2$.gvs.dataplane.v1.CaptureWorkerStatsR\x05stats\x12\x18\n" +
+	"\asnaplen\x18\x05 \x01(\rR\asnaplen2\x87\x13\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -3522,7 +3880,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\fSimulateFlow\x12\x1b.gvs.dataplane.v1.FlowQuery\x1a\x1c.gvs.dataplane.v1.FlowAnswer\x12W\n" +
 	"\x10StreamSyncEvents\x12#.gvs.dataplane.v1.SyncStreamRequest\x1a\x1c.gvs.dataplane.v1.SyncEvents0\x01\x12]\n" +
 	"\x10InstallSyncConns\x12$.gvs.dataplane.v1.SyncInstallRequest\x1a#.gvs.dataplane.v1.SyncInstallResult\x12I\n" +
-	"\x06Reload\x12\x1f.gvs.dataplane.v1.ReloadRequest\x1a\x1e.gvs.dataplane.v1.ReloadResultB'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
+	"\x06Reload\x12\x1f.gvs.dataplane.v1.ReloadRequest\x1a\x1e.gvs.dataplane.v1.ReloadResult\x12O\n" +
+	"\aCapture\x12 .gvs.dataplane.v1.CaptureRequest\x1a .gvs.dataplane.v1.CaptureRecords0\x01B'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
 var (
 	file_dataplane_proto_rawDescOnce sync.Once
@@ -3536,7 +3895,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -3582,6 +3941,10 @@ var file_dataplane_proto_goTypes = []any{
 	(*FlowAnswer)(nil),           // 41: gvs.dataplane.v1.FlowAnswer
 	(*ReloadRequest)(nil),        // 42: gvs.dataplane.v1.ReloadRequest
 	(*ReloadResult)(nil),         // 43: gvs.dataplane.v1.ReloadResult
+	(*CaptureRequest)(nil),       // 44: gvs.dataplane.v1.CaptureRequest
+	(*CapturePacket)(nil),        // 45: gvs.dataplane.v1.CapturePacket
+	(*CaptureWorkerStats)(nil),   // 46: gvs.dataplane.v1.CaptureWorkerStats
+	(*CaptureRecords)(nil),       // 47: gvs.dataplane.v1.CaptureRecords
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -3610,77 +3973,81 @@ var file_dataplane_proto_depIdxs = []int32{
 	34, // 23: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
 	36, // 24: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
 	36, // 25: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
-	0,  // 26: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 27: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 28: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 29: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 30: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 31: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 32: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 33: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 34: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 35: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	13, // 36: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	13, // 37: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 38: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 39: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	22, // 40: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	22, // 41: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	22, // 42: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 43: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	23, // 44: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	25, // 45: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 46: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 47: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	26, // 48: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	26, // 49: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	27, // 50: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	28, // 51: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 52: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	31, // 53: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 54: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	40, // 55: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	35, // 56: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	38, // 57: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	42, // 58: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	1,  // 59: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 60: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 61: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 62: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 63: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 64: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 65: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 66: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 67: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 68: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 69: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 70: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 71: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 72: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 73: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 75: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 76: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	24, // 77: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 78: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 79: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 80: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 81: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 82: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	30, // 83: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 84: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	31, // 85: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 86: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	32, // 87: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	41, // 88: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	37, // 89: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	39, // 90: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	43, // 91: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	59, // [59:92] is the sub-list for method output_type
-	26, // [26:59] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	45, // 26: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
+	46, // 27: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
+	0,  // 28: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 29: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 30: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 31: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 32: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 33: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 34: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 35: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 36: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 37: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	13, // 38: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	13, // 39: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 40: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 41: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	22, // 42: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	22, // 43: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	22, // 44: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 45: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	23, // 46: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	25, // 47: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 48: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 49: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	26, // 50: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 51: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	27, // 52: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	28, // 53: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 54: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	31, // 55: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 56: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	40, // 57: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	35, // 58: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	38, // 59: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	42, // 60: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	44, // 61: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 62: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 63: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 64: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 65: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 66: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 67: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 68: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 69: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 70: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 71: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 72: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 74: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 75: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 76: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 77: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 78: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 79: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	24, // 80: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 81: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 82: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 83: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 84: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 85: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	30, // 86: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 87: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	31, // 88: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 89: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	32, // 90: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	41, // 91: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	37, // 92: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	39, // 93: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	43, // 94: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	47, // 95: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	62, // [62:96] is the sub-list for method output_type
+	28, // [28:62] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -3688,13 +4055,14 @@ func file_dataplane_proto_init() {
 	if File_dataplane_proto != nil {
 		return
 	}
+	file_dataplane_proto_msgTypes[44].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -56,6 +56,7 @@ const (
 	Dataplane_StreamSyncEvents_FullMethodName = "/gvs.dataplane.v1.Dataplane/StreamSyncEvents"
 	Dataplane_InstallSyncConns_FullMethodName = "/gvs.dataplane.v1.Dataplane/InstallSyncConns"
 	Dataplane_Reload_FullMethodName           = "/gvs.dataplane.v1.Dataplane/Reload"
+	Dataplane_Capture_FullMethodName          = "/gvs.dataplane.v1.Dataplane/Capture"
 )
 
 // DataplaneClient is the client API for Dataplane service.
@@ -117,6 +118,12 @@ type DataplaneClient interface {
 	// restart is refused (FAILED_PRECONDITION) with those settings named; a
 	// bad file (INVALID_ARGUMENT) leaves the running state untouched.
 	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResult, error)
+	// Capture streams copies of the packets the workers receive (before any
+	// rewrite) and transmit (after it) to dpip capture. One capture at a time
+	// (a second gets FAILED_PRECONDITION); it ends after count packets or
+	// when the client goes away. The first message has started set; the last
+	// has done set and the per-worker counters.
+	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CaptureRecords], error)
 }
 
 type dataplaneClient struct {
@@ -475,6 +482,25 @@ func (c *dataplaneClient) Reload(ctx context.Context, in *ReloadRequest, opts ..
 	return out, nil
 }
 
+func (c *dataplaneClient) Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CaptureRecords], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[2], Dataplane_Capture_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CaptureRequest, CaptureRecords]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_CaptureClient = grpc.ServerStreamingClient[CaptureRecords]
+
 // DataplaneServer is the server API for Dataplane service.
 // All implementations must embed UnimplementedDataplaneServer
 // for forward compatibility.
@@ -534,6 +560,12 @@ type DataplaneServer interface {
 	// restart is refused (FAILED_PRECONDITION) with those settings named; a
 	// bad file (INVALID_ARGUMENT) leaves the running state untouched.
 	Reload(context.Context, *ReloadRequest) (*ReloadResult, error)
+	// Capture streams copies of the packets the workers receive (before any
+	// rewrite) and transmit (after it) to dpip capture. One capture at a time
+	// (a second gets FAILED_PRECONDITION); it ends after count packets or
+	// when the client goes away. The first message has started set; the last
+	// has done set and the per-worker counters.
+	Capture(*CaptureRequest, grpc.ServerStreamingServer[CaptureRecords]) error
 	mustEmbedUnimplementedDataplaneServer()
 }
 
@@ -642,6 +674,9 @@ func (UnimplementedDataplaneServer) InstallSyncConns(context.Context, *SyncInsta
 }
 func (UnimplementedDataplaneServer) Reload(context.Context, *ReloadRequest) (*ReloadResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedDataplaneServer) Capture(*CaptureRequest, grpc.ServerStreamingServer[CaptureRecords]) error {
+	return status.Error(codes.Unimplemented, "method Capture not implemented")
 }
 func (UnimplementedDataplaneServer) mustEmbedUnimplementedDataplaneServer() {}
 func (UnimplementedDataplaneServer) testEmbeddedByValue()                   {}
@@ -1244,6 +1279,17 @@ func _Dataplane_Reload_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_Capture_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CaptureRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DataplaneServer).Capture(m, &grpc.GenericServerStream[CaptureRequest, CaptureRecords]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_CaptureServer = grpc.ServerStreamingServer[CaptureRecords]
+
 // Dataplane_ServiceDesc is the grpc.ServiceDesc for Dataplane service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1385,6 +1431,11 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamSyncEvents",
 			Handler:       _Dataplane_StreamSyncEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Capture",
+			Handler:       _Dataplane_Capture_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -5,6 +5,7 @@
 //	dpip route add 10.3.0.0/16 via 10.2.0.254 dev dp1
 //	dpip neigh show
 //	dpip -s link show
+//	dpip capture dev dp0 -c 10 -w /tmp/dp0.pcapng tcp port 80
 //
 // It talks to gvs-dataplane's control API on its unix socket.
 package main
@@ -110,7 +111,7 @@ func newRoot(a *app) *cobra.Command {
 	f.BoolVar(&a.asJSON, "json", false, "print JSON for scripts")
 	f.BoolVarP(&a.v4, "ipv4", "4", false, "IPv4 only")
 	f.BoolVarP(&a.v6, "ipv6", "6", false, "IPv6 only")
-	root.AddCommand(linkCmd(a), addrCmd(a), routeCmd(a), neighCmd(a), vlanCmd(a), workerCmd(a), infoCmd(a), flowCmd(a), reloadCmd(a))
+	root.AddCommand(linkCmd(a), addrCmd(a), routeCmd(a), neighCmd(a), vlanCmd(a), workerCmd(a), infoCmd(a), flowCmd(a), reloadCmd(a), captureCmd(a))
 	return root
 }
 
