@@ -30,6 +30,7 @@ import (
 	"github.com/gvs-lb/gvs/flowdir"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvs/persist"
 	"github.com/gvs-lb/gvs/session"
 )
 
@@ -61,6 +62,12 @@ type Options struct {
 	// bounds the expirations a worker handles per loop.
 	ConnCapacity      int
 	ConnExpirePerLoop int
+	// PersistCapacity is the size of the persistence template table shared
+	// by all workers (0: persist.DefaultCapacity); ExpireQuiescentTemplate
+	// drops a template whose real server is quiesced at its client's next
+	// connection (LVS's sysctl of that name).
+	PersistCapacity         int
+	ExpireQuiescentTemplate bool
 	// PrefaultConns makes the connection tables resident at start-up, so
 	// the first connections of a flood take no page faults.
 	PrefaultConns bool
@@ -159,6 +166,9 @@ type Dataplane struct {
 	trace atomic.Pointer[traceSession] // nil while no trace is armed (trace.go)
 
 	capture atomic.Pointer[Capture] // nil while no capture runs (capture.go)
+
+	persist       *persist.Table // persistence templates, shared by the workers (lbpersist.go)
+	persistCursor int            // the master's expiry walk
 }
 
 // New builds a dataplane over ports; every port must have exactly
@@ -231,6 +241,7 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 			Port: i, MAC: mac, MTU: ps.Port.MTU()})
 	}
 	d.ipvs = ipvs.NewManager(opts.Workers)
+	d.persist = persist.New(opts.PersistCapacity)
 	d.steer = flowdir.NewSteering(opts.Workers)
 	for i := 0; i < opts.Workers; i++ {
 		w, err := d.newWorker(i)
@@ -407,6 +418,7 @@ func (d *Dataplane) master() {
 		case <-tick.C:
 			d.neigh.expire(d.clock())
 			d.ipvs.Reap()
+			d.expireTemplates()
 			d.estimate()
 			d.drainPunts()
 		}

@@ -23,6 +23,7 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 			d.C.Inactive.Add(-1)
 		}
 	}
+	w.connUnref(c)
 	l := c.LAddrPort()
 	w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
 	w.syncGone(c)

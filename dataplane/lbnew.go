@@ -11,6 +11,7 @@ import (
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvs/sched"
+	"github.com/gvs-lb/gvs/nat"
 	"github.com/gvs-lb/gvs/session"
 )
 
@@ -35,17 +36,27 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		w.drop(b, CtrDropLBNoLAddr) // none, or only backup ones
 		return stolen
 	}
-	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto}
-	i := svc.Scheds[w.id].Pick(&w.flow)
-	if i < 0 {
+	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto,
+		Payload: udpPayload(l3, key.Proto)}
+	var dest *ipvs.Dest
+	held := false // a reference to the client's persistence template (lbpersist.go)
+	if svc.Spec.Persistent {
+		dest, held = w.persistDest(svc, client.Addr())
+	} else if i := svc.Scheds[w.id].Pick(&w.flow); i >= 0 {
+		dest = svc.Dests[i]
+	}
+	w.flow.Payload = nil // the scheduler keeps no reference; neither does the worker
+	if dest == nil {
 		w.drop(b, CtrDropLBNoDest)
 		return stolen
 	}
-	dest := svc.Dests[i]
 	if w.trBuf == b {
 		w.traceSchedule(svc, dest)
 	}
 	daddr := dest.Spec.Addr
+	if daddr.Port() == 0 {
+		daddr = netip.AddrPortFrom(daddr.Addr(), vip.Port()) // port-0 service: the port the client asked for
+	}
 	// a local address: round robin over the service's, skipping exhausted ones
 	var laddr netip.Addr
 	var lport uint16
@@ -58,17 +69,29 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		}
 	}
 	if !laddr.IsValid() {
+		if held {
+			w.persistUnref(svc.ID, client.Addr(), svc)
+		}
 		w.drop(b, CtrDropLBNoPort)
 		return stolen
+	}
+	if svc.Spec.OnePacket {
+		return w.lbOnePacket(b, l3, svc, dest, held, client, netip.AddrPortFrom(laddr, lport), daddr)
 	}
 	c := session.NewConn(key.Proto, client, vip, netip.AddrPortFrom(laddr, lport), daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
 	if midFlow {
 		c.Flags |= session.FlagMidFlow
 	}
+	if held {
+		c.Flags |= session.FlagTemplate
+	}
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
 		w.pool.Put(laddr, daddr, lport)
+		if held {
+			w.persistUnref(svc.ID, client.Addr(), svc)
+		}
 		if err == session.ErrFull {
 			w.drop(b, CtrDropLBTableFull)
 		} else {
@@ -84,4 +107,50 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 	}
 	w.lbConn(b, l3, id, session.In)
 	return stolen
+}
+
+// lbOnePacket forwards a datagram of a one-packet (-o) UDP service: it
+// was scheduled on its own and leaves no connection. Its local port goes
+// back to the pool at once; the pool's cursor moves on, so the port is
+// the last one handed out again. A reply to it finds no connection and is
+// dropped (drop_lb_no_conn), as LVS's one-packet connections see none:
+// -o is for datagrams that need no answer through the balancer (syslog,
+// telemetry, SNMP traps) or whose answers take another path.
+func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, dest *ipvs.Dest, held bool,
+	client, local, daddr netip.AddrPort) verdict {
+	w.pool.Put(local.Addr(), daddr, local.Port())
+	if held {
+		w.persistUnref(svc.ID, client.Addr(), svc)
+	}
+	dest.Stats.Conns.Add(1) // LVS counts a one-packet connection per datagram
+	st := &w.lbStats[dest.ID]
+	st.inPkts.Add(1)
+	st.inBytes.Add(uint64(len(l3)))
+	to := nat.Endpoints{Src: local.Addr(), Dst: daddr.Addr(), SrcPort: local.Port(), DstPort: daddr.Port()}
+	if err := nat.Rewrite(l3, &to); err != nil {
+		w.drop(b, CtrDropLBBadL4)
+		return stolen
+	}
+	w.ctr.inc(CtrLBOnePacket)
+	w.ctr.inc(CtrLBIn)
+	w.lbRoute(b, l3, to.Dst)
+	return stolen
+}
+
+// udpPayload returns the payload of a UDP packet (for conhash's QUIC
+// connection id), or nil.
+func udpPayload(l3 []byte, proto uint8) []byte {
+	if proto != header.ProtoUDP {
+		return nil
+	}
+	off := header.IPv6MinSize
+	if l3[0]>>4 == 4 {
+		off = header.IPv4(l3).HeaderLen()
+	} else if header.IPv6(l3).NextHeader() != header.ProtoUDP {
+		return nil
+	}
+	if len(l3) < off+header.UDPSize {
+		return nil
+	}
+	return l3[off+header.UDPSize:]
 }

@@ -45,14 +45,16 @@ const (
 
 // ConnInfo is a connection for listings (ipvsadm -c).
 type ConnInfo struct {
-	Worker  int
-	Proto   uint8
-	State   session.State
-	Expires time.Duration
-	Client  netip.AddrPort
-	Virtual netip.AddrPort
-	Local   netip.AddrPort
-	Dest    netip.AddrPort
+	Worker int // -1 for a persistence template (shared by the workers)
+	// Template: a persistence template (ipvsadm -p), not a connection.
+	Template bool
+	Proto    uint8
+	State    session.State
+	Expires  time.Duration
+	Client   netip.AddrPort
+	Virtual  netip.AddrPort
+	Local    netip.AddrPort
+	Dest     netip.AddrPort
 }
 
 // listRec is one conn as copied by the worker.
@@ -259,7 +261,7 @@ func (d *Dataplane) ListConns(ctx context.Context, k *ipvs.ServiceKey, fn func([
 			}
 		}
 	}
-	return nil
+	return d.Templates(k, fn)
 }
 
 // Conns lists the connections of every worker (of service k if not nil)

@@ -69,6 +69,7 @@ type Table struct {
 	MaxID    uint32
 	Services []*Service // in creation order
 	byKey    map[ServiceKey]*Service
+	byID     map[uint32]*Service
 	// Dests has every destination with possible connections, draining
 	// ones included, by id.
 	Dests map[uint32]*Dest
@@ -88,7 +89,18 @@ func (t *Table) Lookup(p Proto, addr netip.Addr, port uint16) *Service {
 	if t == nil || len(t.byKey) == 0 {
 		return nil
 	}
-	return t.byKey[ServiceKey{Proto: p, Addr: addr, Port: port}]
+	if s := t.byKey[ServiceKey{Proto: p, Addr: addr, Port: port}]; s != nil || port == 0 {
+		return s
+	}
+	return t.byKey[ServiceKey{Proto: p, Addr: addr}] // a persistent port-0 (all ports) service
+}
+
+// ServiceByID returns the service with id, or nil.
+func (t *Table) ServiceByID(id uint32) *Service {
+	if t == nil {
+		return nil
+	}
+	return t.byID[id]
 }
 
 // Service returns the service with key k, or nil.
@@ -198,7 +210,7 @@ func (m *Manager) commit(c *state, t *Table) {
 
 // build makes the table workers read from model s; it changes nothing.
 func (m *Manager) build(s *state) (*Table, error) {
-	t := &Table{MaxID: s.nextID, byKey: map[ServiceKey]*Service{}, Dests: map[uint32]*Dest{},
+	t := &Table{MaxID: s.nextID, byKey: map[ServiceKey]*Service{}, byID: map[uint32]*Service{}, Dests: map[uint32]*Dest{},
 		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
 	for _, sv := range s.services {
 		svc := &Service{ID: sv.id, Spec: sv.spec, Dests: slices.Clone(sv.dests), LAddrs: slices.Clone(sv.laddrs)}
@@ -237,6 +249,7 @@ func (m *Manager) build(s *state) (*Table, error) {
 		t.Addrs[sv.spec.Key.Addr] = struct{}{}
 		t.Services = append(t.Services, svc)
 		t.byKey[sv.spec.Key] = svc
+		t.byID[svc.ID] = svc
 	}
 	for id, d := range s.draining {
 		t.Dests[id] = d

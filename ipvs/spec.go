@@ -76,8 +76,19 @@ type ServiceSpec struct {
 	Key        ServiceKey
 	Sched      string   // default wlc
 	SchedFlags []string // sh-fallback, sh-port, mh-fallback, mh-port
+	// Persistent (-p): a client's connections go to the real server its
+	// first one was scheduled to while its persistence template lives,
+	// PersistTimeout seconds after its last connection (ipvsadm's default
+	// is 300). PersistPrefix (-M) is the client network a template covers,
+	// as a prefix length of the service's family; 0 means one address
+	// (32 or 128).
+	Persistent     bool
+	PersistTimeout uint32
+	PersistPrefix  int
+	// OnePacket (-o, UDP): every datagram is scheduled on its own and
+	// leaves no connection behind.
+	OnePacket bool
 	// Features of ipvsadm/DPVS that GVS refuses until they are built.
-	Persistent  bool
 	SynProxy    bool
 	ConnTimeout uint32
 	// MidFlow (mh only): a TCP segment without SYN and without a
@@ -123,11 +134,23 @@ func (s *ServiceSpec) Validate() error {
 	if k.Addr.Zone() != "" {
 		return fmt.Errorf("service %s: a virtual address has no zone: drop %%%s: %w", k, k.Addr.Zone(), ErrInvalid)
 	}
-	if k.Port == 0 {
-		return fmt.Errorf("service %s: port 0 needs persistence, which is %w yet: give a port", k, ErrNotSupported)
+	if k.Port == 0 && !s.Persistent {
+		return fmt.Errorf("service %s: port 0 (all ports) needs persistence: add -p or give a port: %w", k, ErrInvalid)
 	}
-	if s.Persistent {
-		return fmt.Errorf("service %s: persistence (-p) is %w yet", k, ErrNotSupported)
+	if !s.Persistent && (s.PersistTimeout != 0 || s.PersistPrefix != 0) {
+		return fmt.Errorf("service %s: a persistence timeout or netmask without persistence: add -p: %w", k, ErrInvalid)
+	}
+	if s.Persistent && s.PersistTimeout == 0 {
+		return fmt.Errorf("service %s: persistence timeout 0: give seconds (-p 300): %w", k, ErrInvalid)
+	}
+	if max := k.Addr.BitLen(); s.PersistPrefix < 0 || s.PersistPrefix > max {
+		return fmt.Errorf("service %s: persistence netmask /%d: use a prefix length 0-%d: %w", k, s.PersistPrefix, max, ErrInvalid)
+	}
+	if s.OnePacket && k.Proto != UDP {
+		return fmt.Errorf("service %s: one-packet scheduling (-o) is for UDP services: drop -o: %w", k, ErrInvalid)
+	}
+	if s.OnePacket && s.MidFlow {
+		return fmt.Errorf("service %s: --mid-flow is for TCP, -o for UDP: drop one: %w", k, ErrInvalid)
 	}
 	if s.SynProxy {
 		return fmt.Errorf("service %s: SYN proxy (-j) is %w yet", k, ErrNotSupported)
@@ -170,7 +193,7 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 	default:
 		return fmt.Errorf("destination %s of %s: no forwarding method: %w", d.Addr, k, ErrInvalid)
 	}
-	if d.Addr.Port() == 0 {
+	if d.Addr.Port() == 0 && k.Port != 0 {
 		return fmt.Errorf("destination %s of %s: port 0: give the real server's port: %w", d.Addr, k, ErrInvalid)
 	}
 	return nil

@@ -49,7 +49,8 @@ const (
 	// protocol) into the stream towards the real server. TCP's TOA uses
 	// FlagTOAConfirmed instead: it is inserted until confirmed.
 	FlagTOASent
-	// FlagTemplate is reserved for persistence templates.
+	// FlagTemplate: the conn holds a reference to its client's
+	// persistence template (ipvs/persist), given back when it ends.
 	FlagTemplate
 	// FlagNoOutput: replies bypass the balancer (DR, tunnel). Transition
 	// uses the LVS input-only table until a packet is seen in the Out

@@ -322,7 +322,7 @@ func TestRestore(t *testing.T) {
 	}
 	f.reset()
 	r = runCmd(t, sock, "-C\n-A -t 10.0.0.1:80 -M 255.255.255.0\n", "-R")
-	if r.code != 2 || r.stderr != "ipvsadm: line 2: --netmask: not supported by GVS\n" || len(f.calls) != 0 {
+	if r.code != 2 || r.stderr != "ipvsadm: line 2: --netmask without --persistent: add -p [timeout]\n" || len(f.calls) != 0 {
 		t.Errorf("got %+v, calls %v", r, f.calls)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
@@ -180,6 +181,12 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		fmt.Fprintf(b, "-A %s -s %s", name, s.GetSched())
 		if s.GetPersistent() {
 			fmt.Fprintf(b, " -p %d", s.GetPersistentTimeout())
+			if m := maskText(s); m != "" {
+				fmt.Fprintf(b, " -M %s", m)
+			}
+		}
+		if s.GetOnePacket() {
+			b.WriteString(" -o")
 		}
 		if hasSchedFlags(s.GetSchedFlags()) {
 			// LVS writes -b flags; -b is --fullnat here, as in DPVS
@@ -221,6 +228,12 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		}
 		if s.GetPersistent() {
 			fmt.Fprintf(b, " persistent %d", s.GetPersistentTimeout())
+			if m := maskText(s); m != "" {
+				fmt.Fprintf(b, " mask %s", m)
+			}
+		}
+		if s.GetOnePacket() {
+			b.WriteString(" ops")
 		}
 		if s.GetSynproxy() {
 			b.WriteString(" synproxy")
@@ -274,6 +287,9 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		case f&FmtThresholds != 0:
 			fmt.Fprintf(b, "  -> %-28s %-10d %-10d %-10d %-10d\n", dname,
 				d.GetUpper(), d.GetLower(), d.GetActive(), d.GetInactive())
+		case f&FmtPersistentConn != 0:
+			fmt.Fprintf(b, "  -> %-28s %-9d %-11d %-10d %-10d\n", dname,
+				d.GetWeight(), d.GetPersistConns(), d.GetActive(), d.GetInactive())
 		case f&FmtTunInfo != 0:
 			ti := "n/a"
 			if Fwd(d.GetFwd()) == FwdTunnel {
@@ -427,4 +443,20 @@ func SortDests(dests []*pb.Dest) []*pb.Dest {
 		return int(x.GetPort()) - int(y.GetPort())
 	})
 	return out
+}
+
+// maskText is a persistent service's netmask as ipvsadm prints it: IPv4
+// dotted, IPv6 a prefix length; "" for a host (ipvsadm prints nothing
+// for 255.255.255.255 or 128).
+func maskText(s *pb.Service) string {
+	p := s.GetPersistentPrefix()
+	a, err := netip.ParseAddr(s.GetKey().GetAddr())
+	if p == 0 || err != nil || int(p) >= a.BitLen() {
+		return ""
+	}
+	if a.Is6() {
+		return strconv.Itoa(int(p))
+	}
+	m := ^uint32(0) << (32 - p)
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
 }

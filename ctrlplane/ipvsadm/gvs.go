@@ -7,6 +7,7 @@ package ipvsadm
 // for them and the dataplane answers them itself ("not supported").
 
 import (
+	"math/bits"
 	"slices"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
@@ -34,16 +35,13 @@ func (c *Command) CheckGVS() *Error {
 		return unsupported("--fwmark-service")
 	case s.Proto == protoSCTP:
 		return unsupported("--sctp-service")
-	case c.Opts.Has(OptNetmask):
-		return unsupported("--netmask")
+	case c.Opts.Has(OptNetmask) && !s.Persistent:
+		// the kernel takes a mask without -p and ignores it
+		return &Error{Msg: "ipvsadm: --netmask without --persistent: add -p [timeout]", Code: ExitFail}
 	case c.Opts.Has(OptPE):
 		return unsupported("--pe")
-	case c.Opts.Has(OptOnePacket):
-		return unsupported("--ops")
 	case s.ProxyProtocol != "":
 		return unsupported("--proxy-protocol " + s.ProxyProtocol)
-	case c.Opts.Has(OptPersistentConn):
-		return unsupported("--persistent-conn")
 	case c.Opts.Has(OptSyncID):
 		return unsupported("--syncid")
 	case c.Dest.TunType == "gue":
@@ -53,7 +51,37 @@ func (c *Command) CheckGVS() *Error {
 	case c.Dest.TunCsum != "":
 		return unsupported("--" + c.Dest.TunCsum)
 	}
+	if c.Opts.Has(OptNetmask) {
+		if _, err := c.persistPrefix(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// persistPrefix is -M as a prefix length (0: none given, a host). IPv4
+// masks must be contiguous: GVS keeps templates per client network.
+func (c *Command) persistPrefix() (uint32, *Error) {
+	s := &c.Service
+	if !c.Opts.Has(OptNetmask) {
+		return 0, nil
+	}
+	var n int
+	if !s.Addr.Is6() && !s.IPv6 {
+		a, _ := inetAton(s.Netmask)
+		m := a.As4()
+		v := uint32(m[0])<<24 | uint32(m[1])<<16 | uint32(m[2])<<8 | uint32(m[3])
+		n = bits.LeadingZeros32(^v)
+		if n < 32 && v<<n != 0 {
+			return 0, &Error{Msg: "ipvsadm: --netmask " + s.Netmask + ": GVS takes contiguous masks only (255.255.255.0, a prefix): give one", Code: ExitFail}
+		}
+	} else {
+		n = int(atoi(s.Netmask))
+	}
+	if n == 0 {
+		return 0, &Error{Msg: "ipvsadm: --netmask " + s.Netmask + ": one template for every client is not supported by GVS: give a longer mask", Code: ExitFail}
+	}
+	return uint32(n), nil
 }
 
 func protoName(p int) string {
@@ -84,12 +112,15 @@ func (c *Command) ServiceKey() *pb.ServiceKey {
 // ServicePB is the virtual service of -A, -E and -D.
 func (c *Command) ServicePB() *pb.Service {
 	s := &c.Service
+	prefix, _ := c.persistPrefix() // refused by CheckGVS when invalid
 	return &pb.Service{
 		Key:               c.ServiceKey(),
 		Sched:             s.Sched,
 		SchedFlags:        schedFlagsPB(s),
 		Persistent:        s.Persistent,
 		PersistentTimeout: s.Timeout,
+		PersistentPrefix:  prefix,
+		OnePacket:         s.OnePacket,
 		Synproxy:          s.Synproxy,
 		ConnTimeout:       s.ConnTimeout,
 		MidFlow:           s.MidFlow,

@@ -66,6 +66,7 @@ func serviceSpec(s *pb.Service) (ipvs.ServiceSpec, error) {
 		return ipvs.ServiceSpec{}, err
 	}
 	return ipvs.ServiceSpec{Key: k, Sched: s.Sched, SchedFlags: s.SchedFlags, Persistent: s.Persistent,
+		PersistTimeout: s.PersistentTimeout, PersistPrefix: int(s.PersistentPrefix), OnePacket: s.OnePacket,
 		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout, MidFlow: s.MidFlow}, nil
 }
 
@@ -150,11 +151,12 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 			continue
 		}
 		ps := &pb.Service{Key: pbKey(svc.Spec.Key), Sched: svc.Spec.Sched, SchedFlags: svc.Spec.SchedFlags,
-			Persistent: svc.Spec.Persistent, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout, MidFlow: svc.Spec.MidFlow}
+			Persistent: svc.Spec.Persistent, PersistentTimeout: svc.Spec.PersistTimeout, PersistentPrefix: uint32(svc.Spec.PersistPrefix),
+			OnePacket: svc.Spec.OnePacket, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout, MidFlow: svc.Spec.MidFlow}
 		for _, d := range svc.Dests {
 			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
-				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), Stats: pbStats(s.dp.DestStatsOf(d))})
+				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), PersistConns: d.C.Persist.Load(), Stats: pbStats(s.dp.DestStatsOf(d))})
 		}
 		ps.Stats = pbStats(s.dp.ServiceStatsOf(svc))
 		for _, la := range svc.LAddrs {
@@ -262,7 +264,10 @@ func (s *Server) ListConns(r *pb.ListConnsRequest, stream pb.Dataplane_ListConns
 			o := &all[i]
 			o.Proto, o.State, o.ExpireNs = ipvs.Proto(c.Proto).String(), c.State.String(), int64(c.Expires)
 			o.Client, o.Virtual, o.Local, o.Dest = c.Client.String(), c.Virtual.String(), c.Local.String(), c.Dest.String()
-			o.Worker = int32(c.Worker)
+			o.Worker, o.Template = int32(c.Worker), c.Template
+			if c.Template {
+				o.Local = "" // a template has no local address
+			}
 			out.Conns[i] = o
 		}
 		sendErr = stream.Send(out)

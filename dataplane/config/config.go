@@ -48,6 +48,14 @@ type IPVS struct {
 	// close_wait, last_ack, listen, synack, udp, none); a state left out
 	// keeps the Linux IPVS default. ipvsadm --set changes them at run time.
 	Timeouts map[string]Duration `yaml:"timeouts"`
+	// PersistCapacity is the number of persistence templates (ipvsadm -p)
+	// the dataplane holds, shared by all workers (about 48 bytes each).
+	PersistCapacity int `yaml:"persist_capacity"`
+	// ExpireQuiescentTemplate: a persistence template whose real server
+	// was quiesced (weight 0) is dropped at its client's next connection,
+	// which is scheduled anew (LVS's expire_quiescent_template sysctl).
+	// Off: quiesced real servers keep their persistent clients.
+	ExpireQuiescentTemplate bool `yaml:"expire_quiescent_template"`
 }
 
 // SessionTimeouts returns the configured timeouts (zero: the default).
@@ -264,6 +272,9 @@ func (c *Config) defaults() {
 	if c.IPVS.ExpirePerLoop == 0 {
 		c.IPVS.ExpirePerLoop = 256
 	}
+	if c.IPVS.PersistCapacity == 0 {
+		c.IPVS.PersistCapacity = 1 << 16
+	}
 	if c.IPVS.PortSelection == "" {
 		c.IPVS.PortSelection = "portmask"
 	}
@@ -470,6 +481,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.ConnCapacity < 16 || c.IPVS.ConnCapacity > 1<<26 {
 		bad("ipvs.conn_capacity", "%d: use 16-67108864 connections per worker", c.IPVS.ConnCapacity)
+	}
+	if c.IPVS.PersistCapacity < 8 || c.IPVS.PersistCapacity > 1<<24 {
+		bad("ipvs.persist_capacity", "%d: use 8-16777216 templates", c.IPVS.PersistCapacity)
 	}
 	if c.IPVS.PortSelection != "portmask" && c.IPVS.PortSelection != "rss" {
 		bad("ipvs.port_selection", "%q: use portmask or rss", c.IPVS.PortSelection)

@@ -74,11 +74,14 @@ var (
 type DestCounters struct {
 	Active   atomic.Int64
 	Inactive atomic.Int64
+	// Persist counts the persistence templates pointing to the dest
+	// (ipvsadm's PersistConn); schedulers do not read it.
+	Persist atomic.Int64
 
 	// overloaded is the LVS IP_VS_DEST_F_OVERLOAD flag, kept by Dest.Available.
 	overloaded atomic.Bool
 
-	_ [64 - 8 - 8 - 4]byte
+	_ [64 - 8 - 8 - 8 - 4]byte
 }
 
 // Overloaded reports whether the dest was found over its upper threshold and
