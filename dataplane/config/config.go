@@ -30,6 +30,16 @@ type Config struct {
 	Forwarding Forwarding `yaml:"forwarding"`
 	Neighbour  NeighOpts  `yaml:"neighbour"`
 	IPVS       IPVS       `yaml:"ipvs"`
+	Capture    Capture    `yaml:"capture"`
+}
+
+// Capture bounds what dpip capture may cost a worker.
+type Capture struct {
+	// Rate is the packets per second each worker copies for a capture
+	// (more are counted as rate-limited; a capture may ask for less); Ring
+	// is the capture ring's slots per worker, each of snaplen bytes.
+	Rate int `yaml:"rate"`
+	Ring int `yaml:"ring"`
 }
 
 // IPVS sizes the load balancer's connection tables.
@@ -269,6 +279,12 @@ func (c *Config) defaults() {
 	if c.IPVS.ConnCapacity == 0 {
 		c.IPVS.ConnCapacity = 1 << 18
 	}
+	if c.Capture.Rate == 0 {
+		c.Capture.Rate = 100000
+	}
+	if c.Capture.Ring == 0 {
+		c.Capture.Ring = 1024
+	}
 	if c.IPVS.ExpirePerLoop == 0 {
 		c.IPVS.ExpirePerLoop = 256
 	}
@@ -478,6 +494,12 @@ func (c *Config) Validate() error {
 	}
 	if c.API.Socket == "" {
 		bad("api.socket", "missing")
+	}
+	if c.Capture.Rate < 1 || c.Capture.Rate > 10000000 {
+		bad("capture.rate", "%d: use 1-10000000 packets per second per worker", c.Capture.Rate)
+	}
+	if c.Capture.Ring < 1 || c.Capture.Ring > 65536 {
+		bad("capture.ring", "%d: use 1-65536 slots per worker", c.Capture.Ring)
 	}
 	if c.IPVS.ConnCapacity < 16 || c.IPVS.ConnCapacity > 1<<26 {
 		bad("ipvs.conn_capacity", "%d: use 16-67108864 connections per worker", c.IPVS.ConnCapacity)

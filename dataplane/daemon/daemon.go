@@ -130,6 +130,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
 		PersistCapacity: c.IPVS.PersistCapacity, ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
+		CaptureRate: c.Capture.Rate, CaptureRing: c.Capture.Ring,
 		OnCrash: d.Crash,
 	}, specs)
 	if err != nil {

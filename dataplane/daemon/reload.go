@@ -105,6 +105,7 @@ func needsRestart(old, new *config.Config) []string {
 	check("ports", old.Ports, new.Ports)
 	check("forwarding", old.Forwarding, new.Forwarding)
 	check("neighbour", old.Neighbour, new.Neighbour)
+	check("capture", old.Capture, new.Capture)
 	oi, ni := old.IPVS, new.IPVS
 	oi.Timeouts, ni.Timeouts = nil, nil // applied at run time
 	check("ipvs (other than timeouts)", oi, ni)
