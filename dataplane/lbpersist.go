@@ -94,6 +94,35 @@ func (w *Worker) persistDest(svc *ipvs.Service, client netip.Addr) (*ipvs.Dest, 
 	return d, true
 }
 
+// persistAdopt makes a connection installed by session sync hold its
+// client's template, creating one that points to the connection's real
+// server if the client has none here yet: after a failover, the client's
+// next connections go where its synced ones go. It returns whether a
+// reference was taken.
+func (w *Worker) persistAdopt(svc *ipvs.Service, client netip.Addr, dest *ipvs.Dest) bool {
+	t := w.dp.persist
+	k := persist.MakeKey(svc.ID, client, persistPrefix(svc))
+	now := w.tick()
+	exp := now + persistTicks(svc, w.sessTick)
+	if _, ok := t.Ref(k, exp); ok {
+		return true
+	}
+	_, old, r := t.Create(k, dest.ID, 0, now, exp)
+	switch r {
+	case persist.NoRoom:
+		w.ctr.inc(CtrLBPersistFull)
+		return false
+	case persist.Created:
+		dest.C.Persist.Add(1)
+	case persist.Repointed:
+		dest.C.Persist.Add(1)
+		if od := w.lb.Dests[old]; od != nil {
+			od.C.Persist.Add(-1)
+		}
+	}
+	return true
+}
+
 // persistUnref gives back the template reference of a connection of
 // service svcID from client.
 func (w *Worker) persistUnref(svcID uint32, client netip.Addr, svc *ipvs.Service) {

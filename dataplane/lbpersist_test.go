@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // persistDP: two workers, a persistent TCP service on vip:81 (rr, -p 300
@@ -371,5 +372,36 @@ func TestConhashQUICConnectionID(t *testing.T) {
 	}
 	if len(servers) != 2 {
 		t.Errorf("16 connection ids all went to %v: the QUIC id is not what was hashed", servers)
+	}
+}
+
+// TestPersistenceSyncedConnection: a connection installed by session sync
+// (a failover) leaves its client a template to the connection's real
+// server, so the client's next connection goes there; dpip flow answers
+// from the template.
+func TestPersistenceSyncedConnection(t *testing.T) {
+	td, k := persistDP(t, Options{})
+	vipPort := netip.AddrPortFrom(vip, 81)
+	rs2 := netip.AddrPortFrom(rs2IP, 8080)
+	client := netip.AddrPortFrom(clientIP, 35000)
+	res, err := td.d.InstallSynced([]SyncConn{{Kind: SyncUpdate, Proto: 6, State: session.StateEstablished,
+		Client: client, Virtual: vipPort, Local: netip.AddrPortFrom(lip, 2050), Dest: rs2}})
+	if err != nil || res.Installed != 1 {
+		t.Fatalf("InstallSynced = %+v, %v", res, err)
+	}
+	if ts := templates(t, td); len(ts) != 1 || ts[0].Dest != rs2 {
+		t.Fatalf("templates %+v, want one to %s", ts, rs2)
+	}
+	if d := destByAddr(td, k, rs2); d.C.Persist.Load() != 1 {
+		t.Errorf("PersistConn of %s = %d", rs2, d.C.Persist.Load())
+	}
+	a, err := td.d.SimulateFlow(ipvs.TCP, netip.AddrPortFrom(clientIP, 35001), vipPort)
+	if err != nil || !a.Predicted || a.Dest != rs2 {
+		t.Errorf("SimulateFlow = %+v, %v; want the template's %s", a, err, rs2)
+	}
+	for i := 0; i < 4; i++ {
+		if got := td.synVia(t, i%2, netip.AddrPortFrom(clientIP, uint16(35001+i)), vipPort); got != rs2 {
+			t.Fatalf("new connection %d went to %s, the synced one to %s", i, got, rs2)
+		}
 	}
 }

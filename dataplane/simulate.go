@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/ipvs/persist"
 	"github.com/gvs-lb/gvs/ipvs/sched"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -77,6 +78,15 @@ func (d *Dataplane) SimulateFlow(proto ipvs.Proto, client, vip netip.AddrPort) (
 	}
 	for _, la := range svc.AllocLAddrs {
 		a.LAddrs = append(a.LAddrs, la.Addr)
+	}
+	if svc.Spec.Persistent {
+		if id, ok := d.persist.Get(persist.MakeKey(svc.ID, client.Addr(), persistPrefix(svc))); ok {
+			if dst := liveDest(svc, id); dst != nil && (dst.Spec.Weight > 0 || !d.opts.ExpireQuiescentTemplate) {
+				a.Predicted, a.Dest = true, dst.Spec.Addr
+				a.Note = "persistence template of the client's network"
+				return a, nil
+			}
+		}
 	}
 	if sched.Shared(svc.Spec.Sched) && len(svc.Scheds) > 0 {
 		// a pure function of the flow: asking does not change it

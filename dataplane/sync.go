@@ -368,7 +368,7 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	var dest *ipvs.Dest
 	da := unmapAP(s.Dest)
 	for _, d := range svc.Dests {
-		if d.Spec.Addr == da {
+		if d.Spec.Addr == da || d.Spec.Addr.Port() == 0 && d.Spec.Addr.Addr() == da.Addr() { // port 0: the client's port
 			dest = d
 			break
 		}
@@ -377,8 +377,15 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 		refuse()
 		return
 	}
+	held := svc.Spec.Persistent && w.persistAdopt(svc, c.CAddrPort().Addr(), dest)
+	if held {
+		c.Flags |= session.FlagTemplate
+	}
 	la := s.Local.Addr().Unmap()
 	if err := w.pool.Reserve(la, da, s.Local.Port()); err != nil {
+		if held {
+			w.persistUnref(svc.ID, c.CAddrPort().Addr(), svc)
+		}
 		refuse()
 		return
 	}
@@ -387,6 +394,9 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	c.Flags |= session.FlagSynced | session.FlagTOAConfirmed // the origin already told the server
 	if _, err := w.sess.Insert(c, w.tick()); err != nil {
 		w.pool.Put(la, da, s.Local.Port())
+		if held {
+			w.persistUnref(svc.ID, c.CAddrPort().Addr(), svc)
+		}
 		refuse()
 		return
 	}
