@@ -216,6 +216,11 @@ func (a *app) runCapture(ctx context.Context, ca *captureArgs, stderr io.Writer)
 			}
 			got++
 		}
+		if runErr == nil && len(m.Packets) > 0 {
+			if err := sink.sync(); err != nil {
+				runErr = fmt.Errorf("capture: write %s: %v", ca.out, err)
+			}
+		}
 		if len(m.Stats) > 0 {
 			last = m.Stats
 		}
@@ -267,6 +272,7 @@ func printCaptureStats(w io.Writer, got uint64, st []*pb.CaptureWorkerStats) {
 type captureSink interface {
 	start(snaplen uint32) error
 	write(p *pb.CapturePacket) error
+	sync() error // after each batch, so a reader (tshark -r -) sees packets as they come
 	flush() error
 }
 
@@ -321,6 +327,13 @@ func packetComment(p *pb.CapturePacket) string {
 	return fmt.Sprintf("%s %s worker %d", p.Port, p.Dir, p.Worker)
 }
 
+func (s *pcapngSink) sync() error {
+	if s.ng == nil {
+		return nil
+	}
+	return s.ng.Flush()
+}
+
 func (s *pcapngSink) flush() error {
 	if s.ng == nil { // nothing captured: still a valid file with one interface
 		if s.ifaces == nil {
@@ -338,6 +351,7 @@ type lineSink struct{ w io.Writer }
 
 func (l *lineSink) start(uint32) error { return nil }
 func (l *lineSink) flush() error       { return nil }
+func (l *lineSink) sync() error        { return nil }
 
 func (l *lineSink) write(p *pb.CapturePacket) error {
 	ts := time.Unix(0, p.UnixNano).Format("15:04:05.000000")
