@@ -169,13 +169,40 @@ type workerTrace struct {
 // returns. It returns ErrTraceBusy while another trace runs and wraps
 // ErrInvalid for bad options.
 func (d *Dataplane) Trace(ctx context.Context, o TraceOptions, fn func(*TraceRecord) error) error {
-	t, err := d.armTrace(o)
+	s, err := d.StartTrace(o)
 	if err != nil {
 		return err
 	}
-	defer d.trace.CompareAndSwap(t, nil)
-	return t.stream(ctx, fn)
+	defer s.Stop()
+	return s.Stream(ctx, fn)
 }
+
+// TraceSession is an armed trace (StartTrace).
+type TraceSession struct {
+	d *Dataplane
+	t *traceSession
+}
+
+// StartTrace arms the workers; the trace is armed when it returns. The
+// caller reads the records with Stream and must call Stop. Errors as Trace.
+func (d *Dataplane) StartTrace(o TraceOptions) (*TraceSession, error) {
+	t, err := d.armTrace(o)
+	if err != nil {
+		return nil, err
+	}
+	return &TraceSession{d: d, t: t}, nil
+}
+
+// Stream calls fn with each record as its packet leaves the pipeline, in
+// the order the packets matched, until all were sent, fn fails or ctx
+// ends. fn must not keep the record.
+func (s *TraceSession) Stream(ctx context.Context, fn func(*TraceRecord) error) error {
+	return s.t.stream(ctx, fn)
+}
+
+// Stop disarms the trace (if its workers have not already: they do after
+// its last packet).
+func (s *TraceSession) Stop() { s.d.trace.CompareAndSwap(s.t, nil) }
 
 // armTrace checks o and arms the workers with a new session.
 func (d *Dataplane) armTrace(o TraceOptions) (*traceSession, error) {

@@ -3540,6 +3540,258 @@ func (x *CaptureRecords) GetSnaplen() uint32 {
 	return 0
 }
 
+type TraceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          string                 `protobuf:"bytes,1,opt,name=port,proto3" json:"port,omitempty"`                               // port name; empty: every port
+	Worker        *int32                 `protobuf:"varint,2,opt,name=worker,proto3,oneof" json:"worker,omitempty"`                    // absent: every worker
+	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`                            // packets to trace, 1 to 256; 0: 10
+	Filter        []uint32               `protobuf:"varint,4,rep,packed,name=filter,proto3" json:"filter,omitempty"`                   // classic BPF as (code, jt, jf, k) quads (tcpdump -ddd); empty: every packet
+	FilterExpr    string                 `protobuf:"bytes,5,opt,name=filter_expr,json=filterExpr,proto3" json:"filter_expr,omitempty"` // the expression it was compiled from, for messages
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceRequest) Reset() {
+	*x = TraceRequest{}
+	mi := &file_dataplane_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceRequest) ProtoMessage() {}
+
+func (x *TraceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
+func (*TraceRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *TraceRequest) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *TraceRequest) GetWorker() int32 {
+	if x != nil && x.Worker != nil {
+		return *x.Worker
+	}
+	return 0
+}
+
+func (x *TraceRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *TraceRequest) GetFilter() []uint32 {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *TraceRequest) GetFilterExpr() string {
+	if x != nil {
+		return x.FilterExpr
+	}
+	return ""
+}
+
+type TraceStage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AtNs          int64                  `protobuf:"varint,1,opt,name=at_ns,json=atNs,proto3" json:"at_ns,omitempty"` // since the packet's rx burst
+	Stage         string                 `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`            // parse, lookup, schedule, rewrite, route, neighbour, transmit, drop, kni, redirect
+	Verdict       string                 `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	Counter       string                 `protobuf:"bytes,4,opt,name=counter,proto3" json:"counter,omitempty"` // drop: the counter's name, as dpip -s link show has it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceStage) Reset() {
+	*x = TraceStage{}
+	mi := &file_dataplane_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceStage) ProtoMessage() {}
+
+func (x *TraceStage) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceStage.ProtoReflect.Descriptor instead.
+func (*TraceStage) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *TraceStage) GetAtNs() int64 {
+	if x != nil {
+		return x.AtNs
+	}
+	return 0
+}
+
+func (x *TraceStage) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *TraceStage) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *TraceStage) GetCounter() string {
+	if x != nil {
+		return x.Counter
+	}
+	return ""
+}
+
+type TraceRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint32                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"` // 1, 2, … in the order the packets matched
+	Worker        uint32                 `protobuf:"varint,2,opt,name=worker,proto3" json:"worker,omitempty"`
+	Port          string                 `protobuf:"bytes,3,opt,name=port,proto3" json:"port,omitempty"`
+	FromWorker    int32                  `protobuf:"varint,4,opt,name=from_worker,json=fromWorker,proto3" json:"from_worker,omitempty"` // -1, or the worker that handed the packet over
+	Length        uint32                 `protobuf:"varint,5,opt,name=length,proto3" json:"length,omitempty"`                           // the frame's length as received
+	Packet        string                 `protobuf:"bytes,6,opt,name=packet,proto3" json:"packet,omitempty"`                            // one-line decode of the frame as received
+	Stages        []*TraceStage          `protobuf:"bytes,7,rep,name=stages,proto3" json:"stages,omitempty"`
+	RealServer    string                 `protobuf:"bytes,8,opt,name=real_server,json=realServer,proto3" json:"real_server,omitempty"` // the schedule or lookup stage's real server, if any
+	Armed         bool                   `protobuf:"varint,9,opt,name=armed,proto3" json:"armed,omitempty"`                            // the first message: the trace is armed (no packet yet)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TraceRecord) Reset() {
+	*x = TraceRecord{}
+	mi := &file_dataplane_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TraceRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TraceRecord) ProtoMessage() {}
+
+func (x *TraceRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
+func (*TraceRecord) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *TraceRecord) GetSeq() uint32 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetWorker() uint32 {
+	if x != nil {
+		return x.Worker
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *TraceRecord) GetFromWorker() int32 {
+	if x != nil {
+		return x.FromWorker
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetLength() uint32 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *TraceRecord) GetPacket() string {
+	if x != nil {
+		return x.Packet
+	}
+	return ""
+}
+
+func (x *TraceRecord) GetStages() []*TraceStage {
+	if x != nil {
+		return x.Stages
+	}
+	return nil
+}
+
+func (x *TraceRecord) GetRealServer() string {
+	if x != nil {
+		return x.RealServer
+	}
+	return ""
+}
+
+func (x *TraceRecord) GetArmed() bool {
+	if x != nil {
+		return x.Armed
+	}
+	return false
+}
+
 var File_dataplane_proto protoreflect.FileDescriptor
 
 const file_dataplane_proto_rawDesc = "" +
@@ -3841,7 +4093,33 @@ const file_dataplane_proto_rawDesc = "" +
 	"\astarted\x18\x02 \x01(\bR\astarted\x12\x12\n" +
 	"\x04done\x18\x03 \x01(\bR\x04done\x12:\n" +
 	"\x05stats\x18\x04 \x03(\v2$.gvs.dataplane.v1.CaptureWorkerStatsR\x05stats\x12\x18\n" +
-	"\asnaplen\x18\x05 \x01(\rR\asnaplen2\x87\x13\n" +
+	"\asnaplen\x18\x05 \x01(\rR\asnaplen\"\x99\x01\n" +
+	"\fTraceRequest\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\tR\x04port\x12\x1b\n" +
+	"\x06worker\x18\x02 \x01(\x05H\x00R\x06worker\x88\x01\x01\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\x12\x16\n" +
+	"\x06filter\x18\x04 \x03(\rR\x06filter\x12\x1f\n" +
+	"\vfilter_expr\x18\x05 \x01(\tR\n" +
+	"filterExprB\t\n" +
+	"\a_worker\"k\n" +
+	"\n" +
+	"TraceStage\x12\x13\n" +
+	"\x05at_ns\x18\x01 \x01(\x03R\x04atNs\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
+	"\averdict\x18\x03 \x01(\tR\averdict\x12\x18\n" +
+	"\acounter\x18\x04 \x01(\tR\acounter\"\x89\x02\n" +
+	"\vTraceRecord\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\rR\x03seq\x12\x16\n" +
+	"\x06worker\x18\x02 \x01(\rR\x06worker\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\tR\x04port\x12\x1f\n" +
+	"\vfrom_worker\x18\x04 \x01(\x05R\n" +
+	"fromWorker\x12\x16\n" +
+	"\x06length\x18\x05 \x01(\rR\x06length\x12\x16\n" +
+	"\x06packet\x18\x06 \x01(\tR\x06packet\x124\n" +
+	"\x06stages\x18\a \x03(\v2\x1c.gvs.dataplane.v1.TraceStageR\x06stages\x12\x1f\n" +
+	"\vreal_server\x18\b \x01(\tR\n" +
+	"realServer\x12\x14\n" +
+	"\x05armed\x18\t \x01(\bR\x05armed2\xd1\x13\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
 	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
@@ -3880,7 +4158,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\fSimulateFlow\x12\x1b.gvs.dataplane.v1.FlowQuery\x1a\x1c.gvs.dataplane.v1.FlowAnswer\x12W\n" +
 	"\x10StreamSyncEvents\x12#.gvs.dataplane.v1.SyncStreamRequest\x1a\x1c.gvs.dataplane.v1.SyncEvents0\x01\x12]\n" +
 	"\x10InstallSyncConns\x12$.gvs.dataplane.v1.SyncInstallRequest\x1a#.gvs.dataplane.v1.SyncInstallResult\x12I\n" +
-	"\x06Reload\x12\x1f.gvs.dataplane.v1.ReloadRequest\x1a\x1e.gvs.dataplane.v1.ReloadResult\x12O\n" +
+	"\x06Reload\x12\x1f.gvs.dataplane.v1.ReloadRequest\x1a\x1e.gvs.dataplane.v1.ReloadResult\x12H\n" +
+	"\x05Trace\x12\x1e.gvs.dataplane.v1.TraceRequest\x1a\x1d.gvs.dataplane.v1.TraceRecord0\x01\x12O\n" +
 	"\aCapture\x12 .gvs.dataplane.v1.CaptureRequest\x1a .gvs.dataplane.v1.CaptureRecords0\x01B'Z%github.com/gvs-lb/gvs/api/dataplanepbb\x06proto3"
 
 var (
@@ -3895,7 +4174,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -3945,6 +4224,9 @@ var file_dataplane_proto_goTypes = []any{
 	(*CapturePacket)(nil),        // 45: gvs.dataplane.v1.CapturePacket
 	(*CaptureWorkerStats)(nil),   // 46: gvs.dataplane.v1.CaptureWorkerStats
 	(*CaptureRecords)(nil),       // 47: gvs.dataplane.v1.CaptureRecords
+	(*TraceRequest)(nil),         // 48: gvs.dataplane.v1.TraceRequest
+	(*TraceStage)(nil),           // 49: gvs.dataplane.v1.TraceStage
+	(*TraceRecord)(nil),          // 50: gvs.dataplane.v1.TraceRecord
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -3975,79 +4257,82 @@ var file_dataplane_proto_depIdxs = []int32{
 	36, // 25: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
 	45, // 26: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
 	46, // 27: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
-	0,  // 28: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 29: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 30: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 31: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 32: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 33: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 34: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 35: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 36: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 37: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	13, // 38: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	13, // 39: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 40: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 41: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	22, // 42: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	22, // 43: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	22, // 44: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 45: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	23, // 46: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	25, // 47: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 48: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	25, // 49: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	26, // 50: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	26, // 51: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	27, // 52: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	28, // 53: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 54: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	31, // 55: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 56: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	40, // 57: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	35, // 58: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	38, // 59: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	42, // 60: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	44, // 61: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
-	1,  // 62: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 63: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 64: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 65: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 66: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 67: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 68: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 69: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 70: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 71: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 72: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 74: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 75: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 76: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 77: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 78: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 79: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	24, // 80: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 81: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 82: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 83: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 84: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 85: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	30, // 86: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 87: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	31, // 88: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 89: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	32, // 90: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	41, // 91: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	37, // 92: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	39, // 93: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	43, // 94: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	47, // 95: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
-	62, // [62:96] is the sub-list for method output_type
-	28, // [28:62] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	49, // 28: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
+	0,  // 29: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 30: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 31: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 32: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 33: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 34: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 35: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 36: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 37: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 38: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	13, // 39: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	13, // 40: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 41: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 42: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	22, // 43: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	22, // 44: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	22, // 45: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 46: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	23, // 47: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	25, // 48: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 49: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	25, // 50: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	26, // 51: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 52: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	27, // 53: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	28, // 54: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 55: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	31, // 56: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 57: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	40, // 58: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	35, // 59: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	38, // 60: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	42, // 61: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	48, // 62: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
+	44, // 63: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 64: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 65: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 66: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 67: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 68: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 69: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 70: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 71: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 72: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 73: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 74: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 76: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 77: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 78: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 79: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 80: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 81: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	24, // 82: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 83: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 84: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 85: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 86: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 87: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	30, // 88: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 89: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	31, // 90: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 91: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	32, // 92: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	41, // 93: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	37, // 94: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	39, // 95: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	43, // 96: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	50, // 97: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
+	47, // 98: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	64, // [64:99] is the sub-list for method output_type
+	29, // [29:64] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -4056,13 +4341,14 @@ func file_dataplane_proto_init() {
 		return
 	}
 	file_dataplane_proto_msgTypes[44].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[48].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -56,6 +56,7 @@ const (
 	Dataplane_StreamSyncEvents_FullMethodName = "/gvs.dataplane.v1.Dataplane/StreamSyncEvents"
 	Dataplane_InstallSyncConns_FullMethodName = "/gvs.dataplane.v1.Dataplane/InstallSyncConns"
 	Dataplane_Reload_FullMethodName           = "/gvs.dataplane.v1.Dataplane/Reload"
+	Dataplane_Trace_FullMethodName            = "/gvs.dataplane.v1.Dataplane/Trace"
 	Dataplane_Capture_FullMethodName          = "/gvs.dataplane.v1.Dataplane/Capture"
 )
 
@@ -118,6 +119,16 @@ type DataplaneClient interface {
 	// restart is refused (FAILED_PRECONDITION) with those settings named; a
 	// bad file (INVALID_ARGUMENT) leaves the running state untouched.
 	Reload(ctx context.Context, in *ReloadRequest, opts ...grpc.CallOption) (*ReloadResult, error)
+	// Trace arms a per-packet trace (dpip trace): for up to count packets
+	// matching the filter, the workers record what each pipeline stage did
+	// with them (parse, lookup, schedule, rewrite, route, neighbour,
+	// transmit, or the drop and its counter, the punt to kni, the hand-over
+	// to another worker) with the time since the packet's rx burst. The first
+	// message says the trace is armed; then a record is streamed as its
+	// packet leaves the pipeline, and the stream ends after count records.
+	// One trace at a time (a second gets FAILED_PRECONDITION); leaving the
+	// stream disarms it.
+	Trace(ctx context.Context, in *TraceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TraceRecord], error)
 	// Capture streams copies of the packets the workers receive (before any
 	// rewrite) and transmit (after it) to dpip capture. One capture at a time
 	// (a second gets FAILED_PRECONDITION); it ends after count packets or
@@ -482,9 +493,28 @@ func (c *dataplaneClient) Reload(ctx context.Context, in *ReloadRequest, opts ..
 	return out, nil
 }
 
+func (c *dataplaneClient) Trace(ctx context.Context, in *TraceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TraceRecord], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[2], Dataplane_Trace_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TraceRequest, TraceRecord]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_TraceClient = grpc.ServerStreamingClient[TraceRecord]
+
 func (c *dataplaneClient) Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CaptureRecords], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[2], Dataplane_Capture_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[3], Dataplane_Capture_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -560,6 +590,16 @@ type DataplaneServer interface {
 	// restart is refused (FAILED_PRECONDITION) with those settings named; a
 	// bad file (INVALID_ARGUMENT) leaves the running state untouched.
 	Reload(context.Context, *ReloadRequest) (*ReloadResult, error)
+	// Trace arms a per-packet trace (dpip trace): for up to count packets
+	// matching the filter, the workers record what each pipeline stage did
+	// with them (parse, lookup, schedule, rewrite, route, neighbour,
+	// transmit, or the drop and its counter, the punt to kni, the hand-over
+	// to another worker) with the time since the packet's rx burst. The first
+	// message says the trace is armed; then a record is streamed as its
+	// packet leaves the pipeline, and the stream ends after count records.
+	// One trace at a time (a second gets FAILED_PRECONDITION); leaving the
+	// stream disarms it.
+	Trace(*TraceRequest, grpc.ServerStreamingServer[TraceRecord]) error
 	// Capture streams copies of the packets the workers receive (before any
 	// rewrite) and transmit (after it) to dpip capture. One capture at a time
 	// (a second gets FAILED_PRECONDITION); it ends after count packets or
@@ -674,6 +714,9 @@ func (UnimplementedDataplaneServer) InstallSyncConns(context.Context, *SyncInsta
 }
 func (UnimplementedDataplaneServer) Reload(context.Context, *ReloadRequest) (*ReloadResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method Reload not implemented")
+}
+func (UnimplementedDataplaneServer) Trace(*TraceRequest, grpc.ServerStreamingServer[TraceRecord]) error {
+	return status.Error(codes.Unimplemented, "method Trace not implemented")
 }
 func (UnimplementedDataplaneServer) Capture(*CaptureRequest, grpc.ServerStreamingServer[CaptureRecords]) error {
 	return status.Error(codes.Unimplemented, "method Capture not implemented")
@@ -1279,6 +1322,17 @@ func _Dataplane_Reload_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_Trace_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TraceRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DataplaneServer).Trace(m, &grpc.GenericServerStream[TraceRequest, TraceRecord]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Dataplane_TraceServer = grpc.ServerStreamingServer[TraceRecord]
+
 func _Dataplane_Capture_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(CaptureRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1431,6 +1485,11 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamSyncEvents",
 			Handler:       _Dataplane_StreamSyncEvents_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Trace",
+			Handler:       _Dataplane_Trace_Handler,
 			ServerStreams: true,
 		},
 		{

@@ -111,7 +111,7 @@ func newRoot(a *app) *cobra.Command {
 	f.BoolVar(&a.asJSON, "json", false, "print JSON for scripts")
 	f.BoolVarP(&a.v4, "ipv4", "4", false, "IPv4 only")
 	f.BoolVarP(&a.v6, "ipv6", "6", false, "IPv6 only")
-	root.AddCommand(linkCmd(a), addrCmd(a), routeCmd(a), neighCmd(a), vlanCmd(a), workerCmd(a), infoCmd(a), flowCmd(a), reloadCmd(a), captureCmd(a))
+	root.AddCommand(linkCmd(a), addrCmd(a), routeCmd(a), neighCmd(a), vlanCmd(a), workerCmd(a), infoCmd(a), flowCmd(a), traceCmd(a), reloadCmd(a), captureCmd(a))
 	return root
 }
 
