@@ -64,6 +64,7 @@ var (
 	dBytes      = desc("dest_bytes_total", "Bytes of the destination's connections.", withDir(destLabels)...)
 	dActive     = desc("dest_active_connections", "Established connections of the destination (ipvsadm ActiveConn).", destLabels...)
 	dInactive   = desc("dest_inactive_connections", "Other connections of the destination (ipvsadm InActConn).", destLabels...)
+	dPersist    = desc("dest_persistence_templates", "Persistence templates pointing to the destination (ipvsadm PersistConn).", destLabels...)
 	dWeight     = desc("dest_weight", "Weight of the destination in the dataplane (0: quiesced).", destLabels...)
 	rsUp        = desc("real_server_up", "1 when the configured real server passes all its health checks.", destLabels...)
 	rsCheckUp   = desc("real_server_check_up", "1 when this health check of the real server is up.", append(append([]string{}, destLabels...), "check")...)
@@ -100,7 +101,7 @@ var (
 	announced   = desc("announced", "1 while the prefix (a configured VIP or local address) is announced by the protocol.", "prefix", "protocol")
 	draining    = desc("announce_draining", "1 while the node is drained (VIPs withdrawn).")
 	allDescs    = []*prometheus.Desc{dpUp, dpUptime, dpInfo, dpCapacity, dpRestarts, kniDrops, svcConns, svcPackets,
-		svcBytes, svcActive, svcInactive, svcDests, dConns, dPackets, dBytes, dActive, dInactive, dWeight, rsUp,
+		svcBytes, svcActive, svcInactive, svcDests, dConns, dPackets, dBytes, dActive, dInactive, dPersist, dWeight, rsUp,
 		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wLongest, wCore,
 		pRxPackets, pRxBytes, pRxDropped, pRxErrors, pTxPackets, pTxBytes, pTxDropped, pTxErrors,
 		cpRuns, cpOps, cpLast, cpLoads, cpRefused, announced, draining, wConns, wConnCap, laInUse, laFree}
@@ -242,6 +243,7 @@ func services(ch chan<- prometheus.Metric, r *pb.ListServicesResponse) {
 			counter(ch, dBytes, ds.OutBytes, append(dl, "out")...)
 			gauge(ch, dActive, float64(d.Active), dl...)
 			gauge(ch, dInactive, float64(d.Inactive), dl...)
+			gauge(ch, dPersist, float64(d.PersistConns), dl...)
 			gauge(ch, dWeight, float64(d.Weight), dl...)
 			active += d.Active
 			inactive += d.Inactive
