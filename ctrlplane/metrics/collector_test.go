@@ -88,7 +88,7 @@ func TestCollector(t *testing.T) {
 	if _, err := api.AddService(ctx, &pb.Service{Key: key, Sched: "wrr"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []*pb.Dest{{Addr: "10.2.0.11", Port: 8080, Weight: 1, PersistConns: 4}, {Addr: "10.2.0.12", Port: 8080, Weight: 0}} {
+	for _, d := range []*pb.Dest{{Addr: "10.2.0.11", Port: 8080, Weight: 1}, {Addr: "10.2.0.12", Port: 8080, Weight: 0}} {
 		if _, err := api.AddDest(ctx, &pb.DestRequest{Service: key, Dest: d}); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestCollector(t *testing.T) {
 		{"gvs_dest_weight", dest("10.2.0.12:8080"), 0},
 		{"gvs_dest_active_connections", dest("10.2.0.11:8080"), 0},
 		{"gvs_dest_inactive_connections", dest("10.2.0.11:8080"), 0},
-		{"gvs_dest_persistence_templates", dest("10.2.0.11:8080"), 4},
+		{"gvs_dest_persistence_templates", dest("10.2.0.11:8080"), 0},
 		{"gvs_dest_connections_total", dest("10.2.0.12:8080"), 0},
 		{"gvs_dest_packets_total", with(dest("10.2.0.12:8080"), "direction", "out"), 0},
 		{"gvs_real_server_up", dest("10.2.0.12:8080"), 0},
