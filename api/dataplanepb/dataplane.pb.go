@@ -1137,6 +1137,11 @@ type Worker struct {
 	Sleeps        uint64                 `protobuf:"varint,7,opt,name=sleeps,proto3" json:"sleeps,omitempty"`
 	Packets       uint64                 `protobuf:"varint,8,opt,name=packets,proto3" json:"packets,omitempty"`
 	LongestLoopNs uint64                 `protobuf:"varint,9,opt,name=longest_loop_ns,json=longestLoopNs,proto3" json:"longest_loop_ns,omitempty"`
+	// Loops by duration since start, a power of two per bucket: loop_hist[0]
+	// counts loops under 1 ns, loop_hist[i] those of [2^(i-1), 2^i) ns, the
+	// last one all longer. Two reads give the longest loop of the time between
+	// them (to a factor of two), which longest_loop_ns cannot.
+	LoopHist      []uint64 `protobuf:"varint,10,rep,packed,name=loop_hist,json=loopHist,proto3" json:"loop_hist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1232,6 +1237,13 @@ func (x *Worker) GetLongestLoopNs() uint64 {
 		return x.LongestLoopNs
 	}
 	return 0
+}
+
+func (x *Worker) GetLoopHist() []uint64 {
+	if x != nil {
+		return x.LoopHist
+	}
+	return nil
 }
 
 type ListWorkersResponse struct {
@@ -3882,7 +3894,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06neighs\x18\x01 \x03(\v2\x17.gvs.dataplane.v1.NeighR\x06neighs\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"\x8a\x02\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xa7\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
 	"\x04core\x18\x02 \x01(\x05R\x04core\x125\n" +
@@ -3893,7 +3905,9 @@ const file_dataplane_proto_rawDesc = "" +
 	"idle_loops\x18\x06 \x01(\x04R\tidleLoops\x12\x16\n" +
 	"\x06sleeps\x18\a \x01(\x04R\x06sleeps\x12\x18\n" +
 	"\apackets\x18\b \x01(\x04R\apackets\x12&\n" +
-	"\x0flongest_loop_ns\x18\t \x01(\x04R\rlongestLoopNs\"I\n" +
+	"\x0flongest_loop_ns\x18\t \x01(\x04R\rlongestLoopNs\x12\x1b\n" +
+	"\tloop_hist\x18\n" +
+	" \x03(\x04R\bloopHist\"I\n" +
 	"\x13ListWorkersResponse\x122\n" +
 	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"J\n" +
 	"\n" +
