@@ -87,6 +87,10 @@ type runningCapture struct {
 }
 
 func startDpipCapture(t *testing.T, sock string, args ...string) *runningCapture {
+	return startDpipCaptureOut(t, sock, io.Discard, args...)
+}
+
+func startDpipCaptureOut(t *testing.T, sock string, stdout io.Writer, args ...string) *runningCapture {
 	ca, _, err := parseCaptureArgs(args)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +114,7 @@ func startDpipCapture(t *testing.T, sock string, args ...string) *runningCapture
 			}
 		}
 	}()
-	a := &app{socket: sock, out: io.Discard}
+	a := &app{socket: sock, out: stdout}
 	go func() {
 		err := a.runCapture(ctx, ca, pw)
 		pw.Close()
@@ -303,4 +307,23 @@ func compileForTest(t *testing.T, expr string) ([]uint32, error) {
 		return nil, err
 	}
 	return cbpf.ToQuads(raw), nil
+}
+
+// TestCaptureCommandLines: without -w, one line per packet names its port,
+// direction, worker, addresses, ports and length.
+func TestCaptureCommandLines(t *testing.T) {
+	sock, _, p0 := startForwardingDP(t)
+	var out bytes.Buffer
+	rc := startDpipCaptureOut(t, sock, &out, "-c", "2", "udp")
+	rc.waitStarted(t)
+	p0.MemQueue(0).Inject(udpFrame(t, "10.1.0.2", 1001))
+	if err := rc.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	// gopacket pads the frame to 60 bytes; the dataplane forwards the 53 the IP header covers
+	want := []string{" dp0 rx worker 0: IP 10.1.0.2.1001 > 10.2.0.11.9999: UDP, length 60", " dp1 tx worker 0: IP 10.1.0.2.1001 > 10.2.0.11.9999: UDP, length 53"}
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], want[0]) || !strings.HasSuffix(lines[1], want[1]) {
+		t.Errorf("lines:\n%s\nwant suffixes %q\nstderr:\n%s", out.String(), want, rc.stderr.String())
+	}
 }
