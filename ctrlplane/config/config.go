@@ -119,9 +119,11 @@ type VirtualServer struct {
 	Name     string `yaml:"name"`
 	Protocol string `yaml:"protocol"` // TCP (default), UDP
 	VIP      string `yaml:"vip"`
-	Port     int    `yaml:"port"`
-	LBAlgo   string `yaml:"lb_algo"` // rr wrr lc wlc (default) sh mh
-	LBKind   string `yaml:"lb_kind"` // FULLNAT (default; FNAT accepted)
+	// Port is required; an explicit 0 is keepalived's all-ports service
+	// (needs persistence_timeout).
+	Port   *int   `yaml:"port"`
+	LBAlgo string `yaml:"lb_algo"` // rr wrr lc wlc (default) sh mh
+	LBKind string `yaml:"lb_kind"` // FULLNAT (default; FNAT accepted)
 	// SchedFlags: sh-fallback, sh-port (sh), mh-fallback, mh-port (mh).
 	SchedFlags []string `yaml:"sched_flags"`
 	// MidFlow (lb_algo mh only): a TCP segment without SYN and without a
@@ -129,12 +131,22 @@ type VirtualServer struct {
 	// routers moved here before its sync arrived; docs/cluster.md).
 	MidFlow bool `yaml:"mid_flow"`
 	// DelayLoop is the default check interval of its real servers.
-	DelayLoop          Duration       `yaml:"delay_loop"`
-	InhibitOnFailure   *bool          `yaml:"inhibit_on_failure"`
-	PersistenceTimeout Duration       `yaml:"persistence_timeout"`
-	LocalAddresses     []LocalAddress `yaml:"local_addresses"`
-	SorryServer        *SorryServer   `yaml:"sorry_server"`
-	RealServers        []RealServer   `yaml:"real_servers"`
+	DelayLoop        Duration `yaml:"delay_loop"`
+	InhibitOnFailure *bool    `yaml:"inhibit_on_failure"`
+	// PersistenceTimeout (keepalived's persistence_timeout, ipvsadm -p):
+	// a client's connections go to the real server of its first one until
+	// this long after its last; whole seconds, 0/absent: no persistence.
+	PersistenceTimeout Duration `yaml:"persistence_timeout"`
+	// PersistenceGranularity (-M) is the client network one template
+	// covers: a contiguous netmask (255.255.255.0) or a prefix length
+	// (24; IPv6: 64). Default: one client address.
+	PersistenceGranularity string `yaml:"persistence_granularity"`
+	// OPS is keepalived's one-packet scheduling (-o, UDP only): every
+	// datagram is scheduled on its own and leaves no connection.
+	OPS            bool           `yaml:"ops"`
+	LocalAddresses []LocalAddress `yaml:"local_addresses"`
+	SorryServer    *SorryServer   `yaml:"sorry_server"`
+	RealServers    []RealServer   `yaml:"real_servers"`
 }
 
 // LocalAddress is a FullNAT local address (DPVS's local_address_group).
@@ -149,14 +161,16 @@ type LocalAddress struct {
 // SorryServer is added to a service while none of its real servers is up.
 type SorryServer struct {
 	IP     string `yaml:"ip"`
-	Port   int    `yaml:"port"`
+	Port   *int   `yaml:"port"` // 0 only on a port-0 service
 	Weight *int   `yaml:"weight"`
 }
 
 // RealServer is a destination with its health checks.
 type RealServer struct {
-	IP               string     `yaml:"ip"`
-	Port             int        `yaml:"port"`
+	IP string `yaml:"ip"`
+	// Port 0 (only on a port-0 service): the port the client asked for;
+	// its network checks then need connect_port.
+	Port             *int       `yaml:"port"`
 	Weight           *int       `yaml:"weight"`
 	UThreshold       int64      `yaml:"uthreshold"`
 	LThreshold       int64      `yaml:"lthreshold"`
@@ -331,10 +345,17 @@ type Service struct {
 	Sched      string
 	SchedFlags []string // sorted
 	MidFlow    bool
-	LAddrs     []LAddr
-	Inhibit    bool // the service's default for its real servers
-	Sorry      *Dest
-	Reals      []Real
+	// PersistTimeout is persistence_timeout (0: no persistence; else whole
+	// seconds); PersistPrefix the granularity as a prefix length of the
+	// vip's family, 0 for one client address (the dataplane's convention:
+	// a full-length mask resolves to 0).
+	PersistTimeout time.Duration
+	PersistPrefix  int
+	OnePacket      bool // ops
+	LAddrs         []LAddr
+	Inhibit        bool // the service's default for its real servers
+	Sorry          *Dest
+	Reals          []Real
 }
 
 // LAddr is a FullNAT local address; Dev may be empty (the dataplane knows).

@@ -146,6 +146,20 @@ func checkPort(p int, what string) error {
 	return nil
 }
 
+// checkDestPort checks a real or sorry server's port: required, and 0
+// (the port the client asked for) only on a port-0 service.
+func checkDestPort(p *int, svcPort uint16) error {
+	switch {
+	case p == nil:
+		return errors.New("port missing: give a port (1-65535)")
+	case *p == 0 && svcPort != 0:
+		return errors.New("port 0 (the port the client asked for) is only for a port-0 service: give the server's port (1-65535)")
+	case *p == 0:
+		return nil
+	}
+	return checkPort(*p, "port")
+}
+
 // resolve validates one virtual_server; ok is false when it cannot even be
 // identified (its other errors are reported anyway).
 func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
@@ -172,17 +186,25 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		e.add(where, "vip %q: %v", v.VIP, err)
 		ok = false
 	}
-	if v.Port == 0 && v.VIP != "" {
-		e.add(where, "port missing: give the service's port (port 0, all ports, needs persistence, which the dataplane does not support yet)")
+	port := 0
+	switch {
+	case v.Port == nil:
+		e.add(where, "port missing: give the service's port (or port: 0, all ports, with persistence_timeout)")
 		ok = false
-	} else if err := checkPort(v.Port, "port"); err != nil {
-		e.add(where, "%v", err)
+	case *v.Port == 0 && v.PersistenceTimeout == 0:
+		e.add(where, "port 0 (all ports) needs persistence: add persistence_timeout (e.g. 300) or give a port (1-65535)")
 		ok = false
+	case *v.Port != 0:
+		if err := checkPort(*v.Port, "port"); err != nil {
+			e.add(where, "%v", err)
+			ok = false
+		}
+		port = *v.Port
 	}
 	if !ok {
 		return s, false
 	}
-	s.Key = ServiceKey{Proto: proto, Addr: vip, Port: uint16(v.Port)}
+	s.Key = ServiceKey{Proto: proto, Addr: vip, Port: uint16(port)}
 	s.Name = v.Name
 	if s.Name == "" {
 		s.Name = s.Key.String()
@@ -221,9 +243,7 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		e.add(where, "mid_flow: only for lb_algo mh (only mh gives every node the same real server for a flow): set lb_algo: mh or remove mid_flow")
 	}
 	s.MidFlow = v.MidFlow
-	if v.PersistenceTimeout != 0 {
-		e.add(where, "persistence_timeout: not supported: the dataplane has no persistence yet (remove the key)")
-	}
+	v.resolvePersistence(&s, where, e)
 	if v.InhibitOnFailure != nil {
 		s.Inhibit = *v.InhibitOnFailure
 	}
@@ -254,7 +274,7 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 
 	for j := range v.RealServers {
 		rs := &v.RealServers[j]
-		r, ok := rs.resolve(j, where, vip, s.Inhibit, delay, g, e)
+		r, ok := rs.resolve(j, where, s.Key, s.Inhibit, delay, g, e)
 		if !ok {
 			continue
 		}
@@ -276,12 +296,12 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 			e.add(where, "sorry_server.ip %q: %v", ss.IP, err)
 		case a.Is4() != vip.Is4():
 			e.add(where, "sorry_server.ip %s: address family differs from the vip: give an IPv%d address", a, family(vip))
-		case checkPort(ss.Port, "port") != nil:
-			e.add(where, "sorry_server: %v", checkPort(ss.Port, "port"))
+		case checkDestPort(ss.Port, s.Key.Port) != nil:
+			e.add(where, "sorry_server: %v", checkDestPort(ss.Port, s.Key.Port))
 		case w < 1 || w > 65535:
 			e.add(where, "sorry_server.weight %d: use 1-65535", w)
 		default:
-			ap := netip.AddrPortFrom(a, uint16(ss.Port))
+			ap := netip.AddrPortFrom(a, uint16(*ss.Port))
 			if slices.ContainsFunc(s.Reals, func(r Real) bool { return r.Addr == ap }) {
 				e.add(where, "sorry_server %s is also a real_server: give another address or port", ap)
 			} else {
@@ -299,8 +319,9 @@ func family(a netip.Addr) int {
 	return 6
 }
 
-func (rs *RealServer) resolve(j int, svc string, vip netip.Addr, inhibit bool, delay time.Duration, g *Global, e *errs) (Real, bool) {
+func (rs *RealServer) resolve(j int, svc string, key ServiceKey, inhibit bool, delay time.Duration, g *Global, e *errs) (Real, bool) {
 	var r Real
+	vip := key.Addr
 	where := fmt.Sprintf("%s: real_servers[%d]", svc, j)
 	a, err := parseUnicast(rs.IP)
 	switch {
@@ -314,11 +335,11 @@ func (rs *RealServer) resolve(j int, svc string, vip netip.Addr, inhibit bool, d
 		e.add(where, "ip %s: address family differs from the vip (NAT64 is not supported): give an IPv%d address", a, family(vip))
 		return r, false
 	}
-	if err := checkPort(rs.Port, "port"); err != nil {
+	if err := checkDestPort(rs.Port, key.Port); err != nil {
 		e.add(where, "%v", err)
 		return r, false
 	}
-	r.Addr = netip.AddrPortFrom(a, uint16(rs.Port))
+	r.Addr = netip.AddrPortFrom(a, uint16(*rs.Port))
 	where = fmt.Sprintf("%s: real_server %s", svc, r.Addr)
 	r.Weight = 1
 	if rs.Weight != nil {
@@ -501,6 +522,12 @@ func (n *Connect) resolve(where, kind string, c Check, g *Global, e *errs) (Chec
 		} else {
 			port = uint16(n.ConnectPort)
 		}
+	}
+	if port == 0 && n.ConnectPort == 0 {
+		// a real server of a port-0 service with port 0 takes each
+		// client's port: there is no one port to check
+		e.add(where, "connect_port missing: the real server's port is 0 (the port the client asked for): give the port to check, e.g. connect_port: 80")
+		ok = false
 	}
 	c.Target = netip.AddrPortFrom(addr, port)
 	switch {
