@@ -43,6 +43,13 @@ type Op struct {
 	Backup  bool // AddLAddr
 	Dest    netip.AddrPort
 	D       DestState
+
+	// Persistence and one-packet scheduling (AddService, EditService), as
+	// in ServiceState.
+	Persistent     bool
+	PersistTimeout uint32
+	PersistPrefix  int
+	OnePacket      bool
 }
 
 // String describes the op in the words of logs and tests.
@@ -56,6 +63,15 @@ func (o Op) String() string {
 		}
 		if o.MidFlow {
 			b.WriteString(" mid-flow")
+		}
+		if o.Persistent {
+			fmt.Fprintf(&b, " persistent %d", o.PersistTimeout)
+			if o.PersistPrefix != 0 {
+				fmt.Fprintf(&b, " mask /%d", o.PersistPrefix)
+			}
+		}
+		if o.OnePacket {
+			b.WriteString(" ops")
 		}
 	case DelService:
 		fmt.Fprintf(&b, "del service %s", o.Service)
@@ -104,10 +120,10 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 	for _, k := range sortedKeys(desired, compareKeys) {
 		want, have := desired[k], actual[k]
 		if have == nil {
-			ops = append(ops, Op{Kind: AddService, Service: k, Sched: want.Sched, Flags: want.Flags, MidFlow: want.MidFlow})
+			ops = append(ops, want.serviceOp(AddService))
 			have = &ServiceState{}
-		} else if want.Sched != have.Sched || !slices.Equal(want.Flags, have.Flags) || want.MidFlow != have.MidFlow {
-			ops = append(ops, Op{Kind: EditService, Service: k, Sched: want.Sched, Flags: want.Flags, MidFlow: want.MidFlow})
+		} else if !want.sameService(have) {
+			ops = append(ops, want.serviceOp(EditService))
 		}
 		var dels []Op
 		for _, a := range sortedKeys(have.LAddrs, netip.Addr.Compare) {
@@ -154,6 +170,27 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 	return ops
 }
 
+// serviceOp is the AddService or EditService call that gives the
+// dataplane this service's own settings.
+func (s *ServiceState) serviceOp(kind OpKind) Op {
+	return Op{Kind: kind, Service: s.Key, Sched: s.Sched, Flags: s.Flags, MidFlow: s.MidFlow,
+		Persistent: s.Persistent, PersistTimeout: s.PersistTimeout, PersistPrefix: s.PersistPrefix, OnePacket: s.OnePacket}
+}
+
+// sameService reports whether the service's own settings (not its local
+// addresses and destinations) agree.
+func (s *ServiceState) sameService(o *ServiceState) bool {
+	return s.Sched == o.Sched && slices.Equal(s.Flags, o.Flags) && s.MidFlow == o.MidFlow &&
+		s.Persistent == o.Persistent && s.PersistTimeout == o.PersistTimeout && s.PersistPrefix == o.PersistPrefix &&
+		s.OnePacket == o.OnePacket
+}
+
+// pbService is the API's form of an AddService or EditService op.
+func (o Op) pbService() *pb.Service {
+	return &pb.Service{Key: pbKey(o.Service), Sched: o.Sched, SchedFlags: o.Flags, MidFlow: o.MidFlow,
+		Persistent: o.Persistent, PersistentTimeout: o.PersistTimeout, PersistentPrefix: uint32(o.PersistPrefix), OnePacket: o.OnePacket}
+}
+
 // Apply makes the calls of a plan, each bounded by timeout. After a failed
 // call the remaining calls of the same service are skipped (they would
 // fail the same way); other services go on. It returns how many calls
@@ -192,9 +229,9 @@ func call(ctx context.Context, api pb.DataplaneClient, o Op) error {
 	var err error
 	switch o.Kind {
 	case AddService:
-		_, err = api.AddService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags, MidFlow: o.MidFlow})
+		_, err = api.AddService(ctx, o.pbService())
 	case EditService:
-		_, err = api.EditService(ctx, &pb.Service{Key: k, Sched: o.Sched, SchedFlags: o.Flags, MidFlow: o.MidFlow})
+		_, err = api.EditService(ctx, o.pbService())
 	case DelService:
 		_, err = api.DelService(ctx, &pb.Service{Key: k})
 	case AddLAddr:

@@ -163,9 +163,12 @@ func simulate(st State, ops []Op) State {
 		s := out[o.Service]
 		switch o.Kind {
 		case AddService:
-			out[o.Service] = &ServiceState{Key: o.Service, Sched: o.Sched, Flags: o.Flags, LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
+			out[o.Service] = &ServiceState{Key: o.Service, Sched: o.Sched, Flags: o.Flags, MidFlow: o.MidFlow, Persistent: o.Persistent,
+				PersistTimeout: o.PersistTimeout, PersistPrefix: o.PersistPrefix, OnePacket: o.OnePacket,
+				LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
 		case EditService:
-			s.Sched, s.Flags = o.Sched, o.Flags
+			s.Sched, s.Flags, s.MidFlow = o.Sched, o.Flags, o.MidFlow
+			s.Persistent, s.PersistTimeout, s.PersistPrefix, s.OnePacket = o.Persistent, o.PersistTimeout, o.PersistPrefix, o.OnePacket
 		case DelService:
 			delete(out, o.Service)
 		case AddLAddr:
@@ -184,8 +187,7 @@ func simulate(st State, ops []Op) State {
 func sameState(have, want State, manages func(config.ServiceKey) bool) bool {
 	for k, w := range want {
 		h := have[k]
-		if h == nil || h.Sched != w.Sched || !reflect.DeepEqual(h.Dests, w.Dests) || len(h.LAddrs) != len(w.LAddrs) ||
-			strings.Join(h.Flags, ",") != strings.Join(w.Flags, ",") {
+		if h == nil || !h.sameService(w) || !reflect.DeepEqual(h.Dests, w.Dests) || len(h.LAddrs) != len(w.LAddrs) {
 			return false
 		}
 	}

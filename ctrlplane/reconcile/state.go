@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/ctrlplane/config"
@@ -41,6 +42,13 @@ type ServiceState struct {
 	// addresses (a subset of LAddrs; nil when there are none).
 	MidFlow bool
 	Backup  map[netip.Addr]bool
+	// Persistence as the API carries it: PersistTimeout seconds and
+	// PersistPrefix (0: one client address) are 0 unless Persistent;
+	// OnePacket is keepalived's ops.
+	Persistent     bool
+	PersistTimeout uint32
+	PersistPrefix  int
+	OnePacket      bool
 }
 
 // State is a set of services.
@@ -59,6 +67,10 @@ func Desired(services []config.Service, h HealthView) State {
 		ss := &ServiceState{Key: s.Key, Sched: s.Sched, Flags: slices.Clone(s.SchedFlags),
 			LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
 		ss.MidFlow = s.MidFlow
+		if s.PersistTimeout > 0 {
+			ss.Persistent, ss.PersistTimeout, ss.PersistPrefix = true, uint32(s.PersistTimeout/time.Second), s.PersistPrefix
+		}
+		ss.OnePacket = s.OnePacket
 		for _, la := range s.LAddrs {
 			ss.LAddrs[la.Addr] = la.Dev
 			if la.Backup {
@@ -109,6 +121,13 @@ func Actual(r *pb.ListServicesResponse) (State, error) {
 			}
 		}
 		ss.MidFlow = s.MidFlow
+		if s.Persistent {
+			ss.Persistent, ss.PersistTimeout, ss.PersistPrefix = true, s.PersistentTimeout, int(s.PersistentPrefix)
+			if ss.PersistPrefix == k.Addr.BitLen() {
+				ss.PersistPrefix = 0 // ipvsadm -M 255.255.255.255: one client, as 0
+			}
+		}
+		ss.OnePacket = s.OnePacket
 		for _, d := range s.Dests {
 			a, err := netip.ParseAddr(d.Addr)
 			if err != nil || d.Port > 65535 {
