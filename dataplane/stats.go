@@ -162,12 +162,21 @@ func (c *workerCounters) publish() {
 	c.dirty = 0
 }
 
+// LoopHistBuckets is the number of power-of-two buckets of a worker's loop
+// durations: bucket i holds loops of [2^(i-1), 2^i) ns, the last one all
+// longer (2^30 ns is about a second).
+const LoopHistBuckets = 32
+
 // LoopStats describes a worker's polling loop.
 type LoopStats struct {
 	Loops, Bursts, IdleLoops, Sleeps, Packets uint64
 	LongestLoopNs                             uint64
+	// LoopHist counts loops by duration (LoopHistBuckets): unlike
+	// LongestLoopNs, two reads tell the longest loop between them.
+	LoopHist [LoopHistBuckets]uint64
 }
 
 type loopCounters struct {
 	loops, bursts, idle, sleeps, packets, longest atomic.Uint64
+	hist                                          [LoopHistBuckets]atomic.Uint64
 }

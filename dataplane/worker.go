@@ -11,6 +11,7 @@ package dataplane
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -250,9 +251,11 @@ func (w *Worker) iterate() int {
 	}
 	w.ctr.publish()
 	w.loop.loops.Add(1)
-	if d := uint64(w.dp.clock() - start); d > w.loop.longest.Load() {
+	d := uint64(w.dp.clock() - start)
+	if d > w.loop.longest.Load() {
 		w.loop.longest.Store(d)
 	}
+	w.loop.hist[min(bits.Len64(d), LoopHistBuckets-1)].Add(1)
 	w.loop.packets.Add(uint64(got))
 	return got
 }
@@ -417,6 +420,9 @@ func (w *Worker) Stats() (ctr [NumCounters]uint64, loop LoopStats) {
 	loop = LoopStats{
 		Loops: w.loop.loops.Load(), Bursts: w.loop.bursts.Load(), IdleLoops: w.loop.idle.Load(),
 		Sleeps: w.loop.sleeps.Load(), Packets: w.loop.packets.Load(), LongestLoopNs: w.loop.longest.Load(),
+	}
+	for i := range loop.LoopHist {
+		loop.LoopHist[i] = w.loop.hist[i].Load()
 	}
 	return
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,6 +38,9 @@ func (a *app) workerShow() error {
 		fmt.Fprintf(a.out, "worker %d: %s\n", w.Id, core)
 		fmt.Fprintf(a.out, "    loops %d bursts %d packets %d idle-loops %d sleeps %d longest-loop %s\n",
 			w.Loops, w.Bursts, w.Packets, w.IdleLoops, w.Sleeps, time.Duration(w.LongestLoopNs))
+		if h := loopHist(w.LoopHist); h != "" {
+			fmt.Fprintf(a.out, "    loops under %s\n", h)
+		}
 		for _, c := range w.Counters {
 			if c.Value != 0 || a.stats {
 				fmt.Fprintf(a.out, "    %-28s %d\n", c.Name, c.Value)
@@ -44,6 +48,27 @@ func (a *app) workerShow() error {
 		}
 	}
 	return nil
+}
+
+// loopHist prints the non-empty buckets of a worker's loop durations
+// (bucket i: under 2^i ns) as "1.024µs 812 2.048µs 20 …"; two readings
+// tell the longest loop between them, which longest-loop cannot.
+func loopHist(h []uint64) string {
+	var b strings.Builder
+	for i, n := range h {
+		if n == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		if i == len(h)-1 {
+			fmt.Fprintf(&b, "∞ %d", n) // the last bucket holds all longer loops
+		} else {
+			fmt.Fprintf(&b, "%s %d", time.Duration(1)<<i, n)
+		}
+	}
+	return b.String()
 }
 
 func infoCmd(a *app) *cobra.Command {

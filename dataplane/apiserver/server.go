@@ -274,7 +274,8 @@ func (s *Server) ListWorkers(context.Context, *pb.Empty) (*pb.ListWorkersRespons
 	names := dataplane.CounterNames()
 	for _, w := range s.dp.Workers() {
 		pw := &pb.Worker{Id: int32(w.ID), Core: int32(w.Core), Loops: w.Loop.Loops, Bursts: w.Loop.Bursts,
-			IdleLoops: w.Loop.IdleLoops, Sleeps: w.Loop.Sleeps, Packets: w.Loop.Packets, LongestLoopNs: w.Loop.LongestLoopNs}
+			IdleLoops: w.Loop.IdleLoops, Sleeps: w.Loop.Sleeps, Packets: w.Loop.Packets, LongestLoopNs: w.Loop.LongestLoopNs,
+			LoopHist: w.Loop.LoopHist[:]}
 		for i, v := range w.Counters {
 			pw.Counters = append(pw.Counters, &pb.Counter{Name: names[i], Value: v})
 		}

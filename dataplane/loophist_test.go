@@ -1,0 +1,42 @@
+package dataplane_test
+
+import (
+	"math/bits"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/dataplane"
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/mem"
+	"github.com/gvs-lb/gvs/internal/testenv"
+)
+
+// TestLoopHist: every loop is counted once in the duration histogram, and
+// its highest bucket is the one holding the longest loop.
+func TestLoopHist(t *testing.T) {
+	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, lsMAC0)
+	d, err := dataplane.New(dataplane.Options{Workers: 1, Idle: dataplane.IdleBusy}, []dataplane.PortSpec{{Port: p0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "1000 loops", func() bool { return d.Workers()[0].Loop.Loops >= 1000 })
+	d.Stop()
+	l := d.Workers()[0].Loop
+	var sum uint64
+	top := -1
+	for i, n := range l.LoopHist {
+		sum += n
+		if n > 0 {
+			top = i
+		}
+	}
+	if sum != l.Loops {
+		t.Errorf("the histogram counts %d loops, the worker ran %d", sum, l.Loops)
+	}
+	if want := min(bits.Len64(l.LongestLoopNs), dataplane.LoopHistBuckets-1); top != want {
+		t.Errorf("highest bucket %d, but the longest loop (%d ns) belongs in bucket %d", top, l.LongestLoopNs, want)
+	}
+}
