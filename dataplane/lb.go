@@ -37,7 +37,7 @@ import (
 // IP packet, trimmed to its length.
 func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, fragment bool) verdict {
 	tbl := w.lb
-	if _, ours := tbl.Addrs[dst]; !ours {
+	if !tbl.Addrs.Has(dst) {
 		return pass
 	}
 	switch proto {
@@ -64,7 +64,7 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, 
 		w.lbConn(b, l3, id, dir)
 		return stolen
 	}
-	if _, isLocal := tbl.LAddrs[dst]; isLocal {
+	if tbl.LAddrs.Has(dst) {
 		if owner := w.dp.steer.Owner(key.DstPort); owner != w.id && owner < len(w.dp.workers) {
 			w.redirect(b, owner)
 			return stolen

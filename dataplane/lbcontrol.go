@@ -80,9 +80,10 @@ func (d *Dataplane) FlushServices() error {
 	if err := d.ipvs.Flush(); err != nil {
 		return err
 	}
-	for a := range old.LAddrs {
+	old.LAddrs.All(func(a netip.Addr, _ struct{}) bool {
 		d.unsteerLAddr(a)
-	}
+		return true
+	})
 	d.applied("services flushed", zap.Int("services", len(old.Services)))
 	return nil
 }
@@ -224,7 +225,7 @@ func (d *Dataplane) rssPorts(a netip.Addr, portIdx int) {
 }
 
 func (d *Dataplane) unsteerLAddr(a netip.Addr) {
-	if _, used := d.ipvs.Table().LAddrs[a]; used {
+	if d.ipvs.Table().LAddrs.Has(a) {
 		return
 	}
 	d.mu.Lock()

@@ -28,7 +28,7 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 	key := session.MakeKey(e.InnerProto, netip.AddrPortFrom(e.Inner.Dst, e.Inner.DstPort), netip.AddrPortFrom(e.Inner.Src, e.Inner.SrcPort))
 	id, dir, found := w.sess.Lookup(key)
 	if !found {
-		if _, isLocal := w.lb.LAddrs[e.Inner.Src]; isLocal {
+		if w.lb.LAddrs.Has(e.Inner.Src) {
 			if owner := w.dp.steer.Owner(e.Inner.SrcPort); owner != w.id && owner < len(w.dp.workers) {
 				w.redirect(b, owner)
 				return stolen

@@ -26,9 +26,10 @@ type WorkerLBUsage struct {
 // LBUsage returns every worker's usage.
 func (d *Dataplane) LBUsage() []WorkerLBUsage {
 	var configured []netip.Addr
-	for a := range d.ipvs.Table().LAddrs {
+	d.ipvs.Table().LAddrs.All(func(a netip.Addr, _ struct{}) bool {
 		configured = append(configured, a)
-	}
+		return true
+	})
 	out := make([]WorkerLBUsage, len(d.workers))
 	for i, w := range d.workers {
 		u := WorkerLBUsage{Worker: i, Conns: int(w.sess.Published().Conns), ConnCapacity: w.sess.Capacity(),

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gvs-lb/gvs/internal/addrmap"
 	"github.com/gvs-lb/gvs/ipvs/sched"
 )
 
@@ -74,10 +75,11 @@ type Table struct {
 	// ones included, by id.
 	Dests map[uint32]*Dest
 	// LAddrs is the set of local addresses of all services.
-	LAddrs map[netip.Addr]struct{}
+	LAddrs addrmap.Map[struct{}]
 	// Addrs is every address the load balancer answers for: virtual and
-	// local addresses. Packets to anything else skip the IPVS stage.
-	Addrs map[netip.Addr]struct{}
+	// local addresses. Packets to anything else skip the IPVS stage. Both
+	// are read per packet: fixed-width keys (internal/addrmap).
+	Addrs addrmap.Map[struct{}]
 	// ExpireDests lists removed destinations whose connections are to be
 	// expired at their next packet rather than left to finish.
 	ExpireDests map[uint32]struct{}
@@ -211,7 +213,8 @@ func (m *Manager) commit(c *state, t *Table) {
 // build makes the table workers read from model s; it changes nothing.
 func (m *Manager) build(s *state) (*Table, error) {
 	t := &Table{MaxID: s.nextID, byKey: map[ServiceKey]*Service{}, byID: map[uint32]*Service{}, Dests: map[uint32]*Dest{},
-		LAddrs: map[netip.Addr]struct{}{}, Addrs: map[netip.Addr]struct{}{}, ExpireDests: map[uint32]struct{}{}}
+		ExpireDests: map[uint32]struct{}{}}
+	laddrs, addrs := map[netip.Addr]struct{}{}, map[netip.Addr]struct{}{}
 	for _, sv := range s.services {
 		svc := &Service{ID: sv.id, Spec: sv.spec, Dests: slices.Clone(sv.dests), LAddrs: slices.Clone(sv.laddrs)}
 		for _, la := range sv.laddrs {
@@ -243,10 +246,10 @@ func (m *Manager) build(s *state) (*Table, error) {
 			svc.Scheds = append(svc.Scheds, sc)
 		}
 		for _, la := range sv.laddrs {
-			t.LAddrs[la.Addr] = struct{}{}
-			t.Addrs[la.Addr] = struct{}{}
+			laddrs[la.Addr] = struct{}{}
+			addrs[la.Addr] = struct{}{}
 		}
-		t.Addrs[sv.spec.Key.Addr] = struct{}{}
+		addrs[sv.spec.Key.Addr] = struct{}{}
 		t.Services = append(t.Services, svc)
 		t.byKey[sv.spec.Key] = svc
 		t.byID[svc.ID] = svc
@@ -254,6 +257,8 @@ func (m *Manager) build(s *state) (*Table, error) {
 	for id, d := range s.draining {
 		t.Dests[id] = d
 	}
+	// validated addresses are never ::
+	t.LAddrs, t.Addrs = addrmap.MustBuild(laddrs), addrmap.MustBuild(addrs)
 	for id := range s.expire {
 		t.ExpireDests[id] = struct{}{}
 	}

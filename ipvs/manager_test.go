@@ -95,7 +95,7 @@ func TestTablesAndDraining(t *testing.T) {
 		t.Error("lookup matched the wrong protocol or port")
 	}
 	for _, a := range []netip.Addr{k80.Addr, lip1} {
-		if _, ok := tbl.Addrs[a]; !ok {
+		if !tbl.Addrs.Has(a) {
 			t.Errorf("%s missing from the address set", a)
 		}
 	}
