@@ -18,6 +18,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/route"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/internal/addrmap"
 )
 
 // publishLocked builds the snapshot of the model as it is and publishes
@@ -37,8 +38,6 @@ func (d *Dataplane) buildSnapshot(m model) (*snapshot, error) {
 		ifaces:    slices.Clone(m.ifaces),
 		portIface: make([]uint16, len(d.ports)),
 		vlans:     make([]map[uint16]uint16, len(d.ports)),
-		local:     map[netip.Addr]uint16{},
-		kniAddrs:  map[netip.Addr]struct{}{},
 		fwd4:      d.opts.Forward4,
 		fwd6:      d.opts.Forward6,
 		kniOn:     make([]bool, len(d.ports)),
@@ -48,6 +47,7 @@ func (d *Dataplane) buildSnapshot(m model) (*snapshot, error) {
 		s.kniOn[i] = ps.KNI != nil
 	}
 	routes := slices.Clone(m.routes)
+	local, kniAddrs := map[netip.Addr]uint16{}, map[netip.Addr]struct{}{}
 	for _, ifc := range m.ifaces {
 		if ifc == nil {
 			continue
@@ -58,7 +58,7 @@ func (d *Dataplane) buildSnapshot(m model) (*snapshot, error) {
 			s.vlans[ifc.Port][ifc.VID] = ifc.Index
 		}
 		for _, p := range ifc.Addrs {
-			s.local[p.Addr()] = ifc.Index
+			local[p.Addr()] = ifc.Index
 			if p.Bits() < p.Addr().BitLen() {
 				routes = append(routes, route.Route{Dst: p.Masked(), Iface: ifc.Index, Src: p.Addr(),
 					Scope: route.ScopeLink, Connected: true})
@@ -66,7 +66,14 @@ func (d *Dataplane) buildSnapshot(m model) (*snapshot, error) {
 		}
 	}
 	for _, a := range m.kniAddrs {
-		s.kniAddrs[a] = struct{}{}
+		kniAddrs[a] = struct{}{}
+	}
+	var err error
+	if s.local, err = addrmap.Build(local); err != nil {
+		return nil, fmt.Errorf("dataplane: interface addresses: %w", err)
+	}
+	if s.kniAddrs, err = addrmap.Build(kniAddrs); err != nil {
+		return nil, fmt.Errorf("dataplane: kni addresses: %w", err)
 	}
 	for i, ifc := range s.ifaces {
 		if ifc == nil {

@@ -38,7 +38,7 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 	if w.lbInput(b, ip, dst, ip.Protocol(), ip.IsFragment()) == stolen {
 		return
 	}
-	if _, ok := w.snap.local[dst]; ok {
+	if w.snap.local.Has(dst) {
 		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) == stolen {
 			return
 		}
@@ -53,7 +53,7 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, class)
 		return
 	}
-	if _, ok := w.snap.kniAddrs[dst]; ok {
+	if w.snap.kniAddrs.Has(dst) {
 		w.toKNI(b, kniControl)
 		return
 	}
@@ -135,7 +135,7 @@ func (w *Worker) martian4(ifc *Iface, src, dst netip.Addr) bool {
 	if src.IsMulticast() || src.IsLoopback() || src == limitedBroadcast {
 		return true
 	}
-	if _, own := w.snap.local[src]; own {
+	if w.snap.local.Has(src) {
 		return true
 	}
 	return w.isSubnetBroadcast(ifc, src)

@@ -41,7 +41,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 	if w.lbInput(b, ip, dst, ip.NextHeader(), false) == stolen {
 		return
 	}
-	if _, ok := w.snap.local[dst]; ok {
+	if w.snap.local.Has(dst) {
 		w.toKNI(b, kniBulk)
 		return
 	}
@@ -49,7 +49,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniClass6(ip, dst))
 		return
 	}
-	if _, ok := w.snap.kniAddrs[dst]; ok {
+	if w.snap.kniAddrs.Has(dst) {
 		w.toKNI(b, kniControl)
 		return
 	}
@@ -86,7 +86,7 @@ func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) verdict {
 		}
 		return pass // the kernel may be waiting for it
 	case header.ICMPv6EchoRequest:
-		if owner, ok := w.snap.local[dst]; !ok || owner == 0 {
+		if owner, ok := w.snap.local.Get(dst); !ok || owner == 0 {
 			return pass
 		}
 		if w.martian6(src, dst) {
@@ -117,7 +117,7 @@ func (w *Worker) icmp6Input(b *pktbuf.Buf, ip header.IPv6, ifc *Iface) verdict {
 // ndSolicit answers a solicitation for one of the interface's addresses.
 func (w *Worker) ndSolicit(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Iface) verdict {
 	target := nd.Target()
-	owner, ok := w.snap.local[target]
+	owner, ok := w.snap.local.Get(target)
 	if !ok || owner != ifc.Index {
 		return pass
 	}
@@ -173,7 +173,7 @@ func (w *Worker) ndAdvert(b *pktbuf.Buf, ip header.IPv6, nd header.NDP, ifc *Ifa
 	if !ok {
 		mac = header.Ethernet(b.Bytes()).Src()
 	}
-	_, local := w.snap.local[ip.Dst()]
+	local := w.snap.local.Has(ip.Dst())
 	if !mac.IsMulticast() && (w.snap.connectedOn(ifc.Index, target) || target.IsLinkLocalUnicast()) {
 		w.learn(target, mac, ifc.Index, false)
 	}
@@ -236,6 +236,6 @@ func (w *Worker) martian6(src, dst netip.Addr) bool {
 	if src.IsMulticast() || src.IsLoopback() {
 		return true
 	}
-	_, own := w.snap.local[src]
+	own := w.snap.local.Has(src)
 	return own
 }

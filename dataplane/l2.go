@@ -67,7 +67,7 @@ func (w *Worker) arpInput(b *pktbuf.Buf, ifc *Iface) {
 	}
 	spa, tpa := a.SenderIP(), a.TargetIP()
 	sha := a.SenderMAC()
-	owner, owned := w.snap.local[tpa]
+	owner, owned := w.snap.local.Get(tpa)
 	owned = owned && owner == ifc.Index
 	if owned || w.neighKnown(spa) {
 		if spa.IsValid() && !spa.IsUnspecified() && !sha.IsMulticast() && w.snap.connectedOn(ifc.Index, spa) {
@@ -95,7 +95,7 @@ func (w *Worker) arpInput(b *pktbuf.Buf, ifc *Iface) {
 }
 
 func (w *Worker) neighKnown(a netip.Addr) bool {
-	_, ok := w.neigh[a]
+	ok := w.neigh.Has(a)
 	return ok
 }
 
@@ -107,7 +107,7 @@ func (w *Worker) neighKnown(a netip.Addr) bool {
 // (about an unknown address, or unsolicited for a full interface) is
 // counted here and goes no further.
 func (w *Worker) learn(a netip.Addr, mac header.MAC, iface uint16, mayCreate bool) {
-	e, known := w.neigh[a]
+	e, known := w.neigh.Get(a)
 	if known && (e.static || e.mac == mac && e.iface == iface && w.now-e.confirmed.Load() < int64(neighProbeInterval)) {
 		return
 	}

@@ -133,7 +133,7 @@ func (d *Dataplane) AddLAddr(k ipvs.ServiceKey, la ipvs.LAddr) error {
 		return fmt.Errorf("local address %s of %s: a local address has no zone: drop it: %w", la.Addr, k, ipvs.ErrInvalid)
 	}
 	s := d.snap.Load()
-	owner, ok := s.local[la.Addr]
+	owner, ok := s.local.Get(la.Addr)
 	ifc := s.iface(owner)
 	if !ok || ifc == nil {
 		return fmt.Errorf("local address %s of %s: not an address of the dataplane: add it first (dpip addr add %s/%d dev %s): %w",

@@ -46,7 +46,6 @@ package dataplane
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
@@ -56,6 +55,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/internal/addrmap"
 )
 
 const (
@@ -162,7 +162,7 @@ type neighbours struct {
 	pubCost int64 // ns the last copy took
 	clock   func() int64
 
-	pub       atomic.Pointer[neighMap]
+	pub       atomic.Pointer[addrmap.Map[*neighEntry]] // the workers' copy: fixed-width keys
 	full      atomic.Pointer[[]bool] // by interface index: at the bound when published
 	version   atomic.Uint64
 	reachable time.Duration
@@ -182,7 +182,7 @@ func newNeighbours(reachable time.Duration, maxPerIface int, clock func() int64)
 // publishLocked makes the workers see the current table.
 func (n *neighbours) publishLocked() {
 	t0 := n.clock()
-	c := maps.Clone(n.m)
+	c := addrmap.MustBuild(n.m) // no entry for :: (neither ARP nor ND learns it)
 	n.publishFullLocked()
 	n.pub.Store(&c)
 	n.version.Add(1)
@@ -423,9 +423,9 @@ func (n *neighbours) dynamicOn(iface uint16) int {
 }
 
 func (n *neighbours) list(now int64, ifName func(uint16) string) []Neighbour {
-	tbl := *n.pub.Load()
-	out := make([]Neighbour, 0, len(tbl))
-	for a, e := range tbl {
+	tbl := n.pub.Load()
+	out := make([]Neighbour, 0, tbl.Len())
+	tbl.All(func(a netip.Addr, e *neighEntry) bool {
 		nb := Neighbour{Addr: a, MAC: e.mac, Iface: ifName(e.iface), State: NeighReachable}
 		switch {
 		case e.static:
@@ -437,7 +437,8 @@ func (n *neighbours) list(now int64, ifName func(uint16) string) []Neighbour {
 			}
 		}
 		out = append(out, nb)
-	}
+		return true
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
 	return out
 }

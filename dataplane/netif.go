@@ -5,6 +5,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/route"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/internal/addrmap"
 )
 
 // IfaceKind tells ports from VLAN sub-interfaces.
@@ -46,8 +47,8 @@ type snapshot struct {
 	ifaces    []*Iface // by index; [0] is nil
 	portIface []uint16 // port index → its untagged iface
 	vlans     []map[uint16]uint16
-	local     map[netip.Addr]uint16   // dataplane-owned address → iface
-	kniAddrs  map[netip.Addr]struct{} // addresses the kernel owns behind KNI
+	local     addrmap.Map[uint16]   // dataplane-owned address → iface
+	kniAddrs  addrmap.Map[struct{}] // addresses the kernel owns behind KNI
 	routes    *route.Table
 	fwd4      bool
 	fwd6      bool

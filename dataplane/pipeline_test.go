@@ -481,7 +481,7 @@ func TestNeighbourExpiry(t *testing.T) {
 	if got := n.expire(int64(2*time.Second + neighProbeGrace)); got != 1 {
 		t.Errorf("expired %d entries, want 1 (the static one stays)", got)
 	}
-	if _, ok := (*n.pub.Load())[rs1IP]; !ok {
+	if !n.pub.Load().Has(rs1IP) {
 		t.Error("static entry expired")
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/ring"
 	"github.com/gvs-lb/gvs/flowdir"
+	"github.com/gvs-lb/gvs/internal/addrmap"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvs/sched"
 	"github.com/gvs-lb/gvs/session"
@@ -102,7 +103,7 @@ type workerIO struct {
 // resolved, and the ICMP error budget.
 type workerL3 struct {
 	snap     *snapshot
-	neigh    neighMap
+	neigh    addrmap.Map[*neighEntry]
 	neighVer uint64
 
 	pending     []pendingPkt
@@ -263,7 +264,7 @@ func (w *Worker) iterate() int {
 // inputBurst runs the burst in w.rx[:n], received on port p, through the
 // pipeline.
 func (w *Worker) inputBurst(p, n int) {
-	if t := w.dp.trace.Load(); t != nil {
+	if t := w.dp.trace.Load(); t != nil && t.selects(p, w.id) {
 		w.traceBurst(t, p, n) // the same loop with the trace filter (trace.go)
 		return
 	}

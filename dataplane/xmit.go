@@ -19,7 +19,7 @@ func (w *Worker) xmit(b *pktbuf.Buf, out *Iface, nh netip.Addr) {
 	if w.trBuf == b {
 		w.traceXmit(out, nh) // route and neighbour (trace.go)
 	}
-	e, ok := w.neigh[nh]
+	e, ok := w.neigh.Get(nh)
 	if !ok || e.iface != out.Index {
 		w.hold(b, out, nh)
 		return
@@ -97,7 +97,7 @@ func (w *Worker) servicePending(resolved bool) {
 			w.drop(p.b, CtrDropNoRoute)
 			continue
 		}
-		if e, ok := w.neigh[p.nh]; ok && e.iface == p.iface {
+		if e, ok := w.neigh.Get(p.nh); ok && e.iface == p.iface {
 			w.output(p.b, out, e.mac)
 			continue
 		}
