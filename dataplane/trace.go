@@ -380,7 +380,7 @@ func (w *Worker) traceRewrite(dir session.Direction, to *nat.Endpoints) {
 func (w *Worker) traceXmit(out *Iface, nh netip.Addr) {
 	w.traceEvent(TraceEvent{Stage: StageRoute, N: uint32(out.Index), Name: out.Name, A: netip.AddrPortFrom(nh, 0)}, false)
 	e := TraceEvent{Stage: StageNeighbour, Code: NeighHeld, A: netip.AddrPortFrom(nh, 0)}
-	if n, ok := w.neigh[nh]; ok && n.iface == out.Index {
+	if n, ok := w.neigh.Get(nh); ok && n.iface == out.Index {
 		e.Code, e.MAC = NeighResolved, n.mac
 	}
 	w.traceEvent(e, e.Code == NeighHeld && len(w.pending) < w.maxPending)
