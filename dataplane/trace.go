@@ -266,19 +266,21 @@ func (d *Dataplane) PortName(i int) string {
 	return d.ports[i].Port.Name()
 }
 
-// traceBurst is the rx loop of iterate while a trace is armed: the same
-// per-packet work, with the filter in front.
+// selects reports whether the trace looks at port p of worker id.
+func (t *traceSession) selects(p, id int) bool {
+	return (t.opts.Port < 0 || t.opts.Port == p) && (t.opts.Worker < 0 || t.opts.Worker == id)
+}
+
+// traceBurst is the rx loop of inputBurst while a trace of this port and
+// worker is armed: the same per-packet work, with the filter in front.
 func (w *Worker) traceBurst(t *traceSession, p, n int) {
 	t0 := w.dp.clock()
-	sel := (t.opts.Port < 0 || t.opts.Port == p) && (t.opts.Worker < 0 || t.opts.Worker == w.id)
 	for i := 0; i < n; i++ {
 		b := w.rx[i]
 		w.rx[i] = nil
 		b.Port = uint16(p)
 		w.cur = b
-		if sel {
-			w.traceBegin(t, b, t0, -1)
-		}
+		w.traceBegin(t, b, t0, -1)
 		w.input(b)
 		w.traceEnd()
 	}
@@ -288,7 +290,7 @@ func (w *Worker) traceBurst(t *traceSession, p, n int) {
 // traceRedirected runs a frame another worker handed over (from) through
 // the pipeline, traced when it matches.
 func (w *Worker) traceRedirected(t *traceSession, b *pktbuf.Buf, from int) {
-	if (t.opts.Port < 0 || t.opts.Port == int(b.Port)) && (t.opts.Worker < 0 || t.opts.Worker == w.id) {
+	if t.selects(int(b.Port), w.id) {
 		w.traceBegin(t, b, w.dp.clock(), from)
 	}
 	w.input(b)

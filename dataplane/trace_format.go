@@ -69,7 +69,7 @@ func (d *Dataplane) traceVerdict(e *TraceEvent) string {
 	case StageTransmit:
 		return fmt.Sprintf("port %s queue %d", d.PortName(int(e.N)), e.Q)
 	case StageDrop:
-		return "dropped: " + e.Ctr.String()
+		return e.Ctr.String()
 	case StageKNI:
 		return "to kni of port " + d.PortName(int(e.N))
 	case StageRedirect:

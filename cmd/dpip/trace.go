@@ -177,7 +177,7 @@ func (a *app) runTrace(ctx context.Context, req *pb.TraceRequest, stderr io.Writ
 		case err != nil:
 			return dpclient.Message(err)
 		case r.Armed:
-			fmt.Fprintf(stderr, "tracing %d packets on %s\n", count, traceWhat(req))
+			fmt.Fprintf(stderr, "tracing the next %s on %s\n", plural(int(count), "packet"), traceWhat(req))
 		case a.asJSON:
 			if err := a.printJSON(r); err != nil {
 				return err
@@ -186,6 +186,13 @@ func (a *app) runTrace(ctx context.Context, req *pb.TraceRequest, stderr io.Writ
 			fmt.Fprint(a.out, formatTraceRecord(r))
 		}
 	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func traceWhat(r *pb.TraceRequest) string {
