@@ -264,7 +264,7 @@ func (w *Worker) iterate() int {
 // inputBurst runs the burst in w.rx[:n], received on port p, through the
 // pipeline.
 func (w *Worker) inputBurst(p, n int) {
-	if t := w.dp.trace.Load(); t != nil && t.selects(p, w.id) {
+	if t := w.dp.trace.Load(); t != nil {
 		w.traceBurst(t, p, n) // the same loop with the trace filter (trace.go)
 		return
 	}
