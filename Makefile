@@ -7,7 +7,7 @@ CMDS    := gvs-dataplane gvs-controlplane dpip ipvsadm gvs-testsrv gvs-pktgen
 RACE_PKGS := ./dataplane/config/... ./dataplane/apiserver/... ./dataplane/ring/... ./dataplane/route/... \
              ./internal/... ./cmd/... ./header/... ./ctrlplane/... ./ipvs/... ./session/... ./nat/... ./flowdir/...
 
-.PHONY: all build test unit integration race lint fmt demo deps proto bench bench-micro clean
+.PHONY: all build test unit integration race lint fmt demo deps proto bench bench-micro clean install deb
 
 all: build
 
@@ -51,3 +51,45 @@ bench-micro:
 
 clean:
 	rm -rf $(BIN)
+
+# install: binaries, systemd units, sample configs (never over existing
+# ones) and docs under DESTDIR. The binaries are static (no cgo): the
+# package needs nothing at run time but the kernel.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= /lib/systemd/system
+VERSION     ?= $(shell cat VERSION 2>/dev/null || echo 0~git$$(git log -1 --format=%cd --date=format:%Y%m%d).$$(git rev-parse --short HEAD))
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+SBIN_CMDS   := gvs-dataplane gvs-controlplane ipvsadm dpip
+BIN_CMDS    := gvs-pktgen
+INSTALL_BIN := $(BIN)/install
+
+install:
+	@mkdir -p $(INSTALL_BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/gvs-lb/gvs/dataplane/apiserver.Version=$(VERSION)' \
+	  -o $(INSTALL_BIN)/ $(addprefix ./cmd/,$(SBIN_CMDS) $(BIN_CMDS))
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/gvs $(DESTDIR)$(PREFIX)/share/doc/gvs
+	install -m 0755 $(addprefix $(INSTALL_BIN)/,$(SBIN_CMDS)) $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0755 $(addprefix $(INSTALL_BIN)/,$(BIN_CMDS)) $(DESTDIR)$(PREFIX)/bin/
+	for u in dist/systemd/*.service; do \
+	  sed 's|/usr/sbin/|$(PREFIX)/sbin/|g; s|file:/usr/share/doc/gvs|file:$(PREFIX)/share/doc/gvs|g' $$u >$(DESTDIR)$(UNITDIR)/$${u##*/}; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for f in dist/etc/gvs/*.yaml; do d=$(DESTDIR)$(SYSCONFDIR)/gvs/$${f##*/}; \
+	  if [ -e $$d ]; then echo "install: keeping $$d"; else install -m 0644 $$f $$d; fi; done
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/gvs/
+
+# deb: the same tree under /usr, packed by dpkg-deb (bin/gvs_VERSION_ARCH.deb
+# and bin/gvs.deb pointing at it).
+DEB_ROOT := $(BIN)/deb/root
+deb:
+	rm -rf $(BIN)/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr VERSION='$(VERSION)'
+	install -d $(DEB_ROOT)/DEBIAN
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
+	  -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" dist/debian/control.in >$(DEB_ROOT)/DEBIAN/control
+	install -m 0644 dist/debian/conffiles $(DEB_ROOT)/DEBIAN/
+	install -m 0755 dist/debian/postinst dist/debian/prerm dist/debian/postrm $(DEB_ROOT)/DEBIAN/
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(BIN)/gvs_$(VERSION)_$(DEB_ARCH).deb
+	ln -sf gvs_$(VERSION)_$(DEB_ARCH).deb $(BIN)/gvs.deb

@@ -21,3 +21,18 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get update -qq
 	apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# the install test (test/install): a clean Debian root, and unit checks
+pkg_need=()
+command -v debootstrap >/dev/null || pkg_need+=(debootstrap)
+command -v systemd-analyze >/dev/null || pkg_need+=(systemd)
+command -v dpkg-deb >/dev/null || pkg_need+=(dpkg)
+if [ ${#pkg_need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: missing ${pkg_need[*]}: run as root or apt-get install them" >&2
+		exit 1
+	fi
+	echo "deps: installing ${pkg_need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${pkg_need[@]}" >/dev/null
+fi
