@@ -11,6 +11,7 @@
 #                          [--port-selection portmask|rss]
 #        scripts/lab.sh down | status | env
 #        scripts/lab.sh restart-dataplane [--kill]   (stop and start gvs-dataplane, KNI addresses included)
+# env:   GVS_LAB_CONN_CAPACITY=N   each worker's connection table size (ipvs.conn_capacity; default the dataplane's)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -122,7 +123,7 @@ addresses:
   - {addr: $LIP/32, dev: dp1}
   - {addr: "$LIP6/128", dev: dp1}
 forwarding: {ipv4: true, ipv6: true}
-ipvs: {port_selection: $PORTSEL}
+ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}}
 EOF
 }
 
