@@ -1141,9 +1141,16 @@ type Worker struct {
 	// counts loops under 1 ns, loop_hist[i] those of [2^(i-1), 2^i) ns, the
 	// last one all longer. Two reads give the longest loop of the time between
 	// them (to a factor of two), which longest_loop_ns cannot.
-	LoopHist      []uint64 `protobuf:"varint,10,rep,packed,name=loop_hist,json=loopHist,proto3" json:"loop_hist,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LoopHist []uint64 `protobuf:"varint,10,rep,packed,name=loop_hist,json=loopHist,proto3" json:"loop_hist,omitempty"`
+	// Connection listings (ipvsadm -L -c): the bounded steps the worker took
+	// between bursts to copy its conns, their total and longest time, and
+	// how many took 1 ms or more.
+	ListingSteps         uint64 `protobuf:"varint,11,opt,name=listing_steps,json=listingSteps,proto3" json:"listing_steps,omitempty"`
+	ListingStepNs        uint64 `protobuf:"varint,12,opt,name=listing_step_ns,json=listingStepNs,proto3" json:"listing_step_ns,omitempty"`
+	ListingStepMaxNs     uint64 `protobuf:"varint,13,opt,name=listing_step_max_ns,json=listingStepMaxNs,proto3" json:"listing_step_max_ns,omitempty"`
+	ListingStepsOver_1Ms uint64 `protobuf:"varint,14,opt,name=listing_steps_over_1ms,json=listingStepsOver1ms,proto3" json:"listing_steps_over_1ms,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Worker) Reset() {
@@ -1244,6 +1251,34 @@ func (x *Worker) GetLoopHist() []uint64 {
 		return x.LoopHist
 	}
 	return nil
+}
+
+func (x *Worker) GetListingSteps() uint64 {
+	if x != nil {
+		return x.ListingSteps
+	}
+	return 0
+}
+
+func (x *Worker) GetListingStepNs() uint64 {
+	if x != nil {
+		return x.ListingStepNs
+	}
+	return 0
+}
+
+func (x *Worker) GetListingStepMaxNs() uint64 {
+	if x != nil {
+		return x.ListingStepMaxNs
+	}
+	return 0
+}
+
+func (x *Worker) GetListingStepsOver_1Ms() uint64 {
+	if x != nil {
+		return x.ListingStepsOver_1Ms
+	}
+	return 0
 }
 
 type ListWorkersResponse struct {
@@ -3894,7 +3929,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06neighs\x18\x01 \x03(\v2\x17.gvs.dataplane.v1.NeighR\x06neighs\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"\xa7\x02\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xd8\x03\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
 	"\x04core\x18\x02 \x01(\x05R\x04core\x125\n" +
@@ -3907,7 +3942,11 @@ const file_dataplane_proto_rawDesc = "" +
 	"\apackets\x18\b \x01(\x04R\apackets\x12&\n" +
 	"\x0flongest_loop_ns\x18\t \x01(\x04R\rlongestLoopNs\x12\x1b\n" +
 	"\tloop_hist\x18\n" +
-	" \x03(\x04R\bloopHist\"I\n" +
+	" \x03(\x04R\bloopHist\x12#\n" +
+	"\rlisting_steps\x18\v \x01(\x04R\flistingSteps\x12&\n" +
+	"\x0flisting_step_ns\x18\f \x01(\x04R\rlistingStepNs\x12-\n" +
+	"\x13listing_step_max_ns\x18\r \x01(\x04R\x10listingStepMaxNs\x123\n" +
+	"\x16listing_steps_over_1ms\x18\x0e \x01(\x04R\x13listingStepsOver1ms\"I\n" +
 	"\x13ListWorkersResponse\x122\n" +
 	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"J\n" +
 	"\n" +
