@@ -46,7 +46,9 @@ func unitCaps(t *testing.T, unit string) []string {
 // privileges, the socket group as its primary group — on an AF_XDP veth
 // port with KNI and SCHED_FIFO workers, in a namespace of its own: it
 // starts, its bounding set is the unit's, the socket has the group and
-// mode 0660, dpip reaches it, and a worker thread runs SCHED_FIFO.
+// mode 0660, dpip reaches it, and a worker thread runs SCHED_FIFO; then
+// gvs-controlplane under its unit's set configures a service through it
+// and answers on its control socket.
 func TestUnitCapabilities(t *testing.T) {
 	testenv.RequireRoot(t)
 	bin := filepath.Join(repoRoot(), "bin", "gvs-dataplane")
@@ -164,5 +166,59 @@ addresses:
 	}
 	if l := run(t, "", "ip", "-n", ns, "link", "show", "cap0"); !strings.Contains(l, "xdp") {
 		t.Errorf("no XDP program on cap0:\n%s", l)
+	}
+
+	// gvs-controlplane under its unit's set configures a service through
+	// the socket and serves its own control socket
+	var cpSet []string
+	for _, c := range unitCaps(t, "gvs-controlplane.service") {
+		if _, ok := capNumbers[c]; !ok {
+			t.Fatalf("unknown capability %s in gvs-controlplane.service", c)
+		}
+		cpSet = append(cpSet, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+	}
+	cpArg := strings.Join(cpSet, ",")
+	ctlSock := filepath.Join(sockDir, "controlplane.sock")
+	cpCfg := filepath.Join(dir, "controlplane.yaml")
+	cy := fmt.Sprintf(`dataplane: {socket: %s}
+log: {level: info, format: console}
+http: {listen: "off"}
+control: {socket: %s, group: %s}
+virtual_servers:
+  - {vip: 10.77.0.100, port: 80, lb_algo: rr, local_addresses: [{ip: 10.77.0.200}], real_servers: [{ip: 10.77.0.11, port: 8080}]}
+`, sock, ctlSock, group)
+	if err := os.WriteFile(cpCfg, []byte(cy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "", filepath.Join(repoRoot(), "bin", "dpip"), "-S", sock, "addr", "add", "10.77.0.100/32", "dev", "cap0")
+	run(t, "", filepath.Join(repoRoot(), "bin", "dpip"), "-S", sock, "addr", "add", "10.77.0.200/32", "dev", "cap0")
+	cpCmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "setpriv",
+		"--bounding-set=-all,"+cpArg, "--inh-caps=-all,"+cpArg, "--ambient-caps=-all,"+cpArg,
+		"--regid="+group, "--clear-groups", "--no-new-privs", filepath.Join(repoRoot(), "bin", "gvs-controlplane"), "-c", cpCfg)
+	var cpOut strings.Builder
+	cpCmd.Stdout, cpCmd.Stderr = &cpOut, &cpOut
+	if err := cpCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cpExited := make(chan error, 1)
+	go func() { cpExited <- cpCmd.Wait() }()
+	t.Cleanup(func() { cpCmd.Process.Signal(unix.SIGTERM); <-cpExited })
+	ipvsadm := func() string {
+		c := exec.Command(filepath.Join(repoRoot(), "bin", "ipvsadm"), "-L", "-n")
+		c.Env = append(os.Environ(), "GVS_DATAPLANE_SOCKET="+sock)
+		b, _ := c.CombinedOutput()
+		return string(b)
+	}
+	testenv.Eventually(t, 20*time.Second, "the control plane's service in the dataplane", func() bool {
+		select {
+		case err := <-cpExited:
+			cpExited <- err
+			t.Fatalf("gvs-controlplane with its unit's capabilities (%s) exited: %v\n%s", cpArg, err, cpOut.String())
+		default:
+		}
+		return strings.Contains(ipvsadm(), "TCP  10.77.0.100:80 rr")
+	})
+	if st := run(t, "", filepath.Join(repoRoot(), "bin", "gvs-controlplane"), "state", "--control-socket", ctlSock); !strings.Contains(st, "10.77.0.100") {
+		t.Errorf("gvs-controlplane state:\n%s", st)
 	}
 }
