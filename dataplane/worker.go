@@ -105,6 +105,7 @@ type workerL3 struct {
 	snap     *snapshot
 	neigh    addrmap.Map[*neighEntry]
 	neighVer uint64
+	dsts     dstCache // route and neighbour of recent destinations (dstcache.go)
 
 	pending     []pendingPkt
 	maxPending  int
@@ -264,7 +265,7 @@ func (w *Worker) iterate() int {
 // inputBurst runs the burst in w.rx[:n], received on port p, through the
 // pipeline.
 func (w *Worker) inputBurst(p, n int) {
-	if t := w.dp.trace.Load(); t != nil {
+	if t := w.dp.trace.Load(); t != nil && t.selects(p, w.id) {
 		w.traceBurst(t, p, n) // the same loop with the trace filter (trace.go)
 		return
 	}
