@@ -105,7 +105,6 @@ type workerL3 struct {
 	snap     *snapshot
 	neigh    addrmap.Map[*neighEntry]
 	neighVer uint64
-	dsts     dstCache // route and neighbour of recent destinations (dstcache.go)
 
 	pending     []pendingPkt
 	maxPending  int
