@@ -107,6 +107,26 @@ type listings struct {
 	stepNs     atomic.Uint64
 	steps      atomic.Uint64
 	chunks     atomic.Uint64
+	over1ms    atomic.Uint64 // steps of 1 ms or more
+}
+
+// ListingSteps is what connection listings cost one worker: the steps it
+// took (one per loop at most), their total and longest time, and the
+// steps of 1 ms or more (a preempted step counts its whole wall time).
+type ListingSteps struct {
+	Steps, StepNs, MaxStepNs, StepsOver1ms uint64
+}
+
+// ListingSteps returns every worker's listing costs since start (safe
+// from any goroutine).
+func (d *Dataplane) ListingSteps() []ListingSteps {
+	out := make([]ListingSteps, len(d.workers))
+	for i, w := range d.workers {
+		ls := &w.list
+		out[i] = ListingSteps{Steps: ls.steps.Load(), StepNs: ls.stepNs.Load(), MaxStepNs: ls.maxStepNs.Load(),
+			StepsOver1ms: ls.over1ms.Load()}
+	}
+	return out
 }
 
 // serveListing advances one open listing by at most listChunkSize ids.
@@ -131,6 +151,9 @@ func (w *Worker) serveListing() {
 			}
 			ls.stepNs.Add(d)
 			ls.steps.Add(1)
+			if d >= uint64(time.Millisecond) {
+				ls.over1ms.Add(1)
+			}
 		}
 		if uint64(copied) > ls.maxPerLoop.Load() {
 			ls.maxPerLoop.Store(uint64(copied))

@@ -40,3 +40,35 @@ func TestLoopHist(t *testing.T) {
 		t.Errorf("highest bucket %d, but the longest loop (%d ns) belongs in bucket %d", top, l.LongestLoopNs, want)
 	}
 }
+
+// TestListingSteps: a listing's steps are counted per worker, at least
+// one per listChunkSize conns, and their total time covers the longest.
+func TestListingSteps(t *testing.T) {
+	const n = 5000
+	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, lsMAC0)
+	p1 := mem.New(port.Config{Name: "dp1", Queues: 1}, lsMAC1)
+	d, err := dataplane.New(dataplane.Options{Workers: 1, Forward4: true, ConnCapacity: 1 << 14, Idle: dataplane.IdleAdaptive},
+		[]dataplane.PortSpec{{Port: p0}, {Port: p1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dataplane.FillConns(d, lsVIP, lsLAddr, n); err != nil {
+		t.Fatal(err)
+	}
+	if s := d.ListingSteps(); len(s) != 1 || s[0] != (dataplane.ListingSteps{}) {
+		t.Fatalf("before any listing: %+v", s)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	conns, err := d.Conns(nil)
+	if err != nil || len(conns) != n {
+		t.Fatalf("listed %d conns (%v), want %d", len(conns), err, n)
+	}
+	s := d.ListingSteps()[0]
+	if s.Steps < (n+dataplane.ListChunkSize-1)/dataplane.ListChunkSize || s.MaxStepNs == 0 || s.StepNs < s.MaxStepNs ||
+		s.StepsOver1ms > s.Steps {
+		t.Errorf("after listing %d conns: %+v", n, s)
+	}
+}

@@ -41,6 +41,10 @@ func (a *app) workerShow() error {
 		if h := loopHist(w.LoopHist); h != "" {
 			fmt.Fprintf(a.out, "    loops under %s\n", h)
 		}
+		if n := w.ListingSteps; n > 0 {
+			fmt.Fprintf(a.out, "    listing-steps %d mean %s longest %s over-1ms %d\n", n,
+				time.Duration(w.ListingStepNs/n), time.Duration(w.ListingStepMaxNs), w.ListingStepsOver_1Ms)
+		}
 		for _, c := range w.Counters {
 			if c.Value != 0 || a.stats {
 				fmt.Fprintf(a.out, "    %-28s %d\n", c.Name, c.Value)

@@ -272,10 +272,12 @@ func (s *Server) ListNeighs(context.Context, *pb.Empty) (*pb.ListNeighsResponse,
 func (s *Server) ListWorkers(context.Context, *pb.Empty) (*pb.ListWorkersResponse, error) {
 	out := &pb.ListWorkersResponse{}
 	names := dataplane.CounterNames()
-	for _, w := range s.dp.Workers() {
+	lst := s.dp.ListingSteps()
+	for i, w := range s.dp.Workers() {
 		pw := &pb.Worker{Id: int32(w.ID), Core: int32(w.Core), Loops: w.Loop.Loops, Bursts: w.Loop.Bursts,
 			IdleLoops: w.Loop.IdleLoops, Sleeps: w.Loop.Sleeps, Packets: w.Loop.Packets, LongestLoopNs: w.Loop.LongestLoopNs,
-			LoopHist: w.Loop.LoopHist[:]}
+			LoopHist: w.Loop.LoopHist[:], ListingSteps: lst[i].Steps, ListingStepNs: lst[i].StepNs,
+			ListingStepMaxNs: lst[i].MaxStepNs, ListingStepsOver_1Ms: lst[i].StepsOver1ms}
 		for i, v := range w.Counters {
 			pw.Counters = append(pw.Counters, &pb.Counter{Name: names[i], Value: v})
 		}

@@ -95,6 +95,35 @@ func (l *Lab) loopHists() [][]uint64 {
 	return out
 }
 
+// listingSteps returns every worker's listing steps so far.
+func (l *Lab) listingSteps() []*pb.Worker {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := l.api.ListWorkers(ctx, &pb.Empty{})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return r.GetWorkers()
+}
+
+// stepsBetween describes the listing steps each worker took between two
+// listingSteps readings (the longest is since start: listings only).
+func stepsBetween(a, b []*pb.Worker) string {
+	var out []string
+	for i := range b {
+		n := b[i].GetListingSteps() - a[i].GetListingSteps()
+		if n == 0 {
+			out = append(out, fmt.Sprintf("worker %d: no step", i))
+			continue
+		}
+		out = append(out, fmt.Sprintf("worker %d: %d steps, mean %v, longest %v, %d of 1 ms or more", i, n,
+			time.Duration((b[i].GetListingStepNs()-a[i].GetListingStepNs())/n), time.Duration(b[i].GetListingStepMaxNs()),
+			b[i].GetListingStepsOver_1Ms()-a[i].GetListingStepsOver_1Ms()))
+	}
+	return strings.Join(out, "; ")
+}
+
 // loopWindow describes the loops between two loopHists readings: per
 // worker, the upper bound of the longest loop (the highest bucket that
 // grew: 2^i ns) and how many loops took 1 ms or more.
@@ -261,9 +290,9 @@ func TestMillionUDPConns(t *testing.T) {
 		return took, rssMax
 	}
 
-	hist0, lbIn0 := l.loopHists(), l.Counters()["lb_in"]
+	hist0, lbIn0, steps0 := l.loopHists(), l.Counters()["lb_in"], l.listingSteps()
 	took, _ := list("listing 1")
-	hist1, lbIn1 := l.loopHists(), l.Counters()["lb_in"]
+	hist1, lbIn1, steps1 := l.loopHists(), l.Counters()["lb_in"], l.listingSteps()
 	time.Sleep(took) // the same length of time, same traffic, no listing (a measurement window)
 	hist2, lbIn2 := l.loopHists(), l.Counters()["lb_in"]
 	list("listing 2")
@@ -273,6 +302,7 @@ func TestMillionUDPConns(t *testing.T) {
 	t.Logf("dataplane RSS %d MiB before the listings", rssBefore>>10)
 	t.Logf("during listing 1: %v; lb_in %d packets", loopsBetween(hist0, hist1), lbIn1-lbIn0)
 	t.Logf("same time without: %v; lb_in %d packets", loopsBetween(hist1, hist2), lbIn2-lbIn1)
+	t.Logf("listing 1's steps: %s", stepsBetween(steps0, steps1))
 }
 
 // pktgen is a gvs-pktgen run in the background.
