@@ -92,9 +92,8 @@ func (w *Worker) icmp4Local(b *pktbuf.Buf, ip header.IPv4, ifc *Iface) verdict {
 
 // forward4 routes a transit packet.
 func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
-	dst := ip.Dst()
-	r := w.snap.routes.Lookup(dst)
-	if r == nil {
+	out, nh, ne, ok := w.path(ip.Dst(), ip)
+	if !ok {
 		w.icmp4Error(b, ip, header.ICMPv4DstUnreachable, 0 /* net unreachable */, 0)
 		w.drop(b, CtrDropNoRoute)
 		return
@@ -102,12 +101,6 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 	if ip.TTL() <= 1 {
 		w.icmp4Error(b, ip, header.ICMPv4TimeExceeded, 0, 0)
 		w.drop(b, CtrDropTTLExceeded)
-		return
-	}
-	nh, oif := routePath(r, dst, ip)
-	out := w.snap.iface(oif)
-	if out == nil {
-		w.drop(b, CtrDropNoRoute)
 		return
 	}
 	if len(ip) > out.MTU {
@@ -119,7 +112,7 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 	}
 	ip.DecTTL()
 	w.ctr.inc(CtrForwarded)
-	w.xmit(b, out, nh)
+	w.xmitTo(b, out, nh, ne)
 }
 
 var limitedBroadcast = netipAddr4(255, 255, 255, 255)

@@ -197,9 +197,8 @@ func kniClass6(ip header.IPv6, dst netip.Addr) kniClass {
 
 // forward6 routes a transit packet.
 func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
-	dst := ip.Dst()
-	r := w.snap.routes.Lookup(dst)
-	if r == nil {
+	out, nh, ne, ok := w.path(ip.Dst(), ip)
+	if !ok {
 		w.icmp6Error(b, ip, header.ICMPv6DstUnreachable, 0, 0)
 		w.drop(b, CtrDropNoRoute)
 		return
@@ -209,12 +208,6 @@ func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
 		w.drop(b, CtrDropTTLExceeded)
 		return
 	}
-	nh, oif := routePath(r, dst, ip)
-	out := w.snap.iface(oif)
-	if out == nil {
-		w.drop(b, CtrDropNoRoute)
-		return
-	}
 	if len(ip) > out.MTU {
 		w.icmp6Error(b, ip, header.ICMPv6PacketTooBig, 0, uint32(out.MTU))
 		w.drop(b, CtrDropMTUExceeded)
@@ -222,7 +215,7 @@ func (w *Worker) forward6(b *pktbuf.Buf, ip header.IPv6) {
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
 	w.ctr.inc(CtrForwarded)
-	w.xmit(b, out, nh)
+	w.xmitTo(b, out, nh, ne)
 }
 
 // martian6 reports source addresses no host may use: multicast, loopback,

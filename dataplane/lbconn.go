@@ -100,14 +100,8 @@ func (w *Worker) clampMSS(l3 []byte, client netip.Addr) {
 
 // lbRoute decrements the TTL and sends a translated packet towards dst.
 func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
-	r := w.snap.routes.Lookup(dst)
-	if r == nil {
-		w.drop(b, CtrDropNoRoute)
-		return
-	}
-	nh, oif := routePath(r, dst, l3) // the translated packet's flow
-	out := w.snap.iface(oif)
-	if out == nil {
+	out, nh, ne, ok := w.path(dst, l3) // the translated packet's flow
+	if !ok {
 		w.drop(b, CtrDropNoRoute)
 		return
 	}
@@ -130,5 +124,5 @@ func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
 		w.drop(b, CtrDropMTUExceeded)
 		return
 	}
-	w.xmit(b, out, nh)
+	w.xmitTo(b, out, nh, ne)
 }

@@ -105,6 +105,7 @@ type workerL3 struct {
 	snap     *snapshot
 	neigh    addrmap.Map[*neighEntry]
 	neighVer uint64
+	dsts     dstCache // route and neighbour of recent destinations (dstcache.go)
 
 	pending     []pendingPkt
 	maxPending  int
