@@ -163,7 +163,7 @@ type neighbours struct {
 	clock   func() int64
 
 	pub       atomic.Pointer[addrmap.Map[*neighEntry]] // the workers' copy: fixed-width keys
-	full      atomic.Pointer[[]bool] // by interface index: at the bound when published
+	full      atomic.Pointer[[]bool]                   // by interface index: at the bound when published
 	version   atomic.Uint64
 	reachable time.Duration
 	solicit   solicitations
