@@ -84,12 +84,12 @@ install:
 # and bin/gvs.deb pointing at it).
 DEB_ROOT := $(BIN)/deb/root
 deb:
-	rm -rf $(BIN)/deb
+	rm -rf $(BIN)/deb $(BIN)/gvs_*.deb $(BIN)/gvs.deb
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr VERSION='$(VERSION)'
 	install -d $(DEB_ROOT)/DEBIAN
 	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' \
 	  -e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)|" dist/debian/control.in >$(DEB_ROOT)/DEBIAN/control
 	install -m 0644 dist/debian/conffiles $(DEB_ROOT)/DEBIAN/
 	install -m 0755 dist/debian/postinst dist/debian/prerm dist/debian/postrm $(DEB_ROOT)/DEBIAN/
-	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(BIN)/gvs_$(VERSION)_$(DEB_ARCH).deb
+	dpkg-deb --root-owner-group -Zgzip --build $(DEB_ROOT) $(BIN)/gvs_$(VERSION)_$(DEB_ARCH).deb
 	ln -sf gvs_$(VERSION)_$(DEB_ARCH).deb $(BIN)/gvs.deb
