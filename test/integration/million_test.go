@@ -11,7 +11,11 @@ package integration
 // after the listing (the UDP timeout is far longer than the test).
 // Reported: the listing's wall time, the CLI's peak RSS, the dataplane's
 // RSS before and during it, and the worker loops of the listing's time
-// against a window of the same length without one (loop histograms).
+// against windows of the same length without one and with a CPU hog
+// (loop histograms), with the workers' own listing steps.
+// GVS_MILLION_CONNS / GVS_MILLION_RATE change the size and the offered
+// rate; GVS_LAB_RT_PRIORITY (scripts/lab.sh) runs the workers SCHED_FIFO.
+// Numbers: docs/benchmarks.md, "Listing a million connections".
 
 import (
 	"context"
@@ -272,7 +276,9 @@ func TestMillionUDPConns(t *testing.T) {
 				}
 			}
 		}()
-		lines, cliRSS, took, bytes := listConnsWC(t, l)
+		dpCPU := procCPU(dpPid)
+		lines, cliRSS, took, bytes, cliCPU := listConnsWC(t, l)
+		dpCPU = procCPU(dpPid) - dpCPU
 		close(sampling)
 		<-sampled
 		after, _ := l.lbConns()
@@ -285,24 +291,54 @@ func TestMillionUDPConns(t *testing.T) {
 		if cliRSS > 64<<10 {
 			t.Errorf("%s: ipvsadm's peak RSS %d MiB for a listing of %d MiB", what, cliRSS>>10, bytes>>20)
 		}
-		t.Logf("%s: ipvsadm -L -n -c | wc -l: %d lines (%d MiB) in %v; ipvsadm peak RSS %d MiB; dataplane RSS at most %d MiB; conns %d before, %d after",
-			what, lines, bytes>>20, took.Round(time.Millisecond), cliRSS>>10, rssMax>>10, before, after)
+		t.Logf("%s: ipvsadm -L -n -c | wc -l: %d lines (%d MiB) in %v; ipvsadm peak RSS %d MiB, CPU %v; dataplane RSS at most %d MiB, CPU %v (workers included); conns %d before, %d after",
+			what, lines, bytes>>20, took.Round(time.Millisecond), cliRSS>>10, cliCPU.Round(time.Millisecond),
+			rssMax>>10, dpCPU.Round(time.Millisecond), before, after)
 		return took, rssMax
 	}
 
 	hist0, lbIn0, steps0 := l.loopHists(), l.Counters()["lb_in"], l.listingSteps()
 	took, _ := list("listing 1")
 	hist1, lbIn1, steps1 := l.loopHists(), l.Counters()["lb_in"], l.listingSteps()
+	dpCPU := procCPU(dpPid)
 	time.Sleep(took) // the same length of time, same traffic, no listing (a measurement window)
 	hist2, lbIn2 := l.loopHists(), l.Counters()["lb_in"]
+	dpCPU = procCPU(dpPid) - dpCPU
+	// and again with one CPU's worth of unrelated load (the listing's CLI
+	// and API work compete with the workers for this machine's two CPUs)
+	hog := exec.Command("sh", "-c", "while :; do :; done")
+	if err := hog.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(took) // a measurement window
+	hog.Process.Kill()
+	hog.Wait()
+	hist3, lbIn3 := l.loopHists(), l.Counters()["lb_in"]
 	list("listing 2")
 	if gen2.exited() {
 		t.Fatalf("gvs-pktgen stopped during the listings: %s", gen2.output())
 	}
 	t.Logf("dataplane RSS %d MiB before the listings", rssBefore>>10)
 	t.Logf("during listing 1: %v; lb_in %d packets", loopsBetween(hist0, hist1), lbIn1-lbIn0)
-	t.Logf("same time without: %v; lb_in %d packets", loopsBetween(hist1, hist2), lbIn2-lbIn1)
+	t.Logf("same time without: %v; lb_in %d packets; dataplane CPU %v", loopsBetween(hist1, hist2), lbIn2-lbIn1, dpCPU.Round(time.Millisecond))
+	t.Logf("same time, a CPU hog: %v; lb_in %d packets", loopsBetween(hist2, hist3), lbIn3-lbIn2)
 	t.Logf("listing 1's steps: %s", stepsBetween(steps0, steps1))
+}
+
+// procCPU returns the CPU time (user + system) process pid has used.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// fields after the command's closing parenthesis: utime is the 12th, stime the 13th
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ 100
 }
 
 // pktgen is a gvs-pktgen run in the background.
@@ -368,7 +404,7 @@ func (g *pktgen) stop(t *testing.T) {
 // listConnsWC runs `ipvsadm -L -n -c | wc -l` with the lab's binaries and
 // returns the line count, ipvsadm's peak RSS (KiB), the wall time and the
 // bytes ipvsadm wrote.
-func listConnsWC(t *testing.T, l *Lab) (lines uint64, rssKiB uint64, took time.Duration, n int64) {
+func listConnsWC(t *testing.T, l *Lab) (lines uint64, rssKiB uint64, took time.Duration, n int64, cpu time.Duration) {
 	t.Helper()
 	cli := exec.Command(filepath.Join(l.root, "bin", "ipvsadm"), "-L", "-n", "-c")
 	cli.Env = append(cli.Environ(), "GVS_DATAPLANE_SOCKET="+l.Env["DP_SOCKET"])
@@ -416,5 +452,5 @@ func listConnsWC(t *testing.T, l *Lab) (lines uint64, rssKiB uint64, took time.D
 	if ru, ok := cli.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rssKiB = uint64(ru.Maxrss)
 	}
-	return lines, rssKiB, took, n
+	return lines, rssKiB, took, n, cli.ProcessState.UserTime() + cli.ProcessState.SystemTime()
 }
