@@ -35,7 +35,7 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
-	if w.lbInput(b, ip, dst, ip.Protocol(), ip.IsFragment()) == stolen {
+	if w.lbInput(b, ip, dst, header.LocateIPv4(ip)) == stolen {
 		return
 	}
 	if w.snap.local.Has(dst) {

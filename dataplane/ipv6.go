@@ -38,7 +38,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
-	if w.lbInput(b, ip, dst, ip.NextHeader(), false) == stolen {
+	if w.lbInput(b, ip, dst, header.LocateIPv6(ip)) == stolen {
 		return
 	}
 	if w.snap.local.Has(dst) {

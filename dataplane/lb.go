@@ -34,25 +34,26 @@ import (
 )
 
 // lbInput returns stolen when the IPVS stage took b. l3 is the validated
-// IP packet, trimmed to its length.
-func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, fragment bool) verdict {
+// IP packet, trimmed to its length; t is where the L3 stage found its
+// transport header (the one parse of the packet every stage uses).
+func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Transport) verdict {
 	tbl := w.lb
 	if !tbl.Addrs.Has(dst) {
 		return pass
 	}
-	switch proto {
+	switch t.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
 	case header.ProtoICMP, header.ProtoICMPv6:
 		return w.lbICMP(b, l3)
 	default:
 		return pass
 	}
-	if fragment {
+	if t.Fragment() {
 		w.drop(b, CtrDropLBFragment)
 		return stolen
 	}
-	key, ok := session.ParseKey(l3)
-	if !ok {
+	key, ok := session.KeyAt(l3, t)
+	if !ok || t.V6() && t.Off != header.IPv6MinSize { // extension headers: not rewritten (nat.RewriteAt)
 		w.drop(b, CtrDropLBBadL4)
 		return stolen
 	}
@@ -61,7 +62,7 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, 
 		w.traceLookup(found, dir, id)
 	}
 	if found {
-		w.lbConn(b, l3, id, dir)
+		w.lbConn(b, l3, t, id, dir)
 		return stolen
 	}
 	if tbl.LAddrs.Has(dst) {
@@ -72,28 +73,15 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, proto uint8, 
 		w.drop(b, CtrDropLBNoConn)
 		return stolen
 	}
-	svc := tbl.Lookup(ipvs.Proto(proto), dst, key.DstPort)
+	svc := tbl.Lookup(ipvs.Proto(t.Proto), dst, key.DstPort)
 	if svc == nil {
 		// a port of a virtual address without a service: nobody behind it
 		// (punting it would let a flood use up the kernel's share)
 		w.drop(b, CtrDropLBNoService)
 		return stolen
 	}
-	return w.lbNew(b, l3, svc, key)
+	return w.lbNew(b, l3, t, svc, key)
 }
 
-// tcpFlags returns the flags byte of a TCP packet (0 if not TCP).
-func tcpFlags(l3 []byte) uint8 {
-	off := header.IPv6MinSize
-	if l3[0]>>4 == 4 {
-		off = header.IPv4(l3).HeaderLen()
-	} else if header.IPv6(l3).NextHeader() != header.ProtoTCP {
-		return 0
-	}
-	if len(l3) < off+header.TCPMinSize {
-		return 0
-	}
-	return header.TCP(l3[off:]).Flags()
-}
 
 func (w *Worker) tick() uint32 { return uint32(w.now / int64(w.sessTick)) }

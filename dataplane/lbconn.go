@@ -14,7 +14,7 @@ import (
 )
 
 // lbConn translates a packet of connection id and routes it on.
-func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Direction) {
+func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32, dir session.Direction) {
 	c := w.sess.Get(id)
 	if len(w.lb.ExpireDests) > 0 {
 		if _, gone := w.lb.ExpireDests[c.Dest]; gone {
@@ -23,7 +23,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 			return
 		}
 	}
-	flags := tcpFlags(l3)
+	flags := t.TCPFlags(l3)
 	var toa bool // insert the TOA (see lbtoa.go)
 	if c.Proto == header.ProtoTCP && dir == session.In {
 		var ok bool
@@ -61,7 +61,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, id uint32, dir session.Directi
 		}
 		w.ctr.inc(CtrLBOut)
 	}
-	if err := nat.Rewrite(l3, &to); err != nil {
+	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)
 		return
 	}

@@ -16,10 +16,10 @@ import (
 )
 
 // lbNew schedules a new connection and sends its first packet.
-func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.Key) verdict {
+func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.Service, key session.Key) verdict {
 	midFlow := false
 	if key.Proto == header.ProtoTCP {
-		if f := tcpFlags(l3); f&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST|header.TCPFlagFIN) != header.TCPFlagSYN {
+		if f := t.TCPFlags(l3); f&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST|header.TCPFlagFIN) != header.TCPFlagSYN {
 			// mid-flow (mh services that ask for it): an ACK without SYN
 			// or RST of a flow this node has no connection for
 			if !svc.Spec.MidFlow || f&(header.TCPFlagSYN|header.TCPFlagRST|header.TCPFlagACK) != header.TCPFlagACK {
@@ -37,7 +37,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		return stolen
 	}
 	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto,
-		Payload: udpPayload(l3, key.Proto)}
+		Payload: t.UDPPayload(l3)}
 	var dest *ipvs.Dest
 	held := false // a reference to the client's persistence template (lbpersist.go)
 	if svc.Spec.Persistent {
@@ -76,7 +76,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 		return stolen
 	}
 	if svc.Spec.OnePacket {
-		return w.lbOnePacket(b, l3, svc, dest, held, client, netip.AddrPortFrom(laddr, lport), daddr)
+		return w.lbOnePacket(b, l3, t, svc, dest, held, client, netip.AddrPortFrom(laddr, lport), daddr)
 	}
 	c := session.NewConn(key.Proto, client, vip, netip.AddrPortFrom(laddr, lport), daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
@@ -105,7 +105,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 	if midFlow {
 		w.ctr.inc(CtrLBMidFlowConns)
 	}
-	w.lbConn(b, l3, id, session.In)
+	w.lbConn(b, l3, t, id, session.In)
 	return stolen
 }
 
@@ -116,7 +116,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, key session.
 // dropped (drop_lb_no_conn), as LVS's one-packet connections see none:
 // -o is for datagrams that need no answer through the balancer (syslog,
 // telemetry, SNMP traps) or whose answers take another path.
-func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, dest *ipvs.Dest, held bool,
+func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.Service, dest *ipvs.Dest, held bool,
 	client, local, daddr netip.AddrPort) verdict {
 	w.pool.Put(local.Addr(), daddr, local.Port())
 	if held {
@@ -127,7 +127,7 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, dest *
 	st.inPkts.Add(1)
 	st.inBytes.Add(uint64(len(l3)))
 	to := nat.Endpoints{Src: local.Addr(), Dst: daddr.Addr(), SrcPort: local.Port(), DstPort: daddr.Port()}
-	if err := nat.Rewrite(l3, &to); err != nil {
+	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)
 		return stolen
 	}
@@ -135,22 +135,4 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, svc *ipvs.Service, dest *
 	w.ctr.inc(CtrLBIn)
 	w.lbRoute(b, l3, to.Dst)
 	return stolen
-}
-
-// udpPayload returns the payload of a UDP packet (for conhash's QUIC
-// connection id), or nil.
-func udpPayload(l3 []byte, proto uint8) []byte {
-	if proto != header.ProtoUDP {
-		return nil
-	}
-	off := header.IPv6MinSize
-	if l3[0]>>4 == 4 {
-		off = header.IPv4(l3).HeaderLen()
-	} else if header.IPv6(l3).NextHeader() != header.ProtoUDP {
-		return nil
-	}
-	if len(l3) < off+header.UDPSize {
-		return nil
-	}
-	return l3[off+header.UDPSize:]
 }

@@ -23,6 +23,26 @@ func Rewrite(l3 []byte, to *Endpoints) error {
 	if err != nil {
 		return err
 	}
+	return rewrite(l3, loc, to)
+}
+
+// RewriteAt is Rewrite for a packet whose transport header the caller
+// already located (header.LocateIPv4/LocateIPv6 on a validated packet):
+// it does not parse the IP header again. The packet must not be a later
+// fragment nor carry IPv6 extension headers (ErrFragment, ErrExtHeader).
+func RewriteAt(l3 []byte, t header.Transport, to *Endpoints) error {
+	switch {
+	case int(t.End) > len(l3) || t.Off < header.IPv4MinSize:
+		return ErrMalformed
+	case !t.HasL4():
+		return ErrFragment
+	case t.V6() && t.Off != header.IPv6MinSize:
+		return ErrExtHeader
+	}
+	return rewrite(l3, l4loc{v6: t.V6(), l4: int(t.Off), end: int(t.End), proto: t.Proto}, to)
+}
+
+func rewrite(l3 []byte, loc l4loc, to *Endpoints) error {
 	ckOff, min, ok := l4CksumOff(loc.proto)
 	if !ok {
 		return ErrUnsupportedProto

@@ -247,3 +247,56 @@ func TestEndpointsReverse(t *testing.T) {
 		t.Errorf("Reverse = %+v, want %+v", got, conn6.clientSent())
 	}
 }
+
+// TestRewriteAtMatchesRewrite: given the location the L3 stage found,
+// RewriteAt writes exactly the bytes Rewrite does, and refuses what
+// Rewrite refuses.
+func TestRewriteAtMatchesRewrite(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	locate := func(l3 []byte) header.Transport {
+		if l3[0]>>4 == 4 {
+			return header.LocateIPv4(header.IPv4(l3))
+		}
+		return header.LocateIPv6(header.IPv6(l3))
+	}
+	for i := 0; i < 500; i++ {
+		v6 := r.IntN(2) == 1
+		c := conn4
+		if v6 {
+			c = conn6
+		}
+		p := pkt{ep: c.clientSent(), proto: header.ProtoTCP, seq: r.Uint32(), payload: seqPayload(r.IntN(600))}
+		if r.IntN(2) == 0 {
+			p.proto = header.ProtoUDP
+		}
+		a := p.build(t)
+		b := append([]byte(nil), a...)
+		to := c.toServer()
+		if err := Rewrite(a, &to); err != nil {
+			t.Fatal(err)
+		}
+		if err := RewriteAt(b, locate(b), &to); err != nil {
+			t.Fatal(err)
+		}
+		if string(a) != string(b) {
+			t.Fatalf("case %d: RewriteAt wrote\n% x\nRewrite wrote\n% x", i, b, a)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		l3   []byte
+		want error
+	}{
+		{"IPv4 fragment with offset", pkt{ep: conn4.clientSent(), proto: header.ProtoTCP, flagsFrag: 185, payload: seqPayload(8)}.build(t), ErrFragment},
+		{"IPv6 hop-by-hop header", pkt{ep: conn6.clientSent(), proto: header.ProtoTCP, hopByHop: true}.build(t), ErrExtHeader},
+	} {
+		to := conn4.toServer()
+		if c.l3[0]>>4 == 6 {
+			to = conn6.toServer()
+		}
+		before := string(c.l3)
+		if err := RewriteAt(c.l3, locate(c.l3), &to); err != c.want || string(c.l3) != before {
+			t.Errorf("%s: %v, want %v and the packet unchanged", c.name, err, c.want)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func TestZeroAllocs(t *testing.T) {
 			tb.Expire(now, 0, fn)
 			i++
 		}},
-		{"ParseKey", func() { ParseKey(pkt) }},
+		{"ParseKey", func() { parseKey(pkt) }},
 		{"KeyFromBytes", func() { KeyFromBytes(header.ProtoUDP, src, dst, 1, 2) }},
 		{"Publish", func() { tb.Publish() }},
 	}

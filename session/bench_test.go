@@ -155,7 +155,7 @@ func BenchmarkParseKey(b *testing.B) {
 	pkt := buildPacket(b, header.ProtoTCP, ap("192.0.2.1:1000"), ap("198.51.100.1:80"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := ParseKey(pkt); !ok {
+		if _, ok := parseKey(pkt); !ok {
 			b.Fatal("ParseKey failed")
 		}
 	}

@@ -49,89 +49,28 @@ func put16(d *[16]byte, a []byte) bool {
 	return true
 }
 
-// IPv6 extension headers ParseKey walks over.
-const (
-	ipv6HopByHop = 0
-	ipv6Routing  = 43
-	ipv6Fragment = 44
-	ipv6DestOpts = 60
-
-	maxExtHeaders = 8
-)
-
-// ParseKey returns the key of a TCP or UDP packet starting at its IPv4 or
-// IPv6 header. ok is false for anything else: other protocols, truncated
-// headers, non-first fragments (no ports), or more than 8 IPv6 extension
-// headers. Only what the key needs is checked; validate the packet itself
-// with the header package.
-func ParseKey(pkt []byte) (k Key, ok bool) {
-	if len(pkt) == 0 {
+// KeyAt returns the key of a validated packet whose transport header the
+// L3 stage located (header.LocateIPv4/LocateIPv6): the addresses from the
+// IP header and the ports from t, without parsing the packet again. ok is
+// false unless the packet is TCP or UDP with its ports present.
+func KeyAt(pkt []byte, t header.Transport) (k Key, ok bool) {
+	if t.Proto != header.ProtoTCP && t.Proto != header.ProtoUDP {
 		return Key{}, false
 	}
-	switch pkt[0] >> 4 {
-	case 4:
-		return parseKey4(pkt)
-	case 6:
-		return parseKey6(pkt)
-	}
-	return Key{}, false
-}
-
-func parseKey4(pkt []byte) (Key, bool) {
-	if len(pkt) < header.IPv4MinSize {
+	sp, dp, ok := t.Ports(pkt)
+	if !ok {
 		return Key{}, false
 	}
-	hl := int(pkt[0]&0x0f) * 4
-	if hl < header.IPv4MinSize || len(pkt) < hl+4 {
-		return Key{}, false
+	k = Key{Proto: t.Proto, SrcPort: sp, DstPort: dp}
+	if t.V6() {
+		copy(k.Src[:], pkt[8:24])
+		copy(k.Dst[:], pkt[24:40])
+		return k, true
 	}
-	if binary.BigEndian.Uint16(pkt[6:])&0x1fff != 0 { // fragment offset
-		return Key{}, false
-	}
-	proto := pkt[9]
-	if proto != header.ProtoTCP && proto != header.ProtoUDP {
-		return Key{}, false
-	}
-	k := Key{Proto: proto,
-		SrcPort: binary.BigEndian.Uint16(pkt[hl:]), DstPort: binary.BigEndian.Uint16(pkt[hl+2:])}
-	// the v4-mapped form's last 8 bytes, ::ffff:a.b.c.d, as one store each
 	const mapped = 0xffff << 16
 	binary.LittleEndian.PutUint64(k.Src[8:], mapped|uint64(binary.LittleEndian.Uint32(pkt[12:]))<<32)
 	binary.LittleEndian.PutUint64(k.Dst[8:], mapped|uint64(binary.LittleEndian.Uint32(pkt[16:]))<<32)
 	return k, true
-}
-
-func parseKey6(pkt []byte) (Key, bool) {
-	if len(pkt) < header.IPv6MinSize {
-		return Key{}, false
-	}
-	nh, off := pkt[6], header.IPv6MinSize
-	for range maxExtHeaders + 1 { // the extension headers, then TCP/UDP
-		switch nh {
-		case header.ProtoTCP, header.ProtoUDP:
-			if len(pkt) < off+4 {
-				return Key{}, false
-			}
-			k := Key{Proto: nh,
-				SrcPort: binary.BigEndian.Uint16(pkt[off:]), DstPort: binary.BigEndian.Uint16(pkt[off+2:])}
-			copy(k.Src[:], pkt[8:24])
-			copy(k.Dst[:], pkt[24:40])
-			return k, true
-		case ipv6HopByHop, ipv6Routing, ipv6DestOpts:
-			if len(pkt) < off+2 {
-				return Key{}, false
-			}
-			nh, off = pkt[off], off+(int(pkt[off+1])+1)*8
-		case ipv6Fragment:
-			if len(pkt) < off+8 || binary.BigEndian.Uint16(pkt[off+2:])>>3 != 0 {
-				return Key{}, false
-			}
-			nh, off = pkt[off], off+8
-		default:
-			return Key{}, false
-		}
-	}
-	return Key{}, false
 }
 
 // SrcAddrPort returns the source; IPv4 addresses come back unmapped.

@@ -48,6 +48,14 @@ func buildPacket(t testing.TB, proto uint8, src, dst netip.AddrPort) []byte {
 // withExt inserts IPv6 extension headers (type, body of a multiple of 8
 // bytes minus 2, or the 6 bytes after next-header/reserved for a fragment
 // header) after the fixed header of pkt.
+// IPv6 extension header types the tests build.
+const (
+	ipv6HopByHop = 0
+	ipv6Routing  = 43
+	ipv6Fragment = 44
+	ipv6DestOpts = 60
+)
+
 func withExt(pkt []byte, exts ...ext) []byte {
 	out := append([]byte{}, pkt[:40]...)
 	next := pkt[6]
@@ -61,6 +69,8 @@ func withExt(pkt []byte, exts ...ext) []byte {
 		b[0] = nh
 		if e.typ == ipv6Fragment {
 			binary.BigEndian.PutUint16(b[2:], e.fragOff<<3|1)
+		} else if e.typ == ipv6Routing {
+			b[1], b[2] = uint8(e.units), 4 // segments left 0: this node is the final destination
 		} else {
 			b[1] = uint8(e.units)
 			b[2], b[3] = 1, uint8(len(b)-4) // one PadN option filling the header
@@ -88,14 +98,18 @@ func TestParseKey(t *testing.T) {
 	ipv4Opts = append(ipv4Opts[:20:20], append([]byte{1, 1, 1, 0}, tcp4[20:]...)...) // NOP NOP NOP EOL
 	ipv4Opts[0] = 0x46
 	binary.BigEndian.PutUint16(ipv4Opts[2:], uint16(len(ipv4Opts)))
+	fixIPv4Checksum(ipv4Opts)
 
 	frag4 := append([]byte{}, tcp4...)
 	binary.BigEndian.PutUint16(frag4[6:], 185) // offset 185×8
+	fixIPv4Checksum(frag4)
 	firstFrag4 := append([]byte{}, tcp4...)
 	binary.BigEndian.PutUint16(firstFrag4[6:], 0x2000) // MF, offset 0
+	fixIPv4Checksum(firstFrag4)
 
 	icmp := append([]byte{}, tcp4...)
 	icmp[9] = header.ProtoICMP
+	fixIPv4Checksum(icmp)
 
 	tests := []struct {
 		name string
@@ -110,7 +124,7 @@ func TestParseKey(t *testing.T) {
 		{"v4 later fragment", frag4, Key{}, false},
 		{"v4 ICMP", icmp, Key{}, false},
 		{"v4 truncated ports", tcp4[:23], Key{}, false},
-		{"v4 ports only", tcp4[:24], MakeKey(header.ProtoTCP, c4, v4), true},
+		{"v4 cut short of its total length", tcp4[:24], Key{}, false},
 		{"v4 IHL too small", append([]byte{0x44}, tcp4[1:]...), Key{}, false},
 		{"v6 TCP", tcp6, MakeKey(header.ProtoTCP, c6, v6), true},
 		{"v6 UDP", buildPacket(t, header.ProtoUDP, c6, v6), MakeKey(header.ProtoUDP, c6, v6), true},
@@ -130,7 +144,7 @@ func TestParseKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ok := ParseKey(tc.pkt)
+			got, ok := parseKey(tc.pkt)
 			if ok != tc.ok || got != tc.want {
 				t.Fatalf("ParseKey = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
 			}
@@ -187,7 +201,7 @@ func FuzzParseKey(f *testing.F) {
 	f.Add(withExt(buildPacket(f, header.ProtoTCP, ap("[2001:db8::7]:1"), ap("[2001:db8::1]:2")),
 		ext{typ: ipv6HopByHop}, ext{typ: ipv6Fragment}))
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		k, ok := ParseKey(pkt)
+		k, ok := parseKey(pkt)
 		if !ok {
 			if k != (Key{}) {
 				t.Fatalf("failed parse returned %v", k)
@@ -213,8 +227,24 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatalf("accepted version %d", pkt[0]>>4)
 		}
 		// trailing bytes change nothing
-		if k2, ok2 := ParseKey(append(pkt[:len(pkt):len(pkt)], 0xde, 0xad)); !ok2 || k2 != k {
+		if k2, ok2 := parseKey(append(pkt[:len(pkt):len(pkt)], 0xde, 0xad)); !ok2 || k2 != k {
 			t.Fatalf("with trailing bytes: %v %v, want %v", k2, ok2, k)
 		}
 	})
+}
+
+// parseKey is what the dataplane does with a packet: the L3 stage
+// validates and locates it (header.Locate), the IPVS stage makes its key.
+func parseKey(pkt []byte) (Key, bool) {
+	t, ok := header.Locate(pkt)
+	if !ok {
+		return Key{}, false
+	}
+	return KeyAt(pkt, t)
+}
+
+func fixIPv4Checksum(p []byte) {
+	ip := header.IPv4(p)
+	ip.SetChecksum(0)
+	ip.SetChecksum(^header.Checksum(p[:ip.HeaderLen()], 0))
 }
