@@ -83,5 +83,4 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 	return w.lbNew(b, l3, t, svc, key)
 }
 
-
 func (w *Worker) tick() uint32 { return uint32(w.now / int64(w.sessTick)) }
