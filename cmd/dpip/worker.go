@@ -41,9 +41,8 @@ func (a *app) workerShow() error {
 		if h := loopHist(w.LoopHist); h != "" {
 			fmt.Fprintf(a.out, "    loops under %s\n", h)
 		}
-		if n := w.ListingSteps; n > 0 {
-			fmt.Fprintf(a.out, "    listing-steps %d mean %s longest %s over-1ms %d\n", n,
-				time.Duration(w.ListingStepNs/n), time.Duration(w.ListingStepMaxNs), w.ListingStepsOver_1Ms)
+		if l := listingSteps(w); l != "" {
+			fmt.Fprintf(a.out, "    %s\n", l)
 		}
 		for _, c := range w.Counters {
 			if c.Value != 0 || a.stats {
@@ -52,6 +51,17 @@ func (a *app) workerShow() error {
 		}
 	}
 	return nil
+}
+
+// listingSteps prints what connection listings cost the worker, or
+// nothing if it never served one.
+func listingSteps(w *pb.Worker) string {
+	n := w.GetListingSteps()
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("listing-steps %d mean %s longest %s over-1ms %d", n,
+		time.Duration(w.GetListingStepNs()/n), time.Duration(w.GetListingStepMaxNs()), w.GetListingStepsOver_1Ms())
 }
 
 // loopHist prints the non-empty buckets of a worker's loop durations

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
+)
 
 func TestLoopHist(t *testing.T) {
 	h := make([]uint64, 32)
@@ -10,5 +14,15 @@ func TestLoopHist(t *testing.T) {
 	}
 	if got := loopHist(make([]uint64, 32)); got != "" {
 		t.Errorf("no loops: %q, want nothing", got)
+	}
+}
+
+func TestListingStepsLine(t *testing.T) {
+	w := &pb.Worker{ListingSteps: 250, ListingStepNs: 250 * 84_000, ListingStepMaxNs: 1_500_000, ListingStepsOver_1Ms: 1}
+	if got, want := listingSteps(w), "listing-steps 250 mean 84µs longest 1.5ms over-1ms 1"; got != want {
+		t.Errorf("listingSteps = %q, want %q", got, want)
+	}
+	if got := listingSteps(&pb.Worker{}); got != "" {
+		t.Errorf("no listing: %q, want nothing", got)
 	}
 }
