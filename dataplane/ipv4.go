@@ -31,14 +31,14 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.traceParse(ifc, 4)
 	}
 	dst, src := ip.Dst(), ip.Src()
-	if w.martian4(ifc, src, dst) {
+	if w.martian4(ifc, ip, src, dst) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
 	if w.lbInput(b, ip, dst, header.LocateIPv4(ip)) == stolen {
 		return
 	}
-	if w.snap.local.Has(dst) {
+	if w.snap.local.Has4(ip.DstBytes()) {
 		if ip.Protocol() == header.ProtoICMP && !ip.IsFragment() && w.icmp4Local(b, ip, ifc) == stolen {
 			return
 		}
@@ -53,7 +53,7 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, class)
 		return
 	}
-	if w.snap.kniAddrs.Has(dst) {
+	if w.snap.kniAddrs.Has4(ip.DstBytes()) {
 		w.toKNI(b, kniControl)
 		return
 	}
@@ -121,14 +121,14 @@ var limitedBroadcast = netipAddr4(255, 255, 255, 255)
 // multicast, loopback, broadcast, one of the dataplane's own, or 0.0.0.0
 // towards a unicast destination (a DHCP client's broadcast is fine: it goes
 // to the kernel).
-func (w *Worker) martian4(ifc *Iface, src, dst netip.Addr) bool {
+func (w *Worker) martian4(ifc *Iface, ip header.IPv4, src, dst netip.Addr) bool {
 	if src.IsUnspecified() {
 		return !dst.IsMulticast() && dst != limitedBroadcast
 	}
 	if src.IsMulticast() || src.IsLoopback() || src == limitedBroadcast {
 		return true
 	}
-	if w.snap.local.Has(src) {
+	if w.snap.local.Has4(ip.SrcBytes()) {
 		return true
 	}
 	return w.isSubnetBroadcast(ifc, src)

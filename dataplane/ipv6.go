@@ -41,7 +41,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 	if w.lbInput(b, ip, dst, header.LocateIPv6(ip)) == stolen {
 		return
 	}
-	if w.snap.local.Has(dst) {
+	if w.snap.local.Has16(ip.DstBytes()) {
 		w.toKNI(b, kniBulk)
 		return
 	}
@@ -49,7 +49,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniClass6(ip, dst))
 		return
 	}
-	if w.snap.kniAddrs.Has(dst) {
+	if w.snap.kniAddrs.Has16(ip.DstBytes()) {
 		w.toKNI(b, kniControl)
 		return
 	}

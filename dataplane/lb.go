@@ -38,7 +38,7 @@ import (
 // transport header (the one parse of the packet every stage uses).
 func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Transport) verdict {
 	tbl := w.lb
-	if !tbl.Addrs.Has(dst) {
+	if t.V6() && !tbl.Addrs.Has16(header.IPv6(l3).DstBytes()) || !t.V6() && !tbl.Addrs.Has4(header.IPv4(l3).DstBytes()) {
 		return pass
 	}
 	switch t.Proto {

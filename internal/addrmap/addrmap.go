@@ -149,6 +149,25 @@ func (m *Map[V]) Get4(b []byte) (v V, ok bool) {
 	return v, false
 }
 
+// Has4 reports whether the IPv4 address in network byte order b[:4] is a
+// key (the packet's own bytes: no netip.Addr on the way).
+func (m *Map[V]) Has4(b []byte) bool {
+	return m.lookup(0, 0xffff<<32|uint64(binary.BigEndian.Uint32(b))) != nil
+}
+
+// Get16 returns the value of the 16-byte address b[:16] (IPv4 v4-mapped).
+func (m *Map[V]) Get16(b []byte) (v V, ok bool) {
+	if s := m.lookup(binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])); s != nil {
+		return s.v, true
+	}
+	return v, false
+}
+
+// Has16 reports whether the 16-byte address b[:16] is a key.
+func (m *Map[V]) Has16(b []byte) bool {
+	return m.lookup(binary.BigEndian.Uint64(b), binary.BigEndian.Uint64(b[8:])) != nil
+}
+
 // All calls f for every entry, in no particular order, until f returns
 // false.
 func (m *Map[V]) All(f func(netip.Addr, V) bool) {

@@ -47,12 +47,20 @@ func TestMatchesGoMap(t *testing.T) {
 				if got, ok := m.Get(netip.AddrFrom16(a.As16())); !ok || got != v {
 					t.Fatalf("Get(%s mapped) = %d %v", a, got, ok)
 				}
+				if !m.Has4(b[:]) {
+					t.Fatalf("Has4(%s) false", a)
+				}
+			}
+			b16 := a.As16()
+			if got, ok := m.Get16(b16[:]); !ok || got != v || !m.Has16(b16[:]) {
+				t.Fatalf("Get16(%s) = %d %v", a, got, ok)
 			}
 		}
 		for i := 0; i < 1000; i++ {
 			a := randAddr(r)
 			_, in := src[a]
-			if _, ok := m.Get(a); ok != in || m.Has(a) != in {
+			b16 := a.As16()
+			if _, ok := m.Get(a); ok != in || m.Has(a) != in || m.Has16(b16[:]) != in {
 				t.Fatalf("n=%d Get(%s) found=%v, member=%v", n, a, ok, in)
 			}
 		}
