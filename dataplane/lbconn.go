@@ -9,6 +9,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/nat"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -24,8 +25,12 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		}
 	}
 	flags := t.TCPFlags(l3)
+	fwd := ipvs.FwdFullNAT
+	if int(c.Dest) < len(w.lb.Fwd) {
+		fwd = w.lb.Fwd[c.Dest]
+	}
 	var toa bool // insert the TOA (see lbtoa.go)
-	if c.Proto == header.ProtoTCP && dir == session.In {
+	if c.Proto == header.ProtoTCP && dir == session.In && fwd == ipvs.FwdFullNAT {
 		var ok bool
 		if toa, ok = w.toaIn(b, l3, c, flags); !ok {
 			return
@@ -45,6 +50,10 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	}
 	if w.syncPol != nil {
 		w.syncIn(c, dir, old) // session sync (sync.go)
+	}
+	if fwd == ipvs.FwdRoute {
+		w.lbDRConn(b, l3, c, dir)
+		return
 	}
 	var to nat.Endpoints
 	if st := &w.lbStats[c.Dest]; dir == session.In {

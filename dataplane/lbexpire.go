@@ -24,8 +24,10 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 		}
 	}
 	w.connUnref(c)
-	l := c.LAddrPort()
-	w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
+	if c.HasLocal() {
+		l := c.LAddrPort()
+		w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
+	}
 	w.syncGone(c)
 	w.ctr.inc(CtrLBConnsExpired)
 }

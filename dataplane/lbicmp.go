@@ -38,6 +38,14 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 		return stolen
 	}
 	c := w.sess.Get(id)
+	if !c.HasLocal() {
+		// direct routing: nothing was translated; the client's error about
+		// the real server's reply (which bypassed us) goes to the real
+		// server as it is, like the connection's packets
+		w.ctr.inc(CtrLBICMPTranslated)
+		w.lbDRConn(b, l3, c, dir)
+		return stolen
+	}
 	var outerSrc, outerDst netip.Addr
 	var inner nat.Endpoints
 	if dir == session.Out {

@@ -32,10 +32,6 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	client, vip := key.SrcAddrPort(), key.DstAddrPort()
 	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	vip = netip.AddrPortFrom(vip.Addr().Unmap(), vip.Port())
-	if len(svc.AllocLAddrs) == 0 {
-		w.drop(b, CtrDropLBNoLAddr) // none, or only backup ones
-		return stolen
-	}
 	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto,
 		Payload: t.UDPPayload(l3)}
 	var dest *ipvs.Dest
@@ -57,29 +53,36 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	if daddr.Port() == 0 {
 		daddr = netip.AddrPortFrom(daddr.Addr(), vip.Port()) // port-0 service: the port the client asked for
 	}
-	// a local address: round robin over the service's, skipping exhausted ones
-	var laddr netip.Addr
-	var lport uint16
-	for n := 0; n < len(svc.AllocLAddrs); n++ {
-		la := svc.AllocLAddrs[w.laddrNext%uint32(len(svc.AllocLAddrs))].Addr
-		w.laddrNext++
-		if p, err := w.pool.Get(la, daddr); err == nil {
-			laddr, lport = la, p
-			break
+	fullNAT := dest.Spec.Fwd == ipvs.FwdFullNAT
+	// FullNAT: a local address, round robin over the service's, skipping
+	// exhausted ones. Direct routing has none: the client's address and
+	// port stand in, so the connection's reply key is the packet the real
+	// server sends the client (which normally bypasses the balancer).
+	local := client
+	if fullNAT {
+		var ok bool
+		if local, ok = w.localPort(svc, daddr); !ok {
+			if held {
+				w.persistUnref(svc.ID, client.Addr(), svc)
+			}
+			if len(svc.AllocLAddrs) == 0 {
+				w.drop(b, CtrDropLBNoLAddr) // none, or only backup ones
+			} else {
+				w.drop(b, CtrDropLBNoPort)
+			}
+			return stolen
 		}
-	}
-	if !laddr.IsValid() {
-		if held {
-			w.persistUnref(svc.ID, client.Addr(), svc)
-		}
-		w.drop(b, CtrDropLBNoPort)
-		return stolen
 	}
 	if svc.Spec.OnePacket {
-		return w.lbOnePacket(b, l3, t, svc, dest, held, client, netip.AddrPortFrom(laddr, lport), daddr)
+		return w.lbOnePacket(b, l3, t, svc, dest, held, client, local, daddr)
 	}
-	c := session.NewConn(key.Proto, client, vip, netip.AddrPortFrom(laddr, lport), daddr)
+	c := session.NewConn(key.Proto, client, vip, local, daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
+	if !fullNAT {
+		// replies go straight to the client: the input-only state table
+		// until one is seen here; the client's own address needs no TOA
+		c.Flags |= session.FlagNoOutput | session.FlagTOAConfirmed
+	}
 	if midFlow {
 		c.Flags |= session.FlagMidFlow
 	}
@@ -88,7 +91,9 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	}
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
-		w.pool.Put(laddr, daddr, lport)
+		if fullNAT {
+			w.pool.Put(local.Addr(), daddr, local.Port())
+		}
 		if held {
 			w.persistUnref(svc.ID, client.Addr(), svc)
 		}
@@ -109,6 +114,19 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	return stolen
 }
 
+// localPort takes a local address and port towards daddr: round robin
+// over the service's local addresses, skipping exhausted ones.
+func (w *Worker) localPort(svc *ipvs.Service, daddr netip.AddrPort) (netip.AddrPort, bool) {
+	for n := 0; n < len(svc.AllocLAddrs); n++ {
+		la := svc.AllocLAddrs[w.laddrNext%uint32(len(svc.AllocLAddrs))].Addr
+		w.laddrNext++
+		if p, err := w.pool.Get(la, daddr); err == nil {
+			return netip.AddrPortFrom(la, p), true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
 // lbOnePacket forwards a datagram of a one-packet (-o) UDP service: it
 // was scheduled on its own and leaves no connection. Its local port goes
 // back to the pool at once; the pool's cursor moves on, so the port is
@@ -118,7 +136,10 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 // telemetry, SNMP traps) or whose answers take another path.
 func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.Service, dest *ipvs.Dest, held bool,
 	client, local, daddr netip.AddrPort) verdict {
-	w.pool.Put(local.Addr(), daddr, local.Port())
+	fullNAT := dest.Spec.Fwd == ipvs.FwdFullNAT
+	if fullNAT {
+		w.pool.Put(local.Addr(), daddr, local.Port())
+	}
 	if held {
 		w.persistUnref(svc.ID, client.Addr(), svc)
 	}
@@ -126,13 +147,17 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	st := &w.lbStats[dest.ID]
 	st.inPkts.Add(1)
 	st.inBytes.Add(uint64(len(l3)))
+	w.ctr.inc(CtrLBOnePacket)
+	w.ctr.inc(CtrLBIn)
+	if !fullNAT {
+		w.lbDR(b, l3, daddr.Addr())
+		return stolen
+	}
 	to := nat.Endpoints{Src: local.Addr(), Dst: daddr.Addr(), SrcPort: local.Port(), DstPort: daddr.Port()}
 	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)
 		return stolen
 	}
-	w.ctr.inc(CtrLBOnePacket)
-	w.ctr.inc(CtrLBIn)
 	w.lbRoute(b, l3, to.Dst)
 	return stolen
 }

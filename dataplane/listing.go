@@ -267,7 +267,7 @@ func (d *Dataplane) ListConns(ctx context.Context, k *ipvs.ServiceKey, fn func([
 				sc := &r.conn
 				page = append(page, ConnInfo{Worker: w.id, Proto: sc.Proto, State: sc.State,
 					Expires: time.Duration(r.left) * w.sessTick, Client: unmapAP(sc.CAddrPort()),
-					Virtual: unmapAP(sc.VAddrPort()), Local: unmapAP(sc.LAddrPort()), Dest: unmapAP(sc.DAddrPort())})
+					Virtual: unmapAP(sc.VAddrPort()), Local: localOf(sc), Dest: unmapAP(sc.DAddrPort())})
 			}
 			end := c.end
 			l.free <- c // never blocks: free has room for every chunk
@@ -299,6 +299,15 @@ func (d *Dataplane) Conns(k *ipvs.ServiceKey) ([]ConnInfo, error) {
 		return nil, err
 	}
 	return all, nil
+}
+
+// localOf is a conn's local address for listings: none for direct
+// routing (ipvsadm prints "-").
+func localOf(c *session.Conn) netip.AddrPort {
+	if !c.HasLocal() {
+		return netip.AddrPort{}
+	}
+	return unmapAP(c.LAddrPort())
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {

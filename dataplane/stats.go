@@ -91,9 +91,10 @@ const (
 
 	CtrLBMidFlowConns // a connection created for a segment without SYN (mh --mid-flow)
 
-	CtrLBPersistFull   // a persistent service's new client scheduled without a template: its bucket was full
-	CtrLBOnePacket     // a datagram of a one-packet (-o) service forwarded without a connection
-	CtrLBPersistReused // a new connection sent to its client's persistence template's real server
+	CtrLBPersistFull     // a persistent service's new client scheduled without a template: its bucket was full
+	CtrLBOnePacket       // a datagram of a one-packet (-o) service forwarded without a connection
+	CtrLBPersistReused   // a new connection sent to its client's persistence template's real server
+	CtrDropLBDRNotOnLink // a direct-routing packet whose real server is not on a connected subnet
 
 	NumCounters
 )
@@ -118,6 +119,7 @@ var counterNames = [NumCounters]string{
 	"sync_published", "sync_drop_ring_full", "sync_installed", "sync_updated", "sync_install_refused",
 	"lb_mid_flow_conns",
 	"lb_persist_full", "lb_one_packet", "lb_persist_reused",
+	"drop_lb_dr_not_onlink",
 }
 
 func (c Counter) String() string { return counterNames[c] }

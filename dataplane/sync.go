@@ -382,7 +382,9 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 		c.Flags |= session.FlagTemplate
 	}
 	la := s.Local.Addr().Unmap()
-	if err := w.pool.Reserve(la, da, s.Local.Port()); err != nil {
+	if !c.HasLocal() {
+		c.Flags |= session.FlagNoOutput // direct routing: no local address, replies bypass
+	} else if err := w.pool.Reserve(la, da, s.Local.Port()); err != nil {
 		if held {
 			w.persistUnref(svc.ID, c.CAddrPort().Addr(), svc)
 		}
@@ -393,7 +395,9 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	c.State = s.State
 	c.Flags |= session.FlagSynced | session.FlagTOAConfirmed // the origin already told the server
 	if _, err := w.sess.Insert(c, w.tick()); err != nil {
-		w.pool.Put(la, da, s.Local.Port())
+		if c.HasLocal() {
+			w.pool.Put(la, da, s.Local.Port())
+		}
 		if held {
 			w.persistUnref(svc.ID, c.CAddrPort().Addr(), svc)
 		}

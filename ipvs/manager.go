@@ -83,6 +83,10 @@ type Table struct {
 	// ExpireDests lists removed destinations whose connections are to be
 	// expired at their next packet rather than left to finish.
 	ExpireDests map[uint32]struct{}
+	// Fwd is each destination's forwarding method by id (draining ones
+	// included), for the packets of its connections: a slice index per
+	// packet instead of a map lookup.
+	Fwd []FwdMethod
 }
 
 // Lookup returns the service for a packet's protocol, destination address
@@ -259,6 +263,12 @@ func (m *Manager) build(s *state) (*Table, error) {
 	}
 	// validated addresses are never ::
 	t.LAddrs, t.Addrs = addrmap.MustBuild(laddrs), addrmap.MustBuild(addrs)
+	t.Fwd = make([]FwdMethod, t.MaxID+1)
+	for id, d := range t.Dests {
+		if int(id) < len(t.Fwd) {
+			t.Fwd[id] = d.Spec.Fwd
+		}
+	}
 	for id := range s.expire {
 		t.ExpireDests[id] = struct{}{}
 	}

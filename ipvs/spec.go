@@ -188,8 +188,15 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 	}
 	switch d.Fwd {
 	case FwdFullNAT:
-	case FwdMasq, FwdRoute, FwdTunnel, FwdSNAT:
-		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b)", d.Addr, k, d.Fwd, ErrNotSupported)
+	case FwdRoute:
+		// DR rewrites only the MAC: the real server gets the packet for the
+		// virtual address and port as the client sent it
+		if p := d.Addr.Port(); p != 0 && p != k.Port {
+			return fmt.Errorf("destination %s of %s: direct routing (-g) cannot change the port: give the service's port %d or none: %w",
+				d.Addr, k, k.Port, ErrInvalid)
+		}
+	case FwdMasq, FwdTunnel, FwdSNAT:
+		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b) or direct routing (-g)", d.Addr, k, d.Fwd, ErrNotSupported)
 	default:
 		return fmt.Errorf("destination %s of %s: no forwarding method: %w", d.Addr, k, ErrInvalid)
 	}

@@ -131,6 +131,11 @@ func (c *Conn) SetLAddrPort(ap netip.AddrPort) { c.LAddr, c.LPort = ap.Addr().As
 // SetDAddrPort sets the real server's address and port.
 func (c *Conn) SetDAddrPort(ap netip.AddrPort) { c.DAddr, c.DPort = ap.Addr().As16(), ap.Port() }
 
+// HasLocal reports whether the conn has a local address of its own
+// (FullNAT). Direct-routing conns carry the client's address and port in
+// its place, so that OutKey is the real server's reply to the client.
+func (c *Conn) HasLocal() bool { return c.LAddr != c.CAddr || c.LPort != c.CPort }
+
 // InKey returns the key of the client→VIP direction.
 func (c *Conn) InKey() Key {
 	return Key{Proto: c.Proto, Src: c.CAddr, Dst: c.VAddr, SrcPort: c.CPort, DstPort: c.VPort}

@@ -265,8 +265,8 @@ func (s *Server) ListConns(r *pb.ListConnsRequest, stream pb.Dataplane_ListConns
 			o.Proto, o.State, o.ExpireNs = ipvs.Proto(c.Proto).String(), c.State.String(), int64(c.Expires)
 			o.Client, o.Virtual, o.Local, o.Dest = c.Client.String(), c.Virtual.String(), c.Local.String(), c.Dest.String()
 			o.Worker, o.Template = int32(c.Worker), c.Template
-			if c.Template {
-				o.Local = "" // a template has no local address
+			if !c.Local.IsValid() {
+				o.Local = "" // a template or a direct-routing connection has no local address
 			}
 			out.Conns[i] = o
 		}
