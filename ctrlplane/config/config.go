@@ -123,7 +123,10 @@ type VirtualServer struct {
 	// (needs persistence_timeout).
 	Port   *int   `yaml:"port"`
 	LBAlgo string `yaml:"lb_algo"` // rr wrr lc wlc (default) sh mh
-	LBKind string `yaml:"lb_kind"` // FULLNAT (default; FNAT accepted)
+	// LBKind is the forwarding method of the service's real servers:
+	// FULLNAT (default; FNAT accepted) or DR (direct routing, ipvsadm -g:
+	// no local addresses, the real servers' port is the service's).
+	LBKind string `yaml:"lb_kind"`
 	// SchedFlags: sh-fallback, sh-port (sh), mh-fallback, mh-port (mh).
 	SchedFlags []string `yaml:"sched_flags"`
 	// MidFlow (lb_algo mh only): a TCP segment without SYN and without a
@@ -352,11 +355,21 @@ type Service struct {
 	PersistTimeout time.Duration
 	PersistPrefix  int
 	OnePacket      bool // ops
-	LAddrs         []LAddr
-	Inhibit        bool // the service's default for its real servers
-	Sorry          *Dest
-	Reals          []Real
+	// Fwd is how the dataplane reaches the real servers and the sorry
+	// server (lb_kind): FwdFullNAT or FwdRoute.
+	Fwd     string
+	LAddrs  []LAddr
+	Inhibit bool // the service's default for its real servers
+	Sorry   *Dest
+	Reals   []Real
 }
+
+// Forwarding methods (lb_kind) as the dataplane's API and ipvsadm's
+// Forward column name them.
+const (
+	FwdFullNAT = "FullNat" // lb_kind FULLNAT
+	FwdRoute   = "Route"   // lb_kind DR
+)
 
 // LAddr is a FullNAT local address; Dev may be empty (the dataplane knows).
 type LAddr struct {

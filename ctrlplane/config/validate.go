@@ -218,12 +218,15 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	if !slices.Contains(Schedulers, s.Sched) {
 		e.add(where, "lb_algo %q: use one of %s", v.LBAlgo, strings.Join(Schedulers, ", "))
 	}
+	s.Fwd = FwdFullNAT
 	switch strings.ToUpper(v.LBKind) {
 	case "", "FULLNAT", "FNAT":
-	case "NAT", "DR", "TUN", "SNAT":
-		e.add(where, "lb_kind %s: not supported: GVS forwards FullNAT only (write lb_kind: FULLNAT)", v.LBKind)
+	case "DR":
+		s.Fwd = FwdRoute
+	case "NAT", "TUN", "SNAT":
+		e.add(where, "lb_kind %s: not supported: GVS forwards by FULLNAT and DR (write lb_kind: FULLNAT or lb_kind: DR)", v.LBKind)
 	default:
-		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT", v.LBKind)
+		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT or lb_kind: DR", v.LBKind)
 	}
 	for _, f := range v.SchedFlags {
 		// the scheduler package's parser decides; the message adds the fix
@@ -252,8 +255,12 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		delay = DefaultDelayLoop
 	}
 
-	if len(v.LocalAddresses) == 0 {
+	switch {
+	case s.Fwd == FwdFullNAT && len(v.LocalAddresses) == 0:
 		e.add(where, "local_addresses missing: FULLNAT needs at least one local address, e.g. local_addresses: [{ip: 10.2.0.100, interface: dp1}]")
+	case s.Fwd == FwdRoute && len(v.LocalAddresses) > 0:
+		// direct routing keeps the client's address: nothing to translate to
+		e.add(where, "local_addresses with lb_kind DR: direct routing uses no local address: remove local_addresses (or write lb_kind: FULLNAT)")
 	}
 	for j, la := range v.LocalAddresses {
 		a, err := parseUnicast(la.IP)
@@ -276,6 +283,10 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		rs := &v.RealServers[j]
 		r, ok := rs.resolve(j, where, s.Key, s.Inhibit, delay, g, e)
 		if !ok {
+			continue
+		}
+		if err := s.checkDRPort(r.Addr); err != nil {
+			e.add(where, "real_server %s: %v", r.Addr, err)
 			continue
 		}
 		if slices.ContainsFunc(s.Reals, func(o Real) bool { return o.Addr == r.Addr }) {
@@ -302,7 +313,9 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 			e.add(where, "sorry_server.weight %d: use 1-65535", w)
 		default:
 			ap := netip.AddrPortFrom(a, uint16(*ss.Port))
-			if slices.ContainsFunc(s.Reals, func(r Real) bool { return r.Addr == ap }) {
+			if err := s.checkDRPort(ap); err != nil {
+				e.add(where, "sorry_server %s: %v", ap, err)
+			} else if slices.ContainsFunc(s.Reals, func(r Real) bool { return r.Addr == ap }) {
 				e.add(where, "sorry_server %s is also a real_server: give another address or port", ap)
 			} else {
 				s.Sorry = &Dest{Addr: ap, Weight: w}
@@ -310,6 +323,18 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		}
 	}
 	return s, true
+}
+
+// checkDRPort: direct routing rewrites only the Ethernet header, so a
+// real server of a DR service receives the service's own port.
+func (s *Service) checkDRPort(a netip.AddrPort) error {
+	if s.Fwd != FwdRoute || a.Port() == s.Key.Port {
+		return nil
+	}
+	if s.Key.Port == 0 {
+		return fmt.Errorf("port %d with lb_kind DR: direct routing cannot change the port: give port 0 (the port the client asked for)", a.Port())
+	}
+	return fmt.Errorf("port %d with lb_kind DR: direct routing cannot change the port: give port %d (the service's) and make the server listen on it", a.Port(), s.Key.Port)
 }
 
 func family(a netip.Addr) int {
