@@ -103,7 +103,9 @@ func startDpipCaptureOut(t *testing.T, sock string, stdout io.Writer, args ...st
 	ctx, cancel := context.WithCancel(context.Background())
 	rc := &runningCapture{started: make(chan struct{}), done: make(chan error, 1), cancel: cancel}
 	pr, pw := io.Pipe()
+	scanned := make(chan struct{}) // the reader has seen all of stderr
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pr)
 		once := false
 		for sc.Scan() {
@@ -118,6 +120,7 @@ func startDpipCaptureOut(t *testing.T, sock string, stdout io.Writer, args ...st
 	go func() {
 		err := a.runCapture(ctx, ca, pw)
 		pw.Close()
+		<-scanned // stderr is complete before done is sent
 		a.client.Close()
 		rc.done <- err
 	}()
