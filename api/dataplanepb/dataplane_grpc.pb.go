@@ -47,6 +47,8 @@ const (
 	Dataplane_DelDest_FullMethodName          = "/gvs.dataplane.v1.Dataplane/DelDest"
 	Dataplane_AddLAddr_FullMethodName         = "/gvs.dataplane.v1.Dataplane/AddLAddr"
 	Dataplane_DelLAddr_FullMethodName         = "/gvs.dataplane.v1.Dataplane/DelLAddr"
+	Dataplane_AddACL_FullMethodName           = "/gvs.dataplane.v1.Dataplane/AddACL"
+	Dataplane_DelACL_FullMethodName           = "/gvs.dataplane.v1.Dataplane/DelACL"
 	Dataplane_ListConns_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ListConns"
 	Dataplane_ZeroStats_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ZeroStats"
 	Dataplane_GetTimeouts_FullMethodName      = "/gvs.dataplane.v1.Dataplane/GetTimeouts"
@@ -89,6 +91,11 @@ type DataplaneClient interface {
 	DelDest(ctx context.Context, in *DestRequest, opts ...grpc.CallOption) (*Empty, error)
 	AddLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
 	DelLAddr(ctx context.Context, in *LAddrRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Deny (DPVS blklst) and allow (DPVS whtlst) lists of a service: client
+	// addresses or prefixes checked before a new connection is scheduled.
+	// Listed in Service.deny / Service.allow.
+	AddACL(ctx context.Context, in *ACLRequest, opts ...grpc.CallOption) (*Empty, error)
+	DelACL(ctx context.Context, in *ACLRequest, opts ...grpc.CallOption) (*Empty, error)
 	// ipvsadm -L -c: pages of at most a few thousand connections, streamed as
 	// the workers copy them (a bounded chunk per loop), so neither side holds
 	// the whole table. Best-effort, like /proc/net/ip_vs_conn: a connection
@@ -385,6 +392,26 @@ func (c *dataplaneClient) DelLAddr(ctx context.Context, in *LAddrRequest, opts .
 	return out, nil
 }
 
+func (c *dataplaneClient) AddACL(ctx context.Context, in *ACLRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_AddACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) DelACL(ctx context.Context, in *ACLRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_DelACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *dataplaneClient) ListConns(ctx context.Context, in *ListConnsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListConnsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Dataplane_ServiceDesc.Streams[0], Dataplane_ListConns_FullMethodName, cOpts...)
@@ -560,6 +587,11 @@ type DataplaneServer interface {
 	DelDest(context.Context, *DestRequest) (*Empty, error)
 	AddLAddr(context.Context, *LAddrRequest) (*Empty, error)
 	DelLAddr(context.Context, *LAddrRequest) (*Empty, error)
+	// Deny (DPVS blklst) and allow (DPVS whtlst) lists of a service: client
+	// addresses or prefixes checked before a new connection is scheduled.
+	// Listed in Service.deny / Service.allow.
+	AddACL(context.Context, *ACLRequest) (*Empty, error)
+	DelACL(context.Context, *ACLRequest) (*Empty, error)
 	// ipvsadm -L -c: pages of at most a few thousand connections, streamed as
 	// the workers copy them (a bounded chunk per loop), so neither side holds
 	// the whole table. Best-effort, like /proc/net/ip_vs_conn: a connection
@@ -687,6 +719,12 @@ func (UnimplementedDataplaneServer) AddLAddr(context.Context, *LAddrRequest) (*E
 }
 func (UnimplementedDataplaneServer) DelLAddr(context.Context, *LAddrRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DelLAddr not implemented")
+}
+func (UnimplementedDataplaneServer) AddACL(context.Context, *ACLRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddACL not implemented")
+}
+func (UnimplementedDataplaneServer) DelACL(context.Context, *ACLRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DelACL not implemented")
 }
 func (UnimplementedDataplaneServer) ListConns(*ListConnsRequest, grpc.ServerStreamingServer[ListConnsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ListConns not implemented")
@@ -1174,6 +1212,42 @@ func _Dataplane_DelLAddr_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Dataplane_AddACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).AddACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_AddACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).AddACL(ctx, req.(*ACLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_DelACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ACLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).DelACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_DelACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).DelACL(ctx, req.(*ACLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Dataplane_ListConns_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ListConnsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1446,6 +1520,14 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DelLAddr",
 			Handler:    _Dataplane_DelLAddr_Handler,
+		},
+		{
+			MethodName: "AddACL",
+			Handler:    _Dataplane_AddACL_Handler,
+		},
+		{
+			MethodName: "DelACL",
+			Handler:    _Dataplane_DelACL_Handler,
 		},
 		{
 			MethodName: "ZeroStats",
