@@ -170,7 +170,7 @@ func TestDaemon(t *testing.T) {
 	// an invalid file is refused over HTTP; nothing changes
 	cfg := d.Rec.Config()
 	good, _ := os.ReadFile(cfgPath)
-	os.WriteFile(cfgPath, []byte(strings.Replace(string(good), "lb_algo: wrr", "lb_algo: wrr\n    lb_kind: DR", 1)), 0o644)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(good), "lb_algo: wrr", "lb_algo: wrr\n    lb_kind: NAT", 1)), 0o644)
 	// the metrics listener serves neither reload nor state
 	for _, path := range []string{"/reload", "/state"} {
 		resp, err := http.Post(base+path, "", nil)
@@ -198,7 +198,7 @@ func TestDaemon(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "lb_kind DR: not supported") {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "lb_kind NAT: not supported") {
 		t.Errorf("invalid reload: %d %s", resp.StatusCode, body)
 	}
 	if d.Rec.Config() != cfg || logs.FilterMessage("reload refused: invalid configuration; the running configuration stays").Len() != 1 {

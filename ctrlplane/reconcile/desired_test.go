@@ -79,6 +79,9 @@ func TestDesiredFollowsHealth(t *testing.T) {
 				return false
 			}
 			for a, d := range want {
+				if d.Fwd == "" {
+					d.Fwd = config.FwdFullNAT // the service has no lb_kind
+				}
 				if got[a] != d {
 					return false
 				}

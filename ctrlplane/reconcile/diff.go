@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,9 @@ func (o Op) String() string {
 		if o.D.Upper != 0 || o.D.Lower != 0 {
 			fmt.Fprintf(&b, " upper %d lower %d", o.D.Upper, o.D.Lower)
 		}
+		if o.D.Fwd != "" && o.D.Fwd != config.FwdFullNAT {
+			fmt.Fprintf(&b, " fwd %s", o.D.Fwd)
+		}
 		fmt.Fprintf(&b, " %s %s", prep, o.Service)
 	case DelDest:
 		fmt.Fprintf(&b, "del dest %s from %s", o.Dest, o.Service)
@@ -109,7 +113,15 @@ func (o Op) String() string {
 // own, or all with remove_unmanaged). The plan is ordered: deletions of
 // services first, then per service (in key order) the service itself, its
 // local addresses (before any destination, so no new connection finds the
-// service without one), destinations added, edited, then removed.
+// service without one), destinations added, edited, then removed, and
+// last the local addresses no longer wanted (a service turning from
+// FullNAT to DR keeps them until no FullNAT destination is left).
+//
+// A destination whose forwarding method changes (lb_kind) is removed and
+// added again rather than edited: its connections then finish by the
+// method they began with (a removed destination's connections drain),
+// as LVS keeps each connection's method, while new ones take the new
+// method.
 func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 	var ops []Op
 	for _, k := range sortedKeys(actual, compareKeys) {
@@ -146,24 +158,30 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 				ops = append(ops, Op{Kind: AddLAddr, Service: k, LAddr: a, Dev: want.LAddrs[a], Backup: want.Backup[a]})
 			}
 		}
-		for _, d := range dels {
-			if _, ok := want.LAddrs[d.LAddr]; !ok {
-				ops = append(ops, d)
-			}
-		}
 		for _, a := range sortedKeys(want.Dests, netip.AddrPort.Compare) {
 			if _, ok := have.Dests[a]; !ok {
 				ops = append(ops, Op{Kind: AddDest, Service: k, Dest: a, D: want.Dests[a]})
 			}
 		}
 		for _, a := range sortedKeys(want.Dests, netip.AddrPort.Compare) {
-			if d, ok := have.Dests[a]; ok && d != want.Dests[a] {
+			d, ok := have.Dests[a]
+			switch {
+			case !ok || d == want.Dests[a]:
+			case d.Fwd != want.Dests[a].Fwd:
+				ops = append(ops, Op{Kind: DelDest, Service: k, Dest: a, D: d},
+					Op{Kind: AddDest, Service: k, Dest: a, D: want.Dests[a]})
+			default:
 				ops = append(ops, Op{Kind: EditDest, Service: k, Dest: a, D: want.Dests[a]})
 			}
 		}
 		for _, a := range sortedKeys(have.Dests, netip.AddrPort.Compare) {
 			if _, ok := want.Dests[a]; !ok {
-				ops = append(ops, Op{Kind: DelDest, Service: k, Dest: a})
+				ops = append(ops, Op{Kind: DelDest, Service: k, Dest: a, D: have.Dests[a]})
+			}
+		}
+		for _, d := range dels {
+			if _, ok := want.LAddrs[d.LAddr]; !ok {
+				ops = append(ops, d)
 			}
 		}
 	}
@@ -225,7 +243,7 @@ func Apply(ctx context.Context, api pb.DataplaneClient, timeout time.Duration, o
 func call(ctx context.Context, api pb.DataplaneClient, o Op) error {
 	k := pbKey(o.Service)
 	dest := &pb.Dest{Addr: o.Dest.Addr().String(), Port: uint32(o.Dest.Port()), Weight: int32(o.D.Weight),
-		Upper: o.D.Upper, Lower: o.D.Lower, Fwd: "FullNat"}
+		Upper: o.D.Upper, Lower: o.D.Lower, Fwd: cmp.Or(o.D.Fwd, config.FwdFullNAT)}
 	var err error
 	switch o.Kind {
 	case AddService:

@@ -11,14 +11,18 @@ import (
 )
 
 // svc builds a ServiceState from a compact description:
-// "TCP 10.1.0.100:80 wrr laddr=10.2.0.100@dp1 10.2.0.11:8080=1 10.2.0.12:8080=3/100/50".
+// "TCP 10.1.0.100:80 wrr laddr=10.2.0.100@dp1 10.2.0.11:8080=1 10.2.0.12:8080=3/100/50";
+// destinations are FullNAT, or take the method of a "fwd=Route" before them.
 func svc(t *testing.T, desc string) *ServiceState {
 	f := strings.Fields(desc)
 	ap := netip.MustParseAddrPort(f[1])
 	s := &ServiceState{Key: config.ServiceKey{Proto: f[0], Addr: ap.Addr(), Port: ap.Port()}, Sched: f[2],
 		LAddrs: map[netip.Addr]string{}, Dests: map[netip.AddrPort]DestState{}}
+	fwd := config.FwdFullNAT
 	for _, x := range f[3:] {
 		switch {
+		case strings.HasPrefix(x, "fwd="):
+			fwd = strings.TrimPrefix(x, "fwd=")
 		case strings.HasPrefix(x, "flags="):
 			s.Flags = strings.Split(strings.TrimPrefix(x, "flags="), ",")
 		case strings.HasPrefix(x, "laddr="):
@@ -26,7 +30,7 @@ func svc(t *testing.T, desc string) *ServiceState {
 			s.LAddrs[netip.MustParseAddr(a)] = dev
 		default:
 			a, w, _ := strings.Cut(x, "=")
-			var d DestState
+			d := DestState{Fwd: fwd}
 			parts := strings.Split(w, "/")
 			d.Weight = atoi(t, parts[0])
 			if len(parts) == 3 {

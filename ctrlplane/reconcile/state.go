@@ -29,6 +29,9 @@ type HealthView interface {
 type DestState struct {
 	Weight       int
 	Upper, Lower uint32
+	// Fwd is the forwarding method in the API's words: config.FwdFullNAT
+	// or config.FwdRoute (lb_kind DR).
+	Fwd string
 }
 
 // ServiceState is what the dataplane holds of a service.
@@ -71,6 +74,7 @@ func Desired(services []config.Service, h HealthView) State {
 			ss.Persistent, ss.PersistTimeout, ss.PersistPrefix = true, uint32(s.PersistTimeout/time.Second), s.PersistPrefix
 		}
 		ss.OnePacket = s.OnePacket
+		fwd := cmp.Or(s.Fwd, config.FwdFullNAT)
 		for _, la := range s.LAddrs {
 			ss.LAddrs[la.Addr] = la.Dev
 			if la.Backup {
@@ -79,7 +83,7 @@ func Desired(services []config.Service, h HealthView) State {
 		}
 		serving := 0
 		for _, r := range s.Reals {
-			d := DestState{Weight: r.Weight, Upper: r.Upper, Lower: r.Lower}
+			d := DestState{Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Fwd: fwd}
 			switch {
 			case h == nil || h.Up(s.Key, r.Addr):
 				if r.Weight > 0 {
@@ -93,7 +97,7 @@ func Desired(services []config.Service, h HealthView) State {
 			ss.Dests[r.Addr] = d
 		}
 		if serving == 0 && s.Sorry != nil {
-			ss.Dests[s.Sorry.Addr] = DestState{Weight: s.Sorry.Weight, Upper: s.Sorry.Upper, Lower: s.Sorry.Lower}
+			ss.Dests[s.Sorry.Addr] = DestState{Weight: s.Sorry.Weight, Upper: s.Sorry.Upper, Lower: s.Sorry.Lower, Fwd: fwd}
 		}
 		st[s.Key] = ss
 	}
@@ -133,7 +137,8 @@ func Actual(r *pb.ListServicesResponse) (State, error) {
 			if err != nil || d.Port > 65535 {
 				return nil, fmt.Errorf("dataplane listed destination %q port %d of %s", d.Addr, d.Port, k)
 			}
-			ss.Dests[netip.AddrPortFrom(a.Unmap(), uint16(d.Port))] = DestState{Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower}
+			ss.Dests[netip.AddrPortFrom(a.Unmap(), uint16(d.Port))] = DestState{Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower,
+				Fwd: cmp.Or(d.Fwd, config.FwdFullNAT)}
 		}
 		st[k] = ss
 	}
