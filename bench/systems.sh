@@ -60,8 +60,8 @@ xsk_start() {
 xsk_stop() { bg_stop "xsk$1"; }
 
 # --- GVS FullNAT ---
-# gvs_start WORKERS CORES [RT_PRIORITY [NAME]]: GVS with its defaults (adaptive
-# idle, normal scheduling) or with workers.rt_priority
+# gvs_start WORKERS CORES [RT_PRIORITY [NAME]]: GVS with adaptive idle and
+# workers.rt_priority (0: normal scheduling; 50 is the default)
 gvs_start() {
 	local name=${4:-gvs$1} w=$1 cores=$2 rt=${3:-0} dir=$STATE/gvs
 	mkdir -p "$dir"

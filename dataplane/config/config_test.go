@@ -90,3 +90,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestRTPriorityDefault: adaptive workers default to SCHED_FIFO 50, busy
+// ones to normal scheduling; an explicit value (0 included) is kept.
+func TestRTPriorityDefault(t *testing.T) {
+	for _, c := range []struct {
+		workers string
+		want    int
+	}{
+		{"{count: 1}", DefaultRTPriority},
+		{"{count: 1, idle: adaptive}", DefaultRTPriority},
+		{"{count: 1, idle: busy}", 0},
+		{"{count: 1, idle: adaptive, rt_priority: 0}", 0},
+		{"{count: 1, idle: busy, rt_priority: 20}", 20},
+	} {
+		cfg, err := Parse([]byte(strings.Replace(good, "{count: 2, cores: [0, 1], idle: adaptive}", c.workers, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", c.workers, err)
+		}
+		if got := cfg.Workers.Priority(); got != c.want {
+			t.Errorf("workers %s: priority %d, want %d", c.workers, got, c.want)
+		}
+	}
+	if _, err := Parse([]byte(strings.Replace(good, "{count: 2, cores: [0, 1], idle: adaptive}", "{count: 1, rt_priority: 120}", 1))); err == nil ||
+		!strings.Contains(err.Error(), "workers.rt_priority") {
+		t.Errorf("rt_priority 120: %v", err)
+	}
+}

@@ -124,7 +124,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	}
 	dp, err := dataplane.New(dataplane.Options{
 		Workers: c.Workers.Count, Cores: c.Workers.Cores, Idle: dataplane.IdleMode(c.Workers.Idle),
-		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.RTPriority,
+		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.Priority(),
 		Forward4: c.Forwarding.IPv4, Forward6: c.Forwarding.IPv6,
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
