@@ -91,10 +91,14 @@ const (
 
 	CtrLBMidFlowConns // a connection created for a segment without SYN (mh --mid-flow)
 
-	CtrLBPersistFull     // a persistent service's new client scheduled without a template: its bucket was full
-	CtrLBOnePacket       // a datagram of a one-packet (-o) service forwarded without a connection
-	CtrLBPersistReused   // a new connection sent to its client's persistence template's real server
-	CtrDropLBDRNotOnLink // a direct-routing packet whose real server is not on a connected subnet
+	CtrLBPersistFull       // a persistent service's new client scheduled without a template: its bucket was full
+	CtrLBOnePacket         // a datagram of a one-packet (-o) service forwarded without a connection
+	CtrLBPersistReused     // a new connection sent to its client's persistence template's real server
+	CtrDropLBDRNotOnLink   // a direct-routing packet whose real server is not on a connected subnet
+	CtrDropLBDenied        // a client in the service's deny list (blklst)
+	CtrDropLBNotAllowed    // a client not in the service's allow list (whtlst)
+	CtrDropLBRateLimited   // a new connection over the service's conn_rate_limit
+	CtrDropLBSourceLimited // a new connection over the service's per_source_rate_limit
 
 	NumCounters
 )
@@ -120,6 +124,7 @@ var counterNames = [NumCounters]string{
 	"lb_mid_flow_conns",
 	"lb_persist_full", "lb_one_packet", "lb_persist_reused",
 	"drop_lb_dr_not_onlink",
+	"drop_lb_denied", "drop_lb_not_allowed", "drop_lb_rate_limited", "drop_lb_source_limited",
 }
 
 func (c Counter) String() string { return counterNames[c] }

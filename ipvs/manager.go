@@ -60,6 +60,11 @@ type Service struct {
 	// AllocLAddrs are the LAddrs new connections take ports from (all
 	// but the backup ones).
 	AllocLAddrs []LAddr
+	// Deny and Allow are the deny and allow lists compiled for lookups
+	// (nil: no such list); DenyList and AllowList are the entries as
+	// added, for listings (acl.go).
+	Deny, Allow         *PrefixSet
+	DenyList, AllowList []netip.Prefix
 }
 
 // Table is the immutable service table workers read.
@@ -87,6 +92,9 @@ type Table struct {
 	// included), for the packets of its connections: a slice index per
 	// packet instead of a map lookup.
 	Fwd []FwdMethod
+	// ACL is set when some service has a deny or allow list: only then
+	// do packets of existing connections look their service up (acl.go).
+	ACL bool
 }
 
 // Lookup returns the service for a packet's protocol, destination address
@@ -117,6 +125,9 @@ type svcState struct {
 	spec   ServiceSpec
 	dests  []*Dest
 	laddrs []LAddr
+	// deny and allow are never written in place (acl.go): a clone may
+	// share them
+	deny, allow []netip.Prefix
 }
 
 // state is the service model a Table is built from. Mutators work on a
@@ -254,6 +265,8 @@ func (m *Manager) build(s *state) (*Table, error) {
 			addrs[la.Addr] = struct{}{}
 		}
 		addrs[sv.spec.Key.Addr] = struct{}{}
+		buildACL(svc, sv)
+		t.ACL = t.ACL || svc.Deny != nil || svc.Allow != nil
 		t.Services = append(t.Services, svc)
 		t.byKey[sv.spec.Key] = svc
 		t.byID[svc.ID] = svc
