@@ -32,7 +32,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	var toa bool // insert the TOA (see lbtoa.go)
 	if c.Proto == header.ProtoTCP && dir == session.In && fwd == ipvs.FwdFullNAT {
 		var ok bool
-		if toa, ok = w.toaIn(b, l3, c, flags); !ok {
+		if toa, ok = w.toaIn(b, l3, t, c, flags); !ok {
 			return
 		}
 	}

@@ -41,7 +41,7 @@ import (
 // any state: it scrubs client TOAs and, when GVS's TOA is due, verifies the
 // checksum. It returns whether the TOA is to be inserted, and false in ok
 // when it dropped b.
-func (w *Worker) toaIn(b *pktbuf.Buf, l3 []byte, c *session.Conn, flags uint8) (insert, ok bool) {
+func (w *Worker) toaIn(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, flags uint8) (insert, ok bool) {
 	insert = c.Flags&session.FlagTOAConfirmed == 0 &&
 		flags&(header.TCPFlagACK|header.TCPFlagSYN|header.TCPFlagRST) == header.TCPFlagACK
 	if insert && !nat.VerifyTCPChecksum(l3) {
@@ -50,11 +50,8 @@ func (w *Worker) toaIn(b *pktbuf.Buf, l3 []byte, c *session.Conn, flags uint8) (
 	}
 	// no options (data offset 5), nothing to scrub: the common case, tested
 	// here without a call (a segment too short for this test is refused by
-	// nat.Rewrite, as is an IPv6 one with extension headers)
-	off := header.IPv6MinSize
-	if l3[0]>>4 == 4 {
-		off = header.IPv4(l3).HeaderLen()
-	}
+	// the rewrite)
+	off := int(t.Off)
 	if len(l3) <= off+12 || l3[off+12]>>4 <= 5 {
 		return insert, true
 	}
