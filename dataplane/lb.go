@@ -62,6 +62,9 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 		w.traceLookup(found, dir, id)
 	}
 	if found {
+		if tbl.ACL && dir == session.In && !w.lbACLConn(b, id) { // lbacl.go
+			return stolen
+		}
 		w.lbConn(b, l3, t, id, dir)
 		return stolen
 	}

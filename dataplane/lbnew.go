@@ -32,6 +32,9 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	client, vip := key.SrcAddrPort(), key.DstAddrPort()
 	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	vip = netip.AddrPortFrom(vip.Addr().Unmap(), vip.Port())
+	if !w.lbAdmitNew(b, svc, client.Addr()) { // deny/allow lists and limits (lbacl.go)
+		return stolen
+	}
 	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto,
 		Payload: t.UDPPayload(l3)}
 	var dest *ipvs.Dest

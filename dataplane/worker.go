@@ -140,6 +140,7 @@ type workerLB struct {
 	lbPub     atomic.Pointer[[]lbStat] // the same slice, for readers
 	syncPol   *SyncPolicy              // read once per loop; nil: not publishing (sync.go)
 	syncOut   *ring.SPSC[syncRec]      // connection events to the sync consumer
+	lim       lbLimits                 // new-connection limits (lbacl.go)
 }
 
 // workerPoll is the idle side of the loop.

@@ -97,6 +97,12 @@ type ServiceSpec struct {
 	// its sync arrived still reaches the real server mh picked for it on
 	// every node. Off by default.
 	MidFlow bool
+	// ConnRateLimit is the most new connections per second the service
+	// accepts (0: no limit); PerSourceRateLimit the most one client address
+	// may open per second (0: no limit). Both are enforced per worker on
+	// an even share (dataplane/lbacl.go).
+	ConnRateLimit      uint32
+	PerSourceRateLimit uint32
 }
 
 // DestSpec is a destination (real server) of a service.

@@ -67,7 +67,8 @@ func serviceSpec(s *pb.Service) (ipvs.ServiceSpec, error) {
 	}
 	return ipvs.ServiceSpec{Key: k, Sched: s.Sched, SchedFlags: s.SchedFlags, Persistent: s.Persistent,
 		PersistTimeout: s.PersistentTimeout, PersistPrefix: int(s.PersistentPrefix), OnePacket: s.OnePacket,
-		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout, MidFlow: s.MidFlow}, nil
+		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout, MidFlow: s.MidFlow,
+		ConnRateLimit: s.ConnRateLimit, PerSourceRateLimit: s.PerSourceRateLimit}, nil
 }
 
 func fwdMethod(s string) (ipvs.FwdMethod, error) {
@@ -152,7 +153,9 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 		}
 		ps := &pb.Service{Key: pbKey(svc.Spec.Key), Sched: svc.Spec.Sched, SchedFlags: svc.Spec.SchedFlags,
 			Persistent: svc.Spec.Persistent, PersistentTimeout: svc.Spec.PersistTimeout, PersistentPrefix: uint32(svc.Spec.PersistPrefix),
-			OnePacket: svc.Spec.OnePacket, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout, MidFlow: svc.Spec.MidFlow}
+			OnePacket: svc.Spec.OnePacket, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout, MidFlow: svc.Spec.MidFlow,
+			ConnRateLimit: svc.Spec.ConnRateLimit, PerSourceRateLimit: svc.Spec.PerSourceRateLimit,
+			Deny: prefixStrings(svc.DenyList), Allow: prefixStrings(svc.AllowList)}
 		for _, d := range svc.Dests {
 			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
