@@ -201,7 +201,8 @@ func (a *app) exec(c *ipvsadm.Command) (int, error) {
 }
 
 func isListing(c ipvsadm.Cmd) bool {
-	return c == ipvsadm.CmdList || c == ipvsadm.CmdSave || c == ipvsadm.CmdGetLAddr
+	return c == ipvsadm.CmdList || c == ipvsadm.CmdSave || c == ipvsadm.CmdGetLAddr ||
+		c == ipvsadm.CmdGetBlklst || c == ipvsadm.CmdGetWhtlst
 }
 
 // errNoService is libipvs's message when a listed service does not exist.
@@ -261,6 +262,26 @@ func (a *app) call(ctx context.Context, cl pb.DataplaneClient, c *ipvsadm.Comman
 			return "", err
 		}
 		return ipvsadm.LAddrs(ipvsadm.SortServices(r.GetServices()), false), nil
+	case ipvsadm.CmdGetBlklst, ipvsadm.CmdGetWhtlst:
+		allow := c.Cmd == ipvsadm.CmdGetWhtlst
+		if c.Opts.Has(ipvsadm.OptService) {
+			svc, err := oneService(ctx, cl, c.ServiceKey())
+			if err != nil {
+				return "", err
+			}
+			return ipvsadm.ACLs([]*pb.Service{svc}, allow), nil
+		}
+		r, err := cl.ListServices(ctx, &pb.ListServicesRequest{})
+		if err != nil {
+			return "", err
+		}
+		return ipvsadm.ACLs(ipvsadm.SortServices(r.GetServices()), allow), nil
+	case ipvsadm.CmdAddBlklst, ipvsadm.CmdAddWhtlst:
+		_, err := cl.AddACL(ctx, c.ACLPB())
+		return "", err
+	case ipvsadm.CmdDelBlklst, ipvsadm.CmdDelWhtlst:
+		_, err := cl.DelACL(ctx, c.ACLPB())
+		return "", err
 	case ipvsadm.CmdFlush:
 		_, err := cl.FlushServices(ctx, &pb.Empty{})
 		return "", err

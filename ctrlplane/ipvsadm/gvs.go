@@ -23,8 +23,12 @@ func (c *Command) CheckGVS() *Error {
 	switch c.Cmd {
 	case CmdStartDaemon, CmdStopDaemon:
 		return &Error{Msg: "ipvsadm: --" + c.Cmd.String() + ": not supported yet", Code: ExitFail}
-	case CmdAddBlklst, CmdDelBlklst, CmdGetBlklst, CmdAddWhtlst, CmdDelWhtlst, CmdGetWhtlst:
-		return unsupported("--" + c.Cmd.String())
+	}
+	if c.listIpset != "" {
+		return &Error{Msg: "ipvsadm: " + c.listIpset + ": ipsets are not supported by GVS: give an address or prefix (10.0.0.0/8)", Code: ExitFail}
+	}
+	if c.ListEntry.IsValid() && c.Opts.Has(OptService) && c.ListEntry.Addr().Is4() != c.Service.Addr.Unmap().Is4() {
+		return &Error{Msg: "ipvsadm: " + c.ListEntry.String() + ": the service's clients are of its address family: give an address or prefix of that family", Code: ExitFail}
 	}
 	if len(c.dpvsOnly) > 0 {
 		return unsupported(c.dpvsOnly[0])

@@ -319,6 +319,8 @@ const (
 	OptMidFlow    // GVS: mh services schedule TCP segments without a connection
 	OptBackup     // GVS: a backup local address (-P)
 	OptHashTarget // DPVS --hash-target sip|qid (conhash)
+	OptBlklst     // DPVS -k (blklst-address)
+	OptWhtlst     // DPVS -2 (whtlst-address)
 	numOpts
 )
 
@@ -330,7 +332,7 @@ var optNames = [numOpts]string{
 	"sched-flags", "mcast-group", "mcast-port", "mcast-ttl", "sync-maxlen",
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
 	"local-address", "synproxy", "ifname", "conn-timeout", "proxy-protocol",
-	"mid-flow", "backup", "hash-target",
+	"mid-flow", "backup", "hash-target", "blklst-address", "whtlst-address",
 }
 
 // String returns ipvsadm's name of the option (optnames[]).
@@ -375,4 +377,10 @@ var commandsVOptions = map[Cmd]map[Opt]byte{
 	CmdAddLAddr:   {OptService: '+', OptLocalAddress: '+', OptIfname: '+', OptBackup: ' '},
 	CmdDelLAddr:   {OptService: '+', OptLocalAddress: '+', OptIfname: '+'},
 	CmdGetLAddr:   {OptService: ' '},
+	CmdAddBlklst:  {OptService: '+', OptBlklst: '+'},
+	CmdDelBlklst:  {OptService: '+', OptBlklst: '+'},
+	CmdGetBlklst:  {OptService: ' '},
+	CmdAddWhtlst:  {OptService: '+', OptWhtlst: '+'},
+	CmdDelWhtlst:  {OptService: '+', OptWhtlst: '+'},
+	CmdGetWhtlst:  {OptService: ' '},
 }

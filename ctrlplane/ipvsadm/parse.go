@@ -126,16 +126,20 @@ type Timeouts struct {
 
 // Command is one parsed ipvsadm command line.
 type Command struct {
-	Cmd      Cmd
-	Opts     OptSet
-	Format   Format
-	Service  ServiceSpec
-	Dest     DestSpec
-	LAddr    netip.Addr
-	IfName   string
-	Backup   bool // GVS --backup with -P: a backup local address
-	Timeouts Timeouts
-	Daemon   DaemonSpec
+	Cmd     Cmd
+	Opts    OptSet
+	Format  Format
+	Service ServiceSpec
+	Dest    DestSpec
+	LAddr   netip.Addr
+	IfName  string
+	Backup  bool // GVS --backup with -P: a backup local address
+	// ListEntry is -k/-2's client address or prefix (acl.go); listIpset
+	// is set when it named an ipset instead.
+	ListEntry netip.Prefix
+	listIpset string
+	Timeouts  Timeouts
+	Daemon    DaemonSpec
 	// Socket is --socket's value ("" when not given).
 	Socket string
 	// dpvsOnly lists DPVS options GVS has no use for, in the order given.
@@ -564,7 +568,23 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 		default:
 			return fail("hash target not support")
 		}
-	case tagBlklst, tagWhtlst, tagMatch, tagCPU, tagExpireQuiescent,
+	case tagBlklst, tagWhtlst:
+		o, what := OptBlklst, "blacklist"
+		if ev.tag == tagWhtlst {
+			o, what = OptWhtlst, "whitelist"
+		}
+		if err = c.set(o); err != nil {
+			return err
+		}
+		p, ipset, ok := parseListEntry(ev.arg)
+		if !ok {
+			return fail("illegal %s entry format, require [ IP | ipset:NAME ]", what)
+		}
+		if ipset {
+			c.listIpset = ev.arg
+		}
+		c.ListEntry = p
+	case tagMatch, tagCPU, tagExpireQuiescent,
 		tagDestCheck, tagQUIC, tagSockpair:
 		if ev.tag == tagMatch {
 			if err = c.set(OptService); err != nil {

@@ -365,8 +365,8 @@ func TestCheckGVS(t *testing.T) {
 		{"-A -t 10.0.0.1:80 --quic", "ipvsadm: --quic: not supported by GVS"},
 		{"-A -t 10.0.0.1:80 --dest-check default", "ipvsadm: --dest-check: not supported by GVS"},
 		{"-L --cpu 1", "ipvsadm: --cpu: not supported by GVS"},
-		{"-U -t 10.0.0.1:80 -k 1.2.3.4", "ipvsadm: --add-blklst: not supported by GVS"},
-		{"-W", "ipvsadm: --get-whtlst: not supported by GVS"},
+		{"-U -t 10.0.0.1:80 -k ipset:bad", "ipvsadm: ipset:bad: ipsets are not supported by GVS: give an address or prefix (10.0.0.0/8)"},
+		{"-O -t 10.0.0.1:80 -2 2001:db8::/32", "ipvsadm: 2001:db8::/32: the service's clients are of its address family: give an address or prefix of that family"},
 		{"-A -H proto=tcp,src-range=10.0.0.0-10.0.0.9", "ipvsadm: --match: not supported by GVS"},
 	}
 	for _, c := range cases {
