@@ -88,3 +88,33 @@ func FuzzParseListEntry(f *testing.F) {
 		}
 	})
 }
+
+// The GVS limit options reach the API and come back in -S as given, so
+// -S | -R keeps them.
+func TestLimitOptionsRoundTrip(t *testing.T) {
+	line := "-A -t 10.0.0.1:80 -s rr --conn-rate-limit 1000 --per-source-limit 20"
+	cmd, err := Parse(append([]string{"ipvsadm"}, strings.Fields(line)...), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := cmd.ServicePB()
+	if svc.ConnRateLimit != 1000 || svc.PerSourceRateLimit != 20 {
+		t.Fatalf("request %v", svc)
+	}
+	saved := Lister{Format: FmtRule | FmtNumeric}.ListAll(0, []*pb.Service{svc})
+	if saved != line+"\n" {
+		t.Fatalf("-S wrote %q, want %q", saved, line+"\n")
+	}
+	listed := Lister{Format: FmtNumeric}.ListAll(0, []*pb.Service{svc})
+	if !strings.Contains(listed, "TCP  10.0.0.1:80 rr conn-rate-limit 1000 per-source-limit 20\n") {
+		t.Fatalf("-L wrote %q", listed)
+	}
+	for l, want := range map[string]string{
+		"-A -t 10.0.0.1:80 --conn-rate-limit -1":             "invalid conn-rate-limit value `-1' specified: give connections per second, 0 for no limit",
+		"-a -t 10.0.0.1:80 -r 10.0.0.2 --per-source-limit 5": "Illegal 'per-source-limit' option with the 'add-server' command",
+	} {
+		if _, err := Parse(append([]string{"ipvsadm"}, strings.Fields(l)...), ParseOptions{}); err == nil || err.Msg != want {
+			t.Errorf("%s: got %v, want %q", l, err, want)
+		}
+	}
+}

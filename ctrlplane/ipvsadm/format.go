@@ -204,6 +204,12 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		if s.GetMidFlow() {
 			b.WriteString(" --mid-flow")
 		}
+		if s.GetConnRateLimit() != 0 {
+			fmt.Fprintf(b, " --conn-rate-limit %d", s.GetConnRateLimit())
+		}
+		if s.GetPerSourceRateLimit() != 0 {
+			fmt.Fprintf(b, " --per-source-limit %d", s.GetPerSourceRateLimit())
+		}
 	case f&FmtStats != 0:
 		fmt.Fprintf(b, "%-33s", name)
 		for _, v := range stats(s.GetStats()) {
@@ -243,6 +249,12 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		}
 		if s.GetMidFlow() {
 			b.WriteString(" mid-flow")
+		}
+		if s.GetConnRateLimit() != 0 {
+			fmt.Fprintf(b, " conn-rate-limit %d", s.GetConnRateLimit())
+		}
+		if s.GetPerSourceRateLimit() != 0 {
+			fmt.Fprintf(b, " per-source-limit %d", s.GetPerSourceRateLimit())
 		}
 	}
 	b.WriteByte('\n')

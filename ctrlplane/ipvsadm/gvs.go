@@ -118,16 +118,18 @@ func (c *Command) ServicePB() *pb.Service {
 	s := &c.Service
 	prefix, _ := c.persistPrefix() // refused by CheckGVS when invalid
 	return &pb.Service{
-		Key:               c.ServiceKey(),
-		Sched:             s.Sched,
-		SchedFlags:        schedFlagsPB(s),
-		Persistent:        s.Persistent,
-		PersistentTimeout: s.Timeout,
-		PersistentPrefix:  prefix,
-		OnePacket:         s.OnePacket,
-		Synproxy:          s.Synproxy,
-		ConnTimeout:       s.ConnTimeout,
-		MidFlow:           s.MidFlow,
+		Key:                c.ServiceKey(),
+		Sched:              s.Sched,
+		SchedFlags:         schedFlagsPB(s),
+		Persistent:         s.Persistent,
+		PersistentTimeout:  s.Timeout,
+		PersistentPrefix:   prefix,
+		OnePacket:          s.OnePacket,
+		Synproxy:           s.Synproxy,
+		ConnTimeout:        s.ConnTimeout,
+		MidFlow:            s.MidFlow,
+		ConnRateLimit:      s.ConnRateLimit,
+		PerSourceRateLimit: s.PerSourceLimit,
 	}
 }
 

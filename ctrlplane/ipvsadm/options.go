@@ -99,6 +99,8 @@ const (
 	tagSocket // GVS: --socket PATH, handled by the parser itself
 	tagMidFlow
 	tagBackup
+	tagConnRateLimit  // GVS --conn-rate-limit N
+	tagPerSourceLimit // GVS --per-source-limit N
 )
 
 var optionTable = []optDef{
@@ -190,6 +192,8 @@ var optionTable = []optDef{
 	// GVS
 	{"mid-flow", 0, argNone, tagMidFlow},
 	{"backup", 0, argNone, tagBackup},
+	{"conn-rate-limit", 0, argInt, tagConnRateLimit},
+	{"per-source-limit", 0, argInt, tagPerSourceLimit},
 }
 
 // Cmd is an ipvsadm command.
@@ -316,11 +320,13 @@ const (
 	OptIfname
 	OptConnTimeout
 	OptProxyProtocol
-	OptMidFlow    // GVS: mh services schedule TCP segments without a connection
-	OptBackup     // GVS: a backup local address (-P)
-	OptHashTarget // DPVS --hash-target sip|qid (conhash)
-	OptBlklst     // DPVS -k (blklst-address)
-	OptWhtlst     // DPVS -2 (whtlst-address)
+	OptMidFlow        // GVS: mh services schedule TCP segments without a connection
+	OptBackup         // GVS: a backup local address (-P)
+	OptHashTarget     // DPVS --hash-target sip|qid (conhash)
+	OptBlklst         // DPVS -k (blklst-address)
+	OptWhtlst         // DPVS -2 (whtlst-address)
+	OptConnRateLimit  // GVS: new connections per second of the service
+	OptPerSourceLimit // GVS: new connections per second of one client
 	numOpts
 )
 
@@ -333,6 +339,7 @@ var optNames = [numOpts]string{
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
 	"local-address", "synproxy", "ifname", "conn-timeout", "proxy-protocol",
 	"mid-flow", "backup", "hash-target", "blklst-address", "whtlst-address",
+	"conn-rate-limit", "per-source-limit",
 }
 
 // String returns ipvsadm's name of the option (optnames[]).
@@ -350,10 +357,12 @@ func (s OptSet) Has(o Opt) bool { return s&(1<<o) != 0 }
 var commandsVOptions = map[Cmd]map[Opt]byte{
 	CmdAdd: {OptService: '+', OptScheduler: ' ', OptPersistent: ' ', OptNetmask: ' ',
 		OptOnePacket: ' ', OptPE: ' ', OptSchedFlags: ' ',
-		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' ', OptHashTarget: ' '},
+		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' ', OptHashTarget: ' ',
+		OptConnRateLimit: ' ', OptPerSourceLimit: ' '},
 	CmdEdit: {OptService: '+', OptScheduler: ' ', OptPersistent: ' ', OptNetmask: ' ',
 		OptOnePacket: ' ', OptPE: ' ', OptSchedFlags: ' ',
-		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' ', OptHashTarget: ' '},
+		OptSynproxy: ' ', OptConnTimeout: ' ', OptProxyProtocol: ' ', OptMidFlow: ' ', OptHashTarget: ' ',
+		OptConnRateLimit: ' ', OptPerSourceLimit: ' '},
 	CmdDel:   {OptService: '+'},
 	CmdFlush: {},
 	CmdList: {OptNumeric: ' ', OptConnection: '1', OptService: '1', OptTimeout: '1',

@@ -92,6 +92,9 @@ type ServiceSpec struct {
 	ProxyProtocol string // v1, v2, v1-insecure, v2-insecure; "" is disable
 	MidFlow       bool   // GVS --mid-flow (mh only)
 	HashTarget    string // DPVS --hash-target: "sip" or "qid" (conhash only); "" = not given
+	// GVS --conn-rate-limit and --per-source-limit: new connections per
+	// second of the service and of one client address (0: no limit)
+	ConnRateLimit, PerSourceLimit uint32
 }
 
 // DestSpec is a real server as given on the command line.
@@ -545,6 +548,18 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 		default:
 			s.ProxyProtocol = ""
 		}
+	case tagConnRateLimit, tagPerSourceLimit:
+		o, v := OptConnRateLimit, &s.ConnRateLimit
+		if ev.tag == tagPerSourceLimit {
+			o, v = OptPerSourceLimit, &s.PerSourceLimit
+		}
+		if err = c.set(o); err != nil {
+			return err
+		}
+		if ev.num < 0 || ev.num > 1<<32-1 {
+			return fail("invalid %s value `%s' specified: give connections per second, 0 for no limit", o, ev.arg)
+		}
+		*v = uint32(ev.num)
 	case tagMidFlow:
 		if err = c.set(OptMidFlow); err != nil {
 			return err

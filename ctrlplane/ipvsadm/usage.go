@@ -98,6 +98,8 @@ Options:
   --hash-target  hashtag              choose target for conhash (support sip or qid for quic)
   --backup                            GVS: -P adds another node's local address, taken over on its failure (no new connections use it)
   --mid-flow                          GVS: mh services schedule a TCP segment without a connection instead of dropping it
+  --conn-rate-limit n                 GVS: at most n new connections per second to the service (0: no limit)
+  --per-source-limit n                GVS: at most n new connections per second from one client address (0: no limit)
   --socket          path              gvs-dataplane API socket (default $GVS_DATAPLANE_SOCKET or /run/gvs/dataplane.sock)
 Daemon Options:
   --syncid sid                        syncid for connection sync (default=255)
