@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/internal/nsutil"
+	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
 // drRealServers turns rs1 and rs2 into DR real servers of vip with a
@@ -58,7 +59,9 @@ func drRealServers(t *testing.T, l *Lab, vip string) {
 		l.MustNS(ns, "ip", "addr", "add", rsSide+"/30", "dev", ret)
 		l.MustNS(ns, "ip", "link", "set", ret, "up")
 		l.MustNS(ns, "ip", "route", "add", l.Env["CLIENT_IP"]+"/32", "via", router, "dev", ret)
-		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), "--http", vip+":80", "--udp-echo", vip+":9000")
+		// the server's own address too: health checks connect there
+		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), "--http", vip+":80", "--http", l.Env[fmt.Sprintf("RS%d_IP", i)]+":80",
+			"--udp-echo", vip+":9000")
 		waitTCP(t, ns, vip+":80")
 	}
 }
@@ -181,6 +184,49 @@ func TestDirectRouting(t *testing.T) {
 	}
 	if out := l.Counters()["lb_out"]; out != 0 {
 		t.Errorf("lb_out %d after UDP: the answers crossed GVS", out)
+	}
+}
+
+// TestDirectRoutingControlPlane: gvs-controlplane with lb_kind DR and
+// HTTP health checks on the real servers' own addresses configures the
+// Route real servers; requests through the VIP reach the servers with the
+// client's address and the answers bypass GVS.
+func TestDirectRoutingControlPlane(t *testing.T) {
+	l := StartLab(t, "--driver", "afxdp", "--workers", "1")
+	vip, cip := l.Env["VIP"], l.Env["CLIENT_IP"]
+	drRealServers(t, l, vip)
+	cfg := fmt.Sprintf(`# gvs-controlplane config of TestDirectRoutingControlPlane
+dataplane: {socket: %[1]s, poll_interval: 200ms}
+http: {listen: "%[2]s"}
+global_defs: {bindto: %[3]s}
+virtual_servers:
+  - name: web-dr
+    vip: %[4]s
+    port: 80
+    lb_algo: rr
+    lb_kind: DR
+    real_servers:
+      - {ip: %[5]s, port: 80, HTTP_GET: {url: [{path: /, regex: "^rs1 "}], delay_loop: 1, connect_timeout: 1}}
+      - {ip: %[6]s, port: 80, HTTP_GET: {url: [{path: /, regex: "^rs2 "}], delay_loop: 1, connect_timeout: 1}}
+`, l.Env["DP_SOCKET"], cpListen, l.Env["LB_KNI_RS_IP"], vip, l.Env["RS1_IP"], l.Env["RS2_IP"])
+	l.startControlPlane(cfg)
+	testenv.Eventually(t, 10*time.Second, "two Route real servers configured", func() bool {
+		return strings.Count(l.Ipvsadm("-L", "-n"), " Route ") == 2
+	})
+	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
+	count := map[string]int{}
+	for i := 0; i < 20; i++ {
+		server, peer := get(t, c, "http://"+vip+"/")
+		count[server]++
+		if !strings.HasPrefix(peer, cip+":") {
+			t.Fatalf("%s saw peer %s, want the client %s", server, peer, cip)
+		}
+	}
+	if count["rs1"] != 10 || count["rs2"] != 10 {
+		t.Errorf("spread %v, want 10 each (rr, one worker)", count)
+	}
+	if ctr := l.Counters(); ctr["lb_out"] != 0 || ctr["lb_in"] < 60 {
+		t.Errorf("lb_in %d, lb_out %d: want the answers to bypass GVS", ctr["lb_in"], ctr["lb_out"])
 	}
 }
 
