@@ -9,7 +9,6 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
-	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/nat"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -25,12 +24,12 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		}
 	}
 	flags := t.TCPFlags(l3)
-	fwd := ipvs.FwdFullNAT
-	if int(c.Dest) < len(w.lb.Fwd) {
-		fwd = w.lb.Fwd[c.Dest]
-	}
+	// the method is the connection's own, fixed when it was made (a local
+	// address: FullNAT; none: direct routing), so editing a real server's
+	// method leaves its open connections as they began, as in LVS
+	fullNAT := c.HasLocal()
 	var toa bool // insert the TOA (see lbtoa.go)
-	if c.Proto == header.ProtoTCP && dir == session.In && fwd == ipvs.FwdFullNAT {
+	if c.Proto == header.ProtoTCP && dir == session.In && fullNAT {
 		var ok bool
 		if toa, ok = w.toaIn(b, l3, t, c, flags); !ok {
 			return
@@ -51,7 +50,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	if w.syncPol != nil {
 		w.syncIn(c, dir, old) // session sync (sync.go)
 	}
-	if fwd == ipvs.FwdRoute {
+	if !fullNAT {
 		w.lbDRConn(b, l3, c, dir)
 		return
 	}

@@ -18,9 +18,14 @@ import (
 )
 
 // lbDRConn sends a packet of a direct-routing connection on: the
-// client's to the real server by its MAC; one the real server sent the
-// client through the balancer after all (asymmetric routing) is routed
-// to the client like transit traffic.
+// client's to the real server by its MAC. The real server answers from
+// the virtual address, which no connection key holds and which is the
+// dataplane's own address: a reply that comes back through the balancer
+// is dropped as a martian (drop_martian), so the real servers' return
+// path must not lead here (docs/modes.md). The only packet that finds the
+// connection's reply key is one from the real server's own address to
+// the client (a real server without the virtual address configured); it
+// is routed to the client as transit traffic.
 func (w *Worker) lbDRConn(b *pktbuf.Buf, l3 []byte, c *session.Conn, dir session.Direction) {
 	st := &w.lbStats[c.Dest]
 	if dir == session.In {

@@ -137,3 +137,28 @@ func TestDirectRoutingPortRefused(t *testing.T) {
 		t.Fatal("a direct-routing real server on another port was accepted")
 	}
 }
+
+// TestForwardingMethodEditKeepsConnections: changing a real server's
+// method (ipvsadm -e … -b / -g) leaves its open connections forwarded as
+// they began, as LVS does; new ones take the new method.
+func TestForwardingMethodEditKeepsConnections(t *testing.T) {
+	rs := netip.AddrPortFrom(rs1IP, 80)
+	td, k := drDP(t, 1, rs)
+	if err := td.d.AddLAddr(k, ipvs.LAddr{Addr: lip}); err != nil {
+		t.Fatal(err)
+	}
+	client := netip.AddrPortFrom(clientIP, 44000)
+	vp := netip.AddrPortFrom(vip, 80)
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, syn: true, seq: 1}), 1)
+	if err := td.d.EditDest(k, ipvs.DestSpec{Addr: rs, Weight: 1, Fwd: ipvs.FwdFullNAT}); err != nil {
+		t.Fatal(err)
+	}
+	d := td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, seq: 2, ackn: 10}), 1)
+	if d.src != client || d.dst != vp {
+		t.Fatalf("the open DR connection's ACK left as %s -> %s after the edit to FullNAT, want it unchanged", d.src, d.dst)
+	}
+	n := td.one(t, 0, tcpFrame(t, tcpSeg{src: netip.AddrPortFrom(clientIP, 44001), dst: vp, smac: macClient, dmac: macDP0, syn: true}), 1)
+	if n.src.Addr() != lip || n.dst != rs {
+		t.Fatalf("a new connection after the edit left as %s -> %s, want FullNAT from %s", n.src, n.dst, lip)
+	}
+}

@@ -88,13 +88,11 @@ type Table struct {
 	// ExpireDests lists removed destinations whose connections are to be
 	// expired at their next packet rather than left to finish.
 	ExpireDests map[uint32]struct{}
-	// Fwd is each destination's forwarding method by id (draining ones
-	// included), for the packets of its connections: a slice index per
-	// packet instead of a map lookup.
-	Fwd []FwdMethod
 	// ACL is set when some service has a deny or allow list: only then
 	// do packets of existing connections look their service up (acl.go).
 	ACL bool
+	// aclByID holds the services with lists by id (ACLService).
+	aclByID []*Service
 }
 
 // Lookup returns the service for a packet's protocol, destination address
@@ -276,15 +274,10 @@ func (m *Manager) build(s *state) (*Table, error) {
 	}
 	// validated addresses are never ::
 	t.LAddrs, t.Addrs = addrmap.MustBuild(laddrs), addrmap.MustBuild(addrs)
-	t.Fwd = make([]FwdMethod, t.MaxID+1)
-	for id, d := range t.Dests {
-		if int(id) < len(t.Fwd) {
-			t.Fwd[id] = d.Spec.Fwd
-		}
-	}
 	for id := range s.expire {
 		t.ExpireDests[id] = struct{}{}
 	}
+	t.buildACLIndex()
 	return t, nil
 }
 
