@@ -208,8 +208,14 @@ func BenchmarkLBPaths(b *testing.B) {
 
 // benchLB runs the table's row named path in bursts of 32; one op is one
 // packet.
-func benchLB(b *testing.B, path string) {
+func benchLB(b *testing.B, path string) { benchLBSetup(b, path, nil) }
+
+// benchLBSetup is benchLB on a dataplane setup has configured further.
+func benchLBSetup(b *testing.B, path string, setup func(*lbLoop)) {
 	l := newLBLoop(b)
+	if setup != nil {
+		setup(l)
+	}
 	var row *lbPath
 	for _, p := range lbPaths(b, l) {
 		if p.name == path {

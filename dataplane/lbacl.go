@@ -23,7 +23,7 @@ package dataplane
 //     not grow with the number of sources, an estimate never undercounts,
 //     and colliding sources only ever make a limit stricter. Each worker
 //     allows ceil(limit/workers) per source, as RSS spreads a source's
-//     flows over the workers.
+//     flows over the workers; a share of 65535 or more is no limit.
 //
 // The limits count SYNs (and UDP first packets) that passed the lists,
 // before scheduling; a refused one is dropped and counted, never answered.
@@ -103,8 +103,8 @@ func (w *Worker) lbACLPass(b *pktbuf.Buf, svc *ipvs.Service, client netip.Addr) 
 // dropped and counted.
 func (w *Worker) lbACLConn(b *pktbuf.Buf, id uint32) bool {
 	c := w.sess.Get(id)
-	svc := w.lb.ServiceByID(c.Service)
-	if svc == nil || svc.Deny == nil && svc.Allow == nil {
+	svc := w.lb.ACLService(c.Service)
+	if svc == nil {
 		return true
 	}
 	return w.lbACLPass(b, svc, netip.AddrFrom16(c.CAddr))
@@ -165,6 +165,9 @@ func (l *lbLimits) sourceAllow(id uint32, client netip.Addr, limit uint32, worke
 		workers = 1
 	}
 	per := (uint64(limit) + uint64(workers) - 1) / uint64(workers)
+	if per >= 0xffff {
+		return true // beyond what a 16-bit counter tells apart: no limit
+	}
 	a := client.As16()
 	hi := uint64(a[0])<<56 | uint64(a[1])<<48 | uint64(a[2])<<40 | uint64(a[3])<<32 | uint64(a[4])<<24 | uint64(a[5])<<16 | uint64(a[6])<<8 | uint64(a[7])
 	lo := uint64(a[8])<<56 | uint64(a[9])<<48 | uint64(a[10])<<40 | uint64(a[11])<<32 | uint64(a[12])<<24 | uint64(a[13])<<16 | uint64(a[14])<<8 | uint64(a[15])

@@ -231,3 +231,28 @@ func TestACLAndLimitsAllocs(t *testing.T) {
 	}
 	l.checkPools(t)
 }
+
+// BenchmarkFullNATAdmission: the new-connection and established paths of
+// BenchmarkLBPaths with a 10k-entry deny list (none matching the client),
+// a rate limit and a per-source limit too high to refuse anything: what
+// the checks add per packet.
+func BenchmarkFullNATAdmission(b *testing.B) {
+	setup := func(l *lbLoop) {
+		var ps []netip.Prefix
+		for i := 0; i < 10000; i++ {
+			// scattered /24s: 10k ranges after merging, none the client's
+			ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(i * 37), byte(i * 101), byte(i), 0}), 24))
+		}
+		if err := l.d.ipvs.SetACL(svcKey4, ipvs.ACLDeny, ps); err != nil {
+			b.Fatal(err)
+		}
+		if err := l.d.EditService(ipvs.ServiceSpec{Key: svcKey4, Sched: "rr", ConnRateLimit: 1 << 31, PerSourceRateLimit: 60000}); err != nil {
+			b.Fatal(err)
+		}
+		l.w.iterate()
+	}
+	for _, name := range []string{"established-in", "new-connection"} {
+		b.Run(name+"/plain", func(b *testing.B) { benchLB(b, name) })
+		b.Run(name+"/lists+limits", func(b *testing.B) { benchLBSetup(b, name, setup) })
+	}
+}

@@ -325,3 +325,53 @@ func buildACL(svc *Service, sv *svcState) {
 		svc.Allow = NewPrefixSet(sv.allow)
 	}
 }
+
+// SetACL replaces the deny or allow list of service k with ps (masked,
+// duplicates dropped): one table rebuild for a whole list, for bulk loads.
+func (m *Manager) SetACL(k ServiceKey, kind ACLKind, ps []netip.Prefix) error {
+	if len(ps) > MaxACLEntries {
+		return fmt.Errorf("%s of %s: %d entries, the most GVS takes is %d: merge entries into shorter prefixes: %w",
+			kind, k, len(ps), MaxACLEntries, ErrInvalid)
+	}
+	list := make([]netip.Prefix, 0, len(ps))
+	seen := make(map[netip.Prefix]struct{}, len(ps))
+	for _, p := range ps {
+		p = p.Masked()
+		if err := aclCheck(k, kind, p); err != nil {
+			return err
+		}
+		if _, dup := seen[p]; !dup {
+			seen[p] = struct{}{}
+			list = append(list, p)
+		}
+	}
+	return m.update(func(c *state) error {
+		_, s := c.find(k)
+		if s == nil {
+			return fmt.Errorf("%s of %s: %w", kind, k, ErrNoService)
+		}
+		*s.list(kind) = list
+		return nil
+	})
+}
+
+func (t *Table) buildACLIndex() {
+	if !t.ACL {
+		return
+	}
+	t.aclByID = make([]*Service, t.MaxID+1)
+	for _, s := range t.Services {
+		if (s.Deny != nil || s.Allow != nil) && int(s.ID) < len(t.aclByID) {
+			t.aclByID[s.ID] = s
+		}
+	}
+}
+
+// ACLService returns the service with id if it has a deny or allow list,
+// else nil: a slice index, for the packets of existing connections.
+func (t *Table) ACLService(id uint32) *Service {
+	if int(id) < len(t.aclByID) {
+		return t.aclByID[id]
+	}
+	return nil
+}
