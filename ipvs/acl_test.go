@@ -234,3 +234,23 @@ func BenchmarkPrefixSetContains10k(b *testing.B) {
 	}
 	_ = hits
 }
+
+// FuzzParseACLPrefix: the API's entry parser never panics; what it takes
+// is a masked, zoneless prefix whose set contains its first address.
+func FuzzParseACLPrefix(f *testing.F) {
+	for _, s := range []string{"10.0.0.1", "10.0.0.0/8", "::ffff:10.0.0.0/104", "2001:db8::/32", "fe80::1%eth0", "0.0.0.0/0", "::/0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseACLPrefix(s)
+		if err != nil {
+			return
+		}
+		if !p.IsValid() || p != p.Masked() || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+			t.Fatalf("%q: accepted %v", s, p)
+		}
+		if !NewPrefixSet([]netip.Prefix{p}).Contains(p.Addr()) {
+			t.Fatalf("%q: set of %v does not contain %v", s, p, p.Addr())
+		}
+	})
+}
