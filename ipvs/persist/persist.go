@@ -293,11 +293,18 @@ func (t *Table) Create(k Key, dest, stale uint32, now, expires uint32) (got uint
 		t.full.Add(1)
 		return 0, 0, NoRoom
 	}
+	s.seq.Add(1) // odd: lookups retry, references taken meanwhile are given back
 	if s == reuse {
+		// a reference taken before the slot was claimed is a connection
+		// using the expired template again: leave it in place
+		if s.refs.Load() > 0 {
+			s.seq.Add(1)
+			t.full.Add(1)
+			return 0, 0, NoRoom
+		}
 		old = s.dest.Load()
 		t.n.Add(-1)
 	}
-	s.seq.Add(1)
 	s.svc.Store(0)
 	s.a0.Store(a0)
 	s.a1.Store(a1)
@@ -340,11 +347,12 @@ type Entry struct {
 // connection, and re-arms those whose time has passed while they still
 // control some (as LVS does). policy(svc) returns the service's timeout in
 // ticks and its current prefix length, and live=false when the service is
-// gone or no longer persistent: its templates are removed as soon as they
-// control nothing. A template of another prefix (the netmask was changed)
-// is removed at its time even while it controls connections: new ones
-// use templates of the new mask. gone, if not nil, is called for each
-// removed template. It returns the number removed.
+// gone or no longer persistent: its templates, and those of another prefix
+// (the netmask was changed), are removed as soon as they control nothing,
+// and never re-armed. A template is never removed while it controls a
+// connection: that connection's reference must find it when it ends.
+// gone, if not nil, is called for each removed template. It returns the
+// number removed.
 func (t *Table) Expire(tick uint32, policy func(svc uint32) (timeout uint32, prefix uint8, live bool), cursor *int, n int, gone func(Entry)) int {
 	removed := 0
 	nb := len(t.buckets)
@@ -366,20 +374,28 @@ func (t *Table) Expire(tick uint32, policy func(svc uint32) (timeout uint32, pre
 			}
 			timeout, prefix, live := policy(svc)
 			due := int32(tick-s.expires.Load()) >= 0
-			if live && !due {
+			current := live && s.pfx.Load() == uint32(prefix)
+			if current && !due {
 				continue
 			}
-			if s.refs.Load() > 0 && (!due || live && s.pfx.Load() == uint32(prefix)) {
-				if due {
+			// claim the slot before judging its references: a lookup that
+			// took one before this sees the version change and gives it
+			// back, one that took it earlier counts (and keeps the template)
+			s.seq.Add(1)
+			if s.refs.Load() > 0 {
+				// it controls connections: a current template is re-armed,
+				// one of a deleted service or an old netmask stays until
+				// they end (their references must find it)
+				if current {
 					s.expires.Store(tick + timeout)
 				}
+				s.seq.Add(1)
 				continue
 			}
-			e := Entry{Dest: s.dest.Load(), Expires: s.expires.Load(), Refs: s.refs.Load()}
+			e := Entry{Dest: s.dest.Load(), Expires: s.expires.Load()}
 			e.Key.Service, e.Key.Prefix = svc, uint8(s.pfx.Load())
 			binary.LittleEndian.PutUint64(e.Key.Client[:8], s.a0.Load())
 			binary.LittleEndian.PutUint64(e.Key.Client[8:], s.a1.Load())
-			s.seq.Add(1)
 			s.svc.Store(0)
 			s.seq.Add(1)
 			t.n.Add(-1)
