@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -68,71 +67,43 @@ type captureArgs struct {
 // keywords dev/worker/rx/tx/both only before the filter.
 func parseCaptureArgs(args []string) (*captureArgs, string, error) {
 	c := &captureArgs{req: &pb.CaptureRequest{}}
-	var filter []string
-	socket := ""
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		val := func() (string, error) {
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("capture: %s needs a value (%s)", a, captureUsage)
-			}
-			i++
-			return args[i], nil
-		}
-		num := func(what string) (uint64, error) {
-			v, err := val()
-			if err != nil {
-				return 0, err
-			}
-			n, err := strconv.ParseUint(v, 10, 32)
-			if err != nil {
-				return 0, fmt.Errorf("capture: %s %q: give a number", what, v)
-			}
-			return n, nil
-		}
+	p := newFilterArgs("capture", captureUsage, args)
+	for p.next() {
+		a := p.arg
 		var err error
 		var n uint64
 		switch {
-		case a == "--":
-			filter = append(filter, args[i+1:]...)
-			i = len(args)
 		case a == "-c":
-			n, err = num("count")
+			n, err = p.num("count", 32)
 			c.count, c.req.Count = n, n
 		case a == "-s":
-			n, err = num("snaplen")
+			n, err = p.num("snaplen", 32)
 			if n == 0 {
 				n = 9216
 			}
 			c.req.Snaplen = uint32(n)
 		case a == "--rate":
-			n, err = num("rate")
+			n, err = p.num("rate", 32)
 			c.req.Rate = uint32(n)
 		case a == "-w":
-			c.out, err = val()
-		case a == "-S" || a == "--socket":
-			socket, err = val()
-		case strings.HasPrefix(a, "--socket="):
-			socket = strings.TrimPrefix(a, "--socket=")
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			err = fmt.Errorf("capture: unknown option %q (%s)", a, captureUsage)
-		case len(filter) == 0 && a == "dev":
-			c.req.Port, err = val()
-		case len(filter) == 0 && a == "worker":
-			n, err = num("worker")
+			c.out, err = p.val()
+		case !p.inFilter() && a == "dev":
+			c.req.Port, err = p.val()
+		case !p.inFilter() && a == "worker":
+			n, err = p.num("worker", 32)
 			w := int32(n)
 			c.req.Worker = &w
-		case len(filter) == 0 && (a == "rx" || a == "tx" || a == "both"):
+		case !p.inFilter() && (a == "rx" || a == "tx" || a == "both"):
 			c.req.Dir = a
 		default:
-			filter = append(filter, a)
+			err = p.common()
 		}
 		if err != nil {
 			return c, "", err
 		}
 	}
-	c.req.FilterExpr = strings.Join(filter, " ")
-	return c, socket, nil
+	c.req.FilterExpr = p.expr()
+	return c, p.socket, nil
 }
 
 func captureCmd(a *app) *cobra.Command {

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -62,61 +61,34 @@ Examples:
 // keywords dev and worker only before the filter.
 func parseTraceArgs(args []string) (req *pb.TraceRequest, socket string, asJSON bool, err error) {
 	req = &pb.TraceRequest{}
-	var filter []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		val := func() (string, error) {
-			if i+1 >= len(args) {
-				return "", fmt.Errorf("trace: %s needs a value (%s)", a, traceUsage)
-			}
-			i++
-			return args[i], nil
-		}
-		num := func(what string) (uint32, error) {
-			v, err := val()
-			if err != nil {
-				return 0, err
-			}
-			n, err := strconv.ParseUint(v, 10, 31)
-			if err != nil {
-				return 0, fmt.Errorf("trace: %s %q: give a number", what, v)
-			}
-			return uint32(n), nil
-		}
-		var n uint32
+	p := newFilterArgs("trace", traceUsage, args)
+	for p.next() {
+		a := p.arg
+		var n uint64
 		switch {
-		case a == "--":
-			filter = append(filter, args[i+1:]...)
-			i = len(args)
 		case a == "-c":
-			n, err = num("count")
+			n, err = p.num("count", 31)
 			if err == nil && (n == 0 || n > 256) {
 				err = fmt.Errorf("trace: count %d: give -c 1 to 256", n)
 			}
-			req.Count = n
+			req.Count = uint32(n)
 		case a == "--json":
 			asJSON = true
-		case a == "-S" || a == "--socket":
-			socket, err = val()
-		case strings.HasPrefix(a, "--socket="):
-			socket = strings.TrimPrefix(a, "--socket=")
-		case strings.HasPrefix(a, "-") && len(a) > 1:
-			err = fmt.Errorf("trace: unknown option %q (%s)", a, traceUsage)
-		case len(filter) == 0 && a == "dev":
-			req.Port, err = val()
-		case len(filter) == 0 && a == "worker":
-			n, err = num("worker")
+		case !p.inFilter() && a == "dev":
+			req.Port, err = p.val()
+		case !p.inFilter() && a == "worker":
+			n, err = p.num("worker", 31)
 			w := int32(n)
 			req.Worker = &w
 		default:
-			filter = append(filter, a)
+			err = p.common()
 		}
 		if err != nil {
 			return req, "", false, err
 		}
 	}
-	req.FilterExpr = strings.Join(filter, " ")
-	return req, socket, asJSON, nil
+	req.FilterExpr = p.expr()
+	return req, p.socket, asJSON, nil
 }
 
 func traceCmd(a *app) *cobra.Command {
