@@ -47,15 +47,39 @@ func liveDest(svc *ipvs.Service, id uint32) *ipvs.Dest {
 	return nil
 }
 
+// templateKey returns the key of client's template in a persistent
+// service, the current tick and the expiry a new connection gives it.
+func (w *Worker) templateKey(svc *ipvs.Service, client netip.Addr) (k persist.Key, now, exp uint32) {
+	now = w.tick()
+	return persist.MakeKey(svc.ID, client, persistPrefix(svc)), now, now + persistTicks(svc, w.sessTick)
+}
+
+// createTemplate makes k's template point to d (replacing stale, see
+// persist.Table.Create) and keeps the per-destination template counts
+// (ipvsadm's PersistConn) and the full-bucket counter.
+func (w *Worker) createTemplate(k persist.Key, d *ipvs.Dest, stale, now, exp uint32) (got uint32, r persist.Result) {
+	got, old, r := w.dp.persist.Create(k, d.ID, stale, now, exp)
+	switch r {
+	case persist.NoRoom:
+		w.ctr.inc(CtrLBPersistFull)
+	case persist.Created:
+		d.C.Persist.Add(1)
+	case persist.Repointed:
+		d.C.Persist.Add(1)
+		if od := w.lb.Dests[old]; od != nil {
+			od.C.Persist.Add(-1)
+		}
+	}
+	return got, r
+}
+
 // persistDest returns the destination of a new connection of client to a
 // persistent service, and whether the connection took a reference to its
 // template (it must give it back with persistUnref). nil: no destination
 // is available.
 func (w *Worker) persistDest(svc *ipvs.Service, client netip.Addr) (*ipvs.Dest, bool) {
 	t := w.dp.persist
-	k := persist.MakeKey(svc.ID, client, persistPrefix(svc))
-	now := w.tick()
-	exp := now + persistTicks(svc, w.sessTick)
+	k, now, exp := w.templateKey(svc, client)
 	var stale uint32
 	if id, ok := t.Ref(k, exp); ok {
 		if d := liveDest(svc, id); d != nil && (d.Spec.Weight > 0 || !w.dp.opts.ExpireQuiescentTemplate) {
@@ -70,18 +94,9 @@ func (w *Worker) persistDest(svc *ipvs.Service, client netip.Addr) (*ipvs.Dest, 
 		return nil, false
 	}
 	d := svc.Dests[i]
-	got, old, r := t.Create(k, d.ID, stale, now, exp)
-	switch r {
+	switch got, r := w.createTemplate(k, d, stale, now, exp); r {
 	case persist.NoRoom:
-		w.ctr.inc(CtrLBPersistFull)
 		return d, false
-	case persist.Created:
-		d.C.Persist.Add(1)
-	case persist.Repointed:
-		d.C.Persist.Add(1)
-		if od := w.lb.Dests[old]; od != nil {
-			od.C.Persist.Add(-1)
-		}
 	case persist.Existing:
 		// another worker made the client's template first: its choice wins
 		if gd := liveDest(svc, got); gd != nil {
@@ -100,27 +115,12 @@ func (w *Worker) persistDest(svc *ipvs.Service, client netip.Addr) (*ipvs.Dest, 
 // next connections go where its synced ones go. It returns whether a
 // reference was taken.
 func (w *Worker) persistAdopt(svc *ipvs.Service, client netip.Addr, dest *ipvs.Dest) bool {
-	t := w.dp.persist
-	k := persist.MakeKey(svc.ID, client, persistPrefix(svc))
-	now := w.tick()
-	exp := now + persistTicks(svc, w.sessTick)
-	if _, ok := t.Ref(k, exp); ok {
+	k, now, exp := w.templateKey(svc, client)
+	if _, ok := w.dp.persist.Ref(k, exp); ok {
 		return true
 	}
-	_, old, r := t.Create(k, dest.ID, 0, now, exp)
-	switch r {
-	case persist.NoRoom:
-		w.ctr.inc(CtrLBPersistFull)
-		return false
-	case persist.Created:
-		dest.C.Persist.Add(1)
-	case persist.Repointed:
-		dest.C.Persist.Add(1)
-		if od := w.lb.Dests[old]; od != nil {
-			od.C.Persist.Add(-1)
-		}
-	}
-	return true
+	_, r := w.createTemplate(k, dest, 0, now, exp)
+	return r != persist.NoRoom
 }
 
 // persistUnref gives back the template reference of a connection of
