@@ -1713,8 +1713,11 @@ type Service struct {
 	// New connections per second one client address may open to the
 	// service (0: no limit), counted per worker in a fixed-size sketch.
 	PerSourceRateLimit uint32 `protobuf:"varint,17,opt,name=per_source_rate_limit,json=perSourceRateLimit,proto3" json:"per_source_rate_limit,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// listings: new connections and packets of the service refused by its
+	// deny and allow lists and its limits, summed over the workers.
+	Admission     *AdmissionStats `protobuf:"bytes,18,opt,name=admission,proto3" json:"admission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Service) Reset() {
@@ -1866,6 +1869,87 @@ func (x *Service) GetPerSourceRateLimit() uint32 {
 	return 0
 }
 
+func (x *Service) GetAdmission() *AdmissionStats {
+	if x != nil {
+		return x.Admission
+	}
+	return nil
+}
+
+// AdmissionStats count what a service's lists and limits refused: the
+// per-service share of the workers' drop_lb_denied, drop_lb_not_allowed,
+// drop_lb_rate_limited and drop_lb_source_limited counters. denied and
+// not_allowed count packets (first packets and packets of existing
+// connections); rate_limited and source_limited count refused new
+// connections (SYNs, first UDP datagrams).
+type AdmissionStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Denied        uint64                 `protobuf:"varint,1,opt,name=denied,proto3" json:"denied,omitempty"`
+	NotAllowed    uint64                 `protobuf:"varint,2,opt,name=not_allowed,json=notAllowed,proto3" json:"not_allowed,omitempty"`
+	RateLimited   uint64                 `protobuf:"varint,3,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	SourceLimited uint64                 `protobuf:"varint,4,opt,name=source_limited,json=sourceLimited,proto3" json:"source_limited,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmissionStats) Reset() {
+	*x = AdmissionStats{}
+	mi := &file_dataplane_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmissionStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmissionStats) ProtoMessage() {}
+
+func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmissionStats.ProtoReflect.Descriptor instead.
+func (*AdmissionStats) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *AdmissionStats) GetDenied() uint64 {
+	if x != nil {
+		return x.Denied
+	}
+	return 0
+}
+
+func (x *AdmissionStats) GetNotAllowed() uint64 {
+	if x != nil {
+		return x.NotAllowed
+	}
+	return 0
+}
+
+func (x *AdmissionStats) GetRateLimited() uint64 {
+	if x != nil {
+		return x.RateLimited
+	}
+	return 0
+}
+
+func (x *AdmissionStats) GetSourceLimited() uint64 {
+	if x != nil {
+		return x.SourceLimited
+	}
+	return 0
+}
+
 // ACLRequest adds or deletes one entry of a service's deny or allow list.
 type ACLRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1880,7 +1964,7 @@ type ACLRequest struct {
 
 func (x *ACLRequest) Reset() {
 	*x = ACLRequest{}
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1976,7 @@ func (x *ACLRequest) String() string {
 func (*ACLRequest) ProtoMessage() {}
 
 func (x *ACLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1989,7 @@ func (x *ACLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLRequest.ProtoReflect.Descriptor instead.
 func (*ACLRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ACLRequest) GetService() *ServiceKey {
@@ -1938,7 +2022,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1950,7 +2034,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1963,7 +2047,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListServicesRequest) GetKey() *ServiceKey {
@@ -1982,7 +2066,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2078,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2091,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{25}
+	return file_dataplane_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -2028,7 +2112,7 @@ type DestRequest struct {
 
 func (x *DestRequest) Reset() {
 	*x = DestRequest{}
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2124,7 @@ func (x *DestRequest) String() string {
 func (*DestRequest) ProtoMessage() {}
 
 func (x *DestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2137,7 @@ func (x *DestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestRequest.ProtoReflect.Descriptor instead.
 func (*DestRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{26}
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DestRequest) GetService() *ServiceKey {
@@ -2087,7 +2171,7 @@ type LAddrRequest struct {
 
 func (x *LAddrRequest) Reset() {
 	*x = LAddrRequest{}
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2183,7 @@ func (x *LAddrRequest) String() string {
 func (*LAddrRequest) ProtoMessage() {}
 
 func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2196,7 @@ func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrRequest.ProtoReflect.Descriptor instead.
 func (*LAddrRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{27}
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LAddrRequest) GetService() *ServiceKey {
@@ -2138,7 +2222,7 @@ type ListConnsRequest struct {
 
 func (x *ListConnsRequest) Reset() {
 	*x = ListConnsRequest{}
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2234,7 @@ func (x *ListConnsRequest) String() string {
 func (*ListConnsRequest) ProtoMessage() {}
 
 func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2247,7 @@ func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{28}
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListConnsRequest) GetService() *ServiceKey {
@@ -2182,7 +2266,7 @@ type ZeroRequest struct {
 
 func (x *ZeroRequest) Reset() {
 	*x = ZeroRequest{}
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2278,7 @@ func (x *ZeroRequest) String() string {
 func (*ZeroRequest) ProtoMessage() {}
 
 func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2291,7 @@ func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZeroRequest.ProtoReflect.Descriptor instead.
 func (*ZeroRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{29}
+	return file_dataplane_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ZeroRequest) GetService() *ServiceKey {
@@ -2236,7 +2320,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2332,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2261,7 +2345,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{30}
+	return file_dataplane_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Conn) GetProto() string {
@@ -2336,7 +2420,7 @@ type ListConnsResponse struct {
 
 func (x *ListConnsResponse) Reset() {
 	*x = ListConnsResponse{}
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2432,7 @@ func (x *ListConnsResponse) String() string {
 func (*ListConnsResponse) ProtoMessage() {}
 
 func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2445,7 @@ func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{31}
+	return file_dataplane_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListConnsResponse) GetConns() []*Conn {
@@ -2393,7 +2477,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2489,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2502,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{32}
+	return file_dataplane_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Timeouts) GetTcp() uint32 {
@@ -2514,7 +2598,7 @@ type LBUsage struct {
 
 func (x *LBUsage) Reset() {
 	*x = LBUsage{}
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2610,7 @@ func (x *LBUsage) String() string {
 func (*LBUsage) ProtoMessage() {}
 
 func (x *LBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2623,7 @@ func (x *LBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LBUsage.ProtoReflect.Descriptor instead.
 func (*LBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{33}
+	return file_dataplane_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LBUsage) GetWorkers() []*WorkerLBUsage {
@@ -2561,7 +2645,7 @@ type WorkerLBUsage struct {
 
 func (x *WorkerLBUsage) Reset() {
 	*x = WorkerLBUsage{}
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2657,7 @@ func (x *WorkerLBUsage) String() string {
 func (*WorkerLBUsage) ProtoMessage() {}
 
 func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2670,7 @@ func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerLBUsage.ProtoReflect.Descriptor instead.
 func (*WorkerLBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{34}
+	return file_dataplane_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WorkerLBUsage) GetWorker() int32 {
@@ -2634,7 +2718,7 @@ type LAddrPorts struct {
 
 func (x *LAddrPorts) Reset() {
 	*x = LAddrPorts{}
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +2730,7 @@ func (x *LAddrPorts) String() string {
 func (*LAddrPorts) ProtoMessage() {}
 
 func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +2743,7 @@ func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrPorts.ProtoReflect.Descriptor instead.
 func (*LAddrPorts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{35}
+	return file_dataplane_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LAddrPorts) GetAddr() string {
@@ -2720,7 +2804,7 @@ type SyncStreamRequest struct {
 
 func (x *SyncStreamRequest) Reset() {
 	*x = SyncStreamRequest{}
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2732,7 +2816,7 @@ func (x *SyncStreamRequest) String() string {
 func (*SyncStreamRequest) ProtoMessage() {}
 
 func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2745,7 +2829,7 @@ func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStreamRequest.ProtoReflect.Descriptor instead.
 func (*SyncStreamRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{36}
+	return file_dataplane_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SyncStreamRequest) GetThreshold() uint32 {
@@ -2794,7 +2878,7 @@ type SyncConn struct {
 
 func (x *SyncConn) Reset() {
 	*x = SyncConn{}
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +2890,7 @@ func (x *SyncConn) String() string {
 func (*SyncConn) ProtoMessage() {}
 
 func (x *SyncConn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +2903,7 @@ func (x *SyncConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncConn.ProtoReflect.Descriptor instead.
 func (*SyncConn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{37}
+	return file_dataplane_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SyncConn) GetKind() string {
@@ -2901,7 +2985,7 @@ type SyncEvents struct {
 
 func (x *SyncEvents) Reset() {
 	*x = SyncEvents{}
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2913,7 +2997,7 @@ func (x *SyncEvents) String() string {
 func (*SyncEvents) ProtoMessage() {}
 
 func (x *SyncEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2926,7 +3010,7 @@ func (x *SyncEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEvents.ProtoReflect.Descriptor instead.
 func (*SyncEvents) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{38}
+	return file_dataplane_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SyncEvents) GetConns() []*SyncConn {
@@ -2945,7 +3029,7 @@ type SyncInstallRequest struct {
 
 func (x *SyncInstallRequest) Reset() {
 	*x = SyncInstallRequest{}
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2957,7 +3041,7 @@ func (x *SyncInstallRequest) String() string {
 func (*SyncInstallRequest) ProtoMessage() {}
 
 func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3054,7 @@ func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallRequest.ProtoReflect.Descriptor instead.
 func (*SyncInstallRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{39}
+	return file_dataplane_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SyncInstallRequest) GetConns() []*SyncConn {
@@ -2992,7 +3076,7 @@ type SyncInstallResult struct {
 
 func (x *SyncInstallResult) Reset() {
 	*x = SyncInstallResult{}
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3088,7 @@ func (x *SyncInstallResult) String() string {
 func (*SyncInstallResult) ProtoMessage() {}
 
 func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3101,7 @@ func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallResult.ProtoReflect.Descriptor instead.
 func (*SyncInstallResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{40}
+	return file_dataplane_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SyncInstallResult) GetInstalled() uint32 {
@@ -3059,7 +3143,7 @@ type FlowQuery struct {
 
 func (x *FlowQuery) Reset() {
 	*x = FlowQuery{}
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3155,7 @@ func (x *FlowQuery) String() string {
 func (*FlowQuery) ProtoMessage() {}
 
 func (x *FlowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3168,7 @@ func (x *FlowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowQuery.ProtoReflect.Descriptor instead.
 func (*FlowQuery) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{41}
+	return file_dataplane_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FlowQuery) GetProto() string {
@@ -3129,7 +3213,7 @@ type FlowAnswer struct {
 
 func (x *FlowAnswer) Reset() {
 	*x = FlowAnswer{}
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3225,7 @@ func (x *FlowAnswer) String() string {
 func (*FlowAnswer) ProtoMessage() {}
 
 func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3238,7 @@ func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowAnswer.ProtoReflect.Descriptor instead.
 func (*FlowAnswer) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{42}
+	return file_dataplane_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FlowAnswer) GetService() string {
@@ -3258,7 +3342,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3270,7 +3354,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3283,7 +3367,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{43}
+	return file_dataplane_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReloadRequest) GetPath() string {
@@ -3311,7 +3395,7 @@ type ReloadResult struct {
 
 func (x *ReloadResult) Reset() {
 	*x = ReloadResult{}
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3407,7 @@ func (x *ReloadResult) String() string {
 func (*ReloadResult) ProtoMessage() {}
 
 func (x *ReloadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3420,7 @@ func (x *ReloadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResult.ProtoReflect.Descriptor instead.
 func (*ReloadResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{44}
+	return file_dataplane_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReloadResult) GetPath() string {
@@ -3376,7 +3460,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3388,7 +3472,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3401,7 +3485,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{45}
+	return file_dataplane_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CaptureRequest) GetPort() string {
@@ -3474,7 +3558,7 @@ type CapturePacket struct {
 
 func (x *CapturePacket) Reset() {
 	*x = CapturePacket{}
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3570,7 @@ func (x *CapturePacket) String() string {
 func (*CapturePacket) ProtoMessage() {}
 
 func (x *CapturePacket) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3583,7 @@ func (x *CapturePacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturePacket.ProtoReflect.Descriptor instead.
 func (*CapturePacket) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{46}
+	return file_dataplane_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CapturePacket) GetUnixNano() int64 {
@@ -3556,7 +3640,7 @@ type CaptureWorkerStats struct {
 
 func (x *CaptureWorkerStats) Reset() {
 	*x = CaptureWorkerStats{}
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3568,7 +3652,7 @@ func (x *CaptureWorkerStats) String() string {
 func (*CaptureWorkerStats) ProtoMessage() {}
 
 func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3581,7 +3665,7 @@ func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureWorkerStats.ProtoReflect.Descriptor instead.
 func (*CaptureWorkerStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{47}
+	return file_dataplane_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CaptureWorkerStats) GetWorker() uint32 {
@@ -3625,7 +3709,7 @@ type CaptureRecords struct {
 
 func (x *CaptureRecords) Reset() {
 	*x = CaptureRecords{}
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3637,7 +3721,7 @@ func (x *CaptureRecords) String() string {
 func (*CaptureRecords) ProtoMessage() {}
 
 func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3650,7 +3734,7 @@ func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRecords.ProtoReflect.Descriptor instead.
 func (*CaptureRecords) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{48}
+	return file_dataplane_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CaptureRecords) GetPackets() []*CapturePacket {
@@ -3701,7 +3785,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +3797,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +3810,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{49}
+	return file_dataplane_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *TraceRequest) GetPort() string {
@@ -3776,7 +3860,7 @@ type TraceStage struct {
 
 func (x *TraceStage) Reset() {
 	*x = TraceStage{}
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +3872,7 @@ func (x *TraceStage) String() string {
 func (*TraceStage) ProtoMessage() {}
 
 func (x *TraceStage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +3885,7 @@ func (x *TraceStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceStage.ProtoReflect.Descriptor instead.
 func (*TraceStage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{50}
+	return file_dataplane_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TraceStage) GetAtNs() int64 {
@@ -3849,7 +3933,7 @@ type TraceRecord struct {
 
 func (x *TraceRecord) Reset() {
 	*x = TraceRecord{}
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3861,7 +3945,7 @@ func (x *TraceRecord) String() string {
 func (*TraceRecord) ProtoMessage() {}
 
 func (x *TraceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3874,7 +3958,7 @@ func (x *TraceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
 func (*TraceRecord) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{51}
+	return file_dataplane_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TraceRecord) GetSeq() uint32 {
@@ -4082,7 +4166,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x05LAddr\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x10\n" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +
-	"\x06backup\x18\x03 \x01(\bR\x06backup\"\xff\x04\n" +
+	"\x06backup\x18\x03 \x01(\bR\x06backup\"\xbf\x05\n" +
 	"\aService\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\x12\x14\n" +
 	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1f\n" +
@@ -4105,7 +4189,14 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x04deny\x18\x0e \x03(\tR\x04deny\x12\x14\n" +
 	"\x05allow\x18\x0f \x03(\tR\x05allow\x12&\n" +
 	"\x0fconn_rate_limit\x18\x10 \x01(\rR\rconnRateLimit\x121\n" +
-	"\x15per_source_rate_limit\x18\x11 \x01(\rR\x12perSourceRateLimit\"p\n" +
+	"\x15per_source_rate_limit\x18\x11 \x01(\rR\x12perSourceRateLimit\x12>\n" +
+	"\tadmission\x18\x12 \x01(\v2 .gvs.dataplane.v1.AdmissionStatsR\tadmission\"\x93\x01\n" +
+	"\x0eAdmissionStats\x12\x16\n" +
+	"\x06denied\x18\x01 \x01(\x04R\x06denied\x12\x1f\n" +
+	"\vnot_allowed\x18\x02 \x01(\x04R\n" +
+	"notAllowed\x12!\n" +
+	"\frate_limited\x18\x03 \x01(\x04R\vrateLimited\x12%\n" +
+	"\x0esource_limited\x18\x04 \x01(\x04R\rsourceLimited\"p\n" +
 	"\n" +
 	"ACLRequest\x126\n" +
 	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\x12\x12\n" +
@@ -4339,7 +4430,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -4364,35 +4455,36 @@ var file_dataplane_proto_goTypes = []any{
 	(*Dest)(nil),                 // 20: gvs.dataplane.v1.Dest
 	(*LAddr)(nil),                // 21: gvs.dataplane.v1.LAddr
 	(*Service)(nil),              // 22: gvs.dataplane.v1.Service
-	(*ACLRequest)(nil),           // 23: gvs.dataplane.v1.ACLRequest
-	(*ListServicesRequest)(nil),  // 24: gvs.dataplane.v1.ListServicesRequest
-	(*ListServicesResponse)(nil), // 25: gvs.dataplane.v1.ListServicesResponse
-	(*DestRequest)(nil),          // 26: gvs.dataplane.v1.DestRequest
-	(*LAddrRequest)(nil),         // 27: gvs.dataplane.v1.LAddrRequest
-	(*ListConnsRequest)(nil),     // 28: gvs.dataplane.v1.ListConnsRequest
-	(*ZeroRequest)(nil),          // 29: gvs.dataplane.v1.ZeroRequest
-	(*Conn)(nil),                 // 30: gvs.dataplane.v1.Conn
-	(*ListConnsResponse)(nil),    // 31: gvs.dataplane.v1.ListConnsResponse
-	(*Timeouts)(nil),             // 32: gvs.dataplane.v1.Timeouts
-	(*LBUsage)(nil),              // 33: gvs.dataplane.v1.LBUsage
-	(*WorkerLBUsage)(nil),        // 34: gvs.dataplane.v1.WorkerLBUsage
-	(*LAddrPorts)(nil),           // 35: gvs.dataplane.v1.LAddrPorts
-	(*SyncStreamRequest)(nil),    // 36: gvs.dataplane.v1.SyncStreamRequest
-	(*SyncConn)(nil),             // 37: gvs.dataplane.v1.SyncConn
-	(*SyncEvents)(nil),           // 38: gvs.dataplane.v1.SyncEvents
-	(*SyncInstallRequest)(nil),   // 39: gvs.dataplane.v1.SyncInstallRequest
-	(*SyncInstallResult)(nil),    // 40: gvs.dataplane.v1.SyncInstallResult
-	(*FlowQuery)(nil),            // 41: gvs.dataplane.v1.FlowQuery
-	(*FlowAnswer)(nil),           // 42: gvs.dataplane.v1.FlowAnswer
-	(*ReloadRequest)(nil),        // 43: gvs.dataplane.v1.ReloadRequest
-	(*ReloadResult)(nil),         // 44: gvs.dataplane.v1.ReloadResult
-	(*CaptureRequest)(nil),       // 45: gvs.dataplane.v1.CaptureRequest
-	(*CapturePacket)(nil),        // 46: gvs.dataplane.v1.CapturePacket
-	(*CaptureWorkerStats)(nil),   // 47: gvs.dataplane.v1.CaptureWorkerStats
-	(*CaptureRecords)(nil),       // 48: gvs.dataplane.v1.CaptureRecords
-	(*TraceRequest)(nil),         // 49: gvs.dataplane.v1.TraceRequest
-	(*TraceStage)(nil),           // 50: gvs.dataplane.v1.TraceStage
-	(*TraceRecord)(nil),          // 51: gvs.dataplane.v1.TraceRecord
+	(*AdmissionStats)(nil),       // 23: gvs.dataplane.v1.AdmissionStats
+	(*ACLRequest)(nil),           // 24: gvs.dataplane.v1.ACLRequest
+	(*ListServicesRequest)(nil),  // 25: gvs.dataplane.v1.ListServicesRequest
+	(*ListServicesResponse)(nil), // 26: gvs.dataplane.v1.ListServicesResponse
+	(*DestRequest)(nil),          // 27: gvs.dataplane.v1.DestRequest
+	(*LAddrRequest)(nil),         // 28: gvs.dataplane.v1.LAddrRequest
+	(*ListConnsRequest)(nil),     // 29: gvs.dataplane.v1.ListConnsRequest
+	(*ZeroRequest)(nil),          // 30: gvs.dataplane.v1.ZeroRequest
+	(*Conn)(nil),                 // 31: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 32: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 33: gvs.dataplane.v1.Timeouts
+	(*LBUsage)(nil),              // 34: gvs.dataplane.v1.LBUsage
+	(*WorkerLBUsage)(nil),        // 35: gvs.dataplane.v1.WorkerLBUsage
+	(*LAddrPorts)(nil),           // 36: gvs.dataplane.v1.LAddrPorts
+	(*SyncStreamRequest)(nil),    // 37: gvs.dataplane.v1.SyncStreamRequest
+	(*SyncConn)(nil),             // 38: gvs.dataplane.v1.SyncConn
+	(*SyncEvents)(nil),           // 39: gvs.dataplane.v1.SyncEvents
+	(*SyncInstallRequest)(nil),   // 40: gvs.dataplane.v1.SyncInstallRequest
+	(*SyncInstallResult)(nil),    // 41: gvs.dataplane.v1.SyncInstallResult
+	(*FlowQuery)(nil),            // 42: gvs.dataplane.v1.FlowQuery
+	(*FlowAnswer)(nil),           // 43: gvs.dataplane.v1.FlowAnswer
+	(*ReloadRequest)(nil),        // 44: gvs.dataplane.v1.ReloadRequest
+	(*ReloadResult)(nil),         // 45: gvs.dataplane.v1.ReloadResult
+	(*CaptureRequest)(nil),       // 46: gvs.dataplane.v1.CaptureRequest
+	(*CapturePacket)(nil),        // 47: gvs.dataplane.v1.CapturePacket
+	(*CaptureWorkerStats)(nil),   // 48: gvs.dataplane.v1.CaptureWorkerStats
+	(*CaptureRecords)(nil),       // 49: gvs.dataplane.v1.CaptureRecords
+	(*TraceRequest)(nil),         // 50: gvs.dataplane.v1.TraceRequest
+	(*TraceStage)(nil),           // 51: gvs.dataplane.v1.TraceStage
+	(*TraceRecord)(nil),          // 52: gvs.dataplane.v1.TraceRecord
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -4408,102 +4500,103 @@ var file_dataplane_proto_depIdxs = []int32{
 	20, // 10: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
 	21, // 11: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
 	19, // 12: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	18, // 13: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	18, // 14: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
-	22, // 15: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
-	18, // 16: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	20, // 17: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
-	18, // 18: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	21, // 19: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
-	18, // 20: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	18, // 21: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	30, // 22: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	34, // 23: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
-	35, // 24: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
-	37, // 25: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
-	37, // 26: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
-	46, // 27: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
-	47, // 28: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
-	50, // 29: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
-	0,  // 30: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 31: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 32: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 33: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 34: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 35: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 36: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 37: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 38: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 39: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	13, // 40: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	13, // 41: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 42: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 43: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	22, // 44: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	22, // 45: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	22, // 46: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 47: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	24, // 48: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	26, // 49: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	26, // 50: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	26, // 51: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	27, // 52: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	27, // 53: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	23, // 54: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
-	23, // 55: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
-	28, // 56: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	29, // 57: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 58: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	32, // 59: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 60: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	41, // 61: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	36, // 62: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	39, // 63: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	43, // 64: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	49, // 65: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
-	45, // 66: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
-	1,  // 67: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 68: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 69: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 70: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 71: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 72: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 73: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 74: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 75: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 76: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 77: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 78: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 79: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 80: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 81: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 82: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 83: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 84: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	25, // 85: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 86: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 87: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 88: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 89: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 90: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 91: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
-	0,  // 92: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
-	31, // 93: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 94: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	32, // 95: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 96: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	33, // 97: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	42, // 98: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	38, // 99: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	40, // 100: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	44, // 101: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	51, // 102: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
-	48, // 103: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
-	67, // [67:104] is the sub-list for method output_type
-	30, // [30:67] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	23, // 13: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
+	18, // 14: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	18, // 15: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
+	22, // 16: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
+	18, // 17: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	20, // 18: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
+	18, // 19: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 20: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
+	18, // 21: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	18, // 22: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	31, // 23: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	35, // 24: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
+	36, // 25: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
+	38, // 26: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
+	38, // 27: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
+	47, // 28: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
+	48, // 29: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
+	51, // 30: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
+	0,  // 31: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 32: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 33: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 34: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 35: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 36: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 37: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 38: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 39: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 40: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	13, // 41: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	13, // 42: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 43: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 44: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	22, // 45: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	22, // 46: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	22, // 47: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 48: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	25, // 49: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	27, // 50: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	27, // 51: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	27, // 52: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	28, // 53: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	28, // 54: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	24, // 55: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
+	24, // 56: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
+	29, // 57: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	30, // 58: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 59: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	33, // 60: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 61: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	42, // 62: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	37, // 63: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	40, // 64: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	44, // 65: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	50, // 66: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
+	46, // 67: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 68: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 69: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 70: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 71: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 72: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 74: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 75: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 76: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 77: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 78: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 79: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 80: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 81: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 82: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 83: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 84: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 85: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	26, // 86: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 87: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 88: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 89: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 90: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 91: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 92: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
+	0,  // 93: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
+	32, // 94: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 95: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	33, // 96: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 97: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	34, // 98: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	43, // 99: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	39, // 100: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	41, // 101: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	45, // 102: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	52, // 103: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
+	49, // 104: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	68, // [68:105] is the sub-list for method output_type
+	31, // [31:68] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -4511,15 +4604,15 @@ func file_dataplane_proto_init() {
 	if File_dataplane_proto != nil {
 		return
 	}
-	file_dataplane_proto_msgTypes[45].OneofWrappers = []any{}
-	file_dataplane_proto_msgTypes[49].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[46].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   52,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
