@@ -146,7 +146,23 @@ type VirtualServer struct {
 	PersistenceGranularity string `yaml:"persistence_granularity"`
 	// OPS is keepalived's one-packet scheduling (-o, UDP only): every
 	// datagram is scheduled on its own and leaves no connection.
-	OPS            bool           `yaml:"ops"`
+	OPS bool `yaml:"ops"`
+	// DenyList and AllowList are the service's client lists (DPVS's
+	// blklst and whtlst): addresses or prefixes of the vip's family. A
+	// denied client's packets are dropped; with an allow list, only its
+	// clients get through (admission.go).
+	DenyList  []string `yaml:"deny_list"`
+	AllowList []string `yaml:"allow_list"`
+	// ConnRateLimit is the most new connections per second the service
+	// accepts, PerSourceLimit the most one client address may open per
+	// second (0/absent: no limit; ipvsadm --conn-rate-limit and
+	// --per-source-limit).
+	ConnRateLimit  int64 `yaml:"conn_rate_limit"`
+	PerSourceLimit int64 `yaml:"per_source_limit"`
+	// SynProxy (TCP only) answers SYNs with SYN cookies and opens the
+	// connection to the real server only for a client that completes its
+	// handshake (ipvsadm -j).
+	SynProxy       bool           `yaml:"synproxy"`
 	LocalAddresses []LocalAddress `yaml:"local_addresses"`
 	SorryServer    *SorryServer   `yaml:"sorry_server"`
 	RealServers    []RealServer   `yaml:"real_servers"`
@@ -355,6 +371,12 @@ type Service struct {
 	PersistTimeout time.Duration
 	PersistPrefix  int
 	OnePacket      bool // ops
+	// Deny and Allow are deny_list and allow_list, masked, in the file's
+	// order; ConnRateLimit and PerSourceLimit new connections per second
+	// (0: no limit); SynProxy is synproxy (admission.go).
+	Deny, Allow                   []netip.Prefix
+	ConnRateLimit, PerSourceLimit uint32
+	SynProxy                      bool
 	// Fwd is how the dataplane reaches the real servers and the sorry
 	// server (lb_kind): FwdFullNAT or FwdRoute.
 	Fwd     string

@@ -247,6 +247,7 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	}
 	s.MidFlow = v.MidFlow
 	v.resolvePersistence(&s, where, e)
+	v.resolveAdmission(&s, where, e)
 	if v.InhibitOnFailure != nil {
 		s.Inhibit = *v.InhibitOnFailure
 	}

@@ -30,6 +30,14 @@ const (
 	AddDest
 	EditDest
 	DelDest
+	AddACL
+	DelACL
+)
+
+// The lists of AddACL and DelACL, in the API's words.
+const (
+	ListDeny  = "deny"  // DPVS blklst
+	ListAllow = "allow" // DPVS whtlst
 )
 
 // Op is one dataplane call of a plan.
@@ -51,6 +59,14 @@ type Op struct {
 	PersistTimeout uint32
 	PersistPrefix  int
 	OnePacket      bool
+
+	// Limits and the SYN proxy (AddService, EditService), as in
+	// ServiceState.
+	ConnRateLimit, PerSourceLimit uint32
+	SynProxy                      bool
+	// List (ListDeny or ListAllow) and Prefix: AddACL, DelACL.
+	List   string
+	Prefix netip.Prefix
 }
 
 // String describes the op in the words of logs and tests.
@@ -74,6 +90,19 @@ func (o Op) String() string {
 		if o.OnePacket {
 			b.WriteString(" ops")
 		}
+		if o.ConnRateLimit != 0 {
+			fmt.Fprintf(&b, " conn-rate-limit %d", o.ConnRateLimit)
+		}
+		if o.PerSourceLimit != 0 {
+			fmt.Fprintf(&b, " per-source-limit %d", o.PerSourceLimit)
+		}
+		if o.SynProxy {
+			b.WriteString(" synproxy")
+		}
+	case AddACL:
+		fmt.Fprintf(&b, "add %s list entry %s to %s", o.List, o.Prefix, o.Service)
+	case DelACL:
+		fmt.Fprintf(&b, "del %s list entry %s from %s", o.List, o.Prefix, o.Service)
 	case DelService:
 		fmt.Fprintf(&b, "del service %s", o.Service)
 	case AddLAddr:
@@ -117,6 +146,12 @@ func (o Op) String() string {
 // last the local addresses no longer wanted (a service turning from
 // FullNAT to DR keeps them until no FullNAT destination is left).
 //
+// The deny and allow lists follow the service op, before any local
+// address or destination (a new service admits no client its lists
+// refuse), entries added before entries removed: replacing an allow
+// list's entries never passes through an empty allow list, which would
+// admit every client.
+//
 // A destination whose forwarding method changes (lb_kind) is removed and
 // added again rather than edited: its connections then finish by the
 // method they began with (a removed destination's connections drain),
@@ -137,6 +172,7 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 		} else if !want.sameService(have) {
 			ops = append(ops, want.serviceOp(EditService))
 		}
+		ops = append(ops, listOps(k, want, have)...)
 		var dels []Op
 		for _, a := range sortedKeys(have.LAddrs, netip.Addr.Compare) {
 			dev, ok := want.LAddrs[a]
@@ -188,11 +224,41 @@ func Diff(desired, actual State, manages func(config.ServiceKey) bool) []Op {
 	return ops
 }
 
+// listOps adds the list entries of want missing from have, then removes
+// those have holds and want does not, each list in prefix order.
+func listOps(k config.ServiceKey, want, have *ServiceState) []Op {
+	var ops []Op
+	lists := []struct {
+		name       string
+		want, have map[netip.Prefix]bool
+	}{{ListDeny, want.Deny, have.Deny}, {ListAllow, want.Allow, have.Allow}}
+	for _, l := range lists {
+		for _, p := range sortedKeys(l.want, comparePrefixes) {
+			if !l.have[p] {
+				ops = append(ops, Op{Kind: AddACL, Service: k, List: l.name, Prefix: p})
+			}
+		}
+	}
+	for _, l := range lists {
+		for _, p := range sortedKeys(l.have, comparePrefixes) {
+			if !l.want[p] {
+				ops = append(ops, Op{Kind: DelACL, Service: k, List: l.name, Prefix: p})
+			}
+		}
+	}
+	return ops
+}
+
+func comparePrefixes(a, b netip.Prefix) int {
+	return cmp.Or(a.Addr().Compare(b.Addr()), cmp.Compare(a.Bits(), b.Bits()))
+}
+
 // serviceOp is the AddService or EditService call that gives the
 // dataplane this service's own settings.
 func (s *ServiceState) serviceOp(kind OpKind) Op {
 	return Op{Kind: kind, Service: s.Key, Sched: s.Sched, Flags: s.Flags, MidFlow: s.MidFlow,
-		Persistent: s.Persistent, PersistTimeout: s.PersistTimeout, PersistPrefix: s.PersistPrefix, OnePacket: s.OnePacket}
+		Persistent: s.Persistent, PersistTimeout: s.PersistTimeout, PersistPrefix: s.PersistPrefix, OnePacket: s.OnePacket,
+		ConnRateLimit: s.ConnRateLimit, PerSourceLimit: s.PerSourceLimit, SynProxy: s.SynProxy}
 }
 
 // sameService reports whether the service's own settings (not its local
@@ -200,13 +266,15 @@ func (s *ServiceState) serviceOp(kind OpKind) Op {
 func (s *ServiceState) sameService(o *ServiceState) bool {
 	return s.Sched == o.Sched && slices.Equal(s.Flags, o.Flags) && s.MidFlow == o.MidFlow &&
 		s.Persistent == o.Persistent && s.PersistTimeout == o.PersistTimeout && s.PersistPrefix == o.PersistPrefix &&
-		s.OnePacket == o.OnePacket
+		s.OnePacket == o.OnePacket && s.ConnRateLimit == o.ConnRateLimit && s.PerSourceLimit == o.PerSourceLimit &&
+		s.SynProxy == o.SynProxy
 }
 
 // pbService is the API's form of an AddService or EditService op.
 func (o Op) pbService() *pb.Service {
 	return &pb.Service{Key: pbKey(o.Service), Sched: o.Sched, SchedFlags: o.Flags, MidFlow: o.MidFlow,
-		Persistent: o.Persistent, PersistentTimeout: o.PersistTimeout, PersistentPrefix: uint32(o.PersistPrefix), OnePacket: o.OnePacket}
+		Persistent: o.Persistent, PersistentTimeout: o.PersistTimeout, PersistentPrefix: uint32(o.PersistPrefix), OnePacket: o.OnePacket,
+		ConnRateLimit: o.ConnRateLimit, PerSourceRateLimit: o.PerSourceLimit, Synproxy: o.SynProxy}
 }
 
 // Apply makes the calls of a plan, each bounded by timeout. After a failed
@@ -224,8 +292,11 @@ func Apply(ctx context.Context, api pb.DataplaneClient, timeout time.Duration, o
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		err := call(cctx, api, o)
 		cancel()
-		if err != nil && status.Code(err) == codes.NotFound && (o.Kind == DelService || o.Kind == DelDest || o.Kind == DelLAddr) {
+		if err != nil && status.Code(err) == codes.NotFound && (o.Kind == DelService || o.Kind == DelDest || o.Kind == DelLAddr || o.Kind == DelACL) {
 			err = nil // already gone: the plan's goal is reached
+		}
+		if err != nil && status.Code(err) == codes.AlreadyExists && o.Kind == AddACL {
+			err = nil // added meanwhile (ipvsadm): the plan's goal is reached
 		}
 		if err != nil {
 			failed[o.Service] = true
@@ -263,6 +334,10 @@ func call(ctx context.Context, api pb.DataplaneClient, o Op) error {
 	case DelDest:
 		// connections of a removed destination finish on their own (no expire)
 		_, err = api.DelDest(ctx, &pb.DestRequest{Service: k, Dest: dest})
+	case AddACL:
+		_, err = api.AddACL(ctx, &pb.ACLRequest{Service: k, List: o.List, Prefix: o.Prefix.String()})
+	case DelACL:
+		_, err = api.DelACL(ctx, &pb.ACLRequest{Service: k, List: o.List, Prefix: o.Prefix.String()})
 	default:
 		err = fmt.Errorf("unknown op %d", o.Kind)
 	}

@@ -52,6 +52,13 @@ type ServiceState struct {
 	PersistTimeout uint32
 	PersistPrefix  int
 	OnePacket      bool
+	// Admission: the limits (new connections per second, 0: none), the
+	// SYN proxy and the deny and allow lists (masked prefixes; nil when
+	// empty). The lists are sets to the reconciler: their order does not
+	// matter, only which entries are in them.
+	ConnRateLimit, PerSourceLimit uint32
+	SynProxy                      bool
+	Deny, Allow                   map[netip.Prefix]bool
 }
 
 // State is a set of services.
@@ -74,6 +81,8 @@ func Desired(services []config.Service, h HealthView) State {
 			ss.Persistent, ss.PersistTimeout, ss.PersistPrefix = true, uint32(s.PersistTimeout/time.Second), s.PersistPrefix
 		}
 		ss.OnePacket = s.OnePacket
+		ss.ConnRateLimit, ss.PerSourceLimit, ss.SynProxy = s.ConnRateLimit, s.PerSourceLimit, s.SynProxy
+		ss.Deny, ss.Allow = prefixSet(s.Deny), prefixSet(s.Allow)
 		fwd := cmp.Or(s.Fwd, config.FwdFullNAT)
 		for _, la := range s.LAddrs {
 			ss.LAddrs[la.Addr] = la.Dev
@@ -132,6 +141,13 @@ func Actual(r *pb.ListServicesResponse) (State, error) {
 			}
 		}
 		ss.OnePacket = s.OnePacket
+		ss.ConnRateLimit, ss.PerSourceLimit, ss.SynProxy = s.ConnRateLimit, s.PerSourceRateLimit, s.Synproxy
+		if ss.Deny, err = listedPrefixes(s.Deny, "deny", k); err != nil {
+			return nil, err
+		}
+		if ss.Allow, err = listedPrefixes(s.Allow, "allow", k); err != nil {
+			return nil, err
+		}
 		for _, d := range s.Dests {
 			a, err := netip.ParseAddr(d.Addr)
 			if err != nil || d.Port > 65535 {
@@ -177,4 +193,35 @@ func (ss *ServiceState) setBackup(a netip.Addr) {
 		ss.Backup = map[netip.Addr]bool{}
 	}
 	ss.Backup[a] = true
+}
+
+// prefixSet is a configured list as a set (nil when empty).
+func prefixSet(ps []netip.Prefix) map[netip.Prefix]bool {
+	if len(ps) == 0 {
+		return nil
+	}
+	m := make(map[netip.Prefix]bool, len(ps))
+	for _, p := range ps {
+		m[p] = true
+	}
+	return m
+}
+
+// listedPrefixes reads a list of a ListServices answer.
+func listedPrefixes(ss []string, list string, k config.ServiceKey) (map[netip.Prefix]bool, error) {
+	if len(ss) == 0 {
+		return nil, nil
+	}
+	m := make(map[netip.Prefix]bool, len(ss))
+	for _, s := range ss {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane listed %s list entry %q of %s: not a prefix", list, s, k)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		m[p.Masked()] = true
+	}
+	return m, nil
 }
