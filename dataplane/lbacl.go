@@ -27,6 +27,10 @@ package dataplane
 //
 // The limits count SYNs (and UDP first packets) that passed the lists,
 // before scheduling; a refused one is dropped and counted, never answered.
+// Every refusal is counted twice: the worker's drop counter (drop_lb_*,
+// dpip worker show) and the service's own (lbAdmitStat, per worker by
+// service id, summed by AdmissionOf for ListServices, ipvsadm -L --drops
+// and the metrics).
 // Everything here runs on the worker's thread; the per-service buckets grow
 // when a service with a higher id first sends a packet, never afterwards.
 
@@ -34,6 +38,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/ipvs"
@@ -65,6 +70,58 @@ type srcSketch struct {
 type lbLimits struct {
 	buckets []connBucket // by service id
 	sketch  *srcSketch   // made at the first per-source limited packet
+	// stats count refusals by service id: written by the worker only,
+	// published (pub) for the API's readers.
+	stats []lbAdmitStat
+	pub   atomic.Pointer[[]lbAdmitStat]
+}
+
+// lbAdmitStat counts what one service's lists and limits refused on one
+// worker: one uncontended atomic add per refusal.
+type lbAdmitStat struct {
+	denied, notAllowed, rateLimited, sourceLimited atomic.Uint64
+}
+
+// AdmissionStats are what a service's lists and limits refused, summed
+// over the workers: packets (Denied, NotAllowed) and new connections
+// (RateLimited, SourceLimited). Cumulative: ipvsadm -Z leaves them.
+type AdmissionStats struct {
+	Denied, NotAllowed, RateLimited, SourceLimited uint64
+}
+
+// stat returns service id's refusal counters, growing the slice when a
+// service with a higher id first refuses something (never afterwards).
+func (l *lbLimits) stat(id uint32) *lbAdmitStat {
+	if int(id) >= len(l.stats) {
+		n := make([]lbAdmitStat, id+64)
+		for i := range l.stats {
+			o := &l.stats[i]
+			n[i].denied.Store(o.denied.Load())
+			n[i].notAllowed.Store(o.notAllowed.Load())
+			n[i].rateLimited.Store(o.rateLimited.Load())
+			n[i].sourceLimited.Store(o.sourceLimited.Load())
+		}
+		l.stats = n
+		l.pub.Store(&n)
+	}
+	return &l.stats[id]
+}
+
+// AdmissionOf sums service svc's refusal counters over the workers.
+func (d *Dataplane) AdmissionOf(svc *ipvs.Service) AdmissionStats {
+	var a AdmissionStats
+	for _, w := range d.workers {
+		p := w.lim.pub.Load()
+		if p == nil || int(svc.ID) >= len(*p) {
+			continue
+		}
+		s := &(*p)[svc.ID]
+		a.Denied += s.denied.Load()
+		a.NotAllowed += s.notAllowed.Load()
+		a.RateLimited += s.rateLimited.Load()
+		a.SourceLimited += s.sourceLimited.Load()
+	}
+	return a
 }
 
 // lbAdmitNew applies svc's lists and limits to the first packet of a new
@@ -77,10 +134,12 @@ func (w *Worker) lbAdmitNew(b *pktbuf.Buf, svc *ipvs.Service, client netip.Addr)
 	}
 	if r := svc.Spec.ConnRateLimit; r != 0 && !w.lim.take(svc.ID, r, len(w.dp.workers), w.now) {
 		w.drop(b, CtrDropLBRateLimited)
+		w.lim.stat(svc.ID).rateLimited.Add(1)
 		return false
 	}
 	if l := svc.Spec.PerSourceRateLimit; l != 0 && !w.lim.sourceAllow(svc.ID, client, l, len(w.dp.workers), w.now) {
 		w.drop(b, CtrDropLBSourceLimited)
+		w.lim.stat(svc.ID).sourceLimited.Add(1)
 		return false
 	}
 	return true
@@ -90,9 +149,11 @@ func (w *Worker) lbACLPass(b *pktbuf.Buf, svc *ipvs.Service, client netip.Addr) 
 	switch svc.Check(client) {
 	case ipvs.ACLDenied:
 		w.drop(b, CtrDropLBDenied)
+		w.lim.stat(svc.ID).denied.Add(1)
 		return false
 	case ipvs.ACLNotAllowed:
 		w.drop(b, CtrDropLBNotAllowed)
+		w.lim.stat(svc.ID).notAllowed.Add(1)
 		return false
 	}
 	return true

@@ -256,3 +256,57 @@ func BenchmarkFullNATAdmission(b *testing.B) {
 		b.Run(name+"/lists+limits", func(b *testing.B) { benchLBSetup(b, name, setup) })
 	}
 }
+
+// TestAdmissionStatsPerService: each refusal is counted for the service
+// whose list or limit refused it, next to the worker's drop counter;
+// another service's counters stay 0, and a packet that passes counts
+// nowhere.
+func TestAdmissionStatsPerService(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	k81 := td.service(ipvs.TCP, vip, 81, "rr", lip, netip.AddrPortFrom(rs1IP, 8081))
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: k81, Sched: "rr", ConnRateLimit: 1, PerSourceRateLimit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if err := td.d.AddACL(svcKey4, ipvs.ACLDeny, mustPrefix("10.1.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := td.d.AddACL(svcKey4, ipvs.ACLAllow, mustPrefix("10.9.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	vp80, vp81 := netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(vip, 81)
+	for i := range 3 {
+		td.sendDropped(t, synFrom(t, netip.AddrPortFrom(clientIP, uint16(45000+i)), vp80), CtrDropLBDenied)
+	}
+	outside := netip.MustParseAddr("10.8.0.1")
+	for i := range 2 {
+		td.sendDropped(t, synFrom(t, netip.AddrPortFrom(outside, uint16(45010+i)), vp80), CtrDropLBNotAllowed)
+	}
+	td.one(t, 0, synFrom(t, netip.AddrPortFrom(netip.MustParseAddr("10.9.0.1"), 45020), vp80), 1)
+	td.one(t, 0, synFrom(t, netip.AddrPortFrom(clientIP, 45030), vp81), 1)
+	for i := range 4 {
+		td.sendDropped(t, synFrom(t, netip.AddrPortFrom(clientIP, uint16(45031+i)), vp81), CtrDropLBRateLimited)
+	}
+	// a per-source limit on port 80 as well: the allowed client's second SYN
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: svcKey4, Sched: "rr", PerSourceRateLimit: 1}); err != nil {
+		t.Fatal(err)
+	}
+	td.one(t, 0, synFrom(t, netip.AddrPortFrom(netip.MustParseAddr("10.9.0.2"), 45040), vp80), 1)
+	td.sendDropped(t, synFrom(t, netip.AddrPortFrom(netip.MustParseAddr("10.9.0.2"), 45041), vp80), CtrDropLBSourceLimited)
+
+	tbl := td.d.IPVS().Table()
+	if got, want := td.d.AdmissionOf(tbl.Service(svcKey4)), (AdmissionStats{Denied: 3, NotAllowed: 2, SourceLimited: 1}); got != want {
+		t.Errorf("port 80: %+v, want %+v", got, want)
+	}
+	if got, want := td.d.AdmissionOf(tbl.Service(k81)), (AdmissionStats{RateLimited: 4}); got != want {
+		t.Errorf("port 81: %+v, want %+v", got, want)
+	}
+	// the service's counters survive the table rebuilds of later changes
+	td.service(ipvs.TCP, vip, 82, "rr", lip, netip.AddrPortFrom(rs1IP, 8082))
+	td.stepAll()
+	if got := td.d.AdmissionOf(td.d.IPVS().Table().Service(k81)); got.RateLimited != 4 {
+		t.Errorf("port 81 after another service was added: %+v", got)
+	}
+	if got := td.d.AdmissionOf(td.d.IPVS().Table().Service(ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 82})); got != (AdmissionStats{}) {
+		t.Errorf("a new service starts with %+v", got)
+	}
+}

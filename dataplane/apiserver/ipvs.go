@@ -162,6 +162,9 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), PersistConns: d.C.Persist.Load(), Stats: pbStats(s.dp.DestStatsOf(d))})
 		}
 		ps.Stats = pbStats(s.dp.ServiceStatsOf(svc))
+		if a := s.dp.AdmissionOf(svc); a != (dataplane.AdmissionStats{}) {
+			ps.Admission = &pb.AdmissionStats{Denied: a.Denied, NotAllowed: a.NotAllowed, RateLimited: a.RateLimited, SourceLimited: a.SourceLimited}
+		}
 		for _, la := range svc.LAddrs {
 			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface, Backup: la.Backup})
 		}
