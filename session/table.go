@@ -54,6 +54,14 @@ type Options struct {
 	// DefaultWheelSlots. A conn whose timeout is longer than one revolution
 	// (WheelSlots×Tick) is looked at once per revolution until it is due.
 	WheelSlots int
+	// HighWater is the fill, in percent of Capacity (1-100), at and above
+	// which the table is under pressure: conns inserted or touched then
+	// take PressureTimeouts (see pressure.go). Zero: never under pressure.
+	HighWater int
+	// PressureTimeouts are the timeouts under pressure; zero fields take
+	// DefaultPressureTimeouts, and a state never gets a longer timeout
+	// under pressure than without.
+	PressureTimeouts Timeouts
 }
 
 // Stats are a table's counters.
@@ -64,6 +72,7 @@ type Stats struct {
 	RefusedExists uint64 // Inserts refused with ErrExists
 	Deleted       uint64 // conns removed by Delete or Flush
 	Expired       uint64 // conns removed by Expire (including ExpireNow)
+	Evicted       uint64 // conns removed by Evict to make room
 }
 
 // Table is one worker's connection table. It is not safe for concurrent
@@ -81,6 +90,7 @@ type Table struct {
 	to       [16]uint32 // timeout in ticks by State&15
 	tick     time.Duration
 	timeouts Timeouts
+	pressure pressure // high-water mark, short timeouts, eviction (pressure.go)
 
 	// hashMask is all ones; tests narrow it to force collisions.
 	hashMask uint32
@@ -88,7 +98,7 @@ type Table struct {
 	wheel wheel
 
 	st  Stats
-	pub [6]atomic.Uint64 // Stats as published by Publish
+	pub [7]atomic.Uint64 // Stats as published by Publish
 }
 
 // New returns an empty table. Its memory is allocated up front but only
@@ -134,6 +144,9 @@ func New(opts Options) (*Table, error) {
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
 	}
+	if err := t.setPressure(opts.HighWater, opts.PressureTimeouts); err != nil {
+		return nil, err
+	}
 	if err := t.SetTimeouts(opts.Timeouts); err != nil {
 		return nil, err
 	}
@@ -153,6 +166,7 @@ func (t *Table) SetTimeouts(to Timeouts) error {
 	}
 	copy(t.to[:], ticks[:])
 	t.timeouts = to.withDefaults()
+	t.pressure.clamp(&t.to)
 	return nil
 }
 
@@ -276,7 +290,7 @@ func (t *Table) Insert(c Conn, now uint32) (id uint32, err error) {
 
 	id = t.alloc()
 	c.Flags &^= flagsInternal
-	c.expires = now + t.to[c.State&15]
+	c.expires = now + t.timeout(c.State)
 	t.conns[id] = c
 	t.index[pin] = slot{tag: hin, ref: makeRef(id, In)}
 	if pout == pin {
@@ -336,7 +350,7 @@ func (t *Table) Stats() Stats {
 // call it every so often from the worker loop.
 func (t *Table) Publish() {
 	s := t.Stats()
-	for i, v := range [...]uint64{s.Conns, s.Inserted, s.RefusedFull, s.RefusedExists, s.Deleted, s.Expired} {
+	for i, v := range [...]uint64{s.Conns, s.Inserted, s.RefusedFull, s.RefusedExists, s.Deleted, s.Expired, s.Evicted} {
 		t.pub[i].Store(v)
 	}
 }
@@ -347,5 +361,6 @@ func (t *Table) Published() Stats {
 	return Stats{
 		Conns: t.pub[0].Load(), Inserted: t.pub[1].Load(), RefusedFull: t.pub[2].Load(),
 		RefusedExists: t.pub[3].Load(), Deleted: t.pub[4].Load(), Expired: t.pub[5].Load(),
+		Evicted: t.pub[6].Load(),
 	}
 }

@@ -124,7 +124,7 @@ func (t *Table) Touch(id, now uint32) {
 	if c.Proto == 0 {
 		return
 	}
-	exp := now + t.to[c.State&15]
+	exp := now + t.timeout(c.State)
 	if int32(exp-c.expires) < 0 && c.Flags&flagDoomed == 0 {
 		t.unlink(id)
 		t.file(id, exp)
