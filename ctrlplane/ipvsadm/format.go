@@ -6,6 +6,13 @@ package ipvsadm
 // FullNat and SNAT forwarding names and switches, and "synproxy" and
 // "conn-timeout N" on service lines. Everything here is pure: API messages
 // in, text out.
+//
+// -L --drops is GVS's own listing (neither ipvsadm nor DPVS counts what a
+// service's lists and limits refuse): one line per service in --stats's
+// columns and number format — packets refused by the deny list (Denied)
+// and for want of the allow list (NotAllow), new connections refused by
+// --conn-rate-limit (RateLim) and --per-source-limit (SrcLim) — and no
+// real-server lines, as the counters are the service's.
 
 import (
 	"fmt"
@@ -69,6 +76,8 @@ func (l Lister) ListService(svc *pb.Service) string {
 func (l Lister) title(b *strings.Builder) {
 	f := l.Format
 	switch {
+	case f&FmtDrops != 0 && f&FmtRule == 0:
+		fmt.Fprintf(b, "%-33s %8s %8s %8s %8s\n", "Prot LocalAddress:Port", "Denied", "NotAllow", "RateLim", "SrcLim")
 	case f&FmtStats != 0:
 		fmt.Fprintf(b, "%-33s %8s %8s %8s %8s %8s\n  -> RemoteAddress:Port\n",
 			"Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes")
@@ -210,6 +219,14 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		if s.GetPerSourceRateLimit() != 0 {
 			fmt.Fprintf(b, " --per-source-limit %d", s.GetPerSourceRateLimit())
 		}
+	case f&FmtDrops != 0:
+		fmt.Fprintf(b, "%-33s", name)
+		a := s.GetAdmission()
+		for _, v := range [4]uint64{a.GetDenied(), a.GetNotAllowed(), a.GetRateLimited(), a.GetSourceLimited()} {
+			largeNum(b, v, f)
+		}
+		b.WriteByte('\n')
+		return
 	case f&FmtStats != 0:
 		fmt.Fprintf(b, "%-33s", name)
 		for _, v := range stats(s.GetStats()) {

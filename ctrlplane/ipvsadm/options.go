@@ -101,6 +101,7 @@ const (
 	tagBackup
 	tagConnRateLimit  // GVS --conn-rate-limit N
 	tagPerSourceLimit // GVS --per-source-limit N
+	tagDrops          // GVS -L --drops
 )
 
 var optionTable = []optDef{
@@ -194,6 +195,7 @@ var optionTable = []optDef{
 	{"backup", 0, argNone, tagBackup},
 	{"conn-rate-limit", 0, argInt, tagConnRateLimit},
 	{"per-source-limit", 0, argInt, tagPerSourceLimit},
+	{"drops", 0, argNone, tagDrops},
 }
 
 // Cmd is an ipvsadm command.
@@ -327,6 +329,7 @@ const (
 	OptWhtlst         // DPVS -2 (whtlst-address)
 	OptConnRateLimit  // GVS: new connections per second of the service
 	OptPerSourceLimit // GVS: new connections per second of one client
+	OptDrops          // GVS: -L --drops, what the lists and limits refused
 	numOpts
 )
 
@@ -339,7 +342,7 @@ var optNames = [numOpts]string{
 	"tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
 	"local-address", "synproxy", "ifname", "conn-timeout", "proxy-protocol",
 	"mid-flow", "backup", "hash-target", "blklst-address", "whtlst-address",
-	"conn-rate-limit", "per-source-limit",
+	"conn-rate-limit", "per-source-limit", "drops",
 }
 
 // String returns ipvsadm's name of the option (optnames[]).
@@ -368,7 +371,7 @@ var commandsVOptions = map[Cmd]map[Opt]byte{
 	CmdList: {OptNumeric: ' ', OptConnection: '1', OptService: '1', OptTimeout: '1',
 		OptDaemon: '1', OptStats: ' ', OptRate: ' ', OptThresholds: ' ',
 		OptPersistentConn: ' ', OptNoSort: ' ', OptSyncID: ' ', OptExact: ' ',
-		OptTunInfo: ' '},
+		OptTunInfo: ' ', OptDrops: ' '},
 	CmdAddDest: {OptService: '+', OptServer: '+', OptForward: ' ', OptWeight: ' ',
 		OptUThreshold: ' ', OptLThreshold: ' ', OptTunType: ' ', OptTunPort: ' ',
 		OptTunNoCsum: ' ', OptTunCsum: ' ', OptTunRemCsum: ' '},

@@ -59,6 +59,7 @@ const (
 	FmtNoSort
 	FmtExact
 	FmtTunInfo
+	FmtDrops // GVS -L --drops
 )
 
 // Fwd is a forwarding method, named as the API and the listings name it.
@@ -480,6 +481,9 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 	case tagTunInfo:
 		c.Format |= FmtTunInfo
 		return c.set(OptTunInfo)
+	case tagDrops:
+		c.Format |= FmtDrops
+		return c.set(OptDrops)
 	case tagTunType:
 		if err = c.set(OptTunType); err != nil {
 			return err

@@ -100,6 +100,7 @@ Options:
   --mid-flow                          GVS: mh services schedule a TCP segment without a connection instead of dropping it
   --conn-rate-limit n                 GVS: at most n new connections per second to the service (0: no limit)
   --per-source-limit n                GVS: at most n new connections per second from one client address (0: no limit)
+  --drops                             GVS: -L lists what each service's deny/allow lists and limits refused
   --socket          path              gvs-dataplane API socket (default $GVS_DATAPLANE_SOCKET or /run/gvs/dataplane.sock)
 Daemon Options:
   --syncid sid                        syncid for connection sync (default=255)

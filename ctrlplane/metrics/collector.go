@@ -38,6 +38,8 @@ type Sources struct {
 var (
 	svcLabels  = []string{"protocol", "vip", "port"}
 	destLabels = []string{"protocol", "vip", "port", "real_server"}
+	// refusedLabels: reason is one of four words (services())
+	refusedLabels = []string{"protocol", "vip", "port", "reason"}
 )
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -59,6 +61,7 @@ var (
 	svcActive   = desc("service_active_connections", "Established connections of the service.", svcLabels...)
 	svcInactive = desc("service_inactive_connections", "Connections of the service in other states.", svcLabels...)
 	svcDests    = desc("service_destinations", "Destinations the dataplane holds for the service.", svcLabels...)
+	svcRefused  = desc("service_refused_total", "What the service's deny/allow lists and limits refused, by reason: denied and not_allowed count packets, rate_limited and source_limited new connections.", refusedLabels...)
 	dConns      = desc("dest_connections_total", "Connections scheduled to the destination.", destLabels...)
 	dPackets    = desc("dest_packets_total", "Packets of the destination's connections.", withDir(destLabels)...)
 	dBytes      = desc("dest_bytes_total", "Bytes of the destination's connections.", withDir(destLabels)...)
@@ -101,7 +104,7 @@ var (
 	announced   = desc("announced", "1 while the prefix (a configured VIP or local address) is announced by the protocol.", "prefix", "protocol")
 	draining    = desc("announce_draining", "1 while the node is drained (VIPs withdrawn).")
 	allDescs    = []*prometheus.Desc{dpUp, dpUptime, dpInfo, dpCapacity, dpRestarts, kniDrops, svcConns, svcPackets,
-		svcBytes, svcActive, svcInactive, svcDests, dConns, dPackets, dBytes, dActive, dInactive, dPersist, dWeight, rsUp,
+		svcBytes, svcActive, svcInactive, svcDests, svcRefused, dConns, dPackets, dBytes, dActive, dInactive, dPersist, dWeight, rsUp,
 		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wLongest, wCore,
 		pRxPackets, pRxBytes, pRxDropped, pRxErrors, pTxPackets, pTxBytes, pTxDropped, pTxErrors,
 		cpRuns, cpOps, cpLast, cpLoads, cpRefused, announced, draining, wConns, wConnCap, laInUse, laFree}
@@ -251,6 +254,13 @@ func services(ch chan<- prometheus.Metric, r *pb.ListServicesResponse) {
 		gauge(ch, svcActive, float64(active), l...)
 		gauge(ch, svcInactive, float64(inactive), l...)
 		gauge(ch, svcDests, float64(len(s.Dests)), l...)
+		a := s.GetAdmission()
+		for _, r := range []struct {
+			reason string
+			v      uint64
+		}{{"denied", a.GetDenied()}, {"not_allowed", a.GetNotAllowed()}, {"rate_limited", a.GetRateLimited()}, {"source_limited", a.GetSourceLimited()}} {
+			counter(ch, svcRefused, r.v, append(l, r.reason)...)
+		}
 	}
 }
 

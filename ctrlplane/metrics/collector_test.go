@@ -261,3 +261,38 @@ func TestLBUsageGauges(t *testing.T) {
 		}
 	}
 }
+
+// servicesOnly collects the series services() makes of a listing.
+type servicesOnly struct{ r *pb.ListServicesResponse }
+
+func (s servicesOnly) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(s, ch) }
+func (s servicesOnly) Collect(ch chan<- prometheus.Metric) { services(ch, s.r) }
+
+// TestServiceRefused: a listed service's admission counters become
+// gvs_service_refused_total with one series per reason (four words: the
+// cardinality is the services'), 0 for a service that refused nothing.
+func TestServiceRefused(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(servicesOnly{&pb.ListServicesResponse{Services: []*pb.Service{
+		{Key: &pb.ServiceKey{Proto: "TCP", Addr: "10.1.0.100", Port: 80},
+			Admission: &pb.AdmissionStats{Denied: 7, NotAllowed: 5, RateLimited: 3, SourceLimited: 2}},
+		{Key: &pb.ServiceKey{Proto: "UDP", Addr: "fd00:1::100", Port: 53}},
+	}}})
+	fams := Scrape(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	for _, w := range []struct {
+		vip, port, reason string
+		v                 float64
+	}{
+		{"10.1.0.100", "80", "denied", 7}, {"10.1.0.100", "80", "not_allowed", 5},
+		{"10.1.0.100", "80", "rate_limited", 3}, {"10.1.0.100", "80", "source_limited", 2},
+		{"fd00:1::100", "53", "denied", 0}, {"fd00:1::100", "53", "source_limited", 0},
+	} {
+		v, ok := Value(fams, "gvs_service_refused_total", map[string]string{"vip": w.vip, "port": w.port, "reason": w.reason})
+		if !ok || v != w.v {
+			t.Errorf("refused %s:%s %s = %v (found %v), want %v", w.vip, w.port, w.reason, v, ok, w.v)
+		}
+	}
+	if f := fams["gvs_service_refused_total"]; f == nil || f.GetType() != dto.MetricType_COUNTER || len(f.Metric) != 8 {
+		t.Errorf("gvs_service_refused_total: %v", f)
+	}
+}
