@@ -62,6 +62,13 @@ type Options struct {
 	// bounds the expirations a worker handles per loop.
 	ConnCapacity      int
 	ConnExpirePerLoop int
+	// SessionHighWater is the fill of a connection table, in percent of
+	// its capacity, at and above which it is under pressure (0:
+	// session.DefaultHighWater); PressureTimeouts are the shorter timeouts
+	// of embryonic and closing connections then (zero fields:
+	// session.DefaultPressureTimeouts). See lbpressure.go.
+	SessionHighWater int
+	PressureTimeouts session.Timeouts
 	// PersistCapacity is the size of the persistence template table shared
 	// by all workers (0: persist.DefaultCapacity); ExpireQuiescentTemplate
 	// drops a template whose real server is quiesced at its client's next
@@ -280,7 +287,12 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 		workerCtl:  workerCtl{ctl: make(chan func(), 16)},
 		done:       make(chan struct{}),
 	}
-	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns, Timeouts: d.opts.Timeouts})
+	hw := d.opts.SessionHighWater
+	if hw == 0 {
+		hw = session.DefaultHighWater
+	}
+	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns, Timeouts: d.opts.Timeouts,
+		HighWater: hw, PressureTimeouts: d.opts.PressureTimeouts})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: worker %d connection table: %w", id, err)
 	}

@@ -16,6 +16,15 @@ func (w *Worker) expireConns() {
 }
 
 func (w *Worker) connGone(id uint32, c *session.Conn) {
+	w.connRelease(c)
+	w.ctr.inc(CtrLBConnsExpired)
+}
+
+// connRelease gives back what a connection held: its destination's
+// counter, its persistence template reference, its local port; and tells
+// session sync it is gone. Expiry and eviction (lbpressure.go) both end
+// here.
+func (w *Worker) connRelease(c *session.Conn) {
 	if d := w.lb.Dests[c.Dest]; d != nil {
 		if c.State.Active() {
 			d.C.Active.Add(-1)
@@ -29,7 +38,6 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 		w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
 	}
 	w.syncGone(c)
-	w.ctr.inc(CtrLBConnsExpired)
 }
 
 // lbStat counts one destination's traffic on one worker: written by the

@@ -92,6 +92,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	if held {
 		c.Flags |= session.FlagTemplate
 	}
+	w.makeRoom() // a full table evicts an embryonic or closing conn (lbpressure.go)
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
 		if fullNAT {

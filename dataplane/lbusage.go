@@ -18,6 +18,11 @@ type WorkerLBUsage struct {
 	Worker       int
 	Conns        int // as of the worker's last loop
 	ConnCapacity int
+	// HighWater is the fill at and above which the table is under
+	// pressure (lbpressure.go); Pressure tells whether it is (as of the
+	// worker's last loop).
+	HighWater int
+	Pressure  bool
 	// LAddrs has every local address of a service and every one still
 	// holding ports on this worker, sorted.
 	LAddrs []flowdir.AddrUsage
@@ -33,7 +38,8 @@ func (d *Dataplane) LBUsage() []WorkerLBUsage {
 	out := make([]WorkerLBUsage, len(d.workers))
 	for i, w := range d.workers {
 		u := WorkerLBUsage{Worker: i, Conns: int(w.sess.Published().Conns), ConnCapacity: w.sess.Capacity(),
-			LAddrs: w.pool.Usage()}
+			HighWater: w.sess.HighWater(), LAddrs: w.pool.Usage()}
+		u.Pressure = u.HighWater > 0 && u.Conns >= u.HighWater
 		for _, a := range configured {
 			if !slices.ContainsFunc(u.LAddrs, func(x flowdir.AddrUsage) bool { return x.Addr == a }) {
 				u.LAddrs = append(u.LAddrs, flowdir.AddrUsage{Addr: a, PortsPerServer: w.pool.PortsPerServer()})

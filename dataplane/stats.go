@@ -100,6 +100,10 @@ const (
 	CtrDropLBRateLimited   // a new connection over the service's conn_rate_limit
 	CtrDropLBSourceLimited // a new connection over the service's per_source_rate_limit
 
+	CtrLBEvictedEmbryonic // a full table made room: an embryonic conn (NONE, SYN_SENT, SYN_RECV, SYNACK) evicted
+	CtrLBEvictedClosing   // a full table made room: a closing conn (FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK) evicted
+	CtrLBPressureNew      // a new connection's first packet while the table was at or above its high-water mark
+
 	NumCounters
 )
 
@@ -125,6 +129,7 @@ var counterNames = [NumCounters]string{
 	"lb_persist_full", "lb_one_packet", "lb_persist_reused",
 	"drop_lb_dr_not_onlink",
 	"drop_lb_denied", "drop_lb_not_allowed", "drop_lb_rate_limited", "drop_lb_source_limited",
+	"lb_evicted_embryonic", "lb_evicted_closing", "lb_pressure_new",
 }
 
 func (c Counter) String() string { return counterNames[c] }
