@@ -49,6 +49,12 @@ type IPVS struct {
 	ConnCapacity int `yaml:"conn_capacity"`
 	// ExpirePerLoop bounds the connections a worker expires per loop.
 	ExpirePerLoop int `yaml:"expire_per_loop"`
+	// SessionHighWater is the fill of a worker's connection table, in
+	// percent of conn_capacity, at and above which it is under pressure:
+	// embryonic and closing connections take short timeouts (SYN_RECV 5 s),
+	// and a full table evicts one of them, the oldest, for each new
+	// connection (ESTABLISHED ones are never evicted). 1-100, default 90.
+	SessionHighWater int `yaml:"session_high_water"`
 	// PortSelection: "portmask" (ports by owner bits; n-tuple rules or
 	// software hand-over steer replies) or "rss" (also choose ports whose
 	// replies the NIC's RSS hash puts on the owner's queue).
@@ -315,6 +321,9 @@ func (c *Config) defaults() {
 	if c.IPVS.ExpirePerLoop == 0 {
 		c.IPVS.ExpirePerLoop = 256
 	}
+	if c.IPVS.SessionHighWater == 0 {
+		c.IPVS.SessionHighWater = session.DefaultHighWater
+	}
 	if c.IPVS.PersistCapacity == 0 {
 		c.IPVS.PersistCapacity = 1 << 16
 	}
@@ -539,6 +548,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.ExpirePerLoop < 1 {
 		bad("ipvs.expire_per_loop", "%d: use at least 1", c.IPVS.ExpirePerLoop)
+	}
+	if c.IPVS.SessionHighWater < 1 || c.IPVS.SessionHighWater > 100 {
+		bad("ipvs.session_high_water", "%d: use a percentage of conn_capacity, 1-100 (default 90)", c.IPVS.SessionHighWater)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.IPVS.Timeouts)) {
 		d := time.Duration(c.IPVS.Timeouts[name])

@@ -127,7 +127,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.Priority(),
 		Forward4: c.Forwarding.IPv4, Forward6: c.Forwarding.IPv6,
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
-		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop,
+		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop, SessionHighWater: c.IPVS.SessionHighWater,
 		PersistCapacity: c.IPVS.PersistCapacity, ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
 		CaptureRate: c.Capture.Rate, CaptureRing: c.Capture.Ring,

@@ -1,0 +1,27 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSessionHighWater(t *testing.T) {
+	c, err := Parse([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IPVS.SessionHighWater != 90 {
+		t.Errorf("default session_high_water = %d, want 90", c.IPVS.SessionHighWater)
+	}
+	c, err = Parse([]byte(good + "ipvs:\n  session_high_water: 75\n"))
+	if err != nil || c.IPVS.SessionHighWater != 75 {
+		t.Fatalf("session_high_water 75: %d %v", c.IPVS.SessionHighWater, err)
+	}
+	for _, v := range []string{"-1", "101", "1000"} {
+		_, err := Parse([]byte(good + "ipvs:\n  session_high_water: " + v + "\n"))
+		want := "ipvs.session_high_water: " + v + ": use a percentage of conn_capacity, 1-100"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("session_high_water %s: %v, want an error containing %q", v, err, want)
+		}
+	}
+}
