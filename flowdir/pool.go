@@ -123,6 +123,9 @@ type addrState struct {
 	addr netip.Addr
 	idx  int32 // index in Pool.addrList
 	rss  *RSSFilter
+	// conflicts counts Gets refused with ErrExhausted (ipvsadm -G's
+	// CONFLICTS); written by the owner, read by Usage.
+	conflicts atomic.Uint64
 }
 
 // portSpace is one key's ports. bits has a 1 for every slot in use or not
@@ -165,7 +168,7 @@ type Pool struct {
 	// key and costs several times a cache hit
 	cache [cacheSize]cacheEntry
 
-	pubAddrs  atomic.Pointer[[]netip.Addr]
+	pubAddrs  atomic.Pointer[[]*addrState]
 	pubSpaces atomic.Pointer[[]*portSpace]
 }
 
@@ -191,7 +194,7 @@ func NewPool(w int, st Steering, rss *RSSFilter) *Pool {
 			p.tmplFull[i>>6] |= 1 << (i & 63)
 		}
 	}
-	p.pubAddrs.Store(&[]netip.Addr{})
+	p.pubAddrs.Store(&[]*addrState{})
 	p.pubSpaces.Store(&[]*portSpace{})
 	return p
 }
@@ -217,7 +220,7 @@ func (p *Pool) addr(a netip.Addr) *addrState {
 		as = &addrState{addr: a, idx: int32(len(p.addrList))}
 		p.addrs[a] = as
 		p.addrList = append(p.addrList, a)
-		l := append([]netip.Addr(nil), p.addrList...)
+		l := append(append([]*addrState(nil), *p.pubAddrs.Load()...), as)
 		p.pubAddrs.Store(&l)
 	}
 	return as
@@ -323,6 +326,7 @@ func (p *Pool) port(slot int) uint16 { return uint16(slot<<p.shift | p.worker) }
 func (p *Pool) Get(a netip.Addr, rs netip.AddrPort) (uint16, error) {
 	s := p.space(spaceKey{a, rs})
 	if s.used >= p.capacity {
+		s.addr.conflicts.Add(1)
 		return 0, ErrExhausted
 	}
 	rss := s.addr.rss
@@ -451,6 +455,10 @@ type AddrUsage struct {
 	Servers int
 	// PortsPerServer is the port space towards each real server.
 	PortsPerServer int
+	// Conflicts counts the port allocations refused because the ports
+	// towards the real server asked for were exhausted (Get's
+	// ErrExhausted), since the address was first used.
+	Conflicts uint64
 }
 
 // BusiestFree returns the ports left towards the busiest real server.
@@ -464,7 +472,7 @@ func (p *Pool) Usage() []AddrUsage {
 	addrs := *p.pubAddrs.Load()
 	out := make([]AddrUsage, len(addrs))
 	for i, a := range addrs {
-		out[i] = AddrUsage{Addr: a, PortsPerServer: p.capacity}
+		out[i] = AddrUsage{Addr: a.addr, PortsPerServer: p.capacity, Conflicts: a.conflicts.Load()}
 	}
 	for _, s := range *p.pubSpaces.Load() {
 		u := int(s.pubUsed.Load())

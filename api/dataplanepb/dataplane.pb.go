@@ -1149,8 +1149,15 @@ type Worker struct {
 	ListingStepNs        uint64 `protobuf:"varint,12,opt,name=listing_step_ns,json=listingStepNs,proto3" json:"listing_step_ns,omitempty"`
 	ListingStepMaxNs     uint64 `protobuf:"varint,13,opt,name=listing_step_max_ns,json=listingStepMaxNs,proto3" json:"listing_step_max_ns,omitempty"`
 	ListingStepsOver_1Ms uint64 `protobuf:"varint,14,opt,name=listing_steps_over_1ms,json=listingStepsOver1ms,proto3" json:"listing_steps_over_1ms,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The worker's connection table: connections (as of its last loop),
+	// size, the high-water mark (0: none) and whether it is at or above it
+	// (under pressure: short timeouts for embryonic and closing connections).
+	Conns         uint64 `protobuf:"varint,15,opt,name=conns,proto3" json:"conns,omitempty"`
+	ConnCapacity  uint64 `protobuf:"varint,16,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"`
+	ConnHighWater uint64 `protobuf:"varint,17,opt,name=conn_high_water,json=connHighWater,proto3" json:"conn_high_water,omitempty"`
+	ConnPressure  bool   `protobuf:"varint,18,opt,name=conn_pressure,json=connPressure,proto3" json:"conn_pressure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Worker) Reset() {
@@ -1279,6 +1286,34 @@ func (x *Worker) GetListingStepsOver_1Ms() uint64 {
 		return x.ListingStepsOver_1Ms
 	}
 	return 0
+}
+
+func (x *Worker) GetConns() uint64 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *Worker) GetConnCapacity() uint64 {
+	if x != nil {
+		return x.ConnCapacity
+	}
+	return 0
+}
+
+func (x *Worker) GetConnHighWater() uint64 {
+	if x != nil {
+		return x.ConnHighWater
+	}
+	return 0
+}
+
+func (x *Worker) GetConnPressure() bool {
+	if x != nil {
+		return x.ConnPressure
+	}
+	return false
 }
 
 type ListWorkersResponse struct {
@@ -1625,7 +1660,12 @@ type LAddr struct {
 	// A backup local address (another node's, taken over when that node
 	// fails): replies and synced connections to it are accepted, new
 	// connections take no port from it.
-	Backup        bool `protobuf:"varint,3,opt,name=backup,proto3" json:"backup,omitempty"`
+	Backup bool `protobuf:"varint,3,opt,name=backup,proto3" json:"backup,omitempty"`
+	// listings (ipvsadm -G): connections holding a port of the address, and
+	// port allocations refused because its ports towards the real server
+	// were exhausted; all workers, all services using the address
+	Conns         uint64 `protobuf:"varint,4,opt,name=conns,proto3" json:"conns,omitempty"`
+	Conflicts     uint64 `protobuf:"varint,5,opt,name=conflicts,proto3" json:"conflicts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1679,6 +1719,20 @@ func (x *LAddr) GetBackup() bool {
 		return x.Backup
 	}
 	return false
+}
+
+func (x *LAddr) GetConns() uint64 {
+	if x != nil {
+		return x.Conns
+	}
+	return 0
+}
+
+func (x *LAddr) GetConflicts() uint64 {
+	if x != nil {
+		return x.Conflicts
+	}
+	return 0
 }
 
 type Service struct {
@@ -2639,6 +2693,8 @@ type WorkerLBUsage struct {
 	Conns         uint64                 `protobuf:"varint,2,opt,name=conns,proto3" json:"conns,omitempty"` // connections in the worker's table
 	ConnCapacity  uint64                 `protobuf:"varint,3,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"`
 	Laddrs        []*LAddrPorts          `protobuf:"bytes,4,rep,name=laddrs,proto3" json:"laddrs,omitempty"`
+	HighWater     uint64                 `protobuf:"varint,5,opt,name=high_water,json=highWater,proto3" json:"high_water,omitempty"` // connections at and above which the table is under pressure; 0: never
+	Pressure      bool                   `protobuf:"varint,6,opt,name=pressure,proto3" json:"pressure,omitempty"`                    // at or above high_water
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2701,6 +2757,20 @@ func (x *WorkerLBUsage) GetLaddrs() []*LAddrPorts {
 	return nil
 }
 
+func (x *WorkerLBUsage) GetHighWater() uint64 {
+	if x != nil {
+		return x.HighWater
+	}
+	return 0
+}
+
+func (x *WorkerLBUsage) GetPressure() bool {
+	if x != nil {
+		return x.Pressure
+	}
+	return false
+}
+
 // One local address's ports on one worker. Every real server has a port
 // space of its own on the address (ports_per_server ports), so the busiest
 // real server is the binding limit.
@@ -2711,7 +2781,8 @@ type LAddrPorts struct {
 	BusiestInUse   uint32                 `protobuf:"varint,3,opt,name=busiest_in_use,json=busiestInUse,proto3" json:"busiest_in_use,omitempty"` // ports taken towards the busiest real server
 	BusiestFree    uint32                 `protobuf:"varint,4,opt,name=busiest_free,json=busiestFree,proto3" json:"busiest_free,omitempty"`      // ports left towards it
 	PortsPerServer uint32                 `protobuf:"varint,5,opt,name=ports_per_server,json=portsPerServer,proto3" json:"ports_per_server,omitempty"`
-	Servers        uint32                 `protobuf:"varint,6,opt,name=servers,proto3" json:"servers,omitempty"` // real servers holding ports
+	Servers        uint32                 `protobuf:"varint,6,opt,name=servers,proto3" json:"servers,omitempty"`     // real servers holding ports
+	Conflicts      uint64                 `protobuf:"varint,7,opt,name=conflicts,proto3" json:"conflicts,omitempty"` // port allocations refused: ports towards the real server exhausted
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -2784,6 +2855,13 @@ func (x *LAddrPorts) GetPortsPerServer() uint32 {
 func (x *LAddrPorts) GetServers() uint32 {
 	if x != nil {
 		return x.Servers
+	}
+	return 0
+}
+
+func (x *LAddrPorts) GetConflicts() uint64 {
+	if x != nil {
+		return x.Conflicts
 	}
 	return 0
 }
@@ -4114,7 +4192,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06neighs\x18\x01 \x03(\v2\x17.gvs.dataplane.v1.NeighR\x06neighs\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"\xd8\x03\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xe0\x04\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
 	"\x04core\x18\x02 \x01(\x05R\x04core\x125\n" +
@@ -4131,7 +4209,11 @@ const file_dataplane_proto_rawDesc = "" +
 	"\rlisting_steps\x18\v \x01(\x04R\flistingSteps\x12&\n" +
 	"\x0flisting_step_ns\x18\f \x01(\x04R\rlistingStepNs\x12-\n" +
 	"\x13listing_step_max_ns\x18\r \x01(\x04R\x10listingStepMaxNs\x123\n" +
-	"\x16listing_steps_over_1ms\x18\x0e \x01(\x04R\x13listingStepsOver1ms\"I\n" +
+	"\x16listing_steps_over_1ms\x18\x0e \x01(\x04R\x13listingStepsOver1ms\x12\x14\n" +
+	"\x05conns\x18\x0f \x01(\x04R\x05conns\x12#\n" +
+	"\rconn_capacity\x18\x10 \x01(\x04R\fconnCapacity\x12&\n" +
+	"\x0fconn_high_water\x18\x11 \x01(\x04R\rconnHighWater\x12#\n" +
+	"\rconn_pressure\x18\x12 \x01(\bR\fconnPressure\"I\n" +
 	"\x13ListWorkersResponse\x122\n" +
 	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"J\n" +
 	"\n" +
@@ -4162,11 +4244,13 @@ const file_dataplane_proto_rawDesc = "" +
 	"\binactive\x18\b \x01(\x03R\binactive\x124\n" +
 	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\x12#\n" +
 	"\rpersist_conns\x18\n" +
-	" \x01(\x03R\fpersistConns\"E\n" +
+	" \x01(\x03R\fpersistConns\"y\n" +
 	"\x05LAddr\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x10\n" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +
-	"\x06backup\x18\x03 \x01(\bR\x06backup\"\xbf\x05\n" +
+	"\x06backup\x18\x03 \x01(\bR\x06backup\x12\x14\n" +
+	"\x05conns\x18\x04 \x01(\x04R\x05conns\x12\x1c\n" +
+	"\tconflicts\x18\x05 \x01(\x04R\tconflicts\"\xbf\x05\n" +
 	"\aService\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\x12\x14\n" +
 	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1f\n" +
@@ -4245,12 +4329,15 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06listen\x18\v \x01(\rR\x06listen\x12\x16\n" +
 	"\x06synack\x18\f \x01(\rR\x06synack\"D\n" +
 	"\aLBUsage\x129\n" +
-	"\aworkers\x18\x01 \x03(\v2\x1f.gvs.dataplane.v1.WorkerLBUsageR\aworkers\"\x98\x01\n" +
+	"\aworkers\x18\x01 \x03(\v2\x1f.gvs.dataplane.v1.WorkerLBUsageR\aworkers\"\xd3\x01\n" +
 	"\rWorkerLBUsage\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\x05R\x06worker\x12\x14\n" +
 	"\x05conns\x18\x02 \x01(\x04R\x05conns\x12#\n" +
 	"\rconn_capacity\x18\x03 \x01(\x04R\fconnCapacity\x124\n" +
-	"\x06laddrs\x18\x04 \x03(\v2\x1c.gvs.dataplane.v1.LAddrPortsR\x06laddrs\"\xc4\x01\n" +
+	"\x06laddrs\x18\x04 \x03(\v2\x1c.gvs.dataplane.v1.LAddrPortsR\x06laddrs\x12\x1d\n" +
+	"\n" +
+	"high_water\x18\x05 \x01(\x04R\thighWater\x12\x1a\n" +
+	"\bpressure\x18\x06 \x01(\bR\bpressure\"\xe2\x01\n" +
 	"\n" +
 	"LAddrPorts\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x15\n" +
@@ -4258,7 +4345,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x0ebusiest_in_use\x18\x03 \x01(\rR\fbusiestInUse\x12!\n" +
 	"\fbusiest_free\x18\x04 \x01(\rR\vbusiestFree\x12(\n" +
 	"\x10ports_per_server\x18\x05 \x01(\rR\x0eportsPerServer\x12\x18\n" +
-	"\aservers\x18\x06 \x01(\rR\aservers\"x\n" +
+	"\aservers\x18\x06 \x01(\rR\aservers\x12\x1c\n" +
+	"\tconflicts\x18\a \x01(\x04R\tconflicts\"x\n" +
 	"\x11SyncStreamRequest\x12\x1c\n" +
 	"\tthreshold\x18\x01 \x01(\rR\tthreshold\x12\x16\n" +
 	"\x06period\x18\x02 \x01(\rR\x06period\x12\x10\n" +

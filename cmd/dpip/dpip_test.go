@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,8 +178,12 @@ func TestStatsAndJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustDpip(t, sock, "--json worker show")), &workers); err != nil || len(workers) != 1 {
 		t.Fatalf("--json worker show: %v", err)
 	}
-	if got := mustDpip(t, sock, "-s worker show"); !strings.Contains(got, "drop_ipv4_bad_checksum") {
-		t.Errorf("-s worker show lacks the drop counters:\n%s", got)
+	got = mustDpip(t, sock, "-s worker show")
+	if !strings.Contains(got, "drop_ipv4_bad_checksum") || !strings.Contains(got, "lb_evicted_embryonic") {
+		t.Errorf("-s worker show lacks the drop or eviction counters:\n%s", got)
+	}
+	if !regexp.MustCompile(`\n    connections 0 of [1-9][0-9]* high-water [1-9][0-9]*\n`).MatchString(got) {
+		t.Errorf("-s worker show lacks the connection table line:\n%s", got)
 	}
 }
 

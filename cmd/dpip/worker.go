@@ -41,6 +41,9 @@ func (a *app) workerShow() error {
 		if h := loopHist(w.LoopHist); h != "" {
 			fmt.Fprintf(a.out, "    loops under %s\n", h)
 		}
+		if w.GetConnCapacity() > 0 {
+			fmt.Fprintf(a.out, "    %s\n", connTable(w))
+		}
 		if l := listingSteps(w); l != "" {
 			fmt.Fprintf(a.out, "    %s\n", l)
 		}
@@ -51,6 +54,20 @@ func (a *app) workerShow() error {
 		}
 	}
 	return nil
+}
+
+// connTable prints the worker's connection table fill, its high-water
+// mark and whether it is under pressure (short timeouts for embryonic and
+// closing connections; a full table evicts them for new ones).
+func connTable(w *pb.Worker) string {
+	s := fmt.Sprintf("connections %d of %d", w.GetConns(), w.GetConnCapacity())
+	if hw := w.GetConnHighWater(); hw > 0 {
+		s += fmt.Sprintf(" high-water %d", hw)
+	}
+	if w.GetConnPressure() {
+		s += " under-pressure"
+	}
+	return s
 }
 
 // listingSteps prints what connection listings cost the worker, or

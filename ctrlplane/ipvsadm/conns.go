@@ -10,9 +10,12 @@ package ipvsadm
 // "local", when any connection has a local address. DPVS's worker prefix
 // ("[N]") is not printed.
 //
-// The local address listing is DPVS's (list_laddrs_print_*). The API does
-// not count port conflicts or connections per local address, so those
-// columns are 0.
+// The local address listing is DPVS's (list_laddrs_print_*). CONNS are the
+// connections holding a port of the address and CONFLICTS the port
+// allocations refused because its ports towards the chosen real server
+// were exhausted, summed over the workers. GVS's port pools are per
+// address, not per service as DPVS's laddr entries are: a local address
+// shared by several services shows the same numbers under each.
 
 import (
 	"fmt"
@@ -141,10 +144,10 @@ func LAddrs(svcs []*pb.Service, titleAlways bool) string {
 			}
 			if la.GetBackup() {
 				// GVS: another node's address, taken over (no new connections)
-				fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d backup\n", "", "", addr, 0, 0)
+				fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d backup\n", "", "", addr, la.GetConflicts(), la.GetConns())
 				continue
 			}
-			fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d\n", "", "", addr, 0, 0)
+			fmt.Fprintf(&b, "%-20s %-8s %-20s %-10d %-10d\n", "", "", addr, la.GetConflicts(), la.GetConns())
 		}
 	}
 	return b.String()

@@ -23,7 +23,7 @@ var golden = map[string]string{
 	"empty":           "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
 	"conns":           "IPVS connection entries\npro expire state       source             virtual            destination\nTCP 14:59  ESTABLISHED 169.60.24.86:52470 169.46.7.238:27234 169.48.180.244:27234\nUDP 00:05  NONE        [2001:db8::5]:0    [2001:db8::1]:53   [2001:db8::a]:53\nTCP 120:00 SYN_RECV    1.2.3.4:1          5.6.7.8:2          9.9.9.9:3\n",
 	"connsLocal":      "IPVS connection entries\npro expire state       source             virtual            local              destination\nTCP 01:30  ESTABLISHED 203.0.113.9:40000  10.0.0.1:80        10.0.0.200:1025    192.168.0.2:80\nTCP 00:00  TIME_WAIT   203.0.113.9:40001  10.0.0.1:80        -                  192.168.0.2:80\n",
-	"laddrsAll":       "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n10.0.0.1:80          2        \n                              10.0.0.200           0          0         \n                              10.0.0.201           0          0         \n[2001:db8::1]:443    1        \n                              2001:db8::200        0          0         \n",
+	"laddrsAll":       "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     \n10.0.0.1:80          2        \n                              10.0.0.200           7          1234      \n                              10.0.0.201           0          0         \n[2001:db8::1]:443    1        \n                              2001:db8::200        0          0         \n",
 	// hand-computed: "%-33s" then " %8s" per column (K above 99999999)
 	"rate": "IP Virtual Server version 1.2.1 (size=4096)\n" +
 		"Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n" +
@@ -221,7 +221,7 @@ func TestConns(t *testing.T) {
 
 func TestLAddrs(t *testing.T) {
 	svcs := []*pb.Service{
-		{Key: key("TCP", "10.0.0.1", 80), Laddrs: []*pb.LAddr{{Addr: "10.0.0.200", Dev: "dpdk0"}, {Addr: "10.0.0.201", Dev: "dpdk0"}}},
+		{Key: key("TCP", "10.0.0.1", 80), Laddrs: []*pb.LAddr{{Addr: "10.0.0.200", Dev: "dpdk0", Conns: 1234, Conflicts: 7}, {Addr: "10.0.0.201", Dev: "dpdk0"}}},
 		{Key: key("TCP", "2001:db8::1", 443), Laddrs: []*pb.LAddr{{Addr: "2001:db8::200", Dev: "dpdk0"}}},
 	}
 	check(t, "laddrsAll", LAddrs(svcs, false))

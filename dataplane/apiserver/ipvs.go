@@ -147,6 +147,7 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 		want = &k
 	}
 	out := &pb.ListServicesResponse{}
+	lt := s.laddrTotals()
 	for _, svc := range s.dp.IPVS().Table().Services {
 		if want != nil && svc.Spec.Key != *want {
 			continue
@@ -166,7 +167,9 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 			ps.Admission = &pb.AdmissionStats{Denied: a.Denied, NotAllowed: a.NotAllowed, RateLimited: a.RateLimited, SourceLimited: a.SourceLimited}
 		}
 		for _, la := range svc.LAddrs {
-			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface, Backup: la.Backup})
+			u := lt[la.Addr]
+			ps.Laddrs = append(ps.Laddrs, &pb.LAddr{Addr: la.Addr.String(), Dev: la.Iface, Backup: la.Backup,
+				Conns: uint64(u.InUse), Conflicts: u.Conflicts})
 		}
 		out.Services = append(out.Services, ps)
 	}

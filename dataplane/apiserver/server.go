@@ -273,11 +273,16 @@ func (s *Server) ListWorkers(context.Context, *pb.Empty) (*pb.ListWorkersRespons
 	out := &pb.ListWorkersResponse{}
 	names := dataplane.CounterNames()
 	lst := s.dp.ListingSteps()
+	usage := s.dp.LBUsage()
 	for i, w := range s.dp.Workers() {
 		pw := &pb.Worker{Id: int32(w.ID), Core: int32(w.Core), Loops: w.Loop.Loops, Bursts: w.Loop.Bursts,
 			IdleLoops: w.Loop.IdleLoops, Sleeps: w.Loop.Sleeps, Packets: w.Loop.Packets, LongestLoopNs: w.Loop.LongestLoopNs,
 			LoopHist: w.Loop.LoopHist[:], ListingSteps: lst[i].Steps, ListingStepNs: lst[i].StepNs,
 			ListingStepMaxNs: lst[i].MaxStepNs, ListingStepsOver_1Ms: lst[i].StepsOver1ms}
+		if i < len(usage) {
+			u := usage[i]
+			pw.Conns, pw.ConnCapacity, pw.ConnHighWater, pw.ConnPressure = uint64(u.Conns), uint64(u.ConnCapacity), uint64(u.HighWater), u.Pressure
+		}
 		for i, v := range w.Counters {
 			pw.Counters = append(pw.Counters, &pb.Counter{Name: names[i], Value: v})
 		}
