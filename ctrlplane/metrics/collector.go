@@ -85,6 +85,9 @@ var (
 	wCore       = desc("worker_core", "CPU the worker is pinned to (-1: not pinned).", "worker")
 	wConns      = desc("worker_connections", "Connections in the worker's table.", "worker")
 	wConnCap    = desc("worker_conn_capacity", "Size of the worker's connection table.", "worker")
+	wConnHW     = desc("worker_conn_high_water", "Connections at and above which the worker's table is under pressure (0: never).", "worker")
+	wPressure   = desc("worker_conn_pressure", "1 while the worker's table is under pressure: embryonic and closing connections take short timeouts, a full table evicts them for new ones.", "worker")
+	laConflicts = desc("laddr_port_conflicts_total", "Local port allocations of the local address refused on the worker: its ports towards the real server were exhausted (ipvsadm -G CONFLICTS).", "laddr", "worker")
 	laInUse     = desc("laddr_ports_in_use", "Local ports of the local address in use on the worker, all real servers together.", "laddr", "worker")
 	laFree      = desc("laddr_busiest_server_ports_free", "Local ports of the local address left on the worker towards its busiest real server (each real server has a port space of its own): new connections fail at 0.", "laddr", "worker")
 	portLabels  = []string{"port"}
@@ -107,7 +110,8 @@ var (
 		svcBytes, svcActive, svcInactive, svcDests, svcRefused, dConns, dPackets, dBytes, dActive, dInactive, dPersist, dWeight, rsUp,
 		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wLongest, wCore,
 		pRxPackets, pRxBytes, pRxDropped, pRxErrors, pTxPackets, pTxBytes, pTxDropped, pTxErrors,
-		cpRuns, cpOps, cpLast, cpLoads, cpRefused, announced, draining, wConns, wConnCap, laInUse, laFree}
+		cpRuns, cpOps, cpLast, cpLoads, cpRefused, announced, draining, wConns, wConnCap, laInUse, laFree,
+		wConnHW, wPressure, laConflicts}
 )
 
 // Collector is a prometheus.Collector over Sources.
@@ -326,9 +330,12 @@ func lbUsage(ch chan<- prometheus.Metric, r *pb.LBUsage) {
 		id := strconv.Itoa(int(w.Worker))
 		gauge(ch, wConns, float64(w.Conns), id)
 		gauge(ch, wConnCap, float64(w.ConnCapacity), id)
+		gauge(ch, wConnHW, float64(w.HighWater), id)
+		gauge(ch, wPressure, b2f(w.Pressure), id)
 		for _, l := range w.Laddrs {
 			gauge(ch, laInUse, float64(l.InUse), l.Addr, id)
 			gauge(ch, laFree, float64(l.BusiestFree), l.Addr, id)
+			counter(ch, laConflicts, l.Conflicts, l.Addr, id)
 		}
 	}
 }

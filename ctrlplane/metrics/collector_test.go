@@ -220,12 +220,12 @@ func TestCollectorDataplaneDown(t *testing.T) {
 // per worker and per (local address, worker).
 func TestLBUsageGauges(t *testing.T) {
 	in := &pb.LBUsage{Workers: []*pb.WorkerLBUsage{
-		{Worker: 0, Conns: 200000, ConnCapacity: 262144, Laddrs: []*pb.LAddrPorts{
-			{Addr: "10.2.0.100", InUse: 200000, BusiestInUse: 50000, BusiestFree: 14512, PortsPerServer: 64512, Servers: 4},
+		{Worker: 0, Conns: 240000, ConnCapacity: 262144, HighWater: 235930, Pressure: true, Laddrs: []*pb.LAddrPorts{
+			{Addr: "10.2.0.100", InUse: 200000, BusiestInUse: 50000, BusiestFree: 14512, PortsPerServer: 64512, Servers: 4, Conflicts: 12},
 			{Addr: "fd00:2::100", PortsPerServer: 64512, BusiestFree: 64512}}},
-		{Worker: 1, Conns: 7, ConnCapacity: 262144},
+		{Worker: 1, Conns: 7, ConnCapacity: 262144, HighWater: 235930},
 	}}
-	ch := make(chan prometheus.Metric, 16)
+	ch := make(chan prometheus.Metric, 32)
 	lbUsage(ch, in)
 	close(ch)
 	got := map[string]float64{}
@@ -240,10 +240,16 @@ func TestLBUsageGauges(t *testing.T) {
 		for _, l := range d.Label {
 			k += " " + l.GetName() + "=" + l.GetValue()
 		}
-		got[k] = d.GetGauge().GetValue()
+		got[k] = d.GetGauge().GetValue() + d.GetCounter().GetValue()
 	}
 	want := map[string]float64{
-		"gvs_worker_connections worker=0":                                200000,
+		"gvs_worker_connections worker=0":                                240000,
+		"gvs_worker_conn_high_water worker=0":                            235930,
+		"gvs_worker_conn_pressure worker=0":                              1,
+		"gvs_worker_conn_high_water worker=1":                            235930,
+		"gvs_worker_conn_pressure worker=1":                              0,
+		"gvs_laddr_port_conflicts_total laddr=10.2.0.100 worker=0":       12,
+		"gvs_laddr_port_conflicts_total laddr=fd00:2::100 worker=0":      0,
 		"gvs_worker_conn_capacity worker=0":                              262144,
 		"gvs_worker_connections worker=1":                                7,
 		"gvs_worker_conn_capacity worker=1":                              262144,
