@@ -32,6 +32,7 @@ import (
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvs/persist"
 	"github.com/gvs-lb/gvs/session"
+	"github.com/gvs-lb/gvs/synproxy"
 )
 
 // MaxWorkers is the most workers a dataplane runs: Worker.redirWake has
@@ -75,6 +76,8 @@ type Options struct {
 	// connection (LVS's sysctl of that name).
 	PersistCapacity         int
 	ExpireQuiescentTemplate bool
+	// SynProxy is how the SYN proxy answers (nil: synproxy.DefaultConfig).
+	SynProxy *synproxy.Config
 	// PrefaultConns makes the connection tables resident at start-up, so
 	// the first connections of a flood take no page faults.
 	PrefaultConns bool
@@ -176,6 +179,9 @@ type Dataplane struct {
 
 	persist       *persist.Table // persistence templates, shared by the workers (lbpersist.go)
 	persistCursor int            // the master's expiry walk
+
+	cookies *synproxy.Cookies // the SYN proxy's secrets, rotated by the master (lbsynproxy.go)
+	spCfg   synproxy.Config
 }
 
 // New builds a dataplane over ports; every port must have exactly
@@ -249,6 +255,14 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 	}
 	d.ipvs = ipvs.NewManager(opts.Workers)
 	d.persist = persist.New(opts.PersistCapacity)
+	d.spCfg = synproxy.DefaultConfig()
+	if opts.SynProxy != nil {
+		d.spCfg = *opts.SynProxy
+	}
+	if err := d.spCfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dataplane: %w: fix ipvs.synproxy", err)
+	}
+	d.cookies = synproxy.NewCookies()
 	d.steer = flowdir.NewSteering(opts.Workers)
 	for i := 0; i < opts.Workers; i++ {
 		w, err := d.newWorker(i)
@@ -431,6 +445,7 @@ func (d *Dataplane) master() {
 			d.neigh.expire(d.clock())
 			d.ipvs.Reap()
 			d.expireTemplates()
+			d.cookies.Rotate(uint32(time.Since(d.start) / d.spCfg.SecretPeriod))
 			d.estimate()
 			d.drainPunts()
 		}

@@ -156,8 +156,13 @@ func FuzzInputFullNAT(f *testing.F) {
 			f.Add(encodeLBFuzz(cut))
 		}
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		td := newLBFuzzDP(t)
+	f.Fuzz(func(t *testing.T, in []byte) { runLBFuzz(t, newLBFuzzDP(t), in) })
+}
+
+// runLBFuzz runs one fuzz input through td and checks what FuzzInputFullNAT
+// promises.
+func runLBFuzz(t *testing.T, td *testDP, in []byte) {
+	{
 		for _, fr := range decodeLBFuzz(in) {
 			clean := len(fr.frame) >= header.EthernetMinSize && frameProblem(fr.frame) == ""
 			before := td.sum(CtrTxPackets)
@@ -189,5 +194,51 @@ func FuzzInputFullNAT(f *testing.F) {
 				}
 			}
 		}
-	})
+	}
+}
+
+// FuzzInputSynProxy is FuzzInputFullNAT against SYN-proxy services: seeds
+// with whole proxied connections (the ACK carries the cookie the fuzz
+// dataplane's SYN-ACK had), malformed options and flag combinations.
+func FuzzInputSynProxy(f *testing.F) {
+	newDP := func(t testing.TB) *testDP {
+		td := newLBFuzzDP(t)
+		for _, v := range []netip.Addr{vip, vip6} {
+			if err := td.d.EditService(ipvs.ServiceSpec{Key: ipvs.ServiceKey{Proto: ipvs.TCP, Addr: v, Port: 80}, Sched: "rr", SynProxy: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return td
+	}
+	td := newDP(f)
+	client, v, rs := netip.AddrPortFrom(clientIP, 40001), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	ts := layers.TCPOption{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: make([]byte, 8)}
+	syn := tcpFrame(f, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, syn: true, seq: 100, mss: 1460, opts: []layers.TCPOption{ts}})
+	td.injectQ(0, 0, syn)
+	settle(td)
+	out := td.outAll(0)
+	if len(out) != 1 {
+		f.Fatalf("seed SYN: %d frames out", len(out))
+	}
+	cookie := decodeL4(f, out[0]).tcp.Seq
+	ack := tcpFrame(f, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, ack: true, seq: 101, ackn: cookie + 1, opts: []layers.TCPOption{ts}})
+	data := tcpFrame(f, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 101, ackn: cookie + 1, payload: []byte("GET /")})
+	td.injectQ(0, 0, ack)
+	settle(td)
+	out = td.outAll(1)
+	if len(out) != 1 {
+		f.Fatalf("seed ACK: %d frames out", len(out))
+	}
+	l := decodeL4(f, out[0]).src
+	synack := tcpFrame(f, tcpSeg{src: rs, dst: l, smac: macRS1, dmac: macDP1, syn: true, ack: true, seq: 5000, ackn: 101, mss: 1460, opts: []layers.TCPOption{ts}})
+	reply := tcpFrame(f, tcpSeg{src: rs, dst: l, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 106, payload: []byte("200")})
+	sack := layers.TCPOption{OptionType: layers.TCPOptionKindSACK, OptionLength: 10, OptionData: make([]byte, 8)}
+	cack := tcpFrame(f, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, ack: true, seq: 106, ackn: cookie + 4, opts: []layers.TCPOption{ts, sack}})
+	bad := []layers.TCPOption{{OptionType: layers.TCPOptionKindSACK, OptionLength: 9, OptionData: make([]byte, 7)}}
+	badack := tcpFrame(f, tcpSeg{src: client, dst: v, smac: macClient, dmac: macDP0, ack: true, seq: 101, ackn: cookie + 1, opts: bad})
+	for q := 0; q < 2; q++ {
+		f.Add(encodeLBFuzz([]lbFuzzFrame{{0, 0, syn}, {0, 0, ack}, {0, 0, data}, {1, q, synack}, {1, q, reply}, {0, 0, cack}, {1, q, synack}}))
+		f.Add(encodeLBFuzz([]lbFuzzFrame{{0, 0, syn}, {0, 0, badack}, {0, 0, data}, {1, q, synack}}))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { runLBFuzz(t, newDP(t), in) })
 }

@@ -83,6 +83,9 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 		w.drop(b, CtrDropLBNoService)
 		return stolen
 	}
+	if svc.Spec.SynProxy && t.Proto == header.ProtoTCP {
+		return w.synProxyNew(b, l3, t, svc, key) // lbsynproxy.go
+	}
 	return w.lbNew(b, l3, t, svc, key)
 }
 

@@ -24,6 +24,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		}
 	}
 	flags := t.TCPFlags(l3)
+	if c.Flags&session.FlagAdjusted != 0 && !w.synProxyConn(b, l3, t, id, c, dir) { // lbsynproxy.go
+		return
+	}
 	// the method is the connection's own, fixed when it was made (a local
 	// address: FullNAT; none: direct routing), so editing a real server's
 	// method leaves its open connections as they began, as in LVS
@@ -47,8 +50,8 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	} else {
 		w.sess.Touch(id, w.tick())
 	}
-	if w.syncPol != nil {
-		w.syncIn(c, dir, old) // session sync (sync.go)
+	if w.syncPol != nil && c.Flags&session.FlagAdjusted == 0 {
+		w.syncIn(c, dir, old) // session sync (sync.go); a peer could not translate a proxied conn
 	}
 	if !fullNAT {
 		w.lbDRConn(b, l3, c, dir)

@@ -33,6 +33,9 @@ func (w *Worker) connRelease(c *session.Conn) {
 		}
 	}
 	w.connUnref(c)
+	if c.Flags&session.FlagAdjusted != 0 {
+		w.sp.release(c) // a held segment (lbsynproxy.go)
+	}
 	if c.HasLocal() {
 		l := c.LAddrPort()
 		w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())

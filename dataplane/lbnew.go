@@ -29,11 +29,25 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 			midFlow = true
 		}
 	}
+	if id, ok := w.lbMake(b, l3, t, svc, key, midFlow, false); ok {
+		w.lbConn(b, l3, t, id, session.In)
+	}
+	return stolen
+}
+
+// lbMake schedules a new connection for b (a segment that may open one)
+// and enters it in the session table. false: b was taken (dropped and
+// counted, or forwarded on its own by a one-packet service). proxied: the
+// SYN proxy made the client's handshake (lbsynproxy.go): the connection
+// starts in SYN_SENT, flagged for the worker's adjustment table, and needs
+// a FullNAT real server.
+func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.Service, key session.Key,
+	midFlow, proxied bool) (uint32, bool) {
 	client, vip := key.SrcAddrPort(), key.DstAddrPort()
 	client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	vip = netip.AddrPortFrom(vip.Addr().Unmap(), vip.Port())
 	if !w.lbAdmitNew(b, svc, client.Addr()) { // deny/allow lists and limits (lbacl.go)
-		return stolen
+		return session.NoID, false
 	}
 	w.flow = sched.Flow{Src: client.Addr(), SrcPort: client.Port(), Dst: vip.Addr(), DstPort: vip.Port(), Proto: key.Proto,
 		Payload: t.UDPPayload(l3)}
@@ -47,7 +61,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	w.flow.Payload = nil // the scheduler keeps no reference; neither does the worker
 	if dest == nil {
 		w.drop(b, CtrDropLBNoDest)
-		return stolen
+		return session.NoID, false
 	}
 	if w.trBuf == b {
 		w.traceSchedule(svc, dest)
@@ -57,6 +71,15 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 		daddr = netip.AddrPortFrom(daddr.Addr(), vip.Port()) // port-0 service: the port the client asked for
 	}
 	fullNAT := dest.Spec.Fwd == ipvs.FwdFullNAT
+	if proxied && !fullNAT {
+		// a direct-routing server's replies bypass GVS: nothing could shift
+		// them (the control API refuses -j with such servers)
+		if held {
+			w.persistUnref(svc.ID, client.Addr(), svc)
+		}
+		w.drop(b, CtrDropLBSynProxyNotFullNAT)
+		return session.NoID, false
+	}
 	// FullNAT: a local address, round robin over the service's, skipping
 	// exhausted ones. Direct routing has none: the client's address and
 	// port stand in, so the connection's reply key is the packet the real
@@ -73,11 +96,12 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 			} else {
 				w.drop(b, CtrDropLBNoPort)
 			}
-			return stolen
+			return session.NoID, false
 		}
 	}
 	if svc.Spec.OnePacket {
-		return w.lbOnePacket(b, l3, t, svc, dest, held, client, local, daddr)
+		w.lbOnePacket(b, l3, t, svc, dest, held, client, local, daddr)
+		return session.NoID, false
 	}
 	c := session.NewConn(key.Proto, client, vip, local, daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
@@ -91,6 +115,10 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	}
 	if held {
 		c.Flags |= session.FlagTemplate
+	}
+	if proxied {
+		c.State = session.StateSynSent
+		c.Flags |= session.FlagAdjusted
 	}
 	w.makeRoom() // a full table evicts an embryonic or closing conn (lbpressure.go)
 	id, err := w.sess.Insert(c, w.tick())
@@ -106,7 +134,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 		} else {
 			w.drop(b, CtrDropLBInsertFailed) // a key clash (ErrExists) or an invalid conn
 		}
-		return stolen
+		return session.NoID, false
 	}
 	dest.C.Inactive.Add(1)
 	dest.Stats.Conns.Add(1) // a service's count is the sum of its destinations'
@@ -114,8 +142,7 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 	if midFlow {
 		w.ctr.inc(CtrLBMidFlowConns)
 	}
-	w.lbConn(b, l3, t, id, session.In)
-	return stolen
+	return id, true
 }
 
 // localPort takes a local address and port towards daddr: round robin
@@ -139,7 +166,7 @@ func (w *Worker) localPort(svc *ipvs.Service, daddr netip.AddrPort) (netip.AddrP
 // -o is for datagrams that need no answer through the balancer (syslog,
 // telemetry, SNMP traps) or whose answers take another path.
 func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.Service, dest *ipvs.Dest, held bool,
-	client, local, daddr netip.AddrPort) verdict {
+	client, local, daddr netip.AddrPort) {
 	fullNAT := dest.Spec.Fwd == ipvs.FwdFullNAT
 	if fullNAT {
 		w.pool.Put(local.Addr(), daddr, local.Port())
@@ -155,13 +182,12 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	w.ctr.inc(CtrLBIn)
 	if !fullNAT {
 		w.lbDR(b, l3, daddr.Addr())
-		return stolen
+		return
 	}
 	to := nat.Endpoints{Src: local.Addr(), Dst: daddr.Addr(), SrcPort: local.Port(), DstPort: daddr.Port()}
 	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)
-		return stolen
+		return
 	}
 	w.lbRoute(b, l3, to.Dst)
-	return stolen
 }

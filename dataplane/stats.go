@@ -100,6 +100,18 @@ const (
 	CtrDropLBRateLimited   // a new connection over the service's conn_rate_limit
 	CtrDropLBSourceLimited // a new connection over the service's per_source_rate_limit
 
+	CtrLBSynProxyCookies         // SYN proxy: a SYN answered with a cookie SYN-ACK
+	CtrLBSynProxyConns           // SYN proxy: a connection made on a client ACK with a valid cookie
+	CtrLBSynProxyEstablished     // SYN proxy: a real server's handshake completed
+	CtrLBSynProxyHeld            // SYN proxy: a client's first data segment held during the server's handshake
+	CtrLBSynProxyRetries         // SYN proxy: a SYN re-sent to a real server that had not answered
+	CtrLBSynProxyServerReset     // SYN proxy: a real server refused the connection; the client was reset
+	CtrLBSynProxyAckStorm        // SYN proxy: a client sent too many segments while its server was silent; reset
+	CtrDropLBSynProxyBadCookie   // SYN proxy: an ACK without a connection whose cookie does not check
+	CtrDropLBSynProxyStaleCookie // SYN proxy: an ACK whose cookie was made under a secret rotated out
+	CtrDropLBSynProxyWaiting     // SYN proxy: a client segment during the server's handshake, not held (resent later)
+	CtrDropLBSynProxyNotFullNAT  // SYN proxy: the scheduled real server is not FullNAT (its replies would bypass GVS)
+
 	CtrLBEvictedEmbryonic // a full table made room: an embryonic conn (NONE, SYN_SENT, SYN_RECV, SYNACK) evicted
 	CtrLBEvictedClosing   // a full table made room: a closing conn (FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK) evicted
 	CtrLBPressureNew      // a new connection's first packet while the table was at or above its high-water mark
@@ -129,6 +141,10 @@ var counterNames = [NumCounters]string{
 	"lb_persist_full", "lb_one_packet", "lb_persist_reused",
 	"drop_lb_dr_not_onlink",
 	"drop_lb_denied", "drop_lb_not_allowed", "drop_lb_rate_limited", "drop_lb_source_limited",
+	"lb_synproxy_cookies", "lb_synproxy_conns", "lb_synproxy_established", "lb_synproxy_held",
+	"lb_synproxy_syn_retries", "lb_synproxy_server_reset", "lb_synproxy_ack_storm",
+	"drop_lb_synproxy_bad_cookie", "drop_lb_synproxy_stale_cookie", "drop_lb_synproxy_waiting",
+	"drop_lb_synproxy_not_fullnat",
 	"lb_evicted_embryonic", "lb_evicted_closing", "lb_pressure_new",
 }
 

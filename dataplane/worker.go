@@ -141,6 +141,7 @@ type workerLB struct {
 	syncPol   *SyncPolicy              // read once per loop; nil: not publishing (sync.go)
 	syncOut   *ring.SPSC[syncRec]      // connection events to the sync consumer
 	lim       lbLimits                 // new-connection limits (lbacl.go)
+	sp        spWorker                 // SYN proxy (lbsynproxy.go)
 }
 
 // workerPoll is the idle side of the loop.

@@ -339,9 +339,27 @@ func (m *Manager) EditService(spec ServiceSpec) error {
 		if s == nil {
 			return fmt.Errorf("service %s: %w", spec.Key, ErrNoService)
 		}
+		if spec.SynProxy {
+			for _, d := range s.dests {
+				if err := synProxyDest(spec.Key, d.Spec); err != nil {
+					return err
+				}
+			}
+		}
 		s.spec = spec
 		return nil
 	})
+}
+
+// synProxyDest refuses a real server a SYN-proxy service cannot use: the
+// proxy shifts the sequence numbers of the server's replies, so they must
+// come back through GVS (FullNAT).
+func synProxyDest(k ServiceKey, d DestSpec) error {
+	if d.Fwd != FwdFullNAT {
+		return fmt.Errorf("destination %s of %s: SYN proxy (-j) needs FullNAT real servers (a %s server's replies bypass GVS, which must translate them): use -b or disable -j: %w",
+			d.Addr, k, d.Fwd, ErrInvalid)
+	}
+	return nil
 }
 
 // DelService removes a service; its destinations drain.
@@ -382,6 +400,11 @@ func (m *Manager) AddDest(k ServiceKey, d DestSpec) error {
 		if s == nil {
 			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
 		}
+		if s.spec.SynProxy {
+			if err := synProxyDest(k, d); err != nil {
+				return err
+			}
+		}
 		for _, o := range s.dests {
 			if o.Spec.Addr == d.Addr {
 				return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrDestExists)
@@ -402,6 +425,11 @@ func (m *Manager) EditDest(k ServiceKey, d DestSpec) error {
 		_, s := c.find(k)
 		if s == nil {
 			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
+		}
+		if s.spec.SynProxy {
+			if err := synProxyDest(k, d); err != nil {
+				return err
+			}
 		}
 		for i, o := range s.dests {
 			if o.Spec.Addr == d.Addr {

@@ -88,8 +88,11 @@ type ServiceSpec struct {
 	// OnePacket (-o, UDP): every datagram is scheduled on its own and
 	// leaves no connection behind.
 	OnePacket bool
+	// SynProxy (-j enable, TCP): clients handshake with GVS's SYN cookies
+	// first; only a completed handshake makes a connection
+	// (dataplane/lbsynproxy.go). Real servers must be FullNAT.
+	SynProxy bool
 	// Features of ipvsadm/DPVS that GVS refuses until they are built.
-	SynProxy    bool
 	ConnTimeout uint32
 	// MidFlow (mh only): a TCP segment without SYN and without a
 	// connection on this node is scheduled and gets a connection instead
@@ -158,8 +161,8 @@ func (s *ServiceSpec) Validate() error {
 	if s.OnePacket && s.MidFlow {
 		return fmt.Errorf("service %s: --mid-flow is for TCP, -o for UDP: drop one: %w", k, ErrInvalid)
 	}
-	if s.SynProxy {
-		return fmt.Errorf("service %s: SYN proxy (-j) is %w yet", k, ErrNotSupported)
+	if s.SynProxy && k.Proto != TCP {
+		return fmt.Errorf("service %s: SYN proxy (-j) is for TCP services: drop -j: %w", k, ErrInvalid)
 	}
 	if s.ConnTimeout != 0 {
 		return fmt.Errorf("service %s: --conn-timeout is %w yet (use ipvsadm --set)", k, ErrNotSupported)

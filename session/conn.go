@@ -45,10 +45,12 @@ type Flags uint8
 const (
 	// FlagIPv6: the client side (CAddr, VAddr) is IPv6. Set by SetCAddrPort.
 	FlagIPv6 Flags = 1 << iota
-	// FlagTOASent: the client address was already inserted (UOA/proxy
-	// protocol) into the stream towards the real server. TCP's TOA uses
-	// FlagTOAConfirmed instead: it is inserted until confirmed.
-	FlagTOASent
+	// FlagAdjusted: the conn has an entry in its worker's adjustment table
+	// (the caller's, indexed by conn id): a TCP connection whose two
+	// handshakes the balancer made apart (SYN proxy) and whose sequence
+	// numbers, timestamps and windows it translates. The table's Conn stays
+	// 96 bytes; only services that need it pay for the side entry.
+	FlagAdjusted
 	// FlagTemplate: the conn holds a reference to its client's
 	// persistence template (ipvs/persist), given back when it ends.
 	FlagTemplate

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gvs-lb/gvs/session"
+	"github.com/gvs-lb/gvs/synproxy"
 
 	"github.com/gvs-lb/gvs/internal/yamlconf"
 )
@@ -72,6 +73,75 @@ type IPVS struct {
 	// which is scheduled anew (LVS's expire_quiescent_template sysctl).
 	// Off: quiesced real servers keep their persistent clients.
 	ExpireQuiescentTemplate bool `yaml:"expire_quiescent_template"`
+	// SynProxy is how SYN-proxy services (ipvsadm -j enable) answer.
+	SynProxy SynProxy `yaml:"synproxy"`
+}
+
+// SynProxy is the ipvs.synproxy section; a field left out keeps the
+// default (synproxy.DefaultConfig).
+type SynProxy struct {
+	// MSS offered in the SYN-ACK (lowered to fit the interface with the TOA).
+	MSS *int `yaml:"mss"`
+	// TTL (hop limit) and window of the SYN-ACK.
+	TTL    *int `yaml:"ttl"`
+	Window *int `yaml:"window"`
+	// WScale is the window scale offered to clients that offer one, -1 none.
+	WScale *int `yaml:"wscale"`
+	// SACK and Timestamps are offered to clients that offer them.
+	SACK       *bool `yaml:"sack"`
+	Timestamps *bool `yaml:"timestamps"`
+	// DeferRSSyn: the real server's handshake waits for the client's
+	// first data segment.
+	DeferRSSyn bool `yaml:"defer_rs_syn"`
+	// MaxRetries: SYNs re-sent to a silent real server.
+	MaxRetries *int `yaml:"max_retries"`
+	// AckStormThreshold: client segments while the real server is silent
+	// before the client is reset.
+	AckStormThreshold *int `yaml:"ack_storm_threshold"`
+	// HeldSegments: client first-data segments each worker holds.
+	HeldSegments *int `yaml:"held_segments"`
+	// SecretPeriod: how long a cookie secret is used.
+	SecretPeriod Duration `yaml:"secret_period"`
+}
+
+// Config returns the section as the dataplane takes it, or an error
+// naming the setting and its range.
+func (p SynProxy) Config() (synproxy.Config, error) {
+	c := synproxy.DefaultConfig()
+	num := func(name string, v *int, lo, hi int, set func(int)) error {
+		if v == nil {
+			return nil
+		}
+		if *v < lo || *v > hi {
+			return fmt.Errorf("%s %d: use %d-%d", name, *v, lo, hi)
+		}
+		set(*v)
+		return nil
+	}
+	for _, err := range []error{
+		num("mss", p.MSS, 536, 65535, func(v int) { c.MSS = uint16(v) }),
+		num("ttl", p.TTL, 1, 255, func(v int) { c.TTL = uint8(v) }),
+		num("window", p.Window, 1, 65535, func(v int) { c.Window = uint16(v) }),
+		num("wscale", p.WScale, -1, 14, func(v int) { c.WScale = int8(v) }),
+		num("max_retries", p.MaxRetries, 0, 7, func(v int) { c.MaxRetries = v }),
+		num("ack_storm_threshold", p.AckStormThreshold, 1, 15, func(v int) { c.AckStorm = v }),
+		num("held_segments", p.HeldSegments, 0, 65536, func(v int) { c.Held = v }),
+	} {
+		if err != nil {
+			return c, err
+		}
+	}
+	if p.SACK != nil {
+		c.SACK = *p.SACK
+	}
+	if p.Timestamps != nil {
+		c.Timestamps = *p.Timestamps
+	}
+	c.DeferServerSYN = p.DeferRSSyn
+	if p.SecretPeriod != 0 {
+		c.SecretPeriod = time.Duration(p.SecretPeriod)
+	}
+	return c, c.Validate()
 }
 
 // SessionTimeouts returns the configured timeouts (zero: the default).
@@ -545,6 +615,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.PortSelection != "portmask" && c.IPVS.PortSelection != "rss" {
 		bad("ipvs.port_selection", "%q: use portmask or rss", c.IPVS.PortSelection)
+	}
+	if _, err := c.IPVS.SynProxy.Config(); err != nil {
+		bad("ipvs.synproxy", "%v", err)
 	}
 	if c.IPVS.ExpirePerLoop < 1 {
 		bad("ipvs.expire_per_loop", "%d: use at least 1", c.IPVS.ExpirePerLoop)

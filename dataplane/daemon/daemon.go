@@ -122,6 +122,10 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		log.Info("port opened", zap.String("port", pc.Name), zap.String("driver", pc.Driver),
 			zap.String("device", pc.Device), zap.Int("queues", p.NumQueues()), zap.String("mac", p.MAC().String()))
 	}
+	spCfg, err := c.IPVS.SynProxy.Config()
+	if err != nil {
+		return nil, fmt.Errorf("ipvs.synproxy: %w", err)
+	}
 	dp, err := dataplane.New(dataplane.Options{
 		Workers: c.Workers.Count, Cores: c.Workers.Cores, Idle: dataplane.IdleMode(c.Workers.Idle),
 		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.Priority(),
@@ -129,6 +133,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop, SessionHighWater: c.IPVS.SessionHighWater,
 		PersistCapacity: c.IPVS.PersistCapacity, ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate,
+		SynProxy: &spCfg,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
 		CaptureRate: c.Capture.Rate, CaptureRing: c.Capture.Ring,
 		OnCrash: d.Crash,
