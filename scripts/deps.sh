@@ -11,6 +11,7 @@ command -v make >/dev/null || need+=(make)
 command -v bird >/dev/null || need+=(bird2) # OSPF in the cluster lab and the announce tests
 command -v tcpdump >/dev/null || need+=(tcpdump) # dpip capture compiles its FILTER with tcpdump -ddd
 command -v tshark >/dev/null || need+=(tshark)   # the capture tests read the pcapng back with it
+command -v hping3 >/dev/null || need+=(hping3)   # the SYN-flood lab tests (hping3 --flood --rand-source)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${need[*]}: run as root or apt-get install them" >&2
