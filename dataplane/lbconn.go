@@ -50,8 +50,8 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	} else {
 		w.sess.Touch(id, w.tick())
 	}
-	if w.syncPol != nil && c.Flags&session.FlagAdjusted == 0 {
-		w.syncIn(c, dir, old) // session sync (sync.go); a peer could not translate a proxied conn
+	if w.syncPol != nil {
+		w.syncIn(c, id, dir, old) // session sync (sync.go)
 	}
 	if !fullNAT {
 		w.lbDRConn(b, l3, c, dir)

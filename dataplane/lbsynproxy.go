@@ -33,9 +33,10 @@ package dataplane
 // by session.FlagAdjusted), so that the table's 96-byte entries stay as
 // they are for every other connection. While the server's handshake is
 // pending, its fields hold the proxy's own state (see spConn).
-// Proxied connections are not published to session sync (a peer cannot
-// translate them without their adjustment) and ICMP errors about them are
-// translated without shifting the quoted sequence number.
+// Established proxied connections are published to session sync with
+// their adjustment (SyncAdjust), so a peer forwards them after a failover;
+// ICMP errors about them are translated without shifting the quoted
+// sequence number.
 
 import (
 	"net/netip"
@@ -111,6 +112,12 @@ func (s *spWorker) take(c *session.Conn, cisn uint32) *heldSeg {
 		}
 	}
 	return nil
+}
+
+// adopt sets connection id's entry from a peer's sync record: an
+// established proxied connection this worker now forwards.
+func (s *spWorker) adopt(id uint32, a SyncAdjust) {
+	s.conns[id] = spConn{seqDelta: a.SeqDelta, tsDelta: a.TSDelta, win: uint16(a.InScales), wscale: a.OutScales, state: spProxied}
 }
 
 // release frees what a proxied connection holds here when it ends

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -352,4 +353,46 @@ func TestSynProxyAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per round", n)
 	}
 	l.checkPools(t)
+}
+
+// TestSynProxySyncFailover: an established proxied connection is
+// published with its adjustment, and a second dataplane that installs it
+// forwards it with the same shifts (the client keeps its view across a
+// failover); a record naming an adjustment on UDP is refused.
+func TestSynProxySyncFailover(t *testing.T) {
+	a := newSPTest(t, false)
+	setSync(a.td, SyncPolicy{Threshold: 1})
+	a.handshake()
+	const sisn = 70000
+	a.td.one(t, 1, a.serverSeg(tcpSeg{syn: true, ack: true, seq: sisn, ackn: a.cisn + 1, mss: 1460, opts: []layers.TCPOption{optWS(9)}}), 1)
+	if ev := popSync(a.td); len(ev) != 0 {
+		t.Fatalf("published before a client segment of the established connection: %+v", ev)
+	}
+	a.td.one(t, 0, a.clientSeg(tcpSeg{ack: true, seq: a.cisn + 1, ackn: a.cookie + 1}), 1)
+	ev := popSync(a.td)
+	if len(ev) != 1 || !ev[0].Adjust.Present || ev[0].Adjust.SeqDelta != sisn-a.cookie || ev[0].Adjust.OutScales != 9<<4|7 {
+		t.Fatalf("events %+v, want one with the adjustment (delta %d, scales 9->7)", ev, sisn-a.cookie)
+	}
+
+	b := newSPTest(t, false)
+	res, err := b.td.d.InstallSynced(ev)
+	if err != nil || res != (SyncInstallResult{Installed: 1}) {
+		t.Fatalf("InstallSynced = %+v, %v", res, err)
+	}
+	b.local = a.local
+	out := b.td.one(t, 1, b.serverSeg(tcpSeg{ack: true, psh: true, seq: sisn + 1, ackn: a.cisn + 1, payload: []byte("after failover")}), 0)
+	if out.tcp.Seq != a.cookie+1 || string(out.tcp.Payload) != "after failover" || out.dst != a.client {
+		t.Fatalf("server segment on the peer: seq %d (want %d) to %s", out.tcp.Seq, a.cookie+1, out.dst)
+	}
+	in := b.td.one(t, 0, b.clientSeg(tcpSeg{ack: true, seq: a.cisn + 1, ackn: a.cookie + 15}), 1)
+	if in.tcp.Ack != sisn+15 || in.dst != a.rs {
+		t.Fatalf("client segment on the peer: ack %d (want %d)", in.tcp.Ack, sisn+15)
+	}
+	bad := ev[0]
+	bad.Proto = header.ProtoUDP
+	bad.State = session.StateUDP
+	bad.Client = netip.AddrPortFrom(clientIP, 1)
+	if res, _ := b.td.d.InstallSynced([]SyncConn{bad}); res.Refused != 1 {
+		t.Errorf("an adjusted UDP record: %+v, want refused", res)
+	}
 }

@@ -95,6 +95,7 @@ func (k SyncKind) String() string {
 type syncRec struct {
 	conn session.Conn
 	kind SyncKind
+	adj  SyncAdjust
 }
 
 // SyncAttached reports whether a sync consumer is attached (workers
@@ -116,6 +117,28 @@ type SyncConn struct {
 	// Synced: the connection was itself installed by sync (events).
 	Synced bool
 	Worker int // the publishing worker (events)
+	// Adjust is a SYN-proxied connection's translation (lbsynproxy.go):
+	// a peer needs it to forward the connection after a failover.
+	Adjust SyncAdjust
+}
+
+// SyncAdjust is how a SYN-proxied connection's client view differs from
+// its real server's: sequence and timestamp deltas and the window scales
+// of each direction (from<<4 | to).
+type SyncAdjust struct {
+	Present             bool
+	SeqDelta, TSDelta   uint32
+	InScales, OutScales uint8
+}
+
+// Validate checks the scales (each 0-14).
+func (a SyncAdjust) Validate() error {
+	for _, s := range []uint8{a.InScales, a.OutScales} {
+		if s>>4 > 14 || s&15 > 14 {
+			return fmt.Errorf("window scales %#x: each of from<<4|to is 0-14", s)
+		}
+	}
+	return nil
 }
 
 // ErrSyncBusy is returned by DrainSync when another consumer is attached.
@@ -124,7 +147,7 @@ var ErrSyncBusy = errors.New("another consumer drains the sync events")
 // syncIn counts a packet of conn c (just updated from state old, in
 // direction dir) and publishes its event when the policy says so. Called
 // on the packet path only while a policy is set.
-func (w *Worker) syncIn(c *session.Conn, dir session.Direction, old session.State) {
+func (w *Worker) syncIn(c *session.Conn, id uint32, dir session.Direction, old session.State) {
 	p := w.syncPol
 	if c.Proto == header.ProtoUDP && !p.UDP {
 		return
@@ -150,7 +173,15 @@ func (w *Worker) syncIn(c *session.Conn, dir session.Direction, old session.Stat
 		pub = true
 	}
 	if pub {
-		w.publishSync(c, SyncUpdate)
+		var adj SyncAdjust
+		if c.Flags&session.FlagAdjusted != 0 {
+			a := &w.sp.conns[id]
+			if a.state&spWaiting != 0 {
+				return // not yet a connection a peer could forward
+			}
+			adj = SyncAdjust{Present: true, SeqDelta: a.seqDelta, TSDelta: a.tsDelta, InScales: uint8(a.win), OutScales: a.wscale}
+		}
+		w.publishSync(c, SyncUpdate, adj)
 	}
 }
 
@@ -170,11 +201,11 @@ func (w *Worker) syncGone(c *session.Conn) {
 	if p == nil || c.Mark < p.Threshold || (c.Proto == header.ProtoUDP && !p.UDP) {
 		return
 	}
-	w.publishSync(c, SyncDelete)
+	w.publishSync(c, SyncDelete, SyncAdjust{})
 }
 
-func (w *Worker) publishSync(c *session.Conn, k SyncKind) {
-	if w.syncOut.Push(syncRec{conn: *c, kind: k}) {
+func (w *Worker) publishSync(c *session.Conn, k SyncKind, adj SyncAdjust) {
+	if w.syncOut.Push(syncRec{conn: *c, kind: k, adj: adj}) {
 		w.ctr.inc(CtrSyncPublished)
 	} else {
 		w.ctr.inc(CtrSyncDropRingFull)
@@ -222,7 +253,7 @@ func (d *Dataplane) DrainSync(ctx context.Context, p SyncPolicy, max int, poll t
 				if !ok {
 					break
 				}
-				batch = append(batch, syncConnOf(&r.conn, r.kind, w.id, touts))
+				batch = append(batch, syncConnOf(&r, w.id, touts))
 			}
 		}
 		if len(batch) > 0 {
@@ -244,10 +275,11 @@ func (d *Dataplane) DrainSync(ctx context.Context, p SyncPolicy, max int, poll t
 	}
 }
 
-func syncConnOf(c *session.Conn, k SyncKind, worker int, to session.Timeouts) SyncConn {
-	return SyncConn{Kind: k, Proto: c.Proto, State: c.State, Client: c.CAddrPort(), Virtual: c.VAddrPort(),
+func syncConnOf(r *syncRec, worker int, to session.Timeouts) SyncConn {
+	c := &r.conn
+	return SyncConn{Kind: r.kind, Proto: c.Proto, State: c.State, Client: c.CAddrPort(), Virtual: c.VAddrPort(),
 		Local: c.LAddrPort(), Dest: c.DAddrPort(), Timeout: to.For(c.State), Synced: c.Flags&session.FlagSynced != 0,
-		Worker: worker}
+		Worker: worker, Adjust: r.adj}
 }
 
 // SyncInstallResult counts what InstallSynced did.
@@ -324,7 +356,8 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 		}
 		return
 	}
-	if s.Proto == header.ProtoTCP && (int(s.State) >= int(session.StateUDP)) {
+	if s.Proto == header.ProtoTCP && (int(s.State) >= int(session.StateUDP)) ||
+		s.Adjust.Present && (s.Proto != header.ProtoTCP || !c.HasLocal() || s.Adjust.Validate() != nil) {
 		refuse()
 		return
 	}
@@ -354,6 +387,9 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 				}
 			}
 			e.State = s.State
+		}
+		if s.Adjust.Present && e.Flags&session.FlagAdjusted != 0 && w.sp.conns[id].state&spWaiting == 0 {
+			w.sp.adopt(id, s.Adjust)
 		}
 		w.sess.Touch(id, w.tick())
 		res.Updated++
@@ -394,7 +430,12 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	c.Dest, c.Service = dest.ID, svc.ID
 	c.State = s.State
 	c.Flags |= session.FlagSynced | session.FlagTOAConfirmed // the origin already told the server
-	if _, err := w.sess.Insert(c, w.tick()); err != nil {
+	if s.Adjust.Present {
+		c.Flags |= session.FlagAdjusted
+		w.sp.init(w.sess.Capacity(), w.dp.spCfg.Held)
+	}
+	id, err := w.sess.Insert(c, w.tick())
+	if err != nil {
 		if c.HasLocal() {
 			w.pool.Put(la, da, s.Local.Port())
 		}
@@ -403,6 +444,9 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 		}
 		refuse()
 		return
+	}
+	if s.Adjust.Present {
+		w.sp.adopt(id, s.Adjust)
 	}
 	if c.State.Active() {
 		dest.C.Active.Add(1)

@@ -114,7 +114,7 @@ func BenchmarkSyncPublish(b *testing.B) {
 		netip.AddrPortFrom(lip, 2048), netip.AddrPortFrom(rs1IP, 8080))
 	b.ReportAllocs()
 	for b.Loop() {
-		l.w.publishSync(&c, SyncUpdate)
+		l.w.publishSync(&c, SyncUpdate, SyncAdjust{})
 		l.w.syncOut.Pop()
 	}
 }

@@ -22,7 +22,7 @@ func popSync(td *testDP) []SyncConn {
 			if !ok {
 				break
 			}
-			out = append(out, syncConnOf(&r.conn, r.kind, w.id, to))
+			out = append(out, syncConnOf(&r, w.id, to))
 		}
 	}
 	return out

@@ -2939,17 +2939,20 @@ func (x *SyncStreamRequest) GetMaxBatch() uint32 {
 }
 
 type SyncConn struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`     // "update" or "delete"
-	Proto         string                 `protobuf:"bytes,2,opt,name=proto,proto3" json:"proto,omitempty"`   // TCP or UDP
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`   // ESTABLISHED, FIN_WAIT, …, UDP
-	Client        string                 `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"` // addr:port
-	Virtual       string                 `protobuf:"bytes,5,opt,name=virtual,proto3" json:"virtual,omitempty"`
-	Local         string                 `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
-	Dest          string                 `protobuf:"bytes,7,opt,name=dest,proto3" json:"dest,omitempty"`
-	TimeoutNs     int64                  `protobuf:"varint,8,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"` // the state's idle timeout on the publishing node
-	Synced        bool                   `protobuf:"varint,9,opt,name=synced,proto3" json:"synced,omitempty"`                        // events: the connection was itself installed by sync
-	Worker        int32                  `protobuf:"varint,10,opt,name=worker,proto3" json:"worker,omitempty"`                       // events: the publishing worker
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Kind      string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`     // "update" or "delete"
+	Proto     string                 `protobuf:"bytes,2,opt,name=proto,proto3" json:"proto,omitempty"`   // TCP or UDP
+	State     string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`   // ESTABLISHED, FIN_WAIT, …, UDP
+	Client    string                 `protobuf:"bytes,4,opt,name=client,proto3" json:"client,omitempty"` // addr:port
+	Virtual   string                 `protobuf:"bytes,5,opt,name=virtual,proto3" json:"virtual,omitempty"`
+	Local     string                 `protobuf:"bytes,6,opt,name=local,proto3" json:"local,omitempty"`
+	Dest      string                 `protobuf:"bytes,7,opt,name=dest,proto3" json:"dest,omitempty"`
+	TimeoutNs int64                  `protobuf:"varint,8,opt,name=timeout_ns,json=timeoutNs,proto3" json:"timeout_ns,omitempty"` // the state's idle timeout on the publishing node
+	Synced    bool                   `protobuf:"varint,9,opt,name=synced,proto3" json:"synced,omitempty"`                        // events: the connection was itself installed by sync
+	Worker    int32                  `protobuf:"varint,10,opt,name=worker,proto3" json:"worker,omitempty"`                       // events: the publishing worker
+	// a SYN-proxied connection: how the client's view differs from the
+	// real server's (absent on every other connection)
+	Adjust        *TCPAdjust `protobuf:"bytes,11,opt,name=adjust,proto3" json:"adjust,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3054,6 +3057,84 @@ func (x *SyncConn) GetWorker() int32 {
 	return 0
 }
 
+func (x *SyncConn) GetAdjust() *TCPAdjust {
+	if x != nil {
+		return x.Adjust
+	}
+	return nil
+}
+
+// A SYN-proxied TCP connection's translation: the real server's ISN minus
+// the client's view of it, the same for the timestamp clocks, and the
+// window scales applied in each direction (from << 4 | to, each 0-14).
+type TCPAdjust struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SeqDelta      uint32                 `protobuf:"varint,1,opt,name=seq_delta,json=seqDelta,proto3" json:"seq_delta,omitempty"`
+	TsDelta       uint32                 `protobuf:"varint,2,opt,name=ts_delta,json=tsDelta,proto3" json:"ts_delta,omitempty"`
+	InScales      uint32                 `protobuf:"varint,3,opt,name=in_scales,json=inScales,proto3" json:"in_scales,omitempty"`    // client -> server
+	OutScales     uint32                 `protobuf:"varint,4,opt,name=out_scales,json=outScales,proto3" json:"out_scales,omitempty"` // server -> client
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TCPAdjust) Reset() {
+	*x = TCPAdjust{}
+	mi := &file_dataplane_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TCPAdjust) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TCPAdjust) ProtoMessage() {}
+
+func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TCPAdjust.ProtoReflect.Descriptor instead.
+func (*TCPAdjust) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *TCPAdjust) GetSeqDelta() uint32 {
+	if x != nil {
+		return x.SeqDelta
+	}
+	return 0
+}
+
+func (x *TCPAdjust) GetTsDelta() uint32 {
+	if x != nil {
+		return x.TsDelta
+	}
+	return 0
+}
+
+func (x *TCPAdjust) GetInScales() uint32 {
+	if x != nil {
+		return x.InScales
+	}
+	return 0
+}
+
+func (x *TCPAdjust) GetOutScales() uint32 {
+	if x != nil {
+		return x.OutScales
+	}
+	return 0
+}
+
 type SyncEvents struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Conns         []*SyncConn            `protobuf:"bytes,1,rep,name=conns,proto3" json:"conns,omitempty"`
@@ -3063,7 +3144,7 @@ type SyncEvents struct {
 
 func (x *SyncEvents) Reset() {
 	*x = SyncEvents{}
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3156,7 @@ func (x *SyncEvents) String() string {
 func (*SyncEvents) ProtoMessage() {}
 
 func (x *SyncEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3169,7 @@ func (x *SyncEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEvents.ProtoReflect.Descriptor instead.
 func (*SyncEvents) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{39}
+	return file_dataplane_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SyncEvents) GetConns() []*SyncConn {
@@ -3107,7 +3188,7 @@ type SyncInstallRequest struct {
 
 func (x *SyncInstallRequest) Reset() {
 	*x = SyncInstallRequest{}
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3119,7 +3200,7 @@ func (x *SyncInstallRequest) String() string {
 func (*SyncInstallRequest) ProtoMessage() {}
 
 func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3132,7 +3213,7 @@ func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallRequest.ProtoReflect.Descriptor instead.
 func (*SyncInstallRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{40}
+	return file_dataplane_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SyncInstallRequest) GetConns() []*SyncConn {
@@ -3154,7 +3235,7 @@ type SyncInstallResult struct {
 
 func (x *SyncInstallResult) Reset() {
 	*x = SyncInstallResult{}
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3166,7 +3247,7 @@ func (x *SyncInstallResult) String() string {
 func (*SyncInstallResult) ProtoMessage() {}
 
 func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3179,7 +3260,7 @@ func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallResult.ProtoReflect.Descriptor instead.
 func (*SyncInstallResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{41}
+	return file_dataplane_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncInstallResult) GetInstalled() uint32 {
@@ -3221,7 +3302,7 @@ type FlowQuery struct {
 
 func (x *FlowQuery) Reset() {
 	*x = FlowQuery{}
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3233,7 +3314,7 @@ func (x *FlowQuery) String() string {
 func (*FlowQuery) ProtoMessage() {}
 
 func (x *FlowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3246,7 +3327,7 @@ func (x *FlowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowQuery.ProtoReflect.Descriptor instead.
 func (*FlowQuery) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{42}
+	return file_dataplane_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FlowQuery) GetProto() string {
@@ -3291,7 +3372,7 @@ type FlowAnswer struct {
 
 func (x *FlowAnswer) Reset() {
 	*x = FlowAnswer{}
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3384,7 @@ func (x *FlowAnswer) String() string {
 func (*FlowAnswer) ProtoMessage() {}
 
 func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3397,7 @@ func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowAnswer.ProtoReflect.Descriptor instead.
 func (*FlowAnswer) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{43}
+	return file_dataplane_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FlowAnswer) GetService() string {
@@ -3420,7 +3501,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3513,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3526,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{44}
+	return file_dataplane_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReloadRequest) GetPath() string {
@@ -3473,7 +3554,7 @@ type ReloadResult struct {
 
 func (x *ReloadResult) Reset() {
 	*x = ReloadResult{}
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +3566,7 @@ func (x *ReloadResult) String() string {
 func (*ReloadResult) ProtoMessage() {}
 
 func (x *ReloadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +3579,7 @@ func (x *ReloadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResult.ProtoReflect.Descriptor instead.
 func (*ReloadResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{45}
+	return file_dataplane_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReloadResult) GetPath() string {
@@ -3538,7 +3619,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3550,7 +3631,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3563,7 +3644,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{46}
+	return file_dataplane_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CaptureRequest) GetPort() string {
@@ -3636,7 +3717,7 @@ type CapturePacket struct {
 
 func (x *CapturePacket) Reset() {
 	*x = CapturePacket{}
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3648,7 +3729,7 @@ func (x *CapturePacket) String() string {
 func (*CapturePacket) ProtoMessage() {}
 
 func (x *CapturePacket) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3661,7 +3742,7 @@ func (x *CapturePacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturePacket.ProtoReflect.Descriptor instead.
 func (*CapturePacket) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{47}
+	return file_dataplane_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CapturePacket) GetUnixNano() int64 {
@@ -3718,7 +3799,7 @@ type CaptureWorkerStats struct {
 
 func (x *CaptureWorkerStats) Reset() {
 	*x = CaptureWorkerStats{}
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3730,7 +3811,7 @@ func (x *CaptureWorkerStats) String() string {
 func (*CaptureWorkerStats) ProtoMessage() {}
 
 func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3743,7 +3824,7 @@ func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureWorkerStats.ProtoReflect.Descriptor instead.
 func (*CaptureWorkerStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{48}
+	return file_dataplane_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CaptureWorkerStats) GetWorker() uint32 {
@@ -3787,7 +3868,7 @@ type CaptureRecords struct {
 
 func (x *CaptureRecords) Reset() {
 	*x = CaptureRecords{}
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3799,7 +3880,7 @@ func (x *CaptureRecords) String() string {
 func (*CaptureRecords) ProtoMessage() {}
 
 func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3812,7 +3893,7 @@ func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRecords.ProtoReflect.Descriptor instead.
 func (*CaptureRecords) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{49}
+	return file_dataplane_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CaptureRecords) GetPackets() []*CapturePacket {
@@ -3863,7 +3944,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3875,7 +3956,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3888,7 +3969,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{50}
+	return file_dataplane_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *TraceRequest) GetPort() string {
@@ -3938,7 +4019,7 @@ type TraceStage struct {
 
 func (x *TraceStage) Reset() {
 	*x = TraceStage{}
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3950,7 +4031,7 @@ func (x *TraceStage) String() string {
 func (*TraceStage) ProtoMessage() {}
 
 func (x *TraceStage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3963,7 +4044,7 @@ func (x *TraceStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceStage.ProtoReflect.Descriptor instead.
 func (*TraceStage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{51}
+	return file_dataplane_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TraceStage) GetAtNs() int64 {
@@ -4011,7 +4092,7 @@ type TraceRecord struct {
 
 func (x *TraceRecord) Reset() {
 	*x = TraceRecord{}
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4023,7 +4104,7 @@ func (x *TraceRecord) String() string {
 func (*TraceRecord) ProtoMessage() {}
 
 func (x *TraceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4036,7 +4117,7 @@ func (x *TraceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
 func (*TraceRecord) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{52}
+	return file_dataplane_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TraceRecord) GetSeq() uint32 {
@@ -4351,7 +4432,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\tthreshold\x18\x01 \x01(\rR\tthreshold\x12\x16\n" +
 	"\x06period\x18\x02 \x01(\rR\x06period\x12\x10\n" +
 	"\x03udp\x18\x03 \x01(\bR\x03udp\x12\x1b\n" +
-	"\tmax_batch\x18\x04 \x01(\rR\bmaxBatch\"\xf5\x01\n" +
+	"\tmax_batch\x18\x04 \x01(\rR\bmaxBatch\"\xaa\x02\n" +
 	"\bSyncConn\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05proto\x18\x02 \x01(\tR\x05proto\x12\x14\n" +
@@ -4364,7 +4445,14 @@ const file_dataplane_proto_rawDesc = "" +
 	"timeout_ns\x18\b \x01(\x03R\ttimeoutNs\x12\x16\n" +
 	"\x06synced\x18\t \x01(\bR\x06synced\x12\x16\n" +
 	"\x06worker\x18\n" +
-	" \x01(\x05R\x06worker\">\n" +
+	" \x01(\x05R\x06worker\x123\n" +
+	"\x06adjust\x18\v \x01(\v2\x1b.gvs.dataplane.v1.TCPAdjustR\x06adjust\"\x7f\n" +
+	"\tTCPAdjust\x12\x1b\n" +
+	"\tseq_delta\x18\x01 \x01(\rR\bseqDelta\x12\x19\n" +
+	"\bts_delta\x18\x02 \x01(\rR\atsDelta\x12\x1b\n" +
+	"\tin_scales\x18\x03 \x01(\rR\binScales\x12\x1d\n" +
+	"\n" +
+	"out_scales\x18\x04 \x01(\rR\toutScales\">\n" +
 	"\n" +
 	"SyncEvents\x120\n" +
 	"\x05conns\x18\x01 \x03(\v2\x1a.gvs.dataplane.v1.SyncConnR\x05conns\"F\n" +
@@ -4518,7 +4606,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -4559,20 +4647,21 @@ var file_dataplane_proto_goTypes = []any{
 	(*LAddrPorts)(nil),           // 36: gvs.dataplane.v1.LAddrPorts
 	(*SyncStreamRequest)(nil),    // 37: gvs.dataplane.v1.SyncStreamRequest
 	(*SyncConn)(nil),             // 38: gvs.dataplane.v1.SyncConn
-	(*SyncEvents)(nil),           // 39: gvs.dataplane.v1.SyncEvents
-	(*SyncInstallRequest)(nil),   // 40: gvs.dataplane.v1.SyncInstallRequest
-	(*SyncInstallResult)(nil),    // 41: gvs.dataplane.v1.SyncInstallResult
-	(*FlowQuery)(nil),            // 42: gvs.dataplane.v1.FlowQuery
-	(*FlowAnswer)(nil),           // 43: gvs.dataplane.v1.FlowAnswer
-	(*ReloadRequest)(nil),        // 44: gvs.dataplane.v1.ReloadRequest
-	(*ReloadResult)(nil),         // 45: gvs.dataplane.v1.ReloadResult
-	(*CaptureRequest)(nil),       // 46: gvs.dataplane.v1.CaptureRequest
-	(*CapturePacket)(nil),        // 47: gvs.dataplane.v1.CapturePacket
-	(*CaptureWorkerStats)(nil),   // 48: gvs.dataplane.v1.CaptureWorkerStats
-	(*CaptureRecords)(nil),       // 49: gvs.dataplane.v1.CaptureRecords
-	(*TraceRequest)(nil),         // 50: gvs.dataplane.v1.TraceRequest
-	(*TraceStage)(nil),           // 51: gvs.dataplane.v1.TraceStage
-	(*TraceRecord)(nil),          // 52: gvs.dataplane.v1.TraceRecord
+	(*TCPAdjust)(nil),            // 39: gvs.dataplane.v1.TCPAdjust
+	(*SyncEvents)(nil),           // 40: gvs.dataplane.v1.SyncEvents
+	(*SyncInstallRequest)(nil),   // 41: gvs.dataplane.v1.SyncInstallRequest
+	(*SyncInstallResult)(nil),    // 42: gvs.dataplane.v1.SyncInstallResult
+	(*FlowQuery)(nil),            // 43: gvs.dataplane.v1.FlowQuery
+	(*FlowAnswer)(nil),           // 44: gvs.dataplane.v1.FlowAnswer
+	(*ReloadRequest)(nil),        // 45: gvs.dataplane.v1.ReloadRequest
+	(*ReloadResult)(nil),         // 46: gvs.dataplane.v1.ReloadResult
+	(*CaptureRequest)(nil),       // 47: gvs.dataplane.v1.CaptureRequest
+	(*CapturePacket)(nil),        // 48: gvs.dataplane.v1.CapturePacket
+	(*CaptureWorkerStats)(nil),   // 49: gvs.dataplane.v1.CaptureWorkerStats
+	(*CaptureRecords)(nil),       // 50: gvs.dataplane.v1.CaptureRecords
+	(*TraceRequest)(nil),         // 51: gvs.dataplane.v1.TraceRequest
+	(*TraceStage)(nil),           // 52: gvs.dataplane.v1.TraceStage
+	(*TraceRecord)(nil),          // 53: gvs.dataplane.v1.TraceRecord
 }
 var file_dataplane_proto_depIdxs = []int32{
 	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
@@ -4601,90 +4690,91 @@ var file_dataplane_proto_depIdxs = []int32{
 	31, // 23: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
 	35, // 24: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
 	36, // 25: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
-	38, // 26: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
-	38, // 27: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
-	47, // 28: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
-	48, // 29: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
-	51, // 30: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
-	0,  // 31: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 32: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 33: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 34: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 35: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 36: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 37: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 38: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 39: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 40: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	13, // 41: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	13, // 42: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 43: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 44: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	22, // 45: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	22, // 46: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	22, // 47: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 48: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	25, // 49: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	27, // 50: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	27, // 51: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	27, // 52: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	28, // 53: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	28, // 54: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	24, // 55: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
-	24, // 56: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
-	29, // 57: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	30, // 58: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 59: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	33, // 60: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 61: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	42, // 62: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	37, // 63: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	40, // 64: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	44, // 65: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	50, // 66: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
-	46, // 67: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
-	1,  // 68: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 69: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 70: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 71: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 72: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 74: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 75: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 76: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 77: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 78: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 79: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 80: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 81: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 82: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 83: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 84: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 85: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	26, // 86: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 87: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 88: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 89: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 90: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 91: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 92: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
-	0,  // 93: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
-	32, // 94: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 95: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	33, // 96: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 97: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	34, // 98: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	43, // 99: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	39, // 100: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	41, // 101: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	45, // 102: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	52, // 103: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
-	49, // 104: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
-	68, // [68:105] is the sub-list for method output_type
-	31, // [31:68] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	39, // 26: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
+	38, // 27: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
+	38, // 28: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
+	48, // 29: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
+	49, // 30: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
+	52, // 31: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
+	0,  // 32: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 33: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	6,  // 34: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	6,  // 35: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 36: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	7,  // 37: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 38: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	10, // 39: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	10, // 40: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 41: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	13, // 42: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	13, // 43: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 44: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 45: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	22, // 46: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	22, // 47: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	22, // 48: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 49: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	25, // 50: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	27, // 51: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	27, // 52: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	27, // 53: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	28, // 54: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	28, // 55: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	24, // 56: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
+	24, // 57: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
+	29, // 58: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	30, // 59: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 60: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	33, // 61: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 62: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	43, // 63: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	37, // 64: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	41, // 65: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	45, // 66: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	51, // 67: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
+	47, // 68: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 69: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	5,  // 70: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 71: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 72: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	9,  // 75: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 76: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 77: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	12, // 78: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 79: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 80: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	14, // 81: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	17, // 82: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 83: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 84: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 85: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 86: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	26, // 87: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 88: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 89: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 90: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 91: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 92: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 93: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
+	0,  // 94: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
+	32, // 95: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 96: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	33, // 97: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 98: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	34, // 99: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	44, // 100: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	40, // 101: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	42, // 102: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	46, // 103: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	53, // 104: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
+	50, // 105: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	69, // [69:106] is the sub-list for method output_type
+	32, // [32:69] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -4692,15 +4782,15 @@ func file_dataplane_proto_init() {
 	if File_dataplane_proto != nil {
 		return
 	}
-	file_dataplane_proto_msgTypes[46].OneofWrappers = []any{}
-	file_dataplane_proto_msgTypes[50].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[47].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[51].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   53,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

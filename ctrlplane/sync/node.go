@@ -615,6 +615,13 @@ func RecordFromPB(c *pb.SyncConn) (Record, error) {
 	if c.Synced {
 		r.Flags |= RecSynced
 	}
+	if a := c.GetAdjust(); a != nil {
+		if r.Proto != 6 || a.InScales > 0xff || a.OutScales > 0xff {
+			return r, fmt.Errorf("adjust %v on %s", a, c.Proto)
+		}
+		r.Flags |= RecAdjusted
+		r.Adjust = Adjust{SeqDelta: a.SeqDelta, TSDelta: a.TsDelta, InScales: uint8(a.InScales), OutScales: uint8(a.OutScales)}
+	}
 	secs := (time.Duration(c.TimeoutNs) + time.Second - 1) / time.Second
 	r.Timeout = uint32(max(0, min(secs, 1<<31)))
 	for _, f := range []struct {
@@ -640,6 +647,10 @@ func RecordToPB(r *Record) *pb.SyncConn {
 	}
 	if r.Flags&RecDelete != 0 {
 		c.Kind = "delete"
+	}
+	if r.Flags&RecAdjusted != 0 {
+		c.Adjust = &pb.TCPAdjust{SeqDelta: r.Adjust.SeqDelta, TsDelta: r.Adjust.TSDelta,
+			InScales: uint32(r.Adjust.InScales), OutScales: uint32(r.Adjust.OutScales)}
 	}
 	return c
 }

@@ -23,6 +23,16 @@ package sync
 //	flags (u8) | protocol (u8) | state (u8) | reserved (u8) | timeout s (u32) |
 //	client port | virtual port | local port | real server port (u16 each)
 //
+// and, on a SYN-proxied TCP connection (flag RecAdjusted), 12 bytes of its
+// translation after the addresses:
+//
+//	sequence delta (u32) | timestamp delta (u32) | in scales (u8) |
+//	out scales (u8) | reserved (u16, 0)
+//
+// (a scale byte is from<<4 | to, each 0-14). A node that predates the flag
+// refuses the whole datagram as malformed: upgrade every node before
+// enabling the SYN proxy on synced services.
+//
 // Parse checks everything before it returns: the length, the magic, the
 // version, the tag (in constant time), the body length, every record's
 // size and fields. Decoding is allocation-free into a caller's slice.
@@ -65,7 +75,9 @@ const (
 	RecServerIPv6 = 1 << 1 // local and real server addresses are IPv6
 	RecDelete     = 1 << 2 // the connection is gone
 	RecSynced     = 1 << 3 // the sender itself had it from sync
-	recKnown      = RecClientIPv6 | RecServerIPv6 | RecDelete | RecSynced
+	RecAdjusted   = 1 << 4 // a SYN-proxied connection: Adjust follows the addresses
+	recKnown      = RecClientIPv6 | RecServerIPv6 | RecDelete | RecSynced | RecAdjusted
+	recAdjustLen  = 12
 )
 
 // Errors of Parse, each counted apart by the receiver.
@@ -88,6 +100,17 @@ type Record struct {
 	Virtual netip.AddrPort
 	Local   netip.AddrPort
 	Dest    netip.AddrPort
+	// Adjust is a SYN-proxied connection's translation (Flags has
+	// RecAdjusted).
+	Adjust Adjust
+}
+
+// Adjust is how a SYN-proxied connection's client view differs from its
+// real server's: sequence and timestamp deltas, the window scales of each
+// direction (from<<4 | to).
+type Adjust struct {
+	SeqDelta, TSDelta   uint32
+	InScales, OutScales uint8
 }
 
 // Header is a message's header.
@@ -114,6 +137,9 @@ func RecordLen(r *Record) int {
 		n += 8
 	} else {
 		n += 32
+	}
+	if r.Flags&RecAdjusted != 0 {
+		n += recAdjustLen
 	}
 	return n
 }
@@ -165,7 +191,12 @@ func (e *Encoder) Add(r *Record) bool {
 	p = putAddr(p, r.Client.Addr(), c6)
 	p = putAddr(p, r.Virtual.Addr(), c6)
 	p = putAddr(p, r.Local.Addr(), s6)
-	putAddr(p, r.Dest.Addr(), s6)
+	p = putAddr(p, r.Dest.Addr(), s6)
+	if f&RecAdjusted != 0 {
+		binary.BigEndian.PutUint32(p, r.Adjust.SeqDelta)
+		binary.BigEndian.PutUint32(p[4:], r.Adjust.TSDelta)
+		p[8], p[9], p[10], p[11] = r.Adjust.InScales, r.Adjust.OutScales, 0, 0
+	}
 	e.n++
 	return true
 }
@@ -294,6 +325,9 @@ func parseRecord(b []byte, r *Record) (int, bool) {
 		sl = 16
 	}
 	n := recFixed + 2*cl + 2*sl
+	if f&RecAdjusted != 0 {
+		n += recAdjustLen
+	}
 	if len(b) < n {
 		return 0, false
 	}
@@ -313,5 +347,12 @@ func parseRecord(b []byte, r *Record) (int, bool) {
 	r.Virtual = netip.AddrPortFrom(a[1], binary.BigEndian.Uint16(b[10:]))
 	r.Local = netip.AddrPortFrom(a[2], binary.BigEndian.Uint16(b[12:]))
 	r.Dest = netip.AddrPortFrom(a[3], binary.BigEndian.Uint16(b[14:]))
+	if f&RecAdjusted != 0 {
+		in, out := p[8], p[9]
+		if b[1] != 6 || p[10] != 0 || p[11] != 0 || in>>4 > 14 || in&15 > 14 || out>>4 > 14 || out&15 > 14 {
+			return 0, false
+		}
+		r.Adjust = Adjust{SeqDelta: binary.BigEndian.Uint32(p), TSDelta: binary.BigEndian.Uint32(p[4:]), InScales: in, OutScales: out}
+	}
 	return n, true
 }

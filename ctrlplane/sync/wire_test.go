@@ -18,6 +18,9 @@ func testRecords() []Record {
 			Virtual: netip.MustParseAddrPort("[fd00:1::100]:443"), Local: netip.MustParseAddrPort("[fd00:2::100]:30002"), Dest: netip.MustParseAddrPort("[fd00:2::11]:8443")},
 		{Flags: RecClientIPv6 | RecDelete, Proto: 17, State: 11, Timeout: 300, Client: netip.MustParseAddrPort("[2001:db8::2]:5353"),
 			Virtual: netip.MustParseAddrPort("[fd00:1::100]:53"), Local: netip.MustParseAddrPort("10.2.0.100:30003"), Dest: netip.MustParseAddrPort("10.2.0.12:53")},
+		{Flags: RecAdjusted, Proto: 6, State: 1, Timeout: 900, Client: netip.MustParseAddrPort("192.0.2.9:40001"), Virtual: netip.MustParseAddrPort("10.1.0.100:80"),
+			Local: netip.MustParseAddrPort("10.2.0.100:30004"), Dest: netip.MustParseAddrPort("10.2.0.11:8080"),
+			Adjust: Adjust{SeqDelta: 0xdeadbeef, TSDelta: 7, InScales: 6<<4 | 6, OutScales: 9<<4 | 7}},
 	}
 }
 
@@ -35,14 +38,14 @@ func TestWireRoundTrip(t *testing.T) {
 	recs := testRecords()
 	ts := time.UnixMilli(1_800_000_000_123)
 	d := encode(t, testKey, Header{Type: TypeConns, Sender: 7, Seq: 99, Timestamp: ts}, recs)
-	if want := HeaderLen + 32 + 80 + (16 + 32 + 8) + TagLen; len(d) != want {
+	if want := HeaderLen + 32 + 80 + (16 + 32 + 8) + (32 + 12) + TagLen; len(d) != want {
 		t.Errorf("datagram %d bytes, want %d", len(d), want)
 	}
 	h, got, err := NewDecoder(testKey).Parse(d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.Type != TypeConns || h.Count != 3 || h.Sender != 7 || h.Seq != 99 || !h.Timestamp.Equal(ts) {
+	if h.Type != TypeConns || h.Count != 4 || h.Sender != 7 || h.Seq != 99 || !h.Timestamp.Equal(ts) {
 		t.Errorf("header %+v", h)
 	}
 	if len(got) != len(recs) {
@@ -52,7 +55,8 @@ func TestWireRoundTrip(t *testing.T) {
 		w := recs[i]
 		g := got[i]
 		if g.Flags != w.Flags || g.Proto != w.Proto || g.State != w.State || g.Timeout != w.Timeout ||
-			unmapAP(g.Client) != w.Client || unmapAP(g.Virtual) != w.Virtual || unmapAP(g.Local) != w.Local || unmapAP(g.Dest) != w.Dest {
+			unmapAP(g.Client) != w.Client || unmapAP(g.Virtual) != w.Virtual || unmapAP(g.Local) != w.Local || unmapAP(g.Dest) != w.Dest ||
+			g.Adjust != w.Adjust {
 			t.Errorf("record %d: got %+v, want %+v", i, g, w)
 		}
 	}
@@ -115,6 +119,10 @@ func TestWireRejects(t *testing.T) {
 		{"body length wrong", mut(func(b []byte) []byte { b[31]++; return resign(b) }), testKey, ErrMalformed},
 		{"unknown record flag", mut(func(b []byte) []byte { b[HeaderLen] |= 0x80; return resign(b) }), testKey, ErrMalformed},
 		{"bad protocol", mut(func(b []byte) []byte { b[HeaderLen+1] = 1; return resign(b) }), testKey, ErrMalformed},
+		// the adjusted record is the last: its 12 bytes end the body
+		{"adjusted UDP", mut(func(b []byte) []byte { b[len(b)-TagLen-44+1] = 17; return resign(b) }), testKey, ErrMalformed},
+		{"scale 15", mut(func(b []byte) []byte { b[len(b)-TagLen-3] = 0xf7; return resign(b) }), testKey, ErrMalformed},
+		{"adjust reserved", mut(func(b []byte) []byte { b[len(b)-TagLen-1] = 1; return resign(b) }), testKey, ErrMalformed},
 	}
 	for _, c := range cases {
 		_, recs, err := NewDecoder(c.key).Parse(c.d, nil)
@@ -206,4 +214,19 @@ func FuzzParseSigned(f *testing.F) {
 			t.Fatalf("count %d, %d records", h.Count, len(recs))
 		}
 	})
+}
+
+// TestRecordPBAdjust: a SYN-proxied connection's adjustment survives the
+// API conversions both ways; an adjustment on UDP is refused.
+func TestRecordPBAdjust(t *testing.T) {
+	r := testRecords()[3]
+	got, err := RecordFromPB(RecordToPB(&r))
+	if err != nil || got.Flags&RecAdjusted == 0 || got.Adjust != r.Adjust {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, r.Adjust)
+	}
+	c := RecordToPB(&r)
+	c.Proto = "UDP"
+	if _, err := RecordFromPB(c); err == nil {
+		t.Fatal("an adjusted UDP event was accepted")
+	}
 }

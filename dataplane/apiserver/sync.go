@@ -81,6 +81,9 @@ func pbSyncConn(o *pb.SyncConn, c *dataplane.SyncConn) {
 	o.Kind, o.Proto, o.State = c.Kind.String(), ipvs.Proto(c.Proto).String(), c.State.String()
 	o.Client, o.Virtual, o.Local, o.Dest = c.Client.String(), c.Virtual.String(), c.Local.String(), c.Dest.String()
 	o.TimeoutNs, o.Synced, o.Worker = int64(c.Timeout), c.Synced, int32(c.Worker)
+	if a := c.Adjust; a.Present {
+		o.Adjust = &pb.TCPAdjust{SeqDelta: a.SeqDelta, TsDelta: a.TSDelta, InScales: uint32(a.InScales), OutScales: uint32(a.OutScales)}
+	}
 }
 
 // SyncConnFromPB parses an API record; the error names the bad field.
@@ -118,5 +121,17 @@ func SyncConnFromPB(c *pb.SyncConn) (dataplane.SyncConn, error) {
 		*f.to = ap
 	}
 	s.Timeout, s.Synced, s.Worker = time.Duration(c.TimeoutNs), c.Synced, int(c.Worker)
+	if a := c.GetAdjust(); a != nil {
+		if a.InScales > 0xee || a.OutScales > 0xee {
+			return s, fmt.Errorf("synced connection adjust: window scales %#x/%#x: each is from<<4|to, 0-14", a.InScales, a.OutScales)
+		}
+		s.Adjust = dataplane.SyncAdjust{Present: true, SeqDelta: a.SeqDelta, TSDelta: a.TsDelta, InScales: uint8(a.InScales), OutScales: uint8(a.OutScales)}
+		if err := s.Adjust.Validate(); err != nil {
+			return s, fmt.Errorf("synced connection adjust: %v", err)
+		}
+		if s.Proto != header.ProtoTCP {
+			return s, fmt.Errorf("synced connection adjust on a %s connection: only TCP connections are SYN-proxied", c.Proto)
+		}
+	}
 	return s, nil
 }
