@@ -59,6 +59,11 @@ func TestParseErrors(t *testing.T) {
 		{"vlan", "ports: [{name: dp0, driver: mem}]\nvlans: [{name: v, port: dp0, id: 5000}]", "vlans[0] (v).id: 5000"},
 		{"kni name", "ports: [{name: dp0, driver: mem, kni: {name: averyveryverylongname}}]", "longer than 15 bytes"},
 		{"neigh mac", "ports: [{name: dp0, driver: mem}]\nneighbours: [{addr: 10.0.0.1, lladdr: zz, dev: dp0}]", "is not a MAC"},
+		{"synproxy mss", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {mss: 100}}", "ipvs.synproxy: mss 100: use 536-65535"},
+		{"synproxy wscale", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {wscale: 15}}", "wscale 15: use -1-14"},
+		{"synproxy storm", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {ack_storm_threshold: 0}}", "ack_storm_threshold 0: use 1-15"},
+		{"synproxy period", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {secret_period: 10ms}}", "secret_period 10ms: use at least 1s"},
+		{"synproxy key", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {msss: 1400}}", "field msss not found"},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.yaml))
@@ -115,5 +120,21 @@ func TestRTPriorityDefault(t *testing.T) {
 	if _, err := Parse([]byte(strings.Replace(good, "{count: 2, cores: [0, 1], idle: adaptive}", "{count: 1, rt_priority: 120}", 1))); err == nil ||
 		!strings.Contains(err.Error(), "workers.rt_priority") {
 		t.Errorf("rt_priority 120: %v", err)
+	}
+}
+
+// TestSynProxyConfig: the ipvs.synproxy section over the defaults.
+func TestSynProxyConfig(t *testing.T) {
+	c, err := Parse([]byte("ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {mss: 1400, wscale: -1, sack: false, defer_rs_syn: true, held_segments: 0, secret_period: 30s}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := c.IPVS.SynProxy.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.MSS != 1400 || sp.WScale != -1 || sp.SACK || !sp.Timestamps || !sp.DeferServerSYN || sp.Held != 0 ||
+		sp.SecretPeriod != 30*time.Second || sp.TTL != 63 || sp.MaxRetries != 3 {
+		t.Errorf("synproxy config %+v", sp)
 	}
 }
