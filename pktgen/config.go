@@ -98,7 +98,33 @@ type Config struct {
 	SearchSteps   int
 	LossTolerance float64
 
+	// Stream is syn mode's established traffic: stamped UDP at a fixed
+	// rate over a fixed flow set, sent by the same workers between the
+	// SYNs, so a flood's effect on traffic that already has connections
+	// is measured in the same run (see StreamResult).
+	Stream StreamConfig
+
 	TCP TCPConfig
+}
+
+// StreamConfig is syn mode's established UDP stream. Its flows are the
+// ones udp mode makes with Flows and Dst (same client addresses and
+// ports), so a udp run at the same rate is its baseline without a flood.
+type StreamConfig struct {
+	// Rate in packets per second over all generating workers; 0: no stream.
+	Rate float64
+	// Dst is where the stream goes (VIP:port of a UDP service).
+	Dst netip.AddrPort
+	// Flows is the number of distinct flows (default 1024).
+	Flows int
+}
+
+// streamFlows returns the stream's flows: udp mode's flows for the same
+// flow count and destination.
+func (c *Config) streamFlows() []flow {
+	u := *c
+	u.Flows, u.Dsts = c.Stream.Flows, []netip.AddrPort{c.Stream.Dst}
+	return makeFlows(&u)
 }
 
 // TCPConfig are the tcp mode's settings.
@@ -156,6 +182,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.SearchSteps <= 0 {
 		c.SearchSteps = 6
+	}
+	if c.Stream.Flows <= 0 {
+		c.Stream.Flows = 1024
 	}
 	t := &c.TCP
 	if t.Requests <= 0 {
@@ -251,6 +280,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Rate < 0 {
 		bad("rate %v: must not be negative (0 is as fast as possible)", c.Rate)
+	}
+	if st := &c.Stream; st.Rate != 0 {
+		switch {
+		case c.Mode != ModeSYN:
+			bad("--stream-rate is for syn mode (an established UDP stream during the flood)")
+		case st.Rate < 0:
+			bad("stream rate %v: must be positive", st.Rate)
+		case !st.Dst.Addr().Is4() || st.Dst.Port() == 0:
+			bad("stream destination %v: give --stream-dst IPv4:port (a UDP service)", st.Dst)
+		case c.Search:
+			bad("--stream-rate and --search: the search measures the flood alone")
+		}
+		if c.Clients.IsValid() && c.PortMin <= c.PortMax {
+			if n := c.clientAddrCount() * (int(c.PortMax) - int(c.PortMin) + 1); st.Flows > n {
+				bad("%d stream flows but only %d client address × port pairs: widen --clients/--client-addrs or --ports", st.Flows, n)
+			}
+		}
 	}
 	if c.Mode == ModeTCP && c.TCP.ResponseSize > 64*c.TCP.MSS {
 		bad("response size %d: at most 64 segments of MSS %d", c.TCP.ResponseSize, c.TCP.MSS)

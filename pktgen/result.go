@@ -43,6 +43,13 @@ type Result struct {
 	LossPct    float64        `json:"loss_pct"`
 	OneWay     LatencySummary `json:"latency"`
 
+	// syn: SynAckPPS are the SYN-ACKs that came back to the client port
+	// (a SYN proxy's cookie answers; in RxPPS and Received as well, and
+	// their latency, SYN → SYN-ACK, in OneWay). The rates and counts above
+	// are the flood's alone: Stream has the established stream's.
+	SynAckPPS float64       `json:"synack_pps,omitempty"`
+	Stream    *StreamResult `json:"stream,omitempty"`
+
 	// tcp
 	CPS         float64        `json:"cps,omitempty"`
 	Established float64        `json:"established_per_s,omitempty"`
@@ -76,6 +83,22 @@ type Result struct {
 	Warnings []string `json:"warnings,omitempty"`
 
 	window [2]snapshot
+}
+
+// StreamResult is syn mode's established UDP stream (Config.Stream):
+// what was sent at its fixed rate and what reached the server port
+// during the flood, over the same window.
+type StreamResult struct {
+	Rate     float64        `json:"target_rate"`
+	Dst      string         `json:"dst"`
+	Flows    int            `json:"flows"`
+	TxPPS    float64        `json:"tx_pps"`
+	RxPPS    float64        `json:"rx_pps"`
+	Sent     uint64         `json:"sent"`
+	Received uint64         `json:"received"`
+	Lost     uint64         `json:"lost"`
+	LossPct  float64        `json:"loss_pct"`
+	Latency  LatencySummary `json:"latency"`
 }
 
 // DstResult is what arrived for one destination address.
@@ -188,7 +211,7 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 		r.warn(fmt.Errorf("device counters unavailable, tx not corrected for device drops: %w", derr))
 	}
 
-	var oneWay, hs, rtt, cl Histogram
+	var oneWay, hs, rtt, cl, streamLat Histogram
 	var dsts dstTable
 	var fs FlowSummary
 	var flowRx []uint64
@@ -204,6 +227,7 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 				m[Counter(i).String()] += v
 			}
 			oneWay.Merge(&w.oneWay)
+			streamLat.Merge(&w.streamLat)
 			for _, d := range w.dsts.rows {
 				row := dsts.get(d.addr)
 				row.packets += d.packets
@@ -299,6 +323,12 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 		res.ArrivedPPS = float64(b.arrived-a.arrived) / res.WindowS
 		res.CPS = float64(b.c[CtrConnCompleted]-a.c[CtrConnCompleted]) / res.WindowS
 		res.Established = float64(b.c[CtrConnEstablished]-a.c[CtrConnEstablished]) / res.WindowS
+		if cfg.Mode == ModeSYN {
+			res.SynAckPPS = float64(b.c[CtrRxSynAck]-a.c[CtrRxSynAck]) / res.WindowS
+			// the flood's own offered rate: without the stream
+			res.OfferedPPS -= float64(b.c[CtrStreamTx]-a.c[CtrStreamTx]) / res.WindowS
+			res.TxPPS = res.OfferedPPS
+		}
 	}
 	if cfg.Mode != ModeTCP && res.WindowS > 0 && res.Client["tx_packets"] < tx && tx > 0 {
 		// spread the device's drops over the window in proportion
@@ -307,6 +337,22 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 	res.Concurrent, res.Held = b.active+b.held, b.held
 
 	res.Sent = res.Client["tx_packets"]
+	if cfg.Mode == ModeSYN {
+		res.Sent -= min(res.Sent, res.Client["stream_tx"])
+	}
+	if cfg.Mode == ModeSYN && cfg.Stream.Rate > 0 {
+		st := &StreamResult{Rate: cfg.Stream.Rate, Dst: cfg.Stream.Dst.String(), Flows: cfg.Stream.Flows,
+			Sent: res.Client["stream_tx"], Received: res.Server["stream_rx"], Latency: streamLat.Summary()}
+		if res.WindowS > 0 {
+			st.TxPPS = float64(b.c[CtrStreamTx]-a.c[CtrStreamTx]) / res.WindowS
+			st.RxPPS = float64(b.s[CtrStreamRx]-a.s[CtrStreamRx]) / res.WindowS
+		}
+		if st.Sent > st.Received {
+			st.Lost = st.Sent - st.Received
+			st.LossPct = math.Round(1e4*float64(st.Lost)/float64(st.Sent)) / 100
+		}
+		res.Stream = st
+	}
 	res.Received = res.Client["rx_stamped"] + res.Server["rx_stamped"]
 	if cfg.Mode != ModeTCP && res.Sent > res.Received {
 		res.Lost = res.Sent - res.Received
@@ -386,7 +432,17 @@ func (res *Result) WriteText(out io.Writer) {
 		p("rx", "%s pps (%d received)", si(res.RxPPS), res.Received)
 		p("arrived", "%s pps (received + lost in the receive port's ring)", si(res.ArrivedPPS))
 		p("loss", "%d (%.2f%%)", res.Lost, res.LossPct)
-		lat("one-way latency", res.OneWay)
+		if res.Mode == ModeSYN && res.Client["rx_synack"] > 0 {
+			p("SYN-ACKs", "%s pps (%d received on the client port: SYNs a SYN proxy answered; in rx)", si(res.SynAckPPS), res.Client["rx_synack"])
+			lat("SYN → SYN-ACK", res.OneWay)
+		} else {
+			lat("one-way latency", res.OneWay)
+		}
+		if st := res.Stream; st != nil {
+			p("stream", "%s pps sent, %s pps received of %s pps to %s over %d flows; %d lost (%.2f%%)",
+				si(st.TxPPS), si(st.RxPPS), si(st.Rate), st.Dst, st.Flows, st.Lost, st.LossPct)
+			lat("stream latency", st.Latency)
+		}
 		if s := res.Search; s != nil {
 			p("throughput", "%s pps with at most %.2f%% loss (overload: %s pps arrived of %s pps sent; %d trials)",
 				si(s.ThroughputPPS), s.LossTolerance, si(s.OverloadPPS), si(s.GeneratorPPS), len(s.Trials))

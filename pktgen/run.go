@@ -314,6 +314,10 @@ func (r *runner) snap() snapshot {
 	if r.server != nil {
 		s.arrived += r.server.Stats().RxDropped
 	}
+	if r.cfg.Mode == ModeSYN {
+		// a SYN proxy's SYN-ACKs arrive on the client port
+		s.arrived += r.client.Stats().RxDropped
+	}
 	return s
 }
 

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/port/mem"
 	"github.com/gvs-lb/gvs/header"
@@ -25,7 +28,11 @@ type wire struct {
 	client, server *mem.Port
 	// alter, if set, may rewrite or drop (return nil) a frame going from
 	// the client to the server
-	alter   func(f []byte) []byte
+	alter func(f []byte) []byte
+	// answer, if set, may turn a frame going from the client to the
+	// server into an answer sent back to the client instead (a SYN
+	// proxy's SYN-ACK)
+	answer  func(f []byte) []byte
 	dropNth int // drop every n-th frame in both directions (0: none)
 	dropped atomic.Uint64
 	stop    chan struct{}
@@ -47,7 +54,7 @@ func (w *wire) start(t *testing.T) {
 	go func() {
 		defer w.done.Done()
 		n := 0
-		move := func(from, to *mem.Port, alter func([]byte) []byte) int {
+		move := func(from, to *mem.Port, alter func([]byte) []byte, answer func([]byte) []byte) int {
 			moved := 0
 			for q := 0; q < from.NumQueues(); q++ {
 				for _, f := range from.MemQueue(q).Drain() {
@@ -55,6 +62,13 @@ func (w *wire) start(t *testing.T) {
 					if w.dropNth > 0 && n%w.dropNth == 0 {
 						w.dropped.Add(1)
 						continue
+					}
+					if answer != nil {
+						if a := answer(f); a != nil {
+							from.MemQueue(q).Inject(a)
+							moved++
+							continue
+						}
 					}
 					if alter != nil {
 						if f = alter(f); f == nil {
@@ -74,7 +88,7 @@ func (w *wire) start(t *testing.T) {
 				return
 			default:
 			}
-			if move(w.client, w.server, w.alter)+move(w.server, w.client, nil) == 0 {
+			if move(w.client, w.server, w.alter, w.answer)+move(w.server, w.client, nil, nil) == 0 {
 				time.Sleep(20 * time.Microsecond)
 			}
 		}
@@ -156,6 +170,96 @@ func TestRunSYN(t *testing.T) {
 	}
 	if res.OneWay.Samples != res.Sent {
 		t.Errorf("latency samples %d for %d SYNs", res.OneWay.Samples, res.Sent)
+	}
+	if res.Client["rx_synack"] != 0 || res.SynAckPPS != 0 || res.Stream != nil {
+		t.Errorf("SYN-ACKs %d (%v/s), stream %+v: none expected", res.Client["rx_synack"], res.SynAckPPS, res.Stream)
+	}
+}
+
+// A SYN proxy between the ports answers the flood's SYNs with SYN-ACKs
+// (built with gopacket, echoing the SYN's timestamp); the generator
+// counts each answer from the destination as received, and one from
+// another port as foreign. The established stream goes through to the
+// server port at its rate, counted apart from the flood.
+func TestRunSYNProxyAnswers(t *testing.T) {
+	w := newWire(t, 1)
+	var answered, wrong atomic.Uint64
+	w.answer = func(f []byte) []byte {
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if tcp == nil || !tcp.SYN || tcp.ACK {
+			return nil
+		}
+		eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		var tsval uint32
+		for _, o := range tcp.Options {
+			if o.OptionType == layers.TCPOptionKindTimestamps {
+				tsval = binary.BigEndian.Uint32(o.OptionData[:4])
+			}
+		}
+		sport := tcp.DstPort
+		if (answered.Load()+wrong.Load())%5 == 4 {
+			sport++ // not the destination: not an answer to our SYN
+			wrong.Add(1)
+		} else {
+			answered.Add(1)
+		}
+		ts := make([]byte, 8)
+		binary.BigEndian.PutUint32(ts, 12345)
+		binary.BigEndian.PutUint32(ts[4:], tsval)
+		oeth := &layers.Ethernet{SrcMAC: eth.DstMAC, DstMAC: eth.SrcMAC, EthernetType: layers.EthernetTypeIPv4}
+		oip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: ip.DstIP, DstIP: ip.SrcIP}
+		otcp := &layers.TCP{SrcPort: sport, DstPort: tcp.SrcPort, Seq: 0x5eed, Ack: tcp.Seq + 1, SYN: true, ACK: true,
+			Window: 65535, Options: []layers.TCPOption{
+				{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}},
+				{OptionType: layers.TCPOptionKindNop},
+				{OptionType: layers.TCPOptionKindNop},
+				{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: ts},
+			}}
+		_ = otcp.SetNetworkLayerForChecksum(oip)
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+			oeth, oip, otcp); err != nil {
+			t.Errorf("serialize SYN-ACK: %v", err)
+			return nil
+		}
+		return buf.Bytes()
+	}
+	cfg := baseConfig(w, ModeSYN)
+	cfg.Dsts = []netip.AddrPort{netip.MustParseAddrPort("10.11.0.100:80")}
+	cfg.Rate = 10000
+	cfg.Duration = 400 * time.Millisecond
+	cfg.Warmup = 0
+	cfg.Stream = StreamConfig{Rate: 2000, Dst: netip.AddrPortFrom(testServer, 9000), Flows: 64}
+	res := run(t, w, cfg)
+	c, s := res.Client, res.Server
+	if res.Sent == 0 || res.Sent != answered.Load()+wrong.Load() {
+		t.Fatalf("sent %d SYNs, the proxy saw %d", res.Sent, answered.Load()+wrong.Load())
+	}
+	if c["rx_synack"] != answered.Load() || res.Received != answered.Load() || c["rx_foreign"] != wrong.Load() {
+		t.Errorf("SYN-ACKs counted %d, received %d, foreign %d; want %d answers and %d foreign",
+			c["rx_synack"], res.Received, c["rx_foreign"], answered.Load(), wrong.Load())
+	}
+	if res.Lost != wrong.Load() {
+		t.Errorf("lost %d, want the %d SYNs answered from elsewhere", res.Lost, wrong.Load())
+	}
+	if res.SynAckPPS <= 0 || res.OneWay.Samples != answered.Load() {
+		t.Errorf("SYN-ACK rate %v, latency samples %d of %d", res.SynAckPPS, res.OneWay.Samples, answered.Load())
+	}
+	st := res.Stream
+	if st == nil {
+		t.Fatal("no stream result")
+	}
+	// paced: 2000/s over 0.4 s
+	if st.Sent < 600 || st.Sent > 1000 || st.Received != st.Sent || st.Lost != 0 || c["stream_tx"] != st.Sent {
+		t.Errorf("stream %+v (client stream_tx %d): want ~800 sent, all received", st, c["stream_tx"])
+	}
+	if s["stream_rx"] != st.Sent || s["rx_stamped"] != 0 || st.Latency.Samples != st.Received {
+		t.Errorf("server counters %v, stream latency samples %d: want the stream counted apart from the flood", s, st.Latency.Samples)
+	}
+	if st.RxPPS <= 0 || res.OfferedPPS <= 0 {
+		t.Errorf("stream rx %v pps, flood offered %v pps", st.RxPPS, res.OfferedPPS)
 	}
 }
 

@@ -48,6 +48,11 @@ const (
 	CtrSrvStray
 	CtrHandoff // segments passed to the worker that owns their connection
 
+	// syn mode
+	CtrRxSynAck // SYN-ACKs from a destination to a client address: SYNs a SYN proxy answered
+	CtrStreamTx // established-stream datagrams sent (also in tx_packets)
+	CtrStreamRx // established-stream datagrams received (not in rx_stamped)
+
 	NumCounters
 )
 
@@ -58,6 +63,7 @@ var counterNames = [NumCounters]string{
 	"retransmits", "requests", "responses", "conn_skipped",
 	"srv_syn", "srv_established", "srv_closed", "srv_responses", "srv_retransmits", "srv_timeout",
 	"srv_toa", "srv_stray", "handoffs",
+	"rx_synack", "stream_tx", "stream_rx",
 }
 
 // String returns the counter's name as the JSON report spells it.

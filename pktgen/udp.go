@@ -61,6 +61,14 @@ type udpGen struct {
 	rng       uint64
 	dstIdx    int
 	batchFlow [maxBurst]int32
+	// syn mode's established stream (Config.Stream): this worker's share
+	// of its flows, paced on its own, sent ahead of the SYNs of a burst
+	stream       []flow
+	streamSeq    []uint32
+	streamNext   int
+	streamPerNs  float64
+	streamStart  int64
+	streamIssued uint64
 }
 
 func newUDPGen(w *worker, all []flow, nWorkers int) *udpGen {
@@ -77,6 +85,16 @@ func newUDPGen(w *worker, all []flow, nWorkers int) *udpGen {
 	g.seq = make([]uint32, len(g.flows))
 	g.sent = make([]uint64, len(g.flows))
 	g.nWorkers = nWorkers
+	if g.syn && cfg.Stream.Rate > 0 {
+		sf := cfg.streamFlows()
+		for i := w.idx; i < len(sf); i += nWorkers {
+			g.stream = append(g.stream, sf[i])
+		}
+		g.streamSeq = make([]uint32, len(g.stream))
+		if len(g.stream) > 0 {
+			g.streamPerNs = cfg.Stream.Rate / float64(nWorkers) / 1e9
+		}
+	}
 	return g
 }
 
@@ -88,6 +106,21 @@ func (g *udpGen) rand() uint64 {
 	return g.rng * 2685821657736338717
 }
 
+// streamDue is how many stream datagrams are due now (at most max).
+func (g *udpGen) streamDue(now int64, max int) int {
+	if g.streamPerNs == 0 {
+		return 0
+	}
+	if g.streamStart == 0 {
+		g.streamStart = now
+	}
+	due := uint64(float64(now-g.streamStart) * g.streamPerNs)
+	if due <= g.streamIssued {
+		return 0
+	}
+	return min(max, int(due-g.streamIssued))
+}
+
 // generate fills and sends up to one burst; it returns how many packets
 // it sent.
 func (g *udpGen) generate(w *worker) int {
@@ -97,15 +130,22 @@ func (g *udpGen) generate(w *worker) int {
 		g.ratePerNs = math.Float64frombits(w.r.rate.Load()) / float64(g.nWorkers) / 1e9
 		g.start, g.issued = 0, 0
 	}
+	nStream := g.streamDue(w.now, want)
+	want -= nStream
 	if g.ratePerNs > 0 {
 		if g.start == 0 {
 			g.start = w.now
 		}
 		due := uint64(float64(w.now-g.start) * g.ratePerNs)
 		if due <= g.issued {
-			return 0
+			want = 0
+		} else {
+			want = min(want, int(due-g.issued))
 		}
-		want = min(want, int(due-g.issued))
+	}
+	want += nStream
+	if want == 0 {
+		return 0
 	}
 	if w.ntx > 0 {
 		w.flush()
@@ -121,7 +161,20 @@ func (g *udpGen) generate(w *worker) int {
 		}
 		buf := frame(b)
 		var l int
-		if g.syn {
+		switch {
+		case n < nStream:
+			i := g.streamNext
+			if g.streamNext++; g.streamNext == len(g.stream) {
+				g.streamNext = 0
+			}
+			f := &g.stream[i]
+			h.Src, h.SrcPort, h.Dst, h.DstPort = f.src, f.sport, f.dst, f.dport
+			h.ID = uint16(g.streamSeq[i])
+			st := Stamp{Kind: KindUDP, Sender: g.sender, Flow: f.id, Seq: g.streamSeq[i], SentNs: w.now}
+			g.streamSeq[i]++
+			l = EncodeUDP(buf, h, g.frameLen, &st)
+			g.batchFlow[n] = -2 - int32(i)
+		case g.syn:
 			r := g.rand()
 			d := w.r.cfg.Dsts[g.dstIdx]
 			if g.dstIdx++; g.dstIdx == len(w.r.cfg.Dsts) {
@@ -135,7 +188,7 @@ func (g *udpGen) generate(w *worker) int {
 				Options: SynOptions(&synOpts, 1460, uint32(w.now/1000))}
 			l = EncodeTCP(buf, h, &seg)
 			g.batchFlow[n] = -1
-		} else {
+		default:
 			i := g.next
 			if g.next++; g.next == len(g.flows) {
 				g.next = 0
@@ -151,6 +204,7 @@ func (g *udpGen) generate(w *worker) int {
 		b.SetLen(l)
 		w.txb[n] = b
 	}
+	nStream = min(nStream, n) // out of frames early
 	if n == 0 {
 		w.ctr.inc(CtrTxRefused)
 		return 0
@@ -164,13 +218,20 @@ func (g *udpGen) generate(w *worker) int {
 	for i, b := range w.txb[sent:n] {
 		bytes -= uint64(b.Len())
 		b.Free()
-		if f := g.batchFlow[sent+i]; f >= 0 {
+		switch f := g.batchFlow[sent+i]; {
+		case f >= 0:
 			g.seq[f]-- // not sent: the sequence stays gap-free
+		case f <= -2:
+			g.streamSeq[-2-f]--
 		}
 	}
+	streamSent := 0
 	for _, f := range g.batchFlow[:sent] {
-		if f >= 0 {
+		switch {
+		case f >= 0:
 			g.sent[f]++
+		case f <= -2:
+			streamSent++
 		}
 	}
 	if sent < n {
@@ -180,15 +241,21 @@ func (g *udpGen) generate(w *worker) int {
 			// back so the next burst resends those flows in order
 			g.next = (g.next - (n-sent)%len(g.flows) + len(g.flows)) % len(g.flows)
 		}
+		if refused := nStream - streamSent; refused > 0 && len(g.stream) > 0 {
+			g.streamNext = (g.streamNext - refused%len(g.stream) + len(g.stream)) % len(g.stream)
+		}
 	}
 	clear(w.txb[:n])
 	w.ntx = 0
 	w.ctr.add(CtrTxPackets, uint64(sent))
 	w.ctr.add(CtrTxBytes, bytes)
-	g.issued += uint64(sent)
-	if g.ratePerNs > 0 && sent < n {
-		// do not accumulate a debt the port cannot take
-		g.issued += uint64(n - sent)
+	w.ctr.add(CtrStreamTx, uint64(streamSent))
+	// what the port refused is not owed later: no debt it cannot take
+	g.streamIssued += uint64(nStream)
+	flood := n - nStream
+	g.issued += uint64(sent - streamSent)
+	if g.ratePerNs > 0 && sent-streamSent < flood {
+		g.issued += uint64(flood - (sent - streamSent))
 	}
 	return sent
 }

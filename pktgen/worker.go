@@ -58,20 +58,22 @@ type worker struct {
 	nextHop header.MAC
 	now     int64
 
-	ctr      counters
-	oneWay   Histogram // udp/syn: send → receive
-	flows    flowStats
-	dsts     dstTable
-	rxb      [maxBurst]*pktbuf.Buf
-	txb      [maxBurst]*pktbuf.Buf
-	ntx      int
-	pkt      Packet
-	lastPub  int64
-	gen      *udpGen
-	tcpc     *tcpClient
-	tcps     *tcpServer
-	handoff  []*ring.SPSC[segment] // inbound, one per peer worker of this side
-	outbound []*ring.SPSC[segment] // outbound, indexed by destination worker
+	ctr    counters
+	oneWay Histogram // udp/syn: send → receive (syn with a SYN proxy: SYN → SYN-ACK)
+	// streamLat is syn mode's established stream: send → receive
+	streamLat Histogram
+	flows     flowStats
+	dsts      dstTable
+	rxb       [maxBurst]*pktbuf.Buf
+	txb       [maxBurst]*pktbuf.Buf
+	ntx       int
+	pkt       Packet
+	lastPub   int64
+	gen       *udpGen
+	tcpc      *tcpClient
+	tcps      *tcpServer
+	handoff   []*ring.SPSC[segment] // inbound, one per peer worker of this side
+	outbound  []*ring.SPSC[segment] // outbound, indexed by destination worker
 }
 
 // run is the worker's loop; it returns when the run stops.
@@ -93,6 +95,7 @@ func (w *worker) run() {
 		if e := r.histEpoch.Load(); e != histEpoch {
 			histEpoch = e
 			w.oneWay = Histogram{}
+			w.streamLat = Histogram{}
 		}
 		busy := w.receive()
 		busy += w.receiveHandoffs()
@@ -233,6 +236,11 @@ func (w *worker) input(b *pktbuf.Buf) {
 
 // count is the sink: per destination, per flow, one-way latency.
 func (w *worker) count(p *Packet, size int) {
+	if w.side == SideClient && p.Proto == header.ProtoTCP && w.synAck(p) {
+		// not per destination: the destinations are the flood's random
+		// client addresses
+		return
+	}
 	d := w.dsts.get(p.Dst)
 	d.packets++
 	d.bytes += uint64(size)
@@ -241,6 +249,12 @@ func (w *worker) count(p *Packet, size int) {
 		st, ok := ParseStamp(p.Payload)
 		if !ok || st.Kind != KindUDP {
 			w.ctr.inc(CtrRxForeign)
+			return
+		}
+		if w.r.cfg.Mode == ModeSYN {
+			// syn mode's established stream
+			w.ctr.inc(CtrStreamRx)
+			w.streamLat.Record(w.now - st.SentNs)
 			return
 		}
 		w.ctr.inc(CtrRxStamped)
@@ -258,6 +272,31 @@ func (w *worker) count(p *Packet, size int) {
 	default:
 		w.ctr.inc(CtrRxForeign)
 	}
+}
+
+// synAck counts a SYN-ACK that answers one of syn mode's SYNs: from a
+// destination to a client address (a SYN proxy's cookie). It is received
+// (rx_stamped) as a forwarded SYN is; its timestamp echo, when it has
+// one, is our SYN's send time: the latency is the round trip.
+func (w *worker) synAck(p *Packet) bool {
+	cfg := &w.r.cfg
+	if cfg.Mode != ModeSYN || p.Flags&(header.TCPFlagSYN|header.TCPFlagACK|header.TCPFlagRST) != header.TCPFlagSYN|header.TCPFlagACK {
+		return false
+	}
+	if _, ok := cfg.clientIndex(p.Dst); !ok {
+		return false
+	}
+	for _, d := range cfg.Dsts {
+		if d.Port() == p.SrcPort && d.Addr().As4() == p.Src {
+			w.ctr.inc(CtrRxSynAck)
+			w.ctr.inc(CtrRxStamped)
+			if p.HasTS && p.TSEcr != 0 {
+				w.oneWay.Record(int64(uint32(w.now/1000)-p.TSEcr) * 1000)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // arp answers requests for our addresses. (Replies, to the gateway

@@ -44,6 +44,7 @@ type opts struct {
 	serverAddrs []string
 	jsonFile    string
 	quiet       bool
+	streamDst   string
 }
 
 func main() {
@@ -113,6 +114,10 @@ real servers, so connection rates are not limited by a kernel TCP stack.`,
 		Short: "TCP SYN flood from random client addresses and ports",
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd, pktgen.ModeSYN) },
 	}
+	sy := syn.Flags()
+	sy.Float64Var(&c.Stream.Rate, "stream-rate", 0, "also send an established UDP stream at this many packets/s (stamped, counted at the server port) between the SYNs (0: none)")
+	sy.StringVar(&o.streamDst, "stream-dst", "", "the stream's destination IPv4:port (a UDP service)")
+	sy.IntVar(&c.Stream.Flows, "stream-flows", 1024, "the stream's flows: those of udp mode with --flows N and --dst STREAM-DST, so such a udp run is its baseline")
 
 	tcp := &cobra.Command{
 		Use:   "tcp",
@@ -187,6 +192,11 @@ func (o *opts) run(cmd *cobra.Command, mode pktgen.Mode) error {
 		}
 		c.Dsts = append(c.Dsts, ap)
 	}
+	if o.streamDst != "" {
+		if c.Stream.Dst, err = netip.ParseAddrPort(o.streamDst); err != nil {
+			return fmt.Errorf("--stream-dst %q: want IPv4:port", o.streamDst)
+		}
+	}
 	for _, s := range o.serverAddrs {
 		p, err := parsePrefix(s)
 		if err != nil {
@@ -199,6 +209,9 @@ func (o *opts) run(cmd *cobra.Command, mode pktgen.Mode) error {
 		for _, d := range c.Dsts {
 			c.ServerAddrs = append(c.ServerAddrs, netip.PrefixFrom(d.Addr(), 32))
 		}
+	}
+	if c.Stream.Rate > 0 && len(c.ServerAddrs) == 0 && c.Stream.Dst.IsValid() {
+		c.ServerAddrs = append(c.ServerAddrs, netip.PrefixFrom(c.Stream.Dst.Addr(), 32))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
