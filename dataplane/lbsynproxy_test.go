@@ -396,3 +396,62 @@ func TestSynProxySyncFailover(t *testing.T) {
 		t.Errorf("an adjusted UDP record: %+v, want refused", res)
 	}
 }
+
+// TestSynProxyMalformedFlood: malformed TCP at a SYN-proxy service — bad
+// data offsets, options running past the header, zero-length options, bad
+// checksums, flag combinations — sends nothing, makes no connection, and
+// every frame is counted by exactly one drop counter.
+func TestSynProxyMalformedFlood(t *testing.T) {
+	c := newSPTest(t, false)
+	good := func(s tcpSeg) []byte { return c.clientSeg(s) }
+	tcpOff := 14 + 20
+	setDoff := func(f []byte, words byte) []byte { f[tcpOff+12] = words<<4 | f[tcpOff+12]&15; return f }
+	opt := func(b ...byte) layers.TCPOption {
+		return layers.TCPOption{OptionType: layers.TCPOptionKind(b[0]), OptionLength: b[1], OptionData: b[2:]}
+	}
+	resum := func(edit func([]byte), f []byte) []byte { // edits the TCP header, fixes its checksum
+		edit(f)
+		tcp := f[tcpOff:]
+		tcp[16], tcp[17] = 0, 0
+		binary.BigEndian.PutUint16(tcp[16:], header.TransportChecksum(header.ProtoTCP, f[14+12:14+16], f[14+16:14+20], tcp, 16))
+		return f
+	}
+	frames := map[string][]byte{
+		"data offset 4":          setDoff(good(tcpSeg{syn: true, seq: 1}), 4),
+		"data offset past end":   setDoff(good(tcpSeg{syn: true, seq: 1}), 15),
+		"option past the header": resum(func(f []byte) { f[tcpOff+21] = 8 }, good(tcpSeg{syn: true, seq: 1, mss: 1460})), // MSS length 8 in 4 bytes
+		"zero-length option":     good(tcpSeg{syn: true, seq: 1, opts: []layers.TCPOption{{OptionType: 2, OptionLength: 0}, nopOpt, nopOpt}}),
+		"bad checksum":           badChecksum(good(tcpSeg{syn: true, seq: 1, mss: 1460})),
+		"SYN FIN":                good(tcpSeg{syn: true, fin: true, seq: 1}),
+		"SYN RST":                good(tcpSeg{syn: true, rst: true, seq: 1}),
+		"no flags":               good(tcpSeg{seq: 1}),
+		"FIN alone":              good(tcpSeg{fin: true, seq: 1}),
+		"RST alone":              good(tcpSeg{rst: true, seq: 1}),
+		"ACK bad cookie":         good(tcpSeg{ack: true, seq: 2, ackn: 12345}),
+		"ACK bad options":        good(tcpSeg{ack: true, seq: 2, ackn: 12345, opts: []layers.TCPOption{opt(5, 9, 1, 2, 3, 4, 5, 6, 7), nopOpt, nopOpt, nopOpt}}),
+		"ACK bad checksum":       badChecksum(good(tcpSeg{ack: true, seq: 2, ackn: 12345})),
+	}
+	drops := func() (n uint64) {
+		for i := Counter(0); i < NumCounters; i++ {
+			if i.IsDrop() {
+				n += c.td.sum(i)
+			}
+		}
+		return n
+	}
+	for name, f := range frames {
+		before, tx := drops(), c.td.sum(CtrTxPackets)
+		c.td.inject(0, f)
+		c.td.stepAll()
+		if n := len(c.td.outAll(0)) + len(c.td.outAll(1)); n != 0 || c.td.sum(CtrTxPackets) != tx {
+			t.Errorf("%s: %d frames sent", name, n)
+		}
+		if d := drops() - before; d != 1 {
+			ctr, _ := c.td.w.Stats()
+			t.Errorf("%s: %d drops counted, want 1: %v", name, d, nonZero(ctr))
+		}
+	}
+	if c.conns() != 0 {
+		t.Errorf("%d connections after the malformed frames", c.conns())
+	}
+}
