@@ -24,13 +24,20 @@
 #         forwarded pps at 1x, 2x and 5x that capacity offered;
 #   wrk   connections/s of real Linux TCP: wrk (one connection per request)
 #         through the balancer to nginx;
+#   synproxy  SYN flood at a SYN-proxy service (-j enable), GVS 1 worker:
+#         its UDP rate (the udp cell), SYN cookies answered per second
+#         (SYN-ACKs back at the generator, cross-checked with the
+#         dataplane's lb_synproxy_cookies) and an established UDP stream's
+#         rate without and during the flood (synproxy_rep below);
 # plus the pipeline micro benchmarks, and writes
 # bench/results/<date>/report.md and chart.png. See docs/benchmarks.md.
 #
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy   TESTS: udp syn cps conc over wrk   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
+# The SYN-proxy cell alone (a few minutes):
+#        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +47,7 @@ TOOLS=$STATE/bin
 GVS_BIN=${GVS_BIN:-$ROOT/bin}
 REPS=3
 ONLY="xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy"
-TESTS="udp syn cps conc over wrk"
+TESTS="udp syn cps conc over wrk synproxy"
 PLACES="sep one free"
 MICRO=1
 QUICK=0
@@ -60,6 +67,9 @@ GVS_CONN_CAPACITY=${GVS_CONN_CAPACITY:-2097152}
 UDP_S=5 SYN_S=4 CPS_S=4 CONC_CONNS=200000 CPS_CONCURRENCY=1024 WARM_S=1
 OVER_S=3 OVER_TRIAL=1s OVER_STEPS=6 OVER_TOLERANCE=1 OVER_FACTORS="1 2 5"
 WRK_S=5 WRK_CONNS=64
+# the synproxy cell's established stream: this share of the same rep's UDP
+# rate (synp-udp), over SYNP_STREAM_FLOWS flows
+SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
 # PERF=1 profiles the system under test's CPU during the udp and over-5x
 # cells (perf record -C SUT_CPU): where its time goes, kernel or its own code
 PERF=${PERF:-1}
@@ -121,9 +131,9 @@ deps() {
 build() {
 	mkdir -p "$TOOLS"
 	(cd "$ROOT" && "$GO" build -o "$TOOLS/" ./cmd/gvs-pktgen ./bench/xdpfwd ./bench/xskfwd ./bench/report)
-	if [ ! -x "$GVS_BIN/gvs-dataplane" ] || [ ! -x "$GVS_BIN/ipvsadm" ]; then
+	if [ ! -x "$GVS_BIN/gvs-dataplane" ] || [ ! -x "$GVS_BIN/ipvsadm" ] || [ ! -x "$GVS_BIN/dpip" ]; then
 		mkdir -p "$GVS_BIN"
-		(cd "$ROOT" && "$GO" build -o "$GVS_BIN/" ./cmd/gvs-dataplane ./cmd/ipvsadm)
+		(cd "$ROOT" && "$GO" build -o "$GVS_BIN/" ./cmd/gvs-dataplane ./cmd/ipvsadm ./cmd/dpip)
 	fi
 }
 
@@ -158,6 +168,16 @@ pg_args() {
 	over-cap) echo "$udp --search --loss-tolerance $OVER_TOLERANCE --trial $OVER_TRIAL --steps $OVER_STEPS --warmup ${WARM_S}s" ;;
 	over-*) echo "$udp --rate $3 --duration ${OVER_S}s --warmup ${WARM_S}s" ;;
 	syn) echo syn --dst $VIP:$VIP_TCP_PORT --tx-queues "$2" --duration ${SYN_S}s --warmup ${WARM_S}s ;;
+	# the synproxy cell: the udp cell's method; the flood from random
+	# sources (every address of the client prefix, random ports) at the
+	# SYN-proxy service; the established stream alone (udp mode, the port
+	# generator as in syn mode, the stream's flows) and during the flood
+	synp-udp) echo "$udp --duration ${UDP_S}s --warmup ${WARM_S}s" ;;
+	synp-flood) echo syn --dst $VIP:$VIP_TCP_PORT --client-addrs 0 --tx-queues "$2" --duration ${SYN_S}s --warmup ${WARM_S}s ;;
+	synp-base) echo udp --dst $VIP:$VIP_UDP_PORT --client-addrs 0 --flows $SYNP_STREAM_FLOWS --size 64 --gen port --rate "$3" \
+		--tx-queues "$2" --duration ${SYN_S}s --warmup ${WARM_S}s ;;
+	synp-mixed) echo syn --dst $VIP:$VIP_TCP_PORT --client-addrs 0 --stream-dst $VIP:$VIP_UDP_PORT --stream-flows $SYNP_STREAM_FLOWS \
+		--stream-rate "$3" --tx-queues "$2" --duration ${SYN_S}s --warmup ${WARM_S}s ;;
 	cps) echo tcp --dst $VIP:$VIP_TCP_PORT --tx-queues "$2" --concurrency $CPS_CONCURRENCY --duration ${CPS_S}s --warmup ${WARM_S}s ;;
 	conc) echo tcp --dst $VIP:$VIP_TCP_PORT --tx-queues "$2" --hold --conns $CONC_CONNS --concurrency $CPS_CONCURRENCY --duration 20s --warmup 0s ;;
 	esac
@@ -186,10 +206,11 @@ cell() {
 	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" "$test" "$rep" "$cmd" >>"$OUT/cells.tsv"
 	local t0=$SECONDS mem0="" perfpid=""
 	[ "$test" = conc ] && mem0=$(sys_memory "$sys")
-	if [ "$PERF" = 1 ] && [ -n "$SUT_CPU" ] && [[ $test == udp || $test == over-5x ]] && command -v perf >/dev/null; then
+	if [ "$PERF" = 1 ] && [ -n "$SUT_CPU" ] && [[ $test == udp || $test == over-5x || $test == synp-udp || $test == synp-flood ]] && command -v perf >/dev/null; then
 		# the measurement window: after the warm-up, until generation ends
 		local secs=$UDP_S
 		[ "$test" = over-5x ] && secs=$OVER_S
+		[ "$test" = synp-flood ] && secs=$SYN_S
 		(sleep "$WARM_S" && exec perf record -q -o "$base.perf.data" -C "$SUT_CPU" -F 999 -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
 		perfpid=$!
 		echo "perf record -o $base.perf.data -C $SUT_CPU -F 999 -- sleep $((secs - WARM_S)) (from the end of the warm-up); perf report --sort dso[,sym]" >"$base.perf.cmd"
@@ -209,7 +230,7 @@ cell() {
 		fi
 	fi
 	local headline
-	headline=$(grep -E '^(arrived|throughput|connections/s|open at end|generator) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)
+	headline=$(grep -E '^(arrived|throughput|connections/s|open at end|generator|SYN-ACKs|stream) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)
 	log "  $PLACE $sys $test #$rep ($((SECONDS - t0))s): $headline"
 	grep '^warning:' "$base.txt" | sed 's/^/bench:     /' || true
 	if [ "$test" = conc ]; then
@@ -241,6 +262,56 @@ over() {
 	for f in $OVER_FACTORS; do
 		cell "$sys" "over-${f}x" "$rep" "$q" "$(awk -v c="$cap" -v f="$f" 'BEGIN{printf "%.0f", c*f}')"
 	done
+}
+
+# dp_counters FILE: the dataplane's counters summed over its workers
+# (name=value per line)
+dp_counters() {
+	"$GVS_BIN/dpip" -s worker show 2>/dev/null |
+		awk 'NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { for (k in s) print k "=" s[k] }' | sort >"$1"
+}
+
+# dp_delta BEFORE AFTER OUT: the counters that moved, "name=delta ..."
+dp_delta() {
+	awk -F= 'NR == FNR { b[$1] = $2; next } $2 - b[$1] != 0 { printf "%s=%d ", $1, $2 - b[$1] } END { print "" }' "$1" "$2" >"$3"
+}
+
+# synp_cell SYSTEM TEST REP QUEUES [RATE]: a cell with the dataplane's
+# counters read before and after (raw/…-TEST-REP.dp: what moved)
+synp_cell() {
+	local base=$OUT/raw/$PLACE-$1-$2-$3
+	dp_counters "$base.dp0"
+	cell "$@"
+	dp_counters "$base.dp1"
+	dp_delta "$base.dp0" "$base.dp1" "$base.dp"
+	rm -f "$base.dp0" "$base.dp1"
+	log "    dataplane: $(grep -o 'lb_synproxy_[a-z]*=[0-9]*' "$base.dp" | paste -sd ' ' -)"
+}
+
+# synproxy_rep SYSTEM REP: one repetition of the synproxy cell, all on the
+# same running GVS: (a) its UDP rate as the udp cell measures it; (b) the
+# SYN flood at the SYN-proxy service: SYN-ACKs back at the generator per
+# second; (c) an established UDP stream at SYNP_STREAM_SHARE × (a)'s rate,
+# alone and then during the same flood. The report divides (b) by (a) and
+# the stream's rate during the flood by its rate alone.
+synproxy_rep() {
+	local sys=$1 rep=$2 q rate udpf
+	q=$(system_queues "$sys")
+	cell "$sys" synp-udp "$rep" "$q"
+	synp_cell "$sys" synp-flood "$rep" "$q"
+	udpf=$OUT/raw/$PLACE-$sys-synp-udp-$rep.json
+	rate=$( [ -f "$udpf" ] && json_num "$udpf" arrived_pps || true)
+	# (no UDP rate measured: a fixed 20 kpps, and the report has no (b) ÷ (a) for the rep)
+	rate=$(awk -v r="${rate:-0}" -v s="$SYNP_STREAM_SHARE" 'BEGIN { r *= s; if (r < 1000) r = 20000; printf "%.0f", r }')
+	cell "$sys" synp-base "$rep" "$q" "$rate"
+	synp_cell "$sys" synp-mixed "$rep" "$q" "$rate"
+}
+
+# synproxy_on SYSTEM: the TCP service becomes a SYN-proxy service
+synproxy_on() {
+	echo "# the synproxy cell only (after the set-up above):" >>"$STATE/setup-$1.txt"
+	run_logged "$1" "$GVS_BIN/ipvsadm" -E -t $VIP:$VIP_TCP_PORT -s rr -j enable
+	cp "$STATE/setup-$1.txt" "$OUT/setup-$PLACE-$1.txt"
 }
 
 # wrk_cell SYSTEM REP: connections/s of wrk through the balancer to nginx,
@@ -275,8 +346,9 @@ system_tests() {
 	xdp) echo udp cps over ;;
 	xsk1) echo udp over ;;
 	xsk2) echo udp ;;
-	gvs1 | nft) echo udp syn cps conc over wrk ;;
-	gvs1rt) echo udp over wrk ;;
+	gvs1) echo udp syn cps conc over wrk synproxy ;;
+	nft) echo udp syn cps conc over wrk ;;
+	gvs1rt) echo udp over wrk synproxy ;;
 	gvs2) echo udp syn cps conc ;;
 	haproxy) echo cps wrk ;;
 	esac
@@ -284,7 +356,7 @@ system_tests() {
 # place_tests PLACE: what a placement measures
 place_tests() {
 	case $1 in
-	sep) echo udp syn cps conc over wrk ;;
+	sep) echo udp syn cps conc over wrk synproxy ;;
 	one) echo over ;;
 	free) echo cps wrk ;;
 	esac
@@ -364,6 +436,10 @@ measure() {
 		first=0
 		case $t in
 		over) for rep in $(seq 1 "$REPS"); do over "$sys" "$rep" "$(system_queues "$sys")"; done ;;
+		synproxy)
+			synproxy_on "$sys"
+			for rep in $(seq 1 "$REPS"); do synproxy_rep "$sys" "$rep"; done
+			;;
 		wrk)
 			tcp_hosts_up
 			nginx_start "$GEN_CPUS"

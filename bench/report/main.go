@@ -327,6 +327,8 @@ func (d *data) write() error {
 		w("\n")
 	}
 
+	d.synproxySection(w)
+
 	cp := map[string]stat{}
 	for _, s := range systems {
 		cp[s.id] = d.metric(s.id, "cps", cps)
@@ -411,7 +413,9 @@ func (d *data) write() error {
 			case c.test == "over-cap" && c.res.Search != nil:
 				r = fmt.Sprintf("capacity %.3f Mpps (overload %.3f of %.3f offered)", c.res.Search.ThroughputPPS/1e6,
 					c.res.Search.OverloadPPS/1e6, c.res.Search.GeneratorPPS/1e6)
-			case c.test == "udp" || c.test == "syn" || strings.HasPrefix(c.test, "over-"):
+			case c.test == "synp-flood" || c.test == "synp-mixed":
+				r = synpCellResult(c.res)
+			case c.test == "udp" || c.test == "syn" || strings.HasPrefix(c.test, "over-") || strings.HasPrefix(c.test, "synp-"):
 				r = fmt.Sprintf("%.3f Mpps of %.3f offered", c.res.ArrivedPPS/1e6, c.res.OfferedPPS/1e6)
 			case c.test == "cps":
 				r = fmt.Sprintf("%.0f conn/s", c.res.CPS)

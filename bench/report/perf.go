@@ -67,7 +67,7 @@ func readPerf(path string) []perfRow {
 func (d *data) perfSection(w func(string, ...any)) {
 	var out []string
 	for _, c := range d.cells {
-		if c.place != "sep" || (c.test != "udp" && c.test != "over-5x") {
+		if c.place != "sep" || (c.test != "udp" && c.test != "over-5x" && c.test != "synp-udp" && c.test != "synp-flood") {
 			continue
 		}
 		base := filepath.Join(d.dir, "raw", fmt.Sprintf("%s-%s-%s-%d", c.place, c.sys, c.test, c.rep))
@@ -98,7 +98,10 @@ func (d *data) perfSection(w func(string, ...any)) {
 			top = append(top, fmt.Sprintf("%s %.0f%% (%s)", r.sym, r.pct, dso))
 		}
 		fwd := "–"
-		if c.res != nil {
+		switch {
+		case c.res != nil && c.test == "synp-flood":
+			fwd = fmt.Sprintf("%.3f SYN-ACKs", c.res.SynAckPPS/1e6)
+		case c.res != nil:
 			fwd = fmt.Sprintf("%.3f", c.res.ArrivedPPS/1e6)
 		}
 		out = append(out, fmt.Sprintf("| %s | %s | %d | %s | %.0f%% | %.0f%% | %.0f%% | %s |", label(c.sys), c.test, c.rep, fwd,
