@@ -32,6 +32,10 @@ func (w *Worker) lbDRConn(b *pktbuf.Buf, l3 []byte, c *session.Conn, dir session
 		st.inPkts.Add(1)
 		st.inBytes.Add(uint64(len(l3)))
 		w.ctr.inc(CtrLBIn)
+		if t := w.tunnelDest(c.Dest); t != nil { // ipvsadm -i (lbtunnel.go)
+			w.lbTunnel(b, l3, t, c.DAddrPort().Addr().Unmap(), c.CAddrPort())
+			return
+		}
 		w.lbDR(b, l3, c.DAddrPort().Addr().Unmap())
 		return
 	}

@@ -180,6 +180,10 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	st.inBytes.Add(uint64(len(l3)))
 	w.ctr.inc(CtrLBOnePacket)
 	w.ctr.inc(CtrLBIn)
+	if dest.Spec.Fwd == ipvs.FwdTunnel {
+		w.lbTunnel(b, l3, &dest.Spec, daddr.Addr(), client) // lbtunnel.go
+		return
+	}
 	if !fullNAT {
 		w.lbDR(b, l3, daddr.Addr())
 		return

@@ -116,6 +116,11 @@ const (
 	CtrLBEvictedClosing   // a full table made room: a closing conn (FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK) evicted
 	CtrLBPressureNew      // a new connection's first packet while the table was at or above its high-water mark
 
+	CtrLBTunnelEncap        // a packet encapsulated towards a tunnel (-i) real server
+	CtrDropLBTunnelTooBig   // a tunnel packet too big for the egress MTU once encapsulated: ICMP frag-needed / packet-too-big sent to the client
+	CtrDropLBTunnelNeedFrag // an IPv4 tunnel packet without DF too big once encapsulated (GVS does not fragment)
+	CtrDropLBTunnelNoSource // no address of the real server's family on the interface towards it (outer source)
+
 	NumCounters
 )
 
@@ -146,6 +151,7 @@ var counterNames = [NumCounters]string{
 	"drop_lb_synproxy_bad_cookie", "drop_lb_synproxy_stale_cookie", "drop_lb_synproxy_waiting",
 	"drop_lb_synproxy_not_fullnat",
 	"lb_evicted_embryonic", "lb_evicted_closing", "lb_pressure_new",
+	"lb_tunnel_encap", "drop_lb_tunnel_too_big", "drop_lb_tunnel_need_frag", "drop_lb_tunnel_no_source",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -115,6 +115,56 @@ type DestSpec struct {
 	Upper  uint32 // -x
 	Lower  uint32 // -y
 	Fwd    FwdMethod
+	// Tunnel (-i) only: the encapsulation (--tun-type), the GUE UDP port
+	// (--tun-port) and the checksum choice (--tun-nocsum, --tun-csum,
+	// --tun-remcsum), with LVS's values.
+	TunType  TunType
+	TunPort  uint16
+	TunFlags TunFlags
+}
+
+// TunType is a tunnel real server's encapsulation, numbered as LVS's
+// IP_VS_CONN_F_TUNNEL_TYPE_*.
+type TunType uint8
+
+const (
+	TunIPIP TunType = iota // IPv4-in-IPv4 (protocol 4) or IPv6-in-IPv6 (41); the default
+	TunGUE                 // UDP to TunPort, a GUE variant 0 header, then the IP packet
+	TunGRE                 // GRE (protocol 47, RFC 2784), protocol type of the inner family
+)
+
+// String returns ipvsadm's name (--tun-type).
+func (t TunType) String() string {
+	switch t {
+	case TunIPIP:
+		return "ipip"
+	case TunGUE:
+		return "gue"
+	case TunGRE:
+		return "gre"
+	}
+	return "tun-" + strconv.Itoa(int(t))
+}
+
+// TunFlags are LVS's IP_VS_TUNNEL_ENCAP_FLAG_* values: 0 is --tun-nocsum.
+type TunFlags uint8
+
+const (
+	TunCsum    TunFlags = 1 << 0 // --tun-csum: UDP (GUE) or GRE checksum
+	TunRemCsum TunFlags = 1 << 1 // --tun-remcsum (GUE): GVS's inner checksums are final, so a UDP checksum as --tun-csum
+)
+
+// String returns ipvsadm's option name without the dashes.
+func (f TunFlags) String() string {
+	switch f {
+	case 0:
+		return "tun-nocsum"
+	case TunCsum:
+		return "tun-csum"
+	case TunRemCsum:
+		return "tun-remcsum"
+	}
+	return "tun-flags-" + strconv.Itoa(int(f))
 }
 
 // Errors, worded as ipvsadm/libipvs print them.
@@ -186,6 +236,13 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 	if z := d.Addr.Addr().Zone(); z != "" {
 		return fmt.Errorf("destination %s of %s: a real server's address has no zone: drop %%%s: %w", d.Addr, k, z, ErrInvalid)
 	}
+	if d.Fwd != FwdTunnel && (d.TunType != 0 || d.TunPort != 0 || d.TunFlags != 0) {
+		return fmt.Errorf("destination %s of %s: tunnel options with forwarding method %s: use -i or drop --tun-type/--tun-port/--tun-*csum: %w",
+			d.Addr, k, d.Fwd, ErrInvalid)
+	}
+	if d.Addr.Addr().Is4() != k.Addr.Is4() && d.Fwd == FwdTunnel {
+		return fmt.Errorf("destination %s of %s: a tunnel to a real server of the other address family is %w yet: give a real server address of the service's family", d.Addr, k, ErrNotSupported)
+	}
 	if d.Addr.Addr().Is4() != k.Addr.Is4() {
 		return fmt.Errorf("destination %s of %s: address family differs from the service (NAT64 is %w yet)", d.Addr, k, ErrNotSupported)
 	}
@@ -204,13 +261,52 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 			return fmt.Errorf("destination %s of %s: direct routing (-g) cannot change the port: give the service's port %d or none: %w",
 				d.Addr, k, k.Port, ErrInvalid)
 		}
-	case FwdMasq, FwdTunnel, FwdSNAT:
-		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b) or direct routing (-g)", d.Addr, k, d.Fwd, ErrNotSupported)
+	case FwdTunnel:
+		// the real server decapsulates the packet for the virtual address
+		// and port as the client sent it
+		if p := d.Addr.Port(); p != 0 && p != k.Port {
+			return fmt.Errorf("destination %s of %s: a tunnel (-i) cannot change the port: give the service's port %d or none: %w",
+				d.Addr, k, k.Port, ErrInvalid)
+		}
+		if err := d.validateTunnel(k); err != nil {
+			return err
+		}
+	case FwdMasq, FwdSNAT:
+		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b), direct routing (-g) or a tunnel (-i)", d.Addr, k, d.Fwd, ErrNotSupported)
 	default:
 		return fmt.Errorf("destination %s of %s: no forwarding method: %w", d.Addr, k, ErrInvalid)
 	}
 	if d.Addr.Port() == 0 && k.Port != 0 {
 		return fmt.Errorf("destination %s of %s: port 0: give the real server's port: %w", d.Addr, k, ErrInvalid)
+	}
+	return nil
+}
+
+// validateTunnel checks the tunnel options as ipvsadm's tunnel_opt_check
+// and LVS do: ipip takes none, gue needs a port and takes one checksum
+// option, gre takes --tun-csum or --tun-nocsum.
+func (d *DestSpec) validateTunnel(k ServiceKey) error {
+	switch d.TunType {
+	case TunIPIP:
+		if d.TunPort != 0 || d.TunFlags != 0 {
+			return fmt.Errorf("destination %s of %s: an ipip tunnel takes no --tun-port or checksum option: drop them or use --tun-type gue|gre: %w", d.Addr, k, ErrInvalid)
+		}
+	case TunGUE:
+		if d.TunPort == 0 {
+			return fmt.Errorf("destination %s of %s: a gue tunnel needs the real server's UDP port: add --tun-port (the port of its fou/gue receiver): %w", d.Addr, k, ErrInvalid)
+		}
+		if d.TunFlags != 0 && d.TunFlags != TunCsum && d.TunFlags != TunRemCsum {
+			return fmt.Errorf("destination %s of %s: tunnel checksum flags %d: give one of --tun-nocsum, --tun-csum, --tun-remcsum: %w", d.Addr, k, d.TunFlags, ErrInvalid)
+		}
+	case TunGRE:
+		if d.TunPort != 0 {
+			return fmt.Errorf("destination %s of %s: a gre tunnel has no port: drop --tun-port: %w", d.Addr, k, ErrInvalid)
+		}
+		if d.TunFlags != 0 && d.TunFlags != TunCsum {
+			return fmt.Errorf("destination %s of %s: a gre tunnel takes --tun-csum or --tun-nocsum, not --%s: %w", d.Addr, k, d.TunFlags, ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("destination %s of %s: tunnel type %s: use ipip, gue or gre: %w", d.Addr, k, d.TunType, ErrInvalid)
 	}
 	return nil
 }

@@ -1538,17 +1538,23 @@ func (x *ServiceStats) GetOutBps() uint64 {
 }
 
 type Dest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Addr          string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
-	Port          uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
-	Weight        int32                  `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
-	Upper         uint32                 `protobuf:"varint,4,opt,name=upper,proto3" json:"upper,omitempty"`
-	Lower         uint32                 `protobuf:"varint,5,opt,name=lower,proto3" json:"lower,omitempty"`
-	Fwd           string                 `protobuf:"bytes,6,opt,name=fwd,proto3" json:"fwd,omitempty"`        // FullNat, Masq, Route, Tunnel, SNAT
-	Active        int64                  `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"` // listings
-	Inactive      int64                  `protobuf:"varint,8,opt,name=inactive,proto3" json:"inactive,omitempty"`
-	Stats         *ServiceStats          `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
-	PersistConns  int64                  `protobuf:"varint,10,opt,name=persist_conns,json=persistConns,proto3" json:"persist_conns,omitempty"` // listings: persistence templates pointing here
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Addr         string                 `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	Port         uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Weight       int32                  `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Upper        uint32                 `protobuf:"varint,4,opt,name=upper,proto3" json:"upper,omitempty"`
+	Lower        uint32                 `protobuf:"varint,5,opt,name=lower,proto3" json:"lower,omitempty"`
+	Fwd          string                 `protobuf:"bytes,6,opt,name=fwd,proto3" json:"fwd,omitempty"`        // FullNat, Masq, Route, Tunnel, SNAT
+	Active       int64                  `protobuf:"varint,7,opt,name=active,proto3" json:"active,omitempty"` // listings
+	Inactive     int64                  `protobuf:"varint,8,opt,name=inactive,proto3" json:"inactive,omitempty"`
+	Stats        *ServiceStats          `protobuf:"bytes,9,opt,name=stats,proto3" json:"stats,omitempty"`
+	PersistConns int64                  `protobuf:"varint,10,opt,name=persist_conns,json=persistConns,proto3" json:"persist_conns,omitempty"` // listings: persistence templates pointing here
+	// Tunnel (fwd "Tunnel", ipvsadm -i) only: the encapsulation ("ipip", the
+	// default, "gue" or "gre"), the real server's GUE UDP port, and the
+	// checksum choice ("", "tun-nocsum", "tun-csum" or "tun-remcsum").
+	TunType       string `protobuf:"bytes,11,opt,name=tun_type,json=tunType,proto3" json:"tun_type,omitempty"`
+	TunPort       uint32 `protobuf:"varint,12,opt,name=tun_port,json=tunPort,proto3" json:"tun_port,omitempty"`
+	TunCsum       string `protobuf:"bytes,13,opt,name=tun_csum,json=tunCsum,proto3" json:"tun_csum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1651,6 +1657,27 @@ func (x *Dest) GetPersistConns() int64 {
 		return x.PersistConns
 	}
 	return 0
+}
+
+func (x *Dest) GetTunType() string {
+	if x != nil {
+		return x.TunType
+	}
+	return ""
+}
+
+func (x *Dest) GetTunPort() uint32 {
+	if x != nil {
+		return x.TunPort
+	}
+	return 0
+}
+
+func (x *Dest) GetTunCsum() string {
+	if x != nil {
+		return x.TunCsum
+	}
+	return ""
 }
 
 type LAddr struct {
@@ -4313,7 +4340,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\aout_pps\x18\b \x01(\x04R\x06outPps\x12\x15\n" +
 	"\x06in_bps\x18\t \x01(\x04R\x05inBps\x12\x17\n" +
 	"\aout_bps\x18\n" +
-	" \x01(\x04R\x06outBps\"\x93\x02\n" +
+	" \x01(\x04R\x06outBps\"\xe4\x02\n" +
 	"\x04Dest\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x16\n" +
@@ -4325,7 +4352,10 @@ const file_dataplane_proto_rawDesc = "" +
 	"\binactive\x18\b \x01(\x03R\binactive\x124\n" +
 	"\x05stats\x18\t \x01(\v2\x1e.gvs.dataplane.v1.ServiceStatsR\x05stats\x12#\n" +
 	"\rpersist_conns\x18\n" +
-	" \x01(\x03R\fpersistConns\"y\n" +
+	" \x01(\x03R\fpersistConns\x12\x19\n" +
+	"\btun_type\x18\v \x01(\tR\atunType\x12\x19\n" +
+	"\btun_port\x18\f \x01(\rR\atunPort\x12\x19\n" +
+	"\btun_csum\x18\r \x01(\tR\atunCsum\"y\n" +
 	"\x05LAddr\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x10\n" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +

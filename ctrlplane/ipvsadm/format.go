@@ -292,7 +292,7 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		case f&FmtRule != 0:
 			fmt.Fprintf(b, "-a %s -r %s %s -w %d", name, dname, fwdSwitch(d.GetFwd()), d.GetWeight())
 			if Fwd(d.GetFwd()) == FwdTunnel {
-				b.WriteString(" --tun-type ipip")
+				b.WriteString(tunnelRule(d))
 			}
 			if d.GetUpper() != 0 {
 				fmt.Fprintf(b, " -x %d", d.GetUpper())
@@ -320,10 +320,7 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 			fmt.Fprintf(b, "  -> %-28s %-9d %-11d %-10d %-10d\n", dname,
 				d.GetWeight(), d.GetPersistConns(), d.GetActive(), d.GetInactive())
 		case f&FmtTunInfo != 0:
-			ti := "n/a"
-			if Fwd(d.GetFwd()) == FwdTunnel {
-				ti = "ipip"
-			}
+			ti := tunnelInfo(d)
 			fmt.Fprintf(b, "  -> %-28s %-7s %-13s %-6d %-10d %-10d\n", dname, d.GetFwd(), ti,
 				d.GetWeight(), d.GetActive(), d.GetInactive())
 		default:
@@ -341,6 +338,55 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 			}
 			b.WriteByte('\n')
 		}
+	}
+}
+
+// tunnelType is a tunnel real server's --tun-type (ipip when the API
+// names none).
+func tunnelType(d *pb.Dest) string {
+	if t := d.GetTunType(); t != "" {
+		return t
+	}
+	return "ipip"
+}
+
+// tunnelCsum is the checksum option of a gue or gre real server, as
+// ipvsadm's tun_flags_opts: --tun-nocsum unless the API names another.
+func tunnelCsum(d *pb.Dest) string {
+	switch d.GetTunCsum() {
+	case "tun-csum", "tun-remcsum":
+		return "--" + d.GetTunCsum()
+	}
+	return "--tun-nocsum"
+}
+
+// tunnelRule is what print_tunnel_rule adds after -w for a tunnel real
+// server in -S: the type, gue's port, the checksum option.
+func tunnelRule(d *pb.Dest) string {
+	switch t := tunnelType(d); t {
+	case "gue":
+		return fmt.Sprintf(" --tun-type gue --tun-port %d %s", d.GetTunPort(), tunnelCsum(d))
+	case "gre":
+		return " --tun-type gre " + tunnelCsum(d)
+	default:
+		return " --tun-type " + t
+	}
+}
+
+// tunnelInfo is fwd_tun_info, the TunnelInfo column of --tun-info: ipip,
+// gue:PORT:FLAGS or gre:FLAGS (flags -c, +c, r+c), n/a for other methods.
+func tunnelInfo(d *pb.Dest) string {
+	if Fwd(d.GetFwd()) != FwdTunnel {
+		return "n/a"
+	}
+	flags := map[string]string{"--tun-nocsum": "-c", "--tun-csum": "+c", "--tun-remcsum": "r+c"}[tunnelCsum(d)]
+	switch t := tunnelType(d); t {
+	case "gue":
+		return fmt.Sprintf("gue:%d:%s", d.GetTunPort(), flags)
+	case "gre":
+		return "gre:" + flags
+	default:
+		return t
 	}
 }
 

@@ -48,12 +48,6 @@ func (c *Command) CheckGVS() *Error {
 		return unsupported("--proxy-protocol " + s.ProxyProtocol)
 	case c.Opts.Has(OptSyncID):
 		return unsupported("--syncid")
-	case c.Dest.TunType == "gue":
-		return unsupported("--tun-type gue")
-	case c.Opts.Has(OptTunPort):
-		return unsupported("--tun-port")
-	case c.Dest.TunCsum != "":
-		return unsupported("--" + c.Dest.TunCsum)
 	}
 	if c.Opts.Has(OptNetmask) {
 		if _, err := c.persistPrefix(); err != nil {
@@ -151,6 +145,9 @@ func (c *Command) DestPB() *pb.DestRequest {
 		dest.Upper = d.Upper
 		dest.Lower = d.Lower
 		dest.Fwd = string(d.Fwd)
+		if d.Fwd == FwdTunnel {
+			dest.TunType, dest.TunPort, dest.TunCsum = d.TunType, uint32(d.TunPort), d.TunCsum
+		}
 	}
 	return &pb.DestRequest{Service: c.ServiceKey(), Dest: dest}
 }

@@ -488,7 +488,7 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 		if err = c.set(OptTunType); err != nil {
 			return err
 		}
-		if ev.arg != "ipip" && ev.arg != "gue" {
+		if ev.arg != "ipip" && ev.arg != "gue" && ev.arg != "gre" {
 			return fail("illegal tunnel type specified")
 		}
 		d.TunType = ev.arg
@@ -716,14 +716,15 @@ func (c *Command) genericOptCheck() *Error {
 }
 
 // tunnelOptCheck is ipvsadm's tunnel_opt_check: ipip takes no tunnel
-// option; gue needs --tun-port and at most one checksum option.
+// option; gue needs --tun-port and at most one checksum option; gre takes
+// --tun-nocsum or --tun-csum.
 func (c *Command) tunnelOptCheck() *Error {
 	tunType := c.Dest.TunType
 	if tunType == "" {
 		tunType = "ipip"
 	}
 	opts := []Opt{OptTunPort, OptTunNoCsum, OptTunCsum, OptTunRemCsum}
-	rules := map[string][]byte{"ipip": []byte("xxxx"), "gue": []byte("+111")}[tunType]
+	rules := map[string][]byte{"ipip": []byte("xxxx"), "gue": []byte("+111"), "gre": []byte("x11x")}[tunType]
 	last, count := Opt(0), 0
 	for i, o := range opts {
 		v := rules[i]

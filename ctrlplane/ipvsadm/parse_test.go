@@ -359,8 +359,6 @@ func TestCheckGVS(t *testing.T) {
 		{"-A -t 10.0.0.1:80 --proxy-protocol v2", "ipvsadm: --proxy-protocol v2: not supported by GVS"},
 		{"-E -t 10.0.0.1:80 --proxy-protocol v1-insecure", "ipvsadm: --proxy-protocol v1-insecure: not supported by GVS"},
 		{"-L --syncid 1", "ipvsadm: --syncid: not supported by GVS"},
-		{"-a -t 10.0.0.1:80 -r 192.168.0.1 -i --tun-type gue --tun-port 6080", "ipvsadm: --tun-type gue: not supported by GVS"},
-		{"-a -t 10.0.0.1:80 -r 192.168.0.1 -i --tun-type gue --tun-port 6080 --tun-csum", "ipvsadm: --tun-type gue: not supported by GVS"},
 		{"-A -q 10.0.0.1:0 -p", "ipvsadm: --icmp-service: not supported by GVS"},
 		{"-A -t 10.0.0.1:80 --quic", "ipvsadm: --quic: not supported by GVS"},
 		{"-A -t 10.0.0.1:80 --dest-check default", "ipvsadm: --dest-check: not supported by GVS"},

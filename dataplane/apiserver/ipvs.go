@@ -106,7 +106,52 @@ func destSpec(k ipvs.ServiceKey, d *pb.Dest) (ipvs.DestSpec, error) {
 	if err != nil {
 		return ipvs.DestSpec{}, badArg("%v", err)
 	}
-	return ipvs.DestSpec{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower, Fwd: f}, nil
+	spec := ipvs.DestSpec{Addr: netip.AddrPortFrom(a.Unmap(), uint16(port)), Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower, Fwd: f}
+	if err := tunnelSpec(&spec, d); err != nil {
+		return ipvs.DestSpec{}, err
+	}
+	return spec, nil
+}
+
+// tunnelSpec reads a tunnel real server's options (ipvsadm --tun-type,
+// --tun-port, --tun-nocsum|--tun-csum|--tun-remcsum); ipvs.DestSpec.Validate
+// judges their combination.
+func tunnelSpec(spec *ipvs.DestSpec, d *pb.Dest) error {
+	switch strings.ToLower(d.TunType) {
+	case "", "ipip":
+		spec.TunType = ipvs.TunIPIP
+	case "gue":
+		spec.TunType = ipvs.TunGUE
+	case "gre":
+		spec.TunType = ipvs.TunGRE
+	default:
+		return badArg("destination %s: tunnel type %q: use ipip, gue or gre", d.Addr, d.TunType)
+	}
+	if d.TunPort > 65535 {
+		return badArg("destination %s: tunnel port %d: use 1-65535", d.Addr, d.TunPort)
+	}
+	spec.TunPort = uint16(d.TunPort)
+	switch strings.TrimPrefix(strings.ToLower(d.TunCsum), "--") {
+	case "", "tun-nocsum", "nocsum":
+	case "tun-csum", "csum":
+		spec.TunFlags = ipvs.TunCsum
+	case "tun-remcsum", "remcsum":
+		spec.TunFlags = ipvs.TunRemCsum
+	default:
+		return badArg("destination %s: tunnel checksum %q: use tun-nocsum, tun-csum or tun-remcsum", d.Addr, d.TunCsum)
+	}
+	return nil
+}
+
+// pbTunnel fills a listed tunnel real server's options.
+func pbTunnel(pd *pb.Dest, d *ipvs.DestSpec) {
+	if d.Fwd != ipvs.FwdTunnel {
+		return
+	}
+	pd.TunType, pd.TunPort = d.TunType.String(), uint32(d.TunPort)
+	if d.TunType != ipvs.TunIPIP {
+		pd.TunCsum = d.TunFlags.String()
+	}
 }
 
 func (s *Server) AddService(_ context.Context, r *pb.Service) (*pb.Empty, error) {
@@ -158,9 +203,11 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 			ConnRateLimit: svc.Spec.ConnRateLimit, PerSourceRateLimit: svc.Spec.PerSourceRateLimit,
 			Deny: prefixStrings(svc.DenyList), Allow: prefixStrings(svc.AllowList)}
 		for _, d := range svc.Dests {
-			ps.Dests = append(ps.Dests, &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
+			pd := &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),
-				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), PersistConns: d.C.Persist.Load(), Stats: pbStats(s.dp.DestStatsOf(d))})
+				Active: d.C.Active.Load(), Inactive: d.C.Inactive.Load(), PersistConns: d.C.Persist.Load(), Stats: pbStats(s.dp.DestStatsOf(d))}
+			pbTunnel(pd, &d.Spec)
+			ps.Dests = append(ps.Dests, pd)
 		}
 		ps.Stats = pbStats(s.dp.ServiceStatsOf(svc))
 		if a := s.dp.AdmissionOf(svc); a != (dataplane.AdmissionStats{}) {
