@@ -418,3 +418,43 @@ func TestTunnelHeadroomShort(t *testing.T) {
 	}
 	l.checkPools(t)
 }
+
+// BenchmarkTunnel: one client data segment of an established connection
+// encapsulated per op (frame copy into the buffer included), per type.
+func BenchmarkTunnel(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		typ   ipvs.TunType
+		port  uint16
+		flags ipvs.TunFlags
+	}{
+		{"ipip", ipvs.TunIPIP, 0, 0},
+		{"gre", ipvs.TunGRE, 0, 0},
+		{"gre-csum", ipvs.TunGRE, 0, ipvs.TunCsum},
+		{"gue", ipvs.TunGUE, 6080, 0},
+		{"gue-csum", ipvs.TunGUE, 6080, ipvs.TunCsum},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			l := newLBLoop(b)
+			k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 81}
+			if err := l.d.AddService(ipvs.ServiceSpec{Key: k, Sched: "rr"}); err != nil {
+				b.Fatal(err)
+			}
+			if err := l.d.AddDest(k, ipvs.DestSpec{Addr: netip.AddrPortFrom(rs1IP, 81), Weight: 1, Fwd: ipvs.FwdTunnel, TunType: tc.typ,
+				TunPort: tc.port, TunFlags: tc.flags}); err != nil {
+				b.Fatal(err)
+			}
+			l.w.iterate()
+			cp, vp := netip.AddrPortFrom(clientIP, 42000), netip.AddrPortFrom(vip, 81)
+			l.pass(b, 0, 1, tcpFrame(b, tcpSeg{src: cp, dst: vp, smac: macClient, dmac: macDP0, syn: true, seq: 1}))
+			data := tcpFrame(b, tcpSeg{src: cp, dst: vp, smac: macClient, dmac: macDP0, ack: true, seq: 2, ackn: 1, payload: make([]byte, 64)})
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				l.rx(b, 0, data)
+				l.w.flushAll()
+				l.releaseAll()
+			}
+		})
+	}
+}
