@@ -125,8 +125,16 @@ type VirtualServer struct {
 	LBAlgo string `yaml:"lb_algo"` // rr wrr lc wlc (default) sh mh
 	// LBKind is the forwarding method of the service's real servers:
 	// FULLNAT (default; FNAT accepted) or DR (direct routing, ipvsadm -g:
-	// no local addresses, the real servers' port is the service's).
+	// no local addresses, the real servers' port is the service's) or TUN
+	// (tunnel, ipvsadm -i: as DR, to real servers on any routed subnet).
 	LBKind string `yaml:"lb_kind"`
+	// TunType, TunPort and TunCsum (lb_kind TUN, ipvsadm -i --tun-type,
+	// --tun-port, --tun-nocsum|--tun-csum|--tun-remcsum): ipip (default),
+	// gue (needs tun_port) or gre; tun_csum nocsum (default), csum or
+	// remcsum (gue only).
+	TunType string `yaml:"tun_type"`
+	TunPort int    `yaml:"tun_port"`
+	TunCsum string `yaml:"tun_csum"`
 	// SchedFlags: sh-fallback, sh-port (sh), mh-fallback, mh-port (mh).
 	SchedFlags []string `yaml:"sched_flags"`
 	// MidFlow (lb_algo mh only): a TCP segment without SYN and without a
@@ -378,8 +386,10 @@ type Service struct {
 	ConnRateLimit, PerSourceLimit uint32
 	SynProxy                      bool
 	// Fwd is how the dataplane reaches the real servers and the sorry
-	// server (lb_kind): FwdFullNAT or FwdRoute.
-	Fwd     string
+	// server (lb_kind): FwdFullNAT, FwdRoute or FwdTunnel.
+	Fwd string
+	// Tun is the tunnel of lb_kind TUN (zero otherwise).
+	Tun     Tunnel
 	LAddrs  []LAddr
 	Inhibit bool // the service's default for its real servers
 	Sorry   *Dest
@@ -391,7 +401,17 @@ type Service struct {
 const (
 	FwdFullNAT = "FullNat" // lb_kind FULLNAT
 	FwdRoute   = "Route"   // lb_kind DR
+	FwdTunnel  = "Tunnel"  // lb_kind TUN
 )
+
+// Tunnel is a TUN service's encapsulation in the dataplane API's words:
+// Type ipip, gue or gre; Port gue's UDP port; Csum "" (ipip), tun-nocsum,
+// tun-csum or tun-remcsum.
+type Tunnel struct {
+	Type string
+	Port uint16
+	Csum string
+}
 
 // LAddr is a FullNAT local address; Dev may be empty (the dataplane knows).
 type LAddr struct {

@@ -5,6 +5,7 @@ package config
 // where it is — the service, the real server, the field — and what to do.
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -223,11 +224,14 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	case "", "FULLNAT", "FNAT":
 	case "DR":
 		s.Fwd = FwdRoute
-	case "NAT", "TUN", "SNAT":
-		e.add(where, "lb_kind %s: not supported: GVS forwards by FULLNAT and DR (write lb_kind: FULLNAT or lb_kind: DR)", v.LBKind)
+	case "TUN":
+		s.Fwd = FwdTunnel
+	case "NAT", "SNAT":
+		e.add(where, "lb_kind %s: not supported: GVS forwards by FULLNAT, DR and TUN (write lb_kind: FULLNAT, DR or TUN)", v.LBKind)
 	default:
-		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT or lb_kind: DR", v.LBKind)
+		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT, DR or TUN", v.LBKind)
 	}
+	v.resolveTunnel(&s, where, e)
 	for _, f := range v.SchedFlags {
 		// the scheduler package's parser decides; the message adds the fix
 		if _, err := sched.ParseFlags(s.Sched, f); err != nil {
@@ -262,6 +266,8 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	case s.Fwd == FwdRoute && len(v.LocalAddresses) > 0:
 		// direct routing keeps the client's address: nothing to translate to
 		e.add(where, "local_addresses with lb_kind DR: direct routing uses no local address: remove local_addresses (or write lb_kind: FULLNAT)")
+	case s.Fwd == FwdTunnel && len(v.LocalAddresses) > 0:
+		e.add(where, "local_addresses with lb_kind TUN: a tunnel keeps the client's address and uses no local address: remove local_addresses (or write lb_kind: FULLNAT)")
 	}
 	for j, la := range v.LocalAddresses {
 		a, err := parseUnicast(la.IP)
@@ -326,16 +332,67 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	return s, true
 }
 
-// checkDRPort: direct routing rewrites only the Ethernet header, so a
-// real server of a DR service receives the service's own port.
+// checkDRPort: direct routing rewrites only the Ethernet header and a
+// tunnel only wraps the packet, so a real server of a DR or TUN service
+// receives the service's own port.
 func (s *Service) checkDRPort(a netip.AddrPort) error {
-	if s.Fwd != FwdRoute || a.Port() == s.Key.Port {
+	if (s.Fwd != FwdRoute && s.Fwd != FwdTunnel) || a.Port() == s.Key.Port {
 		return nil
 	}
-	if s.Key.Port == 0 {
-		return fmt.Errorf("port %d with lb_kind DR: direct routing cannot change the port: give port 0 (the port the client asked for)", a.Port())
+	kind, how := "DR", "direct routing"
+	if s.Fwd == FwdTunnel {
+		kind, how = "TUN", "a tunnel"
 	}
-	return fmt.Errorf("port %d with lb_kind DR: direct routing cannot change the port: give port %d (the service's) and make the server listen on it", a.Port(), s.Key.Port)
+	if s.Key.Port == 0 {
+		return fmt.Errorf("port %d with lb_kind %s: %s cannot change the port: give port 0 (the port the client asked for)", a.Port(), kind, how)
+	}
+	return fmt.Errorf("port %d with lb_kind %s: %s cannot change the port: give port %d (the service's) and make the server listen on it", a.Port(), kind, how, s.Key.Port)
+}
+
+// resolveTunnel reads tun_type, tun_port and tun_csum (lb_kind TUN only)
+// with ipvsadm's rules: ipip takes neither port nor checksum option, gue
+// needs a port, gre takes csum or nocsum.
+func (v *VirtualServer) resolveTunnel(s *Service, where string, e *errs) {
+	if s.Fwd != FwdTunnel {
+		if v.TunType != "" || v.TunPort != 0 || v.TunCsum != "" {
+			e.add(where, "tun_type, tun_port or tun_csum without lb_kind TUN: remove them or write lb_kind: TUN")
+		}
+		return
+	}
+	t := Tunnel{Type: strings.ToLower(cmp.Or(v.TunType, "ipip"))}
+	csum := strings.ToLower(strings.TrimPrefix(v.TunCsum, "tun-"))
+	switch t.Type {
+	case "ipip":
+		if v.TunPort != 0 || v.TunCsum != "" {
+			e.add(where, "tun_port or tun_csum with tun_type ipip: an ipip tunnel has neither: remove them (or use tun_type gue or gre)")
+		}
+		s.Tun = t
+		return
+	case "gue":
+		if v.TunPort < 1 || v.TunPort > 65535 {
+			e.add(where, "tun_port %d with tun_type gue: give the real servers' fou/gue UDP port (1-65535)", v.TunPort)
+		}
+		t.Port = uint16(v.TunPort)
+	case "gre":
+		if v.TunPort != 0 {
+			e.add(where, "tun_port with tun_type gre: a gre tunnel has no port: remove tun_port")
+		}
+		if csum == "remcsum" {
+			e.add(where, "tun_csum remcsum with tun_type gre: gre takes csum or nocsum")
+		}
+	default:
+		e.add(where, "tun_type %q: use ipip, gue or gre", v.TunType)
+		return
+	}
+	switch csum {
+	case "", "nocsum":
+		t.Csum = "tun-nocsum"
+	case "csum", "remcsum":
+		t.Csum = "tun-" + csum
+	default:
+		e.add(where, "tun_csum %q: use nocsum, csum or remcsum", v.TunCsum)
+	}
+	s.Tun = t
 }
 
 func family(a netip.Addr) int {

@@ -128,6 +128,15 @@ func (o Op) String() string {
 		if o.D.Fwd != "" && o.D.Fwd != config.FwdFullNAT {
 			fmt.Fprintf(&b, " fwd %s", o.D.Fwd)
 		}
+		if t := o.D.Tun; t.Type != "" {
+			fmt.Fprintf(&b, " tun %s", t.Type)
+			if t.Port != 0 {
+				fmt.Fprintf(&b, " port %d", t.Port)
+			}
+			if t.Csum != "" {
+				fmt.Fprintf(&b, " %s", t.Csum)
+			}
+		}
 		fmt.Fprintf(&b, " %s %s", prep, o.Service)
 	case DelDest:
 		fmt.Fprintf(&b, "del dest %s from %s", o.Dest, o.Service)
@@ -314,7 +323,8 @@ func Apply(ctx context.Context, api pb.DataplaneClient, timeout time.Duration, o
 func call(ctx context.Context, api pb.DataplaneClient, o Op) error {
 	k := pbKey(o.Service)
 	dest := &pb.Dest{Addr: o.Dest.Addr().String(), Port: uint32(o.Dest.Port()), Weight: int32(o.D.Weight),
-		Upper: o.D.Upper, Lower: o.D.Lower, Fwd: cmp.Or(o.D.Fwd, config.FwdFullNAT)}
+		Upper: o.D.Upper, Lower: o.D.Lower, Fwd: cmp.Or(o.D.Fwd, config.FwdFullNAT),
+		TunType: o.D.Tun.Type, TunPort: uint32(o.D.Tun.Port), TunCsum: o.D.Tun.Csum}
 	var err error
 	switch o.Kind {
 	case AddService:

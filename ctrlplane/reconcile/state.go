@@ -29,9 +29,11 @@ type HealthView interface {
 type DestState struct {
 	Weight       int
 	Upper, Lower uint32
-	// Fwd is the forwarding method in the API's words: config.FwdFullNAT
-	// or config.FwdRoute (lb_kind DR).
+	// Fwd is the forwarding method in the API's words: config.FwdFullNAT,
+	// config.FwdRoute (lb_kind DR) or config.FwdTunnel (lb_kind TUN, with
+	// its encapsulation in Tun).
 	Fwd string
+	Tun config.Tunnel
 }
 
 // ServiceState is what the dataplane holds of a service.
@@ -92,7 +94,7 @@ func Desired(services []config.Service, h HealthView) State {
 		}
 		serving := 0
 		for _, r := range s.Reals {
-			d := DestState{Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Fwd: fwd}
+			d := DestState{Weight: r.Weight, Upper: r.Upper, Lower: r.Lower, Fwd: fwd, Tun: s.Tun}
 			switch {
 			case h == nil || h.Up(s.Key, r.Addr):
 				if r.Weight > 0 {
@@ -106,7 +108,7 @@ func Desired(services []config.Service, h HealthView) State {
 			ss.Dests[r.Addr] = d
 		}
 		if serving == 0 && s.Sorry != nil {
-			ss.Dests[s.Sorry.Addr] = DestState{Weight: s.Sorry.Weight, Upper: s.Sorry.Upper, Lower: s.Sorry.Lower, Fwd: fwd}
+			ss.Dests[s.Sorry.Addr] = DestState{Weight: s.Sorry.Weight, Upper: s.Sorry.Upper, Lower: s.Sorry.Lower, Fwd: fwd, Tun: s.Tun}
 		}
 		st[s.Key] = ss
 	}
@@ -154,7 +156,7 @@ func Actual(r *pb.ListServicesResponse) (State, error) {
 				return nil, fmt.Errorf("dataplane listed destination %q port %d of %s", d.Addr, d.Port, k)
 			}
 			ss.Dests[netip.AddrPortFrom(a.Unmap(), uint16(d.Port))] = DestState{Weight: int(d.Weight), Upper: d.Upper, Lower: d.Lower,
-				Fwd: cmp.Or(d.Fwd, config.FwdFullNAT)}
+				Fwd: cmp.Or(d.Fwd, config.FwdFullNAT), Tun: config.Tunnel{Type: d.TunType, Port: uint16(d.TunPort), Csum: d.TunCsum}}
 		}
 		st[k] = ss
 	}
