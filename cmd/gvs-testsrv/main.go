@@ -18,7 +18,9 @@ import (
 
 func main() {
 	var name string
-	var httpAddrs, tcpEcho, udpEcho []string
+	var httpAddrs, tcpEcho, udpEcho, decapKinds []string
+	var decapPort int
+	var decapDev string
 	cmd := &cobra.Command{
 		Use:          "gvs-testsrv",
 		Short:        "HTTP / TCP echo / UDP echo server for GVS labs",
@@ -29,6 +31,11 @@ func main() {
 				return fmt.Errorf("nothing to serve: give --http, --tcp-echo or --udp-echo")
 			}
 			errc := make(chan error, 8)
+			if len(decapKinds) > 0 { // a tunnel real server without kernel tunnel modules (decap_linux.go)
+				if err := startDecap(decapKinds, decapPort, decapDev, errc); err != nil {
+					return err
+				}
+			}
 			for _, a := range httpAddrs {
 				ln, err := net.Listen("tcp", a)
 				if err != nil {
@@ -88,6 +95,9 @@ func main() {
 	cmd.Flags().StringArrayVar(&httpAddrs, "http", nil, "serve HTTP on this address (repeatable)")
 	cmd.Flags().StringArrayVar(&tcpEcho, "tcp-echo", nil, "TCP echo on this address (repeatable)")
 	cmd.Flags().StringArrayVar(&udpEcho, "udp-echo", nil, "UDP echo (reply prefixed with the name) on this address (repeatable)")
+	cmd.Flags().StringArrayVar(&decapKinds, "decap", nil, "receive tunnel packets of this type (ipip, gre, gue; repeatable) and hand their inner packets to the stack through a TUN device")
+	cmd.Flags().IntVar(&decapPort, "decap-port", 0, "UDP port of --decap gue")
+	cmd.Flags().StringVar(&decapDev, "decap-dev", "tun0", "TUN device of --decap")
 	if err := cmd.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "gvs-testsrv:", err)
 		os.Exit(1)
