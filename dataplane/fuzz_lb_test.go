@@ -197,14 +197,17 @@ func runLBFuzz(t *testing.T, td *testDP, in []byte) {
 	}
 }
 
-// FuzzInputSynProxy is FuzzInputFullNAT against SYN-proxy services: seeds
+// FuzzInputSynProxy is FuzzInputFullNAT against SYN-proxy services (the
+// IPv6 one with a proxy protocol header too): seeds
 // with whole proxied connections (the ACK carries the cookie the fuzz
 // dataplane's SYN-ACK had), malformed options and flag combinations.
 func FuzzInputSynProxy(f *testing.F) {
 	newDP := func(t testing.TB) *testDP {
 		td := newLBFuzzDP(t)
-		for _, v := range []netip.Addr{vip, vip6} {
-			if err := td.d.EditService(ipvs.ServiceSpec{Key: ipvs.ServiceKey{Proto: ipvs.TCP, Addr: v, Port: 80}, Sched: "rr", SynProxy: true}); err != nil {
+		for i, v := range []netip.Addr{vip, vip6} {
+			// the IPv6 service adds a proxy protocol header as well
+			if err := td.d.EditService(ipvs.ServiceSpec{Key: ipvs.ServiceKey{Proto: ipvs.TCP, Addr: v, Port: 80}, Sched: "rr", SynProxy: true,
+				ProxyProtocol: uint8(i * 2)}); err != nil {
 				t.Fatal(err)
 			}
 		}

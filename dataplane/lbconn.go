@@ -24,8 +24,11 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		}
 	}
 	flags := t.TCPFlags(l3)
-	if c.Flags&session.FlagAdjusted != 0 && !w.synProxyConn(b, l3, t, id, c, dir) { // lbsynproxy.go
-		return
+	if c.Flags&session.FlagAdjusted != 0 { // SYN proxy, proxy protocol (lbsynproxy.go, lbproxyproto.go)
+		var ok bool
+		if l3, ok = w.adjustConn(b, l3, t, id, c, dir); !ok {
+			return
+		}
 	}
 	// the method is the connection's own, fixed when it was made (a local
 	// address: FullNAT; none: direct routing), so editing a real server's
@@ -80,8 +83,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		w.traceRewrite(dir, &to)
 	}
 	if dir == session.Out && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
-		// leave room for the TOA the client's first ACK will carry
-		w.clampMSS(l3, to.Dst)
+		// leave room for the TOA (or proxy protocol header) the client's
+		// first segment will carry
+		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))
 	}
 	if toa {
 		l3 = w.toaInsert(b, l3, c, to.Dst)
@@ -90,10 +94,11 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 }
 
 // clampMSS lowers the MSS a real server advertises so that a full-size
-// client segment plus the TOA option fits the interface towards the
-// servers.
-func (w *Worker) clampMSS(l3 []byte, client netip.Addr) {
-	r := w.snap.routes.Lookup(client)
+// client segment plus extra bytes GVS inserts (the TOA, a proxy protocol
+// header) fits the interface the route towards the server leaves by: the
+// grown segments go that way.
+func (w *Worker) clampMSS(l3 []byte, server netip.Addr, extra int) {
+	r := w.snap.routes.Lookup(server)
 	mtu := 1500
 	if r != nil {
 		if out := w.snap.iface(r.Iface); out != nil {
@@ -104,7 +109,7 @@ func (w *Worker) clampMSS(l3 []byte, client netip.Addr) {
 	if l3[0]>>4 == 6 {
 		hdr = header.IPv6MinSize + header.TCPMinSize
 	}
-	if m := mtu - hdr - nat.TOALen(client); m > 0 {
+	if m := mtu - hdr - extra; m > 0 {
 		nat.ClampMSS(l3, uint16(m))
 	}
 }

@@ -118,7 +118,16 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	}
 	if proxied {
 		c.State = session.StateSynSent
+	}
+	// the SYN proxy and the proxy protocol translate sequence numbers: an
+	// entry in the worker's adjustment table (lbsynproxy.go, lbproxyproto.go)
+	pp := svc.Spec.ProxyProtocol != 0 && fullNAT && key.Proto == header.ProtoTCP && !midFlow
+	if proxied || pp {
 		c.Flags |= session.FlagAdjusted
+		w.sp.init(w.sess.Capacity(), w.dp.spCfg.Held)
+	}
+	if pp {
+		c.Flags |= session.FlagTOAConfirmed // the header carries the client's address: no TOA
 	}
 	w.makeRoom() // a full table evicts an embryonic or closing conn (lbpressure.go)
 	id, err := w.sess.Insert(c, w.tick())
@@ -135,6 +144,13 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 			w.drop(b, CtrDropLBInsertFailed) // a key clash (ErrExists) or an invalid conn
 		}
 		return session.NoID, false
+	}
+	if c.Flags&session.FlagAdjusted != 0 {
+		isn := header.TCP(l3[t.Off:]).Seq()
+		if proxied {
+			isn-- // the client's ACK
+		}
+		w.adjustEntry(id, svc, &c, isn)
 	}
 	dest.C.Inactive.Add(1)
 	dest.Stats.Conns.Add(1) // a service's count is the sum of its destinations'

@@ -45,6 +45,7 @@ import (
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/nat"
+	"github.com/gvs-lb/gvs/proxyproto"
 	"github.com/gvs-lb/gvs/session"
 	"github.com/gvs-lb/gvs/synproxy"
 )
@@ -59,6 +60,7 @@ type spConn struct {
 	win      uint16 // the client's window while waiting; then the in-direction scales
 	wscale   uint8  // out-direction scales (from<<4 | to); while waiting GVS's scale<<4 | segment count
 	state    uint8  // sp* bits
+	pp       ppConn // the proxy protocol header (lbproxyproto.go)
 }
 
 // spConn.state bits.
@@ -91,6 +93,7 @@ type heldSeg struct {
 type spWorker struct {
 	conns []spConn
 	held  []heldSeg
+	hdr   [proxyproto.MaxV1Len]byte // a proxy protocol header being written (lbproxyproto.go)
 }
 
 // init makes the tables if they are not there yet.
@@ -117,7 +120,16 @@ func (s *spWorker) take(c *session.Conn, cisn uint32) *heldSeg {
 // adopt sets connection id's entry from a peer's sync record: an
 // established proxied connection this worker now forwards.
 func (s *spWorker) adopt(id uint32, a SyncAdjust) {
-	s.conns[id] = spConn{seqDelta: a.SeqDelta, tsDelta: a.TSDelta, win: uint16(a.InScales), wscale: a.OutScales, state: spProxied}
+	e := spConn{seqDelta: a.SeqDelta, tsDelta: a.TSDelta, win: uint16(a.InScales), wscale: a.OutScales}
+	if a.SynProxy {
+		e.state = spProxied
+	}
+	if a.PPShift != 0 {
+		// the peer's header is acknowledged by now (the connection was
+		// published after its first client packets): only the shift stays
+		e.pp = ppConn{ver: 1, flags: ppDecided | ppConfirmed, n: a.PPShift}
+	}
+	s.conns[id] = e
 }
 
 // release frees what a proxied connection holds here when it ends
@@ -214,17 +226,21 @@ func (w *Worker) synProxySYN(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	cfg := &w.dp.spCfg
 	tu := tupleOf(l3, t, &s)
 	cookie := w.dp.cookies.Make(&tu, s.tcp.Seq(), &s.opts)
+	extra := nat.TOALen(client)
+	if v := svc.Spec.ProxyProtocol; v != 0 {
+		extra = proxyproto.Len(int(v), netip.AddrPortFrom(client, tu.SrcPort), netip.AddrPortFrom(vip, tu.DstPort))
+	}
 	seg := synproxy.Segment{Src: vip, Dst: client, SrcPort: tu.DstPort, DstPort: tu.SrcPort,
 		Seq: cookie, Ack: s.tcp.Seq() + 1, Flags: header.TCPFlagSYN | header.TCPFlagACK,
 		Window: cfg.Window, TTL: cfg.TTL}
-	seg.Opts = synproxy.Options{MSS: w.synProxyMSS(b, client), WScale: -1, SACK: s.opts.SACK && cfg.SACK}
+	seg.Opts = synproxy.Options{MSS: w.synProxyMSS(b, client, extra), WScale: -1, SACK: s.opts.SACK && cfg.SACK}
 	if s.opts.WScale >= 0 && cfg.WScale >= 0 {
 		seg.Opts.WScale = cfg.WScale
 	}
 	if s.opts.TS && cfg.Timestamps {
 		seg.Opts.TS, seg.Opts.TSVal, seg.Opts.TSEcr = true, w.tsClock(), s.opts.TSVal
 	}
-	if !w.synProxyWrite(b, &seg, nil) {
+	if !w.synProxyWrite(b, &seg, nil, nil) {
 		return
 	}
 	w.ctr.inc(CtrLBSynProxyCookies)
@@ -232,15 +248,16 @@ func (w *Worker) synProxySYN(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 }
 
 // synProxyMSS is the MSS GVS offers a client: the configured one, lowered
-// so that a full segment with the TOA fits the interface it came in by.
-func (w *Worker) synProxyMSS(b *pktbuf.Buf, client netip.Addr) uint16 {
+// so that a full segment with extra bytes (the TOA, the proxy protocol
+// header) fits the interface it came in by.
+func (w *Worker) synProxyMSS(b *pktbuf.Buf, client netip.Addr, extra int) uint16 {
 	mss := int(w.dp.spCfg.MSS)
 	if in := w.snap.iface(b.Iface); in != nil {
 		hdr := header.IPv4MinSize + header.TCPMinSize
 		if client.Is6() {
 			hdr = header.IPv6MinSize + header.TCPMinSize
 		}
-		mss = min(mss, in.MTU-hdr-nat.TOALen(client))
+		mss = min(mss, in.MTU-hdr-extra)
 	}
 	return uint16(max(mss, 536))
 }
@@ -248,17 +265,17 @@ func (w *Worker) synProxyMSS(b *pktbuf.Buf, client netip.Addr) uint16 {
 // tsClock is the timestamp clock of GVS's SYN-ACKs: milliseconds.
 func (w *Worker) tsClock() uint32 { return uint32(w.now / 1e6) }
 
-// synProxyWrite makes b hold seg (and payload after its headers); false:
+// synProxyWrite makes b hold seg (and p1, p2 after its headers); false:
 // b was dropped (no room).
-func (w *Worker) synProxyWrite(b *pktbuf.Buf, seg *synproxy.Segment, payload []byte) bool {
+func (w *Worker) synProxyWrite(b *pktbuf.Buf, seg *synproxy.Segment, p1, p2 []byte) bool {
 	hl := seg.HeaderLen()
-	if !b.SetLen(int(b.L3) + hl + len(payload)) {
+	if !b.SetLen(int(b.L3) + hl + len(p1) + len(p2)) {
 		w.drop(b, CtrDropNoBuffer)
 		return false
 	}
 	l3 := b.Bytes()[b.L3:]
-	copy(l3[hl:], payload)
-	seg.Write(l3, len(payload))
+	copy(l3[hl+copy(l3[hl:], p1):], p2)
+	seg.Write(l3, len(p1)+len(p2))
 	return true
 }
 
@@ -317,6 +334,7 @@ func (w *Worker) synProxyACK(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	w.ctr.inc(CtrLBSynProxyConns)
 	c := w.sess.Get(id)
 	a := &w.sp.conns[id]
+	adj.pp = a.pp // lbMake's (the proxy protocol)
 	*a = adj
 	fin := s.flags&header.TCPFlagFIN != 0
 	if len(s.payload) > 0 || fin {
@@ -344,7 +362,7 @@ func (w *Worker) synProxySYNToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, 
 	if a.state&spTS != 0 {
 		seg.Opts.TS, seg.Opts.TSVal = true, tsval
 	}
-	if !w.synProxyWrite(b, &seg, nil) {
+	if !w.synProxyWrite(b, &seg, nil, nil) {
 		return
 	}
 	a.state |= spSynSent
@@ -355,14 +373,15 @@ func (w *Worker) synProxySYNToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, 
 	w.synProxySend(b, dst.Addr())
 }
 
-// synProxyConn handles a segment of proxied connection id; false: b was
-// consumed. On an established connection it shifts the segment and the
-// caller translates it as usual.
-func (w *Worker) synProxyConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32, c *session.Conn, dir session.Direction) bool {
+// adjustConn handles a segment of connection id, flagged adjusted (SYN
+// proxy, proxy protocol); false: b was consumed. Otherwise the segment
+// was shifted (and l3, which may have moved and grown, is returned) and
+// the caller translates it as usual.
+func (w *Worker) adjustConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32, c *session.Conn, dir session.Direction) ([]byte, bool) {
 	s, ok := readSeg(l3, t)
 	if !ok {
 		w.drop(b, CtrDropLBBadTCPOptions)
-		return false
+		return nil, false
 	}
 	a := &w.sp.conns[id]
 	if a.state&spWaiting != 0 {
@@ -371,26 +390,38 @@ func (w *Worker) synProxyConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id u
 		} else {
 			w.synProxyWaitingClient(b, id, c, a, &s)
 		}
-		return false
+		return nil, false
 	}
+	var d synproxy.Delta
+	insert := false
 	if dir == session.Out {
-		if s.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
-			// the server repeats its SYN-ACK: GVS's ACK was lost
-			w.synProxyACKToServer(b, c, a, &s, nil)
-			return false
+		if a.state&spProxied != 0 {
+			if s.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
+				// the server repeats its SYN-ACK: GVS's ACK was lost
+				w.synProxyACKToServer(b, c, a, &s, nil)
+				return nil, false
+			}
+			d = synproxy.Delta{Seq: -a.seqDelta, TSVal: -a.tsDelta, WSFrom: a.wscale >> 4, WSTo: a.wscale & 0xf}
 		}
-		err := synproxy.ShiftOut(s.tcp, a.seqDelta, a.tsDelta, a.wscale>>4, a.wscale&0xf)
-		if err != nil {
-			w.drop(b, CtrDropLBBadTCPOptions)
-			return false
+		if a.pp.ver != 0 {
+			a.pp.out(a.isn, &s, &d)
 		}
-		return true
+	} else {
+		if a.state&spProxied != 0 {
+			d = synproxy.Delta{Ack: a.seqDelta, SACK: a.seqDelta, TSEcr: a.tsDelta, WSFrom: uint8(a.win >> 4), WSTo: uint8(a.win & 0xf)}
+		}
+		if a.pp.ver != 0 {
+			insert = w.ppIn(a, &s, &d)
+		}
 	}
-	if err := synproxy.ShiftIn(s.tcp, a.seqDelta, a.tsDelta, uint8(a.win>>4), uint8(a.win&0xf)); err != nil {
+	if err := synproxy.Apply(s.tcp, &d); err != nil {
 		w.drop(b, CtrDropLBBadTCPOptions)
-		return false
+		return nil, false
 	}
-	return true
+	if insert {
+		return w.ppInsert(b, l3, t, c, a)
+	}
+	return l3, true
 }
 
 // synProxyWaitingClient handles a client segment while the real server's
@@ -501,7 +532,7 @@ func (w *Worker) synProxyACKToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, 
 	if s.opts.TS && a.state&spTS != 0 {
 		seg.Opts.TS, seg.Opts.TSVal, seg.Opts.TSEcr = true, s.opts.TSEcr, s.opts.TSVal
 	}
-	var payload []byte
+	var payload, pre []byte
 	if h != nil {
 		payload = h.data[:h.n]
 		seg.Flags |= header.TCPFlagPSH
@@ -509,7 +540,11 @@ func (w *Worker) synProxyACKToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, 
 			seg.Flags |= header.TCPFlagFIN
 		}
 	}
-	if !w.synProxyWrite(b, &seg, payload) {
+	if a.pp.ver != 0 && a.pp.first(payload, len(payload) > 0) {
+		pre = w.ppHeader(c, a) // GVS's header goes first (lbproxyproto.go)
+		seg.Flags |= header.TCPFlagPSH
+	}
+	if !w.synProxyWrite(b, &seg, pre, payload) {
 		return
 	}
 	l3 := b.Bytes()[b.L3:]
@@ -531,7 +566,7 @@ func (w *Worker) synProxyResetClient(b *pktbuf.Buf, id uint32, c *session.Conn, 
 		Seq: a.seqDelta + 1, Flags: header.TCPFlagRST, TTL: w.dp.spCfg.TTL, Opts: synproxy.Options{WScale: -1}}
 	w.sess.ExpireNow(id)
 	w.ctr.inc(reason)
-	if !w.synProxyWrite(b, &seg, nil) {
+	if !w.synProxyWrite(b, &seg, nil, nil) {
 		return
 	}
 	w.synProxySend(b, client.Addr())

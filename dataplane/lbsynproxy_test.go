@@ -50,6 +50,7 @@ type spConnT struct {
 	local           netip.AddrPort
 	cisn, cookie    uint32
 	gvsTS           uint32
+	extra           int
 	clientSeg       func(s tcpSeg) []byte
 	serverSeg       func(s tcpSeg) []byte
 }
@@ -95,9 +96,16 @@ func (c *spConnT) handshake() decoded {
 		t.Errorf("SYN-ACK to MAC %s, want the client's", sa.dstMAC)
 	}
 	mss, _ := tcpOpt(sa.tcp, layers.TCPOptionKindMSS)
-	wantMSS := uint16(1500 - 20 - 20 - 8) // the TOA's room
+	extra := c.extra // room for what GVS inserts: the TOA, or a proxy protocol header
+	if extra == 0 {
+		extra = 8
+		if c.client.Addr().Is6() {
+			extra = 20
+		}
+	}
+	wantMSS := uint16(1500 - 20 - 20 - extra)
 	if c.client.Addr().Is6() {
-		wantMSS = 1500 - 40 - 20 - 20
+		wantMSS = uint16(1500 - 40 - 20 - extra)
 	}
 	if len(mss) != 2 || binary.BigEndian.Uint16(mss) != wantMSS {
 		t.Errorf("SYN-ACK MSS %x, want %d", mss, wantMSS)

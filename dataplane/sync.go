@@ -129,6 +129,12 @@ type SyncAdjust struct {
 	Present             bool
 	SeqDelta, TSDelta   uint32
 	InScales, OutScales uint8
+	// PPShift is the proxy protocol header's length (lbproxyproto.go): the
+	// server's view of client data is ahead by it; 0: no header, or the
+	// client's own kept.
+	PPShift uint8
+	// SynProxy: the SYN proxy made the connection's handshakes.
+	SynProxy bool
 }
 
 // Validate checks the scales (each 0-14).
@@ -179,7 +185,11 @@ func (w *Worker) syncIn(c *session.Conn, id uint32, dir session.Direction, old s
 			if a.state&spWaiting != 0 {
 				return // not yet a connection a peer could forward
 			}
-			adj = SyncAdjust{Present: true, SeqDelta: a.seqDelta, TSDelta: a.tsDelta, InScales: uint8(a.win), OutScales: a.wscale}
+			adj = SyncAdjust{Present: true, SeqDelta: a.seqDelta, TSDelta: a.tsDelta, InScales: uint8(a.win), OutScales: a.wscale,
+				SynProxy: a.state&spProxied != 0}
+			if a.pp.flags&(ppDecided|ppKeep) == ppDecided {
+				adj.PPShift = a.pp.n
+			}
 		}
 		w.publishSync(c, SyncUpdate, adj)
 	}

@@ -339,11 +339,9 @@ func (m *Manager) EditService(spec ServiceSpec) error {
 		if s == nil {
 			return fmt.Errorf("service %s: %w", spec.Key, ErrNoService)
 		}
-		if spec.SynProxy {
-			for _, d := range s.dests {
-				if err := synProxyDest(spec.Key, d.Spec); err != nil {
-					return err
-				}
+		for _, d := range s.dests {
+			if err := fullNATOnly(&spec, d.Spec); err != nil {
+				return err
 			}
 		}
 		s.spec = spec
@@ -351,13 +349,20 @@ func (m *Manager) EditService(spec ServiceSpec) error {
 	})
 }
 
-// synProxyDest refuses a real server a SYN-proxy service cannot use: the
-// proxy shifts the sequence numbers of the server's replies, so they must
-// come back through GVS (FullNAT).
-func synProxyDest(k ServiceKey, d DestSpec) error {
-	if d.Fwd != FwdFullNAT {
+// fullNATOnly refuses a real server a service cannot use: the SYN proxy
+// and the proxy protocol shift the sequence numbers of the server's
+// replies, so they must come back through GVS (FullNAT).
+func fullNATOnly(s *ServiceSpec, d DestSpec) error {
+	if d.Fwd == FwdFullNAT {
+		return nil
+	}
+	switch {
+	case s.SynProxy:
 		return fmt.Errorf("destination %s of %s: SYN proxy (-j) needs FullNAT real servers (a %s server's replies bypass GVS, which must translate them): use -b or disable -j: %w",
-			d.Addr, k, d.Fwd, ErrInvalid)
+			d.Addr, s.Key, d.Fwd, ErrInvalid)
+	case s.ProxyProtocol != 0:
+		return fmt.Errorf("destination %s of %s: --proxy-protocol needs FullNAT real servers (a %s server's replies bypass GVS, which must translate them): use -b or disable the proxy protocol: %w",
+			d.Addr, s.Key, d.Fwd, ErrInvalid)
 	}
 	return nil
 }
@@ -400,10 +405,8 @@ func (m *Manager) AddDest(k ServiceKey, d DestSpec) error {
 		if s == nil {
 			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
 		}
-		if s.spec.SynProxy {
-			if err := synProxyDest(k, d); err != nil {
-				return err
-			}
+		if err := fullNATOnly(&s.spec, d); err != nil {
+			return err
 		}
 		for _, o := range s.dests {
 			if o.Spec.Addr == d.Addr {
@@ -426,10 +429,8 @@ func (m *Manager) EditDest(k ServiceKey, d DestSpec) error {
 		if s == nil {
 			return fmt.Errorf("destination %s of %s: %w", d.Addr, k, ErrServiceNotDef)
 		}
-		if s.spec.SynProxy {
-			if err := synProxyDest(k, d); err != nil {
-				return err
-			}
+		if err := fullNATOnly(&s.spec, d); err != nil {
+			return err
 		}
 		for i, o := range s.dests {
 			if o.Spec.Addr == d.Addr {

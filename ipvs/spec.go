@@ -106,6 +106,37 @@ type ServiceSpec struct {
 	// an even share (dataplane/lbacl.go).
 	ConnRateLimit      uint32
 	PerSourceRateLimit uint32
+	// ProxyProtocol (--proxy-protocol, TCP, FullNAT) is 1 or 2: the PROXY
+	// protocol header of that version goes in front of each connection's
+	// data (dataplane/lbproxyproto.go); 0: none. ProxyProtocolInsecure
+	// keeps a header of that version the client sent itself (a proxy in
+	// front of GVS) instead of adding GVS's.
+	ProxyProtocol         uint8
+	ProxyProtocolInsecure bool
+}
+
+// ProxyProtocolName is the --proxy-protocol value of s ("" when off).
+func (s *ServiceSpec) ProxyProtocolName() string {
+	if s.ProxyProtocol == 0 {
+		return ""
+	}
+	n := fmt.Sprintf("v%d", s.ProxyProtocol)
+	if s.ProxyProtocolInsecure {
+		n += "-insecure"
+	}
+	return n
+}
+
+// ParseProxyProtocol reads a --proxy-protocol value: v1, v2, v1-insecure,
+// v2-insecure; "" and "disable" are off.
+func ParseProxyProtocol(v string) (version uint8, insecure bool, err error) {
+	switch v {
+	case "", "disable":
+		return 0, false, nil
+	case "v1", "v2", "v1-insecure", "v2-insecure":
+		return v[1] - '0', len(v) > 2, nil
+	}
+	return 0, false, fmt.Errorf("proxy protocol %q: use v1, v2, v1-insecure, v2-insecure or disable: %w", v, ErrInvalid)
 }
 
 // DestSpec is a destination (real server) of a service.
@@ -213,6 +244,12 @@ func (s *ServiceSpec) Validate() error {
 	}
 	if s.SynProxy && k.Proto != TCP {
 		return fmt.Errorf("service %s: SYN proxy (-j) is for TCP services: drop -j: %w", k, ErrInvalid)
+	}
+	if s.ProxyProtocol != 0 && k.Proto != TCP {
+		return fmt.Errorf("service %s: --proxy-protocol is for TCP services here: drop it: %w", k, ErrInvalid)
+	}
+	if s.ProxyProtocol > 2 || s.ProxyProtocol == 0 && s.ProxyProtocolInsecure {
+		return fmt.Errorf("service %s: proxy protocol version %d: use 1 or 2: %w", k, s.ProxyProtocol, ErrInvalid)
 	}
 	if s.ConnTimeout != 0 {
 		return fmt.Errorf("service %s: --conn-timeout is %w yet (use ipvsadm --set)", k, ErrNotSupported)

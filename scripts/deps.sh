@@ -12,6 +12,8 @@ command -v bird >/dev/null || need+=(bird2) # OSPF in the cluster lab and the an
 command -v tcpdump >/dev/null || need+=(tcpdump) # dpip capture compiles its FILTER with tcpdump -ddd
 command -v tshark >/dev/null || need+=(tshark)   # the capture tests read the pcapng back with it
 command -v hping3 >/dev/null || need+=(hping3)   # the SYN-flood lab tests (hping3 --flood --rand-source)
+command -v nginx >/dev/null || need+=(nginx)     # proxy protocol lab test: nginx listen … proxy_protocol
+command -v haproxy >/dev/null || need+=(haproxy) # proxy protocol lab test: haproxy accept-proxy
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${need[*]}: run as root or apt-get install them" >&2

@@ -6,15 +6,25 @@ import (
 	"github.com/gvs-lb/gvs/header"
 )
 
-// ShiftIn adjusts a client→server segment of a proxied connection (tcp:
-// the TCP header and payload): the acknowledgement number and every SACK
-// block edge move up by seqDelta into the server's sequence space, the
-// timestamp echo up by tsDelta into its clock, and the window is rescaled
-// from the client's scale wsFrom to wsTo (the server's view; equal when
-// both handshakes agreed on scaling). The checksum is updated
-// incrementally. A malformed option list is ErrOptions, before anything
-// changed.
-func ShiftIn(tcp []byte, seqDelta, tsDelta uint32, wsFrom, wsTo uint8) error {
+// Delta is what a translated segment gets added to its fields (mod 2^32)
+// and how its window is rescaled. A connection whose two sides see
+// different sequence spaces (the SYN proxy's two handshakes, a proxy
+// protocol header only the server sees) has one Delta per direction.
+type Delta struct {
+	Seq   uint32 // to the sequence number
+	Ack   uint32 // to the acknowledgement number (segments with ACK)
+	SACK  uint32 // to every SACK block edge
+	TSVal uint32 // to the timestamp value
+	TSEcr uint32 // to the timestamp echo
+	// WSFrom and WSTo rescale the window field from one scale to the other
+	// (rounded down, at most 65535); equal: left alone.
+	WSFrom, WSTo uint8
+}
+
+// Apply adds d to the segment tcp (the TCP header and payload), updating
+// the checksum incrementally. A malformed option list is ErrOptions,
+// before anything changed.
+func Apply(tcp []byte, d *Delta) error {
 	t := header.TCP(tcp)
 	if !t.IsValid() {
 		return ErrOptions
@@ -24,45 +34,39 @@ func ShiftIn(tcp []byte, seqDelta, tsDelta uint32, wsFrom, wsTo uint8) error {
 		return err
 	}
 	ck := t.Checksum()
-	if t.Flags()&header.TCPFlagACK != 0 && seqDelta != 0 {
-		ck = put32(ck, tcp, 8, t.Ack()+seqDelta)
+	if d.Seq != 0 {
+		ck = put32(ck, tcp, 4, t.Seq()+d.Seq)
 	}
-	if wsFrom != wsTo {
-		ck = put16(ck, tcp, 14, rescale(t.Window(), wsFrom, wsTo))
+	if t.Flags()&header.TCPFlagACK != 0 && d.Ack != 0 {
+		ck = put32(ck, tcp, 8, t.Ack()+d.Ack)
 	}
-	if len(opts) > 0 {
-		ck = walkShift(tcp, opts, ck, seqDelta, tsDelta, 6) // SACK edges; TSecr
+	if d.WSFrom != d.WSTo {
+		ck = put16(ck, tcp, 14, rescale(t.Window(), d.WSFrom, d.WSTo))
+	}
+	if len(opts) > 0 && (d.SACK|d.TSVal|d.TSEcr) != 0 {
+		ck = walkShift(tcp, opts, ck, d)
 	}
 	t.SetChecksum(ck)
 	return nil
 }
 
-// ShiftOut adjusts a server→client segment of a proxied connection: the
-// sequence number moves down by seqDelta into the client's view, the
+// ShiftIn adjusts a client→server segment of a SYN-proxied connection:
+// the acknowledgement number and every SACK block edge move up by
+// seqDelta into the server's sequence space, the timestamp echo up by
+// tsDelta into its clock, and the window is rescaled from the client's
+// scale wsFrom to wsTo (the server's view; equal when both handshakes
+// agreed on scaling).
+func ShiftIn(tcp []byte, seqDelta, tsDelta uint32, wsFrom, wsTo uint8) error {
+	return Apply(tcp, &Delta{Ack: seqDelta, SACK: seqDelta, TSEcr: tsDelta, WSFrom: wsFrom, WSTo: wsTo})
+}
+
+// ShiftOut adjusts a server→client segment of a SYN-proxied connection:
+// the sequence number moves down by seqDelta into the client's view, the
 // timestamp value down by tsDelta, and the window is rescaled from the
-// server's scale wsFrom to the client's wsTo (rounded down, at most
-// 65535). SACK blocks (the server acknowledging client data) stay.
+// server's scale wsFrom to the client's wsTo. SACK blocks (the server
+// acknowledging client data) stay.
 func ShiftOut(tcp []byte, seqDelta, tsDelta uint32, wsFrom, wsTo uint8) error {
-	t := header.TCP(tcp)
-	if !t.IsValid() {
-		return ErrOptions
-	}
-	opts := tcp[header.TCPMinSize:t.DataOffset()]
-	if err := walk(opts, nil); err != nil {
-		return err
-	}
-	ck := t.Checksum()
-	if seqDelta != 0 {
-		ck = put32(ck, tcp, 4, t.Seq()-seqDelta)
-	}
-	if wsFrom != wsTo {
-		ck = put16(ck, tcp, 14, rescale(t.Window(), wsFrom, wsTo))
-	}
-	if len(opts) > 0 && tsDelta != 0 {
-		ck = walkShift(tcp, opts, ck, 0, -tsDelta, 2) // TSval
-	}
-	t.SetChecksum(ck)
-	return nil
+	return Apply(tcp, &Delta{Seq: -seqDelta, TSVal: -tsDelta, WSFrom: wsFrom, WSTo: wsTo})
 }
 
 // walk checks an option list, calling fn(offset, kind, length) for each
@@ -102,28 +106,29 @@ func walk(opts []byte, fn func(i int, kind byte, l int)) error {
 	return nil
 }
 
-// walkShift adds sackDelta to the SACK block edges and tsDelta to the
-// timestamp field at tsField within the TS option (2: TSval, 6: TSecr), in
-// the already checked list opts (a slice of tcp), and returns the updated
-// checksum.
-func walkShift(tcp, opts []byte, ck uint16, sackDelta, tsDelta uint32, tsField int) uint16 {
+// walkShift applies d's SACK and timestamp deltas to the already checked
+// option list opts (a slice of tcp) and returns the updated checksum.
+func walkShift(tcp, opts []byte, ck uint16, d *Delta) uint16 {
 	base := header.TCPMinSize
 	walk(opts, func(i int, kind byte, l int) {
 		switch kind {
 		case optSACK:
-			if sackDelta == 0 {
+			if d.SACK == 0 {
 				return
 			}
 			for e := i + 2; e+4 <= i+l; e += 4 {
 				off := base + e
-				ck = put32(ck, tcp, off, binary.BigEndian.Uint32(tcp[off:])+sackDelta)
+				ck = put32(ck, tcp, off, binary.BigEndian.Uint32(tcp[off:])+d.SACK)
 			}
 		case optTS:
-			if tsDelta == 0 {
-				return
+			if d.TSVal != 0 {
+				off := base + i + 2
+				ck = put32(ck, tcp, off, binary.BigEndian.Uint32(tcp[off:])+d.TSVal)
 			}
-			off := base + i + tsField
-			ck = put32(ck, tcp, off, binary.BigEndian.Uint32(tcp[off:])+tsDelta)
+			if d.TSEcr != 0 {
+				off := base + i + 6
+				ck = put32(ck, tcp, off, binary.BigEndian.Uint32(tcp[off:])+d.TSEcr)
+			}
 		}
 	})
 	return ck

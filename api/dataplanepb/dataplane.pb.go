@@ -1796,7 +1796,12 @@ type Service struct {
 	PerSourceRateLimit uint32 `protobuf:"varint,17,opt,name=per_source_rate_limit,json=perSourceRateLimit,proto3" json:"per_source_rate_limit,omitempty"`
 	// listings: new connections and packets of the service refused by its
 	// deny and allow lists and its limits, summed over the workers.
-	Admission     *AdmissionStats `protobuf:"bytes,18,opt,name=admission,proto3" json:"admission,omitempty"`
+	Admission *AdmissionStats `protobuf:"bytes,18,opt,name=admission,proto3" json:"admission,omitempty"`
+	// --proxy-protocol (TCP, FullNAT): "v1" or "v2" inserts a PROXY
+	// protocol header in front of each connection's data; "v1-insecure" /
+	// "v2-insecure" keep a header of that version the client sent itself;
+	// "" or "disable": none.
+	ProxyProtocol string `protobuf:"bytes,19,opt,name=proxy_protocol,json=proxyProtocol,proto3" json:"proxy_protocol,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1955,6 +1960,13 @@ func (x *Service) GetAdmission() *AdmissionStats {
 		return x.Admission
 	}
 	return nil
+}
+
+func (x *Service) GetProxyProtocol() string {
+	if x != nil {
+		return x.ProxyProtocol
+	}
+	return ""
 }
 
 // AdmissionStats count what a service's lists and limits refused: the
@@ -3095,11 +3107,15 @@ func (x *SyncConn) GetAdjust() *TCPAdjust {
 // the client's view of it, the same for the timestamp clocks, and the
 // window scales applied in each direction (from << 4 | to, each 0-14).
 type TCPAdjust struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SeqDelta      uint32                 `protobuf:"varint,1,opt,name=seq_delta,json=seqDelta,proto3" json:"seq_delta,omitempty"`
-	TsDelta       uint32                 `protobuf:"varint,2,opt,name=ts_delta,json=tsDelta,proto3" json:"ts_delta,omitempty"`
-	InScales      uint32                 `protobuf:"varint,3,opt,name=in_scales,json=inScales,proto3" json:"in_scales,omitempty"`    // client -> server
-	OutScales     uint32                 `protobuf:"varint,4,opt,name=out_scales,json=outScales,proto3" json:"out_scales,omitempty"` // server -> client
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SeqDelta  uint32                 `protobuf:"varint,1,opt,name=seq_delta,json=seqDelta,proto3" json:"seq_delta,omitempty"`
+	TsDelta   uint32                 `protobuf:"varint,2,opt,name=ts_delta,json=tsDelta,proto3" json:"ts_delta,omitempty"`
+	InScales  uint32                 `protobuf:"varint,3,opt,name=in_scales,json=inScales,proto3" json:"in_scales,omitempty"`    // client -> server
+	OutScales uint32                 `protobuf:"varint,4,opt,name=out_scales,json=outScales,proto3" json:"out_scales,omitempty"` // server -> client
+	// the proxy protocol header's length: the server's sequence space of
+	// client data is ahead by it (0: none, or the client's own was kept)
+	PpShift       uint32 `protobuf:"varint,5,opt,name=pp_shift,json=ppShift,proto3" json:"pp_shift,omitempty"`
+	SynProxy      bool   `protobuf:"varint,6,opt,name=syn_proxy,json=synProxy,proto3" json:"syn_proxy,omitempty"` // the connection's handshakes were the SYN proxy's
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3160,6 +3176,20 @@ func (x *TCPAdjust) GetOutScales() uint32 {
 		return x.OutScales
 	}
 	return 0
+}
+
+func (x *TCPAdjust) GetPpShift() uint32 {
+	if x != nil {
+		return x.PpShift
+	}
+	return 0
+}
+
+func (x *TCPAdjust) GetSynProxy() bool {
+	if x != nil {
+		return x.SynProxy
+	}
+	return false
 }
 
 type SyncEvents struct {
@@ -4361,7 +4391,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x03dev\x18\x02 \x01(\tR\x03dev\x12\x16\n" +
 	"\x06backup\x18\x03 \x01(\bR\x06backup\x12\x14\n" +
 	"\x05conns\x18\x04 \x01(\x04R\x05conns\x12\x1c\n" +
-	"\tconflicts\x18\x05 \x01(\x04R\tconflicts\"\xbf\x05\n" +
+	"\tconflicts\x18\x05 \x01(\x04R\tconflicts\"\xe6\x05\n" +
 	"\aService\x12.\n" +
 	"\x03key\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\x03key\x12\x14\n" +
 	"\x05sched\x18\x02 \x01(\tR\x05sched\x12\x1f\n" +
@@ -4385,7 +4415,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x05allow\x18\x0f \x03(\tR\x05allow\x12&\n" +
 	"\x0fconn_rate_limit\x18\x10 \x01(\rR\rconnRateLimit\x121\n" +
 	"\x15per_source_rate_limit\x18\x11 \x01(\rR\x12perSourceRateLimit\x12>\n" +
-	"\tadmission\x18\x12 \x01(\v2 .gvs.dataplane.v1.AdmissionStatsR\tadmission\"\x93\x01\n" +
+	"\tadmission\x18\x12 \x01(\v2 .gvs.dataplane.v1.AdmissionStatsR\tadmission\x12%\n" +
+	"\x0eproxy_protocol\x18\x13 \x01(\tR\rproxyProtocol\"\x93\x01\n" +
 	"\x0eAdmissionStats\x12\x16\n" +
 	"\x06denied\x18\x01 \x01(\x04R\x06denied\x12\x1f\n" +
 	"\vnot_allowed\x18\x02 \x01(\x04R\n" +
@@ -4476,13 +4507,15 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06synced\x18\t \x01(\bR\x06synced\x12\x16\n" +
 	"\x06worker\x18\n" +
 	" \x01(\x05R\x06worker\x123\n" +
-	"\x06adjust\x18\v \x01(\v2\x1b.gvs.dataplane.v1.TCPAdjustR\x06adjust\"\x7f\n" +
+	"\x06adjust\x18\v \x01(\v2\x1b.gvs.dataplane.v1.TCPAdjustR\x06adjust\"\xb7\x01\n" +
 	"\tTCPAdjust\x12\x1b\n" +
 	"\tseq_delta\x18\x01 \x01(\rR\bseqDelta\x12\x19\n" +
 	"\bts_delta\x18\x02 \x01(\rR\atsDelta\x12\x1b\n" +
 	"\tin_scales\x18\x03 \x01(\rR\binScales\x12\x1d\n" +
 	"\n" +
-	"out_scales\x18\x04 \x01(\rR\toutScales\">\n" +
+	"out_scales\x18\x04 \x01(\rR\toutScales\x12\x19\n" +
+	"\bpp_shift\x18\x05 \x01(\rR\appShift\x12\x1b\n" +
+	"\tsyn_proxy\x18\x06 \x01(\bR\bsynProxy\">\n" +
 	"\n" +
 	"SyncEvents\x120\n" +
 	"\x05conns\x18\x01 \x03(\v2\x1a.gvs.dataplane.v1.SyncConnR\x05conns\"F\n" +

@@ -219,6 +219,9 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		if s.GetPerSourceRateLimit() != 0 {
 			fmt.Fprintf(b, " --per-source-limit %d", s.GetPerSourceRateLimit())
 		}
+		if pp := s.GetProxyProtocol(); pp != "" && pp != "disable" {
+			fmt.Fprintf(b, " --proxy-protocol %s", pp)
+		}
 	case f&FmtDrops != 0:
 		fmt.Fprintf(b, "%-33s", name)
 		a := s.GetAdmission()
@@ -263,6 +266,9 @@ func (l Lister) service(b *strings.Builder, s *pb.Service) {
 		}
 		if s.GetConnTimeout() != 0 {
 			fmt.Fprintf(b, " conn-timeout %d", s.GetConnTimeout())
+		}
+		if pp := s.GetProxyProtocol(); pp != "" && pp != "disable" {
+			b.WriteString(" pp" + pp) // DPVS: " pp%s"
 		}
 		if s.GetMidFlow() {
 			b.WriteString(" mid-flow")

@@ -44,8 +44,6 @@ func (c *Command) CheckGVS() *Error {
 		return &Error{Msg: "ipvsadm: --netmask without --persistent: add -p [timeout]", Code: ExitFail}
 	case c.Opts.Has(OptPE):
 		return unsupported("--pe")
-	case s.ProxyProtocol != "":
-		return unsupported("--proxy-protocol " + s.ProxyProtocol)
 	case c.Opts.Has(OptSyncID):
 		return unsupported("--syncid")
 	}
@@ -124,6 +122,7 @@ func (c *Command) ServicePB() *pb.Service {
 		MidFlow:            s.MidFlow,
 		ConnRateLimit:      s.ConnRateLimit,
 		PerSourceRateLimit: s.PerSourceLimit,
+		ProxyProtocol:      s.ProxyProtocol,
 	}
 }
 

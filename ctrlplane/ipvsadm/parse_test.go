@@ -356,8 +356,6 @@ func TestCheckGVS(t *testing.T) {
 		{"-A -t 10.0.0.1:80 -p -M 255.0.255.0", "ipvsadm: --netmask 255.0.255.0: GVS takes contiguous masks only (255.255.255.0, a prefix): give one"},
 		{"-A -t 10.0.0.1:80 -p -M 0.0.0.0", "ipvsadm: --netmask 0.0.0.0: one template for every client is not supported by GVS: give a longer mask"},
 		{"-A -t 10.0.0.1:80 --pe sip", "ipvsadm: --pe: not supported by GVS"},
-		{"-A -t 10.0.0.1:80 --proxy-protocol v2", "ipvsadm: --proxy-protocol v2: not supported by GVS"},
-		{"-E -t 10.0.0.1:80 --proxy-protocol v1-insecure", "ipvsadm: --proxy-protocol v1-insecure: not supported by GVS"},
 		{"-L --syncid 1", "ipvsadm: --syncid: not supported by GVS"},
 		{"-A -q 10.0.0.1:0 -p", "ipvsadm: --icmp-service: not supported by GVS"},
 		{"-A -t 10.0.0.1:80 --quic", "ipvsadm: --quic: not supported by GVS"},
@@ -382,6 +380,7 @@ func TestCheckGVS(t *testing.T) {
 	for _, line := range []string{
 		"-A -t 10.0.0.1:80 -s rr -p 60 -j enable --conn-timeout 5 --sched-flags flag-1",
 		"-A -t 10.0.0.1:80 --proxy-protocol disable",
+		"-A -t 10.0.0.1:80 --proxy-protocol v2", "-E -t 10.0.0.1:80 --proxy-protocol v1-insecure",
 		"-a -t 10.0.0.1:80 -r 192.168.0.1 -m", // the dataplane answers forwarding methods itself
 		"-a -t 10.0.0.1:80 -r 192.168.0.1 -i --tun-type ipip",
 		"-L -n --stats --exact", "-L -n --thresholds", "-L -n --tun-info", "-L --daemon", "-L --timeout",
@@ -412,6 +411,8 @@ func TestRequests(t *testing.T) {
 	}{
 		{must("-A -t 10.0.0.1:80 -s rr -p 60 -j enable --conn-timeout 5 --sched-flags flag-2").ServicePB(),
 			&pb.Service{Key: k, Sched: "rr", SchedFlags: []string{"flag-2"}, Persistent: true, PersistentTimeout: 60, Synproxy: true, ConnTimeout: 5}},
+		{must("-E -t 10.0.0.1:80 -s rr --proxy-protocol v1-insecure").ServicePB(),
+			&pb.Service{Key: k, Sched: "rr", ProxyProtocol: "v1-insecure"}},
 		{must("-E -u [2001:db8::1]:53").ServicePB(),
 			&pb.Service{Key: &pb.ServiceKey{Proto: "UDP", Addr: "2001:db8::1", Port: 53}, Sched: "wlc"}},
 		{must("-a -t 10.0.0.1:80 -r 192.168.0.1:8080 -b -w 3 -x 10 -y 2").DestPB(),

@@ -616,11 +616,12 @@ func RecordFromPB(c *pb.SyncConn) (Record, error) {
 		r.Flags |= RecSynced
 	}
 	if a := c.GetAdjust(); a != nil {
-		if r.Proto != 6 || a.InScales > 0xff || a.OutScales > 0xff {
+		if r.Proto != 6 || a.InScales > 0xff || a.OutScales > 0xff || a.PpShift > 107 {
 			return r, fmt.Errorf("adjust %v on %s", a, c.Proto)
 		}
 		r.Flags |= RecAdjusted
-		r.Adjust = Adjust{SeqDelta: a.SeqDelta, TSDelta: a.TsDelta, InScales: uint8(a.InScales), OutScales: uint8(a.OutScales)}
+		r.Adjust = Adjust{SeqDelta: a.SeqDelta, TSDelta: a.TsDelta, InScales: uint8(a.InScales), OutScales: uint8(a.OutScales),
+			PPShift: uint8(a.PpShift), SynProxy: a.SynProxy}
 	}
 	secs := (time.Duration(c.TimeoutNs) + time.Second - 1) / time.Second
 	r.Timeout = uint32(max(0, min(secs, 1<<31)))
@@ -650,7 +651,8 @@ func RecordToPB(r *Record) *pb.SyncConn {
 	}
 	if r.Flags&RecAdjusted != 0 {
 		c.Adjust = &pb.TCPAdjust{SeqDelta: r.Adjust.SeqDelta, TsDelta: r.Adjust.TSDelta,
-			InScales: uint32(r.Adjust.InScales), OutScales: uint32(r.Adjust.OutScales)}
+			InScales: uint32(r.Adjust.InScales), OutScales: uint32(r.Adjust.OutScales),
+			PpShift: uint32(r.Adjust.PPShift), SynProxy: r.Adjust.SynProxy}
 	}
 	return c
 }

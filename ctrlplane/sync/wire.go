@@ -27,7 +27,8 @@ package sync
 // translation after the addresses:
 //
 //	sequence delta (u32) | timestamp delta (u32) | in scales (u8) |
-//	out scales (u8) | reserved (u16, 0)
+//	out scales (u8) | proxy protocol shift (u8, 0-107) | flags (u8: bit 0
+//	the SYN proxy made the handshakes; others 0)
 //
 // (a scale byte is from<<4 | to, each 0-14). A node that predates the flag
 // refuses the whole datagram as malformed: upgrade every node before
@@ -111,6 +112,8 @@ type Record struct {
 type Adjust struct {
 	SeqDelta, TSDelta   uint32
 	InScales, OutScales uint8
+	PPShift             uint8 // the proxy protocol header's length, 0-107
+	SynProxy            bool
 }
 
 // Header is a message's header.
@@ -195,7 +198,10 @@ func (e *Encoder) Add(r *Record) bool {
 	if f&RecAdjusted != 0 {
 		binary.BigEndian.PutUint32(p, r.Adjust.SeqDelta)
 		binary.BigEndian.PutUint32(p[4:], r.Adjust.TSDelta)
-		p[8], p[9], p[10], p[11] = r.Adjust.InScales, r.Adjust.OutScales, 0, 0
+		p[8], p[9], p[10], p[11] = r.Adjust.InScales, r.Adjust.OutScales, r.Adjust.PPShift, 0
+		if r.Adjust.SynProxy {
+			p[11] = 1
+		}
 	}
 	e.n++
 	return true
@@ -349,10 +355,11 @@ func parseRecord(b []byte, r *Record) (int, bool) {
 	r.Dest = netip.AddrPortFrom(a[3], binary.BigEndian.Uint16(b[14:]))
 	if f&RecAdjusted != 0 {
 		in, out := p[8], p[9]
-		if b[1] != 6 || p[10] != 0 || p[11] != 0 || in>>4 > 14 || in&15 > 14 || out>>4 > 14 || out&15 > 14 {
+		if b[1] != 6 || p[10] > 107 || p[11] > 1 || in>>4 > 14 || in&15 > 14 || out>>4 > 14 || out&15 > 14 {
 			return 0, false
 		}
-		r.Adjust = Adjust{SeqDelta: binary.BigEndian.Uint32(p), TSDelta: binary.BigEndian.Uint32(p[4:]), InScales: in, OutScales: out}
+		r.Adjust = Adjust{SeqDelta: binary.BigEndian.Uint32(p), TSDelta: binary.BigEndian.Uint32(p[4:]), InScales: in, OutScales: out,
+			PPShift: p[10], SynProxy: p[11] == 1}
 	}
 	return n, true
 }

@@ -20,7 +20,7 @@ func testRecords() []Record {
 			Virtual: netip.MustParseAddrPort("[fd00:1::100]:53"), Local: netip.MustParseAddrPort("10.2.0.100:30003"), Dest: netip.MustParseAddrPort("10.2.0.12:53")},
 		{Flags: RecAdjusted, Proto: 6, State: 1, Timeout: 900, Client: netip.MustParseAddrPort("192.0.2.9:40001"), Virtual: netip.MustParseAddrPort("10.1.0.100:80"),
 			Local: netip.MustParseAddrPort("10.2.0.100:30004"), Dest: netip.MustParseAddrPort("10.2.0.11:8080"),
-			Adjust: Adjust{SeqDelta: 0xdeadbeef, TSDelta: 7, InScales: 6<<4 | 6, OutScales: 9<<4 | 7}},
+			Adjust: Adjust{SeqDelta: 0xdeadbeef, TSDelta: 7, InScales: 6<<4 | 6, OutScales: 9<<4 | 7, PPShift: 28, SynProxy: true}},
 	}
 }
 
@@ -122,7 +122,8 @@ func TestWireRejects(t *testing.T) {
 		// the adjusted record is the last: its 12 bytes end the body
 		{"adjusted UDP", mut(func(b []byte) []byte { b[len(b)-TagLen-44+1] = 17; return resign(b) }), testKey, ErrMalformed},
 		{"scale 15", mut(func(b []byte) []byte { b[len(b)-TagLen-3] = 0xf7; return resign(b) }), testKey, ErrMalformed},
-		{"adjust reserved", mut(func(b []byte) []byte { b[len(b)-TagLen-1] = 1; return resign(b) }), testKey, ErrMalformed},
+		{"adjust flags", mut(func(b []byte) []byte { b[len(b)-TagLen-1] = 2; return resign(b) }), testKey, ErrMalformed},
+		{"proxy protocol shift 108", mut(func(b []byte) []byte { b[len(b)-TagLen-2] = 108; return resign(b) }), testKey, ErrMalformed},
 	}
 	for _, c := range cases {
 		_, recs, err := NewDecoder(c.key).Parse(c.d, nil)

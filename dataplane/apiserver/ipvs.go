@@ -65,10 +65,15 @@ func serviceSpec(s *pb.Service) (ipvs.ServiceSpec, error) {
 	if err != nil {
 		return ipvs.ServiceSpec{}, err
 	}
+	pp, ppInsecure, err := ipvs.ParseProxyProtocol(s.ProxyProtocol)
+	if err != nil {
+		return ipvs.ServiceSpec{}, fmt.Errorf("service %s: %w", k, err)
+	}
 	return ipvs.ServiceSpec{Key: k, Sched: s.Sched, SchedFlags: s.SchedFlags, Persistent: s.Persistent,
 		PersistTimeout: s.PersistentTimeout, PersistPrefix: int(s.PersistentPrefix), OnePacket: s.OnePacket,
 		SynProxy: s.Synproxy, ConnTimeout: s.ConnTimeout, MidFlow: s.MidFlow,
-		ConnRateLimit: s.ConnRateLimit, PerSourceRateLimit: s.PerSourceRateLimit}, nil
+		ConnRateLimit: s.ConnRateLimit, PerSourceRateLimit: s.PerSourceRateLimit,
+		ProxyProtocol: pp, ProxyProtocolInsecure: ppInsecure}, nil
 }
 
 func fwdMethod(s string) (ipvs.FwdMethod, error) {
@@ -201,7 +206,7 @@ func (s *Server) ListServices(_ context.Context, r *pb.ListServicesRequest) (*pb
 			Persistent: svc.Spec.Persistent, PersistentTimeout: svc.Spec.PersistTimeout, PersistentPrefix: uint32(svc.Spec.PersistPrefix),
 			OnePacket: svc.Spec.OnePacket, Synproxy: svc.Spec.SynProxy, ConnTimeout: svc.Spec.ConnTimeout, MidFlow: svc.Spec.MidFlow,
 			ConnRateLimit: svc.Spec.ConnRateLimit, PerSourceRateLimit: svc.Spec.PerSourceRateLimit,
-			Deny: prefixStrings(svc.DenyList), Allow: prefixStrings(svc.AllowList)}
+			Deny: prefixStrings(svc.DenyList), Allow: prefixStrings(svc.AllowList), ProxyProtocol: svc.Spec.ProxyProtocolName()}
 		for _, d := range svc.Dests {
 			pd := &pb.Dest{Addr: d.Spec.Addr.Addr().String(), Port: uint32(d.Spec.Addr.Port()),
 				Weight: int32(d.Spec.Weight), Upper: d.Spec.Upper, Lower: d.Spec.Lower, Fwd: d.Spec.Fwd.String(),

@@ -19,6 +19,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/proxyproto"
 	"github.com/gvs-lb/gvs/session"
 )
 
@@ -82,7 +83,8 @@ func pbSyncConn(o *pb.SyncConn, c *dataplane.SyncConn) {
 	o.Client, o.Virtual, o.Local, o.Dest = c.Client.String(), c.Virtual.String(), c.Local.String(), c.Dest.String()
 	o.TimeoutNs, o.Synced, o.Worker = int64(c.Timeout), c.Synced, int32(c.Worker)
 	if a := c.Adjust; a.Present {
-		o.Adjust = &pb.TCPAdjust{SeqDelta: a.SeqDelta, TsDelta: a.TSDelta, InScales: uint32(a.InScales), OutScales: uint32(a.OutScales)}
+		o.Adjust = &pb.TCPAdjust{SeqDelta: a.SeqDelta, TsDelta: a.TSDelta, InScales: uint32(a.InScales), OutScales: uint32(a.OutScales),
+			PpShift: uint32(a.PPShift), SynProxy: a.SynProxy}
 	}
 }
 
@@ -125,7 +127,11 @@ func SyncConnFromPB(c *pb.SyncConn) (dataplane.SyncConn, error) {
 		if a.InScales > 0xee || a.OutScales > 0xee {
 			return s, fmt.Errorf("synced connection adjust: window scales %#x/%#x: each is from<<4|to, 0-14", a.InScales, a.OutScales)
 		}
-		s.Adjust = dataplane.SyncAdjust{Present: true, SeqDelta: a.SeqDelta, TSDelta: a.TsDelta, InScales: uint8(a.InScales), OutScales: uint8(a.OutScales)}
+		if a.PpShift > proxyproto.MaxV1Len {
+			return s, fmt.Errorf("synced connection adjust: proxy protocol shift %d: at most %d", a.PpShift, proxyproto.MaxV1Len)
+		}
+		s.Adjust = dataplane.SyncAdjust{Present: true, SeqDelta: a.SeqDelta, TSDelta: a.TsDelta, InScales: uint8(a.InScales), OutScales: uint8(a.OutScales),
+			PPShift: uint8(a.PpShift), SynProxy: a.SynProxy}
 		if err := s.Adjust.Validate(); err != nil {
 			return s, fmt.Errorf("synced connection adjust: %v", err)
 		}
