@@ -33,8 +33,9 @@ import (
 // drRealServers turns rs1 and rs2 into DR real servers of vip with a
 // return path to the client that bypasses GVS, and runs gvs-testsrv on
 // vip:80 (HTTP) and vip:9000 (UDP echo: bound to the VIP, so answers leave
-// from it).
-func drRealServers(t *testing.T, l *Lab, vip string) {
+// from it), with the extra gvs-testsrv arguments given (tunnel real
+// servers: --decap).
+func drRealServers(t *testing.T, l *Lab, vip string, extra ...string) {
 	t.Helper()
 	cns := l.Env["CLIENT_NS"]
 	for _, k := range []string{"all", "default"} {
@@ -60,8 +61,8 @@ func drRealServers(t *testing.T, l *Lab, vip string) {
 		l.MustNS(ns, "ip", "link", "set", ret, "up")
 		l.MustNS(ns, "ip", "route", "add", l.Env["CLIENT_IP"]+"/32", "via", router, "dev", ret)
 		// the server's own address too: health checks connect there
-		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), "--http", vip+":80", "--http", l.Env[fmt.Sprintf("RS%d_IP", i)]+":80",
-			"--udp-echo", vip+":9000")
+		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), append([]string{"--http", vip + ":80", "--http", l.Env[fmt.Sprintf("RS%d_IP", i)] + ":80",
+			"--udp-echo", vip + ":9000"}, extra...)...)
 		waitTCP(t, ns, vip+":80")
 	}
 }
