@@ -87,10 +87,41 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		// first segment will carry
 		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))
 	}
+	n := len(l3)
 	if toa {
 		l3 = w.toaInsert(b, l3, c, to.Dst)
 	}
-	w.lbRoute(b, l3, to.Dst)
+	if mtu := w.lbRoute(b, l3, to.Dst); mtu > 0 {
+		w.lbTooBig(b, l3, t, c, dir, mtu, len(l3) != n)
+	}
+}
+
+// lbTooBig answers a translated packet of connection c that the egress
+// MTU (mtu) cannot take, as a router would (GVS does not fragment): the
+// translation is undone and the sender gets fragmentation-needed (IPv4
+// with DF) or packet-too-big (IPv6) about the packet it sent; an IPv4
+// packet without DF is only dropped. A packet GVS grew (TOA) or whose
+// sequence numbers it shifts is dropped without an error: its sender
+// could not match the quote.
+func (w *Worker) lbTooBig(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, dir session.Direction, mtu int, grown bool) {
+	if grown || c.Flags&session.FlagAdjusted != 0 {
+		w.drop(b, CtrDropMTUExceeded)
+		return
+	}
+	orig := nat.Endpoints{Src: c.CAddrPort().Addr().Unmap(), Dst: c.VAddrPort().Addr().Unmap(), SrcPort: c.CPort, DstPort: c.VPort}
+	if dir == session.Out {
+		orig = nat.Endpoints{Src: c.DAddrPort().Addr().Unmap(), Dst: c.LAddrPort().Addr().Unmap(), SrcPort: c.DPort, DstPort: c.LPort}
+	}
+	if nat.RewriteAt(l3, t, &orig) == nil {
+		if l3[0]>>4 == 4 {
+			if ip := header.IPv4(l3); ip.DontFragment() {
+				w.icmp4Error(b, ip, header.ICMPv4DstUnreachable, 4, uint16(mtu)) // fragmentation needed
+			}
+		} else {
+			w.icmp6Error(b, header.IPv6(l3), header.ICMPv6PacketTooBig, 0, uint32(mtu))
+		}
+	}
+	w.drop(b, CtrDropMTUExceeded)
 }
 
 // clampMSS lowers the MSS a real server advertises so that a full-size
@@ -115,30 +146,40 @@ func (w *Worker) clampMSS(l3 []byte, server netip.Addr, extra int) {
 }
 
 // lbRoute decrements the TTL and sends a translated packet towards dst.
-func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
+// A packet the egress MTU cannot take is left to the caller: lbRoute
+// returns that MTU (0 when b was sent or dropped).
+func (w *Worker) lbRoute(b *pktbuf.Buf, l3 []byte, dst netip.Addr) int {
 	out, nh, ne, ok := w.path(dst, l3) // the translated packet's flow
 	if !ok {
 		w.drop(b, CtrDropNoRoute)
-		return
+		return 0
+	}
+	if len(l3) > out.MTU {
+		return out.MTU // before the TTL changes: the error quotes the packet as it came
 	}
 	if l3[0]>>4 == 4 {
 		ip := header.IPv4(l3)
 		if ip.TTL() <= 1 {
 			w.drop(b, CtrDropTTLExceeded)
-			return
+			return 0
 		}
 		ip.DecTTL()
 	} else {
 		ip := header.IPv6(l3)
 		if ip.HopLimit() <= 1 {
 			w.drop(b, CtrDropTTLExceeded)
-			return
+			return 0
 		}
 		ip.SetHopLimit(ip.HopLimit() - 1)
 	}
-	if len(l3) > out.MTU {
-		w.drop(b, CtrDropMTUExceeded)
-		return
-	}
 	w.xmitTo(b, out, nh, ne)
+	return 0
+}
+
+// lbRouteOrDrop is lbRoute for packets that get no ICMP error when too
+// big: they are dropped (drop_mtu_exceeded).
+func (w *Worker) lbRouteOrDrop(b *pktbuf.Buf, l3 []byte, dst netip.Addr) {
+	if w.lbRoute(b, l3, dst) > 0 {
+		w.drop(b, CtrDropMTUExceeded)
+	}
 }

@@ -42,7 +42,7 @@ func (w *Worker) lbDRConn(b *pktbuf.Buf, l3 []byte, c *session.Conn, dir session
 	st.outPkts.Add(1)
 	st.outBytes.Add(uint64(len(l3)))
 	w.ctr.inc(CtrLBOut)
-	w.lbRoute(b, l3, c.CAddrPort().Addr().Unmap())
+	w.lbRouteOrDrop(b, l3, c.CAddrPort().Addr().Unmap())
 }
 
 // lbDR sends l3 unchanged to the real server rs on its own segment.

@@ -61,8 +61,15 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 		w.drop(b, CtrDropICMPInvalid)
 		return stolen
 	}
+	if dir == session.Out {
+		// a path MTU for the client: less what GVS still adds to its
+		// segments (fragmentation-needed and packet-too-big only)
+		if extra := w.growthPending(c, id); extra > 0 {
+			nat.AdjustICMPMTU(l3, -extra)
+		}
+	}
 	w.ctr.inc(CtrLBICMPTranslated)
-	w.lbRoute(b, l3, outerDst)
+	w.lbRouteOrDrop(b, l3, outerDst)
 	return stolen
 }
 

@@ -209,5 +209,5 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 		w.drop(b, CtrDropLBBadL4)
 		return
 	}
-	w.lbRoute(b, l3, to.Dst)
+	w.lbRouteOrDrop(b, l3, to.Dst)
 }

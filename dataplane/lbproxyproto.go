@@ -178,6 +178,24 @@ func (w *Worker) ppInsert(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 	return l3, true
 }
 
+// growthPending is what GVS may still add to connection c's client
+// segments: the TOA until confirmed, the proxy protocol header until
+// acknowledged; 0 for the others.
+func (w *Worker) growthPending(c *session.Conn, id uint32) int {
+	if c.Proto != header.ProtoTCP || !c.HasLocal() {
+		return 0
+	}
+	if c.Flags&session.FlagAdjusted != 0 {
+		if p := &w.sp.conns[id].pp; p.ver != 0 && p.flags&(ppKeep|ppConfirmed) == 0 {
+			return int(p.n)
+		}
+	}
+	if c.Flags&session.FlagTOAConfirmed == 0 {
+		return nat.TOALen(c.CAddrPort().Addr().Unmap())
+	}
+	return 0
+}
+
 // firstSegmentExtra is what GVS adds to connection c's first client
 // segment: its proxy protocol header, or the TOA.
 func (w *Worker) firstSegmentExtra(c *session.Conn, id uint32) int {
