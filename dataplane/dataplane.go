@@ -76,6 +76,10 @@ type Options struct {
 	// connection (LVS's sysctl of that name).
 	PersistCapacity         int
 	ExpireQuiescentTemplate bool
+	// UOAMaxTrail: the first this many datagrams of each FullNAT UDP
+	// connection (IPv4) carry the client's address in an IPv4 option
+	// (lbuoa.go); 0: none.
+	UOAMaxTrail int
 	// SynProxy is how the SYN proxy answers (nil: synproxy.DefaultConfig).
 	SynProxy *synproxy.Config
 	// PrefaultConns makes the connection tables resident at start-up, so

@@ -90,6 +90,8 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	n := len(l3)
 	if toa {
 		l3 = w.toaInsert(b, l3, c, to.Dst)
+	} else if c.Proto == header.ProtoUDP && dir == session.In && c.Flags&session.FlagTOAConfirmed == 0 {
+		l3 = w.uoaInsert(b, l3, c, id, to.Dst) // lbuoa.go
 	}
 	if mtu := w.lbRoute(b, l3, to.Dst); mtu > 0 {
 		w.lbTooBig(b, l3, t, c, dir, mtu, len(l3) != n)

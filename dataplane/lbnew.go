@@ -129,6 +129,13 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	if pp {
 		c.Flags |= session.FlagTOAConfirmed // the header carries the client's address: no TOA
 	}
+	uoa := key.Proto == header.ProtoUDP && fullNAT && w.dp.opts.UOAMaxTrail > 0 && client.Addr().Is4() && daddr.Addr().Is4()
+	if key.Proto == header.ProtoUDP && !uoa {
+		c.Flags |= session.FlagTOAConfirmed // UDP: no UOA to send (lbuoa.go)
+	}
+	if uoa {
+		w.sp.init(w.sess.Capacity(), w.dp.spCfg.Held)
+	}
 	w.makeRoom() // a full table evicts an embryonic or closing conn (lbpressure.go)
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
@@ -144,6 +151,9 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 			w.drop(b, CtrDropLBInsertFailed) // a key clash (ErrExists) or an invalid conn
 		}
 		return session.NoID, false
+	}
+	if uoa {
+		w.sp.conns[id] = spConn{} // its count of UOA datagrams
 	}
 	if c.Flags&session.FlagAdjusted != 0 {
 		isn := header.TCP(l3[t.Off:]).Seq()

@@ -12,6 +12,7 @@
 #        scripts/lab.sh down | status | env
 #        scripts/lab.sh restart-dataplane [--kill]   (stop and start gvs-dataplane, KNI addresses included)
 # env:   GVS_LAB_CONN_CAPACITY=N   each worker's connection table size (ipvs.conn_capacity; default the dataplane's)
+#        GVS_LAB_UOA_MAX_TRAIL=N   UOA in the first N datagrams of FullNAT UDP connections (ipvs.uoa_max_trail)
 #        GVS_LAB_RT_PRIORITY=N     SCHED_FIFO priority of the workers (workers.rt_priority). The lab
 #                                  runs them at normal priority (0) unless told: its generators, floods
 #                                  and test clients share the same 2 CPUs and must keep their share
@@ -127,7 +128,7 @@ addresses:
   - {addr: $LIP/32, dev: dp1}
   - {addr: "$LIP6/128", dev: dp1}
 forwarding: {ipv4: true, ipv6: true}
-ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}}
+ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}${GVS_LAB_UOA_MAX_TRAIL:+, uoa_max_trail: $GVS_LAB_UOA_MAX_TRAIL}}
 EOF
 }
 

@@ -20,6 +20,7 @@ func main() {
 	var name string
 	var httpAddrs, tcpEcho, udpEcho, decapKinds []string
 	var decapPort int
+	var uoa bool
 	var decapDev string
 	cmd := &cobra.Command{
 		Use:          "gvs-testsrv",
@@ -68,6 +69,12 @@ func main() {
 				if err != nil {
 					return err
 				}
+				if uoa {
+					if err := serveUDPUOA(pc.(*net.UDPConn), name, errc); err != nil {
+						return err
+					}
+					continue
+				}
 				go func() {
 					buf := make([]byte, 65536)
 					for {
@@ -96,6 +103,7 @@ func main() {
 	cmd.Flags().StringArrayVar(&tcpEcho, "tcp-echo", nil, "TCP echo on this address (repeatable)")
 	cmd.Flags().StringArrayVar(&udpEcho, "udp-echo", nil, "UDP echo (reply prefixed with the name) on this address (repeatable)")
 	cmd.Flags().StringArrayVar(&decapKinds, "decap", nil, "receive tunnel packets of this type (ipip, gre, gue; repeatable) and hand their inner packets to the stack through a TUN device")
+	cmd.Flags().BoolVar(&uoa, "uoa", false, "--udp-echo answers name uoa=ADDR:PORT message when the datagram carries GVS's UOA IPv4 option (read with IP_RECVOPTS)")
 	cmd.Flags().IntVar(&decapPort, "decap-port", 0, "UDP port of --decap gue")
 	cmd.Flags().StringVar(&decapDev, "decap-dev", "tun0", "TUN device of --decap")
 	if err := cmd.Execute(); err != nil {

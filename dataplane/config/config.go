@@ -75,6 +75,10 @@ type IPVS struct {
 	ExpireQuiescentTemplate bool `yaml:"expire_quiescent_template"`
 	// SynProxy is how SYN-proxy services (ipvsadm -j enable) answer.
 	SynProxy SynProxy `yaml:"synproxy"`
+	// UOAMaxTrail: the first this many datagrams of each FullNAT UDP
+	// connection (IPv4) carry the client's address in an IPv4 option that
+	// servers read with IP_RECVOPTS (DPVS's uoa_max_trail); 0: off.
+	UOAMaxTrail int `yaml:"uoa_max_trail"`
 }
 
 // SynProxy is the ipvs.synproxy section; a field left out keeps the
@@ -615,6 +619,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.PortSelection != "portmask" && c.IPVS.PortSelection != "rss" {
 		bad("ipvs.port_selection", "%q: use portmask or rss", c.IPVS.PortSelection)
+	}
+	if c.IPVS.UOAMaxTrail < 0 || c.IPVS.UOAMaxTrail > 255 {
+		bad("ipvs.uoa_max_trail", "%d: use 0 (off) to 255 datagrams", c.IPVS.UOAMaxTrail)
 	}
 	if _, err := c.IPVS.SynProxy.Config(); err != nil {
 		bad("ipvs.synproxy", "%v", err)

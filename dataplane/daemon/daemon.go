@@ -133,7 +133,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop, SessionHighWater: c.IPVS.SessionHighWater,
 		PersistCapacity: c.IPVS.PersistCapacity, ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate,
-		SynProxy: &spCfg,
+		SynProxy: &spCfg, UOAMaxTrail: c.IPVS.UOAMaxTrail,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
 		CaptureRate: c.Capture.Rate, CaptureRing: c.Capture.Ring,
 		OnCrash: d.Crash,
