@@ -278,8 +278,8 @@ func unixClient(path string) *http.Client {
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "cp.yaml")
-	os.WriteFile(p, []byte("virtual_servers: [{vip: 10.1.0.100, port: 80, lb_kind: TUN, local_addresses: [{ip: 10.2.0.100}]}]"), 0o644)
-	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "lb_kind TUN: not supported") {
+	os.WriteFile(p, []byte("virtual_servers: [{vip: 10.1.0.100, port: 80, lb_kind: NAT, local_addresses: [{ip: 10.2.0.100}]}]"), 0o644)
+	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "lb_kind NAT: not supported") {
 		t.Errorf("bad file: %v", err)
 	}
 	os.WriteFile(p, []byte("http: {listen: '127.0.0.1:0'}\ncontrol: {socket: "+filepath.Join(dir, "ctl.sock")+"}"), 0o644)
