@@ -29,6 +29,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		if l3, ok = w.adjustConn(b, l3, t, id, c, dir); !ok {
 			return
 		}
+		flags = t.TCPFlags(l3) // a cut segment loses its FIN
 	}
 	// the method is the connection's own, fixed when it was made (a local
 	// address: FullNAT; none: direct routing), so editing a real server's

@@ -77,13 +77,16 @@ func (p *ppConn) out(isn uint32, s *spSeg, d *synproxy.Delta) {
 	}
 	n := uint32(p.n)
 	if s.flags&header.TCPFlagACK != 0 {
-		if off := s.tcp.Ack() - (isn + 1); off < 1<<31 {
-			if off >= n {
-				d.Ack = -n
-				p.flags |= ppConfirmed
-			} else {
-				d.Ack = -off // inside the header: the client's ISN+1
-			}
+		switch off := s.tcp.Ack() - (isn + 1); {
+		case p.flags&ppConfirmed != 0:
+			d.Ack = -n // whatever the stream's length (no half-space test)
+		case off >= 1<<31:
+			// before ISN+1 (the SYN-ACK): nothing to move
+		case off >= n:
+			d.Ack = -n
+			p.flags |= ppConfirmed
+		default:
+			d.Ack = -off // inside the header: the client's ISN+1
 		}
 	}
 	d.SACK = -n
@@ -94,15 +97,15 @@ func (p *ppConn) out(isn uint32, s *spSeg, d *synproxy.Delta) {
 // number is shifted past the header (in d).
 func (w *Worker) ppIn(a *spConn, s *spSeg, d *synproxy.Delta) bool {
 	p := &a.pp
-	off := s.tcp.Seq() - (a.isn + 1)
-	if off >= 1<<31 {
-		return false // the SYN (or before it)
+	if s.flags&header.TCPFlagSYN != 0 {
+		return false // the SYN takes the client's ISN: before the header
 	}
+	off := s.tcp.Seq() - (a.isn + 1)
 	data := len(s.payload) > 0 || s.flags&header.TCPFlagFIN != 0
 	if off == 0 && s.flags&(header.TCPFlagSYN|header.TCPFlagRST) == 0 && p.first(s.payload, len(s.payload) > 0) {
 		return true
 	}
-	if p.flags&ppDecided == 0 && off > 0 && data {
+	if p.flags&ppDecided == 0 && off > 0 && off < 1<<31 && data {
 		p.flags |= ppDecided // later data before the first segment: GVS's header will go first
 	}
 	if p.flags&(ppDecided|ppKeep) == ppDecided {

@@ -201,3 +201,47 @@ func TestProxyProtocolSync(t *testing.T) {
 		t.Fatalf("server ACK on the peer: %d, want %d", out.tcp.Ack, a.cisn+4)
 	}
 }
+
+// TestProxyProtocolLongStream: past 2 GiB of client data the shift still
+// applies both ways (no half-space test once the header is acknowledged).
+func TestProxyProtocolLongStream(t *testing.T) {
+	c := newPPTest(t, false, "v1", false)
+	c.open(100)
+	n := uint32(len(c.hdr))
+	c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, seq: c.cisn + 1, ackn: 101}), 1)
+	c.td.one(t, 1, c.serverSeg(tcpSeg{ack: true, seq: 101, ackn: c.cisn + 1 + n}), 0) // header acknowledged
+	far := uint32(0x80000010)                                                         // 2 GiB and more later
+	in := c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, seq: c.cisn + 1 + far, ackn: 101, payload: []byte("x")}), 1)
+	if in.tcp.Seq != c.cisn+1+far+n {
+		t.Errorf("client seq after 2 GiB: %d, want %d", in.tcp.Seq, c.cisn+1+far+n)
+	}
+	out := c.td.one(t, 1, c.serverSeg(tcpSeg{ack: true, seq: 101, ackn: c.cisn + 2 + far + n}), 0)
+	if out.tcp.Ack != c.cisn+2+far {
+		t.Errorf("server ack after 2 GiB: %d, want %d", out.tcp.Ack, c.cisn+2+far)
+	}
+}
+
+// TestProxyProtocolNewSYN: a new SYN from the port of a closing
+// proxy-protocol connection is dropped and the old connection ended, so
+// the client's retransmission opens a fresh one; the handshake's own SYN
+// retransmitted passes.
+func TestProxyProtocolNewSYN(t *testing.T) {
+	c := newPPTest(t, false, "v2", false)
+	c.open(100)
+	again := c.td.one(t, 0, c.clientSeg(tcpSeg{syn: true, seq: c.cisn, mss: 1460}), 1)
+	if !again.tcp.SYN || again.tcp.Seq != c.cisn || again.tcp.Window != 65535 {
+		t.Fatalf("retransmitted SYN: seq %d window %d", again.tcp.Seq, again.tcp.Window)
+	}
+	c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, fin: true, seq: c.cisn + 1, ackn: 101}), 1)
+	c.td.one(t, 1, c.serverSeg(tcpSeg{ack: true, fin: true, seq: 101, ackn: c.cisn + 2 + uint32(len(c.hdr))}), 0)
+	c.td.inject(0, c.clientSeg(tcpSeg{syn: true, seq: 777777, mss: 1460}))
+	c.td.stepAll()
+	if len(c.td.outAll(1)) != 0 || c.td.sum(CtrDropLBAdjustedSYN) != 1 {
+		t.Fatalf("new SYN on a closing connection: drop_lb_adjusted_syn %d", c.td.sum(CtrDropLBAdjustedSYN))
+	}
+	c.td.stepAll() // the expiry
+	syn := c.td.one(t, 0, c.clientSeg(tcpSeg{syn: true, seq: 777777, mss: 1460}), 1)
+	if syn.tcp.Seq != 777777 || !syn.tcp.SYN {
+		t.Fatalf("the retransmitted new SYN: seq %d", syn.tcp.Seq)
+	}
+}

@@ -93,6 +93,7 @@ type heldSeg struct {
 type spWorker struct {
 	conns []spConn
 	held  []heldSeg
+	inUse int                       // held slots taken
 	hdr   [proxyproto.MaxV1Len]byte // a proxy protocol header being written (lbproxyproto.go)
 }
 
@@ -111,6 +112,7 @@ func (s *spWorker) take(c *session.Conn, cisn uint32) *heldSeg {
 	for i := range s.held {
 		if h := &s.held[i]; h.c == c && h.cisn == cisn {
 			h.c = nil
+			s.inUse--
 			return h
 		}
 	}
@@ -135,9 +137,10 @@ func (s *spWorker) adopt(id uint32, a SyncAdjust) {
 // release frees what a proxied connection holds here when it ends
 // (connRelease in lbexpire.go).
 func (s *spWorker) release(c *session.Conn) {
-	for i := range s.held {
+	for i := 0; i < len(s.held) && s.inUse > 0; i++ {
 		if h := &s.held[i]; h.c == c {
 			h.c = nil
+			s.inUse--
 		}
 	}
 }
@@ -151,6 +154,7 @@ func (s *spWorker) put(c *session.Conn, cisn uint32, payload []byte, fin bool) b
 	for i := range s.held {
 		if h := &s.held[i]; h.c == nil {
 			h.c, h.cisn, h.n, h.fin = c, cisn, uint16(copy(h.data[:], payload)), fin
+			s.inUse++
 			return true
 		}
 	}
@@ -225,7 +229,12 @@ func (w *Worker) synProxySYN(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	}
 	cfg := &w.dp.spCfg
 	tu := tupleOf(l3, t, &s)
-	cookie := w.dp.cookies.Make(&tu, s.tcp.Seq(), &s.opts)
+	granted := s.opts
+	granted.SACK = s.opts.SACK && cfg.SACK // what the server is told is what the client got
+	if cfg.WScale < 0 {
+		granted.WScale = -1
+	}
+	cookie := w.dp.cookies.Make(&tu, s.tcp.Seq(), &granted)
 	extra := nat.TOALen(client)
 	if v := svc.Spec.ProxyProtocol; v != 0 {
 		extra = proxyproto.Len(int(v), netip.AddrPortFrom(client, tu.SrcPort), netip.AddrPortFrom(vip, tu.DstPort))
@@ -392,13 +401,27 @@ func (w *Worker) adjustConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uin
 		}
 		return nil, false
 	}
+	if dir != session.Out && s.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN {
+		if a.state&spProxied == 0 && s.tcp.Seq() == a.isn {
+			return l3, true // the handshake's SYN again (proxy protocol only): nothing to translate
+		}
+		// a new SYN from the client's port: the old connection's
+		// translation does not apply to it; a closing one goes now, so the
+		// client's retransmission opens a new one
+		switch c.State {
+		case session.StateTimeWait, session.StateClose, session.StateFinWait, session.StateCloseWait, session.StateLastAck:
+			w.sess.ExpireNow(id)
+		}
+		w.drop(b, CtrDropLBAdjustedSYN)
+		return nil, false
+	}
 	var d synproxy.Delta
 	insert := false
 	if dir == session.Out {
 		if a.state&spProxied != 0 {
 			if s.flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
 				// the server repeats its SYN-ACK: GVS's ACK was lost
-				w.synProxyACKToServer(b, c, a, &s, nil)
+				w.synProxyACKToServer(b, c, a, &s, nil, 1024) // a small window: the client's next segment says its own
 				return nil, false
 			}
 			d = synproxy.Delta{Seq: -a.seqDelta, TSVal: -a.tsDelta, WSFrom: a.wscale >> 4, WSTo: a.wscale & 0xf}
@@ -413,6 +436,12 @@ func (w *Worker) adjustConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uin
 		if a.pp.ver != 0 {
 			insert = w.ppIn(a, &s, &d)
 		}
+	}
+	if insert && !nat.VerifyTCPChecksum(l3) {
+		// the grown segment's checksum is computed anew: it must not
+		// launder a corrupt one
+		w.drop(b, CtrDropLBBadChecksum)
+		return nil, false
 	}
 	if err := synproxy.Apply(s.tcp, &d); err != nil {
 		w.drop(b, CtrDropLBBadTCPOptions)
@@ -438,6 +467,10 @@ func (w *Worker) synProxyWaitingClient(b *pktbuf.Buf, id uint32, c *session.Conn
 	}
 	a.wscale++
 	first := s.tcp.Seq() == a.isn+1 && (len(s.payload) > 0 || s.flags&header.TCPFlagFIN != 0)
+	if first && a.state&spHeld == 0 && !nat.VerifyTCPChecksum(b.Bytes()[b.L3:]) {
+		w.drop(b, CtrDropLBBadChecksum) // held data is written out anew: not if corrupt
+		return
+	}
 	if first && a.state&spHeld == 0 {
 		if w.sp.put(c, a.isn, s.payload, s.flags&header.TCPFlagFIN != 0) {
 			a.state |= spHeld
@@ -496,6 +529,7 @@ func (w *Worker) synProxyServerHandshake(b *pktbuf.Buf, id uint32, c *session.Co
 		a.tsDelta = s.opts.TSVal - sent
 	}
 	a.wscale = outFrom<<4 | outTo
+	clientWin := rescaleWin(a.win, inFrom, inTo) // the client's window, in the server's view
 	a.win = uint16(inFrom)<<4 | uint16(inTo)
 	a.state &^= spWaiting | spRetryMask
 	if was := c.State; was != session.StateEstablished {
@@ -515,17 +549,13 @@ func (w *Worker) synProxyServerHandshake(b *pktbuf.Buf, id uint32, c *session.Co
 		a.state &^= spHeld
 		h = w.sp.take(c, a.isn)
 	}
-	w.synProxyACKToServer(b, c, a, s, h)
+	w.synProxyACKToServer(b, c, a, s, h, clientWin)
 }
 
 // synProxyACKToServer rewrites the server's SYN-ACK in b into the ACK that
 // completes its handshake, with the held data h (if any) and the TOA.
-func (w *Worker) synProxyACKToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, s *spSeg, h *heldSeg) {
+func (w *Worker) synProxyACKToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, s *spSeg, h *heldSeg, win uint16) {
 	dst := c.DAddrPort().Addr()
-	win := a.win
-	if a.state&spWaiting == 0 {
-		win = 65535 // a repeated SYN-ACK: the client's next segment updates it
-	}
 	seg := synproxy.Segment{Src: c.LAddrPort().Addr(), Dst: dst, SrcPort: c.LPort, DstPort: c.DPort,
 		Seq: a.isn + 1, Ack: s.tcp.Seq() + 1, Flags: header.TCPFlagACK, Window: win, TTL: 64,
 		Opts: synproxy.Options{WScale: -1}}
@@ -570,4 +600,10 @@ func (w *Worker) synProxyResetClient(b *pktbuf.Buf, id uint32, c *session.Conn, 
 		return
 	}
 	w.synProxySend(b, client.Addr())
+}
+
+// rescaleWin converts a window field from scale from to scale to (rounded
+// down, at most 65535).
+func rescaleWin(w uint16, from, to uint8) uint16 {
+	return uint16(min(uint64(w)<<from>>to, 0xffff))
 }

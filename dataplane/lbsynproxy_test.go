@@ -339,6 +339,9 @@ func TestSynProxyAllocs(t *testing.T) {
 	}
 	syn := cseg(tcpSeg{syn: true, seq: 1, mss: 1460, opts: []layers.TCPOption{optSACKPerm, optTS(1, 0), nopOpt, optWS(6)}})
 	sa := decodeL4(t, l.pass(t, 0, 0, syn))
+	// the flood's SYNs come from another port: this one's is the connection's now
+	other := tcpFrame(t, tcpSeg{src: netip.AddrPortFrom(l.client.Addr(), 40001), dst: l.vipPort, smac: macClient, dmac: macDP0,
+		syn: true, seq: 1, mss: 1460, opts: []layers.TCPOption{optSACKPerm, optTS(1, 0), nopOpt, optWS(6)}})
 	first := decodeL4(t, l.pass(t, 0, 1, cseg(tcpSeg{ack: true, seq: 2, ackn: sa.tcp.Seq + 1})))
 	sseg := func(s tcpSeg) []byte {
 		s.src, s.dst, s.smac, s.dmac = l.rs, first.src, macRS1, macDP1
@@ -350,7 +353,7 @@ func TestSynProxyAllocs(t *testing.T) {
 	l.pass(t, 0, 1, in)
 	l.pass(t, 1, 0, out)
 	if n := testing.AllocsPerRun(200, func() {
-		l.rx(t, 0, syn)
+		l.rx(t, 0, other)
 		l.rx(t, 0, in)
 		l.rx(t, 1, out)
 		l.w.flushAll()

@@ -21,9 +21,10 @@ import (
 // uoaInsert gives the translated datagram in b of connection id (going to
 // dst) the UOA and returns the (moved) IP packet.
 func (w *Worker) uoaInsert(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, dst netip.Addr) []byte {
-	a := &w.sp.conns[id]
+	a := &w.sp.conns[id] // isn: datagrams that carried it <<16 | tries
 	a.isn++
-	if int(a.isn) >= w.dp.opts.UOAMaxTrail {
+	trail := uint32(w.dp.opts.UOAMaxTrail)
+	if a.isn&0xffff >= 4*trail { // the datagrams keep failing: stop trying
 		c.Flags |= session.FlagTOAConfirmed
 	}
 	if len(l3)+nat.UOALen > w.routeMTU(dst) {
@@ -33,6 +34,10 @@ func (w *Worker) uoaInsert(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32,
 	if err := nat.InsertUOA(b, int(b.L3), unmapAP(c.CAddrPort())); err != nil {
 		w.ctr.inc(CtrLBUOAFailed)
 		return l3
+	}
+	a.isn += 1 << 16
+	if a.isn>>16 >= trail {
+		c.Flags |= session.FlagTOAConfirmed
 	}
 	w.ctr.inc(CtrLBUOAAdded)
 	return b.Bytes()[b.L3:]

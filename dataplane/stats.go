@@ -115,6 +115,7 @@ const (
 	CtrLBPPCut                   // a client segment cut to fit the egress MTU with the proxy protocol header
 	CtrLBUOAAdded                // a UDP datagram given the client's address in an IPv4 option (UOA)
 	CtrLBUOAFailed               // a UDP datagram that could not take the UOA (egress MTU, IP options, headroom)
+	CtrDropLBAdjustedSYN         // a new SYN for the port of a SYN-proxy/proxy-protocol connection (a closing one is ended)
 
 	CtrLBEvictedEmbryonic // a full table made room: an embryonic conn (NONE, SYN_SENT, SYN_RECV, SYNACK) evicted
 	CtrLBEvictedClosing   // a full table made room: a closing conn (FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK) evicted
@@ -155,7 +156,7 @@ var counterNames = [NumCounters]string{
 	"drop_lb_synproxy_bad_cookie", "drop_lb_synproxy_stale_cookie", "drop_lb_synproxy_waiting",
 	"drop_lb_synproxy_not_fullnat",
 	"lb_proxy_protocol_added", "lb_proxy_protocol_cut",
-	"lb_uoa_added", "lb_uoa_failed",
+	"lb_uoa_added", "lb_uoa_failed", "drop_lb_adjusted_syn",
 	"lb_evicted_embryonic", "lb_evicted_closing", "lb_pressure_new",
 	"lb_tunnel_encap", "drop_lb_tunnel_too_big", "drop_lb_tunnel_need_frag", "drop_lb_tunnel_no_source",
 }

@@ -182,8 +182,8 @@ func (w *Worker) syncIn(c *session.Conn, id uint32, dir session.Direction, old s
 		var adj SyncAdjust
 		if c.Flags&session.FlagAdjusted != 0 {
 			a := &w.sp.conns[id]
-			if a.state&spWaiting != 0 {
-				return // not yet a connection a peer could forward
+			if a.state&spWaiting != 0 || a.pp.ver != 0 && a.pp.flags&ppDecided == 0 {
+				return // not yet a connection a peer could forward: published later
 			}
 			adj = SyncAdjust{Present: true, SeqDelta: a.seqDelta, TSDelta: a.tsDelta, InScales: uint8(a.win), OutScales: a.wscale,
 				SynProxy: a.state&spProxied != 0}
@@ -398,7 +398,8 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 			}
 			e.State = s.State
 		}
-		if s.Adjust.Present && e.Flags&session.FlagAdjusted != 0 && w.sp.conns[id].state&spWaiting == 0 {
+		if s.Adjust.Present && e.Flags&session.FlagAdjusted != 0 && e.Flags&session.FlagSynced != 0 && e.Mark == 0 &&
+			w.sp.conns[id].state&spWaiting == 0 {
 			w.sp.adopt(id, s.Adjust)
 		}
 		w.sess.Touch(id, w.tick())
