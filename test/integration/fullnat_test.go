@@ -100,15 +100,7 @@ func TestFullNAT(t *testing.T) {
 	l := fullNATLab(t)
 	vip := l.Env["VIP"]
 	// a long-lived stream (iperf3) through its own FullNAT service
-	iperfSrv := exec.Command("ip", "netns", "exec", l.Env["RS1_NS"], "iperf3", "-s", "-B", l.Env["RS1_IP"], "-p", "5201")
-	if err := iperfSrv.Start(); err != nil {
-		t.Fatalf("iperf3 server: %v (make deps installs iperf3)", err)
-	}
-	defer iperfSrv.Process.Kill()
-	waitTCP(t, l.Env["RS1_NS"], l.Env["RS1_IP"]+":5201")
-	l.Ipvsadm("-A", "-t", vip+":5201", "-s", "rr")
-	l.Ipvsadm("-a", "-t", vip+":5201", "-r", l.Env["RS1_IP"]+":5201", "-b")
-	l.Ipvsadm("-P", "-z", l.Env["LIP"], "-t", vip+":5201", "-F", l.Env["LB_RS_PORT"])
+	iperfService(t, l)
 	var iperfOut []byte
 	var iperfErr error
 	var wg sync.WaitGroup

@@ -68,15 +68,7 @@ func TestSynProxyLab(t *testing.T) {
 	}
 
 	// iperf3 through its own SYN-proxy service, for the whole test
-	iperfSrv := exec.Command("ip", "netns", "exec", l.Env["RS1_NS"], "iperf3", "-s", "-B", l.Env["RS1_IP"], "-p", "5201")
-	if err := iperfSrv.Start(); err != nil {
-		t.Fatalf("iperf3 server: %v (make deps installs iperf3)", err)
-	}
-	defer iperfSrv.Process.Kill()
-	waitTCP(t, l.Env["RS1_NS"], l.Env["RS1_IP"]+":5201")
-	l.Ipvsadm("-A", "-t", vip+":5201", "-s", "rr", "-j", "enable")
-	l.Ipvsadm("-a", "-t", vip+":5201", "-r", l.Env["RS1_IP"]+":5201", "-b")
-	l.Ipvsadm("-P", "-z", l.Env["LIP"], "-t", vip+":5201", "-F", l.Env["LB_RS_PORT"])
+	iperfService(t, l, "-j", "enable")
 	iperfDone := iperfThrough(t, l, 10, 10)
 
 	toa := captureTOA(t, l, l.Env["RS1_NS"], 8080)
@@ -147,6 +139,23 @@ func TestSynProxyLab(t *testing.T) {
 	t.Logf("iperf3 through the SYN proxy across the flood: %d MB received, %d retransmits", mb, retrans)
 }
 
+// iperfService runs an iperf3 server on rs1 port 5201 until the test ends
+// and puts it behind a FullNAT service VIP:5201 (with the extra -A
+// options given).
+func iperfService(t *testing.T, l *Lab, opts ...string) {
+	t.Helper()
+	ns, rs, vip := l.Env["RS1_NS"], l.Env["RS1_IP"], l.Env["VIP"]
+	srv := exec.Command("ip", "netns", "exec", ns, "iperf3", "-s", "-B", rs, "-p", "5201")
+	if err := srv.Start(); err != nil {
+		t.Fatalf("iperf3 server: %v (make deps installs iperf3)", err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	waitTCP(t, ns, rs+":5201")
+	l.Ipvsadm(append([]string{"-A", "-t", vip + ":5201", "-s", "rr"}, opts...)...)
+	l.Ipvsadm("-a", "-t", vip+":5201", "-r", rs+":5201", "-b")
+	l.Ipvsadm("-P", "-z", l.Env["LIP"], "-t", vip+":5201", "-F", l.Env["LB_RS_PORT"])
+}
+
 // iperfThrough runs an iperf3 client (50 Mbit/s for secs seconds) from
 // the client namespace to the VIP's port 5201; the returned function waits
 // for it and returns the MB received and the sender's retransmissions,
@@ -195,15 +204,7 @@ func TestSynFloodPressureLab(t *testing.T) {
 	t.Setenv("GVS_LAB_CONN_CAPACITY", "1024") // per worker
 	l := fullNATLab(t)
 	vip := l.Env["VIP"]
-	iperfSrv := exec.Command("ip", "netns", "exec", l.Env["RS1_NS"], "iperf3", "-s", "-B", l.Env["RS1_IP"], "-p", "5201")
-	if err := iperfSrv.Start(); err != nil {
-		t.Fatalf("iperf3 server: %v (make deps installs iperf3)", err)
-	}
-	defer iperfSrv.Process.Kill()
-	waitTCP(t, l.Env["RS1_NS"], l.Env["RS1_IP"]+":5201")
-	l.Ipvsadm("-A", "-t", vip+":5201", "-s", "rr")
-	l.Ipvsadm("-a", "-t", vip+":5201", "-r", l.Env["RS1_IP"]+":5201", "-b")
-	l.Ipvsadm("-P", "-z", l.Env["LIP"], "-t", vip+":5201", "-F", l.Env["LB_RS_PORT"])
+	iperfService(t, l)
 	iperfDone := iperfThrough(t, l, 8, 1) // the flood takes the CPU: the point is that it is not cut
 	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
 	get(t, c, "http://"+vip+"/")
