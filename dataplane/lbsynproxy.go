@@ -529,7 +529,7 @@ func (w *Worker) synProxyServerHandshake(b *pktbuf.Buf, id uint32, c *session.Co
 		a.tsDelta = s.opts.TSVal - sent
 	}
 	a.wscale = outFrom<<4 | outTo
-	clientWin := rescaleWin(a.win, inFrom, inTo) // the client's window, in the server's view
+	clientWin := synproxy.Rescale(a.win, inFrom, inTo) // the client's window, in the server's view
 	a.win = uint16(inFrom)<<4 | uint16(inTo)
 	a.state &^= spWaiting | spRetryMask
 	if was := c.State; was != session.StateEstablished {
@@ -600,10 +600,4 @@ func (w *Worker) synProxyResetClient(b *pktbuf.Buf, id uint32, c *session.Conn, 
 		return
 	}
 	w.synProxySend(b, client.Addr())
-}
-
-// rescaleWin converts a window field from scale from to scale to (rounded
-// down, at most 65535).
-func rescaleWin(w uint16, from, to uint8) uint16 {
-	return uint16(min(uint64(w)<<from>>to, 0xffff))
 }

@@ -41,7 +41,7 @@ func Apply(tcp []byte, d *Delta) error {
 		ck = put32(ck, tcp, 8, t.Ack()+d.Ack)
 	}
 	if d.WSFrom != d.WSTo {
-		ck = put16(ck, tcp, 14, rescale(t.Window(), d.WSFrom, d.WSTo))
+		ck = put16(ck, tcp, 14, Rescale(t.Window(), d.WSFrom, d.WSTo))
 	}
 	if len(opts) > 0 && (d.SACK|d.TSVal|d.TSEcr) != 0 {
 		ck = walkShift(tcp, opts, ck, d)
@@ -164,8 +164,8 @@ func replace(ck uint16, tcp []byte, off int, nb []byte) uint16 {
 	return ^header.Fold(sum)
 }
 
-// rescale converts a window field from scale from to scale to, rounding
+// Rescale converts a window field from scale from to scale to, rounding
 // down and saturating at 65535.
-func rescale(w uint16, from, to uint8) uint16 {
+func Rescale(w uint16, from, to uint8) uint16 {
 	return uint16(min(uint64(w)<<from>>to, 0xffff))
 }
