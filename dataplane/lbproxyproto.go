@@ -170,12 +170,7 @@ func (w *Worker) ppInsert(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 		ip.SetChecksum(^header.Checksum(l3[:ip.HeaderLen()], 0))
 	}
 	seg := l3[t.Off:total]
-	var src, dst []byte
-	if t.V6() {
-		src, dst = header.IPv6(l3).SrcBytes(), header.IPv6(l3).DstBytes()
-	} else {
-		src, dst = header.IPv4(l3).SrcBytes(), header.IPv4(l3).DstBytes()
-	}
+	src, dst := addrBytes(l3, t)
 	header.TCP(seg).SetChecksum(header.TransportChecksum(header.ProtoTCP, src, dst, seg, 16))
 	w.ctr.inc(CtrLBPPAdded)
 	return l3, true

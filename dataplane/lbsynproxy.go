@@ -184,12 +184,16 @@ func readSeg(l3 []byte, t header.Transport) (s spSeg, ok bool) {
 
 func tupleOf(l3 []byte, t header.Transport, s *spSeg) synproxy.Tuple {
 	tu := synproxy.Tuple{SrcPort: s.tcp.SrcPort(), DstPort: s.tcp.DstPort()}
-	if t.V6() {
-		tu.Src, tu.Dst = header.IPv6(l3).SrcBytes(), header.IPv6(l3).DstBytes()
-	} else {
-		tu.Src, tu.Dst = header.IPv4(l3).SrcBytes(), header.IPv4(l3).DstBytes()
-	}
+	tu.Src, tu.Dst = addrBytes(l3, t)
 	return tu
+}
+
+// addrBytes returns the source and destination address bytes of l3.
+func addrBytes(l3 []byte, t header.Transport) (src, dst []byte) {
+	if t.V6() {
+		return header.IPv6(l3).SrcBytes(), header.IPv6(l3).DstBytes()
+	}
+	return header.IPv4(l3).SrcBytes(), header.IPv4(l3).DstBytes()
 }
 
 // synProxyNew handles a TCP segment to a SYN-proxy service that has no
