@@ -338,3 +338,34 @@ var (
 		{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: []byte{0, 0, 2, 0, 0, 0, 1, 0}},
 	}
 )
+
+// withExt6 inserts an 8-byte IPv6 extension header of type nh with the
+// given six bytes after its two (next header, length) behind the fixed
+// header of the IPv6 packet l3. The transport checksum stays valid: the
+// pseudo-header has no extension headers.
+func withExt6(l3 []byte, nh uint8, body [6]byte) []byte {
+	out := append([]byte(nil), l3[:header.IPv6MinSize]...)
+	next := out[6]
+	out[6] = nh
+	header.IPv6(out).SetPayloadLen(header.IPv6(l3).PayloadLen() + 8)
+	out = append(out, next, 0)
+	out = append(out, body[:]...)
+	return append(out, l3[header.IPv6MinSize:]...)
+}
+
+// IPv6 extension header types withExt6 inserts.
+const (
+	ext6DestOpts = 60
+	ext6Routing  = 43
+	ext6Fragment = 44
+)
+
+// Bodies for withExt6: PadN options; a routing header (type 4) with one or
+// no segment left; a fragment header (offset, more fragments, ID 0x01020304).
+var (
+	ext6Pad       = [6]byte{1, 4}
+	ext6RouteLeft = [6]byte{4, 1}
+	ext6RouteDone = [6]byte{4, 0}
+	ext6FirstFrag = [6]byte{0, 1, 1, 2, 3, 4}
+	ext6LaterFrag = [6]byte{0, 0x10, 1, 2, 3, 4} // offset 2 (16 bytes), last
+)

@@ -87,7 +87,7 @@ func locateICMPError(l3 []byte) (icmpLoc, error) {
 	if err != nil {
 		return icmpLoc{}, err
 	}
-	if !loc.v6 && header.IPv4(l3).FlagsFrag()&ipv4MoreFragments != 0 {
+	if !loc.v6 && header.IPv4(l3).FlagsFrag()&ipv4MoreFragments != 0 || loc.v6 && header.LocateIPv6(l3[:loc.end]).Fragment() {
 		return icmpLoc{}, ErrFragment // the message continues elsewhere
 	}
 	il := icmpLoc{v6: loc.v6, icmp: loc.l4, end: loc.end, inner: loc.l4 + icmpHdrLen}
@@ -116,8 +116,8 @@ func locateICMPError(l3 []byte) (icmpLoc, error) {
 		}
 	}
 
-	// The quoted packet: same family as the outer one, no extension
-	// headers, a transport header we can find.
+	// The quoted packet: same family as the outer one, a transport header
+	// we can find (past extension headers).
 	q := l3[il.inner:loc.end]
 	if len(q) == 0 {
 		return icmpLoc{}, ErrTruncated
@@ -133,11 +133,16 @@ func locateICMPError(l3 []byte) (icmpLoc, error) {
 		if len(q) < header.IPv6MinSize {
 			return icmpLoc{}, ErrTruncated
 		}
-		il.innerProto = header.IPv6(q).NextHeader()
-		if isIPv6ExtHeader(il.innerProto) {
+		// the quote is cut short: walk the extension headers it holds
+		t := header.LocateIPv6(header.IPv6(q))
+		if !t.HasL4() {
+			if t.Fragment() {
+				return icmpLoc{}, ErrFragment
+			}
 			return icmpLoc{}, ErrExtHeader
 		}
-		il.innerL4 = il.inner + header.IPv6MinSize
+		il.innerProto = t.Proto
+		il.innerL4 = il.inner + int(t.Off)
 	} else {
 		if len(q) < header.IPv4MinSize {
 			return icmpLoc{}, ErrTruncated

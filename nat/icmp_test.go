@@ -203,7 +203,7 @@ func TestParseICMPErrorRefuses(t *testing.T) {
 	tcp4 := pkt{ep: k.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, payload: seqPayload(40)}.build(t)
 	tcp6 := pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK}.build(t)
 	echo4 := pkt{ep: k.toServer(), proto: header.ProtoICMP}.build(t)
-	hbh6 := pkt{ep: conn6.toServer(), proto: header.ProtoTCP, hopByHop: true}.build(t)
+	rt6 := withExt6(pkt{ep: conn6.toServer(), proto: header.ProtoTCP}.build(t), ext6Routing, ext6RouteLeft)
 	frag4 := pkt{ep: k.toServer(), proto: header.ProtoTCP, flagsFrag: 100, payload: seqPayload(16)}.build(t)
 	e4 := func(typ, code uint8, q []byte, n int) []byte {
 		return icmpErr{src: k.router, dst: k.l, typ: typ, code: code, quoted: q, quoteLen: n}.build(t)
@@ -226,7 +226,7 @@ func TestParseICMPErrorRefuses(t *testing.T) {
 		{"quote shorter than the IPv4 header", e4(3, 4, tcp4, 16), ErrTruncated},
 		{"quote shorter than the IPv6 header", e6(1, tcp6, 30), ErrTruncated},
 		{"quote of an ICMP echo", e4(3, 1, echo4, 28), ErrUnsupportedProto},
-		{"quote with an IPv6 extension header", e6(1, hbh6, 56), ErrExtHeader},
+		{"quote with an IPv6 routing header with a segment left", e6(1, rt6, 56), ErrExtHeader},
 		{"quote of a non-first fragment", e4(11, 1, frag4, 28), ErrFragment},
 		{"fragmented ICMP error", outerFrag, ErrFragment},
 		{"ICMPv4 quoting IPv6", e4(3, 4, tcp6, 48), ErrMalformed},

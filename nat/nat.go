@@ -24,8 +24,10 @@
 //   - Errors are the sentinel values below, returned unwrapped so the packet
 //     path can map them to drop counters without allocating.
 //   - The address family of the packet is the family on both sides (no
-//     NAT64 yet). IPv6 extension headers are not supported: packets that carry
-//     them are refused with ErrExtHeader.
+//     NAT64 yet). IPv6 extension headers (hop-by-hop, destination options,
+//     routing with no segment left, fragment) are walked by
+//     header.LocateIPv6, the one parser of them; a routing header with
+//     segments left is refused with ErrExtHeader.
 //
 // The callers are the IPVS stage of the dataplane workers (dataplane/lb.go,
 // lbtoa.go), which works on its own packet buffers through Buffer; TTL/hop
@@ -49,8 +51,9 @@ var (
 	// ErrUnsupportedProto: the transport protocol is neither TCP nor UDP
 	// (or, for InsertTOA, not TCP).
 	ErrUnsupportedProto = errors.New("nat: transport protocol not supported")
-	// ErrExtHeader: an IPv6 packet carries extension headers; not supported.
-	ErrExtHeader = errors.New("nat: IPv6 extension headers are not supported")
+	// ErrExtHeader: an IPv6 packet's extension headers hide its transport
+	// header (a routing header with segments left, a chain too long or cut).
+	ErrExtHeader = errors.New("nat: IPv6 extension headers hide the transport header")
 	// ErrFragment: an IPv4 fragment with a non-zero offset (no transport
 	// header to rewrite; the caller rewrites its addresses or reassembles).
 	// ICMP errors are refused when fragmented at all.

@@ -13,9 +13,10 @@ type l4loc struct {
 }
 
 // locate checks the IP header just enough to index it safely and returns
-// where its transport header is. It refuses IPv4 fragments with an offset
-// (ErrFragment) and IPv6 extension headers (ErrExtHeader); it does not look
-// at the transport protocol.
+// where its transport header is, past IPv6 extension headers (walked by
+// header.LocateIPv6). It refuses fragments with an offset (ErrFragment),
+// IPv6 routing headers with segments left and extension header chains it
+// cannot follow (ErrExtHeader); it does not look at the transport protocol.
 func locate(l3 []byte) (l4loc, error) {
 	if len(l3) == 0 {
 		return l4loc{}, ErrMalformed
@@ -43,24 +44,17 @@ func locate(l3 []byte) (l4loc, error) {
 		if end > len(l3) {
 			return l4loc{}, ErrMalformed
 		}
-		nh := ip.NextHeader()
-		if isIPv6ExtHeader(nh) {
+		// extension headers: header.LocateIPv6 is the one walk of them
+		t := header.LocateIPv6(ip[:end])
+		if !t.HasL4() {
+			if t.Fragment() {
+				return l4loc{}, ErrFragment
+			}
 			return l4loc{}, ErrExtHeader
 		}
-		return l4loc{v6: true, l4: header.IPv6MinSize, end: end, proto: nh}, nil
+		return l4loc{v6: true, l4: int(t.Off), end: end, proto: t.Proto}, nil
 	}
 	return l4loc{}, ErrMalformed
-}
-
-// isIPv6ExtHeader reports the next-header values of IPv6 extension headers
-// (RFC 8200 §4, IANA "IPv6 Extension Header Types"), which would have to be
-// walked to find the transport header.
-func isIPv6ExtHeader(nh uint8) bool {
-	switch nh {
-	case 0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254:
-		return true
-	}
-	return false
 }
 
 // The wire layout is header's; these are its names as Rewrite uses them.

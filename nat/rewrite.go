@@ -13,8 +13,12 @@ import "github.com/gvs-lb/gvs/header"
 // offset 0) is rewritten like a whole packet: the transport checksum covers
 // the reassembled datagram and an incremental update of it is still exact.
 //
-// Errors (the packet is unchanged): ErrMalformed, ErrFragment for IPv4
-// fragments with an offset, ErrExtHeader for IPv6 extension headers,
+// IPv6 extension headers are walked (header.LocateIPv6); a first IPv6
+// fragment is rewritten as a first IPv4 fragment is.
+//
+// Errors (the packet is unchanged): ErrMalformed, ErrFragment for fragments
+// with an offset, ErrExtHeader for IPv6 routing headers with segments left
+// or extension header chains that cannot be followed,
 // ErrUnsupportedProto unless TCP or UDP, ErrTruncated when the transport
 // header is cut short, ErrFamily when an address of to is not of the
 // packet's family.
@@ -28,15 +32,18 @@ func Rewrite(l3 []byte, to *Endpoints) error {
 
 // RewriteAt is Rewrite for a packet whose transport header the caller
 // already located (header.LocateIPv4/LocateIPv6 on a validated packet):
-// it does not parse the IP header again. The packet must not be a later
-// fragment nor carry IPv6 extension headers (ErrFragment, ErrExtHeader).
+// it does not parse the IP header again. The transport header is at t.Off,
+// past any IPv6 extension headers (their contents do not enter the
+// checksum). The packet must carry its transport header: a later fragment
+// is refused (ErrFragment, see RewriteAddrs), as is a routing header with
+// segments left (ErrExtHeader).
 func RewriteAt(l3 []byte, t header.Transport, to *Endpoints) error {
 	switch {
 	case int(t.End) > len(l3) || t.Off < header.IPv4MinSize:
 		return ErrMalformed
-	case !t.HasL4():
+	case !t.HasL4() && t.Fragment():
 		return ErrFragment
-	case t.V6() && t.Off != header.IPv6MinSize:
+	case !t.HasL4():
 		return ErrExtHeader
 	}
 	return rewrite(l3, l4loc{v6: t.V6(), l4: int(t.Off), end: int(t.End), proto: t.Proto}, to)

@@ -117,7 +117,8 @@ func TestRewriteRefuses(t *testing.T) {
 		{"ICMP echo", pkt{ep: conn4.clientSent(), proto: header.ProtoICMP}.build(t), conn4.toServer(), ErrUnsupportedProto},
 		{"ICMPv6 echo", pkt{ep: conn6.clientSent(), proto: header.ProtoICMPv6}.build(t), conn6.toServer(), ErrUnsupportedProto},
 		{"IPv4 fragment with offset", pkt{ep: conn4.clientSent(), proto: header.ProtoTCP, flagsFrag: 185, payload: seqPayload(8)}.build(t), conn4.toServer(), ErrFragment},
-		{"IPv6 hop-by-hop header", pkt{ep: conn6.clientSent(), proto: header.ProtoTCP, hopByHop: true}.build(t), conn6.toServer(), ErrExtHeader},
+		{"IPv6 routing header with a segment left", withExt6(pkt{ep: conn6.clientSent(), proto: header.ProtoTCP}.build(t), ext6Routing, ext6RouteLeft), conn6.toServer(), ErrExtHeader},
+		{"IPv6 fragment with offset", withExt6(pkt{ep: conn6.clientSent(), proto: header.ProtoTCP}.build(t), ext6Fragment, ext6LaterFrag), conn6.toServer(), ErrFragment},
 		{"truncated TCP header", truncTCP, conn4.toServer(), ErrTruncated},
 		{"truncated UDP header", truncUDP6, conn6.toServer(), ErrTruncated},
 		{"IPv6 endpoints for an IPv4 packet", tcp4.build(t), conn6.toServer(), ErrFamily},
@@ -288,7 +289,8 @@ func TestRewriteAtMatchesRewrite(t *testing.T) {
 		want error
 	}{
 		{"IPv4 fragment with offset", pkt{ep: conn4.clientSent(), proto: header.ProtoTCP, flagsFrag: 185, payload: seqPayload(8)}.build(t), ErrFragment},
-		{"IPv6 hop-by-hop header", pkt{ep: conn6.clientSent(), proto: header.ProtoTCP, hopByHop: true}.build(t), ErrExtHeader},
+		{"IPv6 routing header with a segment left", withExt6(pkt{ep: conn6.clientSent(), proto: header.ProtoTCP}.build(t), ext6Routing, ext6RouteLeft), ErrExtHeader},
+		{"IPv6 fragment with offset", withExt6(pkt{ep: conn6.clientSent(), proto: header.ProtoTCP}.build(t), ext6Fragment, ext6LaterFrag), ErrFragment},
 	} {
 		to := conn4.toServer()
 		if c.l3[0]>>4 == 6 {
@@ -297,6 +299,37 @@ func TestRewriteAtMatchesRewrite(t *testing.T) {
 		before := string(c.l3)
 		if err := RewriteAt(c.l3, locate(c.l3), &to); err != c.want || string(c.l3) != before {
 			t.Errorf("%s: %v, want %v and the packet unchanged", c.name, err, c.want)
+		}
+	}
+}
+
+// TestRewriteIPv6ExtHeaders: behind hop-by-hop, destination options, a
+// spent routing header or a first fragment header, Rewrite and RewriteAt
+// write exactly the packet gopacket builds with the translated endpoints
+// (the same extension headers, a valid checksum).
+func TestRewriteIPv6ExtHeaders(t *testing.T) {
+	for _, proto := range []uint8{header.ProtoTCP, header.ProtoUDP} {
+		for _, x := range []struct {
+			name string
+			ext  func(l3 []byte) []byte
+		}{
+			{"hop-by-hop", func(l3 []byte) []byte { return l3 }},
+			{"hop-by-hop + destination options", func(l3 []byte) []byte { return withExt6(l3, ext6DestOpts, ext6Pad) }},
+			{"routing, no segment left", func(l3 []byte) []byte { return withExt6(l3, ext6Routing, ext6RouteDone) }},
+			{"first fragment", func(l3 []byte) []byte { return withExt6(l3, ext6Fragment, ext6FirstFrag) }},
+		} {
+			p := pkt{ep: conn6.clientSent(), proto: proto, flags: header.TCPFlagACK, seq: 7, payload: seqPayload(33), hopByHop: x.name != "first fragment" && x.name != "routing, no segment left"}
+			in := x.ext(p.build(t))
+			want := x.ext(p.withEP(conn6.toServer()).build(t))
+			to := conn6.toServer()
+			a := append([]byte(nil), in...)
+			if err := Rewrite(a, &to); err != nil || !bytes.Equal(a, want) {
+				t.Errorf("%d %s: Rewrite = %v\n got  % x\n want % x", proto, x.name, err, a, want)
+			}
+			b := append([]byte(nil), in...)
+			if err := RewriteAt(b, header.LocateIPv6(header.IPv6(b)), &to); err != nil || !bytes.Equal(b, want) {
+				t.Errorf("%d %s: RewriteAt = %v", proto, x.name, err)
+			}
 		}
 	}
 }

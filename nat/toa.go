@@ -72,7 +72,7 @@ type Buffer interface {
 // IPv4), independently of the packet's family.
 //
 // Errors (the packet and the buffer are unchanged): ErrMalformed,
-// ErrFragment for any IPv4 fragment, ErrExtHeader, ErrUnsupportedProto
+// ErrFragment for any fragment (IPv4, or IPv6 with a fragment header), ErrExtHeader, ErrUnsupportedProto
 // unless TCP, ErrTruncated if the TCP header is incomplete, ErrFamily for an
 // invalid client address, ErrOptionSpace when the TCP header would exceed 60
 // bytes, ErrTooBig when the IP length would overflow, ErrHeadroom when the
@@ -86,7 +86,7 @@ func InsertTOA(b Buffer, l3off int, client netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if !loc.v6 && header.IPv4(p[l3off:]).FlagsFrag()&ipv4MoreFragments != 0 {
+	if !loc.v6 && header.IPv4(p[l3off:]).FlagsFrag()&ipv4MoreFragments != 0 || loc.v6 && header.LocateIPv6(p[l3off:l3off+loc.end]).Fragment() {
 		// Growing a first fragment would shift the data of the others.
 		return ErrFragment
 	}

@@ -40,6 +40,7 @@ func TestInsertTOA(t *testing.T) {
 		{"IPv4 SYN with a full Linux option set", pkt{ep: conn4.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagSYN, seq: 1, opts: synOpts}, c4, false},
 		{"IPv4 options at 32 bytes, IPv4 client fits exactly", pkt{ep: conn4.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, opts: append(append([]layers.TCPOption{}, tsOpts...), sack[0], sack[1], layers.TCPOption{OptionType: layers.TCPOptionKindSACK, OptionLength: 18, OptionData: seqPayload(16)})}, c4, false},
 		{"IPv6 first ACK", pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, seq: 1, ack: 2}, c6, false},
+		{"IPv6 first ACK behind a hop-by-hop header", pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, seq: 1, ack: 2, hopByHop: true}, c6, false},
 		{"IPv6 data with timestamps", pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, seq: 9, ack: 8, opts: tsOpts, payload: seqPayload(1200)}, c6, false},
 		{"IPv6 ACK with a SACK block", pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, opts: []layers.TCPOption{sack[0], sack[1], {OptionType: layers.TCPOptionKindSACK, OptionLength: 10, OptionData: seqPayload(8)}}}, c6, false},
 		{"IPv4 packet, IPv6 client (20-byte option)", pkt{ep: conn4.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, payload: seqPayload(5)}, c6, false},
@@ -144,7 +145,8 @@ func TestInsertTOARefuses(t *testing.T) {
 		{"UDP", pkt{ep: conn4.toServer(), proto: header.ProtoUDP}.build(t), c4, -1, ErrUnsupportedProto},
 		{"invalid client", pkt{ep: conn4.toServer(), proto: header.ProtoTCP}.build(t), netip.AddrPort{}, -1, ErrFamily},
 		{"IPv4 first fragment", pkt{ep: conn4.toServer(), proto: header.ProtoTCP, flagsFrag: 0x2000, payload: seqPayload(16)}.build(t), c4, -1, ErrFragment},
-		{"IPv6 extension header", pkt{ep: conn6.toServer(), proto: header.ProtoTCP, hopByHop: true}.build(t), c6, -1, ErrExtHeader},
+		{"IPv6 first fragment", withExt6(pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK}.build(t), ext6Fragment, ext6FirstFrag), c6, -1, ErrFragment},
+		{"IPv6 routing header with a segment left", withExt6(pkt{ep: conn6.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK}.build(t), ext6Routing, ext6RouteLeft), c6, -1, ErrExtHeader},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
