@@ -23,8 +23,8 @@
 //     stays valid and a corrupted one stays detectably corrupted.
 //   - Errors are the sentinel values below, returned unwrapped so the packet
 //     path can map them to drop counters without allocating.
-//   - The address family of the packet is the family on both sides (no
-//     NAT64 yet). IPv6 extension headers (hop-by-hop, destination options,
+//   - The address family of the packet is the family on both sides, but
+//     for NAT64 (nat64.go: To4, To6 replace the IP header). IPv6 extension headers (hop-by-hop, destination options,
 //     routing with no segment left, fragment) are walked by
 //     header.LocateIPv6, the one parser of them; a routing header with
 //     segments left is refused with ErrExtHeader.
