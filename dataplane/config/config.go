@@ -32,6 +32,8 @@ type Config struct {
 	Neighbour  NeighOpts  `yaml:"neighbour"`
 	IPVS       IPVS       `yaml:"ipvs"`
 	Capture    Capture    `yaml:"capture"`
+	// DPDK starts DPDK's EAL for driver: dpdk ports (dpdk.go).
+	DPDK DPDK `yaml:"dpdk"`
 }
 
 // Capture bounds what dpip capture may cost a worker.
@@ -461,7 +463,9 @@ func (c *Config) Validate() error {
 		switch p.Driver {
 		case "afxdp", "afpacket", "mem":
 		case "dpdk":
-			bad(f+".driver", "dpdk is not supported by this build: use afxdp or afpacket")
+			if !DPDKBuilt {
+				bad(f+".driver", "dpdk needs a build with the dpdk driver: make dpdk (needs libdpdk-dev), or use afxdp or afpacket")
+			}
 		default:
 			bad(f+".driver", "%q is not a driver: use afxdp, afpacket or mem", p.Driver)
 		}
@@ -517,6 +521,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.DPDK.validate(bad)
 	for i, v := range c.VLANs {
 		f := fmt.Sprintf("vlans[%d] (%s)", i, v.Name)
 		if v.Name == "" || ifaces[v.Name] {

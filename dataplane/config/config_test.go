@@ -45,7 +45,6 @@ func TestParseErrors(t *testing.T) {
 		{"empty", ``, "at least one port"},
 		{"unknown key", "ports: [{name: dp0, driver: mem}]\nworkrs: {count: 1}", "field workrs not found"},
 		{"bad driver", "ports: [{name: dp0, driver: foo}]", `ports[0] (dp0).driver: "foo" is not a driver`},
-		{"dpdk refused", "ports: [{name: dp0, driver: dpdk}]", "dpdk is not supported"},
 		{"queues", "workers: {count: 2}\nports: [{name: dp0, driver: mem, queues: 1}]", "1 queues for 2 workers"},
 		{"cores", "workers: {count: 2, cores: [1]}\nports: [{name: dp0, driver: mem}]", "workers.cores: 1 cores for 2 workers"},
 		{"idle", "workers: {idle: lazy}\nports: [{name: dp0, driver: mem}]", `workers.idle: "lazy" is not an idle mode`},
