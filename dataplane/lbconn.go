@@ -76,6 +76,10 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		}
 		w.ctr.inc(CtrLBOut)
 	}
+	if isNAT64(c) {
+		w.lbNAT64(b, l3, t, c, id, dir, &to, flags, toa) // a new IP header (lbnat64.go)
+		return
+	}
 	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)
 		return

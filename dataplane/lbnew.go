@@ -177,6 +177,9 @@ func (w *Worker) localPort(svc *ipvs.Service, daddr netip.AddrPort) (netip.AddrP
 	for n := 0; n < len(svc.AllocLAddrs); n++ {
 		la := svc.AllocLAddrs[w.laddrNext%uint32(len(svc.AllocLAddrs))].Addr
 		w.laddrNext++
+		if la.Is4() != daddr.Addr().Is4() {
+			continue // an IPv6 service's IPv4 local addresses are for its NAT64 servers, and back
+		}
 		if p, err := w.pool.Get(la, daddr); err == nil {
 			return netip.AddrPortFrom(la, p), true
 		}

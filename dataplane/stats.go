@@ -126,6 +126,10 @@ const (
 	CtrDropLBTunnelNeedFrag // an IPv4 tunnel packet without DF too big once encapsulated (GVS does not fragment)
 	CtrDropLBTunnelNoSource // no address of the real server's family on the interface towards it (outer source)
 
+	CtrLBNAT64In   // a client packet of a NAT64 connection translated from IPv6 to IPv4
+	CtrLBNAT64Out  // a real server's packet of a NAT64 connection translated from IPv4 to IPv6
+	CtrDropLBNAT64 // a NAT64 connection's packet that cannot be translated (an IPv4 fragment, no headroom)
+
 	NumCounters
 )
 
@@ -159,6 +163,7 @@ var counterNames = [NumCounters]string{
 	"lb_uoa_added", "lb_uoa_failed", "drop_lb_adjusted_syn",
 	"lb_evicted_embryonic", "lb_evicted_closing", "lb_pressure_new",
 	"lb_tunnel_encap", "drop_lb_tunnel_too_big", "drop_lb_tunnel_need_frag", "drop_lb_tunnel_no_source",
+	"lb_nat64_in", "lb_nat64_out", "drop_lb_nat64",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -474,8 +474,10 @@ func (m *Manager) AddLAddr(k ServiceKey, la LAddr) error {
 		if s == nil {
 			return fmt.Errorf("local address %s of %s: %w", la.Addr, k, ErrNoService)
 		}
-		if la.Addr.Is4() != k.Addr.Is4() {
-			return fmt.Errorf("local address %s of %s: address family differs from the service: %w", la.Addr, k, ErrInvalid)
+		if la.Addr.Is6() && k.Addr.Is4() {
+			// an IPv6 service takes IPv4 local addresses too: they are its
+			// NAT64 real servers' (lbnew.go picks one of the server's family)
+			return fmt.Errorf("local address %s of %s: an IPv6 local address for an IPv4 service: give an IPv4 address: %w", la.Addr, k, ErrInvalid)
 		}
 		for _, o := range s.laddrs {
 			if o.Addr == la.Addr {

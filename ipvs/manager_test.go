@@ -40,7 +40,7 @@ func TestErrorVocabulary(t *testing.T) {
 		{m.EditDest(k80, fnat(rs2, 1)), ErrNoDest, "No such destination"},
 		{m.DelDest(k80, rs2, false), ErrNoDest, "No such destination"},
 		{m.AddDest(k80, DestSpec{Addr: rs2, Weight: 1, Fwd: FwdMasq}), ErrNotSupported, "Masq is not supported yet: use FullNAT (-b)"},
-		{m.AddDest(k80, fnat(netip.MustParseAddrPort("[fd00::1]:80"), 1)), ErrNotSupported, "address family differs"},
+		{m.AddDest(k80, fnat(netip.MustParseAddrPort("[fd00::1]:80"), 1)), ErrNotSupported, "(NAT46) is not supported"},
 		{m.AddDest(k80, fnat(rs2, 70000)), ErrInvalid, "weight 70000"},
 		{m.AddService(ServiceSpec{Key: other, Persistent: true}), ErrInvalid, "persistence timeout 0"},
 		{m.AddService(ServiceSpec{Key: other, Persistent: true, PersistTimeout: 300, PersistPrefix: 33}), ErrInvalid, "netmask /33: use a prefix length 0-32"},
@@ -58,7 +58,7 @@ func TestErrorVocabulary(t *testing.T) {
 		{m.AddLAddr(other, LAddr{Addr: lip1}), ErrNoService, "No such service"},
 		{m.AddLAddr(k80, LAddr{Addr: lip1}), nil, ""},
 		{m.AddLAddr(k80, LAddr{Addr: lip1}), ErrLAddrExists, "Local address already exists"},
-		{m.AddLAddr(k80, LAddr{Addr: netip.MustParseAddr("fd00::100")}), ErrInvalid, "address family differs"},
+		{m.AddLAddr(k80, LAddr{Addr: netip.MustParseAddr("fd00::100")}), ErrInvalid, "an IPv6 local address for an IPv4 service"},
 		{m.DelLAddr(k80, netip.MustParseAddr("10.2.0.200")), ErrNoLAddr, "No such local address"},
 	}
 	for i, c := range cases {

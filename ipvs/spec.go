@@ -281,7 +281,17 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 		return fmt.Errorf("destination %s of %s: a tunnel to a real server of the other address family is %w yet: give a real server address of the service's family", d.Addr, k, ErrNotSupported)
 	}
 	if d.Addr.Addr().Is4() != k.Addr.Is4() {
-		return fmt.Errorf("destination %s of %s: address family differs from the service (NAT64 is %w yet)", d.Addr, k, ErrNotSupported)
+		// NAT64: an IPv6 service, IPv4 real servers behind FullNAT, whose
+		// translation replaces the IP header (nat.To4/To6); a real server
+		// that gets the client's packet as sent (-g) cannot change family
+		switch {
+		case k.Addr.Is4():
+			return fmt.Errorf("destination %s of %s: an IPv6 real server behind an IPv4 service (NAT46) is %w: give an IPv4 real server", d.Addr, k, ErrNotSupported)
+		case d.Fwd == FwdRoute:
+			return fmt.Errorf("destination %s of %s: direct routing (-g) to a real server of the other address family is impossible (it gets the client's IPv6 packet unchanged): use FullNAT (-b) for NAT64: %w", d.Addr, k, ErrInvalid)
+		case d.Fwd != FwdFullNAT:
+			return fmt.Errorf("destination %s of %s: address family differs from the service: NAT64 needs FullNAT (-b), not %s: %w", d.Addr, k, d.Fwd, ErrNotSupported)
+		}
 	}
 	if d.Weight < 0 || d.Weight > 65535 {
 		return fmt.Errorf("destination %s of %s: weight %d: use 0-65535: %w", d.Addr, k, d.Weight, ErrInvalid)

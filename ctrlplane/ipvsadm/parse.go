@@ -655,7 +655,9 @@ func (c *Command) check(po ParseOptions, prog string) *Error {
 		if s.FWMark == 0 && (d.Fwd == FwdTunnel || d.Fwd == FwdRoute) {
 			d.Port = s.Port
 		}
-		if d.Addr.Is6() != (s.Addr.Is6() || s.IPv6) && d.Fwd != FwdTunnel {
+		// DPVS's ipvsadm also lets a FullNAT server differ (NAT64: an IPv6
+		// service, IPv4 servers); the dataplane refuses the other pairings
+		if d.Addr.Is6() != (s.Addr.Is6() || s.IPv6) && d.Fwd != FwdTunnel && d.Fwd != FwdFullNAT {
 			return fail("Different address family is allowed only for tunneling servers")
 		}
 		tun := c.Opts.Has(OptTunType) || c.Opts.Has(OptTunPort) || c.Opts.Has(OptTunNoCsum) ||

@@ -1,0 +1,331 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
+)
+
+// NAT64 services on the test dataplane: an IPv6 VIP (vip6) whose real
+// server rs1IP is IPv4, reached from the IPv4 local address lip.
+var (
+	nat64VIP = netip.AddrPortFrom(vip6, 80)
+	nat64RS  = netip.AddrPortFrom(rs1IP, 8080)
+	client64 = netip.AddrPortFrom(clientIP6, 40000)
+)
+
+func addNAT64Services(t testing.TB, td *testDP) {
+	td.service(ipvs.TCP, vip6, 80, "rr", lip, nat64RS)
+	td.service(ipvs.UDP, vip6, 7000, "rr", lip, netip.AddrPortFrom(rs1IP, 7001))
+}
+
+// udpFrameAny is a UDP frame of either family; noCk: no IPv4 UDP checksum.
+func udpFrameAny(t testing.TB, smac, dmac net.HardwareAddr, src, dst netip.AddrPort, payload []byte, noCk bool) []byte {
+	u := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
+	if src.Addr().Is6() {
+		ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolUDP, SrcIP: ipOf(src.Addr()), DstIP: ipOf(dst.Addr())}
+		u.SetNetworkLayerForChecksum(ip)
+		return serialize(t, &layers.Ethernet{SrcMAC: smac, DstMAC: dmac, EthernetType: layers.EthernetTypeIPv6}, ip, u, gopacket.Payload(payload))
+	}
+	f := udpFrame(t, smac, dmac, src, dst, payload)
+	if noCk {
+		f[14+20+6], f[14+20+7] = 0, 0
+	}
+	return f
+}
+
+// nat64Conn opens a NAT64 TCP connection on td: SYN, SYN-ACK, the
+// client's ACK (with the TOA), and returns the local address and port.
+func nat64Open(t *testing.T, td *testDP) netip.AddrPort {
+	t.Helper()
+	syn := td.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, syn: true, seq: 1000, mss: 1460}), 1)
+	local := syn.src
+	sa := td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, syn: true, ack: true, seq: 5000, ackn: 1001, mss: 1460}), 0)
+	if sa.src != nat64VIP || sa.dst != client64 {
+		t.Fatalf("SYN-ACK %v → %v", sa.src, sa.dst)
+	}
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, seq: 1001, ackn: 5001}), 1)
+	return local
+}
+
+// TestNAT64TCP: an IPv6 client's connection to an IPv4 real server: each
+// packet's new IP header compared field by field (gopacket verifies every
+// checksum), the MSS clamped for both routes, the TOA carrying the
+// client's IPv6 address and port, data both ways.
+func TestNAT64TCP(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+
+	syn := tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, syn: true, seq: 1000, mss: 1460, ttl: 50})
+	syn[14], syn[14+1] = 0x6b, 0x80 // traffic class 0xb8 (DSCP EF)
+	td.inject(0, syn)
+	td.stepAll()
+	fs := td.outAll(1)
+	if len(fs) != 1 {
+		t.Fatalf("%d frames to the server", len(fs))
+	}
+	p := decode(t, fs[0])
+	ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if ip.IHL != 5 || ip.TOS != 0xb8 || ip.TTL != 49 || ip.Flags != layers.IPv4DontFragment || ip.FragOffset != 0 ||
+		ip.Protocol != layers.IPProtocolTCP || int(ip.Length) != len(fs[0])-14 || !ip.SrcIP.Equal(ipOf(lip)) || !ip.DstIP.Equal(ipOf(rs1IP)) {
+		t.Fatalf("SYN's IPv4 header: %+v", ip)
+	}
+	if eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet); eth.EthernetType != layers.EthernetTypeIPv4 || !bytes.Equal(eth.DstMAC, macRS1) {
+		t.Fatalf("SYN's Ethernet header: %+v", eth)
+	}
+	// the server's segments grow by 20 bytes towards the client: 1500 − 60
+	if !tcp.SYN || tcp.ACK || tcp.Seq != 1000 || tcp.DstPort != 8080 || mssOf(tcp) != 1440 {
+		t.Fatalf("SYN: flags SYN %v ACK %v seq %d dport %d MSS %d", tcp.SYN, tcp.ACK, tcp.Seq, tcp.DstPort, mssOf(tcp))
+	}
+	local := netip.AddrPortFrom(lip, uint16(tcp.SrcPort))
+
+	// SYN-ACK back: IPv6, the client's first segment (20 bytes smaller as
+	// IPv4, but with a 20-byte TOA) must fit both routes: 1500 − 60
+	sa := tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, syn: true, ack: true, seq: 5000, ackn: 1001, mss: 1460, ttl: 61})
+	sa[14+1] = 0x28 // TOS
+	fixIPv4Checksum(sa[14:])
+	td.inject(1, sa)
+	td.stepAll()
+	fs = td.outAll(0)
+	if len(fs) != 1 {
+		t.Fatalf("%d frames to the client", len(fs))
+	}
+	p = decode(t, fs[0])
+	ip6 := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	tcp = p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if ip6.TrafficClass != 0x28 || ip6.FlowLabel != 0 || ip6.HopLimit != 60 || ip6.NextHeader != layers.IPProtocolTCP ||
+		int(ip6.Length) != len(fs[0])-14-40 || !ip6.SrcIP.Equal(ipOf(vip6)) || !ip6.DstIP.Equal(ipOf(clientIP6)) {
+		t.Fatalf("SYN-ACK's IPv6 header: %+v", ip6)
+	}
+	if !tcp.SYN || !tcp.ACK || tcp.SrcPort != 80 || tcp.DstPort != 40000 || tcp.Seq != 5000 || tcp.Ack != 1001 || mssOf(tcp) != 1440 {
+		t.Fatalf("SYN-ACK: ports %d→%d seq %d ack %d MSS %d", tcp.SrcPort, tcp.DstPort, tcp.Seq, tcp.Ack, mssOf(tcp))
+	}
+
+	// the client's ACK carries the TOA: kind 254, length 20, port, IPv6 address
+	ack := td.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, seq: 1001, ackn: 5001}), 1)
+	wantTOA := append(binary.BigEndian.AppendUint16(nil, client64.Port()), clientIP6.AsSlice()...)
+	if ack.src != local || ack.dst != nat64RS || !bytes.Equal(toaOf(ack.tcp), wantTOA) {
+		t.Fatalf("ACK %v → %v TOA % x, want % x", ack.src, ack.dst, toaOf(ack.tcp), wantTOA)
+	}
+	// the server acknowledges: the TOA is confirmed, data flows both ways
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1001}), 0)
+	req := bytes.Repeat([]byte("GET / HTTP/1.1\r\n"), 80)
+	d := td.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1001, ackn: 5001, payload: req}), 1)
+	if d.src != local || d.dst != nat64RS || !bytes.Equal(d.tcp.Payload, req) || toaOf(d.tcp) != nil || d.tcp.Seq != 1001 {
+		t.Fatalf("client data: %v → %v seq %d, %d bytes", d.src, d.dst, d.tcp.Seq, len(d.tcp.Payload))
+	}
+	resp := bytes.Repeat([]byte("HTTP/1.1 200 OK\r\n"), 80)
+	d = td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: 5001, ackn: 1001 + uint32(len(req)), payload: resp}), 0)
+	if d.src != nat64VIP || d.dst != client64 || !bytes.Equal(d.tcp.Payload, resp) || d.tcp.Ack != 1001+uint32(len(req)) {
+		t.Fatalf("server data: %v → %v ack %d, %d bytes", d.src, d.dst, d.tcp.Ack, len(d.tcp.Payload))
+	}
+	if in, out := td.sum(CtrLBNAT64In), td.sum(CtrLBNAT64Out); in != 3 || out != 3 {
+		t.Errorf("lb_nat64_in %d, lb_nat64_out %d, want 3 and 3", in, out)
+	}
+	// the connection: IPv6 client side, IPv4 server side, found by both keys
+	w := td.w
+	id, dir, ok := w.sess.Lookup(session.MakeKey(6, nat64RS, local))
+	if !ok || dir != session.Out {
+		t.Fatal("the connection is not found by its IPv4 key")
+	}
+	c := w.sess.Get(id)
+	if c.CAddrPort() != client64 || c.VAddrPort() != nat64VIP || c.LAddrPort() != local || c.DAddrPort() != nat64RS || c.Flags&session.FlagIPv6 == 0 {
+		t.Fatalf("connection %v %v %v %v flags %b", c.CAddrPort(), c.VAddrPort(), c.LAddrPort(), c.DAddrPort(), c.Flags)
+	}
+	if id2, dir2, ok := w.sess.Lookup(session.MakeKey(6, client64, nat64VIP)); !ok || id2 != id || dir2 != session.In {
+		t.Fatal("the connection is not found by its IPv6 key")
+	}
+}
+
+func fixIPv4Checksum(ip []byte) {
+	ip[10], ip[11] = 0, 0
+	s := ^checksum16(ip[:int(ip[0]&15)*4])
+	ip[10], ip[11] = byte(s>>8), byte(s)
+}
+
+func checksum16(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}
+
+// TestNAT64UDP: datagrams both ways; the server's datagram without a
+// checksum (legal in IPv4) gets one as IPv6.
+func TestNAT64UDP(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	vipUDP := netip.AddrPortFrom(vip6, 7000)
+	q := []byte("question")
+	d := td.one(t, 0, udpFrameAny(t, macClient, macDP0, client64, vipUDP, q, false), 1)
+	if d.src.Addr() != lip || d.dst != netip.AddrPortFrom(rs1IP, 7001) || d.udp == nil || !bytes.Equal(d.udp.Payload, q) || d.ttl != 63 {
+		t.Fatalf("to the server: %v → %v ttl %d", d.src, d.dst, d.ttl)
+	}
+	for _, noCk := range []bool{false, true} {
+		a := []byte("answer")
+		r := td.one(t, 1, udpFrameAny(t, macRS1, macDP1, netip.AddrPortFrom(rs1IP, 7001), d.src, a, noCk), 0)
+		if r.src != vipUDP || r.dst != client64 || !bytes.Equal(r.udp.Payload, a) || r.udp.Checksum == 0 {
+			t.Fatalf("noCk=%v: to the client: %v → %v checksum %#x", noCk, r.src, r.dst, r.udp.Checksum)
+		}
+	}
+}
+
+// TestNAT64TooBig: a packet that the egress MTU cannot take once
+// translated gets the router's answer in its sender's family, with the MTU
+// converted: packet-too-big with the IPv4 MTU + 20 for the client,
+// fragmentation-needed with the IPv6 MTU − 20 for the server (with DF;
+// without DF dropped), each quoting the packet as its sender sent it.
+func TestNAT64TooBig(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	local := nat64Open(t, td)
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1001}), 0) // TOA confirmed
+
+	// client: 40 + 20 + 1461 as IPv6 is 1501 as IPv4 (egress MTU 1500)
+	in := tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, seq: 1001, ackn: 5001, payload: make([]byte, 1461)})
+	td.inject(0, in)
+	td.stepAll()
+	if n := len(td.outAll(1)); n != 0 {
+		t.Fatalf("%d frames to the server", n)
+	}
+	back := td.outAll(0)
+	if len(back) != 1 || td.sum(CtrDropMTUExceeded) != 1 {
+		t.Fatalf("%d frames back, drop_mtu_exceeded %d", len(back), td.sum(CtrDropMTUExceeded))
+	}
+	p := decode(t, back[0])
+	m := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	if ip := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6); !ip.DstIP.Equal(ipOf(clientIP6)) ||
+		m.TypeCode.Type() != layers.ICMPv6TypePacketTooBig || binary.BigEndian.Uint32(m.Payload) != 1520 {
+		t.Fatalf("ICMPv6 %v to %s MTU %d", m.TypeCode, ip.DstIP, binary.BigEndian.Uint32(m.Payload))
+	}
+	q := m.Payload[4:]
+	if want := in[14 : 14+len(q)]; !bytes.Equal(q, want) {
+		t.Errorf("the quote is not the client's packet:\n% x\n% x", q[:60], want[:60])
+	}
+
+	// server: 20 + 20 + 1441 as IPv4 is 1501 as IPv6
+	big := tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1001, payload: make([]byte, 1441)})
+	td.inject(1, big) // without DF: dropped
+	td.stepAll()
+	if n := len(td.outAll(0)) + len(td.outAll(1)); n != 0 || td.sum(CtrDropMTUExceeded) != 2 {
+		t.Fatalf("without DF: %d frames, drop_mtu_exceeded %d", n, td.sum(CtrDropMTUExceeded))
+	}
+	big = setDF(big)
+	td.inject(1, big)
+	td.stepAll()
+	back = td.outAll(1)
+	if len(back) != 1 || len(td.outAll(0)) != 0 {
+		t.Fatalf("server side: %d errors", len(back))
+	}
+	p = decode(t, back[0])
+	m4 := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); !ip.DstIP.Equal(ipOf(rs1IP)) || m4.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || m4.Seq != 1480 {
+		t.Fatalf("ICMP %v to %s MTU %d", m4.TypeCode, ip.DstIP, m4.Seq)
+	}
+	if q, want := m4.Payload, big[14:14+len(m4.Payload)]; !bytes.Equal(q, want) {
+		t.Errorf("the quote is not the server's packet:\n% x\n% x", q[:40], want[:40])
+	}
+}
+
+// nat64Loop is a NAT64 connection on the packet-by-packet test dataplane,
+// established and its TOA confirmed; in and out are data frames of both
+// directions.
+func nat64Loop(tb testing.TB) (l *lbLoop, in, out []byte) {
+	l = newLBLoop(tb)
+	addNAT64Services(tb, l.testDP)
+	l.w.iterate()
+	syn := l.pass(tb, 0, 1, tcpFrame(tb, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, syn: true, seq: 1}))
+	local := netip.AddrPortFrom(lip, binary.BigEndian.Uint16(syn[14+20:]))
+	l.pass(tb, 1, 0, tcpFrame(tb, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, syn: true, ack: true, ackn: 2}))
+	l.pass(tb, 0, 1, tcpFrame(tb, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, seq: 2, ackn: 1}))
+	l.pass(tb, 1, 0, tcpFrame(tb, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, seq: 1, ackn: 2}))
+	payload := make([]byte, 64)
+	in = tcpFrame(tb, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 2, ackn: 1, payload: payload})
+	out = tcpFrame(tb, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: 1, ackn: 66, payload: payload})
+	return l, in, out
+}
+
+// TestNAT64Allocs: no allocation per translated packet, either direction.
+func TestNAT64Allocs(t *testing.T) {
+	l, in, out := nat64Loop(t)
+	for _, c := range []struct {
+		name        string
+		port, to    int
+		frame       []byte
+		ctr         Counter
+		wantVersion byte
+	}{{"in", 0, 1, in, CtrLBNAT64In, 4}, {"out", 1, 0, out, CtrLBNAT64Out, 6}} {
+		got := l.pass(t, c.port, c.to, c.frame)
+		if got[14]>>4 != c.wantVersion {
+			t.Fatalf("%s: IPv%d out", c.name, got[14]>>4)
+		}
+		decode(t, got)
+		run := func() {
+			l.rx(t, c.port, c.frame)
+			l.w.flushAll()
+			if l.releaseAll() != 1 {
+				t.Fatalf("%s: no frame sent", c.name)
+			}
+		}
+		l.w.ctr.publish()
+		before := l.counter(c.ctr)
+		if n := testing.AllocsPerRun(500, run); n != 0 {
+			t.Errorf("%s: %v allocations per packet", c.name, n)
+		}
+		l.w.ctr.publish()
+		if n := l.counter(c.ctr) - before; n != 501 {
+			t.Errorf("%s: %s grew by %d for 501 packets", c.name, c.ctr, n)
+		}
+	}
+}
+
+// BenchmarkNAT64EstablishedIn/Out: one data segment of an established
+// NAT64 connection translated per op (IPv6 → IPv4, IPv4 → IPv6), in bursts
+// of 32 as the worker loop does; compare BenchmarkFullNATEstablishedIn/Out.
+func BenchmarkNAT64EstablishedIn(b *testing.B)  { benchNAT64(b, true) }
+func BenchmarkNAT64EstablishedOut(b *testing.B) { benchNAT64(b, false) }
+
+func benchNAT64(b *testing.B, in bool) {
+	l, fin, fout := nat64Loop(b)
+	port, frame := 0, fin
+	if !in {
+		port, frame = 1, fout
+	}
+	q := l.ports[port].MemQueue(0)
+	var burst [benchBurst]*pktbuf.Buf
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(benchBurst, b.N-done)
+		for i := range n {
+			burst[i] = q.Alloc()
+			burst[i].CopyFrom(frame)
+			burst[i].Port = uint16(port)
+		}
+		for i := range n {
+			l.w.input(burst[i])
+			burst[i] = nil
+		}
+		l.w.flushAll()
+		if l.releaseAll() != n {
+			b.Fatal("a packet was not sent")
+		}
+		done += n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+}
