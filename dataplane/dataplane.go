@@ -181,6 +181,9 @@ type Dataplane struct {
 
 	capture atomic.Pointer[Capture] // nil while no capture runs (capture.go)
 
+	masqOnce sync.Once
+	masqIdx  atomic.Pointer[session.OwnerIndex] // NAT connections' owners, made at the first (lbmasq.go)
+
 	persist       *persist.Table // persistence templates, shared by the workers (lbpersist.go)
 	persistCursor int            // the master's expiry walk
 

@@ -57,6 +57,9 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniControl)
 		return
 	}
+	if w.masqSource(ip) && w.lbMasqReply(b, ip, header.LocateIPv4(ip)) == stolen { // NAT replies (lbmasq.go)
+		return
+	}
 	if !w.snap.fwd4 {
 		w.toKNIOr(b, CtrDropForwardingDisabled)
 		return

@@ -53,6 +53,9 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniControl)
 		return
 	}
+	if w.masqSource(ip) && w.lbMasqReply(b, ip, header.LocateIPv6(ip)) == stolen { // NAT replies (lbmasq.go)
+		return
+	}
 	if !w.snap.fwd6 {
 		w.toKNIOr(b, CtrDropForwardingDisabled)
 		return

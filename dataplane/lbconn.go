@@ -32,9 +32,11 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		flags = t.TCPFlags(l3) // a cut segment loses its FIN
 	}
 	// the method is the connection's own, fixed when it was made (a local
-	// address: FullNAT; none: direct routing), so editing a real server's
-	// method leaves its open connections as they began, as in LVS
+	// address: FullNAT; none: direct routing, or NAT when marked), so
+	// editing a real server's method leaves its open connections as they
+	// began, as in LVS
 	fullNAT := c.HasLocal()
+	masq := !fullNAT && w.isMasq(id) // lbmasq.go
 	var toa bool // insert the TOA (see lbtoa.go)
 	if c.Proto == header.ProtoTCP && dir == session.In && fullNAT {
 		var ok bool
@@ -57,7 +59,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	if w.syncPol != nil {
 		w.syncIn(c, id, dir, old) // session sync (sync.go)
 	}
-	if !fullNAT {
+	if !fullNAT && !masq {
 		w.lbDRConn(b, l3, c, dir)
 		return
 	}
@@ -87,7 +89,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	if w.trBuf == b {
 		w.traceRewrite(dir, &to)
 	}
-	if dir == session.Out && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
+	if dir == session.Out && fullNAT && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
 		// leave room for the TOA (or proxy protocol header) the client's
 		// first segment will carry
 		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))

@@ -16,7 +16,7 @@ func (w *Worker) expireConns() {
 }
 
 func (w *Worker) connGone(id uint32, c *session.Conn) {
-	w.connRelease(c)
+	w.connRelease(id, c)
 	w.ctr.inc(CtrLBConnsExpired)
 }
 
@@ -24,7 +24,7 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 // counter, its persistence template reference, its local port; and tells
 // session sync it is gone. Expiry and eviction (lbpressure.go) both end
 // here.
-func (w *Worker) connRelease(c *session.Conn) {
+func (w *Worker) connRelease(id uint32, c *session.Conn) {
 	if d := w.lb.Dests[c.Dest]; d != nil {
 		if c.State.Active() {
 			d.C.Active.Add(-1)
@@ -35,6 +35,9 @@ func (w *Worker) connRelease(c *session.Conn) {
 	w.connUnref(c)
 	if c.Flags&session.FlagAdjusted != 0 {
 		w.sp.release(c) // a held segment (lbsynproxy.go)
+	}
+	if w.isMasq(id) {
+		w.masqGone(id, c) // lbmasq.go
 	}
 	if c.HasLocal() {
 		l := c.LAddrPort()

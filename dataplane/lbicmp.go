@@ -38,7 +38,7 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 		return stolen
 	}
 	c := w.sess.Get(id)
-	if !c.HasLocal() {
+	if !c.HasLocal() && !w.isMasq(id) {
 		// direct routing: nothing was translated; the client's error about
 		// the real server's reply (which bypassed us) goes to the real
 		// server as it is, like the connection's packets

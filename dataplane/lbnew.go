@@ -71,6 +71,7 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 		daddr = netip.AddrPortFrom(daddr.Addr(), vip.Port()) // port-0 service: the port the client asked for
 	}
 	fullNAT := dest.Spec.Fwd == ipvs.FwdFullNAT
+	masq := dest.Spec.Fwd == ipvs.FwdMasq // NAT (lbmasq.go)
 	if proxied && !fullNAT {
 		// a direct-routing server's replies bypass GVS: nothing could shift
 		// them (the control API refuses -j with such servers)
@@ -81,9 +82,10 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 		return session.NoID, false
 	}
 	// FullNAT: a local address, round robin over the service's, skipping
-	// exhausted ones. Direct routing has none: the client's address and
-	// port stand in, so the connection's reply key is the packet the real
-	// server sends the client (which normally bypasses the balancer).
+	// exhausted ones. Direct routing and NAT have none: the client's
+	// address and port stand in, so the connection's reply key is the
+	// packet the real server sends the client (which bypasses the balancer
+	// with direct routing, and comes back through it with NAT).
 	local := client
 	if fullNAT {
 		var ok bool
@@ -105,7 +107,9 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	}
 	c := session.NewConn(key.Proto, client, vip, local, daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
-	if !fullNAT {
+	if masq {
+		c.Flags |= session.FlagTOAConfirmed // the server sees the client's own address
+	} else if !fullNAT {
 		// replies go straight to the client: the input-only state table
 		// until one is seen here; the client's own address needs no TOA
 		c.Flags |= session.FlagNoOutput | session.FlagTOAConfirmed
@@ -152,6 +156,7 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 		}
 		return session.NoID, false
 	}
+	w.masqMade(id, &c, masq)
 	if uoa {
 		w.sp.conns[id] = spConn{} // its count of UOA datagrams
 	}
@@ -213,10 +218,11 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 		w.lbTunnel(b, l3, &dest.Spec, daddr.Addr(), client) // lbtunnel.go
 		return
 	}
-	if !fullNAT {
+	if !fullNAT && dest.Spec.Fwd != ipvs.FwdMasq {
 		w.lbDR(b, l3, daddr.Addr())
 		return
 	}
+	// FullNAT: local → server; NAT: the local address is the client's own
 	to := nat.Endpoints{Src: local.Addr(), Dst: daddr.Addr(), SrcPort: local.Port(), DstPort: daddr.Port()}
 	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)

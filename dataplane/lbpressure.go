@@ -35,8 +35,8 @@ func (w *Worker) makeRoom() {
 }
 
 // connEvicted is the table's eviction callback (w.onEvict).
-func (w *Worker) connEvicted(_ uint32, c *session.Conn) {
-	w.connRelease(c)
+func (w *Worker) connEvicted(id uint32, c *session.Conn) {
+	w.connRelease(id, c)
 	if c.State.Embryonic() {
 		w.ctr.inc(CtrLBEvictedEmbryonic)
 	} else {

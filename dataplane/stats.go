@@ -130,6 +130,9 @@ const (
 	CtrLBNAT64Out  // a real server's packet of a NAT64 connection translated from IPv4 to IPv6
 	CtrDropLBNAT64 // a NAT64 connection's packet that cannot be translated (an IPv4 fragment, no headroom)
 
+	CtrLBMasqIndexFull // a NAT (-m) connection the owner index had no room for: its replies on other workers pass untranslated
+	CtrLBMasqTransit   // a forwarded packet from a NAT real server's address that no connection owns (the server's own traffic)
+
 	NumCounters
 )
 
@@ -164,6 +167,7 @@ var counterNames = [NumCounters]string{
 	"lb_evicted_embryonic", "lb_evicted_closing", "lb_pressure_new",
 	"lb_tunnel_encap", "drop_lb_tunnel_too_big", "drop_lb_tunnel_need_frag", "drop_lb_tunnel_no_source",
 	"lb_nat64_in", "lb_nat64_out", "drop_lb_nat64",
+	"lb_masq_index_full", "lb_masq_transit",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -429,8 +429,11 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 		c.Flags |= session.FlagTemplate
 	}
 	la := s.Local.Addr().Unmap()
+	masq := !c.HasLocal() && dest.Spec.Fwd == ipvs.FwdMasq // NAT: replies come back here (lbmasq.go)
 	if !c.HasLocal() {
-		c.Flags |= session.FlagNoOutput // direct routing: no local address, replies bypass
+		if !masq {
+			c.Flags |= session.FlagNoOutput // direct routing: no local address, replies bypass
+		}
 	} else if err := w.pool.Reserve(la, da, s.Local.Port()); err != nil {
 		if held {
 			w.persistUnref(svc.ID, c.CAddrPort().Addr(), svc)
@@ -459,6 +462,7 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	if s.Adjust.Present {
 		w.sp.adopt(id, s.Adjust)
 	}
+	w.masqMade(id, &c, masq)
 	if c.State.Active() {
 		dest.C.Active.Add(1)
 	} else {

@@ -88,6 +88,12 @@ type Table struct {
 	// ExpireDests lists removed destinations whose connections are to be
 	// expired at their next packet rather than left to finish.
 	ExpireDests map[uint32]struct{}
+	// MasqAddrs holds the addresses of NAT (masquerading, -m) real
+	// servers, draining ones included: their replies to clients are
+	// forwarded traffic the IPVS stage must catch (dataplane/lbmasq.go).
+	// Masq is set when there is any.
+	MasqAddrs addrmap.Map[struct{}]
+	Masq      bool
 	// ACL is set when some service has a deny or allow list: only then
 	// do packets of existing connections look their service up (acl.go).
 	ACL bool
@@ -274,6 +280,13 @@ func (m *Manager) build(s *state) (*Table, error) {
 	}
 	// validated addresses are never ::
 	t.LAddrs, t.Addrs = addrmap.MustBuild(laddrs), addrmap.MustBuild(addrs)
+	masq := map[netip.Addr]struct{}{}
+	for _, d := range t.Dests {
+		if d.Spec.Fwd == FwdMasq {
+			masq[d.Spec.Addr.Addr()] = struct{}{}
+		}
+	}
+	t.MasqAddrs, t.Masq = addrmap.MustBuild(masq), len(masq) > 0
 	for id := range s.expire {
 		t.ExpireDests[id] = struct{}{}
 	}

@@ -318,8 +318,11 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 		if err := d.validateTunnel(k); err != nil {
 			return err
 		}
-	case FwdMasq, FwdSNAT:
-		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b), direct routing (-g) or a tunnel (-i)", d.Addr, k, d.Fwd, ErrNotSupported)
+	case FwdMasq:
+		// the real server answers the client itself, through GVS: its
+		// address and port are all that change (dataplane/lbmasq.go)
+	case FwdSNAT:
+		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b), NAT (-m), direct routing (-g) or a tunnel (-i)", d.Addr, k, d.Fwd, ErrNotSupported)
 	default:
 		return fmt.Errorf("destination %s of %s: no forwarding method: %w", d.Addr, k, ErrInvalid)
 	}

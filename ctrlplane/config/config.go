@@ -386,7 +386,7 @@ type Service struct {
 	ConnRateLimit, PerSourceLimit uint32
 	SynProxy                      bool
 	// Fwd is how the dataplane reaches the real servers and the sorry
-	// server (lb_kind): FwdFullNAT, FwdRoute or FwdTunnel.
+	// server (lb_kind): FwdFullNAT, FwdMasq, FwdRoute or FwdTunnel.
 	Fwd string
 	// Tun is the tunnel of lb_kind TUN (zero otherwise).
 	Tun     Tunnel
@@ -400,6 +400,7 @@ type Service struct {
 // Forward column name them.
 const (
 	FwdFullNAT = "FullNat" // lb_kind FULLNAT
+	FwdMasq    = "Masq"    // lb_kind NAT
 	FwdRoute   = "Route"   // lb_kind DR
 	FwdTunnel  = "Tunnel"  // lb_kind TUN
 )

@@ -226,10 +226,12 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		s.Fwd = FwdRoute
 	case "TUN":
 		s.Fwd = FwdTunnel
-	case "NAT", "SNAT":
-		e.add(where, "lb_kind %s: not supported: GVS forwards by FULLNAT, DR and TUN (write lb_kind: FULLNAT, DR or TUN)", v.LBKind)
+	case "NAT":
+		s.Fwd = FwdMasq
+	case "SNAT":
+		e.add(where, "lb_kind %s: not supported: GVS forwards by FULLNAT, NAT, DR and TUN (write lb_kind: FULLNAT, NAT, DR or TUN)", v.LBKind)
 	default:
-		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT, DR or TUN", v.LBKind)
+		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT, NAT, DR or TUN", v.LBKind)
 	}
 	v.resolveTunnel(&s, where, e)
 	for _, f := range v.SchedFlags {
@@ -266,6 +268,9 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	case s.Fwd == FwdRoute && len(v.LocalAddresses) > 0:
 		// direct routing keeps the client's address: nothing to translate to
 		e.add(where, "local_addresses with lb_kind DR: direct routing uses no local address: remove local_addresses (or write lb_kind: FULLNAT)")
+	case s.Fwd == FwdMasq && len(v.LocalAddresses) > 0:
+		// NAT keeps the client's address: the real servers answer it through GVS
+		e.add(where, "local_addresses with lb_kind NAT: NAT keeps the client's address and uses no local address: remove local_addresses (or write lb_kind: FULLNAT)")
 	case s.Fwd == FwdTunnel && len(v.LocalAddresses) > 0:
 		e.add(where, "local_addresses with lb_kind TUN: a tunnel keeps the client's address and uses no local address: remove local_addresses (or write lb_kind: FULLNAT)")
 	}

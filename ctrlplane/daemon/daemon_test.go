@@ -170,7 +170,7 @@ func TestDaemon(t *testing.T) {
 	// an invalid file is refused over HTTP; nothing changes
 	cfg := d.Rec.Config()
 	good, _ := os.ReadFile(cfgPath)
-	os.WriteFile(cfgPath, []byte(strings.Replace(string(good), "lb_algo: wrr", "lb_algo: wrr\n    lb_kind: NAT", 1)), 0o644)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(good), "lb_algo: wrr", "lb_algo: wrr\n    lb_kind: SNAT", 1)), 0o644)
 	// the metrics listener serves neither reload nor state
 	for _, path := range []string{"/reload", "/state"} {
 		resp, err := http.Post(base+path, "", nil)
@@ -198,7 +198,7 @@ func TestDaemon(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "lb_kind NAT: not supported") {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "lb_kind SNAT: not supported") {
 		t.Errorf("invalid reload: %d %s", resp.StatusCode, body)
 	}
 	if d.Rec.Config() != cfg || logs.FilterMessage("reload refused: invalid configuration; the running configuration stays").Len() != 1 {
@@ -278,8 +278,8 @@ func unixClient(path string) *http.Client {
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "cp.yaml")
-	os.WriteFile(p, []byte("virtual_servers: [{vip: 10.1.0.100, port: 80, lb_kind: NAT, local_addresses: [{ip: 10.2.0.100}]}]"), 0o644)
-	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "lb_kind NAT: not supported") {
+	os.WriteFile(p, []byte("virtual_servers: [{vip: 10.1.0.100, port: 80, lb_kind: SNAT, local_addresses: [{ip: 10.2.0.100}]}]"), 0o644)
+	if _, err := Start(Options{ConfigPath: p, Logger: zap.NewNop()}); err == nil || !strings.Contains(err.Error(), "lb_kind SNAT: not supported") {
 		t.Errorf("bad file: %v", err)
 	}
 	os.WriteFile(p, []byte("http: {listen: '127.0.0.1:0'}\ncontrol: {socket: "+filepath.Join(dir, "ctl.sock")+"}"), 0o644)

@@ -27,9 +27,9 @@ type DPDK struct {
 	// NoHuge runs without hugepages (--no-huge): tests and virtual devices
 	// only, physical NICs need hugepages for DMA.
 	NoHuge bool `yaml:"no_huge"`
-	// InMemory (--in-memory) and NoShconf (--no-shconf) keep the EAL's
-	// state out of /var/run/dpdk: no secondary processes, several
-	// instances on one host.
+	// InMemory (--in-memory, needs hugepages) and NoShconf (--no-shconf)
+	// keep the EAL's state out of /var/run/dpdk: no secondary processes,
+	// several instances on one host.
 	InMemory bool `yaml:"in_memory"`
 	NoShconf bool `yaml:"no_shconf"`
 	// PCIAllow lists the NICs the EAL may take (-a 0000:3b:00.0); empty:
@@ -69,6 +69,9 @@ func (d DPDK) validate(bad func(field, format string, a ...any)) {
 		if !pciAddr.MatchString(a) {
 			bad(fmt.Sprintf("dpdk.pci_allow[%d]", i), "%q is not a PCI address: use DOMAIN:BUS:DEV.FN as dpdk-devbind.py --status shows it (0000:3b:00.0)", a)
 		}
+	}
+	if d.InMemory && d.NoHuge {
+		bad("dpdk.in_memory", "the EAL refuses --in-memory with --no-huge: keep no_huge with no_shconf (tests), or in_memory with hugepages")
 	}
 	if d.NoPCI && len(d.PCIAllow) > 0 {
 		bad("dpdk.no_pci", "no_pci skips the PCI bus that pci_allow lists NICs of: drop one of them")

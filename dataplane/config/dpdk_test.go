@@ -30,6 +30,7 @@ func TestDPDKSectionErrors(t *testing.T) {
 		{"log", "{log_level: loud}", `dpdk.log_level: "loud": use emerg`},
 		{"log number", "{log_level: '9'}", `dpdk.log_level: "9"`},
 		{"prefix", "{file_prefix: a/b}", `dpdk.file_prefix: "a/b"`},
+		{"in_memory no_huge", "{in_memory: true, no_huge: true}", "dpdk.in_memory: the EAL refuses --in-memory with --no-huge"},
 		{"extra", "{extra_args: ['']}", "dpdk.extra_args[0]: empty argument"},
 	}
 	for _, c := range cases {
@@ -46,7 +47,6 @@ dpdk:
   lcores: "2"
   memory_channels: 4
   memory_mb: 512
-  no_huge: true
   in_memory: true
   no_shconf: true
   pci_allow: ["0000:3b:00.0", "0000:3b:00.1"]
@@ -58,7 +58,7 @@ dpdk:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"gvs-dataplane", "-l", "2", "-n", "4", "-m", "512", "--no-huge", "--in-memory", "--no-shconf",
+	want := []string{"gvs-dataplane", "-l", "2", "-n", "4", "-m", "512", "--in-memory", "--no-shconf",
 		"-a", "0000:3b:00.0", "-a", "0000:3b:00.1", "--vdev=net_af_packet0,iface=eth1", "--log-level=debug",
 		"--file-prefix=gvs1", "--iova-mode=va"}
 	if got := c.DPDK.EALArgs(); !slices.Equal(got, want) {

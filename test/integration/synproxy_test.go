@@ -144,6 +144,13 @@ func TestSynProxyLab(t *testing.T) {
 // options given).
 func iperfService(t *testing.T, l *Lab, opts ...string) {
 	t.Helper()
+	iperfServiceBy(t, l, "-b", opts...)
+}
+
+// iperfServiceBy is iperfService with the real server's forwarding method
+// (-b, -m); FullNAT gets the lab's local address.
+func iperfServiceBy(t *testing.T, l *Lab, fwd string, opts ...string) {
+	t.Helper()
 	ns, rs, vip := l.Env["RS1_NS"], l.Env["RS1_IP"], l.Env["VIP"]
 	srv := exec.Command("ip", "netns", "exec", ns, "iperf3", "-s", "-B", rs, "-p", "5201")
 	if err := srv.Start(); err != nil {
@@ -152,8 +159,10 @@ func iperfService(t *testing.T, l *Lab, opts ...string) {
 	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 	waitTCP(t, ns, rs+":5201")
 	l.Ipvsadm(append([]string{"-A", "-t", vip + ":5201", "-s", "rr"}, opts...)...)
-	l.Ipvsadm("-a", "-t", vip+":5201", "-r", rs+":5201", "-b")
-	l.Ipvsadm("-P", "-z", l.Env["LIP"], "-t", vip+":5201", "-F", l.Env["LB_RS_PORT"])
+	l.Ipvsadm("-a", "-t", vip+":5201", "-r", rs+":5201", fwd)
+	if fwd == "-b" {
+		l.Ipvsadm("-P", "-z", l.Env["LIP"], "-t", vip+":5201", "-F", l.Env["LB_RS_PORT"])
+	}
 }
 
 // iperfThrough runs an iperf3 client (50 Mbit/s for secs seconds) from

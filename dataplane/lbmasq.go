@@ -1,0 +1,144 @@
+package dataplane
+
+// NAT (masquerading, ipvsadm -m, LVS "Masq"): the client's packet goes to
+// the real server with only its destination rewritten (VIP:vport →
+// server:port); the server sees the client's own address and answers it
+// through GVS — its route to the clients points here — and the reply's
+// source is rewritten back (server:port → VIP:vport).
+//
+// A NAT connection is a conn without a local address (like direct
+// routing: its reply key is the server's packet to the client) marked in
+// the worker's bit set w.masq, so the FullNAT translation code serves it
+// unchanged: with the local address equal to the client's, "local →
+// server" and "VIP → client" are exactly the NAT rewrites. It gets no TOA
+// and no MSS clamp (nothing grows).
+//
+// Replies on any worker. The client's packets reach the worker that made
+// the connection (RSS hashes the client→VIP flow the same way every
+// time), but the server's reply is another flow, hashed by the NIC onto
+// any queue, and nothing in it (unlike a FullNAT reply's local port) names
+// the owner. Replies are recognised by their source, a NAT real server's
+// address (ipvs.Table.MasqAddrs, checked only for forwarded packets and
+// only while NAT servers exist), and looked up in the worker's own table;
+// on a miss the worker asks the dataplane's owner index
+// (session.OwnerIndex: lock-free, read-mostly, one atomic slot per
+// connection written by its owner when it makes and ends the connection)
+// and hands the packet to the owner over the worker-pair ring
+// (lbredirect.go), as FullNAT replies are handed over. A packet from a NAT
+// server that no worker owns is the server's own traffic and is forwarded
+// as it is. With one worker there is no index.
+//
+// The index is made at the first NAT connection, sized for every worker's
+// table (16 bytes per connection slot); it is never freed.
+
+import (
+	"net/netip"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/nat"
+	"github.com/gvs-lb/gvs/session"
+)
+
+// masqIndex returns the owner index, made on first use; nil with one
+// worker.
+func (w *Worker) masqIndex() *session.OwnerIndex {
+	d := w.dp
+	if len(d.workers) < 2 {
+		return nil
+	}
+	d.masqOnce.Do(func() {
+		d.masqIdx.Store(session.NewOwnerIndex(w.sess.Capacity() * len(d.workers)))
+	})
+	return d.masqIdx.Load()
+}
+
+// isMasq reports whether connection id is a NAT one.
+func (w *Worker) isMasq(id uint32) bool {
+	return w.masq != nil && w.masq[id>>6]&(1<<(id&63)) != 0
+}
+
+// masqMade records a new connection: NAT ones are marked and entered in
+// the owner index; any other clears a mark its id may still carry.
+func (w *Worker) masqMade(id uint32, c *session.Conn, masq bool) {
+	if !masq {
+		if w.masq != nil {
+			w.masq[id>>6] &^= 1 << (id & 63)
+		}
+		return
+	}
+	if w.masq == nil {
+		w.masq = make([]uint64, (w.sess.Capacity()+64)/64+1)
+	}
+	w.masq[id>>6] |= 1 << (id & 63)
+	if x := w.masqIndex(); x != nil && !x.Add(c.OutKey(), uint8(w.id)) {
+		w.ctr.inc(CtrLBMasqIndexFull)
+	}
+}
+
+// masqGone forgets a NAT connection that ends.
+func (w *Worker) masqGone(id uint32, c *session.Conn) {
+	w.masq[id>>6] &^= 1 << (id & 63)
+	if x := w.dp.masqIdx.Load(); x != nil {
+		x.Remove(c.OutKey(), uint8(w.id))
+	}
+}
+
+// lbMasqReply takes a forwarded packet from a NAT real server's address
+// (the caller checked): a reply of a connection here is translated, one of
+// another worker's is handed over, anything else passes on as transit.
+func (w *Worker) lbMasqReply(b *pktbuf.Buf, l3 []byte, t header.Transport) verdict {
+	var key session.Key
+	switch t.Proto {
+	case header.ProtoTCP, header.ProtoUDP:
+		if t.Fragment() {
+			return pass
+		}
+		k, ok := session.KeyAt(l3, t)
+		if !ok {
+			return pass
+		}
+		key = k
+	case header.ProtoICMP, header.ProtoICMPv6:
+		// an error the server sends the client about the connection: it
+		// quotes the client's packet to the server, whose reverse is the key
+		e, err := nat.ParseICMPError(l3)
+		if err != nil {
+			return pass
+		}
+		key = session.MakeKey(e.InnerProto, netip.AddrPortFrom(e.Inner.Dst, e.Inner.DstPort), netip.AddrPortFrom(e.Inner.Src, e.Inner.SrcPort))
+	default:
+		return pass
+	}
+	id, dir, found := w.sess.Lookup(key)
+	if found && dir == session.Out && w.isMasq(id) {
+		if t.Proto == header.ProtoICMP || t.Proto == header.ProtoICMPv6 {
+			return w.lbICMP(b, l3)
+		}
+		w.lbConn(b, l3, t, id, dir)
+		return stolen
+	}
+	if found {
+		return pass // a direct-routing server's own reply (lbdr.go): transit
+	}
+	if x := w.dp.masqIdx.Load(); x != nil {
+		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
+			w.redirect(b, int(owner))
+			return stolen
+		}
+	}
+	w.ctr.inc(CtrLBMasqTransit)
+	return pass
+}
+
+// masqSource reports whether a forwarded packet comes from a NAT real
+// server (one map lookup, only while NAT servers exist).
+func (w *Worker) masqSource(l3 []byte) bool {
+	if !w.lb.Masq {
+		return false
+	}
+	if l3[0]>>4 == 4 {
+		return w.lb.MasqAddrs.Has4(header.IPv4(l3).SrcBytes())
+	}
+	return w.lb.MasqAddrs.Has16(header.IPv6(l3).SrcBytes())
+}
