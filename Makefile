@@ -43,6 +43,20 @@ proto:
 	protoc -I api --go_out=api/dataplanepb --go_opt=paths=source_relative \
 	  --go-grpc_out=api/dataplanepb --go-grpc_opt=paths=source_relative api/dataplane.proto
 
+# dpdk: gvs-dataplane with the DPDK port driver (cgo over the distribution's
+# DPDK: apt-get install libdpdk-dev) in $(BIN)/dpdk/; dpdk-test runs the
+# driver's tests on virtual devices (no hugepages needed).
+.PHONY: dpdk dpdk-test
+dpdk:
+	@pkg-config --exists libdpdk || { echo "make dpdk: libdpdk-dev is missing: apt-get install libdpdk-dev" >&2; exit 1; }
+	@mkdir -p $(BIN)/dpdk
+	$(GO) build -tags dpdk -o $(BIN)/dpdk/ ./cmd/gvs-dataplane
+
+dpdk-test:
+	@pkg-config --exists libdpdk || { echo "make dpdk-test: libdpdk-dev is missing: apt-get install libdpdk-dev" >&2; exit 1; }
+	$(GO) vet -tags dpdk ./dataplane/port/dpdk/
+	$(GO) test -count=1 -tags dpdk ./dataplane/port/dpdk/ ./dataplane/config/
+
 bench: build
 	bench/run.sh
 

@@ -62,6 +62,8 @@ func OpenPort(p config.Port, workers int) (port.Port, error) {
 		return afpacket.Open(pc)
 	case "mem":
 		return mem.New(pc, net.HardwareAddr{0x02, 0x47, 0x56, 0x53, 0, byte(len(p.Name))}), nil
+	case "dpdk":
+		return openDPDK(pc)
 	}
 	return nil, fmt.Errorf("port %s: driver %q: %w", p.Name, p.Driver, port.ErrNotSupported)
 }
@@ -82,6 +84,9 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		if err := affinity.PinProcess(c.Workers.MasterCores); err != nil {
 			return nil, fmt.Errorf("workers.master_cores: %w", err)
 		}
+	}
+	if err := startDPDK(c); err != nil {
+		return nil, err
 	}
 	var specs []dataplane.PortSpec
 	var kniIdx []int
