@@ -263,4 +263,7 @@ func (q *Queue) free() {
 	q.c = nil
 }
 
+// cgoNoop crosses into C and back doing nothing (benchmarks).
+func cgoNoop() { C.gvs_noop() }
+
 func (q *Queue) String() string { return fmt.Sprintf("queue %d", q.id) }
