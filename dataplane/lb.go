@@ -19,7 +19,9 @@ package dataplane
 // this file dispatches; lbnew.go creates connections, lbconn.go forwards
 // packets of known ones (lbtoa.go: the TOA), lbicmp.go translates ICMP
 // errors, lbredirect.go hands packets between workers, lbexpire.go releases
-// expired connections.
+// expired connections, lbfrag.go forwards fragments. IPv6 extension headers
+// were walked by the L3 stage (header.LocateIPv6): t.Off is the transport
+// header wherever it is.
 //
 // Everything here runs on the worker's thread without locks; the only
 // shared writes are the destinations' atomic connection counters.
@@ -46,14 +48,20 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 	case header.ProtoICMP, header.ProtoICMPv6:
 		return w.lbICMP(b, l3)
 	default:
+		if t.Fragment() && !t.HasL4() {
+			break // an IPv6 fragment whose fragmentable part starts with options
+		}
+		if t.V6() && !t.HasL4() {
+			w.drop(b, CtrDropLBExtHeader) // a routing header with segments left, a chain too long or cut
+			return stolen
+		}
 		return pass
 	}
-	if t.Fragment() {
-		w.drop(b, CtrDropLBFragment)
-		return stolen
+	if !t.HasL4() { // a later fragment: as its first went (lbfrag.go)
+		return w.lbFragLater(b, l3, t)
 	}
 	key, ok := session.KeyAt(l3, t)
-	if !ok || t.V6() && t.Off != header.IPv6MinSize { // extension headers: not rewritten (nat.RewriteAt)
+	if !ok {
 		w.drop(b, CtrDropLBBadL4)
 		return stolen
 	}
@@ -70,6 +78,9 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 	}
 	if tbl.LAddrs.Has(dst) {
 		if owner := w.dp.steer.Owner(key.DstPort); owner != w.id && owner < len(w.dp.workers) {
+			if t.Fragment() {
+				w.fragRecord(l3, t, session.NoID, session.Out, int32(owner)) // the rest follow it
+			}
 			w.redirect(b, owner)
 			return stolen
 		}
@@ -81,6 +92,10 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 		// a port of a virtual address without a service: nobody behind it
 		// (punting it would let a flood use up the kernel's share)
 		w.drop(b, CtrDropLBNoService)
+		return stolen
+	}
+	if t.Fragment() && (svc.Spec.OnePacket || svc.Spec.SynProxy && t.Proto == header.ProtoTCP) {
+		w.drop(b, CtrDropLBFragUnsupported) // no connection to follow, or a datagram GVS would change
 		return stolen
 	}
 	if svc.Spec.SynProxy && t.Proto == header.ProtoTCP {

@@ -23,6 +23,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 			return
 		}
 	}
+	if t.Fragment() && !w.fragFirst(b, l3, t, id, dir, c) { // the first fragment of a datagram (lbfrag.go)
+		return
+	}
 	flags := t.TCPFlags(l3)
 	if c.Flags&session.FlagAdjusted != 0 { // SYN proxy, proxy protocol (lbsynproxy.go, lbproxyproto.go)
 		var ok bool
@@ -97,7 +100,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	n := len(l3)
 	if toa {
 		l3 = w.toaInsert(b, l3, c, to.Dst)
-	} else if c.Proto == header.ProtoUDP && dir == session.In && c.Flags&session.FlagTOAConfirmed == 0 {
+	} else if c.Proto == header.ProtoUDP && dir == session.In && c.Flags&session.FlagTOAConfirmed == 0 && !t.Fragment() {
 		l3 = w.uoaInsert(b, l3, c, id, to.Dst) // lbuoa.go
 	}
 	if mtu := w.lbRoute(b, l3, to.Dst); mtu > 0 {

@@ -13,6 +13,7 @@ import (
 func (w *Worker) expireConns() {
 	w.sess.Expire(w.tick(), w.dp.opts.ConnExpirePerLoop, w.onExpire)
 	w.sess.Publish() // the table's fill for LBUsage: a few stores per loop
+	w.fragService()  // held fragments: released or timed out (lbfrag.go)
 }
 
 func (w *Worker) connGone(id uint32, c *session.Conn) {

@@ -42,7 +42,8 @@ import (
 // checksum. It returns whether the TOA is to be inserted, and false in ok
 // when it dropped b.
 func (w *Worker) toaIn(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, flags uint8) (insert, ok bool) {
-	insert = c.Flags&session.FlagTOAConfirmed == 0 &&
+	// a fragment's datagram must keep its length: no TOA (lbfrag.go)
+	insert = c.Flags&session.FlagTOAConfirmed == 0 && !t.Fragment() &&
 		flags&(header.TCPFlagACK|header.TCPFlagSYN|header.TCPFlagRST) == header.TCPFlagACK
 	if insert && !nat.VerifyTCPChecksum(l3) {
 		w.drop(b, CtrDropLBBadChecksum)

@@ -133,6 +133,17 @@ const (
 	CtrLBMasqIndexFull // a NAT (-m) connection the owner index had no room for: its replies on other workers pass untranslated
 	CtrLBMasqTransit   // a forwarded packet from a NAT real server's address that no connection owns (the server's own traffic)
 
+	CtrLBFragFirst           // a first fragment (with the ports) to a VIP or local address forwarded and its datagram entered in the fragment cache (lbfrag.go)
+	CtrLBFragForwarded       // a later fragment forwarded as its first fragment went
+	CtrLBFragHeld            // a later fragment held until its first fragment comes
+	CtrLBFragReleased        // a held fragment released after its first fragment passed
+	CtrLBFragEvicted         // a full fragment cache set made room: its oldest live entry evicted
+	CtrDropLBFragHoldFull    // a later fragment before its first, not held: no free slot, or the frame exceeds a slot
+	CtrDropLBFragTimeout     // a held fragment whose first fragment never came
+	CtrDropLBFragUnsupported // a fragment of a SYN-proxy, proxy-protocol, NAT64 or one-packet connection (GVS would change the datagram or has no connection)
+	CtrDropLBFragNoConn      // a later fragment whose first fragment's connection has ended
+	CtrDropLBExtHeader       // an IPv6 packet to a VIP whose extension headers hide the transport header (routing header with segments left, chain too long or cut)
+
 	NumCounters
 )
 
@@ -168,6 +179,8 @@ var counterNames = [NumCounters]string{
 	"lb_tunnel_encap", "drop_lb_tunnel_too_big", "drop_lb_tunnel_need_frag", "drop_lb_tunnel_no_source",
 	"lb_nat64_in", "lb_nat64_out", "drop_lb_nat64",
 	"lb_masq_index_full", "lb_masq_transit",
+	"lb_frag_first", "lb_frag_forwarded", "lb_frag_held", "lb_frag_released", "lb_frag_evicted",
+	"drop_lb_frag_hold_full", "drop_lb_frag_timeout", "drop_lb_frag_unsupported", "drop_lb_frag_no_conn", "drop_lb_ext_header",
 }
 
 func (c Counter) String() string { return counterNames[c] }

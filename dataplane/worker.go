@@ -144,6 +144,7 @@ type workerLB struct {
 	syncOut   *ring.SPSC[syncRec]      // connection events to the sync consumer
 	lim       lbLimits                 // new-connection limits (lbacl.go)
 	sp        spWorker                 // SYN proxy (lbsynproxy.go)
+	frag      lbFrag                   // fragments to VIPs and local addresses (lbfrag.go)
 }
 
 // workerPoll is the idle side of the loop.

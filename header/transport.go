@@ -23,7 +23,9 @@ const (
 	// an IPv6 fragment header).
 	TransportFragment
 	// TransportNoL4: no transport header follows where Off says — a
-	// fragment other than the first, an IPv6 routing header with segments
+	// fragment other than the first (Off: where its data starts; Proto:
+	// the IPv4 protocol or the IPv6 fragment header's next header, the same
+	// in every fragment of a datagram), an IPv6 routing header with segments
 	// left (the packet is not for this node), too many extension headers,
 	// or a header that runs past the datagram. Proto is then not a
 	// transport protocol to act on.
@@ -94,41 +96,53 @@ func LocateIPv4(ip IPv4) Transport {
 // (trimmed to its payload length), walking hop-by-hop, destination
 // options, routing (with no segment left) and fragment headers.
 func LocateIPv6(ip IPv6) Transport {
-	t := Transport{Off: IPv6MinSize, End: uint16(len(ip)), Proto: ip.NextHeader(), Flags: TransportV6}
+	t, _ := LocateIPv6Frag(ip)
+	return t
+}
+
+// LocateIPv6Frag is LocateIPv6 that also returns the offset of the
+// fragment header (its identification is at frag+4), 0 when the walk met
+// none: the fragment path keys a datagram's fragments by it.
+func LocateIPv6Frag(ip IPv6) (t Transport, frag int) {
+	t = Transport{Off: IPv6MinSize, End: uint16(len(ip)), Proto: ip.NextHeader(), Flags: TransportV6}
 	off := IPv6MinSize
 	for range maxIPv6ExtHeaders + 1 { // the extension headers, then the transport header
 		switch t.Proto {
 		case ipv6HopByHop, ipv6DestOpts, ipv6Routing:
 			if len(ip) < off+8 {
 				t.Flags |= TransportNoL4
-				return t
+				return t, frag
 			}
 			if t.Proto == ipv6Routing && ip[off+3] != 0 { // segments left: not the final destination
 				t.Flags |= TransportNoL4
-				return t
+				return t, frag
 			}
 			t.Proto, off = ip[off], off+(int(ip[off+1])+1)*8
 		case ipv6Fragment:
 			if len(ip) < off+8 {
 				t.Flags |= TransportNoL4
-				return t
+				return t, frag
 			}
 			t.Flags |= TransportFragment
-			if binary.BigEndian.Uint16(ip[off+2:])>>3 != 0 { // an offset: no transport header here
-				t.Flags |= TransportNoL4
-			}
+			frag = off
+			later := binary.BigEndian.Uint16(ip[off+2:])>>3 != 0
 			t.Proto, off = ip[off], off+8
+			if later { // an offset: data, no header here; Off is where it starts
+				t.Flags |= TransportNoL4
+				t.Off = uint16(off)
+				return t, frag
+			}
 		default:
 			if off > len(ip) {
 				t.Flags |= TransportNoL4
-				return t
+				return t, frag
 			}
 			t.Off = uint16(off)
-			return t
+			return t, frag
 		}
 	}
 	t.Flags |= TransportNoL4 // more extension headers than anyone sends
-	return t
+	return t, frag
 }
 
 // Locate validates the IPv4 or IPv6 header at the start of l3 and locates

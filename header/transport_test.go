@@ -58,6 +58,8 @@ func TestLocateIPv6(t *testing.T) {
 		{"atomic fragment", ext6(t, 44, frag(ProtoUDP, 0, false)), 48, ProtoUDP, TransportV6 | TransportFragment, false},
 		{"later fragment", ext6(t, 44, frag(ProtoUDP, 185, false)), 48, ProtoUDP, TransportV6 | TransportFragment | TransportNoL4, false},
 		{"routing, no segment left", ext6(t, 43, routing(ProtoUDP, 0)), 48, ProtoUDP, TransportV6, true},
+		{"later fragment of options then UDP: data not walked", ext6(t, 44, frag(60, 185, true), opts(ProtoUDP)), 48, 60, TransportV6 | TransportFragment | TransportNoL4, false},
+		{"hop-by-hop, first fragment, destination options", ext6(t, 0, opts(44), frag(60, 0, true), opts(ProtoUDP)), 64, ProtoUDP, TransportV6 | TransportFragment, false},
 		{"routing with segments left", ext6(t, 43, routing(ProtoUDP, 2)), 40, 43, TransportV6 | TransportNoL4, false},
 		{"extension header running past the packet", ext6(t, 0), 40, 4, TransportV6 | TransportNoL4, false},
 	}
@@ -66,7 +68,13 @@ func TestLocateIPv6(t *testing.T) {
 		if v := ip.Validate(); v != Valid {
 			t.Fatalf("%s: %v", c.name, v)
 		}
-		tr := LocateIPv6(ip)
+		tr, fo := LocateIPv6Frag(ip)
+		if tr != LocateIPv6(ip) {
+			t.Errorf("%s: LocateIPv6Frag and LocateIPv6 disagree", c.name)
+		}
+		if tr.Fragment() && (fo < IPv6MinSize || c.pkt[fo+7] != 7 || c.pkt[fo+4] != 0) || !tr.Fragment() && fo != 0 {
+			t.Errorf("%s: fragment header at %d", c.name, fo)
+		}
 		if tr.Off != c.off || tr.Proto != c.proto || tr.Flags != c.flags || int(tr.End) != len(c.pkt) {
 			t.Errorf("%s: %+v, want off %d proto %d flags %b end %d", c.name, tr, c.off, c.proto, c.flags, len(c.pkt))
 		}
@@ -126,6 +134,8 @@ func TestLocateIPv4(t *testing.T) {
 func FuzzLocate(f *testing.F) {
 	f.Add(ext6(&testing.T{}, 0, opts(60), opts(ProtoUDP)))
 	f.Add(ext6(&testing.T{}, 44, frag(ProtoUDP, 0, true)))
+	f.Add(ext6(&testing.T{}, 44, frag(60, 185, true), opts(ProtoUDP)))
+	f.Add(ext6(&testing.T{}, 0, opts(44), frag(60, 0, true), opts(ProtoUDP)))
 	f.Add([]byte{0x45, 0, 0, 28, 0, 0, 0x20, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 8, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) == 0 {
@@ -146,7 +156,11 @@ func FuzzLocate(f *testing.F) {
 				return
 			}
 			b = b[:IPv6MinSize+int(ip.PayloadLen())]
-			tr = LocateIPv6(IPv6(b))
+			var fo int
+			tr, fo = LocateIPv6Frag(IPv6(b))
+			if tr.Fragment() != (fo != 0) || fo != 0 && (fo < IPv6MinSize || fo+8 > len(b)) {
+				t.Fatalf("fragment header at %d of %d bytes, %+v", fo, len(b), tr)
+			}
 		default:
 			return
 		}
