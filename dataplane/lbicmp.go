@@ -38,6 +38,10 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 		return stolen
 	}
 	c := w.sess.Get(id)
+	if isNAT64(c) {
+		w.lbICMP64(b, l3, c, id, dir) // the other family (lbnat64.go)
+		return stolen
+	}
 	if !c.HasLocal() && !w.isMasq(id) {
 		// direct routing: nothing was translated; the client's error about
 		// the real server's reply (which bypassed us) goes to the real

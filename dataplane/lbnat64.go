@@ -34,6 +34,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
@@ -175,4 +176,43 @@ func (w *Worker) nat64ClampMSS(l3 []byte, c *session.Conn, id uint32, server boo
 	if m > 0 {
 		nat.ClampMSS(l3, uint16(m))
 	}
+}
+
+// lbICMP64 translates an ICMP error about NAT64 connection c (dir: the
+// direction of the connection's key the quoted packet answers) into the
+// other family and routes it on: from the servers' side (ICMPv4 about
+// L→D) to the client as ICMPv6 V→C about C→V, with a reported MTU less
+// what GVS still adds to the client's segments; from the clients' side
+// (ICMPv6 about V→C) to the server as ICMPv4 L→D about D→L.
+func (w *Worker) lbICMP64(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, dir session.Direction) {
+	var msg [1280]byte // an ICMPv6 error is at most 1280 bytes; an ICMPv4 one shrinks
+	var outerSrc, outerDst netip.Addr
+	var inner nat.Endpoints
+	delta := 0
+	if dir == session.Out {
+		outerSrc, outerDst = c.VAddrPort().Addr(), c.CAddrPort().Addr()
+		inner = nat.Endpoints{Src: outerDst, Dst: outerSrc, SrcPort: c.CPort, DstPort: c.VPort}
+		delta = -w.growthPending(c, id)
+	} else {
+		outerSrc, outerDst = c.LAddrPort().Addr(), c.DAddrPort().Addr()
+		inner = nat.Endpoints{Src: outerDst, Dst: outerSrc, SrcPort: c.DPort, DstPort: c.LPort}
+	}
+	n, err := nat.TranslateICMP64(msg[:], l3, outerSrc, outerDst, &inner, delta)
+	if err != nil {
+		w.drop(b, CtrDropICMPInvalid) // malformed, or no translation (RFC 7915 drops it too)
+		return
+	}
+	if grow := n - len(l3); grow > 0 {
+		if b.Prepend(grow) == nil {
+			w.drop(b, CtrDropLBNAT64)
+			return
+		}
+	} else {
+		b.Adj(-grow)
+	}
+	b.SetLen(int(b.L3) + n)
+	l3 = b.Bytes()[b.L3:]
+	copy(l3, msg[:n])
+	w.ctr.inc(CtrLBICMPTranslated)
+	w.lbRouteOrDrop(b, l3, outerDst)
 }

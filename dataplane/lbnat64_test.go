@@ -329,3 +329,78 @@ func benchNAT64(b *testing.B, in bool) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
 }
+
+// TestNAT64ICMP: ICMP errors about a NAT64 connection change family: a
+// fragmentation-needed from the server's side reaches the client as
+// packet-too-big (MTU + 20, less the TOA still pending) quoting what the
+// client sent; a port-unreachable from the client's side reaches the
+// server as ICMPv4 quoting what it sent (gopacket verifies every checksum,
+// the quoted packets' too).
+func TestNAT64ICMP(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	local := nat64Open(t, td)
+	toServer := tcpFrame(t, tcpSeg{src: local, dst: nat64RS, smac: macDP1, dmac: macRS1, ack: true, psh: true, seq: 1001, ackn: 5001, payload: make([]byte, 40)})[14:]
+	fragNeeded := serialize(t, &layers.Ethernet{SrcMAC: macRS1, DstMAC: macDP1, EthernetType: layers.EthernetTypeIPv4},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ipOf(rs2IP), DstIP: ipOf(lip)},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400}, gopacket.Payload(toServer))
+	for _, want := range []uint32{1400, 1420} { // TOA pending (20 bytes), then confirmed
+		out := oneRaw(t, td, 1, fragNeeded, 0)
+		p := decode(t, out)
+		ip := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		m := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if !ip.SrcIP.Equal(ipOf(vip6)) || !ip.DstIP.Equal(ipOf(clientIP6)) || m.TypeCode.Type() != layers.ICMPv6TypePacketTooBig ||
+			binary.BigEndian.Uint32(m.Payload) != want {
+			t.Fatalf("%s → %s %v MTU %d, want packet-too-big MTU %d", ip.SrcIP, ip.DstIP, m.TypeCode, binary.BigEndian.Uint32(m.Payload), want)
+		}
+		q := decodeL3(t, m.Payload[4:])
+		if q.src != client64 || q.dst != nat64VIP || q.tcp == nil || q.tcp.Seq != 1001 || len(q.tcp.Payload) != 40 {
+			t.Fatalf("quoted %v → %v", q.src, q.dst)
+		}
+		td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1001}), 0) // confirms the TOA
+	}
+	// from the client's side, about the server's segment as the client got it
+	toClient := tcpFrame(t, tcpSeg{src: nat64VIP, dst: client64, smac: macDP0, dmac: macClient, ack: true, seq: 5001, ackn: 1001, payload: []byte("x")})[14:]
+	ip6 := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: ipOf(clientIP6), DstIP: ipOf(vip6)}
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeDestinationUnreachable, 4)}
+	ic.SetNetworkLayerForChecksum(ip6)
+	unreach := serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: macDP0, EthernetType: layers.EthernetTypeIPv6}, ip6, ic,
+		gopacket.Payload(append(make([]byte, 4), toClient...)))
+	p := decode(t, oneRaw(t, td, 0, unreach, 1))
+	ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	m := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if !ip.SrcIP.Equal(ipOf(lip)) || !ip.DstIP.Equal(ipOf(rs1IP)) || m.TypeCode != layers.CreateICMPv4TypeCode(3, 3) {
+		t.Fatalf("%s → %s %v, want port unreachable from the local address to the server", ip.SrcIP, ip.DstIP, m.TypeCode)
+	}
+	if q := decodeL3(t, m.Payload); q.src != nat64RS || q.dst != local || q.tcp == nil || q.tcp.Seq != 5001 {
+		t.Fatalf("quoted %v → %v", q.src, q.dst)
+	}
+	if n := td.sum(CtrLBICMPTranslated); n != 3 {
+		t.Errorf("lb_icmp_translated %d, want 3", n)
+	}
+}
+
+// decodeL3 decodes an IP packet (a quote) with its checksums verified.
+func decodeL3(t *testing.T, l3 []byte) decoded {
+	t.Helper()
+	et := layers.EthernetTypeIPv4
+	if l3[0]>>4 == 6 {
+		et = layers.EthernetTypeIPv6
+	}
+	eth := make([]byte, 14, 14+len(l3))
+	eth[12], eth[13] = byte(et>>8), byte(et)
+	return decodeL4(t, append(eth, l3...))
+}
+
+// oneRaw runs a frame through and returns the single frame sent on port out.
+func oneRaw(t *testing.T, td *testDP, in int, frame []byte, out int) []byte {
+	t.Helper()
+	td.inject(in, frame)
+	td.stepAll()
+	fs := td.outAll(out)
+	if len(fs) != 1 {
+		ctr, _ := td.w.Stats()
+		t.Fatalf("port %d sent %d frames, want 1; counters %v", out, len(fs), nonZero(ctr))
+	}
+	return fs[0]
+}

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -277,4 +278,176 @@ func decodes(l3 []byte) bool {
 	}
 	p := gopacket.NewPacket(l3, first, gopacket.Default)
 	return p.NetworkLayer() != nil && p.TransportLayer() != nil
+}
+
+// TestTranslateICMP64: ICMP errors about a NAT64 connection's packets,
+// each way: type and code mapped, MTU converted, both IP headers of the
+// new family, the quoted packet's tuple and (when whole) its checksum
+// valid; messages without a translation refused.
+func TestTranslateICMP64(t *testing.T) {
+	k := conn64
+	router4, router6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8:ffff::1")
+	udp := pkt{proto: header.ProtoUDP, payload: seqPayload(100)}
+	tcp := pkt{proto: header.ProtoTCP, flags: header.TCPFlagACK, seq: 5, ack: 6, opts: tsOpts, payload: seqPayload(200)}
+	for _, c := range []struct {
+		name       string
+		fromServer bool // an ICMPv4 error about L→D; else an ICMPv6 error about V→C
+		quoted     pkt
+		quoteLen   int
+		typ, code  uint8
+		mtu        uint32
+		delta      int
+		wantType   uint8
+		wantCode   uint8
+		wantParam  uint32
+	}{
+		{"frag needed", true, udp, 0, 3, 4, 1400, 0, 2, 0, 1420},
+		{"frag needed, TOA pending", true, tcp, 0, 3, 4, 1400, -20, 2, 0, 1400},
+		{"frag needed, tiny MTU", true, tcp, 0, 3, 4, 576, 0, 2, 0, 1280},
+		{"port unreachable, 8 bytes quoted", true, tcp, 28, 3, 3, 0, 0, 1, 4, 0},
+		{"protocol unreachable", true, udp, 0, 3, 2, 0, 0, 4, 1, 6},
+		{"admin prohibited", true, udp, 0, 3, 13, 0, 0, 1, 1, 0},
+		{"time exceeded", true, tcp, 48, 11, 0, 0, 0, 3, 0, 0},
+		{"parameter problem at the TTL", true, udp, 0, 12, 0, 8 << 24, 0, 4, 0, 7},
+		{"packet too big", false, tcp, 0, 2, 0, 1300, 0, 3, 4, 1280},
+		{"packet too big, huge", false, udp, 0, 2, 0, 100000, 0, 3, 4, 0xffff},
+		{"port unreachable", false, udp, 0, 1, 4, 0, 0, 3, 3, 0},
+		{"no route", false, tcp, 68, 1, 0, 0, 0, 3, 1, 0},
+		{"time exceeded", false, udp, 0, 3, 1, 0, 0, 11, 1, 0},
+		{"parameter problem at the hop limit", false, tcp, 0, 4, 0, 7, 0, 12, 0, 8 << 24},
+		{"unrecognised next header", false, udp, 0, 4, 1, 6, 0, 3, 2, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var e icmpErr
+			var inner Endpoints
+			var outerSrc, outerDst netip.Addr
+			if c.fromServer {
+				e = icmpErr{src: router4, dst: k.l, quoted: c.quoted.withEP(k.toServer()).build(t)}
+				outerSrc, outerDst, inner = k.v, k.c, k.clientSent()
+			} else {
+				e = icmpErr{src: router6, dst: k.v, quoted: c.quoted.withEP(k.toClient()).build(t)}
+				outerSrc, outerDst, inner = k.l, k.d, k.serverSent()
+			}
+			e.typ, e.code, e.mtu, e.quoteLen = c.typ, c.code, c.mtu, c.quoteLen
+			if c.typ == 3 && c.code == 4 {
+				e.mtu = c.mtu // the ICMPv4 next-hop MTU is the message's low 16 bits (Seq)
+			}
+			in := e.build(t)
+			if c.fromServer && c.typ == 12 { // the pointer: the first byte after the checksum
+				in[24] = uint8(c.mtu >> 24)
+				put16(in[22:], 0)
+				put16(in[22:], ^header.Checksum(in[20:], 0))
+			}
+			var out [1500]byte
+			n, err := TranslateICMP64(out[:], in, outerSrc, outerDst, &inner, c.delta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := verifyChecksums(t, out[:n])
+			var typ, code uint8
+			var body []byte
+			if c.fromServer {
+				ip := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+				m := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+				if !ip.SrcIP.Equal(ip16(k.v)) || !ip.DstIP.Equal(ip16(k.c)) || ip.HopLimit != 255 {
+					t.Fatalf("outer IPv6 header %+v", ip)
+				}
+				typ, code, body = m.TypeCode.Type(), m.TypeCode.Code(), m.Payload
+			} else {
+				ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+				m := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+				if !ip.SrcIP.Equal(ip4(k.l)) || !ip.DstIP.Equal(ip4(k.d)) || ip.TTL != 255 {
+					t.Fatalf("outer IPv4 header %+v", ip)
+				}
+				typ, code = m.TypeCode.Type(), m.TypeCode.Code()
+				body = append(binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, m.Id), m.Seq), m.Payload...)
+			}
+			if typ != c.wantType || code != c.wantCode || binary.BigEndian.Uint32(body) != c.wantParam {
+				t.Fatalf("type %d code %d param %d, want %d %d %d", typ, code, binary.BigEndian.Uint32(body), c.wantType, c.wantCode, c.wantParam)
+			}
+			quote := body[4:]
+			if c.quoteLen == 0 {
+				qp := verifyChecksums(t, quote) // whole: its checksums hold for the new tuple
+				if got := tuple(t, qp); got != inner {
+					t.Fatalf("quoted tuple %v, want %v", got, inner)
+				}
+				return
+			}
+			var src, dst []byte
+			if c.fromServer {
+				src, dst = quote[8:24], quote[24:40]
+				quote = quote[40:]
+			} else {
+				src, dst = quote[12:16], quote[16:20]
+				quote = quote[20:]
+			}
+			got := Endpoints{Src: netip.AddrFrom16([16]byte(append(make([]byte, 16-len(src)), src...))), SrcPort: be16(quote), DstPort: be16(quote[2:])}
+			got.Dst = netip.AddrFrom16([16]byte(append(make([]byte, 16-len(dst)), dst...)))
+			if len(src) == 4 {
+				got.Src, got.Dst = netip.AddrFrom4([4]byte(src)), netip.AddrFrom4([4]byte(dst))
+			}
+			if got != inner {
+				t.Fatalf("quoted tuple %v, want %v", got, inner)
+			}
+		})
+	}
+	// no translation: ICMPv4 parameter problem "missing option", ICMPv6
+	// parameter problem pointing at the flow label
+	var out [1500]byte
+	for _, e := range []icmpErr{
+		{src: router4, dst: k.l, typ: 12, code: 1, quoted: udp.withEP(k.toServer()).build(t)},
+		{src: router6, dst: k.v, typ: 4, code: 0, mtu: 2, quoted: udp.withEP(k.toClient()).build(t)},
+		{src: router4, dst: k.l, typ: 3, code: 14, quoted: udp.withEP(k.toServer()).build(t)},
+	} {
+		in := e.build(t)
+		src, dst, inner := k.v, k.c, k.clientSent()
+		if e.src.Is6() {
+			src, dst, inner = k.l, k.d, k.serverSent()
+		}
+		if _, err := TranslateICMP64(out[:], in, src, dst, &inner, 0); err != ErrNotICMPError {
+			t.Errorf("type %d code %d: %v, want ErrNotICMPError", e.typ, e.code, err)
+		}
+	}
+}
+
+// FuzzTranslateICMP64 translates arbitrary ICMP errors to the other
+// family: never a panic; what comes out validates, is of the other family
+// and carries a valid ICMP checksum.
+func FuzzTranslateICMP64(f *testing.F) {
+	k := conn64
+	udp := pkt{proto: header.ProtoUDP, payload: seqPayload(40)}
+	f.Add(icmpErr{src: netip.MustParseAddr("192.0.2.1"), dst: k.l, typ: 3, code: 4, mtu: 1400, quoted: udp.withEP(k.toServer()).build(f)}.build(f), []byte{1}, int8(0))
+	f.Add(icmpErr{src: netip.MustParseAddr("2001:db8::1"), dst: k.v, typ: 2, mtu: 1400, quoted: udp.withEP(k.toClient()).build(f)}.build(f), []byte{2}, int8(-20))
+	f.Fuzz(func(t *testing.T, data, seed []byte, delta int8) {
+		l3, ok := validL3(data)
+		if !ok {
+			return
+		}
+		if _, err := ParseICMPError(l3); err != nil {
+			return
+		}
+		v6 := l3[0]>>4 == 6
+		a := func(n int) netip.Addr { return fuzzAddr(!v6, seed, n) }
+		inner := Endpoints{Src: a(2), Dst: a(3), SrcPort: 1, DstPort: 2}
+		if !v6 && (a(0).Is4In6() || a(1).Is4In6() || inner.Src.Is4In6() || inner.Dst.Is4In6()) {
+			return
+		}
+		var out [1500]byte
+		n, err := TranslateICMP64(out[:], l3, a(0), a(1), &inner, int(delta))
+		if err != nil {
+			return
+		}
+		o := out[:n]
+		tr, ok := header.Locate(o)
+		if !ok || tr.V6() == v6 || int(tr.End) != n {
+			t.Fatalf("translated error does not validate: %x", o)
+		}
+		if v6 {
+			if !header.ICMPv4(o[tr.Off:]).ChecksumValid() {
+				t.Fatalf("bad ICMPv4 checksum: %x", o)
+			}
+		} else if header.Checksum(o[tr.Off:], header.PseudoHeaderChecksum(header.ProtoICMPv6, o[8:24], o[24:40], uint16(n-40))) != 0xffff {
+			t.Fatalf("bad ICMPv6 checksum: %x", o)
+		}
+	})
 }
