@@ -54,6 +54,7 @@ func isNAT64(c *session.Conn) bool {
 // toa: insert the client's TOA (lbtoa.go) into the IPv4 segment.
 func (w *Worker) lbNAT64(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, id uint32, dir session.Direction,
 	to *nat.Endpoints, flags uint8, toa bool) {
+	t.End = uint16(len(l3)) // the proxy protocol header may have grown the segment (lbproxyproto.go)
 	if dir == session.In {
 		w.nat64In(b, l3, t, c, id, to, flags, toa)
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/proxyproto"
 	"github.com/gvs-lb/gvs/session"
 )
 
@@ -403,4 +404,36 @@ func oneRaw(t *testing.T, td *testDP, in int, frame []byte, out int) []byte {
 		t.Fatalf("port %d sent %d frames, want 1; counters %v", out, len(fs), nonZero(ctr))
 	}
 	return fs[0]
+}
+
+// TestNAT64ProxyProtocol: a proxy protocol v2 service with an IPv6 VIP and
+// an IPv4 real server: the header says TCP over IPv6 with the client's and
+// the VIP's addresses; the server's MSS leaves room for it; a full-size
+// first segment is not cut (the IPv4 header is 20 bytes smaller).
+func TestNAT64ProxyProtocol(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip6, Port: 80}
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: k, Sched: "rr", ProxyProtocol: 2}); err != nil {
+		t.Fatal(err)
+	}
+	hdr := make([]byte, 128)
+	hdr = hdr[:proxyproto.Write(hdr, 2, 6, client64, nat64VIP)]
+	if len(hdr) != 16+36 || hdr[13] != 0x21 {
+		t.Fatalf("expected header %x: want 52 bytes of TCP over IPv6 (0x21)", hdr)
+	}
+	syn := td.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, syn: true, seq: 1000, mss: 1460}), 1)
+	sa := td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: syn.src, smac: macRS1, dmac: macDP1, syn: true, ack: true, seq: 5000, ackn: 1001, mss: 1460}), 0)
+	mss := mssOf(sa.tcp)
+	if want := uint16(1500 - 20 - 20 - len(hdr)); mss != want {
+		t.Fatalf("SYN-ACK MSS %d, want %d (IPv4 route less the header)", mss, want)
+	}
+	req := make([]byte, mss)
+	d := td.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1001, ackn: 5001, payload: req}), 1)
+	if d.src != syn.src || d.dst != nat64RS || !bytes.Equal(d.tcp.Payload, append(append([]byte(nil), hdr...), req...)) || d.tcp.Seq != 1001 {
+		t.Fatalf("first segment %v → %v seq %d, %d bytes, want the header and all %d bytes", d.src, d.dst, d.tcp.Seq, len(d.tcp.Payload), len(req))
+	}
+	if toaOf(d.tcp) != nil || td.sum(CtrLBPPCut) != 0 {
+		t.Fatalf("TOA % x, lb_proxy_protocol_cut %d", toaOf(d.tcp), td.sum(CtrLBPPCut))
+	}
 }

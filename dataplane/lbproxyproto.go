@@ -145,7 +145,11 @@ func (w *Worker) ppInsert(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 	tcp := header.TCP(l3[t.Off:])
 	pstart := int(t.Off) + tcp.DataOffset()
 	plen := len(l3) - pstart
-	if room := w.routeMTU(c.DAddrPort().Addr().Unmap()) - len(l3) - n; room < 0 {
+	size := len(l3) + n
+	if isNAT64(c) {
+		size -= nat.NAT64Growth // an IPv4 header replaces the IPv6 one after this
+	}
+	if room := w.routeMTU(c.DAddrPort().Addr().Unmap()) - size; room < 0 {
 		cut := min(plen, -room)
 		plen -= cut
 		w.ctr.inc(CtrLBPPCut)
