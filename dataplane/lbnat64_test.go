@@ -437,3 +437,34 @@ func TestNAT64ProxyProtocol(t *testing.T) {
 		t.Fatalf("TOA % x, lb_proxy_protocol_cut %d", toaOf(d.tcp), td.sum(CtrLBPPCut))
 	}
 }
+
+// TestNAT64Sync: a NAT64 connection is published with its two families
+// (IPv6 client and VIP, IPv4 local address and server) and installed on
+// another dataplane, which translates the server's next segment to IPv6
+// and the client's to IPv4 for it.
+func TestNAT64Sync(t *testing.T) {
+	a, b := newLBTestDP(t, 1), newLBTestDP(t, 1)
+	addNAT64Services(t, a)
+	addNAT64Services(t, b)
+	setSync(a, SyncPolicy{Threshold: 3})
+	local := nat64Open(t, a) // SYN, SYN-ACK, ACK
+	a.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1001, ackn: 5001, payload: []byte("hi")}), 1)
+	ev := popSync(a)
+	if len(ev) != 1 {
+		t.Fatalf("%d events, want 1", len(ev))
+	}
+	if e := ev[0]; e.Client != client64 || e.Virtual != nat64VIP || e.Local != local || e.Dest != nat64RS || e.State != session.StateEstablished {
+		t.Fatalf("event %+v", e)
+	}
+	if res, err := b.d.InstallSynced(ev); err != nil || res != (SyncInstallResult{Installed: 1}) {
+		t.Fatalf("InstallSynced = %+v, %v", res, err)
+	}
+	d := b.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: 5001, ackn: 1003, payload: []byte("ok")}), 0)
+	if d.src != nat64VIP || d.dst != client64 || string(d.tcp.Payload) != "ok" {
+		t.Fatalf("server segment on the second node: %v → %v %q", d.src, d.dst, d.tcp.Payload)
+	}
+	d = b.one(t, 0, tcpFrame(t, tcpSeg{src: client64, dst: nat64VIP, smac: macClient, dmac: macDP0, ack: true, seq: 1003, ackn: 5003}), 1)
+	if d.src != local || d.dst != nat64RS {
+		t.Fatalf("client segment on the second node: %v → %v", d.src, d.dst)
+	}
+}
