@@ -30,7 +30,10 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.traceParse(ifc, 6)
 	}
 	dst := ip.Dst()
-	if ip.NextHeader() == header.ProtoICMPv6 && w.icmp6Input(b, ip, ifc) == stolen {
+	t := header.LocateIPv6(ip) // the one walk of the extension headers
+	// neighbour discovery and echo to the dataplane's addresses come
+	// without extension headers (ND must: RFC 4861 hop limit 255, one hop)
+	if t.Proto == header.ProtoICMPv6 && t.HasL4() && t.Off == header.IPv6MinSize && w.icmp6Input(b, ip, ifc) == stolen {
 		return
 	}
 	// (neighbour discovery above may come from ::; nothing else may)
@@ -38,7 +41,7 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
-	if w.lbInput(b, ip, dst, header.LocateIPv6(ip)) == stolen {
+	if w.lbInput(b, ip, dst, t) == stolen {
 		return
 	}
 	if w.snap.local.Has16(ip.DstBytes()) {
@@ -54,6 +57,9 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		return
 	}
 	if w.masqSource(ip) && w.lbMasqReply(b, ip, header.LocateIPv6(ip)) == stolen { // NAT replies (lbmasq.go)
+		return
+	}
+	if w.lb.SNATOn && w.lbSNAT(b, ip, header.LocateIPv6(ip), ifc) == stolen { // SNAT (lbsnat.go)
 		return
 	}
 	if !w.snap.fwd6 {
@@ -190,8 +196,8 @@ func kniClass6(ip header.IPv6, dst netip.Addr) kniClass {
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
 		return kniControl
 	}
-	if ip.NextHeader() == header.ProtoICMPv6 {
-		if m := header.ICMPv6(ip.Payload()); len(m) >= header.ICMPv6MinSize && m.Type() >= 133 && m.Type() <= 137 {
+	if t := header.LocateIPv6(ip); t.Proto == header.ProtoICMPv6 && t.HasL4() {
+		if m := header.ICMPv6(ip[t.Off:t.End]); len(m) >= header.ICMPv6MinSize && m.Type() >= 133 && m.Type() <= 137 {
 			return kniControl
 		}
 	}

@@ -538,3 +538,32 @@ func TestFragAllocs(t *testing.T) {
 		t.Errorf("released %d forwarded %d", l.counter(CtrLBFragReleased), l.counter(CtrLBFragForwarded))
 	}
 }
+
+// TestNoICMPv6ErrorAboutErrorBehindOptions: the rule against answering an
+// ICMPv6 error with an error follows header.LocateIPv6 past extension
+// headers: a destination unreachable behind a hop-by-hop header whose hop
+// limit runs out gets no time exceeded; the same UDP packet does.
+func TestNoICMPv6ErrorAboutErrorBehindOptions(t *testing.T) {
+	td := newTestDP(t)
+	if err := td.d.AddNeigh(clientIP6, header.MAC(macClient), "dp0"); err != nil {
+		t.Fatal(err)
+	}
+	ip := &layers.IPv6{Version: 6, HopLimit: 1, NextHeader: layers.IPProtocolICMPv6, SrcIP: ipOf(clientIP6), DstIP: ipOf(rs1IP6)}
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeDestinationUnreachable, 4)}
+	ic.SetNetworkLayerForChecksum(ip)
+	unreach := withHopByHop(serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: macDP0, EthernetType: layers.EthernetTypeIPv6}, ip, ic, gopacket.Payload(make([]byte, 48))))
+	td.inject(0, unreach)
+	td.step()
+	if out := td.out(0); len(out) != 0 || td.counter(CtrDropTTLExceeded) != 1 {
+		t.Fatalf("ICMPv6 error behind options: %d frames back, drop_ttl_exceeded %d", len(out), td.counter(CtrDropTTLExceeded))
+	}
+	td.inject(0, withHopByHop(udp6(t, macClient, macDP0, clientIP6, rs1IP6, 1, []byte("x"))))
+	td.step()
+	out := td.out(0)
+	if len(out) != 1 {
+		t.Fatalf("UDP behind options: %d frames back", len(out))
+	}
+	if m, ok := decode(t, out[0]).Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6); !ok || m.TypeCode.Type() != layers.ICMPv6TypeTimeExceeded {
+		t.Errorf("answer %v", m)
+	}
+}

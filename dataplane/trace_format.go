@@ -109,6 +109,12 @@ func DecodeFrame(f []byte, length int) string {
 		h := header.IPv6(ip)
 		src, dst, proto = h.Src(), h.Dst(), h.NextHeader()
 		l4 = ip[header.IPv6MinSize:]
+		if h.Validate() == header.Valid { // past the extension headers
+			t := header.LocateIPv6(h[:header.IPv6MinSize+int(h.PayloadLen())])
+			if proto, l4 = t.Proto, nil; t.HasL4() {
+				l4 = ip[t.Off:t.End]
+			}
+		}
 		sb.WriteString("IP6 ")
 	case et == header.EtherTypeARP:
 		fmt.Fprintf(&sb, "ARP %s > %s, %d bytes", header.Ethernet(f).Src(), header.Ethernet(f).Dst(), length)

@@ -228,8 +228,10 @@ func (w *Worker) icmp6Error(b *pktbuf.Buf, ip header.IPv6, typ, code uint8, para
 	if orig.IsUnspecified() || orig.IsMulticast() {
 		return
 	}
-	if ip.NextHeader() == header.ProtoICMPv6 {
-		if p := ip.Payload(); len(p) > 0 && p[0] < 128 {
+	// no error about an ICMPv6 error (RFC 4443 §2.4 e), behind extension
+	// headers too, nor about a later fragment of an ICMPv6 message
+	if t := header.LocateIPv6(ip[:min(len(ip), header.IPv6MinSize+int(ip.PayloadLen()))]); t.Proto == header.ProtoICMPv6 {
+		if !t.HasL4() || int(t.Off) < int(t.End) && ip[t.Off] < 128 {
 			return
 		}
 	}

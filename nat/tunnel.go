@@ -199,7 +199,11 @@ func Decap(pkt []byte, guePort uint16) (inner []byte, kind EncapKind, err error)
 		if ip.Validate() != header.Valid {
 			return nil, 0, ErrNotTunnel
 		}
-		proto, payload, src, dst = ip.NextHeader(), ip.Payload(), ip.SrcBytes(), ip.DstBytes()
+		t := header.LocateIPv6(ip[:header.IPv6MinSize+int(ip.PayloadLen())]) // past extension headers
+		if !t.HasL4() || t.Fragment() {
+			return nil, 0, ErrNotTunnel
+		}
+		proto, payload, src, dst = t.Proto, ip[t.Off:t.End], ip.SrcBytes(), ip.DstBytes()
 	default:
 		return nil, 0, ErrNotTunnel
 	}
