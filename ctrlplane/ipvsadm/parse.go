@@ -655,9 +655,9 @@ func (c *Command) check(po ParseOptions, prog string) *Error {
 		if s.FWMark == 0 && (d.Fwd == FwdTunnel || d.Fwd == FwdRoute) {
 			d.Port = s.Port
 		}
-		// DPVS's ipvsadm also lets a FullNAT server differ (NAT64: an IPv6
-		// service, IPv4 servers); the dataplane refuses the other pairings
-		if d.Addr.Is6() != (s.Addr.Is6() || s.IPv6) && d.Fwd != FwdTunnel && d.Fwd != FwdFullNAT {
+		// and NAT64: an IPv4 FullNAT server behind an IPv6 service (DPVS)
+		nat64 := d.Fwd == FwdFullNAT && d.Addr.Is4() && (s.Addr.Is6() || s.IPv6)
+		if d.Addr.Is6() != (s.Addr.Is6() || s.IPv6) && d.Fwd != FwdTunnel && !nat64 {
 			return fail("Different address family is allowed only for tunneling servers")
 		}
 		tun := c.Opts.Has(OptTunType) || c.Opts.Has(OptTunPort) || c.Opts.Has(OptTunNoCsum) ||
