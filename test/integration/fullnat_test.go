@@ -269,6 +269,12 @@ func captureTOA(t *testing.T, l *Lab, ns string, port uint16) func() []netip.Add
 					found = append(found, netip.AddrPortFrom(a, binary.BigEndian.Uint16(opts[2:4])))
 					mu.Unlock()
 				}
+				if k == 254 && opts[1] == 20 { // an IPv6 client (NAT64)
+					a := netip.AddrFrom16([16]byte(opts[4:20]))
+					mu.Lock()
+					found = append(found, netip.AddrPortFrom(a, binary.BigEndian.Uint16(opts[2:4])))
+					mu.Unlock()
+				}
 				opts = opts[opts[1]:]
 			}
 		}
