@@ -200,6 +200,7 @@ func (w *Worker) fragFirst(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint
 		return false
 	}
 	w.fragRecord(l3, t, id, dir, fragNoOwner)
+	w.ctr.inc(CtrLBFragFirst) // once per datagram: where its connection is
 	return true
 }
 
@@ -212,7 +213,6 @@ func (w *Worker) fragRecord(l3 []byte, t header.Transport, id uint32, dir sessio
 	if w.frag.record(&k, w.now, id, dir, owner) {
 		w.ctr.inc(CtrLBFragEvicted)
 	}
-	w.ctr.inc(CtrLBFragFirst)
 }
 
 // lbFragLater forwards a fragment without its transport header as its

@@ -452,7 +452,7 @@ func TestFragRepliesFollowOwner(t *testing.T) {
 	checkDatagram(t, "response", td.outAll(0), 3, vp, client, resp)
 	c0, _ := td.d.workers[0].Stats()
 	c1, _ := td.d.workers[1].Stats()
-	if c0[CtrLBRedirectedOut] != 3 || c1[CtrLBFragFirst] != 1 || c1[CtrLBFragForwarded] != 2 || c0[CtrLBFragHeld] != 1 {
+	if c0[CtrLBRedirectedOut] != 3 || c0[CtrLBFragFirst] != 0 || c1[CtrLBFragFirst] != 1 || c1[CtrLBFragForwarded] != 2 || c0[CtrLBFragHeld] != 1 {
 		t.Errorf("worker 0: redirected %d held %d; worker 1: first %d forwarded %d", c0[CtrLBRedirectedOut], c0[CtrLBFragHeld], c1[CtrLBFragFirst], c1[CtrLBFragForwarded])
 	}
 }
