@@ -280,7 +280,7 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 			e.add(where, "local_addresses[%d].ip %q: %v", j, la.IP, err)
 			continue
 		}
-		if a.Is4() != vip.Is4() {
+		if a.Is6() && vip.Is4() { // an IPv6 vip takes IPv4 ones too, for NAT64 real servers
 			e.add(where, "local_addresses[%d].ip %s: address family differs from the vip: give an IPv%d address", j, a, family(vip))
 			continue
 		}
@@ -299,6 +299,11 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 		}
 		if err := s.checkDRPort(r.Addr); err != nil {
 			e.add(where, "real_server %s: %v", r.Addr, err)
+			continue
+		}
+		if r.Addr.Addr().Is4() && s.Key.Addr.Is6() && s.Fwd != FwdFullNAT {
+			// NAT64 translates the client's packets: only FullNAT does
+			e.add(where, "real_server %s: an IPv4 real server behind an IPv6 vip (NAT64) needs lb_kind FULLNAT: write lb_kind: FULLNAT or give an IPv6 address", r.Addr)
 			continue
 		}
 		if slices.ContainsFunc(s.Reals, func(o Real) bool { return o.Addr == r.Addr }) {
@@ -419,8 +424,8 @@ func (rs *RealServer) resolve(j int, svc string, key ServiceKey, inhibit bool, d
 	case err != nil:
 		e.add(where, "ip %q: %v", rs.IP, err)
 		return r, false
-	case a.Is4() != vip.Is4():
-		e.add(where, "ip %s: address family differs from the vip (NAT64 is not supported): give an IPv%d address", a, family(vip))
+	case a.Is6() && vip.Is4():
+		e.add(where, "ip %s: an IPv6 real server behind an IPv4 vip (NAT46) is not supported, only NAT64 (an IPv6 vip, IPv4 servers): give an IPv4 address", a)
 		return r, false
 	}
 	if err := checkDestPort(rs.Port, key.Port); err != nil {
