@@ -177,12 +177,18 @@ static void gvs_q_free(struct gvs_q *q)
 	free(q);
 }
 
-/* gvs_lend puts the frames q->lend[0:n] into the mempool. */
-static inline void gvs_lend(struct gvs_q *q, uint32_t n)
+/* gvs_lend puts the frames q->lend[0:n] into the mempool: through the
+ * calling lcore's cache on the packet path, straight into the pool's ring
+ * with nocache (at open, from a thread that is not the queue's worker, whose
+ * cache would keep the frames from everyone else). */
+static inline void gvs_lend(struct gvs_q *q, uint32_t n, int nocache)
 {
 	for (uint32_t i = 0; i < n; i++)
 		q->objs[i] = q->frames[q->lend[i]];
-	rte_mempool_put_bulk(q->mp, q->objs, n);
+	if (nocache)
+		rte_mempool_generic_put(q->mp, q->objs, n, NULL);
+	else
+		rte_mempool_put_bulk(q->mp, q->objs, n);
 }
 
 /* gvs_noop is the floor of a cgo crossing, for the benchmarks. */
@@ -199,7 +205,7 @@ static uint16_t gvs_rx(struct gvs_q *q, uint16_t n, uint32_t nlend)
 		q->nforeign = 0;
 	}
 	if (nlend)
-		gvs_lend(q, nlend);
+		gvs_lend(q, nlend, 0);
 	uint16_t got = rte_eth_rx_burst(q->port, q->qid, q->rx, n);
 	for (uint16_t i = 0; i < got; i++) {
 		struct rte_mbuf *m = q->rx[i];

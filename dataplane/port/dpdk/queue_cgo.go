@@ -66,7 +66,7 @@ func newQueue(id, qid uint16, name string, frames, target, low, socket int) (*Qu
 		if n == 0 {
 			break
 		}
-		C.gvs_lend(c, C.uint32_t(n))
+		C.gvs_lend(c, C.uint32_t(n), 1)
 		q.lent += n
 	}
 	return q, nil
