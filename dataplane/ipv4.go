@@ -60,6 +60,9 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 	if w.masqSource(ip) && w.lbMasqReply(b, ip, header.LocateIPv4(ip)) == stolen { // NAT replies (lbmasq.go)
 		return
 	}
+	if w.lb.SNATOn && w.lbSNAT(b, ip, header.LocateIPv4(ip), ifc) == stolen { // SNAT (lbsnat.go)
+		return
+	}
 	if !w.snap.fwd4 {
 		w.toKNIOr(b, CtrDropForwardingDisabled)
 		return

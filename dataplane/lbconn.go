@@ -39,9 +39,10 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	// editing a real server's method leaves its open connections as they
 	// began, as in LVS
 	fullNAT := c.HasLocal()
-	masq := !fullNAT && w.isMasq(id) // lbmasq.go
+	marked := w.isMasq(id) // NAT or SNAT: nothing is added (lbmasq.go, lbsnat.go)
+	masq := !fullNAT && marked
 	var toa bool // insert the TOA (see lbtoa.go)
-	if c.Proto == header.ProtoTCP && dir == session.In && fullNAT {
+	if c.Proto == header.ProtoTCP && dir == session.In && fullNAT && !marked {
 		var ok bool
 		if toa, ok = w.toaIn(b, l3, t, c, flags); !ok {
 			return
@@ -92,7 +93,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	if w.trBuf == b {
 		w.traceRewrite(dir, &to)
 	}
-	if dir == session.Out && fullNAT && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
+	if dir == session.Out && fullNAT && !marked && flags&(header.TCPFlagSYN|header.TCPFlagACK) == header.TCPFlagSYN|header.TCPFlagACK {
 		// leave room for the TOA (or proxy protocol header) the client's
 		// first segment will carry
 		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))

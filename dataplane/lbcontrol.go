@@ -92,8 +92,27 @@ func (d *Dataplane) FlushServices() error {
 func (d *Dataplane) AddDest(k ipvs.ServiceKey, ds ipvs.DestSpec) error {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
+	var snatPort int
+	if ds.Fwd == ipvs.FwdSNAT {
+		// a SNAT address is a source the dataplane answers for, as a
+		// local address (lbsnat.go)
+		if err := ds.Validate(k); err != nil {
+			return err
+		}
+		s := d.snap.Load()
+		owner, ok := s.local.Get(ds.Addr.Addr())
+		ifc := s.iface(owner)
+		if !ok || ifc == nil {
+			return fmt.Errorf("SNAT address %s of %s: not an address of the dataplane: add it first (dpip addr add %s/%d dev IFNAME): %w",
+				ds.Addr.Addr(), k, ds.Addr.Addr(), ds.Addr.Addr().BitLen(), ipvs.ErrInvalid)
+		}
+		snatPort = ifc.Port
+	}
 	if err := d.ipvs.AddDest(k, ds); err != nil {
 		return err
+	}
+	if ds.Fwd == ipvs.FwdSNAT {
+		d.steerLAddr(ds.Addr.Addr(), snatPort) // replies to its ports reach their owner
 	}
 	d.applied("destination added", zap.Stringer("service", k), zap.Stringer("dest", ds.Addr), zap.Int("weight", ds.Weight))
 	return nil

@@ -53,13 +53,16 @@ func (w *Worker) masqIndex() *session.OwnerIndex {
 	return d.masqIdx.Load()
 }
 
-// isMasq reports whether connection id is a NAT one.
+// isMasq reports whether connection id is a NAT one, or (with a local
+// address) an SNAT one.
 func (w *Worker) isMasq(id uint32) bool {
 	return w.masq != nil && w.masq[id>>6]&(1<<(id&63)) != 0
 }
 
-// masqMade records a new connection: NAT ones are marked and entered in
-// the owner index; any other clears a mark its id may still carry.
+// masqMade records a new connection: NAT and SNAT ones are marked (no
+// TOA, no clamp), NAT ones also entered in the owner index (an SNAT
+// connection's replies come to its own port, whose owner bits name the
+// worker); any other clears a mark its id may still carry.
 func (w *Worker) masqMade(id uint32, c *session.Conn, masq bool) {
 	if !masq {
 		if w.masq != nil {
@@ -71,6 +74,9 @@ func (w *Worker) masqMade(id uint32, c *session.Conn, masq bool) {
 		w.masq = make([]uint64, (w.sess.Capacity()+64)/64+1)
 	}
 	w.masq[id>>6] |= 1 << (id & 63)
+	if c.HasLocal() {
+		return
+	}
 	if x := w.masqIndex(); x != nil && !x.Add(c.OutKey(), uint8(w.id)) {
 		w.ctr.inc(CtrLBMasqIndexFull)
 	}
@@ -79,7 +85,7 @@ func (w *Worker) masqMade(id uint32, c *session.Conn, masq bool) {
 // masqGone forgets a NAT connection that ends.
 func (w *Worker) masqGone(id uint32, c *session.Conn) {
 	w.masq[id>>6] &^= 1 << (id & 63)
-	if x := w.dp.masqIdx.Load(); x != nil {
+	if x := w.dp.masqIdx.Load(); x != nil && !c.HasLocal() {
 		x.Remove(c.OutKey(), uint8(w.id))
 	}
 }

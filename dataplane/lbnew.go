@@ -72,6 +72,7 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	}
 	fullNAT := dest.Spec.Fwd == ipvs.FwdFullNAT
 	masq := dest.Spec.Fwd == ipvs.FwdMasq // NAT (lbmasq.go)
+	snat := dest.Spec.Fwd == ipvs.FwdSNAT // SNAT (lbsnat.go): the packet's own destination
 	if proxied && !fullNAT {
 		// a direct-routing server's replies bypass GVS: nothing could shift
 		// them (the control API refuses -j with such servers)
@@ -87,7 +88,17 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	// packet the real server sends the client (which bypasses the balancer
 	// with direct routing, and comes back through it with NAT).
 	local := client
-	if fullNAT {
+	if snat {
+		daddr = vip
+		var ok bool
+		if local, ok = w.snatLocal(dest.Spec.Addr.Addr(), daddr); !ok {
+			if held {
+				w.persistUnref(svc.ID, client.Addr(), svc)
+			}
+			w.drop(b, CtrDropLBNoPort)
+			return session.NoID, false
+		}
+	} else if fullNAT {
 		var ok bool
 		if local, ok = w.localPort(svc, daddr); !ok {
 			if held {
@@ -107,8 +118,8 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	}
 	c := session.NewConn(key.Proto, client, vip, local, daddr)
 	c.Dest, c.Service = dest.ID, svc.ID
-	if masq {
-		c.Flags |= session.FlagTOAConfirmed // the server sees the client's own address
+	if masq || snat {
+		c.Flags |= session.FlagTOAConfirmed // the server sees the client's own address; SNAT has no server
 	} else if !fullNAT {
 		// replies go straight to the client: the input-only state table
 		// until one is seen here; the client's own address needs no TOA
@@ -143,7 +154,7 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	w.makeRoom() // a full table evicts an embryonic or closing conn (lbpressure.go)
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
-		if fullNAT {
+		if fullNAT || snat {
 			w.pool.Put(local.Addr(), daddr, local.Port())
 		}
 		if held {
@@ -156,7 +167,7 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 		}
 		return session.NoID, false
 	}
-	w.masqMade(id, &c, masq)
+	w.masqMade(id, &c, masq || snat)
 	if uoa {
 		w.sp.conns[id] = spConn{} // its count of UOA datagrams
 	}
@@ -224,6 +235,10 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 	}
 	// FullNAT: local → server; NAT: the local address is the client's own
 	to := nat.Endpoints{Src: local.Addr(), Dst: daddr.Addr(), SrcPort: local.Port(), DstPort: daddr.Port()}
+	if client.Addr().Is6() && daddr.Addr().Is4() {
+		w.nat64OnePacket(b, l3, t, &to) // lbnat64.go
+		return
+	}
 	if err := nat.RewriteAt(l3, t, &to); err != nil {
 		w.drop(b, CtrDropLBBadL4)
 		return

@@ -75,6 +75,8 @@ type connListing struct {
 	proto  uint8
 	vaddr  [16]byte
 	vport  uint16
+	byID   bool   // a match service (no virtual address): by service id
+	svc    uint32 // …this one
 	cursor uint32
 	cur    *listChunk
 	full   chan *listChunk // worker → consumer
@@ -184,7 +186,7 @@ func (l *connListing) step(t *session.Table, tick uint32) (copied int, worked, d
 	c := l.cur
 	before := len(c.recs)
 	l.cursor = t.Walk(l.cursor, cap(c.recs)-len(c.recs), func(_ uint32, sc *session.Conn) {
-		if !l.all && (sc.Proto != l.proto || sc.VPort != l.vport || sc.VAddr != l.vaddr) {
+		if !l.all && (l.byID && sc.Service != l.svc || !l.byID && (sc.Proto != l.proto || sc.VPort != l.vport || sc.VAddr != l.vaddr)) {
 			return
 		}
 		left := uint32(0)
@@ -211,6 +213,17 @@ func (d *Dataplane) ListConns(ctx context.Context, k *ipvs.ServiceKey, fn func([
 	ls := make([]*connListing, len(d.workers))
 	for i := range ls {
 		ls[i] = newConnListing(k)
+	}
+	if k != nil && k.Match != "" {
+		// a SNAT match service's connections have the peers as their
+		// virtual addresses: select them by the service's id
+		svc := d.ipvs.Table().Service(*k)
+		if svc == nil {
+			return nil
+		}
+		for _, l := range ls {
+			l.byID, l.svc = true, svc.ID
+		}
 	}
 	defer func() {
 		for _, l := range ls {

@@ -132,7 +132,7 @@ type workerLB struct {
 	pool      *flowdir.Pool
 	flow      sched.Flow
 	laddrNext uint32
-	masq      []uint64 // one bit per conn id: a NAT (-m) connection (lbmasq.go)
+	masq      []uint64          // one bit per conn id: a NAT (-m) connection (lbmasq.go)
 	tunID     uint16            // the next outer IPv4 identification of tunnel packets (lbtunnel.go)
 	redirOut  []*ring.FrameRing // by owner worker
 	redirIn   []*ring.FrameRing // by sending worker

@@ -65,6 +65,8 @@ type Service struct {
 	// added, for listings (acl.go).
 	Deny, Allow         *PrefixSet
 	DenyList, AllowList []netip.Prefix
+	// Match is a SNAT match service's selector (nil for virtual services).
+	Match *Match
 }
 
 // Table is the immutable service table workers read.
@@ -88,6 +90,12 @@ type Table struct {
 	// ExpireDests lists removed destinations whose connections are to be
 	// expired at their next packet rather than left to finish.
 	ExpireDests map[uint32]struct{}
+	// SNAT lists the match services (-H) in creation order: forwarded
+	// packets that open a connection are matched against them.
+	SNAT []*Service
+	// SNATOn is set while SNAT connections may exist (match services, or
+	// SNAT addresses draining): forwarded packets are then looked up.
+	SNATOn bool
 	// MasqAddrs holds the addresses of NAT (masquerading, -m) real
 	// servers, draining ones included: their replies to clients are
 	// forwarded traffic the IPVS stage must catch (dataplane/lbmasq.go).
@@ -268,7 +276,19 @@ func (m *Manager) build(s *state) (*Table, error) {
 			laddrs[la.Addr] = struct{}{}
 			addrs[la.Addr] = struct{}{}
 		}
-		addrs[sv.spec.Key.Addr] = struct{}{}
+		if sv.spec.Key.Match != "" {
+			// a SNAT service: its destinations are source addresses, whose
+			// ports are handed out and whose replies are steered as local
+			// addresses' are
+			svc.Match, _ = ParseMatch(sv.spec.Key.Match) // validated
+			for _, d := range sv.dests {
+				laddrs[d.Spec.Addr.Addr()] = struct{}{}
+				addrs[d.Spec.Addr.Addr()] = struct{}{}
+			}
+			t.SNAT = append(t.SNAT, svc)
+		} else {
+			addrs[sv.spec.Key.Addr] = struct{}{}
+		}
 		buildACL(svc, sv)
 		t.ACL = t.ACL || svc.Deny != nil || svc.Allow != nil
 		t.Services = append(t.Services, svc)
@@ -277,7 +297,13 @@ func (m *Manager) build(s *state) (*Table, error) {
 	}
 	for id, d := range s.draining {
 		t.Dests[id] = d
+		if d.Spec.Fwd == FwdSNAT { // its connections' replies still come
+			laddrs[d.Spec.Addr.Addr()] = struct{}{}
+			addrs[d.Spec.Addr.Addr()] = struct{}{}
+			t.SNATOn = true
+		}
 	}
+	t.SNATOn = t.SNATOn || len(t.SNAT) > 0
 	// validated addresses are never ::
 	t.LAddrs, t.Addrs = addrmap.MustBuild(laddrs), addrmap.MustBuild(addrs)
 	masq := map[netip.Addr]struct{}{}
@@ -486,6 +512,9 @@ func (m *Manager) AddLAddr(k ServiceKey, la LAddr) error {
 		_, s := c.find(k)
 		if s == nil {
 			return fmt.Errorf("local address %s of %s: %w", la.Addr, k, ErrNoService)
+		}
+		if k.Match != "" {
+			return fmt.Errorf("local address %s of %s: a match service's source addresses are its SNAT destinations (-a -H … -r ADDR:0 -J): %w", la.Addr, k, ErrInvalid)
 		}
 		if la.Addr.Is6() && k.Addr.Is4() {
 			// an IPv6 service takes IPv4 local addresses too: they are its

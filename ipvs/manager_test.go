@@ -39,7 +39,7 @@ func TestErrorVocabulary(t *testing.T) {
 		{m.AddDest(k80, fnat(rs1, 1)), ErrDestExists, "Destination already exists"},
 		{m.EditDest(k80, fnat(rs2, 1)), ErrNoDest, "No such destination"},
 		{m.DelDest(k80, rs2, false), ErrNoDest, "No such destination"},
-		{m.AddDest(k80, DestSpec{Addr: rs2, Weight: 1, Fwd: FwdSNAT}), ErrNotSupported, "SNAT is not supported yet: use FullNAT (-b), NAT (-m)"},
+		{m.AddDest(k80, DestSpec{Addr: rs2, Weight: 1, Fwd: FwdSNAT}), ErrInvalid, "SNAT (-J) is for match services (-H)"},
 		{m.AddDest(k80, DestSpec{Addr: netip.AddrPortFrom(rs2.Addr(), 0), Weight: 1, Fwd: FwdMasq}), ErrInvalid, "port 0: give the real server's port"},
 		{m.AddDest(k80, fnat(netip.MustParseAddrPort("[fd00::1]:80"), 1)), ErrNotSupported, "(NAT46) is not supported"},
 		{m.AddDest(k80, fnat(rs2, 70000)), ErrInvalid, "weight 70000"},

@@ -65,9 +65,15 @@ type ServiceKey struct {
 	Proto Proto
 	Addr  netip.Addr
 	Port  uint16
+	// Match is a SNAT match service's selector in its canonical form
+	// (Match.String; ipvsadm -H); such a service has no Addr and Port.
+	Match string
 }
 
 func (k ServiceKey) String() string {
+	if k.Match != "" {
+		return "match " + k.Match
+	}
 	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
 }
 
@@ -218,6 +224,9 @@ func (s *ServiceSpec) Validate() error {
 	if k.Proto != TCP && k.Proto != UDP {
 		return fmt.Errorf("service %s: protocol %d: use TCP or UDP: %w", k, k.Proto, ErrInvalid)
 	}
+	if k.Match != "" {
+		return s.validateMatch()
+	}
 	if !k.Addr.IsValid() || k.Addr.IsUnspecified() || k.Addr.IsMulticast() || k.Addr.Is4In6() {
 		return fmt.Errorf("service %s: virtual address must be a unicast IPv4 or IPv6 address: %w", k, ErrInvalid)
 	}
@@ -273,6 +282,9 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 	if z := d.Addr.Addr().Zone(); z != "" {
 		return fmt.Errorf("destination %s of %s: a real server's address has no zone: drop %%%s: %w", d.Addr, k, z, ErrInvalid)
 	}
+	if k.Match != "" {
+		return d.validateSNAT(k)
+	}
 	if d.Fwd != FwdTunnel && (d.TunType != 0 || d.TunPort != 0 || d.TunFlags != 0) {
 		return fmt.Errorf("destination %s of %s: tunnel options with forwarding method %s: use -i or drop --tun-type/--tun-port/--tun-*csum: %w",
 			d.Addr, k, d.Fwd, ErrInvalid)
@@ -322,7 +334,7 @@ func (d *DestSpec) Validate(k ServiceKey) error {
 		// the real server answers the client itself, through GVS: its
 		// address and port are all that change (dataplane/lbmasq.go)
 	case FwdSNAT:
-		return fmt.Errorf("destination %s of %s: forwarding method %s is %w yet: use FullNAT (-b), NAT (-m), direct routing (-g) or a tunnel (-i)", d.Addr, k, d.Fwd, ErrNotSupported)
+		return fmt.Errorf("destination %s of %s: SNAT (-J) is for match services (-H): use -b, -m, -g or -i here: %w", d.Addr, k, ErrInvalid)
 	default:
 		return fmt.Errorf("destination %s of %s: no forwarding method: %w", d.Addr, k, ErrInvalid)
 	}
@@ -357,6 +369,43 @@ func (d *DestSpec) validateTunnel(k ServiceKey) error {
 		}
 	default:
 		return fmt.Errorf("destination %s of %s: tunnel type %s: use ipip, gue or gre: %w", d.Addr, k, d.TunType, ErrInvalid)
+	}
+	return nil
+}
+
+// validateMatch checks a SNAT match service (-H): its key is the
+// canonical form of a valid match of the key's protocol, and none of the
+// virtual-service options apply.
+func (s *ServiceSpec) validateMatch() error {
+	k := s.Key
+	m, err := ParseMatch(k.Match)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", k, err)
+	}
+	if m.Proto != k.Proto || m.String() != k.Match || k.Addr.IsValid() || k.Port != 0 {
+		return fmt.Errorf("service %s: the key is not the match's canonical form %q for %s: %w", k, m.String(), m.Proto, ErrInvalid)
+	}
+	if s.Persistent || s.OnePacket || s.SynProxy || s.ProxyProtocol != 0 || s.MidFlow || s.ConnRateLimit != 0 || s.PerSourceRateLimit != 0 {
+		return fmt.Errorf("service %s: persistence, -o, -j, --proxy-protocol, --mid-flow and limits are for virtual services, not SNAT match services: drop them: %w", k, ErrInvalid)
+	}
+	return nil
+}
+
+// validateSNAT checks a match service's destination: an SNAT address
+// (-r WAN_IP:0 -J) of the match's family, the source its connections
+// take (ports from the workers' pools, as local addresses).
+func (d *DestSpec) validateSNAT(k ServiceKey) error {
+	if d.Fwd != FwdSNAT {
+		return fmt.Errorf("destination %s of %s: a match service's destinations are SNAT addresses: add -J: %w", d.Addr, k, ErrInvalid)
+	}
+	if d.Addr.Port() != 0 {
+		return fmt.Errorf("destination %s of %s: an SNAT address takes no port: give %s:0: %w", d.Addr, k, d.Addr.Addr(), ErrInvalid)
+	}
+	if m, err := ParseMatch(k.Match); err != nil || m.V6() != d.Addr.Addr().Is6() {
+		return fmt.Errorf("destination %s of %s: address family differs from the match: %w", d.Addr, k, ErrInvalid)
+	}
+	if d.Weight < 0 || d.Weight > 65535 || d.TunType != 0 || d.TunPort != 0 || d.TunFlags != 0 {
+		return fmt.Errorf("destination %s of %s: weight 0-65535 and no tunnel options: %w", d.Addr, k, ErrInvalid)
 	}
 	return nil
 }

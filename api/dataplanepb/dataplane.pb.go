@@ -1361,10 +1361,14 @@ func (x *ListWorkersResponse) GetWorkers() []*Worker {
 }
 
 type ServiceKey struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Proto         string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"` // TCP, UDP
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Port          uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Proto string                 `protobuf:"bytes,1,opt,name=proto,proto3" json:"proto,omitempty"` // TCP, UDP
+	Addr  string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Port  uint32                 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	// a SNAT match service (ipvsadm -H, DPVS syntax): the match in its
+	// canonical form (proto=tcp,src-range=…,dst-range=…,iif=…,oif=…);
+	// addr and port are then empty
+	Match         string `protobuf:"bytes,4,opt,name=match,proto3" json:"match,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1418,6 +1422,13 @@ func (x *ServiceKey) GetPort() uint32 {
 		return x.Port
 	}
 	return 0
+}
+
+func (x *ServiceKey) GetMatch() string {
+	if x != nil {
+		return x.Match
+	}
+	return ""
 }
 
 type ServiceStats struct {
@@ -4353,12 +4364,13 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x0fconn_high_water\x18\x11 \x01(\x04R\rconnHighWater\x12#\n" +
 	"\rconn_pressure\x18\x12 \x01(\bR\fconnPressure\"I\n" +
 	"\x13ListWorkersResponse\x122\n" +
-	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"J\n" +
+	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"`\n" +
 	"\n" +
 	"ServiceKey\x12\x14\n" +
 	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x12\n" +
-	"\x04port\x18\x03 \x01(\rR\x04port\"\x82\x02\n" +
+	"\x04port\x18\x03 \x01(\rR\x04port\x12\x14\n" +
+	"\x05match\x18\x04 \x01(\tR\x05match\"\x82\x02\n" +
 	"\fServiceStats\x12\x14\n" +
 	"\x05conns\x18\x01 \x01(\x04R\x05conns\x12\x17\n" +
 	"\ain_pkts\x18\x02 \x01(\x04R\x06inPkts\x12\x19\n" +

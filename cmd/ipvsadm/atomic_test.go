@@ -106,7 +106,7 @@ func TestRefusedCommandsChangeNothing(t *testing.T) {
 		{"-D -t 10.1.0.100:99", "No such service"},
 		{"-a -t 10.1.0.100:81 -r 10.2.0.12:8080 -b", "Service not defined"},
 		{"-a -t 10.1.0.100:80 -r 10.2.0.11:8080 -b", "Destination already exists"},
-		{"-a -t 10.1.0.100:80 -r 10.2.0.12:8080 -J", "SNAT is not supported yet: use FullNAT (-b), NAT (-m)"},
+		{"-a -t 10.1.0.100:80 -r 10.2.0.12:8080 -J", "SNAT (-J) is for match services (-H)"},
 		{"-a -t 10.1.0.100:80 -r 10.2.0.12:8080 -b -w 70000", "weight"},
 		{"-e -t 10.1.0.100:80 -r 10.2.0.99:8080 -b -w 3", "No such destination"},
 		{"-d -t 10.1.0.100:80 -r 10.2.0.99:8080", "No such destination"},

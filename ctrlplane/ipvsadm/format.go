@@ -16,6 +16,7 @@ package ipvsadm
 
 import (
 	"fmt"
+	"github.com/gvs-lb/gvs/ipvs"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -119,6 +120,17 @@ func addrOrRaw(addr string, port uint32, proto int, names Names) string {
 func (l Lister) serviceName(s *pb.Service) string {
 	addr, _, proto, ok := svcAddr(s)
 	k := s.GetKey()
+	if k.GetMatch() != "" {
+		// a SNAT match service, as DPVS's ipvsadm names it
+		m, err := ipvs.ParseMatch(k.GetMatch())
+		if err != nil {
+			return "MATCH " + k.GetMatch()
+		}
+		if l.Format&FmtRule != 0 {
+			return "-H " + m.String()
+		}
+		return m.Listing()
+	}
 	vname := addrOrRaw(k.GetAddr(), k.GetPort(), proto, l.names())
 	if l.Format&FmtRule != 0 {
 		opt := map[int]string{protoTCP: "-t", protoUDP: "-u", protoSCTP: "--sctp-service"}[proto]
@@ -491,6 +503,16 @@ func parsedAddr(s string) netip.Addr {
 func SortServices(svcs []*pb.Service) []*pb.Service {
 	out := slices.Clone(svcs)
 	slices.SortStableFunc(out, func(x, y *pb.Service) int {
+		// SNAT match services (no address) after the virtual services
+		if mx, my := x.GetKey().GetMatch(), y.GetKey().GetMatch(); mx != "" || my != "" {
+			switch {
+			case mx == "":
+				return -1
+			case my == "":
+				return 1
+			}
+			return strings.Compare(mx, my)
+		}
 		ax, ay := parsedAddr(x.GetKey().GetAddr()), parsedAddr(y.GetKey().GetAddr())
 		fx, fy := 2, 2 // AF_INET, AF_INET6 = 10
 		if ax.Is6() {

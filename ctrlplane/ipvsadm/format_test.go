@@ -250,3 +250,35 @@ func TestStrError(t *testing.T) {
 		}
 	}
 }
+
+// TestListMatch: a SNAT match service lists as DPVS's ipvsadm lists it
+// (MATCH proto,from=…,oif=…; the SNAT address with port 0) and saves as
+// -A -H … / -a -H … -r ADDR:0 -J lines that -R reads back.
+func TestListMatch(t *testing.T) {
+	m := "proto=tcp,src-range=10.2.0.0-10.2.0.255:0-0,dst-range=0.0.0.0-0.0.0.0:0-0,iif=,oif=dp0"
+	svcs := []*pb.Service{
+		{Key: key("TCP", "10.0.0.1", 80), Sched: "rr"},
+		{Key: &pb.ServiceKey{Proto: "TCP", Match: m}, Sched: "rr", Dests: []*pb.Dest{
+			{Addr: "10.1.0.200", Port: 0, Weight: 100, Fwd: "SNAT", Active: 2},
+		}},
+	}
+	want := "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+		"TCP  10.0.0.1:80 rr\n" +
+		"MATCH tcp,from=10.2.0.0-10.2.0.255:0-0,oif=dp0 rr\n" +
+		"  -> 10.1.0.200:0                 SNAT    100    2          0         \n"
+	if got := (Lister{Format: FmtNumeric}).ListAll(4096, svcs); got != want {
+		t.Errorf("-L -n:\n%s\nwant:\n%s", got, want)
+	}
+	wantRule := "-A -t 10.0.0.1:80 -s rr\n" +
+		"-A -H " + m + " -s rr\n" +
+		"-a -H " + m + " -r 10.1.0.200:0 -J -w 100\n"
+	got := (Lister{Format: FmtNumeric | FmtRule}).ListAll(4096, svcs)
+	if got != wantRule {
+		t.Errorf("-S -n:\n%s\nwant:\n%s", got, wantRule)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		if _, err := Parse(args(line), ParseOptions{}); err != nil {
+			t.Errorf("saved line %q does not parse: %s", line, err.Msg)
+		}
+	}
+}

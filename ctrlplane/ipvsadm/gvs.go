@@ -102,6 +102,9 @@ func (c *Command) ServiceKey() *pb.ServiceKey {
 	if !c.Opts.Has(OptService) {
 		return nil
 	}
+	if c.Service.Match != "" {
+		return &pb.ServiceKey{Proto: protoName(c.Service.Proto), Match: c.Service.Match}
+	}
 	return &pb.ServiceKey{Proto: protoName(c.Service.Proto), Addr: c.Service.Addr.String(), Port: uint32(c.Service.Port)}
 }
 

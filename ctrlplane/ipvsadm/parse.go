@@ -8,6 +8,7 @@ package ipvsadm
 
 import (
 	"fmt"
+	"github.com/gvs-lb/gvs/ipvs"
 	"net/netip"
 	"strings"
 )
@@ -76,7 +77,8 @@ const (
 
 // ServiceSpec is a virtual service as given on the command line.
 type ServiceSpec struct {
-	Proto         int // protoTCP, protoUDP, …; 0 when none was given
+	Proto         int    // protoTCP, protoUDP, …; 0 when none was given
+	Match         string // -H: a SNAT match service, canonical (ipvs.Match.String)
 	Addr          netip.Addr
 	Port          uint16
 	FWMark        uint32
@@ -603,14 +605,20 @@ func (c *Command) option(ev event, po ParseOptions, schedFlags *string) *Error {
 			c.listIpset = ev.arg
 		}
 		c.ListEntry = p
-	case tagMatch, tagCPU, tagExpireQuiescent,
-		tagDestCheck, tagQUIC, tagSockpair:
-		if ev.tag == tagMatch {
-			if err = c.set(OptService); err != nil {
-				return err
-			}
-			c.match = true
+	case tagMatch:
+		// DPVS's SNAT match service: no address, the match is the key
+		if err = c.set(OptService); err != nil {
+			return err
 		}
+		m, perr := ipvs.ParseMatch(ev.arg)
+		if perr != nil {
+			return fail("illegal match specified: %v", perr)
+		}
+		c.match = true
+		s := &c.Service
+		s.Match, s.IPv6 = m.String(), m.V6()
+		s.Proto = map[ipvs.Proto]int{ipvs.TCP: protoTCP, ipvs.UDP: protoUDP}[m.Proto]
+	case tagCPU, tagExpireQuiescent, tagDestCheck, tagQUIC, tagSockpair:
 		c.dpvsOnly = append(c.dpvsOnly, optLong(ev.tag))
 	default:
 		// a second command, -h or -v after the command

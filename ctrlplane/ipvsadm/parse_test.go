@@ -363,7 +363,6 @@ func TestCheckGVS(t *testing.T) {
 		{"-L --cpu 1", "ipvsadm: --cpu: not supported by GVS"},
 		{"-U -t 10.0.0.1:80 -k ipset:bad", "ipvsadm: ipset:bad: ipsets are not supported by GVS: give an address or prefix (10.0.0.0/8)"},
 		{"-O -t 10.0.0.1:80 -2 2001:db8::/32", "ipvsadm: 2001:db8::/32: the service's clients are of its address family: give an address or prefix of that family"},
-		{"-A -H proto=tcp,src-range=10.0.0.0-10.0.0.9", "ipvsadm: --match: not supported by GVS"},
 	}
 	for _, c := range cases {
 		t.Run(c.line, func(t *testing.T) {
@@ -555,5 +554,31 @@ func TestInetAton(t *testing.T) {
 		if got != want {
 			t.Errorf("inetAton(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestParseMatch: DPVS's SNAT match services (-H) parse into their
+// canonical key; a bad match is refused with the reason.
+func TestParseMatchService(t *testing.T) {
+	cmd, err := Parse(args("-A -s rr -H proto=udp,src-range=10.2.0.0-10.2.0.255,oif=dp0"), ParseOptions{})
+	if err != nil {
+		t.Fatalf("parse: %q", err.Msg)
+	}
+	if gerr := cmd.CheckGVS(); gerr != nil {
+		t.Fatalf("CheckGVS: %v", gerr)
+	}
+	k := cmd.ServiceKey()
+	if k.GetProto() != "UDP" || k.GetAddr() != "" || k.GetMatch() != "proto=udp,src-range=10.2.0.0-10.2.0.255:0-0,dst-range=0.0.0.0-0.0.0.0:0-0,iif=,oif=dp0" {
+		t.Errorf("key %v", k)
+	}
+	cmd, err = Parse(args("-a -H proto=tcp,dst-range=[2001:db8::1-2001:db8::9]:80-80 -r [2001:db8::100]:0 -J -w 100"), ParseOptions{})
+	if err != nil {
+		t.Fatalf("parse: %q", err.Msg)
+	}
+	if cmd.Dest.Fwd != FwdSNAT || cmd.Dest.Port != 0 || cmd.Service.Proto != protoTCP {
+		t.Errorf("dest %+v", cmd.Dest)
+	}
+	if _, err := Parse(args("-A -s rr -H proto=tcp,src-range=10.0.0.9-10.0.0.1"), ParseOptions{}); err == nil || !strings.Contains(err.Msg, "illegal match specified") || !strings.Contains(err.Msg, "above") {
+		t.Errorf("bad range: %v", err)
 	}
 }

@@ -46,6 +46,17 @@ func serviceKey(k *pb.ServiceKey) (ipvs.ServiceKey, error) {
 	default:
 		return ipvs.ServiceKey{}, status.Errorf(codes.Unimplemented, "protocol %q: not supported: use TCP or UDP", k.Proto)
 	}
+	if k.Match != "" {
+		// a SNAT match service: keyed by the match's canonical form
+		m, err := ipvs.ParseMatch(k.Match)
+		if err != nil {
+			return ipvs.ServiceKey{}, ipvsStatus(err)
+		}
+		if k.Addr != "" || k.Port != 0 || m.Proto != p {
+			return ipvs.ServiceKey{}, badArg("match service %q: no address or port, and proto=%s as the key's protocol", k.Match, strings.ToLower(p.String()))
+		}
+		return ipvs.ServiceKey{Proto: p, Match: m.String()}, nil
+	}
 	a, err := netip.ParseAddr(k.Addr)
 	if err != nil {
 		return ipvs.ServiceKey{}, badArg("service address %q is not an address", k.Addr)
@@ -57,6 +68,9 @@ func serviceKey(k *pb.ServiceKey) (ipvs.ServiceKey, error) {
 }
 
 func pbKey(k ipvs.ServiceKey) *pb.ServiceKey {
+	if k.Match != "" {
+		return &pb.ServiceKey{Proto: k.Proto.String(), Match: k.Match}
+	}
 	return &pb.ServiceKey{Proto: k.Proto.String(), Addr: k.Addr.String(), Port: uint32(k.Port)}
 }
 
