@@ -556,3 +556,18 @@ func BenchmarkFragFirst(b *testing.B) {
 		l.releaseAll()
 	}
 }
+
+// TestFragMasq: a client's fragmented datagram to a NAT (-m) service:
+// every fragment reaches the real server with the destination rewritten
+// and the client's own source; the reassembled datagram checks.
+func TestFragMasq(t *testing.T) {
+	rs := netip.AddrPortFrom(rs1IP, 9001)
+	td, _ := masqDP(t, 1, ipvs.UDP, vip, rs)
+	client := netip.AddrPortFrom(clientIP, 5700)
+	req := datagram(3000)
+	out := td.sendFrags(0, fragment(t, udpFrame(t, macClient, macDP0, client, netip.AddrPortFrom(vip, 80), req), 1480, 0x31)...)
+	checkDatagram(t, "request", out, 3, client, rs, req)
+	if td.sum(CtrLBFragForwarded) != 2 {
+		t.Errorf("lb_frag_forwarded %d", td.sum(CtrLBFragForwarded))
+	}
+}
