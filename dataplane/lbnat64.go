@@ -217,3 +217,20 @@ func (w *Worker) lbICMP64(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	w.ctr.inc(CtrLBICMPTranslated)
 	w.lbRouteOrDrop(b, l3, outerDst)
 }
+
+// nat64OnePacket forwards a datagram of a one-packet (-o) UDP service to
+// an IPv4 real server: translated as a connection's would be, with no
+// connection (a datagram too big once translated is dropped).
+func (w *Worker) nat64OnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, to *nat.Endpoints) {
+	t.End = uint16(len(l3))
+	start, err := nat.To4(l3, t, to, w.tunID)
+	if err != nil {
+		w.drop(b, CtrDropLBNAT64)
+		return
+	}
+	w.tunID++
+	b.Adj(start)
+	b.SetLen(int(b.L3) + header.IPv4MinSize + int(t.End-t.Off))
+	w.ctr.inc(CtrLBNAT64In)
+	w.lbRouteOrDrop(b, b.Bytes()[b.L3:], to.Dst)
+}

@@ -468,3 +468,75 @@ func TestNAT64Sync(t *testing.T) {
 		t.Fatalf("client segment on the second node: %v → %v", d.src, d.dst)
 	}
 }
+
+// TestNAT64SynProxy: a SYN-proxy service with an IPv6 VIP and an IPv4
+// real server: GVS answers the IPv6 client's SYN with a cookie, opens the
+// server's handshake in IPv4 on the client's ACK, completes it with the
+// held request and the TOA (the IPv6 client), and shifts the server's
+// sequence numbers into the cookie's space while translating to IPv6.
+func TestNAT64SynProxy(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip6, Port: 80}
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: k, Sched: "rr", SynProxy: true}); err != nil {
+		t.Fatal(err)
+	}
+	c := &spConnT{t: t, td: td, client: client64, vip: nat64VIP, rs: nat64RS, cisn: 1000}
+	c.clientSeg = func(s tcpSeg) []byte {
+		s.src, s.dst, s.smac, s.dmac = c.client, c.vip, macClient, macDP0
+		return tcpFrame(t, s)
+	}
+	c.serverSeg = func(s tcpSeg) []byte {
+		s.src, s.dst, s.smac, s.dmac = c.rs, c.local, macRS1, macDP1
+		return tcpFrame(t, s)
+	}
+	syn := c.handshake() // the cookie SYN-ACK (IPv6), then the IPv4 SYN to the server
+	if syn.src.Addr() != lip || !syn.src.Addr().Is4() {
+		t.Fatalf("SYN to the server from %v", syn.src)
+	}
+	req := []byte("GET / HTTP/1.1\r\n\r\n")
+	c.td.inject(0, c.clientSeg(tcpSeg{ack: true, psh: true, seq: c.cisn + 1, ackn: c.cookie + 1, payload: req,
+		opts: []layers.TCPOption{optTS(779, c.gvsTS)}}))
+	c.td.stepAll()
+	if n := len(c.td.outAll(1)); n != 0 || c.td.sum(CtrLBSynProxyHeld) != 1 {
+		t.Fatalf("request before the server's answer: %d frames out, held %d", n, c.td.sum(CtrLBSynProxyHeld))
+	}
+	const sisn, sts = 90000, 5000000
+	ack := c.td.one(t, 1, c.serverSeg(tcpSeg{syn: true, ack: true, seq: sisn, ackn: c.cisn + 1, mss: 1460,
+		opts: []layers.TCPOption{optSACKPerm, optTS(sts, 778), nopOpt, optWS(9)}}), 1)
+	if ack.src != c.local || ack.dst != c.rs || !ack.tcp.ACK || ack.tcp.Seq != c.cisn+1 || ack.tcp.Ack != sisn+1 || !bytes.Equal(ack.tcp.Payload, req) {
+		t.Fatalf("handshake ACK %s -> %s seq %d ack %d payload %q", ack.src, ack.dst, ack.tcp.Seq, ack.tcp.Ack, ack.tcp.Payload)
+	}
+	wantGVSTOA(t, "handshake ACK", ack, c.client)
+	resp := []byte("HTTP/1.1 200 OK\r\n\r\n")
+	out := c.td.one(t, 1, c.serverSeg(tcpSeg{ack: true, psh: true, seq: sisn + 1, ackn: c.cisn + 1 + uint32(len(req)), payload: resp,
+		opts: []layers.TCPOption{nopOpt, nopOpt, optTS(sts+10, 779)}}), 0)
+	if out.src != c.vip || out.dst != c.client || out.tcp.Seq != c.cookie+1 || out.tcp.Ack != c.cisn+1+uint32(len(req)) || !bytes.Equal(out.tcp.Payload, resp) {
+		t.Fatalf("response %s -> %s seq %d (want %d) ack %d", out.src, out.dst, out.tcp.Seq, c.cookie+1, out.tcp.Ack)
+	}
+	in := c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, seq: c.cisn + 1 + uint32(len(req)), ackn: c.cookie + 1 + uint32(len(resp)),
+		opts: []layers.TCPOption{optTS(780, c.gvsTS+10)}}), 1)
+	if in.src != c.local || in.dst != c.rs || in.tcp.Ack != sisn+1+uint32(len(resp)) {
+		t.Fatalf("client ACK %s -> %s ack %d, want %d", in.src, in.dst, in.tcp.Ack, sisn+1+uint32(len(resp)))
+	}
+}
+
+// TestNAT64OnePacket: a one-packet (-o) UDP service with an IPv6 VIP and
+// an IPv4 real server translates each datagram and keeps no connection.
+func TestNAT64OnePacket(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	k := ipvs.ServiceKey{Proto: ipvs.UDP, Addr: vip6, Port: 7000}
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: k, Sched: "rr", OnePacket: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		d := td.one(t, 0, udpFrameAny(t, macClient, macDP0, client64, netip.AddrPortFrom(vip6, 7000), []byte("trap"), false), 1)
+		if d.src.Addr() != lip || d.dst != netip.AddrPortFrom(rs1IP, 7001) || d.udp == nil || string(d.udp.Payload) != "trap" {
+			t.Fatalf("datagram %d: %v → %v", i, d.src, d.dst)
+		}
+	}
+	if n := td.w.sess.Len(); n != 0 || td.sum(CtrLBOnePacket) != 2 {
+		t.Fatalf("%d connections, lb_one_packet %d", n, td.sum(CtrLBOnePacket))
+	}
+}
