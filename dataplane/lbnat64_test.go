@@ -540,3 +540,23 @@ func TestNAT64OnePacket(t *testing.T) {
 		t.Fatalf("%d connections, lb_one_packet %d", n, td.sum(CtrLBOnePacket))
 	}
 }
+
+// TestNAT64ExtHeader: a client segment with an IPv6 hop-by-hop options
+// header is translated like any other: the extension header is not
+// carried into IPv4 (RFC 7915 §5.1).
+func TestNAT64ExtHeader(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	local := nat64Open(t, td)
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolIPv6HopByHop, SrcIP: ipOf(clientIP6), DstIP: ipOf(vip6)}
+	ip.HopByHop = &layers.IPv6HopByHop{}
+	ip.HopByHop.NextHeader = layers.IPProtocolTCP
+	ip.HopByHop.Options = []*layers.IPv6HopByHopOption{{OptionType: 1, OptionLength: 4, OptionData: []byte{0, 0, 0, 0}}}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 80, ACK: true, PSH: true, Seq: 1001, Ack: 5001, Window: 65535}
+	tcp.SetNetworkLayerForChecksum(ip)
+	f := serialize(t, &layers.Ethernet{SrcMAC: macClient, DstMAC: macDP0, EthernetType: layers.EthernetTypeIPv6}, ip, tcp, gopacket.Payload("hop"))
+	d := td.one(t, 0, f, 1)
+	if d.src != local || d.dst != nat64RS || string(d.tcp.Payload) != "hop" || d.tcp.Seq != 1001 {
+		t.Fatalf("%v → %v seq %d payload %q", d.src, d.dst, d.tcp.Seq, d.tcp.Payload)
+	}
+}
