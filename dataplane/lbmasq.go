@@ -97,7 +97,14 @@ func (w *Worker) lbMasqReply(b *pktbuf.Buf, l3 []byte, t header.Transport) verdi
 	var key session.Key
 	switch t.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
-		if t.Fragment() {
+		if t.Fragment() && !t.HasL4() {
+			// a later fragment: as its datagram's first went when that was
+			// a NAT reply (lbfrag.go); the server's own fragments pass. (One
+			// that comes before its first passes untranslated: holding every
+			// fragment a NAT server sends would hold its own traffic too.)
+			if k, ok := fragKeyOf(l3, t); ok && w.frag.lookup(&k, w.now) != nil {
+				return w.lbFragLater(b, l3, t)
+			}
 			return pass
 		}
 		k, ok := session.KeyAt(l3, t)
@@ -129,6 +136,9 @@ func (w *Worker) lbMasqReply(b *pktbuf.Buf, l3 []byte, t header.Transport) verdi
 	}
 	if x := w.dp.masqIdx.Load(); x != nil {
 		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
+			if t.Fragment() {
+				w.fragRecord(l3, t, session.NoID, session.Out, int32(owner)) // the rest follow it
+			}
 			w.redirect(b, int(owner))
 			return stolen
 		}

@@ -228,3 +228,31 @@ func TestMasqAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestMasqReplyFragments: a NAT server's fragmented answer arriving on
+// the other worker's queue: the first fragment is handed to the owner and
+// the later ones follow it; all leave from the VIP and reassemble with a
+// valid checksum. A fragmented datagram the server sends on its own
+// (no connection) passes as it is.
+func TestMasqReplyFragments(t *testing.T) {
+	rs := netip.AddrPortFrom(rs1IP, 9001)
+	td, _ := masqDP(t, 2, ipvs.UDP, vip, rs)
+	client, vp := netip.AddrPortFrom(clientIP, 5800), netip.AddrPortFrom(vip, 80)
+	td.oneOut(t, 0, 0, udpFrame(t, macClient, macDP0, client, vp, []byte("q")), 1)
+	answer := datagram(3000)
+	for _, f := range fragment(t, udpFrame(t, macRS1, macDP1, rs, client, answer), 1480, 0x77) {
+		td.injectQ(1, 1, f)
+	}
+	td.stepAll()
+	td.stepAll()
+	checkDatagram(t, "answer", td.outAll(0), 3, vp, client, answer)
+	if td.sum(CtrLBRedirectedIn) != 3 || td.sum(CtrLBFragForwarded) != 2 {
+		t.Errorf("redirected %d (want 3), lb_frag_forwarded %d (want 2)", td.sum(CtrLBRedirectedIn), td.sum(CtrLBFragForwarded))
+	}
+	own := datagram(2000)
+	for _, f := range fragment(t, udpFrame(t, macRS1, macDP1, netip.AddrPortFrom(rs1IP, 9002), client, own), 1480, 0x78) {
+		td.injectQ(1, 1, f)
+	}
+	td.stepAll()
+	checkDatagram(t, "the server's own datagram", td.outAll(0), 2, netip.AddrPortFrom(rs1IP, 9002), client, own)
+}

@@ -35,7 +35,15 @@ import (
 // first packet of a new one that matches a service opens it; anything
 // else is left to the router.
 func (w *Worker) lbSNAT(b *pktbuf.Buf, l3 []byte, t header.Transport, ifc *Iface) verdict {
-	if t.Proto != header.ProtoTCP && t.Proto != header.ProtoUDP || t.Fragment() {
+	if t.Proto != header.ProtoTCP && t.Proto != header.ProtoUDP {
+		return pass
+	}
+	if t.Fragment() && !t.HasL4() {
+		// a later fragment: as its datagram's first went (lbfrag.go);
+		// other hosts' fragments are routed as they are
+		if k, ok := fragKeyOf(l3, t); ok && w.frag.lookup(&k, w.now) != nil {
+			return w.lbFragLater(b, l3, t)
+		}
 		return pass
 	}
 	key, ok := session.KeyAt(l3, t)

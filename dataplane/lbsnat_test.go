@@ -145,3 +145,22 @@ func TestSNATAllocs(t *testing.T) {
 		t.Errorf("in: %.0f allocations, a routed packet %.0f", n, transit)
 	}
 }
+
+// TestSNATFragments: an inside host's fragmented datagram leaves from the
+// SNAT address, every fragment (the first opens the connection, the
+// others follow it through the fragment cache); the peer's fragmented
+// answer comes back whole.
+func TestSNATFragments(t *testing.T) {
+	td, _ := snatDP(t, 1, "proto=udp,af=ipv4")
+	inside, peer := netip.AddrPortFrom(rs1IP, 5000), netip.AddrPortFrom(clientIP, 7000)
+	req := datagram(3000)
+	out := td.sendFrags(1, fragment(t, udpFrame(t, macRS1, macDP1, inside, peer, req), 1480, 0x51)...)
+	if len(out) != 3 {
+		t.Fatalf("%d fragments out", len(out))
+	}
+	wan := decodeL4(t, reassemble(t, out)).src
+	checkDatagram(t, "request", out, 3, netip.AddrPortFrom(snatIP, wan.Port()), peer, req)
+	ans := datagram(2500)
+	back := td.sendFrags(0, fragment(t, udpFrame(t, macClient, macDP0, peer, wan, ans), 1480, 0x52)...)
+	checkDatagram(t, "answer", back, 2, peer, inside, ans)
+}

@@ -201,7 +201,7 @@ func TestErrors(t *testing.T) {
 		{"lb_kind DR with laddrs", svc("    lb_kind: DR\n"), []string{"TCP 10.1.0.100:80", "local_addresses with lb_kind DR", "remove local_addresses"}},
 		{"lb_kind NAT with laddrs", svc("    lb_kind: NAT\n"), []string{"local_addresses with lb_kind NAT", "remove local_addresses"}},
 		{"lb_kind TUN", svc("    lb_kind: TUN\n"), []string{"local_addresses with lb_kind TUN", "remove local_addresses"}},
-		{"lb_kind SNAT", svc("    lb_kind: snat\n"), []string{"lb_kind snat", "not supported", "FULLNAT, NAT, DR and TUN"}},
+		{"lb_kind SNAT", svc("    lb_kind: snat\n"), []string{"lb_kind snat", "not supported", "ipvsadm -A -H MATCH", "FULLNAT, NAT, DR or TUN"}},
 		{"lb_kind junk", svc("    lb_kind: magic\n"), []string{`lb_kind "magic"`, "FULLNAT", "DR"}},
 		{"sched flag", svc("    sched_flags: [flag-9]\n"), []string{`sched_flags "flag-9"`, "sh-port"}},
 		{"sched flag algo", svc("    sched_flags: [mh-port]\n"), []string{"sched_flags mh-port", "only for lb_algo mh"}},

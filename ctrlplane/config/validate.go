@@ -229,7 +229,7 @@ func (v *VirtualServer) resolve(i int, g *Global, e *errs) (Service, bool) {
 	case "NAT":
 		s.Fwd = FwdMasq
 	case "SNAT":
-		e.add(where, "lb_kind %s: not supported: GVS forwards by FULLNAT, NAT, DR and TUN (write lb_kind: FULLNAT, NAT, DR or TUN)", v.LBKind)
+		e.add(where, "lb_kind %s: not supported in virtual_servers (SNAT has no virtual address): configure match services with ipvsadm -A -H MATCH and -a -H MATCH -r ADDR:0 -J, or write lb_kind: FULLNAT, NAT, DR or TUN", v.LBKind)
 	default:
 		e.add(where, "lb_kind %q: unknown: write lb_kind: FULLNAT, NAT, DR or TUN", v.LBKind)
 	}
