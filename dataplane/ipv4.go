@@ -35,7 +35,8 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.drop(b, CtrDropMartian)
 		return
 	}
-	if w.lbInput(b, ip, dst, header.LocateIPv4(ip)) == stolen {
+	t := header.LocateIPv4(ip) // where the transport header is, for every stage
+	if w.lbInput(b, ip, dst, t) == stolen {
 		return
 	}
 	if w.snap.local.Has4(ip.DstBytes()) {
@@ -57,10 +58,10 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniControl)
 		return
 	}
-	if w.masqSource(ip) && w.lbMasqReply(b, ip, header.LocateIPv4(ip)) == stolen { // NAT replies (lbmasq.go)
+	if w.masqSource(ip) && w.lbMasqReply(b, ip, t) == stolen { // NAT replies (lbmasq.go)
 		return
 	}
-	if w.lb.SNATOn && w.lbSNAT(b, ip, header.LocateIPv4(ip), ifc) == stolen { // SNAT (lbsnat.go)
+	if w.lb.SNATOn && w.lbSNAT(b, ip, t, ifc) == stolen { // SNAT (lbsnat.go)
 		return
 	}
 	if !w.snap.fwd4 {

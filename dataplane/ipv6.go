@@ -56,10 +56,10 @@ func (w *Worker) ipv6Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniControl)
 		return
 	}
-	if w.masqSource(ip) && w.lbMasqReply(b, ip, header.LocateIPv6(ip)) == stolen { // NAT replies (lbmasq.go)
+	if w.masqSource(ip) && w.lbMasqReply(b, ip, t) == stolen { // NAT replies (lbmasq.go)
 		return
 	}
-	if w.lb.SNATOn && w.lbSNAT(b, ip, header.LocateIPv6(ip), ifc) == stolen { // SNAT (lbsnat.go)
+	if w.lb.SNATOn && w.lbSNAT(b, ip, t, ifc) == stolen { // SNAT (lbsnat.go)
 		return
 	}
 	if !w.snap.fwd6 {

@@ -10,7 +10,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/proxyproto"
 	"github.com/gvs-lb/gvs/session"
@@ -306,29 +305,7 @@ func benchNAT64(b *testing.B, in bool) {
 	if !in {
 		port, frame = 1, fout
 	}
-	q := l.ports[port].MemQueue(0)
-	var burst [benchBurst]*pktbuf.Buf
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(benchBurst, b.N-done)
-		for i := range n {
-			burst[i] = q.Alloc()
-			burst[i].CopyFrom(frame)
-			burst[i].Port = uint16(port)
-		}
-		for i := range n {
-			l.w.input(burst[i])
-			burst[i] = nil
-		}
-		l.w.flushAll()
-		if l.releaseAll() != n {
-			b.Fatal("a packet was not sent")
-		}
-		done += n
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+	benchBursts(b, l.loopDP, port, frame) // modes_bench_test.go
 }
 
 // TestNAT64ICMP: ICMP errors about a NAT64 connection change family: a
