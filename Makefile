@@ -45,7 +45,8 @@ proto:
 
 # dpdk: gvs-dataplane with the DPDK port driver (cgo over the distribution's
 # DPDK: apt-get install libdpdk-dev) in $(BIN)/dpdk/; dpdk-test runs the
-# driver's tests on virtual devices (no hugepages needed).
+# driver's tests on virtual devices (no hugepages needed), and the
+# dataplane's tests of steering, RSS and xstats through the driver.
 .PHONY: dpdk dpdk-test
 dpdk:
 	@pkg-config --exists libdpdk || { echo "make dpdk: libdpdk-dev is missing: apt-get install libdpdk-dev" >&2; exit 1; }
@@ -56,6 +57,7 @@ dpdk-test:
 	@pkg-config --exists libdpdk || { echo "make dpdk-test: libdpdk-dev is missing: apt-get install libdpdk-dev" >&2; exit 1; }
 	$(GO) vet -tags dpdk ./dataplane/port/dpdk/
 	$(GO) test -count=1 -tags dpdk ./dataplane/port/dpdk/ ./dataplane/config/
+	$(GO) test -count=1 -tags dpdk -run 'TestDPDK' ./dataplane/
 
 bench: build
 	bench/run.sh

@@ -160,6 +160,7 @@ type Dataplane struct {
 	ipvs        *ipvs.Manager
 	steer       flowdir.Steering
 	steerRules  map[netip.Addr][]flowdir.Rule
+	portSteered map[netip.Addr]portSteerer // local addresses the port driver steers (portsteer.go)
 	steerStatus string
 	rssStatus   string
 	timeouts    session.Timeouts // guarded by mu

@@ -184,8 +184,10 @@ func (d *Dataplane) DelLAddr(k ipvs.ServiceKey, a netip.Addr) error {
 	return nil
 }
 
-// steerLAddr installs n-tuple rules sending replies to a's ports to their
-// owner workers' queues. Without them (veth, NICs without n-tuple filters)
+// steerLAddr installs rules sending replies to a's ports to their owner
+// workers' queues: the port driver's own (rte_flow, portsteer.go) when it
+// has them, else n-tuple rules on its kernel device. Without them (veth,
+// NICs without n-tuple filters or rte_flow)
 // the workers hand replies over in software: reported, not fatal.
 func (d *Dataplane) steerLAddr(a netip.Addr, portIdx int) {
 	if len(d.workers) < 2 {
@@ -197,6 +199,9 @@ func (d *Dataplane) steerLAddr(a netip.Addr, portIdx int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, done := d.steerRules[a]; done {
+		return
+	}
+	if ps, ok := d.ports[portIdx].Port.(portSteerer); ok && d.steerByPort(a, d.ports[portIdx].Port, ps) {
 		return
 	}
 	dev, ok := d.ports[portIdx].Port.(interface{ Device() string })
@@ -222,11 +227,10 @@ func (d *Dataplane) steerLAddr(a netip.Addr, portIdx int) {
 // on and has every worker choose a's ports so that replies hash onto the
 // worker's own queue.
 func (d *Dataplane) rssPorts(a netip.Addr, portIdx int) {
-	dev, ok := d.ports[portIdx].Port.(interface{ Device() string })
+	f, ok, err := d.readRSS(d.ports[portIdx].Port)
 	if !ok {
 		return
 	}
-	f, err := flowdir.ReadRSS(dev.Device(), len(d.workers))
 	if err != nil {
 		d.log.Warn("RSS-aware port selection unavailable: ports by owner bits only", zap.String("laddr", a.String()), zap.Error(err))
 		d.mu.Lock()
@@ -249,6 +253,7 @@ func (d *Dataplane) unsteerLAddr(a netip.Addr) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.unsteerByPort(a)
 	if rules := d.steerRules[a]; len(rules) > 0 {
 		if err := flowdir.Remove(rules); err != nil {
 			d.log.Warn("removing steering rules", zap.Error(err))

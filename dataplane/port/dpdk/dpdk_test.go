@@ -9,8 +9,10 @@ package dpdk
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/config"
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/flowdir"
 )
 
 var testEAL = config.DPDK{
@@ -334,6 +337,16 @@ func TestSteeringAndRSSReported(t *testing.T) {
 	}
 	if _, err := p.RSS(); err == nil || !strings.Contains(err.Error(), "net_ring") {
 		t.Errorf("RSS: %v", err)
+	}
+	// Steer is all or nothing: refused with the device named, nothing
+	// left for Unsteer or Close to remove
+	a := netip.MustParseAddr("10.2.0.100")
+	err = p.Steer(flowdir.RulesFor("dp0", a, flowdir.NewSteering(2)))
+	if !errors.Is(err, flowdir.ErrNoHardwareSteering) || !strings.Contains(err.Error(), "refused by the net_ring device") {
+		t.Errorf("Steer: %v", err)
+	}
+	if err := p.Unsteer(a); err != nil {
+		t.Errorf("Unsteer after a refused Steer: %v", err)
 	}
 }
 

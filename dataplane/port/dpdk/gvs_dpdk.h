@@ -269,6 +269,25 @@ static uint32_t gvs_reclaim(struct gvs_q *q, uint32_t max)
 	return got;
 }
 
+/* gvs_reta_spread sets the redirection table to entry i -> queue i % nq,
+ * what GVS's RSS-aware port choice assumes, since not every PMD fills it in
+ * at configure (net_null leaves it all zeroes). A PMD that cannot update
+ * it keeps its own table, which gvs_rss reads back either way. */
+static void gvs_reta_spread(uint16_t port, uint16_t nq)
+{
+	struct rte_eth_dev_info info;
+	if (rte_eth_dev_info_get(port, &info) != 0 || info.reta_size == 0 || info.reta_size > 512)
+		return;
+	uint16_t groups = (info.reta_size + RTE_ETH_RETA_GROUP_SIZE - 1) / RTE_ETH_RETA_GROUP_SIZE;
+	struct rte_eth_rss_reta_entry64 conf[groups];
+	memset(conf, 0, sizeof(conf));
+	for (uint16_t i = 0; i < info.reta_size; i++) {
+		conf[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ULL << (i % RTE_ETH_RETA_GROUP_SIZE);
+		conf[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] = i % nq;
+	}
+	(void)rte_eth_dev_rss_reta_update(port, conf, info.reta_size);
+}
+
 /* gvs_port_setup configures port with nq rx/tx queue pairs over the queues'
  * mempools, RSS over IP/TCP/UDP when nq > 1, and starts it. */
 static int gvs_port_setup(uint16_t port, uint16_t nq, uint16_t nrx, uint16_t ntx, struct gvs_q **qs,
@@ -324,6 +343,8 @@ static int gvs_port_setup(uint16_t port, uint16_t nq, uint16_t nrx, uint16_t ntx
 		snprintf(err, errlen, "start: %s", rte_strerror(-r));
 		return r;
 	}
+	if (*rss_hf_out != 0)
+		gvs_reta_spread(port, nq);
 	return 0;
 }
 
@@ -433,7 +454,11 @@ static struct rte_flow *gvs_flow(uint16_t port, int is6, const uint8_t *addr, ui
 			return f;
 		r = -rte_errno;
 	}
-	snprintf(err, errlen, "%s (%s)", fe.message ? fe.message : "rejected", rte_strerror(r < 0 ? -r : r));
+	const char *why = rte_strerror(r < 0 ? -r : r);
+	if (fe.message == NULL || strcmp(fe.message, why) == 0)
+		snprintf(err, errlen, "%s", why);
+	else
+		snprintf(err, errlen, "%s (%s)", fe.message, why);
 	return NULL;
 }
 

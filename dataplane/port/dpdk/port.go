@@ -39,7 +39,7 @@ type Port struct {
 
 	mu     sync.Mutex // serialises the control calls and Close
 	closed bool
-	flows  []flowRule
+	flows  map[netip.Addr][]flowRule // rte_flow rules by local address (Steer)
 	// what the PMD refused at open, for Info
 	promiscErr, allMultiErr error
 }
@@ -249,30 +249,58 @@ func protoNum(proto string) (uint8, bool) {
 // Steer installs rte_flow rules sending each rule's traffic (replies to a
 // local address whose destination port has the worker's owner bits) to the
 // worker's queue: the same rules flowdir.RulesFor describes for ethtool.
-// All or nothing: on the first refusal the rules installed so far are
-// removed and the error wraps flowdir.ErrNoHardwareSteering.
+// All or nothing: on the first refusal the rules installed by this call are
+// removed and the error wraps flowdir.ErrNoHardwareSteering. Unsteer
+// removes a local address's rules again.
 func (p *Port) Steer(rules []flowdir.Rule) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return fmt.Errorf("dpdk: port %s is closed", p.name)
 	}
-	var done []flowRule
+	done := map[netip.Addr][]flowRule{}
+	undo := func() {
+		for _, fs := range done {
+			destroyAll(fs)
+		}
+	}
 	for _, r := range rules {
 		proto, ok := protoNum(r.Proto)
 		if !ok || r.Worker < 0 || r.Worker >= len(p.queues) {
-			destroyAll(done)
-			return fmt.Errorf("dpdk: port %s: rule %s %s worker %d: bad protocol or worker", p.name, r.Proto, r.LAddr, r.Worker)
+			undo()
+			return fmt.Errorf("dpdk: port %s: rule %s %s worker %d: bad protocol or worker (the port has %d queues)",
+				p.name, r.Proto, r.LAddr, r.Worker, len(p.queues))
 		}
 		f, err := flow(p.id, r.LAddr, proto, uint16(r.Worker), r.Mask, r.Worker, false)
 		if err != nil {
-			destroyAll(done)
+			undo()
 			return fmt.Errorf("dpdk: port %s: rte_flow rule %s dst %s port bits %d/0x%04x → queue %d refused by the %s device: %v: %w",
 				p.name, r.Proto, r.LAddr, r.Worker, r.Mask, r.Worker, p.info.driver, err, flowdir.ErrNoHardwareSteering)
 		}
-		done = append(done, f)
+		done[r.LAddr] = append(done[r.LAddr], f)
 	}
-	p.flows = append(p.flows, done...)
+	if p.flows == nil {
+		p.flows = map[netip.Addr][]flowRule{}
+	}
+	for a, fs := range done {
+		p.flows[a] = append(p.flows[a], fs...)
+	}
+	return nil
+}
+
+// Unsteer removes the rte_flow rules Steer installed for local address
+// laddr (none: nothing to do).
+func (p *Port) Unsteer(laddr netip.Addr) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fs := p.flows[laddr]
+	delete(p.flows, laddr)
+	if p.closed || len(fs) == 0 {
+		return nil
+	}
+	if err := destroyAll(fs); err != nil {
+		return fmt.Errorf("dpdk: port %s: remove the rte_flow rules of %s: %w", p.name, laddr, err)
+	}
 	return nil
 }
 
@@ -310,8 +338,10 @@ func (p *Port) Close() error {
 	}
 	p.closed = true
 	var errs []error
-	if err := destroyAll(p.flows); err != nil {
-		errs = append(errs, fmt.Errorf("remove rte_flow rules: %w", err))
+	for _, fs := range p.flows {
+		if err := destroyAll(fs); err != nil {
+			errs = append(errs, fmt.Errorf("remove rte_flow rules: %w", err))
+		}
 	}
 	p.flows = nil
 	for _, q := range p.queues {

@@ -1,0 +1,137 @@
+//go:build dpdk
+
+package dataplane
+
+// Steering and RSS through the dpdk driver on DPDK's virtual devices
+// (make dpdk-test, or go test -tags dpdk -run TestDPDKPort ./dataplane/):
+// net_ring and net_null refuse rte_flow rules, and dpip info must say so,
+// naming the device; net_null reports an RSS key and redirection table,
+// which the workers' port choice must then follow.
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gvs-lb/gvs/dataplane/config"
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/dpdk"
+	"github.com/gvs-lb/gvs/flowdir"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+var (
+	_ portSteerer = (*dpdk.Port)(nil)
+	_ portRSS     = (*dpdk.Port)(nil)
+)
+
+// dpdkEAL is the EAL of this test binary (one per process): started by the
+// first test that needs it.
+var dpdkEAL = config.DPDK{NoHuge: true, NoShconf: true, NoPCI: true, MemoryMB: 256, LogLevel: "err",
+	VDevs: []string{"net_ring0", "net_ring1", "net_null0", "net_null1"}}
+
+// newDPDKSteerDP builds a two-worker dataplane on the DPDK devices dev0
+// (dp0) and dev1 (dp1, where the local address lives), with RSS-aware
+// port selection, and adds a FullNAT service with lip.
+func newDPDKSteerDP(t *testing.T, dev0, dev1 string) (*Dataplane, *dpdk.Port) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the DPDK EAL needs root")
+	}
+	if err := dpdk.Init(dpdkEAL.EALArgs()); err != nil {
+		t.Fatal(err)
+	}
+	var ps []*dpdk.Port
+	for i, dev := range []string{dev0, dev1} {
+		p, err := dpdk.Open(port.Config{Name: fmt.Sprintf("dp%d", i), Device: dev, Queues: 2, FrameCount: 512, RxRing: 256, TxRing: 256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := p.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+		ps = append(ps, p)
+	}
+	d, err := New(Options{Workers: 2, ConnCapacity: 1024, Forward4: true, Forward6: true, RSSPorts: true},
+		[]PortSpec{{Port: ps[0]}, {Port: ps[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range lbAddrs {
+		p, dev, _ := strings.Cut(a, " ")
+		if err := d.AddAddr(netip.MustParsePrefix(p), dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 80}
+	if err := d.AddService(ipvs.ServiceSpec{Key: k, Sched: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddDest(k, ipvs.DestSpec{Addr: netip.AddrPortFrom(rs1IP, 8080), Weight: 1, Fwd: ipvs.FwdFullNAT}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddLAddr(k, ipvs.LAddr{Addr: lip}); err != nil {
+		t.Fatal(err)
+	}
+	return d, ps[1]
+}
+
+// TestDPDKPortSteeringRing: net_ring has neither rte_flow nor RSS.
+func TestDPDKPortSteeringRing(t *testing.T) {
+	d, _ := newDPDKSteerDP(t, "net_ring0", "net_ring1")
+	got := d.Steering()
+	for _, want := range []string{
+		"software redirect (dpdk: port dp1: the net_ring device does not take rte_flow owner-bit rules",
+		"; RSS-aware ports unavailable (dpdk: port dp1: RSS is off",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Steering() = %q, want it to contain %q", got, want)
+		}
+	}
+}
+
+// TestDPDKPortSteeringNullRSS: net_null refuses rte_flow too, but reports
+// an RSS key and redirection table (spread over the two queues by the
+// driver): the workers pick local ports whose replies it hashes onto their
+// own queue.
+func TestDPDKPortSteeringNullRSS(t *testing.T) {
+	d, p := newDPDKSteerDP(t, "net_null0", "net_null1")
+	got := d.Steering()
+	want := "software redirect (dpdk: port dp1: the net_null device does not take rte_flow owner-bit rules (Function not implemented): " +
+		"replies are handed between workers in software: " + flowdir.ErrNoHardwareSteering.Error() + "); RSS-aware ports on"
+	if got != want {
+		t.Errorf("Steering() =\n %q\nwant\n %q", got, want)
+	}
+	f, err := p.RSS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.RETA) == 0 || f.Queues != 2 {
+		t.Fatalf("RSS of net_null: %d RETA entries, %d queues", len(f.RETA), f.Queues)
+	}
+	for i, q := range f.RETA {
+		if int(q) != i%2 {
+			t.Fatalf("RETA[%d] = %d, want %d (spread over the queues at open)", i, q, i%2)
+		}
+	}
+	rs := netip.AddrPortFrom(rs1IP, 8080)
+	mask := flowdir.NewSteering(2).Mask()
+	for _, w := range d.workers {
+		for i := 0; i < 32; i++ {
+			lport, err := w.pool.Get(lip, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int(lport&mask) != w.id {
+				t.Errorf("worker %d got port %d of worker %d", w.id, lport, lport&mask)
+			}
+			if q := f.Queue(f.Hash.Hash4Tuple(rs.Addr(), lip, rs.Port(), lport, true)); q != w.id {
+				t.Errorf("worker %d: net_null hashes the reply to local port %d onto queue %d", w.id, lport, q)
+			}
+		}
+	}
+}
