@@ -385,6 +385,14 @@ func TestRepliesHandedToOwnerWorker(t *testing.T) {
 	}
 }
 
+// fragNeeded4 is an ICMP fragmentation-needed (MTU 1400) from src to dst
+// quoting q.
+func fragNeeded4(t testing.TB, src, dst netip.Addr, smac, dmac net.HardwareAddr, q []byte) []byte {
+	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ipOf(src), DstIP: ipOf(dst)}
+	return serialize(t, &layers.Ethernet{SrcMAC: smac, DstMAC: dmac, EthernetType: layers.EthernetTypeIPv4}, ip,
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400}, gopacket.Payload(q))
+}
+
 func TestICMPErrorsTranslated(t *testing.T) {
 	td := newLBTestDP(t, 1)
 	client := netip.AddrPortFrom(clientIP, 40020)
@@ -394,12 +402,7 @@ func TestICMPErrorsTranslated(t *testing.T) {
 	local := netip.AddrPortFrom(lip, lport)
 	// the real server's side reports "fragmentation needed" about L→D
 	quoted := tcpFrame(t, tcpSeg{src: local, dst: rs, ack: true, smac: macDP1, dmac: macRS1, seq: 7})[14 : 14+40]
-	icmp := func(src, dst netip.Addr, smac, dmac net.HardwareAddr, q []byte) []byte {
-		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ipOf(src), DstIP: ipOf(dst)}
-		return serialize(t, &layers.Ethernet{SrcMAC: smac, DstMAC: dmac, EthernetType: layers.EthernetTypeIPv4}, ip,
-			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400}, gopacket.Payload(q))
-	}
-	td.inject(1, icmp(rs1IP, lip, macRS1, macDP1, quoted))
+	td.inject(1, fragNeeded4(t, rs1IP, lip, macRS1, macDP1, quoted))
 	td.stepAll()
 	out := td.outAll(0)
 	if len(out) != 1 {
@@ -422,7 +425,7 @@ func TestICMPErrorsTranslated(t *testing.T) {
 	}
 	// and from the client side about V→C
 	quoted = tcpFrame(t, tcpSeg{src: vp, dst: client, ack: true, smac: macDP0, dmac: macClient})[14 : 14+40]
-	td.inject(0, icmp(clientIP, vip, macClient, macDP0, quoted))
+	td.inject(0, fragNeeded4(t, clientIP, vip, macClient, macDP0, quoted))
 	td.stepAll()
 	out = td.outAll(1)
 	if len(out) != 1 {

@@ -98,14 +98,7 @@ func (w *Worker) lbMasqReply(b *pktbuf.Buf, l3 []byte, t header.Transport) verdi
 	switch t.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
 		if t.Fragment() && !t.HasL4() {
-			// a later fragment: as its datagram's first went when that was
-			// a NAT reply (lbfrag.go); the server's own fragments pass. (One
-			// that comes before its first passes untranslated: holding every
-			// fragment a NAT server sends would hold its own traffic too.)
-			if k, ok := fragKeyOf(l3, t); ok && w.frag.lookup(&k, w.now) != nil {
-				return w.lbFragLater(b, l3, t)
-			}
-			return pass
+			return w.fragFollow(b, l3, t)
 		}
 		k, ok := session.KeyAt(l3, t)
 		if !ok {
@@ -157,4 +150,16 @@ func (w *Worker) masqSource(l3 []byte) bool {
 		return w.lb.MasqAddrs.Has4(header.IPv4(l3).SrcBytes())
 	}
 	return w.lb.MasqAddrs.Has16(header.IPv6(l3).SrcBytes())
+}
+
+// fragFollow sends a later fragment of a forwarded datagram (a NAT reply,
+// an SNAT host's packet) as its first fragment went when that one was
+// translated here (lbfrag.go); any other passes as it is. One that comes
+// before its first therefore passes untranslated: holding every fragment
+// a NAT server or an inside host sends would hold their own traffic too.
+func (w *Worker) fragFollow(b *pktbuf.Buf, l3 []byte, t header.Transport) verdict {
+	if k, ok := fragKeyOf(l3, t); ok && w.frag.lookup(&k, w.now) != nil {
+		return w.lbFragLater(b, l3, t)
+	}
+	return pass
 }

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"bytes"
-	"net"
 	"net/netip"
 	"testing"
 
@@ -140,13 +139,8 @@ func TestMasqICMP(t *testing.T) {
 	td, _ := masqDP(t, 2, ipvs.TCP, vip, rs)
 	client, vp := netip.AddrPortFrom(clientIP, 41500), netip.AddrPortFrom(vip, 80)
 	td.oneOut(t, 0, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, syn: true, seq: 1}), 1)
-	icmp := func(src, dst netip.Addr, smac, dmac net.HardwareAddr, q []byte) []byte {
-		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: ipOf(src), DstIP: ipOf(dst)}
-		return serialize(t, &layers.Ethernet{SrcMAC: smac, DstMAC: dmac, EthernetType: layers.EthernetTypeIPv4}, ip,
-			&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400}, gopacket.Payload(q))
-	}
 	quoted := tcpFrame(t, tcpSeg{src: client, dst: rs, smac: macDP1, dmac: macRS1, ack: true, seq: 2})[14 : 14+40]
-	td.injectQ(1, 1, icmp(rs1IP, clientIP, macRS1, macDP1, quoted))
+	td.injectQ(1, 1, fragNeeded4(t, rs1IP, clientIP, macRS1, macDP1, quoted))
 	td.stepAll()
 	td.stepAll()
 	out := td.outAll(0)
@@ -166,7 +160,7 @@ func TestMasqICMP(t *testing.T) {
 		t.Errorf("redirected %d, want 1", td.sum(CtrLBRedirectedIn))
 	}
 	quoted = tcpFrame(t, tcpSeg{src: vp, dst: client, smac: macDP0, dmac: macClient, ack: true})[14 : 14+40]
-	td.injectQ(0, 0, icmp(clientIP, vip, macClient, macDP0, quoted))
+	td.injectQ(0, 0, fragNeeded4(t, clientIP, vip, macClient, macDP0, quoted))
 	td.stepAll()
 	out = td.outAll(1)
 	if len(out) != 1 {

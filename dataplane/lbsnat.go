@@ -39,12 +39,7 @@ func (w *Worker) lbSNAT(b *pktbuf.Buf, l3 []byte, t header.Transport, ifc *Iface
 		return pass
 	}
 	if t.Fragment() && !t.HasL4() {
-		// a later fragment: as its datagram's first went (lbfrag.go);
-		// other hosts' fragments are routed as they are
-		if k, ok := fragKeyOf(l3, t); ok && w.frag.lookup(&k, w.now) != nil {
-			return w.lbFragLater(b, l3, t)
-		}
-		return pass
+		return w.fragFollow(b, l3, t) // lbmasq.go
 	}
 	key, ok := session.KeyAt(l3, t)
 	if !ok {

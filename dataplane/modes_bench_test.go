@@ -8,27 +8,33 @@ import (
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
-// benchBursts runs frame through worker 0 in bursts of benchBurst, as
-// received on port, and reports the cost per packet; every packet must
-// leave (sinkQueues take it).
-func benchBursts(b *testing.B, l *loopDP, port int, frame []byte) {
+// burst sends n frames (frame() each) through worker 0 as received on
+// port, flushes, and returns how many left (the sinkQueues took them).
+func (l *loopDP) burst(port, n int, frame func() []byte) int {
 	q := l.ports[port].MemQueue(0)
-	var burst [benchBurst]*pktbuf.Buf
+	var bufs [benchBurst]*pktbuf.Buf
+	for i := range n {
+		bufs[i] = q.Alloc()
+		bufs[i].CopyFrom(frame())
+		bufs[i].Port = uint16(port)
+	}
+	for i := range n {
+		l.w.input(bufs[i])
+	}
+	l.w.flushAll()
+	return l.releaseAll()
+}
+
+// benchBursts runs b.N copies of frame through worker 0 in bursts of
+// benchBurst, as received on port, and reports the cost per packet;
+// every packet must leave.
+func benchBursts(b *testing.B, l *loopDP, port int, frame []byte) {
+	same := func() []byte { return frame }
 	b.ReportAllocs()
 	b.ResetTimer()
 	for done := 0; done < b.N; {
 		n := min(benchBurst, b.N-done)
-		for i := range n {
-			burst[i] = q.Alloc()
-			burst[i].CopyFrom(frame)
-			burst[i].Port = uint16(port)
-		}
-		for i := range n {
-			l.w.input(burst[i])
-			burst[i] = nil
-		}
-		l.w.flushAll()
-		if l.releaseAll() != n {
+		if l.burst(port, n, same) != n {
 			b.Fatal("a packet was not sent")
 		}
 		done += n
