@@ -609,6 +609,9 @@ type LinkInfo struct {
 	KNI     string
 	Stats   port.Stats
 	HasStat bool
+	// XStats are the port's extended counters (port.XStatsReader; none
+	// for drivers without them or when the driver could not read them).
+	XStats []port.XStat
 }
 
 // Links lists ports and VLAN interfaces.
@@ -627,6 +630,13 @@ func (d *Dataplane) Links() []LinkInfo {
 		} else {
 			li.Stats = ps.Port.Stats()
 			li.HasStat = true
+			if xr, ok := ps.Port.(port.XStatsReader); ok {
+				if xs, err := xr.XStats(); err == nil {
+					li.XStats = xs
+				} else {
+					d.log.Warn("reading extended counters", zap.String("port", ps.Port.Name()), zap.Error(err))
+				}
+			}
 			if ps.KNI != nil {
 				li.KNI = ps.KNI.Name()
 			}

@@ -6,7 +6,8 @@ package dataplane
 // (make dpdk-test, or go test -tags dpdk -run TestDPDKPort ./dataplane/):
 // net_ring and net_null refuse rte_flow rules, and dpip info must say so,
 // naming the device; net_null reports an RSS key and redirection table,
-// which the workers' port choice must then follow.
+// which the workers' port choice must then follow. Links carries the
+// driver's extended counters to dpip -s link show.
 
 import (
 	"fmt"
@@ -28,9 +29,9 @@ var (
 )
 
 // dpdkEAL is the EAL of this test binary (one per process): started by the
-// first test that needs it.
+// first test that needs it. A closed vdev is gone: each test opens its own.
 var dpdkEAL = config.DPDK{NoHuge: true, NoShconf: true, NoPCI: true, MemoryMB: 256, LogLevel: "err",
-	VDevs: []string{"net_ring0", "net_ring1", "net_null0", "net_null1"}}
+	VDevs: []string{"net_ring0", "net_ring1", "net_null0", "net_null1", "net_ring2", "net_ring3"}}
 
 // newDPDKSteerDP builds a two-worker dataplane on the DPDK devices dev0
 // (dp0) and dev1 (dp1, where the local address lives), with RSS-aware
@@ -131,6 +132,24 @@ func TestDPDKPortSteeringNullRSS(t *testing.T) {
 			}
 			if q := f.Queue(f.Hash.Hash4Tuple(rs.Addr(), lip, rs.Port(), lport, true)); q != w.id {
 				t.Errorf("worker %d: net_null hashes the reply to local port %d onto queue %d", w.id, lport, q)
+			}
+		}
+	}
+}
+
+// TestDPDKLinkXStats: Links (what dpip -s link show prints) carries a dpdk
+// port's extended counters: the PMD's and the driver's own; a port of
+// another driver has none.
+func TestDPDKLinkXStats(t *testing.T) {
+	d, _ := newDPDKSteerDP(t, "net_ring2", "net_ring3")
+	for _, l := range d.Links() {
+		names := map[string]bool{}
+		for _, x := range l.XStats {
+			names[x.Name] = true
+		}
+		for _, want := range []string{"rx_good_packets", "tx_good_bytes", "rx_q1_packets", "gvs_rx_no_frames", "gvs_rx_foreign_copies"} {
+			if !names[want] {
+				t.Errorf("%s: xstats lack %s: %v", l.Name, want, l.XStats)
 			}
 		}
 	}

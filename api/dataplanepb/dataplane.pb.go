@@ -243,15 +243,18 @@ func (x *ListLinksRequest) GetName() string {
 }
 
 type PortStats struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RxPackets     uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
-	RxBytes       uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
-	RxDropped     uint64                 `protobuf:"varint,3,opt,name=rx_dropped,json=rxDropped,proto3" json:"rx_dropped,omitempty"`
-	RxErrors      uint64                 `protobuf:"varint,4,opt,name=rx_errors,json=rxErrors,proto3" json:"rx_errors,omitempty"`
-	TxPackets     uint64                 `protobuf:"varint,5,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
-	TxBytes       uint64                 `protobuf:"varint,6,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
-	TxDropped     uint64                 `protobuf:"varint,7,opt,name=tx_dropped,json=txDropped,proto3" json:"tx_dropped,omitempty"`
-	TxErrors      uint64                 `protobuf:"varint,8,opt,name=tx_errors,json=txErrors,proto3" json:"tx_errors,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RxPackets uint64                 `protobuf:"varint,1,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	RxBytes   uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	RxDropped uint64                 `protobuf:"varint,3,opt,name=rx_dropped,json=rxDropped,proto3" json:"rx_dropped,omitempty"`
+	RxErrors  uint64                 `protobuf:"varint,4,opt,name=rx_errors,json=rxErrors,proto3" json:"rx_errors,omitempty"`
+	TxPackets uint64                 `protobuf:"varint,5,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	TxBytes   uint64                 `protobuf:"varint,6,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	TxDropped uint64                 `protobuf:"varint,7,opt,name=tx_dropped,json=txDropped,proto3" json:"tx_dropped,omitempty"`
+	TxErrors  uint64                 `protobuf:"varint,8,opt,name=tx_errors,json=txErrors,proto3" json:"tx_errors,omitempty"`
+	// The port's extended counters (dpdk: the PMD's xstats and the driver's
+	// gvs_ counters), in the device's order; empty for drivers without them.
+	Xstats        []*XStat `protobuf:"bytes,9,rep,name=xstats,proto3" json:"xstats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +345,66 @@ func (x *PortStats) GetTxErrors() uint64 {
 	return 0
 }
 
+func (x *PortStats) GetXstats() []*XStat {
+	if x != nil {
+		return x.Xstats
+	}
+	return nil
+}
+
+// XStat is one extended counter of a port.
+type XStat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         uint64                 `protobuf:"varint,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XStat) Reset() {
+	*x = XStat{}
+	mi := &file_dataplane_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XStat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XStat) ProtoMessage() {}
+
+func (x *XStat) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XStat.ProtoReflect.Descriptor instead.
+func (*XStat) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *XStat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *XStat) GetValue() uint64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 type Link struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -362,7 +425,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_dataplane_proto_msgTypes[4]
+	mi := &file_dataplane_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +437,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[4]
+	mi := &file_dataplane_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +450,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{4}
+	return file_dataplane_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Link) GetIndex() uint32 {
@@ -483,7 +546,7 @@ type ListLinksResponse struct {
 
 func (x *ListLinksResponse) Reset() {
 	*x = ListLinksResponse{}
-	mi := &file_dataplane_proto_msgTypes[5]
+	mi := &file_dataplane_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +558,7 @@ func (x *ListLinksResponse) String() string {
 func (*ListLinksResponse) ProtoMessage() {}
 
 func (x *ListLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[5]
+	mi := &file_dataplane_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +571,7 @@ func (x *ListLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListLinksResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{5}
+	return file_dataplane_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListLinksResponse) GetLinks() []*Link {
@@ -531,7 +594,7 @@ type VLAN struct {
 
 func (x *VLAN) Reset() {
 	*x = VLAN{}
-	mi := &file_dataplane_proto_msgTypes[6]
+	mi := &file_dataplane_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +606,7 @@ func (x *VLAN) String() string {
 func (*VLAN) ProtoMessage() {}
 
 func (x *VLAN) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[6]
+	mi := &file_dataplane_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +619,7 @@ func (x *VLAN) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VLAN.ProtoReflect.Descriptor instead.
 func (*VLAN) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{6}
+	return file_dataplane_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VLAN) GetName() string {
@@ -600,7 +663,7 @@ type Addr struct {
 
 func (x *Addr) Reset() {
 	*x = Addr{}
-	mi := &file_dataplane_proto_msgTypes[7]
+	mi := &file_dataplane_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +675,7 @@ func (x *Addr) String() string {
 func (*Addr) ProtoMessage() {}
 
 func (x *Addr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[7]
+	mi := &file_dataplane_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +688,7 @@ func (x *Addr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Addr.ProtoReflect.Descriptor instead.
 func (*Addr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{7}
+	return file_dataplane_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Addr) GetPrefix() string {
@@ -658,7 +721,7 @@ type ListAddrsRequest struct {
 
 func (x *ListAddrsRequest) Reset() {
 	*x = ListAddrsRequest{}
-	mi := &file_dataplane_proto_msgTypes[8]
+	mi := &file_dataplane_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +733,7 @@ func (x *ListAddrsRequest) String() string {
 func (*ListAddrsRequest) ProtoMessage() {}
 
 func (x *ListAddrsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[8]
+	mi := &file_dataplane_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +746,7 @@ func (x *ListAddrsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddrsRequest.ProtoReflect.Descriptor instead.
 func (*ListAddrsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{8}
+	return file_dataplane_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListAddrsRequest) GetDev() string {
@@ -702,7 +765,7 @@ type ListAddrsResponse struct {
 
 func (x *ListAddrsResponse) Reset() {
 	*x = ListAddrsResponse{}
-	mi := &file_dataplane_proto_msgTypes[9]
+	mi := &file_dataplane_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +777,7 @@ func (x *ListAddrsResponse) String() string {
 func (*ListAddrsResponse) ProtoMessage() {}
 
 func (x *ListAddrsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[9]
+	mi := &file_dataplane_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +790,7 @@ func (x *ListAddrsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddrsResponse.ProtoReflect.Descriptor instead.
 func (*ListAddrsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{9}
+	return file_dataplane_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListAddrsResponse) GetAddrs() []*Addr {
@@ -759,7 +822,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_dataplane_proto_msgTypes[10]
+	mi := &file_dataplane_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +834,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[10]
+	mi := &file_dataplane_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +847,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{10}
+	return file_dataplane_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Route) GetDst() string {
@@ -861,7 +924,7 @@ type Nexthop struct {
 
 func (x *Nexthop) Reset() {
 	*x = Nexthop{}
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +936,7 @@ func (x *Nexthop) String() string {
 func (*Nexthop) ProtoMessage() {}
 
 func (x *Nexthop) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +949,7 @@ func (x *Nexthop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nexthop.ProtoReflect.Descriptor instead.
 func (*Nexthop) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{11}
+	return file_dataplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Nexthop) GetVia() string {
@@ -919,7 +982,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +994,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1007,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{12}
+	return file_dataplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -967,7 +1030,7 @@ type Neigh struct {
 
 func (x *Neigh) Reset() {
 	*x = Neigh{}
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1042,7 @@ func (x *Neigh) String() string {
 func (*Neigh) ProtoMessage() {}
 
 func (x *Neigh) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1055,7 @@ func (x *Neigh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neigh.ProtoReflect.Descriptor instead.
 func (*Neigh) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{13}
+	return file_dataplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Neigh) GetAddr() string {
@@ -1039,7 +1102,7 @@ type ListNeighsResponse struct {
 
 func (x *ListNeighsResponse) Reset() {
 	*x = ListNeighsResponse{}
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1114,7 @@ func (x *ListNeighsResponse) String() string {
 func (*ListNeighsResponse) ProtoMessage() {}
 
 func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1127,7 @@ func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighsResponse.ProtoReflect.Descriptor instead.
 func (*ListNeighsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{14}
+	return file_dataplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListNeighsResponse) GetNeighs() []*Neigh {
@@ -1084,7 +1147,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1159,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1172,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{15}
+	return file_dataplane_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Counter) GetName() string {
@@ -1162,7 +1225,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1237,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1250,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{16}
+	return file_dataplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Worker) GetId() int32 {
@@ -1325,7 +1388,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1400,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1413,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{17}
+	return file_dataplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -1375,7 +1438,7 @@ type ServiceKey struct {
 
 func (x *ServiceKey) Reset() {
 	*x = ServiceKey{}
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1450,7 @@ func (x *ServiceKey) String() string {
 func (*ServiceKey) ProtoMessage() {}
 
 func (x *ServiceKey) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1463,7 @@ func (x *ServiceKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceKey.ProtoReflect.Descriptor instead.
 func (*ServiceKey) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{18}
+	return file_dataplane_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServiceKey) GetProto() string {
@@ -1450,7 +1513,7 @@ type ServiceStats struct {
 
 func (x *ServiceStats) Reset() {
 	*x = ServiceStats{}
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1525,7 @@ func (x *ServiceStats) String() string {
 func (*ServiceStats) ProtoMessage() {}
 
 func (x *ServiceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1538,7 @@ func (x *ServiceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStats.ProtoReflect.Descriptor instead.
 func (*ServiceStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{19}
+	return file_dataplane_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ServiceStats) GetConns() uint64 {
@@ -1572,7 +1635,7 @@ type Dest struct {
 
 func (x *Dest) Reset() {
 	*x = Dest{}
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1647,7 @@ func (x *Dest) String() string {
 func (*Dest) ProtoMessage() {}
 
 func (x *Dest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1660,7 @@ func (x *Dest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dest.ProtoReflect.Descriptor instead.
 func (*Dest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{20}
+	return file_dataplane_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Dest) GetAddr() string {
@@ -1710,7 +1773,7 @@ type LAddr struct {
 
 func (x *LAddr) Reset() {
 	*x = LAddr{}
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1785,7 @@ func (x *LAddr) String() string {
 func (*LAddr) ProtoMessage() {}
 
 func (x *LAddr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1798,7 @@ func (x *LAddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddr.ProtoReflect.Descriptor instead.
 func (*LAddr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{21}
+	return file_dataplane_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LAddr) GetAddr() string {
@@ -1819,7 +1882,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1894,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1907,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{22}
+	return file_dataplane_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Service) GetKey() *ServiceKey {
@@ -1998,7 +2061,7 @@ type AdmissionStats struct {
 
 func (x *AdmissionStats) Reset() {
 	*x = AdmissionStats{}
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2073,7 @@ func (x *AdmissionStats) String() string {
 func (*AdmissionStats) ProtoMessage() {}
 
 func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2086,7 @@ func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdmissionStats.ProtoReflect.Descriptor instead.
 func (*AdmissionStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AdmissionStats) GetDenied() uint64 {
@@ -2068,7 +2131,7 @@ type ACLRequest struct {
 
 func (x *ACLRequest) Reset() {
 	*x = ACLRequest{}
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2143,7 @@ func (x *ACLRequest) String() string {
 func (*ACLRequest) ProtoMessage() {}
 
 func (x *ACLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2093,7 +2156,7 @@ func (x *ACLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLRequest.ProtoReflect.Descriptor instead.
 func (*ACLRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ACLRequest) GetService() *ServiceKey {
@@ -2126,7 +2189,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2201,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2214,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{25}
+	return file_dataplane_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListServicesRequest) GetKey() *ServiceKey {
@@ -2170,7 +2233,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2182,7 +2245,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2195,7 +2258,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{26}
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -2216,7 +2279,7 @@ type DestRequest struct {
 
 func (x *DestRequest) Reset() {
 	*x = DestRequest{}
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2228,7 +2291,7 @@ func (x *DestRequest) String() string {
 func (*DestRequest) ProtoMessage() {}
 
 func (x *DestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2241,7 +2304,7 @@ func (x *DestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestRequest.ProtoReflect.Descriptor instead.
 func (*DestRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{27}
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DestRequest) GetService() *ServiceKey {
@@ -2275,7 +2338,7 @@ type LAddrRequest struct {
 
 func (x *LAddrRequest) Reset() {
 	*x = LAddrRequest{}
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2287,7 +2350,7 @@ func (x *LAddrRequest) String() string {
 func (*LAddrRequest) ProtoMessage() {}
 
 func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2300,7 +2363,7 @@ func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrRequest.ProtoReflect.Descriptor instead.
 func (*LAddrRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{28}
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LAddrRequest) GetService() *ServiceKey {
@@ -2326,7 +2389,7 @@ type ListConnsRequest struct {
 
 func (x *ListConnsRequest) Reset() {
 	*x = ListConnsRequest{}
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2401,7 @@ func (x *ListConnsRequest) String() string {
 func (*ListConnsRequest) ProtoMessage() {}
 
 func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2414,7 @@ func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{29}
+	return file_dataplane_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListConnsRequest) GetService() *ServiceKey {
@@ -2370,7 +2433,7 @@ type ZeroRequest struct {
 
 func (x *ZeroRequest) Reset() {
 	*x = ZeroRequest{}
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2445,7 @@ func (x *ZeroRequest) String() string {
 func (*ZeroRequest) ProtoMessage() {}
 
 func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2458,7 @@ func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZeroRequest.ProtoReflect.Descriptor instead.
 func (*ZeroRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{30}
+	return file_dataplane_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ZeroRequest) GetService() *ServiceKey {
@@ -2424,7 +2487,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2499,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2512,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{31}
+	return file_dataplane_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Conn) GetProto() string {
@@ -2524,7 +2587,7 @@ type ListConnsResponse struct {
 
 func (x *ListConnsResponse) Reset() {
 	*x = ListConnsResponse{}
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2599,7 @@ func (x *ListConnsResponse) String() string {
 func (*ListConnsResponse) ProtoMessage() {}
 
 func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2612,7 @@ func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{32}
+	return file_dataplane_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListConnsResponse) GetConns() []*Conn {
@@ -2581,7 +2644,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2656,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2669,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{33}
+	return file_dataplane_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Timeouts) GetTcp() uint32 {
@@ -2702,7 +2765,7 @@ type LBUsage struct {
 
 func (x *LBUsage) Reset() {
 	*x = LBUsage{}
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2777,7 @@ func (x *LBUsage) String() string {
 func (*LBUsage) ProtoMessage() {}
 
 func (x *LBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2790,7 @@ func (x *LBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LBUsage.ProtoReflect.Descriptor instead.
 func (*LBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{34}
+	return file_dataplane_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LBUsage) GetWorkers() []*WorkerLBUsage {
@@ -2751,7 +2814,7 @@ type WorkerLBUsage struct {
 
 func (x *WorkerLBUsage) Reset() {
 	*x = WorkerLBUsage{}
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +2826,7 @@ func (x *WorkerLBUsage) String() string {
 func (*WorkerLBUsage) ProtoMessage() {}
 
 func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2776,7 +2839,7 @@ func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerLBUsage.ProtoReflect.Descriptor instead.
 func (*WorkerLBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{35}
+	return file_dataplane_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WorkerLBUsage) GetWorker() int32 {
@@ -2839,7 +2902,7 @@ type LAddrPorts struct {
 
 func (x *LAddrPorts) Reset() {
 	*x = LAddrPorts{}
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +2914,7 @@ func (x *LAddrPorts) String() string {
 func (*LAddrPorts) ProtoMessage() {}
 
 func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +2927,7 @@ func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrPorts.ProtoReflect.Descriptor instead.
 func (*LAddrPorts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{36}
+	return file_dataplane_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LAddrPorts) GetAddr() string {
@@ -2932,7 +2995,7 @@ type SyncStreamRequest struct {
 
 func (x *SyncStreamRequest) Reset() {
 	*x = SyncStreamRequest{}
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2944,7 +3007,7 @@ func (x *SyncStreamRequest) String() string {
 func (*SyncStreamRequest) ProtoMessage() {}
 
 func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2957,7 +3020,7 @@ func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStreamRequest.ProtoReflect.Descriptor instead.
 func (*SyncStreamRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{37}
+	return file_dataplane_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SyncStreamRequest) GetThreshold() uint32 {
@@ -3009,7 +3072,7 @@ type SyncConn struct {
 
 func (x *SyncConn) Reset() {
 	*x = SyncConn{}
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3021,7 +3084,7 @@ func (x *SyncConn) String() string {
 func (*SyncConn) ProtoMessage() {}
 
 func (x *SyncConn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3034,7 +3097,7 @@ func (x *SyncConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncConn.ProtoReflect.Descriptor instead.
 func (*SyncConn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{38}
+	return file_dataplane_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SyncConn) GetKind() string {
@@ -3133,7 +3196,7 @@ type TCPAdjust struct {
 
 func (x *TCPAdjust) Reset() {
 	*x = TCPAdjust{}
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3208,7 @@ func (x *TCPAdjust) String() string {
 func (*TCPAdjust) ProtoMessage() {}
 
 func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3221,7 @@ func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPAdjust.ProtoReflect.Descriptor instead.
 func (*TCPAdjust) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{39}
+	return file_dataplane_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *TCPAdjust) GetSeqDelta() uint32 {
@@ -3212,7 +3275,7 @@ type SyncEvents struct {
 
 func (x *SyncEvents) Reset() {
 	*x = SyncEvents{}
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3224,7 +3287,7 @@ func (x *SyncEvents) String() string {
 func (*SyncEvents) ProtoMessage() {}
 
 func (x *SyncEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3237,7 +3300,7 @@ func (x *SyncEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEvents.ProtoReflect.Descriptor instead.
 func (*SyncEvents) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{40}
+	return file_dataplane_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SyncEvents) GetConns() []*SyncConn {
@@ -3256,7 +3319,7 @@ type SyncInstallRequest struct {
 
 func (x *SyncInstallRequest) Reset() {
 	*x = SyncInstallRequest{}
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3268,7 +3331,7 @@ func (x *SyncInstallRequest) String() string {
 func (*SyncInstallRequest) ProtoMessage() {}
 
 func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3281,7 +3344,7 @@ func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallRequest.ProtoReflect.Descriptor instead.
 func (*SyncInstallRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{41}
+	return file_dataplane_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncInstallRequest) GetConns() []*SyncConn {
@@ -3303,7 +3366,7 @@ type SyncInstallResult struct {
 
 func (x *SyncInstallResult) Reset() {
 	*x = SyncInstallResult{}
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3315,7 +3378,7 @@ func (x *SyncInstallResult) String() string {
 func (*SyncInstallResult) ProtoMessage() {}
 
 func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3328,7 +3391,7 @@ func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallResult.ProtoReflect.Descriptor instead.
 func (*SyncInstallResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{42}
+	return file_dataplane_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SyncInstallResult) GetInstalled() uint32 {
@@ -3370,7 +3433,7 @@ type FlowQuery struct {
 
 func (x *FlowQuery) Reset() {
 	*x = FlowQuery{}
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3382,7 +3445,7 @@ func (x *FlowQuery) String() string {
 func (*FlowQuery) ProtoMessage() {}
 
 func (x *FlowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3395,7 +3458,7 @@ func (x *FlowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowQuery.ProtoReflect.Descriptor instead.
 func (*FlowQuery) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{43}
+	return file_dataplane_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FlowQuery) GetProto() string {
@@ -3440,7 +3503,7 @@ type FlowAnswer struct {
 
 func (x *FlowAnswer) Reset() {
 	*x = FlowAnswer{}
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3452,7 +3515,7 @@ func (x *FlowAnswer) String() string {
 func (*FlowAnswer) ProtoMessage() {}
 
 func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3465,7 +3528,7 @@ func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowAnswer.ProtoReflect.Descriptor instead.
 func (*FlowAnswer) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{44}
+	return file_dataplane_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FlowAnswer) GetService() string {
@@ -3569,7 +3632,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3644,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3657,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{45}
+	return file_dataplane_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReloadRequest) GetPath() string {
@@ -3622,7 +3685,7 @@ type ReloadResult struct {
 
 func (x *ReloadResult) Reset() {
 	*x = ReloadResult{}
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3634,7 +3697,7 @@ func (x *ReloadResult) String() string {
 func (*ReloadResult) ProtoMessage() {}
 
 func (x *ReloadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3647,7 +3710,7 @@ func (x *ReloadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResult.ProtoReflect.Descriptor instead.
 func (*ReloadResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{46}
+	return file_dataplane_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReloadResult) GetPath() string {
@@ -3687,7 +3750,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3699,7 +3762,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3712,7 +3775,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{47}
+	return file_dataplane_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CaptureRequest) GetPort() string {
@@ -3785,7 +3848,7 @@ type CapturePacket struct {
 
 func (x *CapturePacket) Reset() {
 	*x = CapturePacket{}
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3797,7 +3860,7 @@ func (x *CapturePacket) String() string {
 func (*CapturePacket) ProtoMessage() {}
 
 func (x *CapturePacket) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3810,7 +3873,7 @@ func (x *CapturePacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturePacket.ProtoReflect.Descriptor instead.
 func (*CapturePacket) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{48}
+	return file_dataplane_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CapturePacket) GetUnixNano() int64 {
@@ -3867,7 +3930,7 @@ type CaptureWorkerStats struct {
 
 func (x *CaptureWorkerStats) Reset() {
 	*x = CaptureWorkerStats{}
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3879,7 +3942,7 @@ func (x *CaptureWorkerStats) String() string {
 func (*CaptureWorkerStats) ProtoMessage() {}
 
 func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3892,7 +3955,7 @@ func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureWorkerStats.ProtoReflect.Descriptor instead.
 func (*CaptureWorkerStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{49}
+	return file_dataplane_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CaptureWorkerStats) GetWorker() uint32 {
@@ -3936,7 +3999,7 @@ type CaptureRecords struct {
 
 func (x *CaptureRecords) Reset() {
 	*x = CaptureRecords{}
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3948,7 +4011,7 @@ func (x *CaptureRecords) String() string {
 func (*CaptureRecords) ProtoMessage() {}
 
 func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3961,7 +4024,7 @@ func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRecords.ProtoReflect.Descriptor instead.
 func (*CaptureRecords) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{50}
+	return file_dataplane_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CaptureRecords) GetPackets() []*CapturePacket {
@@ -4012,7 +4075,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4024,7 +4087,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4037,7 +4100,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{51}
+	return file_dataplane_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TraceRequest) GetPort() string {
@@ -4087,7 +4150,7 @@ type TraceStage struct {
 
 func (x *TraceStage) Reset() {
 	*x = TraceStage{}
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4162,7 @@ func (x *TraceStage) String() string {
 func (*TraceStage) ProtoMessage() {}
 
 func (x *TraceStage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4175,7 @@ func (x *TraceStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceStage.ProtoReflect.Descriptor instead.
 func (*TraceStage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{52}
+	return file_dataplane_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TraceStage) GetAtNs() int64 {
@@ -4160,7 +4223,7 @@ type TraceRecord struct {
 
 func (x *TraceRecord) Reset() {
 	*x = TraceRecord{}
-	mi := &file_dataplane_proto_msgTypes[53]
+	mi := &file_dataplane_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4172,7 +4235,7 @@ func (x *TraceRecord) String() string {
 func (*TraceRecord) ProtoMessage() {}
 
 func (x *TraceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[53]
+	mi := &file_dataplane_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4185,7 +4248,7 @@ func (x *TraceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
 func (*TraceRecord) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{53}
+	return file_dataplane_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TraceRecord) GetSeq() uint32 {
@@ -4272,7 +4335,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\bsteering\x18\v \x01(\tR\bsteering\x12\x17\n" +
 	"\aboot_id\x18\f \x01(\tR\x06bootId\"&\n" +
 	"\x10ListLinksRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xf7\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa8\x02\n" +
 	"\tPortStats\x12\x1d\n" +
 	"\n" +
 	"rx_packets\x18\x01 \x01(\x04R\trxPackets\x12\x19\n" +
@@ -4285,7 +4348,11 @@ const file_dataplane_proto_rawDesc = "" +
 	"\btx_bytes\x18\x06 \x01(\x04R\atxBytes\x12\x1d\n" +
 	"\n" +
 	"tx_dropped\x18\a \x01(\x04R\ttxDropped\x12\x1b\n" +
-	"\ttx_errors\x18\b \x01(\x04R\btxErrors\"\x97\x02\n" +
+	"\ttx_errors\x18\b \x01(\x04R\btxErrors\x12/\n" +
+	"\x06xstats\x18\t \x03(\v2\x17.gvs.dataplane.v1.XStatR\x06xstats\"1\n" +
+	"\x05XStat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\x97\x02\n" +
 	"\x04Link\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -4681,175 +4748,177 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
 	(*ListLinksRequest)(nil),     // 2: gvs.dataplane.v1.ListLinksRequest
 	(*PortStats)(nil),            // 3: gvs.dataplane.v1.PortStats
-	(*Link)(nil),                 // 4: gvs.dataplane.v1.Link
-	(*ListLinksResponse)(nil),    // 5: gvs.dataplane.v1.ListLinksResponse
-	(*VLAN)(nil),                 // 6: gvs.dataplane.v1.VLAN
-	(*Addr)(nil),                 // 7: gvs.dataplane.v1.Addr
-	(*ListAddrsRequest)(nil),     // 8: gvs.dataplane.v1.ListAddrsRequest
-	(*ListAddrsResponse)(nil),    // 9: gvs.dataplane.v1.ListAddrsResponse
-	(*Route)(nil),                // 10: gvs.dataplane.v1.Route
-	(*Nexthop)(nil),              // 11: gvs.dataplane.v1.Nexthop
-	(*ListRoutesResponse)(nil),   // 12: gvs.dataplane.v1.ListRoutesResponse
-	(*Neigh)(nil),                // 13: gvs.dataplane.v1.Neigh
-	(*ListNeighsResponse)(nil),   // 14: gvs.dataplane.v1.ListNeighsResponse
-	(*Counter)(nil),              // 15: gvs.dataplane.v1.Counter
-	(*Worker)(nil),               // 16: gvs.dataplane.v1.Worker
-	(*ListWorkersResponse)(nil),  // 17: gvs.dataplane.v1.ListWorkersResponse
-	(*ServiceKey)(nil),           // 18: gvs.dataplane.v1.ServiceKey
-	(*ServiceStats)(nil),         // 19: gvs.dataplane.v1.ServiceStats
-	(*Dest)(nil),                 // 20: gvs.dataplane.v1.Dest
-	(*LAddr)(nil),                // 21: gvs.dataplane.v1.LAddr
-	(*Service)(nil),              // 22: gvs.dataplane.v1.Service
-	(*AdmissionStats)(nil),       // 23: gvs.dataplane.v1.AdmissionStats
-	(*ACLRequest)(nil),           // 24: gvs.dataplane.v1.ACLRequest
-	(*ListServicesRequest)(nil),  // 25: gvs.dataplane.v1.ListServicesRequest
-	(*ListServicesResponse)(nil), // 26: gvs.dataplane.v1.ListServicesResponse
-	(*DestRequest)(nil),          // 27: gvs.dataplane.v1.DestRequest
-	(*LAddrRequest)(nil),         // 28: gvs.dataplane.v1.LAddrRequest
-	(*ListConnsRequest)(nil),     // 29: gvs.dataplane.v1.ListConnsRequest
-	(*ZeroRequest)(nil),          // 30: gvs.dataplane.v1.ZeroRequest
-	(*Conn)(nil),                 // 31: gvs.dataplane.v1.Conn
-	(*ListConnsResponse)(nil),    // 32: gvs.dataplane.v1.ListConnsResponse
-	(*Timeouts)(nil),             // 33: gvs.dataplane.v1.Timeouts
-	(*LBUsage)(nil),              // 34: gvs.dataplane.v1.LBUsage
-	(*WorkerLBUsage)(nil),        // 35: gvs.dataplane.v1.WorkerLBUsage
-	(*LAddrPorts)(nil),           // 36: gvs.dataplane.v1.LAddrPorts
-	(*SyncStreamRequest)(nil),    // 37: gvs.dataplane.v1.SyncStreamRequest
-	(*SyncConn)(nil),             // 38: gvs.dataplane.v1.SyncConn
-	(*TCPAdjust)(nil),            // 39: gvs.dataplane.v1.TCPAdjust
-	(*SyncEvents)(nil),           // 40: gvs.dataplane.v1.SyncEvents
-	(*SyncInstallRequest)(nil),   // 41: gvs.dataplane.v1.SyncInstallRequest
-	(*SyncInstallResult)(nil),    // 42: gvs.dataplane.v1.SyncInstallResult
-	(*FlowQuery)(nil),            // 43: gvs.dataplane.v1.FlowQuery
-	(*FlowAnswer)(nil),           // 44: gvs.dataplane.v1.FlowAnswer
-	(*ReloadRequest)(nil),        // 45: gvs.dataplane.v1.ReloadRequest
-	(*ReloadResult)(nil),         // 46: gvs.dataplane.v1.ReloadResult
-	(*CaptureRequest)(nil),       // 47: gvs.dataplane.v1.CaptureRequest
-	(*CapturePacket)(nil),        // 48: gvs.dataplane.v1.CapturePacket
-	(*CaptureWorkerStats)(nil),   // 49: gvs.dataplane.v1.CaptureWorkerStats
-	(*CaptureRecords)(nil),       // 50: gvs.dataplane.v1.CaptureRecords
-	(*TraceRequest)(nil),         // 51: gvs.dataplane.v1.TraceRequest
-	(*TraceStage)(nil),           // 52: gvs.dataplane.v1.TraceStage
-	(*TraceRecord)(nil),          // 53: gvs.dataplane.v1.TraceRecord
+	(*XStat)(nil),                // 4: gvs.dataplane.v1.XStat
+	(*Link)(nil),                 // 5: gvs.dataplane.v1.Link
+	(*ListLinksResponse)(nil),    // 6: gvs.dataplane.v1.ListLinksResponse
+	(*VLAN)(nil),                 // 7: gvs.dataplane.v1.VLAN
+	(*Addr)(nil),                 // 8: gvs.dataplane.v1.Addr
+	(*ListAddrsRequest)(nil),     // 9: gvs.dataplane.v1.ListAddrsRequest
+	(*ListAddrsResponse)(nil),    // 10: gvs.dataplane.v1.ListAddrsResponse
+	(*Route)(nil),                // 11: gvs.dataplane.v1.Route
+	(*Nexthop)(nil),              // 12: gvs.dataplane.v1.Nexthop
+	(*ListRoutesResponse)(nil),   // 13: gvs.dataplane.v1.ListRoutesResponse
+	(*Neigh)(nil),                // 14: gvs.dataplane.v1.Neigh
+	(*ListNeighsResponse)(nil),   // 15: gvs.dataplane.v1.ListNeighsResponse
+	(*Counter)(nil),              // 16: gvs.dataplane.v1.Counter
+	(*Worker)(nil),               // 17: gvs.dataplane.v1.Worker
+	(*ListWorkersResponse)(nil),  // 18: gvs.dataplane.v1.ListWorkersResponse
+	(*ServiceKey)(nil),           // 19: gvs.dataplane.v1.ServiceKey
+	(*ServiceStats)(nil),         // 20: gvs.dataplane.v1.ServiceStats
+	(*Dest)(nil),                 // 21: gvs.dataplane.v1.Dest
+	(*LAddr)(nil),                // 22: gvs.dataplane.v1.LAddr
+	(*Service)(nil),              // 23: gvs.dataplane.v1.Service
+	(*AdmissionStats)(nil),       // 24: gvs.dataplane.v1.AdmissionStats
+	(*ACLRequest)(nil),           // 25: gvs.dataplane.v1.ACLRequest
+	(*ListServicesRequest)(nil),  // 26: gvs.dataplane.v1.ListServicesRequest
+	(*ListServicesResponse)(nil), // 27: gvs.dataplane.v1.ListServicesResponse
+	(*DestRequest)(nil),          // 28: gvs.dataplane.v1.DestRequest
+	(*LAddrRequest)(nil),         // 29: gvs.dataplane.v1.LAddrRequest
+	(*ListConnsRequest)(nil),     // 30: gvs.dataplane.v1.ListConnsRequest
+	(*ZeroRequest)(nil),          // 31: gvs.dataplane.v1.ZeroRequest
+	(*Conn)(nil),                 // 32: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 33: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 34: gvs.dataplane.v1.Timeouts
+	(*LBUsage)(nil),              // 35: gvs.dataplane.v1.LBUsage
+	(*WorkerLBUsage)(nil),        // 36: gvs.dataplane.v1.WorkerLBUsage
+	(*LAddrPorts)(nil),           // 37: gvs.dataplane.v1.LAddrPorts
+	(*SyncStreamRequest)(nil),    // 38: gvs.dataplane.v1.SyncStreamRequest
+	(*SyncConn)(nil),             // 39: gvs.dataplane.v1.SyncConn
+	(*TCPAdjust)(nil),            // 40: gvs.dataplane.v1.TCPAdjust
+	(*SyncEvents)(nil),           // 41: gvs.dataplane.v1.SyncEvents
+	(*SyncInstallRequest)(nil),   // 42: gvs.dataplane.v1.SyncInstallRequest
+	(*SyncInstallResult)(nil),    // 43: gvs.dataplane.v1.SyncInstallResult
+	(*FlowQuery)(nil),            // 44: gvs.dataplane.v1.FlowQuery
+	(*FlowAnswer)(nil),           // 45: gvs.dataplane.v1.FlowAnswer
+	(*ReloadRequest)(nil),        // 46: gvs.dataplane.v1.ReloadRequest
+	(*ReloadResult)(nil),         // 47: gvs.dataplane.v1.ReloadResult
+	(*CaptureRequest)(nil),       // 48: gvs.dataplane.v1.CaptureRequest
+	(*CapturePacket)(nil),        // 49: gvs.dataplane.v1.CapturePacket
+	(*CaptureWorkerStats)(nil),   // 50: gvs.dataplane.v1.CaptureWorkerStats
+	(*CaptureRecords)(nil),       // 51: gvs.dataplane.v1.CaptureRecords
+	(*TraceRequest)(nil),         // 52: gvs.dataplane.v1.TraceRequest
+	(*TraceStage)(nil),           // 53: gvs.dataplane.v1.TraceStage
+	(*TraceRecord)(nil),          // 54: gvs.dataplane.v1.TraceRecord
 }
 var file_dataplane_proto_depIdxs = []int32{
-	3,  // 0: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
-	4,  // 1: gvs.dataplane.v1.ListLinksResponse.links:type_name -> gvs.dataplane.v1.Link
-	7,  // 2: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
-	11, // 3: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
-	10, // 4: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
-	13, // 5: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
-	15, // 6: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
-	16, // 7: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
-	19, // 8: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	18, // 9: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
-	20, // 10: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
-	21, // 11: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
-	19, // 12: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	23, // 13: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
-	18, // 14: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	18, // 15: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
-	22, // 16: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
-	18, // 17: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	20, // 18: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
-	18, // 19: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	21, // 20: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
-	18, // 21: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	18, // 22: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	31, // 23: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	35, // 24: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
-	36, // 25: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
-	39, // 26: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
-	38, // 27: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
-	38, // 28: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
-	48, // 29: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
-	49, // 30: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
-	52, // 31: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
-	0,  // 32: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 33: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	6,  // 34: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	6,  // 35: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 36: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	7,  // 37: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 38: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	10, // 39: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	10, // 40: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 41: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	13, // 42: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	13, // 43: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 44: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 45: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	22, // 46: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	22, // 47: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	22, // 48: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 49: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	25, // 50: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	27, // 51: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	27, // 52: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	27, // 53: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	28, // 54: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	28, // 55: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	24, // 56: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
-	24, // 57: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
-	29, // 58: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	30, // 59: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 60: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	33, // 61: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 62: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	43, // 63: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	37, // 64: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	41, // 65: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	45, // 66: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	51, // 67: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
-	47, // 68: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
-	1,  // 69: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	5,  // 70: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 71: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 72: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	9,  // 75: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 76: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 77: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	12, // 78: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 79: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 80: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	14, // 81: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	17, // 82: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 83: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 84: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 85: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 86: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	26, // 87: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 88: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 89: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 90: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 91: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 92: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 93: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
-	0,  // 94: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
-	32, // 95: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 96: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	33, // 97: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 98: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	34, // 99: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	44, // 100: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	40, // 101: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	42, // 102: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	46, // 103: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	53, // 104: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
-	50, // 105: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
-	69, // [69:106] is the sub-list for method output_type
-	32, // [32:69] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	4,  // 0: gvs.dataplane.v1.PortStats.xstats:type_name -> gvs.dataplane.v1.XStat
+	3,  // 1: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
+	5,  // 2: gvs.dataplane.v1.ListLinksResponse.links:type_name -> gvs.dataplane.v1.Link
+	8,  // 3: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
+	12, // 4: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
+	11, // 5: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
+	14, // 6: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
+	16, // 7: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
+	17, // 8: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
+	20, // 9: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	19, // 10: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 11: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
+	22, // 12: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
+	20, // 13: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	24, // 14: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
+	19, // 15: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	19, // 16: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
+	23, // 17: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
+	19, // 18: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 19: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
+	19, // 20: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	22, // 21: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
+	19, // 22: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	19, // 23: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	32, // 24: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	36, // 25: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
+	37, // 26: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
+	40, // 27: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
+	39, // 28: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
+	39, // 29: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
+	49, // 30: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
+	50, // 31: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
+	53, // 32: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
+	0,  // 33: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	2,  // 34: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	7,  // 35: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	7,  // 36: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	8,  // 37: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	8,  // 38: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	9,  // 39: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	11, // 40: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	11, // 41: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 42: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	14, // 43: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	14, // 44: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 45: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 46: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	23, // 47: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	23, // 48: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	23, // 49: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 50: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	26, // 51: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	28, // 52: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	28, // 53: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	28, // 54: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	29, // 55: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	29, // 56: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	25, // 57: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
+	25, // 58: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
+	30, // 59: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	31, // 60: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 61: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	34, // 62: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 63: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	44, // 64: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	38, // 65: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	42, // 66: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	46, // 67: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	52, // 68: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
+	48, // 69: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 70: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	6,  // 71: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 72: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 73: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	10, // 76: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 77: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 78: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	13, // 79: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 80: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 81: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	15, // 82: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	18, // 83: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 84: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 85: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 86: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 87: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	27, // 88: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 89: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 90: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 91: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 92: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 93: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 94: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
+	0,  // 95: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
+	33, // 96: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 97: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	34, // 98: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 99: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	35, // 100: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	45, // 101: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	41, // 102: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	43, // 103: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	47, // 104: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	54, // 105: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
+	51, // 106: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	70, // [70:107] is the sub-list for method output_type
+	33, // [33:70] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -4857,15 +4926,15 @@ func file_dataplane_proto_init() {
 	if File_dataplane_proto != nil {
 		return
 	}
-	file_dataplane_proto_msgTypes[47].OneofWrappers = []any{}
-	file_dataplane_proto_msgTypes[51].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[48].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[52].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

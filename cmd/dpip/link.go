@@ -60,5 +60,32 @@ func printLink(w io.Writer, l *pb.Link, stats bool) {
 		fmt.Fprintf(w, "    %-20d%-20d%-20d%-20d\n", s.RxPackets, s.TxPackets, s.RxBytes, s.TxBytes)
 		fmt.Fprintf(w, "    %-20s%-20s%-20s%-20s\n", "ierrors", "oerrors", "imissed", "odropped")
 		fmt.Fprintf(w, "    %-20d%-20d%-20d%-20d\n", s.RxErrors, s.TxErrors, s.RxDropped, s.TxDropped)
+		printXStats(w, s.Xstats)
+	}
+}
+
+// printXStats prints a port's extended counters after the basic ones, in
+// the same grid: rows of four names over their values, the columns wide
+// enough for the longest name.
+func printXStats(w io.Writer, xs []*pb.XStat) {
+	if len(xs) == 0 {
+		return
+	}
+	width := 20
+	for _, x := range xs {
+		width = max(width, len(x.Name)+2)
+	}
+	fmt.Fprintf(w, "    xstats:\n")
+	for i := 0; i < len(xs); i += 4 {
+		row := xs[i:min(i+4, len(xs))]
+		fmt.Fprint(w, "    ")
+		for _, x := range row {
+			fmt.Fprintf(w, "%-*s", width, x.Name)
+		}
+		fmt.Fprint(w, "\n    ")
+		for _, x := range row {
+			fmt.Fprintf(w, "%-*d", width, x.Value)
+		}
+		fmt.Fprintln(w)
 	}
 }

@@ -95,6 +95,9 @@ func (s *Server) ListLinks(_ context.Context, r *pb.ListLinksRequest) (*pb.ListL
 			st := l.Stats
 			pl.Stats = &pb.PortStats{RxPackets: st.RxPackets, RxBytes: st.RxBytes, RxDropped: st.RxDropped, RxErrors: st.RxErrors,
 				TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxDropped: st.TxDropped, TxErrors: st.TxErrors}
+			for _, x := range l.XStats {
+				pl.Stats.Xstats = append(pl.Stats.Xstats, &pb.XStat{Name: x.Name, Value: x.Value})
+			}
 		}
 		out.Links = append(out.Links, pl)
 	}

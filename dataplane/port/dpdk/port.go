@@ -48,10 +48,9 @@ var _ port.Port = (*Port)(nil)
 
 // XStat is one extended statistic of the device (rte_eth_xstats) or of the
 // driver (gvs_ prefix).
-type XStat struct {
-	Name  string
-	Value uint64
-}
+type XStat = port.XStat
+
+var _ port.XStatsReader = (*Port)(nil)
 
 // Open opens the DPDK device cfg.Device (default cfg.Name): a PCI address
 // the EAL probed (0000:3b:00.0) or a vdev name (net_ring0), with cfg.Queues
@@ -212,8 +211,8 @@ func (p *Port) XStats() ([]XStat, error) {
 		foreign += q.foreign.Load()
 		chained += q.chained.Load()
 	}
-	return append(xs, XStat{"gvs_rx_no_frames", noFrames}, XStat{"gvs_rx_foreign_copies", foreign},
-		XStat{"gvs_rx_chained_dropped", chained}), nil
+	return append(xs, XStat{Name: "gvs_rx_no_frames", Value: noFrames}, XStat{Name: "gvs_rx_foreign_copies", Value: foreign},
+		XStat{Name: "gvs_rx_chained_dropped", Value: chained}), nil
 }
 
 // RSS returns the device's RSS key and redirection table as the filter
