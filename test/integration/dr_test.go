@@ -1,19 +1,25 @@
 package integration
 
 // Direct routing in the lab. The real servers are set up as an operator
-// sets up a DR real server:
+// sets up a DR real server, for both families:
 //
 //	ip addr add VIP/32 dev lo                      the server owns the VIP …
+//	ip addr add VIP6/128 dev lo nodad              … and the IPv6 VIP
 //	sysctl net.ipv4.conf.{all,eth0}.arp_ignore=1   … but never answers ARP for it
 //	sysctl net.ipv4.conf.{all,eth0}.arp_announce=2 … nor uses it as an ARP source
 //	ip route add CLIENT/32 via ROUTER dev ret0      replies leave by their own path
+//	ip route add CLIENT6/128 via ROUTER6 dev ret0
+//
+// IPv6 needs no sysctl: Linux answers a neighbour solicitation only for an
+// address of the interface it arrived on, so never on eth0 for the VIP on
+// lo (TestDirectRoutingIPv6 checks it on the wire).
 //
 // The return path is one extra veth pair per real server straight into the
 // client namespace, a stand-in for the router real servers answer through:
 // the replies (source VIP) never cross GVS. The client then receives from
 // the VIP on another interface than the one it sends on, so its reverse-path
 // filter is off, and so is the real server's (requests arrive on eth0, the
-// route back to the client is ret0).
+// route back to the client is ret0). IPv6 has no reverse-path filter.
 
 import (
 	"bufio"
@@ -30,20 +36,21 @@ import (
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
-// drRealServers turns rs1 and rs2 into DR real servers of vip with a
-// return path to the client that bypasses GVS, and runs gvs-testsrv on
-// vip:80 (HTTP) and vip:9000 (UDP echo: bound to the VIP, so answers leave
-// from it), with the extra gvs-testsrv arguments given (tunnel real
-// servers: --decap).
-func drRealServers(t *testing.T, l *Lab, vip string, extra ...string) {
+// drRealServers turns rs1 and rs2 into DR real servers of the lab's VIP
+// and VIP6 with a return path to the client (both families) that bypasses
+// GVS, and runs gvs-testsrv on port 80 (HTTP) and 9000 (UDP echo: bound to
+// the VIP, so answers leave from it) of both VIPs, with the extra
+// gvs-testsrv arguments given (tunnel real servers: --decap).
+func drRealServers(t *testing.T, l *Lab, extra ...string) {
 	t.Helper()
-	cns := l.Env["CLIENT_NS"]
+	cns, vip, vip6 := l.Env["CLIENT_NS"], l.Env["VIP"], l.Env["VIP6"]
 	for _, k := range []string{"all", "default"} {
 		l.MustNS(cns, "sysctl", "-qw", "net.ipv4.conf."+k+".rp_filter=0")
 	}
 	for i := 1; i <= 2; i++ {
 		ns := l.Env[fmt.Sprintf("RS%d_NS", i)]
 		l.MustNS(ns, "ip", "addr", "add", vip+"/32", "dev", "lo")
+		l.MustNS(ns, "ip", "addr", "add", vip6+"/128", "dev", "lo", "nodad")
 		for _, k := range []string{"all", "eth0"} {
 			l.MustNS(ns, "sysctl", "-qw", "net.ipv4.conf."+k+".arp_ignore=1", "net.ipv4.conf."+k+".arp_announce=2",
 				"net.ipv4.conf."+k+".rp_filter=0")
@@ -53,6 +60,11 @@ func drRealServers(t *testing.T, l *Lab, vip string, extra ...string) {
 		if out, err := exec.Command("ip", "link", "add", ret, "netns", ns, "type", "veth", "peer", "name", peer, "netns", cns).CombinedOutput(); err != nil {
 			t.Fatalf("return veth for %s: %v\n%s", ns, err, out)
 		}
+		// no duplicate address detection on the new link: while its
+		// link-local address is tentative, Linux sends no neighbour
+		// solicitation, and the first IPv6 answers would wait a second
+		l.MustNS(cns, "sysctl", "-qw", "net.ipv6.conf."+peer+".accept_dad=0")
+		l.MustNS(ns, "sysctl", "-qw", "net.ipv6.conf."+ret+".accept_dad=0")
 		router, rsSide := fmt.Sprintf("10.3.%d.1", i), fmt.Sprintf("10.3.%d.2", i)
 		l.MustNS(cns, "ip", "addr", "add", router+"/30", "dev", peer)
 		l.MustNS(cns, "ip", "link", "set", peer, "up")
@@ -60,10 +72,15 @@ func drRealServers(t *testing.T, l *Lab, vip string, extra ...string) {
 		l.MustNS(ns, "ip", "addr", "add", rsSide+"/30", "dev", ret)
 		l.MustNS(ns, "ip", "link", "set", ret, "up")
 		l.MustNS(ns, "ip", "route", "add", l.Env["CLIENT_IP"]+"/32", "via", router, "dev", ret)
+		router6, rsSide6 := fmt.Sprintf("fd00:3:%d::1", i), fmt.Sprintf("fd00:3:%d::2", i)
+		l.MustNS(cns, "ip", "addr", "add", router6+"/64", "dev", peer, "nodad")
+		l.MustNS(ns, "ip", "addr", "add", rsSide6+"/64", "dev", ret, "nodad")
+		l.MustNS(ns, "ip", "route", "add", l.Env["CLIENT_IP6"]+"/128", "via", router6, "dev", ret)
 		// the server's own address too: health checks connect there
-		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), append([]string{"--http", vip + ":80", "--http", l.Env[fmt.Sprintf("RS%d_IP", i)] + ":80",
-			"--udp-echo", vip + ":9000"}, extra...)...)
+		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), append([]string{"--http", vip + ":80", "--http", "[" + vip6 + "]:80",
+			"--http", l.Env[fmt.Sprintf("RS%d_IP", i)] + ":80", "--udp-echo", vip + ":9000", "--udp-echo", "[" + vip6 + "]:9000"}, extra...)...)
 		waitTCP(t, ns, vip+":80")
+		waitTCP(t, ns, "["+vip6+"]:80")
 	}
 }
 
@@ -89,7 +106,7 @@ func TestDirectRouting(t *testing.T) {
 	l := StartLab(t, "--driver", "afxdp", "--workers", "2")
 	vip, cip := l.Env["VIP"], l.Env["CLIENT_IP"]
 	rs := map[string]string{"rs1": l.Env["RS1_IP"], "rs2": l.Env["RS2_IP"]}
-	drRealServers(t, l, vip)
+	drRealServers(t, l)
 	l.Ipvsadm("-A", "-t", vip+":80", "-s", "rr")
 	l.Ipvsadm("-a", "-t", vip+":80", "-r", rs["rs1"], "-g")
 	l.Ipvsadm("-a", "-t", vip+":80", "-r", rs["rs2"], "-g")
@@ -195,7 +212,7 @@ func TestDirectRouting(t *testing.T) {
 func TestDirectRoutingControlPlane(t *testing.T) {
 	l := StartLab(t, "--driver", "afxdp", "--workers", "1")
 	vip, cip := l.Env["VIP"], l.Env["CLIENT_IP"]
-	drRealServers(t, l, vip)
+	drRealServers(t, l)
 	cfg := fmt.Sprintf(`# gvs-controlplane config of TestDirectRoutingControlPlane
 dataplane: {socket: %[1]s, poll_interval: 200ms}
 http: {listen: "%[2]s"}
@@ -231,16 +248,22 @@ virtual_servers:
 	}
 }
 
-// udpAsk sends msg from a new client socket (a new source port) and
-// returns the name of the real server that echoed it.
+// udpAsk sends msg from a new client socket (a new source port, the
+// client's address of to's family) and returns the name of the real
+// server that echoed it.
 func udpAsk(t *testing.T, l *Lab, to, msg string) string {
 	t.Helper()
-	pc, err := nsutil.ListenPacket(l.Env["CLIENT_NS"], "udp", l.Env["CLIENT_IP"]+":0")
+	dst := netip.MustParseAddrPort(to)
+	src := netip.AddrPortFrom(netip.MustParseAddr(l.Env["CLIENT_IP"]), 0)
+	if dst.Addr().Is6() {
+		src = netip.AddrPortFrom(netip.MustParseAddr(l.Env["CLIENT_IP6"]), 0)
+	}
+	pc, err := nsutil.ListenPacket(l.Env["CLIENT_NS"], "udp", src.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	raddr := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(to))
+	raddr := net.UDPAddrFromAddrPort(dst)
 	buf := make([]byte, 1500)
 	for try := 0; try < 5; try++ {
 		pc.WriteTo([]byte(msg), raddr)

@@ -29,7 +29,7 @@ func TestTunnelLab(t *testing.T) {
 		// filter (requests arrive on tun0, the route to the client is ret0)
 		l.MustNS(l.Env[fmt.Sprintf("RS%d_NS", i)], "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0")
 	}
-	drRealServers(t, l, vip, "--decap", "ipip", "--decap", "gre", "--decap", "gue", "--decap-port", "6080")
+	drRealServers(t, l, "--decap", "ipip", "--decap", "gre", "--decap", "gue", "--decap-port", "6080")
 
 	for _, tc := range []struct {
 		name string
