@@ -6,17 +6,20 @@ package main
 // servers need the kernel's ipip, gre or fou/gue modules, which lab
 // machines may not have. This stands in for them: it reads the tunnel
 // packets addressed to this namespace from raw IP sockets (protocol 4 and
-// 41 for ipip, 47 for gre) and a UDP socket (gue, --decap-port), takes the
+// 41 for ipip, 47 for gre; IPv4 and IPv6 outer headers) and a UDP socket
+// of both families (gue, --decap-port, zero IPv6 checksums allowed), takes the
 // inner packet out (nat.Decap, nat.DecapGRE, nat.DecapGUE) and writes it
 // into a TUN device, where the namespace's own TCP/IP stack receives it
 // as if a kernel tunnel device had decapsulated it. Raw and TUN
 // syscalls live in this file only.
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -67,7 +70,19 @@ func startDecap(kinds []string, port int, dev string, errc chan<- error) error {
 			if port == 0 {
 				return fmt.Errorf("decap gue: give --decap-port (the real server's --tun-port)")
 			}
-			pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(port))
+			// one socket for both families; GUE over IPv6 may come
+			// without a UDP checksum (RFC 6935, --tun-nocsum), which Linux
+			// drops unless the socket allows it
+			lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_NO_CHECK6_RX, 1)
+				}); err != nil {
+					return err
+				}
+				return serr
+			}}
+			pc, err := lc.ListenPacket(context.Background(), "udp", ":"+strconv.Itoa(port))
 			if err != nil {
 				return fmt.Errorf("decap gue: %w", err)
 			}
