@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: (MIT OR GPL-2.0) */
+/*
+ * GVS's XDP program for AF_XDP ports with the FullNAT fast path.
+ *
+ * Every frame is parsed as far as needed to build the 5-tuple of an IPv4 or
+ * IPv6 TCP/UDP packet (no IPv4 options, no IPv6 extension headers, not a
+ * fragment, no VLAN tag) and looked up in gvs_fnat_conns, the connections
+ * the userspace workers offloaded, one entry per direction. On a hit the
+ * packet is rewritten as the worker would (addresses, ports, incremental
+ * IPv4 header and TCP/UDP checksums, TTL or hop limit minus one, the next
+ * hop's MACs) and redirected out of the entry's egress port through
+ * gvs_egress (a DEVMAP_HASH keyed by ifindex). Everything else goes where
+ * it went before the fast path existed: to the AF_XDP socket of the
+ * receiving queue (gvs_xsks), or to the kernel when that queue has none.
+ *
+ * Packets the workers must see although their connection is offloaded:
+ * TCP segments with SYN, FIN or RST (state changes), packets whose TTL or
+ * hop limit would expire (ICMP time exceeded), packets longer than the
+ * egress MTU (ICMP too big), and packets of an entry marked slow.
+ *
+ * The checksum differences (csum_l3, csum_l4) are computed by the control
+ * side when it writes an entry: the old addresses and ports are those of the
+ * key, so the difference is the same for every packet of the entry.
+ * gvs_verdicts counts per CPU why each frame went where it went.
+ */
+#include "defs.h"
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+
+/* fnat_val.flags */
+#define FNAT_F_SLOW 0x1 /* the entry's packets go to the workers */
+
+/* A packet's direction of a connection: fields in network byte order. An
+ * IPv4 address takes the first 4 bytes of its field, the rest is zero. */
+struct fnat_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u8 sport[2];
+	__u8 dport[2];
+	__u8 proto;  /* 6 TCP, 17 UDP */
+	__u8 family; /* 4 or 6: the IP version */
+	__u8 pad[2];
+};
+
+/* What a packet with that key becomes, and the entry's counters. */
+struct fnat_val {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u8 sport[2];
+	__u8 dport[2];
+	__u16 csum_l3; /* folded difference for the IPv4 header checksum: addresses and the TTL */
+	__u16 csum_l4; /* folded difference for the TCP/UDP checksum: addresses and ports */
+	__u16 mtu;     /* egress MTU: an IP packet longer than this goes to the workers */
+	__u16 pad;
+	__u32 ifindex; /* egress port, a key of gvs_egress */
+	__u32 flags;   /* FNAT_F_* */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u64 last_seen; /* bpf_ktime_get_ns() of the last packet forwarded here */
+	__u64 packets;   /* forwarded here (not counting those sent to the workers) */
+	__u64 bytes;     /* their IP lengths */
+};
+
+/* Where a frame went and why: indexes of gvs_verdicts. */
+enum xdpfast_verdict {
+	XDPFAST_FAST = 0,      /* rewritten and redirected */
+	XDPFAST_MISS = 1,      /* IPv4/IPv6 TCP/UDP without an entry */
+	XDPFAST_OTHER = 2,     /* not IP, VLAN-tagged, group address, other protocol */
+	XDPFAST_TCP_CTL = 3,   /* SYN, FIN or RST */
+	XDPFAST_FRAG = 4,      /* an IP fragment */
+	XDPFAST_IP_OPTS = 5,   /* IPv4 options or IPv6 extension headers */
+	XDPFAST_TTL = 6,       /* TTL or hop limit 1 or less */
+	XDPFAST_MTU = 7,       /* longer than the egress MTU */
+	XDPFAST_NO_EGRESS = 8, /* the egress port is not in gvs_egress */
+	XDPFAST_SHORT = 9,     /* truncated or malformed headers */
+	XDPFAST_SLOW = 10,     /* the entry is marked slow */
+	XDPFAST_VERDICTS = 11,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64); /* set to the number of queues at load */
+	__type(key, __u32);
+	__type(value, __u32);
+} gvs_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* set from the configuration at load */
+	__type(key, struct fnat_key);
+	__type(value, struct fnat_val);
+} gvs_fnat_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} gvs_egress SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XDPFAST_VERDICTS);
+	__type(key, enum xdpfast_verdict);
+	__type(value, __u64);
+} gvs_verdicts SEC(".maps");
+
+static __always_inline void count(__u32 v)
+{
+	__u64 *c = bpf_map_lookup_elem(&gvs_verdicts, &v);
+	if (c)
+		*c += 1;
+}
+
+/* to_xsk is the program as it was before the fast path: the receiving
+ * queue's socket, or the kernel. */
+static __always_inline int to_xsk(struct xdp_md *ctx, __u32 why)
+{
+	count(why);
+	return bpf_redirect_map(&gvs_xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+/* csum_apply returns checksum ck (host order) updated by the folded
+ * difference d (RFC 1624, eqn. 3). */
+static __always_inline __u16 csum_apply(__u16 ck, __u16 d)
+{
+	__u32 s = (__u32)(__u16)~ck + d;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+static __always_inline __u16 get16(const __u8 *p)
+{
+	return (__u16)p[0] << 8 | p[1];
+}
+
+static __always_inline void put16(__u8 *p, __u16 v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+SEC("xdp")
+int gvs_xdp_fast(struct xdp_md *ctx)
+{
+	__u8 *data = (__u8 *)(long)ctx->data;
+	__u8 *end = (__u8 *)(long)ctx->data_end;
+	__u8 *eth = data;
+
+	if (eth + ETH_HLEN > end)
+		return to_xsk(ctx, XDPFAST_SHORT);
+	if (eth[0] & 1)
+		return to_xsk(ctx, XDPFAST_OTHER);
+
+	struct fnat_key key;
+	__builtin_memset(&key, 0, sizeof(key));
+	__u8 *l3 = eth + ETH_HLEN;
+	__u8 *l4;
+	__u32 iplen;
+	__u8 ttl;
+	__u16 type = get16(eth + 12);
+
+	if (type == ETH_P_IP) {
+		if (l3 + 20 > end)
+			return to_xsk(ctx, XDPFAST_SHORT);
+		if (l3[0] != 0x45) {
+			if ((l3[0] >> 4) != 4 || (l3[0] & 0xf) < 5)
+				return to_xsk(ctx, XDPFAST_SHORT);
+			return to_xsk(ctx, XDPFAST_IP_OPTS);
+		}
+		if ((l3[6] & 0x3f) || l3[7]) /* MF or an offset */
+			return to_xsk(ctx, XDPFAST_FRAG);
+		key.proto = l3[9];
+		if (key.proto != PROTO_TCP && key.proto != PROTO_UDP)
+			return to_xsk(ctx, XDPFAST_OTHER);
+		iplen = get16(l3 + 2);
+		if (iplen < 20 || iplen > 0xffff || l3 + iplen > end)
+			return to_xsk(ctx, XDPFAST_SHORT);
+		__builtin_memcpy(key.saddr, l3 + 12, 4);
+		__builtin_memcpy(key.daddr, l3 + 16, 4);
+		key.family = 4;
+		ttl = l3[8];
+		l4 = l3 + 20;
+	} else if (type == ETH_P_IPV6) {
+		if (l3 + 40 > end)
+			return to_xsk(ctx, XDPFAST_SHORT);
+		if ((l3[0] >> 4) != 6)
+			return to_xsk(ctx, XDPFAST_SHORT);
+		key.proto = l3[6];
+		switch (key.proto) {
+		case PROTO_TCP:
+		case PROTO_UDP:
+			break;
+		case 44: /* fragment */
+			return to_xsk(ctx, XDPFAST_FRAG);
+		case 0:   /* hop-by-hop */
+		case 43:  /* routing */
+		case 60:  /* destination options */
+		case 50:  /* ESP */
+		case 51:  /* AH */
+		case 135: /* mobility */
+		case 139: /* HIP */
+		case 140: /* shim6 */
+			return to_xsk(ctx, XDPFAST_IP_OPTS);
+		default:
+			return to_xsk(ctx, XDPFAST_OTHER);
+		}
+		iplen = 40 + (__u32)get16(l3 + 4);
+		if (iplen > 40 + 0xffff || l3 + iplen > end)
+			return to_xsk(ctx, XDPFAST_SHORT);
+		__builtin_memcpy(key.saddr, l3 + 8, 16);
+		__builtin_memcpy(key.daddr, l3 + 24, 16);
+		key.family = 6;
+		ttl = l3[7];
+		l4 = l3 + 40;
+	} else {
+		return to_xsk(ctx, XDPFAST_OTHER);
+	}
+
+	__u8 tcpflags = 0;
+	__u32 ckoff = 6; /* of the TCP or UDP checksum */
+	if (key.proto == PROTO_TCP) {
+		if (l4 + 20 > end || l4 + 20 > l3 + iplen)
+			return to_xsk(ctx, XDPFAST_SHORT);
+		tcpflags = l4[13];
+		ckoff = 16;
+	} else {
+		if (l4 + 8 > end || l4 + 8 > l3 + iplen)
+			return to_xsk(ctx, XDPFAST_SHORT);
+	}
+	__builtin_memcpy(key.sport, l4, 2);
+	__builtin_memcpy(key.dport, l4 + 2, 2);
+
+	struct fnat_val *v = bpf_map_lookup_elem(&gvs_fnat_conns, &key);
+	if (!v)
+		return to_xsk(ctx, XDPFAST_MISS);
+	if (v->flags & FNAT_F_SLOW)
+		return to_xsk(ctx, XDPFAST_SLOW);
+	if (tcpflags & (TCP_SYN | TCP_FIN | TCP_RST))
+		return to_xsk(ctx, XDPFAST_TCP_CTL);
+	if (ttl <= 1)
+		return to_xsk(ctx, XDPFAST_TTL);
+	if (iplen > v->mtu)
+		return to_xsk(ctx, XDPFAST_MTU);
+	/* checked above for each protocol; again here, where the verifier
+	 * may have merged the two paths */
+	__u8 *ck = l4 + ckoff;
+	if (ck + 2 > end)
+		return to_xsk(ctx, XDPFAST_SHORT);
+	/* sets the redirect target, or fails and leaves the packet as it is */
+	if (bpf_redirect_map(&gvs_egress, v->ifindex, 0) != XDP_REDIRECT)
+		return to_xsk(ctx, XDPFAST_NO_EGRESS);
+
+	if (key.family == 4) {
+		if (l3 + 20 > end) /* checked above; again for the verifier */
+			return XDP_ABORTED;
+		__builtin_memcpy(l3 + 12, v->saddr, 4);
+		__builtin_memcpy(l3 + 16, v->daddr, 4);
+		l3[8] = ttl - 1;
+		put16(l3 + 10, csum_apply(get16(l3 + 10), v->csum_l3));
+	} else {
+		if (l3 + 40 > end) /* checked above; again for the verifier */
+			return XDP_ABORTED;
+		__builtin_memcpy(l3 + 8, v->saddr, 16);
+		__builtin_memcpy(l3 + 24, v->daddr, 16);
+		l3[7] = ttl - 1;
+	}
+	__builtin_memcpy(l4, v->sport, 2);
+	__builtin_memcpy(l4 + 2, v->dport, 2);
+	__u16 sum = get16(ck);
+	if (key.proto == PROTO_TCP) {
+		put16(ck, csum_apply(sum, v->csum_l4));
+	} else if (sum) { /* UDP checksum zero: none, and it stays so */
+		sum = csum_apply(sum, v->csum_l4);
+		put16(ck, sum ? sum : 0xffff); /* a computed zero is sent as all ones */
+	}
+	__builtin_memcpy(eth, v->dmac, 6);
+	__builtin_memcpy(eth + 6, v->smac, 6);
+
+	__sync_fetch_and_add(&v->packets, 1);
+	__sync_fetch_and_add(&v->bytes, iplen);
+	v->last_seen = bpf_ktime_get_ns();
+	count(XDPFAST_FAST);
+	return XDP_REDIRECT;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
