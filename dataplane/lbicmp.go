@@ -65,6 +65,9 @@ func (w *Worker) lbICMP(b *pktbuf.Buf, l3 []byte) verdict {
 		w.drop(b, CtrDropICMPInvalid)
 		return stolen
 	}
+	if c.Flags&session.FlagAdjusted != 0 && e.InnerProto == header.ProtoTCP {
+		w.adjustQuote(l3, id, dir) // the receiver's own sequence numbers (lbsynproxy.go)
+	}
 	if dir == session.Out {
 		// a path MTU for the client: less what GVS still adds to its
 		// segments (fragmentation-needed and packet-too-big only)

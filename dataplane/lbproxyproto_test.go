@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/gvs-lb/gvs/ipvs"
@@ -244,4 +245,68 @@ func TestProxyProtocolNewSYN(t *testing.T) {
 	if syn.tcp.Seq != 777777 || !syn.tcp.SYN {
 		t.Fatalf("the retransmitted new SYN: seq %d", syn.tcp.Seq)
 	}
+}
+
+// TestProxyProtocolICMPQuote: an ICMP error about a proxy-protocol
+// connection quotes the segment in its receiver's sequence space: the
+// client finds the sequence number it sent (not the one moved past the
+// header), the server the acknowledgement it would have seen.
+func TestProxyProtocolICMPQuote(t *testing.T) {
+	c := newPPTest(t, false, "v2", false)
+	const sisn = 9000
+	c.open(sisn)
+	n := uint32(len(c.hdr))
+	c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, seq: c.cisn + 1, ackn: sisn + 1}), 1) // the header
+	c.td.one(t, 1, c.serverSeg(tcpSeg{ack: true, seq: sisn + 1, ackn: c.cisn + 1 + n}), 0)
+	cseq := c.cisn + 1 + 100 // a client segment, as the client numbers it
+	sent := c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, seq: cseq, ackn: sisn + 1, payload: make([]byte, 40)}), 1)
+	if sent.tcp.Seq != cseq+n {
+		t.Fatalf("segment to the server seq %d, want %d", sent.tcp.Seq, cseq+n)
+	}
+	quoted := tcpFrame(t, tcpSeg{src: c.local, dst: c.rs, smac: macDP1, dmac: macRS1, ack: true, seq: cseq + n, ackn: sisn + 1, payload: make([]byte, 40)})[14:]
+	c.td.inject(1, fragNeeded4(t, rs2IP, c.local.Addr(), macRS1, macDP1, quoted))
+	c.td.stepAll()
+	out := c.td.outAll(0)
+	if len(out) != 1 {
+		t.Fatalf("%d errors to the client", len(out))
+	}
+	q := quotedTCP(t, out[0])
+	if q.Seq != cseq || q.Ack != sisn+1 || uint16(q.SrcPort) != c.client.Port() {
+		t.Errorf("quote to the client: seq %d ack %d port %d, want seq %d ack %d", q.Seq, q.Ack, q.SrcPort, cseq, sisn+1)
+	}
+	// from the client's side, about a segment GVS sent the client
+	quoted = tcpFrame(t, tcpSeg{src: c.vip, dst: c.client, smac: macDP0, dmac: macClient, ack: true, seq: sisn + 1, ackn: cseq + 40})[14:]
+	c.td.inject(0, fragNeeded4(t, clientIP, c.vip.Addr(), macClient, macDP0, quoted))
+	c.td.stepAll()
+	out = c.td.outAll(1)
+	if len(out) != 1 {
+		t.Fatalf("%d errors to the server", len(out))
+	}
+	if q := quotedTCP(t, out[0]); q.Seq != sisn+1 || q.Ack != cseq+40+n {
+		t.Errorf("quote to the server: seq %d ack %d, want %d %d", q.Seq, q.Ack, sisn+1, cseq+40+n)
+	}
+}
+
+// quotedTCP decodes the TCP segment an ICMPv4 error frame quotes (its
+// checksum verified: the whole segment is quoted).
+func quotedTCP(t *testing.T, frame []byte) *layers.TCP {
+	t.Helper()
+	ic := decode(t, frame).Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	inner := gopacket.NewPacket(ic.Payload, layers.LayerTypeIPv4, gopacket.Default)
+	tcp, ok := inner.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if !ok {
+		t.Fatalf("no quoted TCP: %v", inner)
+	}
+	ip := inner.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
+		t.Fatal(err)
+	}
+	want := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(want, gopacket.SerializeOptions{ComputeChecksums: true}, tcp, gopacket.Payload(tcp.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ic.Payload[ip.IHL*4 : ip.Length]; string(got) != string(want.Bytes()) {
+		t.Errorf("quoted TCP checksum does not verify: seq %d ack %d ck %#x", tcp.Seq, tcp.Ack, tcp.Checksum)
+	}
+	return tcp
 }

@@ -457,6 +457,32 @@ func (w *Worker) adjustConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uin
 	return l3, true
 }
 
+// adjustQuote moves the TCP segment an ICMP error about connection id
+// quotes (already translated to its receiver's addresses) into its
+// receiver's sequence space: an error from the server's side (dir Out)
+// quotes a segment GVS sent the server, shown to the client as the client
+// sent it; one from the client's side quotes a segment GVS sent the
+// client, shown to the server as the server sent it. Before the server's
+// handshake completes nothing was forwarded to quote.
+func (w *Worker) adjustQuote(l3 []byte, id uint32, dir session.Direction) {
+	a := &w.sp.conns[id]
+	if a.state&spWaiting != 0 {
+		return
+	}
+	var pp, sp uint32 // the proxy protocol header's length; server ISN − cookie
+	if a.pp.flags&(ppDecided|ppKeep) == ppDecided {
+		pp = uint32(a.pp.n)
+	}
+	if a.state&spProxied != 0 {
+		sp = a.seqDelta
+	}
+	if dir == session.Out {
+		nat.ShiftICMPQuote(l3, -pp, -sp)
+	} else {
+		nat.ShiftICMPQuote(l3, sp, pp)
+	}
+}
+
 // synProxyWaitingClient handles a client segment while the real server's
 // handshake is pending.
 func (w *Worker) synProxyWaitingClient(b *pktbuf.Buf, id uint32, c *session.Conn, a *spConn, s *spSeg) {

@@ -340,3 +340,44 @@ func clampMTU(old int64, delta int, min, max int64) int64 {
 	}
 	return n
 }
+
+// ShiftICMPQuote adds seq and ack to the sequence and acknowledgement
+// numbers of the TCP segment an ICMP error l3 quotes (the acknowledgement
+// only when quoted), updating the quoted TCP checksum when quoted and the
+// ICMP checksum incrementally: for connections whose two sides number
+// their bytes differently (SYN proxy, proxy protocol), so that the
+// receiver of the error finds its own segment in the quote (Linux ignores
+// errors quoting a sequence number outside its send window).
+// ErrNotICMPError when l3 is not an ICMP error quoting TCP.
+func ShiftICMPQuote(l3 []byte, seq, ack uint32) error {
+	il, err := locateICMPError(l3)
+	if err != nil {
+		return err
+	}
+	if il.innerProto != header.ProtoTCP {
+		return ErrNotICMPError
+	}
+	m := l3[il.icmp:il.end]
+	l4 := l3[il.innerL4:il.end]
+	var acc uint64
+	shift := func(off int, d uint32) {
+		old := be32(l4[off:])
+		n := old + d
+		put32(l4[off:], n)
+		acc = diff16(acc, uint16(old>>16), uint16(n>>16))
+		acc = diff16(acc, uint16(old), uint16(n))
+	}
+	shift(4, seq)
+	if len(l4) >= 12 {
+		shift(8, ack)
+	}
+	icmpAcc := acc
+	if len(l4) >= 18 { // the quoted TCP checksum
+		old := be16(l4[16:])
+		n := apply(old, acc)
+		put16(l4[16:], n)
+		icmpAcc = diff16(icmpAcc, old, n)
+	}
+	put16(m[2:], apply(be16(m[2:]), icmpAcc))
+	return nil
+}

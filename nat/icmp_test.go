@@ -2,6 +2,7 @@ package nat
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -339,5 +340,55 @@ func TestAdjustICMPMTU(t *testing.T) {
 				t.Errorf("%d bytes changed", diff)
 			}
 		})
+	}
+}
+
+// TestShiftICMPQuote: the quoted segment's sequence and acknowledgement
+// numbers move, its TCP checksum and the ICMP checksum stay valid (both
+// verified by re-serialising with gopacket); a quote of 8 transport bytes
+// has only the sequence number moved.
+func TestShiftICMPQuote(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		conn   fnatConn
+		router netip.Addr
+		typ    uint8
+		code   uint8
+	}{{"ipv4", conn4, conn4.router, 3, 4}, {"ipv6", conn6, conn6.router, 2, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			seg := pkt{ep: c.conn.toServer(), proto: header.ProtoTCP, flags: header.TCPFlagACK, seq: 1000, ack: 0xfffffff0, payload: []byte("data")}.build(t)
+			l3 := icmpErr{src: c.router, dst: c.conn.l, typ: c.typ, code: c.code, mtu: 1400, quoted: seg}.build(t)
+			minus52 := uint32(52)
+			if err := ShiftICMPQuote(l3, -minus52, 0x20); err != nil {
+				t.Fatal(err)
+			}
+			verifyChecksums(t, l3)
+			e, _ := ParseICMPError(l3)
+			il, _ := locateICMPError(l3)
+			q := l3[il.inner:il.end]
+			verifyChecksums(t, q) // the quoted segment's own checksum
+			tcp := decode(t, q).Layer(layers.LayerTypeTCP).(*layers.TCP)
+			if tcp.Seq != 1000-52 || tcp.Ack != 0x10 || e.Inner != c.conn.toServer() {
+				t.Errorf("quote seq %d ack %#x %v", tcp.Seq, tcp.Ack, e.Inner)
+			}
+			// only the first 8 transport bytes quoted
+			hl := 20
+			if c.name == "ipv6" {
+				hl = 40
+			}
+			short := icmpErr{src: c.router, dst: c.conn.l, typ: c.typ, code: c.code, mtu: 1400, quoted: seg, quoteLen: hl + 8}.build(t)
+			if err := ShiftICMPQuote(short, 5, 7); err != nil {
+				t.Fatal(err)
+			}
+			verifyChecksums(t, short)
+			il, _ = locateICMPError(short)
+			if got := binary.BigEndian.Uint32(short[il.innerL4+4:]); got != 1005 {
+				t.Errorf("short quote seq %d, want 1005", got)
+			}
+		})
+	}
+	udp := pkt{ep: conn4.toServer(), proto: header.ProtoUDP}.build(t)
+	if err := ShiftICMPQuote(icmpErr{src: conn4.router, dst: conn4.l, typ: 3, code: 3, quoted: udp}.build(t), 1, 1); !errors.Is(err, ErrNotICMPError) {
+		t.Errorf("UDP quote: %v", err)
 	}
 }
