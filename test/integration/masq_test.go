@@ -15,14 +15,15 @@ import (
 // their answers come back through it from their own addresses; whichever
 // worker's queue an answer lands on, it reaches the client from the VIP.
 // HTTP over IPv4 and IPv6 (each server sees the client's own address), an
-// iperf3 stream, UDP request/response, and the listings (Masq, no local
-// address, -S/-R).
+// iperf3 stream, UDP request/response over IPv4 and IPv6, and the listings
+// (Masq, no local address, -S/-R).
 func TestMasqLab(t *testing.T) {
 	l := StartLab(t, "--driver", "afxdp", "--workers", "2")
 	vip, vip6, cip, cip6 := l.Env["VIP"], l.Env["VIP6"], l.Env["CLIENT_IP"], l.Env["CLIENT_IP6"]
 	for i := 1; i <= 2; i++ {
 		ns, ip, ip6 := l.Env[fmt.Sprintf("RS%d_NS", i)], l.Env[fmt.Sprintf("RS%d_IP", i)], l.Env[fmt.Sprintf("RS%d_IP6", i)]
-		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), "--http", ip+":8080", "--http", "["+ip6+"]:8080", "--udp-echo", ip+":9000")
+		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), "--http", ip+":8080", "--http", "["+ip6+"]:8080", "--udp-echo", ip+":9000",
+			"--udp-echo", "["+ip6+"]:9000")
 		waitTCP(t, ns, ip+":8080")
 		waitTCP(t, ns, "["+ip6+"]:8080")
 	}
@@ -95,16 +96,21 @@ func TestMasqLab(t *testing.T) {
 	mb, retr := iperfThrough(t, l, 3, 5)()
 	t.Logf("iperf3 through NAT: %d MB, %d retransmissions", mb, retr)
 
-	// UDP: answers from the servers' own addresses leave GVS from the VIP
-	l.Ipvsadm("-A", "-u", vip+":9000", "-s", "rr")
-	for i := 1; i <= 2; i++ {
-		l.Ipvsadm("-a", "-u", vip+":9000", "-r", l.Env[fmt.Sprintf("RS%d_IP", i)]+":9000", "-m")
-	}
-	seen := map[string]int{}
-	for i := 0; i < 20; i++ {
-		seen[udpAsk(t, l, vip+":9000", fmt.Sprintf("question %d", i))]++
-	}
-	if seen["rs1"] == 0 || seen["rs2"] == 0 {
-		t.Errorf("UDP answers %v: both real servers should answer", seen)
+	// UDP over both families: answers from the servers' own addresses
+	// leave GVS from the VIP (udpAsk takes only those)
+	for _, f := range []struct{ vip, rs string }{{vip, "RS%d_IP"}, {vip6, "RS%d_IP6"}} {
+		svc := hostPort(f.vip, "9000")
+		l.Ipvsadm("-A", "-u", svc, "-s", "rr")
+		for i := 1; i <= 2; i++ {
+			l.Ipvsadm("-a", "-u", svc, "-r", hostPort(l.Env[fmt.Sprintf(f.rs, i)], "9000"), "-m")
+		}
+		seen := map[string]int{}
+		for i := 0; i < 20; i++ {
+			seen[udpAsk(t, l, svc, fmt.Sprintf("question %d", i))]++
+		}
+		if seen["rs1"] == 0 || seen["rs2"] == 0 {
+			t.Errorf("UDP answers through %s: %v: both real servers should answer", svc, seen)
+		}
+		t.Logf("UDP through %s: %v", svc, seen)
 	}
 }
