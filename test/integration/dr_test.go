@@ -38,9 +38,9 @@ import (
 
 // drRealServers turns rs1 and rs2 into DR real servers of the lab's VIP
 // and VIP6 with a return path to the client (both families) that bypasses
-// GVS, and runs gvs-testsrv on port 80 (HTTP) and 9000 (UDP echo: bound to
-// the VIP, so answers leave from it) of both VIPs, with the extra
-// gvs-testsrv arguments given (tunnel real servers: --decap).
+// GVS, and runs gvs-testsrv on port 80 (HTTP), 7 (TCP echo) and 9000 (UDP
+// echo: bound to the VIP, so answers leave from it) of both VIPs, with the
+// extra gvs-testsrv arguments given (tunnel real servers: --decap).
 func drRealServers(t *testing.T, l *Lab, extra ...string) {
 	t.Helper()
 	cns, vip, vip6 := l.Env["CLIENT_NS"], l.Env["VIP"], l.Env["VIP6"]
@@ -78,7 +78,8 @@ func drRealServers(t *testing.T, l *Lab, extra ...string) {
 		l.MustNS(ns, "ip", "route", "add", l.Env["CLIENT_IP6"]+"/128", "via", router6, "dev", ret)
 		// the server's own address too: health checks connect there
 		l.startTestsrv(ns, fmt.Sprintf("rs%d", i), append([]string{"--http", vip + ":80", "--http", "[" + vip6 + "]:80",
-			"--http", l.Env[fmt.Sprintf("RS%d_IP", i)] + ":80", "--udp-echo", vip + ":9000", "--udp-echo", "[" + vip6 + "]:9000"}, extra...)...)
+			"--http", l.Env[fmt.Sprintf("RS%d_IP", i)] + ":80", "--udp-echo", vip + ":9000", "--udp-echo", "[" + vip6 + "]:9000",
+			"--tcp-echo", vip + ":7", "--tcp-echo", "[" + vip6 + "]:7"}, extra...)...)
 		waitTCP(t, ns, vip+":80")
 		waitTCP(t, ns, "["+vip6+"]:80")
 	}

@@ -9,9 +9,21 @@ package integration
 // answers the client directly over the return path of drRealServers.
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
+
+	"github.com/gvs-lb/gvs/internal/nsutil"
 )
 
 // tunnelCase is one encapsulation of the tunnel lab tests: ipvsadm's
@@ -139,4 +151,175 @@ func TestTunnelLabIPv6(t *testing.T) {
 	for _, tc := range tunnelCases {
 		tunnelRequests(t, l, tc, l.Env["VIP6"], l.Env["CLIENT_IP6"], []string{l.Env["RS1_IP6"], l.Env["RS2_IP6"]})
 	}
+}
+
+// TestTunnelLabMTU: the path MTU through an ipip tunnel end to end, both
+// families. The client's full-sized segments (1500 bytes: the lab's MTU
+// everywhere) no longer fit dp1 once encapsulated; GVS drops them
+// (drop_lb_tunnel_too_big) and tells the client the MTU less the outer
+// header, as ICMP fragmentation-needed (1480) or packet-too-big (1460)
+// from its address on the client's segment (captured and decoded).
+// The client's own kernel accepts the error (its route cache to the VIP
+// shows that MTU) and re-segments, so 64 KB echoed by a tunnel real
+// server come back intact.
+func TestTunnelLabMTU(t *testing.T) {
+	l := StartLab(t, "--driver", "afxdp", "--workers", "2")
+	tunnelRealServers(t, l)
+	cns := l.Env["CLIENT_NS"]
+	for _, f := range []struct {
+		vip, rs, ip, lb string
+		mtu             int
+	}{{l.Env["VIP"], l.Env["RS1_IP"], "-4", l.Env["LB_IP"], 1480}, {l.Env["VIP6"], l.Env["RS1_IP6"], "-6", l.Env["LB_IP6"], 1460}} {
+		svc := hostPort(f.vip, "7")
+		l.Ipvsadm("-A", "-t", svc, "-s", "rr")
+		l.Ipvsadm("-a", "-t", svc, "-r", hostPort(f.rs, "7"), "-i")
+		before := l.Counters()
+
+		icmp := captureICMP(t, cns, "eth0")
+		c, err := nsutil.Dial(cns, "tcp", svc, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, 64<<10)
+		for i := range msg {
+			msg[i] = byte(i * 13 >> 2)
+		}
+		c.SetDeadline(time.Now().Add(15 * time.Second))
+		werr := make(chan error, 1)
+		go func() { _, err := c.Write(msg); werr <- err }()
+		got := make([]byte, len(msg))
+		_, rerr := io.ReadFull(c, got)
+		c.Close()
+		if err := <-werr; err != nil || rerr != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("%s: 64 KB through the tunnel: write %v, read %v, intact %v", svc, err, rerr, bytes.Equal(got, msg))
+		}
+		ctr := l.Counters()
+		tooBig, sent := ctr["drop_lb_tunnel_too_big"]-before["drop_lb_tunnel_too_big"], ctr["icmp_errors_sent"]-before["icmp_errors_sent"]
+		route := l.MustNS(cns, "ip", f.ip, "route", "get", f.vip)
+		t.Logf("%s: drop_lb_tunnel_too_big +%d, icmp_errors_sent +%d, client: %s", svc, tooBig, sent, strings.TrimSpace(route))
+		if tooBig == 0 || sent == 0 {
+			t.Errorf("%s: drop_lb_tunnel_too_big +%d, icmp_errors_sent +%d: the full-sized segments should have been refused with an ICMP error", svc, tooBig, sent)
+		}
+		// the errors on the client's wire: from the dataplane's address on
+		// the client's segment (GVS is the router whose next link is too
+		// small), the MTU less the outer header, quoting a 1500-byte
+		// segment of this connection
+		errs := icmp()
+		if len(errs) == 0 {
+			t.Errorf("%s: no ICMP error captured on the client's interface", svc)
+		}
+		for _, e := range errs {
+			if e.from != f.lb || e.mtu != f.mtu || e.quotedLen != 1500 || e.quotedDst != svc {
+				t.Errorf("%s: ICMP error from %s, MTU %d, quoting %d bytes to %s: want from %s, MTU %d, a 1500-byte segment to %s",
+					svc, e.from, e.mtu, e.quotedLen, e.quotedDst, f.lb, f.mtu, svc)
+				break
+			}
+		}
+		if len(errs) > 0 {
+			t.Logf("%s: %d ICMP errors captured, first: %+v", svc, len(errs), errs[0])
+		}
+		if !strings.Contains(route, fmt.Sprintf(" mtu %d", f.mtu)) {
+			t.Errorf("%s: the client's route to the VIP has no mtu %d (the ICMP error was not taken): %s", svc, f.mtu, route)
+		}
+	}
+}
+
+// icmpTooBig is a decoded ICMP fragmentation-needed or ICMPv6
+// packet-too-big: its source, the MTU it gives, and the length and
+// destination (addr:port) of the packet it quotes.
+type icmpTooBig struct {
+	from      string
+	mtu       int
+	quotedLen int
+	quotedDst string
+}
+
+// captureICMP reads the frames arriving at dev in namespace ns and
+// returns a function that stops (after reading what the socket already
+// holds) and returns the "too big" errors among them, decoded with
+// gopacket.
+func captureICMP(t *testing.T, ns, dev string) func() []icmpTooBig {
+	t.Helper()
+	var fd int
+	err := nsutil.Do(ns, func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.Timeval{Usec: 100000}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	var found []icmpTooBig
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer unix.Close(fd)
+		buf := make([]byte, 65536)
+		stopping := false
+		for {
+			select {
+			case <-stop:
+				stopping = true // read what the socket holds, then end
+			default:
+			}
+			n, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil && stopping && errors.Is(err, unix.EAGAIN) {
+				return
+			}
+			if err != nil || from.(*unix.SockaddrLinklayer).Pkttype == unix.PACKET_OUTGOING {
+				continue
+			}
+			if e, ok := decodeTooBig(buf[:n]); ok {
+				found = append(found, e)
+			}
+		}
+	}()
+	return func() []icmpTooBig {
+		close(stop)
+		<-done
+		return found
+	}
+}
+
+// decodeTooBig decodes an Ethernet frame carrying ICMP type 3 code 4 or
+// ICMPv6 type 2, and the IP and TCP headers it quotes.
+func decodeTooBig(frame []byte) (icmpTooBig, bool) {
+	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+	var e icmpTooBig
+	var quoted gopacket.Packet
+	if ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
+		ic, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		if !ok || ic.TypeCode != layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded) {
+			return e, false
+		}
+		e.from, e.mtu = ip.SrcIP.String(), int(ic.Seq) // the next-hop MTU is the low half of the rest of the header
+		quoted = gopacket.NewPacket(ic.Payload, layers.LayerTypeIPv4, gopacket.Default)
+		if q, ok := quoted.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
+			e.quotedLen = int(q.Length)
+		}
+	} else if ip, ok := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
+		ic, ok := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if !ok || ic.TypeCode.Type() != layers.ICMPv6TypePacketTooBig || len(ic.Payload) < 4 {
+			return e, false
+		}
+		e.from, e.mtu = ip.SrcIP.String(), int(binary.BigEndian.Uint32(ic.Payload[:4]))
+		quoted = gopacket.NewPacket(ic.Payload[4:], layers.LayerTypeIPv6, gopacket.Default)
+		if q, ok := quoted.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
+			e.quotedLen = 40 + int(q.Length)
+		}
+	} else {
+		return e, false
+	}
+	if nl, tcp := quoted.NetworkLayer(), quoted.Layer(layers.LayerTypeTCP); nl != nil && tcp != nil {
+		e.quotedDst = hostPort(nl.NetworkFlow().Dst().String(), fmt.Sprint(uint16(tcp.(*layers.TCP).DstPort)))
+	}
+	return e, true
 }
