@@ -12,7 +12,8 @@ import (
 // client's address and port in an IPv4 option (DPVS's "ipo" mode): kind
 // 31, length 8, port, IPv4 address. A UDP server reads it with the
 // IP_RECVOPTS socket option; Linux keeps unknown options of received
-// packets. IPv6 has no such option here.
+// packets. IPv6 has no such option: IPv6 (and NAT64) clients need the
+// "opp" mode (uoaopp.go).
 const (
 	UOAKind = 31
 	UOALen  = 8
@@ -66,7 +67,11 @@ func InsertUOA(b Buffer, l3off int, client netip.AddrPort) error {
 
 // ParseUOA finds the UOA option in an IPv4 options area (as IP_RECVOPTS
 // delivers it) and returns the client it names.
-func ParseUOA(opts []byte) (netip.AddrPort, bool) {
+func ParseUOA(opts []byte) (netip.AddrPort, bool) { return findUOA(opts, 4) }
+
+// findUOA finds the UOA option with an address of alen bytes (4 or 16) in
+// an area of IPv4-format options (an IPv4 header's or an opp header's).
+func findUOA(opts []byte, alen int) (netip.AddrPort, bool) {
 	for i := 0; i < len(opts); {
 		switch opts[i] {
 		case 0: // end of list
@@ -78,9 +83,13 @@ func ParseUOA(opts []byte) (netip.AddrPort, bool) {
 		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
 			return netip.AddrPort{}, false
 		}
-		if opts[i] == UOAKind && opts[i+1] == UOALen {
+		if opts[i] == UOAKind && int(opts[i+1]) == 4+alen {
 			o := opts[i:]
-			return netip.AddrPortFrom(netip.AddrFrom4([4]byte(o[4:8])), binary.BigEndian.Uint16(o[2:])), true
+			port := binary.BigEndian.Uint16(o[2:])
+			if alen == 4 {
+				return netip.AddrPortFrom(netip.AddrFrom4([4]byte(o[4:8])), port), true
+			}
+			return netip.AddrPortFrom(netip.AddrFrom16([16]byte(o[4:20])), port), true
 		}
 		i += int(opts[i+1])
 	}
