@@ -202,9 +202,9 @@ func TestFullNAT(t *testing.T) {
 	}
 }
 
-// captureTOA reads TCP segments arriving at ns's eth0 for port and returns
-// a function that stops and returns the client addresses found in TOA
-// options.
+// captureTOA reads TCP segments (IPv4, or IPv6 without extension
+// headers) arriving at ns's eth0 for port and returns a function that
+// stops and returns the client addresses found in TOA options.
 func captureTOA(t *testing.T, l *Lab, ns string, port uint16) func() []netip.AddrPort {
 	var fd int
 	err := nsutil.Do(ns, func() error {
@@ -212,11 +212,11 @@ func captureTOA(t *testing.T, l *Lab, ns string, port uint16) func() []netip.Add
 		if err != nil {
 			return err
 		}
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_IP)))
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return err
 		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifi.Index})
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -241,11 +241,15 @@ func captureTOA(t *testing.T, l *Lab, ns string, port uint16) func() []netip.Add
 				continue
 			}
 			ip := buf[14:n]
-			if ip[9] != 6 {
+			var tcp []byte
+			switch et := binary.BigEndian.Uint16(buf[12:]); {
+			case et == 0x0800 && ip[9] == 6:
+				tcp = ip[int(ip[0]&15)*4:]
+			case et == 0x86dd && len(ip) >= 60 && ip[6] == 6:
+				tcp = ip[40:]
+			default:
 				continue
 			}
-			ihl := int(ip[0]&15) * 4
-			tcp := ip[ihl:]
 			if binary.BigEndian.Uint16(tcp[2:]) != port {
 				continue
 			}
