@@ -40,8 +40,11 @@ func TestNAT64Lab(t *testing.T) {
 			t.Fatalf("real server saw peer %s, want the IPv4 local address %s", peer, lip)
 		}
 	}
-	if count["rs1"] != 25 || count["rs2"] != 25 {
-		t.Errorf("spread %v, want 25 each (rr)", count)
+	// rr per worker: each worker alternates, so the spread is even up to
+	// one connection per worker (an odd share on both starts on the same
+	// server)
+	if count["rs1"]+count["rs2"] != 50 || count["rs1"] < 24 || count["rs1"] > 26 {
+		t.Errorf("spread %v, want 25±1 each (rr on two workers)", count)
 	}
 	got := toa()
 	if len(got) == 0 {
