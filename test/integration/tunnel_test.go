@@ -153,73 +153,88 @@ func TestTunnelLabIPv6(t *testing.T) {
 	}
 }
 
-// TestTunnelLabMTU: the path MTU through an ipip tunnel end to end, both
-// families. The client's full-sized segments (1500 bytes: the lab's MTU
-// everywhere) no longer fit dp1 once encapsulated; GVS drops them
-// (drop_lb_tunnel_too_big) and tells the client the MTU less the outer
-// header, as ICMP fragmentation-needed (1480) or packet-too-big (1460)
-// from its address on the client's segment (captured and decoded).
-// The client's own kernel accepts the error (its route cache to the VIP
-// shows that MTU) and re-segments, so 64 KB echoed by a tunnel real
-// server come back intact.
+// TestTunnelLabMTU: the path MTU through each tunnel type end to end,
+// both families. The client's full-sized segments no longer fit dp1 once
+// encapsulated; GVS drops them (drop_lb_tunnel_too_big) and tells the
+// client the MTU less the outer header, as ICMP fragmentation-needed or
+// packet-too-big from its address on the client's segment (captured and
+// decoded). The client's own kernel takes the error (its route cache to
+// the VIP shows that MTU) and re-segments, so 64 KB echoed by a tunnel
+// real server come back intact. The types go by growing overhead (ipip,
+// gre, gre with checksum, gue), so each finds the client's segments, sized
+// for the one before, too big again.
 func TestTunnelLabMTU(t *testing.T) {
 	l := StartLab(t, "--driver", "afxdp", "--workers", "2")
 	tunnelRealServers(t, l)
 	cns := l.Env["CLIENT_NS"]
+	msg := make([]byte, 64<<10)
+	for i := range msg {
+		msg[i] = byte(i * 13 >> 2)
+	}
 	for _, f := range []struct {
 		vip, rs, ip, lb string
-		mtu             int
-	}{{l.Env["VIP"], l.Env["RS1_IP"], "-4", l.Env["LB_IP"], 1480}, {l.Env["VIP6"], l.Env["RS1_IP6"], "-6", l.Env["LB_IP6"], 1460}} {
-		svc := hostPort(f.vip, "7")
-		l.Ipvsadm("-A", "-t", svc, "-s", "rr")
-		l.Ipvsadm("-a", "-t", svc, "-r", hostPort(f.rs, "7"), "-i")
-		before := l.Counters()
+		ipHdr           int // the outer IP header
+	}{{l.Env["VIP"], l.Env["RS1_IP"], "-4", l.Env["LB_IP"], 20}, {l.Env["VIP6"], l.Env["RS1_IP6"], "-6", l.Env["LB_IP6"], 40}} {
+		svc, pmtu := hostPort(f.vip, "7"), 1500 // the lab's MTU everywhere
+		for _, tc := range []struct {
+			name  string
+			opts  []string
+			extra int // bytes after the outer IP header
+		}{
+			{"ipip", nil, 0},
+			{"gre", []string{"--tun-type", "gre"}, 4},
+			{"gre-csum", []string{"--tun-type", "gre", "--tun-csum"}, 8},
+			{"gue", []string{"--tun-type", "gue", "--tun-port", "6080"}, 12},
+		} {
+			what, mtu := svc+" "+tc.name, 1500-f.ipHdr-tc.extra
+			l.Ipvsadm("-C")
+			l.Ipvsadm("-A", "-t", svc, "-s", "rr")
+			l.Ipvsadm(append([]string{"-a", "-t", svc, "-r", hostPort(f.rs, "7"), "-i"}, tc.opts...)...)
+			before := l.Counters()
 
-		icmp := captureICMP(t, cns, "eth0")
-		c, err := nsutil.Dial(cns, "tcp", svc, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := make([]byte, 64<<10)
-		for i := range msg {
-			msg[i] = byte(i * 13 >> 2)
-		}
-		c.SetDeadline(time.Now().Add(15 * time.Second))
-		werr := make(chan error, 1)
-		go func() { _, err := c.Write(msg); werr <- err }()
-		got := make([]byte, len(msg))
-		_, rerr := io.ReadFull(c, got)
-		c.Close()
-		if err := <-werr; err != nil || rerr != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("%s: 64 KB through the tunnel: write %v, read %v, intact %v", svc, err, rerr, bytes.Equal(got, msg))
-		}
-		ctr := l.Counters()
-		tooBig, sent := ctr["drop_lb_tunnel_too_big"]-before["drop_lb_tunnel_too_big"], ctr["icmp_errors_sent"]-before["icmp_errors_sent"]
-		route := l.MustNS(cns, "ip", f.ip, "route", "get", f.vip)
-		t.Logf("%s: drop_lb_tunnel_too_big +%d, icmp_errors_sent +%d, client: %s", svc, tooBig, sent, strings.TrimSpace(route))
-		if tooBig == 0 || sent == 0 {
-			t.Errorf("%s: drop_lb_tunnel_too_big +%d, icmp_errors_sent +%d: the full-sized segments should have been refused with an ICMP error", svc, tooBig, sent)
-		}
-		// the errors on the client's wire: from the dataplane's address on
-		// the client's segment (GVS is the router whose next link is too
-		// small), the MTU less the outer header, quoting a 1500-byte
-		// segment of this connection
-		errs := icmp()
-		if len(errs) == 0 {
-			t.Errorf("%s: no ICMP error captured on the client's interface", svc)
-		}
-		for _, e := range errs {
-			if e.from != f.lb || e.mtu != f.mtu || e.quotedLen != 1500 || e.quotedDst != svc {
-				t.Errorf("%s: ICMP error from %s, MTU %d, quoting %d bytes to %s: want from %s, MTU %d, a 1500-byte segment to %s",
-					svc, e.from, e.mtu, e.quotedLen, e.quotedDst, f.lb, f.mtu, svc)
-				break
+			icmp := captureICMP(t, cns, "eth0")
+			c, err := nsutil.Dial(cns, "tcp", svc, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if len(errs) > 0 {
-			t.Logf("%s: %d ICMP errors captured, first: %+v", svc, len(errs), errs[0])
-		}
-		if !strings.Contains(route, fmt.Sprintf(" mtu %d", f.mtu)) {
-			t.Errorf("%s: the client's route to the VIP has no mtu %d (the ICMP error was not taken): %s", svc, f.mtu, route)
+			c.SetDeadline(time.Now().Add(15 * time.Second))
+			werr := make(chan error, 1)
+			go func() { _, err := c.Write(msg); werr <- err }()
+			got := make([]byte, len(msg))
+			_, rerr := io.ReadFull(c, got)
+			c.Close()
+			if err := <-werr; err != nil || rerr != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("%s: 64 KB through the tunnel: write %v, read %v, intact %v", what, err, rerr, bytes.Equal(got, msg))
+			}
+			ctr := l.Counters()
+			tooBig, sent := ctr["drop_lb_tunnel_too_big"]-before["drop_lb_tunnel_too_big"], ctr["icmp_errors_sent"]-before["icmp_errors_sent"]
+			route := l.MustNS(cns, "ip", f.ip, "route", "get", f.vip)
+			if tooBig == 0 || sent == 0 {
+				t.Errorf("%s: drop_lb_tunnel_too_big +%d, icmp_errors_sent +%d: the client's %d-byte segments should have been refused with an ICMP error",
+					what, tooBig, sent, pmtu)
+			}
+			// from the dataplane's address on the client's segment (GVS is
+			// the router whose next link is too small), the MTU less the
+			// outer header, quoting a segment of this connection sized for
+			// the path MTU the client had
+			errs := icmp()
+			if len(errs) == 0 {
+				t.Errorf("%s: no ICMP error captured on the client's interface", what)
+			}
+			for _, e := range errs {
+				if e.from != f.lb || e.mtu != mtu || e.quotedLen != pmtu || e.quotedDst != svc {
+					t.Errorf("%s: ICMP error from %s, MTU %d, quoting %d bytes to %s: want from %s, MTU %d, a %d-byte segment to %s",
+						what, e.from, e.mtu, e.quotedLen, e.quotedDst, f.lb, mtu, pmtu, svc)
+					break
+				}
+			}
+			if !strings.Contains(route, fmt.Sprintf(" mtu %d", mtu)) {
+				t.Errorf("%s: the client's route to the VIP has no mtu %d (the ICMP error was not taken): %s", what, mtu, route)
+			}
+			if len(errs) > 0 {
+				t.Logf("%s: drop_lb_tunnel_too_big +%d, %d ICMP errors captured, first %+v", what, tooBig, len(errs), errs[0])
+			}
+			pmtu = mtu
 		}
 	}
 }
