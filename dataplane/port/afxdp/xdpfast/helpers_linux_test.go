@@ -51,10 +51,18 @@ var (
 	egressPort = [6]byte{0x02, 0, 0, 0, 0, 0x02} // GVS's port towards the servers
 )
 
-func (k fnatConn) clientSent() nat.Endpoints { return nat.Endpoints{Src: k.c, Dst: k.v, SrcPort: cport, DstPort: vport} }
-func (k fnatConn) toServer() nat.Endpoints   { return nat.Endpoints{Src: k.l, Dst: k.d, SrcPort: lport, DstPort: dport} }
-func (k fnatConn) serverSent() nat.Endpoints { return nat.Endpoints{Src: k.d, Dst: k.l, SrcPort: dport, DstPort: lport} }
-func (k fnatConn) toClient() nat.Endpoints   { return nat.Endpoints{Src: k.v, Dst: k.c, SrcPort: vport, DstPort: cport} }
+func (k fnatConn) clientSent() nat.Endpoints {
+	return nat.Endpoints{Src: k.c, Dst: k.v, SrcPort: cport, DstPort: vport}
+}
+func (k fnatConn) toServer() nat.Endpoints {
+	return nat.Endpoints{Src: k.l, Dst: k.d, SrcPort: lport, DstPort: dport}
+}
+func (k fnatConn) serverSent() nat.Endpoints {
+	return nat.Endpoints{Src: k.d, Dst: k.l, SrcPort: dport, DstPort: lport}
+}
+func (k fnatConn) toClient() nat.Endpoints {
+	return nat.Endpoints{Src: k.v, Dst: k.c, SrcPort: vport, DstPort: cport}
+}
 
 func keyOf(proto uint8, e nat.Endpoints) Key {
 	return Key{Proto: proto, Src: e.Src, Dst: e.Dst, SrcPort: e.SrcPort, DstPort: e.DstPort}
