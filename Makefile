@@ -43,6 +43,23 @@ proto:
 	protoc -I api --go_out=api/dataplanepb --go_opt=paths=source_relative \
 	  --go-grpc_out=api/dataplanepb --go-grpc_opt=paths=source_relative api/dataplane.proto
 
+# bpf: regenerates the XDP fast path (dataplane/port/afxdp/xdpfast) from its
+# C source with clang through bpf2go; the object and the Go file are
+# committed, so building GVS needs no clang. bpf-check regenerates and fails
+# when the committed files differ; it runs only with the clang major version
+# the committed object was built with (other versions emit other bytes).
+BPF_DIR   := dataplane/port/afxdp/xdpfast
+BPF_CLANG := 14
+.PHONY: bpf bpf-check
+bpf:
+	@command -v clang >/dev/null || { echo "make bpf: clang is missing: apt-get install clang llvm" >&2; exit 1; }
+	cd $(BPF_DIR) && $(GO) generate ./
+
+bpf-check: bpf
+	@v=$$(clang -dumpversion | cut -d. -f1); if [ "$$v" != "$(BPF_CLANG)" ]; then \
+	  echo "make bpf-check: clang $$v is not clang $(BPF_CLANG): regeneration not compared (the committed object stays in use)"; \
+	else git diff --exit-code --stat -- $(BPF_DIR) || { echo "make bpf-check: $(BPF_DIR) does not regenerate identically: run make bpf and commit" >&2; exit 1; }; fi
+
 # dpdk: gvs-dataplane with the DPDK port driver (cgo over the distribution's
 # DPDK: apt-get install libdpdk-dev) in $(BIN)/dpdk/; dpdk-test runs the
 # driver's tests on virtual devices (no hugepages needed), and the
