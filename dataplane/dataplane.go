@@ -77,9 +77,11 @@ type Options struct {
 	PersistCapacity         int
 	ExpireQuiescentTemplate bool
 	// UOAMaxTrail: the first this many datagrams of each FullNAT UDP
-	// connection (IPv4) carry the client's address in an IPv4 option
-	// (lbuoa.go); 0: none.
+	// connection carry the client's address (lbuoa.go); 0: none.
+	// UOAMode: how — UOAIPO, an IPv4 option (IPv4 clients and servers
+	// only), or UOAOPP, a header of IP protocol 248 (any family, NAT64).
 	UOAMaxTrail int
+	UOAMode     UOAMode
 	// SynProxy is how the SYN proxy answers (nil: synproxy.DefaultConfig).
 	SynProxy *synproxy.Config
 	// PrefaultConns makes the connection tables resident at start-up, so

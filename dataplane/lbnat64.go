@@ -87,6 +87,8 @@ func (w *Worker) nat64In(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessio
 	n := len(l3)
 	if toa {
 		l3 = w.toaInsert(b, l3, c, to.Dst)
+	} else if t.Proto == header.ProtoUDP && c.Flags&session.FlagTOAConfirmed == 0 {
+		l3 = w.uoaInsert(b, l3, c, id, to.Dst) // the opp mode (lbuoa.go)
 	}
 	mtu := w.lbRoute(b, l3, to.Dst)
 	if mtu == 0 {

@@ -144,7 +144,8 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	if pp {
 		c.Flags |= session.FlagTOAConfirmed // the header carries the client's address: no TOA
 	}
-	uoa := key.Proto == header.ProtoUDP && fullNAT && w.dp.opts.UOAMaxTrail > 0 && client.Addr().Is4() && daddr.Addr().Is4()
+	uoa := key.Proto == header.ProtoUDP && fullNAT && w.dp.opts.UOAMaxTrail > 0 &&
+		(w.dp.opts.UOAMode == UOAOPP || client.Addr().Is4() && daddr.Addr().Is4()) // ipo: IPv4 only, as DPVS
 	if key.Proto == header.ProtoUDP && !uoa {
 		c.Flags |= session.FlagTOAConfirmed // UDP: no UOA to send (lbuoa.go)
 	}

@@ -113,8 +113,8 @@ const (
 	CtrDropLBSynProxyNotFullNAT  // SYN proxy: the scheduled real server is not FullNAT (its replies would bypass GVS)
 	CtrLBPPAdded                 // a proxy protocol header put in front of a client segment
 	CtrLBPPCut                   // a client segment cut to fit the egress MTU with the proxy protocol header
-	CtrLBUOAAdded                // a UDP datagram given the client's address in an IPv4 option (UOA)
-	CtrLBUOAFailed               // a UDP datagram that could not take the UOA (egress MTU, IP options, headroom)
+	CtrLBUOAAdded                // a UDP datagram given the client's address (UOA: an IPv4 option, or an opp header)
+	CtrLBUOAFailed               // a UDP datagram that could not take the UOA (egress MTU, IP options, IPv6 fragment, headroom)
 	CtrDropLBAdjustedSYN         // a new SYN for the port of a SYN-proxy/proxy-protocol connection (a closing one is ended)
 
 	CtrLBEvictedEmbryonic // a full table made room: an embryonic conn (NONE, SYN_SENT, SYN_RECV, SYNACK) evicted

@@ -62,6 +62,15 @@ type IPVS struct {
 	// software hand-over steer replies) or "rss" (also choose ports whose
 	// replies the NIC's RSS hash puts on the owner's queue).
 	PortSelection string `yaml:"port_selection"`
+	// XDPOffload: "off" (default), "on" or "auto". With on or auto, afxdp
+	// ports attach the XDP fast path (dataplane/port/afxdp/xdpfast, see
+	// docs/xdp.md) instead of the plain AF_XDP program: on fails to open a
+	// port that cannot load it, auto opens it with the plain program and
+	// reports why.
+	XDPOffload string `yaml:"xdp_offload"`
+	// XDPOffloadEntries sizes each afxdp port's map of offloaded
+	// connections, in directions (two per connection; default 65536).
+	XDPOffloadEntries int `yaml:"xdp_offload_entries"`
 	// Timeouts are the connections' idle timeouts by LVS state name
 	// (established, syn_sent, syn_recv, fin_wait, time_wait, close,
 	// close_wait, last_ack, listen, synack, udp, none); a state left out
@@ -78,9 +87,13 @@ type IPVS struct {
 	// SynProxy is how SYN-proxy services (ipvsadm -j enable) answer.
 	SynProxy SynProxy `yaml:"synproxy"`
 	// UOAMaxTrail: the first this many datagrams of each FullNAT UDP
-	// connection (IPv4) carry the client's address in an IPv4 option that
-	// servers read with IP_RECVOPTS (DPVS's uoa_max_trail); 0: off.
+	// connection carry the client's address (DPVS's uoa_max_trail); 0: off.
 	UOAMaxTrail int `yaml:"uoa_max_trail"`
+	// UOAMode (DPVS's uoa_mode): "ipo" (default), an IPv4 option that
+	// servers read with IP_RECVOPTS, IPv4 clients and servers only; "opp",
+	// a header of IP protocol 248 for IPv4, IPv6 and NAT64 connections,
+	// read by DPVS's UOA kernel module or a raw socket.
+	UOAMode string `yaml:"uoa_mode"`
 }
 
 // SynProxy is the ipvs.synproxy section; a field left out keeps the
@@ -406,6 +419,15 @@ func (c *Config) defaults() {
 	if c.IPVS.PortSelection == "" {
 		c.IPVS.PortSelection = "portmask"
 	}
+	if c.IPVS.XDPOffload == "" {
+		c.IPVS.XDPOffload = "off"
+	}
+	if c.IPVS.XDPOffloadEntries == 0 {
+		c.IPVS.XDPOffloadEntries = 1 << 16
+	}
+	if c.IPVS.UOAMode == "" {
+		c.IPVS.UOAMode = "ipo"
+	}
 }
 
 // Validate checks the whole configuration and reports every problem found.
@@ -625,8 +647,25 @@ func (c *Config) Validate() error {
 	if c.IPVS.PortSelection != "portmask" && c.IPVS.PortSelection != "rss" {
 		bad("ipvs.port_selection", "%q: use portmask or rss", c.IPVS.PortSelection)
 	}
+	switch c.IPVS.XDPOffload {
+	case "off", "auto":
+	case "on":
+		for _, p := range c.Ports {
+			if p.Driver != "afxdp" {
+				bad("ipvs.xdp_offload", "on: port %s has driver %s, and the XDP fast path needs afxdp ports: use driver afxdp, or xdp_offload auto (offload where possible) or off", p.Name, p.Driver)
+			}
+		}
+	default:
+		bad("ipvs.xdp_offload", "%q: use off, on or auto", c.IPVS.XDPOffload)
+	}
+	if c.IPVS.XDPOffloadEntries < 2 || c.IPVS.XDPOffloadEntries > 1<<24 {
+		bad("ipvs.xdp_offload_entries", "%d: use 2-16777216 entries per port (two per connection)", c.IPVS.XDPOffloadEntries)
+	}
 	if c.IPVS.UOAMaxTrail < 0 || c.IPVS.UOAMaxTrail > 255 {
 		bad("ipvs.uoa_max_trail", "%d: use 0 (off) to 255 datagrams", c.IPVS.UOAMaxTrail)
+	}
+	if c.IPVS.UOAMode != "ipo" && c.IPVS.UOAMode != "opp" {
+		bad("ipvs.uoa_mode", "%q: use ipo (an IPv4 option, IPv4 clients and servers only) or opp (IP protocol 248: IPv4, IPv6 and NAT64)", c.IPVS.UOAMode)
 	}
 	if _, err := c.IPVS.SynProxy.Config(); err != nil {
 		bad("ipvs.synproxy", "%v", err)

@@ -38,6 +38,9 @@ func TestParseGood(t *testing.T) {
 	if c.Neighbour.MaxEntries != 4096 {
 		t.Errorf("neighbour.max_entries default %d, want 4096", c.Neighbour.MaxEntries)
 	}
+	if c.IPVS.UOAMode != "ipo" {
+		t.Errorf("ipvs.uoa_mode default %q, want ipo", c.IPVS.UOAMode)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -63,6 +66,7 @@ func TestParseErrors(t *testing.T) {
 		{"synproxy storm", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {ack_storm_threshold: 0}}", "ack_storm_threshold 0: use 1-15"},
 		{"synproxy period", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {secret_period: 10ms}}", "secret_period 10ms: use at least 1s"},
 		{"synproxy key", "ports: [{name: dp0, driver: mem}]\nipvs: {synproxy: {msss: 1400}}", "field msss not found"},
+		{"uoa mode", "ports: [{name: dp0, driver: mem}]\nipvs: {uoa_mode: ipv6}", `ipvs.uoa_mode: "ipv6": use ipo (an IPv4 option, IPv4 clients and servers only) or opp`},
 	}
 	for _, c := range cases {
 		_, err := Parse([]byte(c.yaml))

@@ -131,6 +131,10 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("ipvs.synproxy: %w", err)
 	}
+	uoaMode, err := dataplane.ParseUOAMode(c.IPVS.UOAMode)
+	if err != nil {
+		return nil, fmt.Errorf("ipvs.uoa_mode: %w", err)
+	}
 	dp, err := dataplane.New(dataplane.Options{
 		Workers: c.Workers.Count, Cores: c.Workers.Cores, Idle: dataplane.IdleMode(c.Workers.Idle),
 		Burst: c.Workers.Burst, DrainInterval: time.Duration(c.Workers.DrainInterval), RTPriority: c.Workers.Priority(),
@@ -138,7 +142,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 		NeighReachable: time.Duration(c.Neighbour.Reachable), MaxPending: c.Neighbour.MaxPending, Logger: log,
 		NeighMaxEntries: c.Neighbour.MaxEntries, ConnCapacity: c.IPVS.ConnCapacity, ConnExpirePerLoop: c.IPVS.ExpirePerLoop, SessionHighWater: c.IPVS.SessionHighWater,
 		PersistCapacity: c.IPVS.PersistCapacity, ExpireQuiescentTemplate: c.IPVS.ExpireQuiescentTemplate,
-		SynProxy: &spCfg, UOAMaxTrail: c.IPVS.UOAMaxTrail,
+		SynProxy: &spCfg, UOAMaxTrail: c.IPVS.UOAMaxTrail, UOAMode: uoaMode,
 		RSSPorts: c.IPVS.PortSelection == "rss", PrefaultConns: true, Timeouts: c.IPVS.SessionTimeouts(),
 		CaptureRate: c.Capture.Rate, CaptureRing: c.Capture.Ring,
 		OnCrash: d.Crash,
