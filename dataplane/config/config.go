@@ -71,15 +71,6 @@ type IPVS struct {
 	// XDPOffloadEntries sizes each afxdp port's map of offloaded
 	// connections, in directions (two per connection; default 65536).
 	XDPOffloadEntries int `yaml:"xdp_offload_entries"`
-	// XDPOffload: "off" (default), "on" or "auto". With on or auto, afxdp
-	// ports attach the XDP fast path (dataplane/port/afxdp/xdpfast, see
-	// docs/xdp.md) instead of the plain AF_XDP program: on fails to open a
-	// port that cannot load it, auto opens it with the plain program and
-	// reports why.
-	XDPOffload string `yaml:"xdp_offload"`
-	// XDPOffloadEntries sizes each afxdp port's map of offloaded
-	// connections, in directions (two per connection; default 65536).
-	XDPOffloadEntries int `yaml:"xdp_offload_entries"`
 	// Timeouts are the connections' idle timeouts by LVS state name
 	// (established, syn_sent, syn_recv, fin_wait, time_wait, close,
 	// close_wait, last_ack, listen, synack, udp, none); a state left out
@@ -434,12 +425,6 @@ func (c *Config) defaults() {
 	if c.IPVS.XDPOffloadEntries == 0 {
 		c.IPVS.XDPOffloadEntries = 1 << 16
 	}
-	if c.IPVS.XDPOffload == "" {
-		c.IPVS.XDPOffload = "off"
-	}
-	if c.IPVS.XDPOffloadEntries == 0 {
-		c.IPVS.XDPOffloadEntries = 1 << 16
-	}
 	if c.IPVS.UOAMode == "" {
 		c.IPVS.UOAMode = "ipo"
 	}
@@ -661,20 +646,6 @@ func (c *Config) Validate() error {
 	}
 	if c.IPVS.PortSelection != "portmask" && c.IPVS.PortSelection != "rss" {
 		bad("ipvs.port_selection", "%q: use portmask or rss", c.IPVS.PortSelection)
-	}
-	switch c.IPVS.XDPOffload {
-	case "off", "auto":
-	case "on":
-		for _, p := range c.Ports {
-			if p.Driver != "afxdp" {
-				bad("ipvs.xdp_offload", "on: port %s has driver %s, and the XDP fast path needs afxdp ports: use driver afxdp, or xdp_offload auto (offload where possible) or off", p.Name, p.Driver)
-			}
-		}
-	default:
-		bad("ipvs.xdp_offload", "%q: use off, on or auto", c.IPVS.XDPOffload)
-	}
-	if c.IPVS.XDPOffloadEntries < 2 || c.IPVS.XDPOffloadEntries > 1<<24 {
-		bad("ipvs.xdp_offload_entries", "%d: use 2-16777216 entries per port (two per connection)", c.IPVS.XDPOffloadEntries)
 	}
 	switch c.IPVS.XDPOffload {
 	case "off", "auto":
