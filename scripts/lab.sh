@@ -15,6 +15,7 @@
 #                                  from make dpdk, DPDK's net_af_packet vdevs on dp0/dp1, no hugepages)
 #        GVS_LAB_CONN_CAPACITY=N   each worker's connection table size (ipvs.conn_capacity; default the dataplane's)
 #        GVS_LAB_UOA_MAX_TRAIL=N   UOA in the first N datagrams of FullNAT UDP connections (ipvs.uoa_max_trail)
+#        GVS_LAB_UOA_MODE=ipo|opp  how UOA carries the client's address (ipvs.uoa_mode; default the dataplane's, ipo)
 #        GVS_LAB_RT_PRIORITY=N     SCHED_FIFO priority of the workers (workers.rt_priority). The lab
 #                                  runs them at normal priority (0) unless told: its generators, floods
 #                                  and test clients share the same 2 CPUs and must keep their share
@@ -139,7 +140,7 @@ addresses:
   - {addr: $LIP/32, dev: dp1}
   - {addr: "$LIP6/128", dev: dp1}
 forwarding: {ipv4: true, ipv6: true}
-ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}${GVS_LAB_UOA_MAX_TRAIL:+, uoa_max_trail: $GVS_LAB_UOA_MAX_TRAIL}}
+ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}${GVS_LAB_UOA_MAX_TRAIL:+, uoa_max_trail: $GVS_LAB_UOA_MAX_TRAIL}${GVS_LAB_UOA_MODE:+, uoa_mode: $GVS_LAB_UOA_MODE}}
 EOF
 }
 

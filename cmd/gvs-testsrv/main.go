@@ -103,7 +103,7 @@ func main() {
 	cmd.Flags().StringArrayVar(&tcpEcho, "tcp-echo", nil, "TCP echo on this address (repeatable)")
 	cmd.Flags().StringArrayVar(&udpEcho, "udp-echo", nil, "UDP echo (reply prefixed with the name) on this address (repeatable)")
 	cmd.Flags().StringArrayVar(&decapKinds, "decap", nil, "receive tunnel packets of this type (ipip, gre, gue; repeatable) and hand their inner packets to the stack through a TUN device")
-	cmd.Flags().BoolVar(&uoa, "uoa", false, "--udp-echo answers name uoa=ADDR:PORT message when the datagram carries GVS's UOA IPv4 option (read with IP_RECVOPTS)")
+	cmd.Flags().BoolVar(&uoa, "uoa", false, "--udp-echo answers name uoa=ADDR:PORT message when the datagram carries GVS's UOA: the IPv4 option of uoa_mode ipo (read with IP_RECVOPTS) or the IP protocol 248 header of uoa_mode opp (read with a raw socket; IPv4 and IPv6)")
 	cmd.Flags().IntVar(&decapPort, "decap-port", 0, "UDP port of --decap gue")
 	cmd.Flags().StringVar(&decapDev, "decap-dev", "tun0", "TUN device of --decap")
 	if err := cmd.Execute(); err != nil {

@@ -8,5 +8,5 @@ import (
 )
 
 func serveUDPUOA(pc *net.UDPConn, name string, errc chan<- error) error {
-	return errors.New("--uoa needs Linux (IP_RECVOPTS)")
+	return errors.New("--uoa needs Linux (IP_RECVOPTS, raw sockets)")
 }
