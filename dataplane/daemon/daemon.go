@@ -51,10 +51,12 @@ type Daemon struct {
 // NewLogger builds the zap logger the config asks for.
 func NewLogger(c config.Log) (*zap.Logger, error) { return logging.New(c.Level, c.Format, c.File) }
 
-// OpenPort opens one configured port with its driver.
-func OpenPort(p config.Port, workers int) (port.Port, error) {
+// OpenPort opens one configured port with its driver; afxdp ports attach
+// the XDP fast path as ipvs.xdp_offload says.
+func OpenPort(p config.Port, workers int, ipvs config.IPVS) (port.Port, error) {
 	pc := port.Config{Name: p.Name, Device: p.Device, Queues: p.Queues, RxRing: p.RxRing, TxRing: p.TxRing,
-		FrameCount: p.Frames, XDPMode: p.XDPMode, ZeroCopy: p.ZeroCopy}
+		FrameCount: p.Frames, XDPMode: p.XDPMode, ZeroCopy: p.ZeroCopy,
+		XDPOffload: ipvs.XDPOffload, XDPOffloadEntries: ipvs.XDPOffloadEntries}
 	switch p.Driver {
 	case "afxdp":
 		return afxdp.Open(pc)
@@ -105,9 +107,13 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 				log.Warn("removed a tc ingress drop left by a previous gvs-dataplane", zap.String("device", dev))
 			}
 		}
-		p, err := OpenPort(pc, c.Workers.Count)
+		p, err := OpenPort(pc, c.Workers.Count, c.IPVS)
 		if err != nil {
 			return nil, err
+		}
+		if err := offloadPort(p, d.ports, c.IPVS, log); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("port %s: %w", pc.Name, err)
 		}
 		d.ports = append(d.ports, p)
 		spec := dataplane.PortSpec{Port: p, KNIRate: pc.KNI.RatePPS, KNIControlRate: pc.KNI.ControlRatePPS}

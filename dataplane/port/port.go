@@ -123,6 +123,13 @@ type Config struct {
 	ZeroCopy string
 	// BusyPoll drivers may skip wakeups they would need when sleeping.
 	BusyPoll bool
+	// XDPOffload (afxdp) attaches the XDP fast path for established
+	// FullNAT connections instead of the plain redirect program: "off" or
+	// "" (plain), "on" (the port fails to open without it) or "auto" (the
+	// plain program when the fast path cannot load, with the reason kept).
+	// XDPOffloadEntries sizes its connection map (0: the default).
+	XDPOffload        string
+	XDPOffloadEntries int
 }
 
 // TxOwned transmits bufs on q and frees whatever q refused, counting it as

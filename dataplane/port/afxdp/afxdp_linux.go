@@ -14,6 +14,7 @@ import (
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 )
 
 // Defaults for zero fields of port.Config.
@@ -105,7 +106,7 @@ func Open(cfg port.Config) (_ *Port, err error) {
 			p.dev.mtu, pktbuf.DefaultFrameSize, pktbuf.Headroom, maxMTU, cfg.Device))
 	}
 
-	if p.prog, err = loadProg(cfg.Queues); err != nil {
+	if p.prog, err = loadProg(cfg.Queues, cfg); err != nil {
 		return nil, fail("open", err)
 	}
 	for i := 0; i < cfg.Queues; i++ {
@@ -121,6 +122,13 @@ func Open(cfg port.Config) (_ *Port, err error) {
 	p.zeroCopy = p.queues[0].zeroCopy
 	if err := p.prog.attach(p.dev.ifindex, cfg.XDPMode); err != nil {
 		return nil, fail("attach XDP to", err)
+	}
+	if f := p.prog.fast; f != nil {
+		// the port itself is an egress (one-armed FullNAT); the dataplane
+		// adds the other ports
+		if err := f.AddEgress(p.dev.ifindex); err != nil {
+			return nil, fail("open", err)
+		}
 	}
 	return p, nil
 }
@@ -266,6 +274,22 @@ func (p *Port) Mode() string {
 // AttachMode returns how the XDP program is attached: "native" (driver
 // mode) or "generic" (skb mode).
 func (p *Port) AttachMode() string { return p.prog.mode }
+
+// Fast returns the port's XDP fast path, nil when it is not active (see
+// Offload). Its maps take the port's offloaded connections.
+func (p *Port) Fast() *xdpfast.Fast { return p.prog.fast }
+
+// Offload reports whether the XDP fast path is attached to the port and,
+// when it is not, why.
+func (p *Port) Offload() (active bool, why string) {
+	if p.prog.fast != nil {
+		return true, ""
+	}
+	return false, p.prog.whyNot
+}
+
+// Ifindex is the kernel interface index of the port's device.
+func (p *Port) Ifindex() int { return p.dev.ifindex }
 
 // LinkUp implements port.Port: the interface is up and has carrier. It asks
 // the kernel over netlink (in the port's namespace) on every call.

@@ -22,3 +22,6 @@ func (p *Port) Mode() string { return "" }
 
 // AttachMode is "" outside Linux.
 func (p *Port) AttachMode() string { return "" }
+
+// Offload is never active outside Linux.
+func (p *Port) Offload() (bool, string) { return false, "AF_XDP needs Linux" }

@@ -7,6 +7,10 @@
 // assembled at run time, so neither clang nor an object file is needed.
 // Packets arriving on a queue without a socket in the map fall back to
 // XDP_PASS and reach the kernel as if no program were attached.
+//
+// With XDPOffload on or auto the program is instead the XDP fast path
+// (package xdpfast), which redirects the same way but first forwards the
+// packets of established FullNAT connections the workers offloaded.
 package afxdp
 
 import (
@@ -17,6 +21,9 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/gvs-lb/gvs/dataplane/port"
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 )
 
 // Offset of rx_queue_index in struct xdp_md (data, data_end, data_meta,
@@ -29,9 +36,43 @@ type xdpProg struct {
 	prog *ebpf.Program
 	link link.Link
 	mode string // "native" or "generic" once attached
+	// fast is the XDP fast path when it is the program loaded (it owns
+	// xsks and prog); otherwise whyNot says why it is not.
+	fast   *xdpfast.Fast
+	whyNot string
 }
 
-func loadProg(queues int) (*xdpProg, error) {
+// loadProg loads the program cfg.XDPOffload asks for: the fast path
+// ("on", "auto") or the plain redirect ("off", ""); "auto" falls back to
+// the plain one when the fast path does not load, keeping the reason.
+func loadProg(queues int, cfg port.Config) (*xdpProg, error) {
+	switch cfg.XDPOffload {
+	case "", "off":
+		x, err := loadPlain(queues)
+		if x != nil {
+			x.whyNot = "off in the configuration (ipvs.xdp_offload)"
+		}
+		return x, err
+	case "on", "auto":
+	default:
+		return nil, fmt.Errorf("XDP offload setting %q: want off, on or auto", cfg.XDPOffload)
+	}
+	f, err := xdpfast.Load(xdpfast.Options{Queues: queues, MaxConns: cfg.XDPOffloadEntries})
+	if err == nil {
+		return &xdpProg{xsks: f.XSKMap(), prog: f.Program(), fast: f}, nil
+	}
+	if cfg.XDPOffload == "on" {
+		return nil, fmt.Errorf("%w (ipvs.xdp_offload is on: set it to auto or off to run without the fast path)", err)
+	}
+	x, perr := loadPlain(queues)
+	if x != nil {
+		x.whyNot = "the fast path did not load: " + err.Error()
+	}
+	return x, perr
+}
+
+// loadPlain loads the plain redirect program and its XSKMAP.
+func loadPlain(queues int) (*xdpProg, error) {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name:       "gvs_xsks",
 		Type:       ebpf.XSKMap,
@@ -120,6 +161,10 @@ func (x *xdpProg) close() error {
 	if x.link != nil {
 		err = x.link.Close()
 		x.link = nil
+	}
+	if x.fast != nil { // owns prog and xsks
+		x.fast.Close()
+		x.fast, x.prog, x.xsks = nil, nil, nil
 	}
 	if x.prog != nil {
 		x.prog.Close()

@@ -89,7 +89,7 @@ func Load(o Options) (*Fast, error) {
 	if err := spec.LoadAndAssign(&f.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("xdpfast: the kernel refused the program: %+v", ve)
+			return nil, fmt.Errorf("xdpfast: the kernel's verifier refused the program: %v", ve)
 		}
 		return nil, fmt.Errorf("xdpfast: load the program (%d connection entries): %w", o.MaxConns, err)
 	}
@@ -98,6 +98,9 @@ func Load(o Options) (*Fast, error) {
 
 // Program returns the XDP program to attach.
 func (f *Fast) Program() *ebpf.Program { return f.objs.GvsXdpFast }
+
+// XSKMap returns the XSKMAP the program redirects to, one slot per queue.
+func (f *Fast) XSKMap() *ebpf.Map { return f.objs.GvsXsks }
 
 // InsertXSK puts the AF_XDP socket fd of queue q into the XSKMAP.
 func (f *Fast) InsertXSK(q, fd int) error {
