@@ -10,6 +10,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/header"
 )
 
@@ -264,4 +265,50 @@ func FuzzInsertOPP(f *testing.F) {
 			t.Fatalf("ParseOPP = %v %v, want %v", a, ok, client)
 		}
 	})
+}
+
+// oppRunner inserts the opp header for client into a fresh copy of a
+// 64-byte UDP datagram of conn k each call.
+func oppRunner(t testing.TB, k fnatConn, client netip.AddrPort) func() {
+	l3 := pkt{ep: k.toServer(), proto: header.ProtoUDP, payload: seqPayload(64)}.build(t)
+	b := newBuf(t, l3, etherTypeOf(l3))
+	frame := append([]byte(nil), b.Bytes()...)
+	return func() {
+		b.Reset(pktbuf.Headroom, len(frame))
+		copy(b.Bytes(), frame)
+		if err := InsertOPP(b, header.EthernetMinSize, client); err != nil {
+			panic(err)
+		}
+	}
+}
+
+var oppBench = []struct {
+	name   string
+	k      fnatConn
+	client netip.AddrPort
+}{
+	{"IPv4", conn4, netip.AddrPortFrom(conn4.c, cport)},
+	{"IPv6", conn6, netip.AddrPortFrom(conn6.c, cport)},
+	{"NAT64", conn4, netip.AddrPortFrom(conn6.c, cport)},
+}
+
+func TestInsertOPPAllocs(t *testing.T) {
+	for _, c := range oppBench {
+		if n := testing.AllocsPerRun(100, oppRunner(t, c.k, c.client)); n != 0 {
+			t.Errorf("%s: %v allocations per run, want 0", c.name, n)
+		}
+	}
+}
+
+// BenchmarkInsertOPP: one insertion, the frame copy included.
+func BenchmarkInsertOPP(b *testing.B) {
+	for _, c := range oppBench {
+		b.Run(c.name, func(b *testing.B) {
+			run := oppRunner(b, c.k, c.client)
+			b.ReportAllocs()
+			for b.Loop() {
+				run()
+			}
+		})
+	}
 }
