@@ -46,8 +46,8 @@ type Rewrite struct {
 // Entry is an entry as read back: its rewrite and what the program counted.
 type Entry struct {
 	Rewrite
-	// LastSeen is the CLOCK_MONOTONIC time of the last packet the program
-	// forwarded for this entry, 0 if none (compare with Now).
+	// LastSeen is the CLOCK_MONOTONIC_COARSE time of the last packet the
+	// program forwarded for this entry, 0 if none (compare with Now).
 	LastSeen time.Duration
 	Packets  uint64 // packets forwarded by the program (not those sent to the workers)
 	Bytes    uint64 // their IP lengths

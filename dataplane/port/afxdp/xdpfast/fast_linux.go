@@ -269,11 +269,11 @@ func (f *Fast) Verdicts() (Verdicts, error) {
 	return out, nil
 }
 
-// Now returns the CLOCK_MONOTONIC time the program stamps entries with
-// (Entry.LastSeen).
+// Now returns the clock the program stamps entries with (Entry.LastSeen):
+// CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC to a timer tick's resolution.
 func Now() time.Duration {
 	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // cannot fail for this clock
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts) // cannot fail for this clock
 	return time.Duration(ts.Nano())
 }
 

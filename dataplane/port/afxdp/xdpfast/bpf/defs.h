@@ -45,8 +45,8 @@ struct xdp_md {
 
 /* Helpers, by their stable numbers (enum bpf_func_id). */
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
-static __u64 (*bpf_ktime_get_ns)(void) = (void *)5;
 static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)51;
+static __u64 (*bpf_ktime_get_coarse_ns)(void) = (void *)160;
 
 #define __always_inline inline __attribute__((always_inline))
 
