@@ -98,6 +98,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		// first segment will carry
 		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))
 	}
+	if fullNAT && !marked && !toa {
+		w.xdpOffer(b, l3, c, id, dir, flags, &to) // lbxdp.go
+	}
 	n := len(l3)
 	if toa {
 		l3 = w.toaInsert(b, l3, c, to.Dst)

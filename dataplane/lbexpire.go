@@ -14,6 +14,7 @@ func (w *Worker) expireConns() {
 	w.sess.Expire(w.tick(), w.dp.opts.ConnExpirePerLoop, w.onExpire)
 	w.sess.Publish() // the table's fill for LBUsage: a few stores per loop
 	w.fragService()  // held fragments: released or timed out (lbfrag.go)
+	w.xdpSweep()     // offloaded connections' traffic and timers (lbxdp.go)
 }
 
 func (w *Worker) connGone(id uint32, c *session.Conn) {
@@ -34,6 +35,7 @@ func (w *Worker) connRelease(id uint32, c *session.Conn) {
 		}
 	}
 	w.connUnref(c)
+	w.xdpGone(id, c) // lbxdp.go
 	if c.Flags&session.FlagAdjusted != 0 {
 		w.sp.release(c) // a held segment (lbsynproxy.go)
 	}

@@ -143,6 +143,9 @@ const (
 	CtrDropLBFragUnsupported // a fragment of a SYN-proxy, proxy-protocol, NAT64 or one-packet connection (GVS would change the datagram or has no connection)
 	CtrDropLBFragNoConn      // a later fragment whose first fragment's connection has ended
 	CtrDropLBExtHeader       // an IPv6 packet to a VIP whose extension headers hide the transport header (routing header with segments left, chain too long or cut)
+	CtrLBXDPOffloaded        // a connection direction written to its port's XDP fast path (lbxdp.go)
+	CtrLBXDPOffloadFailed    // a connection direction the XDP fast path had no room for (or refused): it stays on the slow path
+	CtrLBXDPRemoved          // a connection direction taken back from the XDP fast path (FIN/RST, end, route or neighbour change)
 
 	NumCounters
 )
@@ -181,6 +184,7 @@ var counterNames = [NumCounters]string{
 	"lb_masq_index_full", "lb_masq_transit",
 	"lb_frag_first", "lb_frag_forwarded", "lb_frag_held", "lb_frag_released", "lb_frag_evicted",
 	"drop_lb_frag_hold_full", "drop_lb_frag_timeout", "drop_lb_frag_unsupported", "drop_lb_frag_no_conn", "drop_lb_ext_header",
+	"lb_xdp_offloaded", "lb_xdp_offload_failed", "lb_xdp_removed",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -79,6 +79,7 @@ type Worker struct {
 
 	ctr  workerCounters // read by the API through their published copies
 	loop loopCounters   // atomics, read by the API
+	xdp  workerXDP      // connections offloaded to the ports' XDP fast path (lbxdp.go)
 
 	stop atomic.Bool
 	done chan struct{}

@@ -279,6 +279,15 @@ func (p *Port) AttachMode() string { return p.prog.mode }
 // Offload). Its maps take the port's offloaded connections.
 func (p *Port) Fast() *xdpfast.Fast { return p.prog.fast }
 
+// FastTable is Fast as the workers use it: nil when the fast path is not
+// active.
+func (p *Port) FastTable() xdpfast.Table {
+	if p.prog.fast == nil {
+		return nil
+	}
+	return p.prog.fast
+}
+
 // Offload reports whether the XDP fast path is attached to the port and,
 // when it is not, why.
 func (p *Port) Offload() (active bool, why string) {

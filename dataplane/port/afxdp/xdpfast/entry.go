@@ -17,6 +17,14 @@ var (
 	ErrNotExist = errors.New("xdpfast: no such entry")
 )
 
+// Table is the part of a loaded fast path that the workers use (Fast
+// implements it): the entries of one port's connection map.
+type Table interface {
+	Add(Key, Rewrite) error
+	Delete(Key) error
+	Lookup(Key) (Entry, error)
+}
+
 // Key is one direction of a connection: a packet's transport protocol,
 // addresses and ports as it arrives. Both addresses are of one family.
 type Key struct {

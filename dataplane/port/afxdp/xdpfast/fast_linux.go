@@ -66,6 +66,8 @@ type Fast struct {
 	objs fastObjects
 }
 
+var _ Table = (*Fast)(nil)
+
 // Load loads the program with maps sized by o. It attaches nothing: pass
 // Program to link.AttachXDP (the afxdp driver does).
 func Load(o Options) (*Fast, error) {

@@ -1,0 +1,290 @@
+package dataplane
+
+// The XDP fast path's worker side (docs/xdp.md). A worker offloads one
+// direction of a FullNAT connection when a packet of that direction passes
+// through it and nothing is left for userspace to do on that direction:
+// the connection is FullNAT (not NAT/SNAT, NAT64, SYN proxy or proxy
+// protocol), its TOA or UOA work is done (FlagTOAConfirmed), a TCP
+// connection is ESTABLISHED and the segment has no SYN, FIN or RST; the
+// packet arrived untagged on a port with a fast path and leaves untagged
+// by an afxdp port towards a resolved neighbour. The entry goes into the
+// map of the port the packet arrived on, keyed by the packet as it
+// arrived, with the rewrite, MACs, egress port and MTU this very packet
+// got: the fast path then does to the next packets what the worker just
+// did. The other direction is offloaded by its own packets, the same way.
+//
+// Taken back (both directions): on a FIN or RST (the fast path leaves
+// those to the workers), at the connection's end (connRelease: expiry,
+// eviction, flush), when the interfaces or routes change, and when the
+// neighbour an entry sends to changed its MAC. The connection's packets no
+// longer reach the worker, so a sweep (xdpSweep: one pass a second, a few
+// entries per loop) reads each offloaded connection's entries: the traffic
+// counted there since the last read moves into the destination's counters
+// and, when there was some, re-arms the connection's timer.
+//
+// Owned by the worker, like its session table; no locks. Map updates are
+// system calls, made once per connection direction, never per packet.
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/nat"
+	"github.com/gvs-lb/gvs/session"
+)
+
+// xdpFastPort is a port driver with an XDP fast path (afxdp.Port).
+type xdpFastPort interface {
+	FastTable() xdpfast.Table // nil when not active
+	Ifindex() int
+}
+
+// xdpPort is one port's fast path as the worker sees it.
+type xdpPort struct {
+	t       xdpfast.Table // nil: the port has none
+	ifindex int           // 0: not an afxdp port (not an egress)
+}
+
+// xdpDir is one offloaded direction of a connection.
+type xdpDir struct {
+	port        uint16     // whose map holds the entry
+	nh          netip.Addr // the next hop it sends to, with mac
+	mac         header.MAC
+	pkts, bytes uint64 // the entry's counters already moved into lbStats
+}
+
+// xdpConn is an offloaded connection.
+type xdpConn struct {
+	id   uint32
+	dirs uint8 // 1 << session.In, 1 << session.Out
+	dir  [2]xdpDir
+}
+
+// workerXDP is a worker's share of the fast path.
+type workerXDP struct {
+	init  bool
+	on    bool      // some port has a fast path
+	ports []xdpPort // by port index
+	slot  []int32   // connection id → index in conns + 1; 0: not offloaded
+	conns []xdpConn
+	snap  *snapshot // the interfaces and routes the entries were made with
+	nver  uint64    // the neighbour table version they were checked against
+	sweep int       // next index of conns the sweep reads; 0: between passes
+	pass  int64     // when the current sweep pass began
+}
+
+const (
+	xdpSweepEvery  = int64(time.Second)
+	xdpSweepBudget = 32 // connections read per loop iteration
+)
+
+// xdpSetup finds the ports' fast paths, once.
+func (w *Worker) xdpSetup() {
+	x := &w.xdp
+	x.init = true
+	x.ports = make([]xdpPort, len(w.dp.ports))
+	for i, ps := range w.dp.ports {
+		f, ok := ps.Port.(xdpFastPort)
+		if !ok {
+			continue
+		}
+		x.ports[i].ifindex = f.Ifindex()
+		if t := f.FastTable(); t != nil {
+			x.ports[i].t = t
+			x.on = true
+		}
+	}
+	if x.on {
+		x.slot = make([]int32, w.sess.Capacity())
+	}
+}
+
+// xdpKey is the key of direction dir of connection c: its packets as they
+// arrive.
+func xdpKey(c *session.Conn, dir session.Direction) xdpfast.Key {
+	if dir == session.In {
+		return xdpfast.Key{Proto: c.Proto, Src: c.CAddrPort().Addr().Unmap(), Dst: c.VAddrPort().Addr().Unmap(), SrcPort: c.CPort, DstPort: c.VPort}
+	}
+	return xdpfast.Key{Proto: c.Proto, Src: c.DAddrPort().Addr().Unmap(), Dst: c.LAddrPort().Addr().Unmap(), SrcPort: c.DPort, DstPort: c.LPort}
+}
+
+// xdpOffer is called by lbConn for a translated packet of a FullNAT
+// connection (not NAT or SNAT) before it is routed: it offloads the
+// packet's direction when it may, and takes the connection back on FIN or
+// RST.
+func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, dir session.Direction, flags uint8, to *nat.Endpoints) {
+	x := &w.xdp
+	if !x.init {
+		w.xdpSetup()
+	}
+	if !x.on {
+		return
+	}
+	if c.Proto == header.ProtoTCP && flags&(header.TCPFlagSYN|header.TCPFlagFIN|header.TCPFlagRST) != 0 {
+		if flags&(header.TCPFlagFIN|header.TCPFlagRST) != 0 && x.slot[id] != 0 {
+			w.xdpRemove(id, c)
+		}
+		return
+	}
+	if c.Flags&session.FlagTOAConfirmed == 0 || c.Flags&session.FlagAdjusted != 0 || isNAT64(c) ||
+		c.Proto == header.ProtoTCP && c.State != session.StateEstablished {
+		return
+	}
+	bit := uint8(1) << dir
+	s := x.slot[id]
+	if s != 0 && x.conns[s-1].dirs&bit != 0 {
+		return
+	}
+	in := x.ports[b.Port]
+	if in.t == nil || b.Iface != w.snap.portIface[b.Port] {
+		return // no fast path where it arrived, or it arrived tagged
+	}
+	out, nh, ne, ok := w.path(to.Dst, l3)
+	if !ok || ne == nil || out.Kind == KindVLAN || x.ports[out.Port].ifindex == 0 {
+		return
+	}
+	if x.snap != w.snap || x.nver != w.neighVer {
+		w.xdpRevalidate()
+	}
+	r := xdpfast.Rewrite{Src: to.Src, Dst: to.Dst, SrcPort: to.SrcPort, DstPort: to.DstPort,
+		SrcMAC: [6]byte(out.MAC), DstMAC: [6]byte(ne.mac), Ifindex: x.ports[out.Port].ifindex, MTU: out.MTU}
+	if err := in.t.Add(xdpKey(c, dir), r); err != nil {
+		w.ctr.inc(CtrLBXDPOffloadFailed)
+		return
+	}
+	w.ctr.inc(CtrLBXDPOffloaded)
+	if s == 0 {
+		x.conns = append(x.conns, xdpConn{id: id})
+		s = int32(len(x.conns))
+		x.slot[id] = s
+	}
+	xc := &x.conns[s-1]
+	xc.dirs |= bit
+	xc.dir[dir] = xdpDir{port: b.Port, nh: nh, mac: ne.mac}
+}
+
+// xdpGone is connRelease's part: a connection that ends leaves the fast
+// path with it.
+func (w *Worker) xdpGone(id uint32, c *session.Conn) {
+	if w.xdp.on && w.xdp.slot[id] != 0 {
+		w.xdpRemove(id, c)
+	}
+}
+
+// xdpRemove takes offloaded connection id back: its entries' last counts
+// go to its destination's counters and the entries are deleted.
+func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
+	x := &w.xdp
+	i := x.slot[id] - 1
+	xc := &x.conns[i]
+	for dir := session.In; dir <= session.Out; dir++ {
+		if xc.dirs&(1<<dir) == 0 {
+			continue
+		}
+		t := x.ports[xc.dir[dir].port].t
+		k := xdpKey(c, dir)
+		if e, err := t.Lookup(k); err == nil {
+			w.xdpCount(c, dir, &xc.dir[dir], e)
+		}
+		_ = t.Delete(k) // gone already: nothing to undo
+		w.ctr.inc(CtrLBXDPRemoved)
+	}
+	last := len(x.conns) - 1
+	if int(i) != last {
+		x.conns[i] = x.conns[last]
+		x.slot[x.conns[i].id] = i + 1
+	}
+	x.conns = x.conns[:last]
+	x.slot[id] = 0
+	if x.sweep > len(x.conns) {
+		x.sweep = len(x.conns)
+	}
+}
+
+// xdpCount moves what entry e counted since the last read into the
+// destination's counters; it reports whether there was anything.
+func (w *Worker) xdpCount(c *session.Conn, dir session.Direction, d *xdpDir, e xdpfast.Entry) bool {
+	if e.Packets <= d.pkts {
+		return false
+	}
+	p, n := e.Packets-d.pkts, e.Bytes-d.bytes
+	d.pkts, d.bytes = e.Packets, e.Bytes
+	if int(c.Dest) < len(w.lbStats) {
+		st := &w.lbStats[c.Dest]
+		if dir == session.In {
+			st.inPkts.Add(p)
+			st.inBytes.Add(n)
+		} else {
+			st.outPkts.Add(p)
+			st.outBytes.Add(n)
+		}
+	}
+	return true
+}
+
+// xdpRevalidate takes back the connections whose entries the current
+// interfaces, routes or neighbours no longer match: all of them when the
+// interfaces or routes changed, those whose next hop's MAC changed or went
+// away when only the neighbours did. Their next packets offload them again
+// as they are routed now.
+func (w *Worker) xdpRevalidate() {
+	x := &w.xdp
+	all := x.snap != w.snap
+	x.snap, x.nver = w.snap, w.neighVer
+	for i := len(x.conns) - 1; i >= 0; i-- {
+		xc := &x.conns[i]
+		stale := all
+		for dir := session.In; dir <= session.Out && !stale; dir++ {
+			if xc.dirs&(1<<dir) == 0 {
+				continue
+			}
+			n, found := w.neigh.Get(xc.dir[dir].nh)
+			stale = !found || n.mac != xc.dir[dir].mac
+		}
+		if stale {
+			w.xdpRemove(xc.id, w.sess.Get(xc.id))
+		}
+	}
+}
+
+// xdpSweep reads a few offloaded connections' entries per call, a pass a
+// second: their traffic goes to the destination counters and keeps them
+// from expiring. Called from expireConns.
+func (w *Worker) xdpSweep() {
+	x := &w.xdp
+	if !x.on || len(x.conns) == 0 {
+		return
+	}
+	if x.snap != w.snap || x.nver != w.neighVer {
+		w.xdpRevalidate()
+	}
+	if x.sweep == 0 {
+		if w.now-x.pass < xdpSweepEvery {
+			return
+		}
+		x.pass = w.now
+	}
+	for n := 0; n < xdpSweepBudget && x.sweep < len(x.conns); n++ {
+		xc := &x.conns[x.sweep]
+		x.sweep++
+		c := w.sess.Get(xc.id)
+		seen := false
+		for dir := session.In; dir <= session.Out; dir++ {
+			if xc.dirs&(1<<dir) == 0 {
+				continue
+			}
+			if e, err := x.ports[xc.dir[dir].port].t.Lookup(xdpKey(c, dir)); err == nil && w.xdpCount(c, dir, &xc.dir[dir], e) {
+				seen = true
+			}
+		}
+		if seen {
+			w.sess.Touch(xc.id, w.tick())
+		}
+	}
+	if x.sweep >= len(x.conns) {
+		x.sweep = 0
+	}
+}

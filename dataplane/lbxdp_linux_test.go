@@ -1,0 +1,189 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// xdpTestDP is the FullNAT test dataplane with a real XDP fast path (its
+// maps and program, loaded but attached to nothing) standing behind each
+// of its two mem ports: the worker writes entries, BPF_PROG_RUN shows
+// what the program does with them.
+func xdpTestDP(t *testing.T) (*testDP, [2]*xdpfast.Fast) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the XDP fast path's maps need root")
+	}
+	td := newLBTestDP(t, 1)
+	var fs [2]*xdpfast.Fast
+	x := &td.w.xdp
+	x.init, x.on = true, true
+	x.slot = make([]int32, td.w.sess.Capacity())
+	for i := range fs {
+		f, err := xdpfast.Load(xdpfast.Options{MaxConns: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if err := f.AddEgress(1); err != nil { // lo: BPF_PROG_RUN only records the redirect
+			t.Fatal(err)
+		}
+		fs[i] = f
+		x.ports = append(x.ports, xdpPort{t: f, ifindex: 1})
+	}
+	return td, fs
+}
+
+// runXDP runs frame through f's program and returns the action and frame.
+func runXDP(t *testing.T, f *xdpfast.Fast, frame []byte) (uint32, []byte) {
+	t.Helper()
+	o := ebpf.RunOptions{Data: bytes.Clone(frame), DataOut: make([]byte, len(frame)+64)}
+	ret, err := f.Program().Run(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ret, o.DataOut
+}
+
+// TestXDPOffload: a FullNAT TCP connection is offloaded direction by
+// direction once its TOA is confirmed, each entry in the map of the port
+// its packets arrive on; the program then turns the next segments into
+// exactly the frames the worker sends for them. The sweep moves the
+// program's counts into the destination's traffic; a FIN takes both
+// directions back, with their last counts.
+func TestXDPOffload(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		name := map[bool]string{false: "ipv4", true: "ipv6"}[v6]
+		t.Run(name, func(t *testing.T) {
+			td, fs := xdpTestDP(t)
+			client, vp, rs, local := netip.AddrPortFrom(clientIP, 40000), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080), lip
+			if v6 {
+				td.service(ipvs.TCP, vip6, 80, "rr", lip6, netip.AddrPortFrom(rs1IP6, 8080))
+				client, vp, rs, local = netip.AddrPortFrom(clientIP6, 40000), netip.AddrPortFrom(vip6, 80), netip.AddrPortFrom(rs1IP6, 8080), lip6
+			}
+			lport := fullNATHandshake(t, td, client, vp, rs)
+			lp := netip.AddrPortFrom(local, lport)
+			in := xdpfast.Key{Proto: header.ProtoTCP, Src: client.Addr(), Dst: vp.Addr(), SrcPort: client.Port(), DstPort: vp.Port()}
+			out := xdpfast.Key{Proto: header.ProtoTCP, Src: rs.Addr(), Dst: local, SrcPort: rs.Port(), DstPort: lport}
+			if _, err := fs[0].Lookup(in); !errors.Is(err, xdpfast.ErrNotExist) {
+				t.Fatalf("client direction offloaded before the TOA is confirmed: %v", err)
+			}
+			// the server's ACK confirms the TOA: its direction is offloaded,
+			// into the map of dp1 where server packets arrive
+			cliData := func(seq uint32) []byte {
+				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5101, payload: []byte("hello world")})
+			}
+			srvData := func(seq uint32) []byte {
+				return tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: seq, ackn: 1030, payload: []byte("HTTP/1.0 200")})
+			}
+			td.one(t, 1, srvData(5001), 0)
+			if _, err := fs[1].Lookup(out); err != nil {
+				t.Fatalf("server direction not offloaded after the TOA was confirmed: %v", err)
+			}
+			td.one(t, 0, cliData(1030), 1)
+			if _, err := fs[0].Lookup(in); err != nil {
+				t.Fatalf("client direction not offloaded: %v", err)
+			}
+			if td.sum(CtrLBXDPOffloaded) != 2 || td.sum(CtrLBXDPOffloadFailed) != 0 {
+				t.Fatalf("counters %v", nonZero(func() [NumCounters]uint64 { c, _ := td.w.Stats(); return c }()))
+			}
+			// the program does what the worker does, both ways
+			for _, c := range []struct {
+				f          *xdpfast.Fast
+				frame      []byte
+				in, outIdx int
+			}{{fs[0], cliData(1041), 0, 1}, {fs[1], srvData(5013), 1, 0}} {
+				ret, got := runXDP(t, c.f, c.frame)
+				if ret != 4 {
+					t.Fatalf("program action %d, want XDP_REDIRECT", ret)
+				}
+				td.inject(c.in, c.frame)
+				td.stepAll()
+				fr := td.outAll(c.outIdx)
+				if len(fr) != 1 || !bytes.Equal(fr[0], got) {
+					t.Fatalf("program and worker differ:\n program %x\n worker  %v", got, fr)
+				}
+				decodeL4(t, got) // checksums verified
+			}
+			svc := td.d.IPVS().Table().Services[len(td.d.IPVS().Table().Services)-1]
+			before := td.d.DestTraffic(svc.Dests[0].ID)
+			// three more client segments through the program only: the sweep
+			// moves them into the destination's traffic
+			var n uint64
+			for i := range 3 {
+				f := cliData(uint32(1052 + 11*i))
+				if ret, _ := runXDP(t, fs[0], f); ret != 4 {
+					t.Fatalf("action %d", ret)
+				}
+				n += uint64(len(f) - 14)
+			}
+			td.w.xdp.pass = td.w.now - 2*xdpSweepEvery // a pass is due
+			td.w.iterate()
+			after := td.d.DestTraffic(svc.Dests[0].ID)
+			// +1 each: the segment the program ran in the comparison above
+			wantIn := before.InPkts + 4
+			if after.InPkts != wantIn || after.InBytes != before.InBytes+n+uint64(len(cliData(0))-14) || after.OutPkts != before.OutPkts+1 {
+				t.Fatalf("traffic %+v after the sweep, before %+v; want %d in packets", after, before, wantIn)
+			}
+			// FIN: both directions back to the slow path
+			td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, fin: true, seq: 1085, ackn: 5101}), 1)
+			for i, k := range []xdpfast.Key{in, out} {
+				if _, err := fs[i].Lookup(k); !errors.Is(err, xdpfast.ErrNotExist) {
+					t.Fatalf("entry %v after FIN: %v", k, err)
+				}
+			}
+			if td.sum(CtrLBXDPRemoved) != 2 || len(td.w.xdp.conns) != 0 {
+				t.Fatalf("removed %d, %d still offloaded", td.sum(CtrLBXDPRemoved), len(td.w.xdp.conns))
+			}
+			if ret, got := runXDP(t, fs[0], cliData(1085)); ret == 4 || !bytes.Equal(got, cliData(1085)) {
+				t.Fatalf("after FIN the program still forwards: action %d", ret)
+			}
+		})
+	}
+}
+
+// TestXDPOffloadEnds: a neighbour whose MAC changes takes back the
+// connections whose entries send to it, until their next packets offload
+// them again; a connection that ends (here: flushed, as expiry and
+// eviction do through connRelease) leaves the fast path.
+func TestXDPOffloadEnds(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40002), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1030, ackn: 5001, payload: []byte("more data")}), 1)
+	if len(td.w.xdp.conns) != 1 || td.w.xdp.conns[0].dirs != 3 {
+		t.Fatalf("offloaded %+v, want one connection, both directions", td.w.xdp.conns)
+	}
+	in := xdpfast.Key{Proto: header.ProtoTCP, Src: client.Addr(), Dst: vp.Addr(), SrcPort: client.Port(), DstPort: vp.Port()}
+	// the real server's MAC changes: its connection is taken back, and
+	// offloaded again with the new MAC by its next packets
+	moved := header.MAC{0x02, 0, 0, 0, 0, 0x99}
+	if err := td.d.AddNeigh(rs1IP, moved, "dp1"); err != nil {
+		t.Fatal(err)
+	}
+	td.d.publishNeigh()
+	td.w.iterate()
+	if _, err := fs[0].Lookup(in); !errors.Is(err, xdpfast.ErrNotExist) || len(td.w.xdp.conns) != 0 || td.sum(CtrLBXDPRemoved) != 2 {
+		t.Fatalf("after the neighbour moved: entry %v, %d offloaded, %d removed", err, len(td.w.xdp.conns), td.sum(CtrLBXDPRemoved))
+	}
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1039, ackn: 5001, payload: []byte("again")}), 1)
+	if e, err := fs[0].Lookup(in); err != nil || e.DstMAC != moved {
+		t.Fatalf("offloaded again: %+v %v, want the next hop's new MAC", e, err)
+	}
+	td.w.sess.Flush(td.w.onExpire)
+	if _, err := fs[0].Lookup(in); !errors.Is(err, xdpfast.ErrNotExist) || len(td.w.xdp.conns) != 0 {
+		t.Fatalf("after the connection ended: entry %v, %d offloaded", err, len(td.w.xdp.conns))
+	}
+}
