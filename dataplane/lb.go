@@ -48,8 +48,11 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 	case header.ProtoICMP, header.ProtoICMPv6:
 		return w.lbICMP(b, l3)
 	default:
-		if t.Fragment() && !t.HasL4() {
+		if t.Fragment() && !t.HasL4() && t.V6() && header.IPv6OptionsNext(t.Proto) {
 			break // an IPv6 fragment whose fragmentable part starts with options
+		}
+		if t.Fragment() {
+			return pass // a fragment of another protocol (GRE, ESP…): the kernel's
 		}
 		if t.V6() && !t.HasL4() {
 			w.drop(b, CtrDropLBExtHeader) // a routing header with segments left, a chain too long or cut
@@ -95,8 +98,23 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 		return stolen
 	}
 	if t.Fragment() && (svc.Spec.OnePacket || svc.Spec.SynProxy && t.Proto == header.ProtoTCP) {
-		w.drop(b, CtrDropLBFragUnsupported) // no connection to follow, or a datagram GVS would change
+		// no connection to follow, or a datagram GVS would change; its
+		// later fragments go at once
+		w.fragRecord(l3, t, session.NoID, session.In, fragRefused)
+		w.drop(b, CtrDropLBFragUnsupported)
 		return stolen
+	}
+	if x := w.dp.masqIdx.Load(); x != nil {
+		// a connection another worker holds for this flow: one session
+		// sync installed there, or NAT/SNAT made where a fragment of the
+		// flow landed (lbmasq.go)
+		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
+			if t.Fragment() {
+				w.fragRecord(l3, t, session.NoID, session.In, int32(owner)) // the rest follow it
+			}
+			w.redirect(b, int(owner))
+			return stolen
+		}
 	}
 	if svc.Spec.SynProxy && t.Proto == header.ProtoTCP {
 		return w.synProxyNew(b, l3, t, svc, key) // lbsynproxy.go

@@ -61,6 +61,11 @@ func (d *Dataplane) DelService(k ipvs.ServiceKey) error {
 	var las []ipvs.LAddr
 	if svc := d.ipvs.Table().Service(k); svc != nil {
 		las = svc.LAddrs
+		for _, dst := range svc.Dests {
+			if dst.Spec.Fwd == ipvs.FwdSNAT { // steered as local addresses are
+				las = append(las, ipvs.LAddr{Addr: dst.Spec.Addr.Addr()})
+			}
+		}
 	}
 	if err := d.ipvs.DelService(k); err != nil {
 		return err
@@ -114,6 +119,9 @@ func (d *Dataplane) AddDest(k ipvs.ServiceKey, ds ipvs.DestSpec) error {
 	if ds.Fwd == ipvs.FwdSNAT {
 		d.steerLAddr(ds.Addr.Addr(), snatPort) // replies to its ports reach their owner
 	}
+	if ds.Fwd == ipvs.FwdSNAT || ds.Fwd == ipvs.FwdMasq {
+		d.makeMasqIndex() // here, not on a worker at its first connection (lbmasq.go)
+	}
 	d.applied("destination added", zap.Stringer("service", k), zap.Stringer("dest", ds.Addr), zap.Int("weight", ds.Weight))
 	return nil
 }
@@ -124,6 +132,9 @@ func (d *Dataplane) EditDest(k ipvs.ServiceKey, ds ipvs.DestSpec) error {
 	defer d.ctl.Unlock()
 	if err := d.ipvs.EditDest(k, ds); err != nil {
 		return err
+	}
+	if ds.Fwd == ipvs.FwdMasq {
+		d.makeMasqIndex()
 	}
 	d.applied("destination changed", zap.Stringer("service", k), zap.Stringer("dest", ds.Addr), zap.Int("weight", ds.Weight))
 	return nil
@@ -136,6 +147,9 @@ func (d *Dataplane) DelDest(k ipvs.ServiceKey, a netip.AddrPort, expire bool) er
 	defer d.ctl.Unlock()
 	if err := d.ipvs.DelDest(k, a, expire); err != nil {
 		return err
+	}
+	if k.Match != "" {
+		d.unsteerLAddr(a.Addr()) // an SNAT address no service uses any more
 	}
 	d.applied("destination deleted", zap.Stringer("service", k), zap.Stringer("dest", a), zap.Bool("expire", expire))
 	return nil

@@ -39,12 +39,18 @@ func (w *Worker) connRelease(id uint32, c *session.Conn) {
 	if c.Flags&session.FlagAdjusted != 0 {
 		w.sp.release(c) // a held segment (lbsynproxy.go)
 	}
+	snat := false
 	if w.isMasq(id) {
+		snat = c.HasLocal()
 		w.masqGone(id, c) // lbmasq.go
 	}
 	if c.HasLocal() {
 		l := c.LAddrPort()
-		w.pool.Put(l.Addr().Unmap(), unmapAP(c.DAddrPort()), l.Port())
+		rs := unmapAP(c.DAddrPort())
+		if snat {
+			rs = snatPeer // lbsnat.go
+		}
+		w.pool.Put(l.Addr().Unmap(), rs, l.Port())
 	}
 	w.syncGone(c)
 }

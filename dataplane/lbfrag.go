@@ -72,6 +72,7 @@ const (
 	fragHoldSize    = 2048      // bytes per held frame (a 1500-byte MTU frame with VLAN tags fits)
 	fragHoldTimeout = 1e9       // ns a held fragment waits for its first
 	fragNoOwner     = int32(-1) // an entry for a connection of this worker
+	fragRefused     = int32(-2) // the first fragment was refused: so are the others
 )
 
 // fragKey identifies one datagram's fragments (RFC 791, RFC 8200 §4.5).
@@ -196,6 +197,7 @@ func fragKeyOf(l3 []byte, t header.Transport) (k fragKey, ok bool) {
 // false when the connection cannot carry fragments (b was dropped).
 func (w *Worker) fragFirst(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32, dir session.Direction, c *session.Conn) bool {
 	if c.Flags&session.FlagAdjusted != 0 || isNAT64(c) { // shifted sequence numbers; a new IP header per fragment
+		w.fragRecord(l3, t, id, dir, fragRefused) // its later fragments go at once, not into the hold queue
 		w.drop(b, CtrDropLBFragUnsupported)
 		return false
 	}
@@ -226,6 +228,10 @@ func (w *Worker) lbFragLater(b *pktbuf.Buf, l3 []byte, t header.Transport) verdi
 	e := w.frag.lookup(&k, w.now)
 	if e == nil {
 		w.fragHold(b, &k)
+		return stolen
+	}
+	if e.owner == fragRefused {
+		w.drop(b, CtrDropLBFragUnsupported)
 		return stolen
 	}
 	if e.owner != fragNoOwner && int(e.owner) != w.id {

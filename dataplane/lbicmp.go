@@ -87,5 +87,9 @@ func icmpChecksumValid(l3 []byte) bool {
 		return header.ICMPv4(header.IPv4(l3).Payload()).ChecksumValid()
 	}
 	ip := header.IPv6(l3)
-	return header.ICMPv6ChecksumValid(header.ICMPv6(ip.Payload()), ip.Src(), ip.Dst())
+	t := header.LocateIPv6(ip) // the message may sit behind extension headers
+	if !t.HasL4() || int(t.End) > len(l3) {
+		return false
+	}
+	return header.ICMPv6ChecksumValid(header.ICMPv6(l3[t.Off:t.End]), ip.Src(), ip.Dst())
 }

@@ -28,8 +28,10 @@ package dataplane
 // server that no worker owns is the server's own traffic and is forwarded
 // as it is. With one worker there is no index.
 //
-// The index is made at the first NAT connection, sized for every worker's
-// table (16 bytes per connection slot); it is never freed.
+// The index is made by the control path when the first NAT or SNAT
+// destination is added, sized for two entries per connection slot of every
+// worker's table (32 bytes per slot); it is never freed. Session sync's NAT
+// connections and SNAT connections also enter their client key (masqMade).
 
 import (
 	"net/netip"
@@ -40,17 +42,23 @@ import (
 	"github.com/gvs-lb/gvs/session"
 )
 
-// masqIndex returns the owner index, made on first use; nil with one
-// worker.
+// masqIndex returns the owner index; nil with one worker. The control
+// path makes it when a NAT or SNAT destination is added (makeMasqIndex),
+// so a worker only finds it made.
 func (w *Worker) masqIndex() *session.OwnerIndex {
-	d := w.dp
+	w.dp.makeMasqIndex()
+	return w.dp.masqIdx.Load()
+}
+
+// makeMasqIndex makes the owner index once (with two workers or more),
+// sized for two entries per connection slot of every worker's table.
+func (d *Dataplane) makeMasqIndex() {
 	if len(d.workers) < 2 {
-		return nil
+		return
 	}
 	d.masqOnce.Do(func() {
-		d.masqIdx.Store(session.NewOwnerIndex(w.sess.Capacity() * len(d.workers)))
+		d.masqIdx.Store(session.NewOwnerIndex(2 * d.workers[0].sess.Capacity() * len(d.workers)))
 	})
-	return d.masqIdx.Load()
 }
 
 // isMasq reports whether connection id is a NAT one, or (with a local
@@ -60,9 +68,14 @@ func (w *Worker) isMasq(id uint32) bool {
 }
 
 // masqMade records a new connection: NAT and SNAT ones are marked (no
-// TOA, no clamp), NAT ones also entered in the owner index (an SNAT
-// connection's replies come to its own port, whose owner bits name the
-// worker); any other clears a mark its id may still carry.
+// TOA, no clamp) and entered in the owner index by the keys whose packets
+// may reach another worker: a NAT connection's reply key (the server
+// answers the client; RSS hashes that flow anywhere), and the client's key
+// of a NAT connection installed by session sync (on a worker of its own
+// choosing) and of an SNAT connection (a fragment of the inside host's
+// flow may land elsewhere first). An SNAT connection's replies need none:
+// its port's owner bits name the worker. Any other connection clears a
+// mark its id may still carry.
 func (w *Worker) masqMade(id uint32, c *session.Conn, masq bool) {
 	if !masq {
 		if w.masq != nil {
@@ -74,19 +87,28 @@ func (w *Worker) masqMade(id uint32, c *session.Conn, masq bool) {
 		w.masq = make([]uint64, (w.sess.Capacity()+64)/64+1)
 	}
 	w.masq[id>>6] |= 1 << (id & 63)
-	if c.HasLocal() {
+	x := w.masqIndex()
+	if x == nil {
 		return
 	}
-	if x := w.masqIndex(); x != nil && !x.Add(c.OutKey(), uint8(w.id)) {
+	if !c.HasLocal() && !x.Add(c.OutKey(), uint8(w.id)) ||
+		(c.HasLocal() || c.Flags&session.FlagSynced != 0) && !x.Add(c.InKey(), uint8(w.id)) {
 		w.ctr.inc(CtrLBMasqIndexFull)
 	}
 }
 
-// masqGone forgets a NAT connection that ends.
+// masqGone forgets a NAT or SNAT connection that ends.
 func (w *Worker) masqGone(id uint32, c *session.Conn) {
 	w.masq[id>>6] &^= 1 << (id & 63)
-	if x := w.dp.masqIdx.Load(); x != nil && !c.HasLocal() {
+	x := w.dp.masqIdx.Load()
+	if x == nil {
+		return
+	}
+	if !c.HasLocal() {
 		x.Remove(c.OutKey(), uint8(w.id))
+	}
+	if c.HasLocal() || c.Flags&session.FlagSynced != 0 {
+		x.Remove(c.InKey(), uint8(w.id))
 	}
 }
 
@@ -94,12 +116,12 @@ func (w *Worker) masqGone(id uint32, c *session.Conn) {
 // (the caller checked): a reply of a connection here is translated, one of
 // another worker's is handed over, anything else passes on as transit.
 func (w *Worker) lbMasqReply(b *pktbuf.Buf, l3 []byte, t header.Transport) verdict {
+	if t.Fragment() && !t.HasL4() {
+		return w.fragFollow(b, l3, t)
+	}
 	var key session.Key
 	switch t.Proto {
 	case header.ProtoTCP, header.ProtoUDP:
-		if t.Fragment() && !t.HasL4() {
-			return w.fragFollow(b, l3, t)
-		}
 		k, ok := session.KeyAt(l3, t)
 		if !ok {
 			return pass

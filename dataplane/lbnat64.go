@@ -216,6 +216,9 @@ func (w *Worker) lbICMP64(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	b.SetLen(int(b.L3) + n)
 	l3 = b.Bytes()[b.L3:]
 	copy(l3, msg[:n])
+	if c.Flags&session.FlagAdjusted != 0 {
+		w.adjustQuote(l3, id, dir) // the receiver's own sequence numbers (lbsynproxy.go)
+	}
 	w.ctr.inc(CtrLBICMPTranslated)
 	w.lbRouteOrDrop(b, l3, outerDst)
 }

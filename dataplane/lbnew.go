@@ -91,7 +91,7 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	if snat {
 		daddr = vip
 		var ok bool
-		if local, ok = w.snatLocal(dest.Spec.Addr.Addr(), daddr); !ok {
+		if local, ok = w.snatLocal(dest.Spec.Addr.Addr()); !ok {
 			if held {
 				w.persistUnref(svc.ID, client.Addr(), svc)
 			}
@@ -155,8 +155,10 @@ func (w *Worker) lbMake(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.
 	w.makeRoom() // a full table evicts an embryonic or closing conn (lbpressure.go)
 	id, err := w.sess.Insert(c, w.tick())
 	if err != nil {
-		if fullNAT || snat {
+		if fullNAT {
 			w.pool.Put(local.Addr(), daddr, local.Port())
+		} else if snat {
+			w.pool.Put(local.Addr(), snatPeer, local.Port())
 		}
 		if held {
 			w.persistUnref(svc.ID, client.Addr(), svc)

@@ -35,11 +35,11 @@ import (
 // first packet of a new one that matches a service opens it; anything
 // else is left to the router.
 func (w *Worker) lbSNAT(b *pktbuf.Buf, l3 []byte, t header.Transport, ifc *Iface) verdict {
-	if t.Proto != header.ProtoTCP && t.Proto != header.ProtoUDP {
-		return pass
-	}
 	if t.Fragment() && !t.HasL4() {
 		return w.fragFollow(b, l3, t) // lbmasq.go
+	}
+	if t.Proto != header.ProtoTCP && t.Proto != header.ProtoUDP {
+		return pass
 	}
 	key, ok := session.KeyAt(l3, t)
 	if !ok {
@@ -51,6 +51,17 @@ func (w *Worker) lbSNAT(b *pktbuf.Buf, l3 []byte, t header.Transport, ifc *Iface
 		}
 		w.lbConn(b, l3, t, id, dir)
 		return stolen
+	}
+	if x := w.dp.masqIdx.Load(); x != nil {
+		// the flow's connection is another worker's (a fragment of it
+		// landed there first): hand the packet over
+		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
+			if t.Fragment() {
+				w.fragRecord(l3, t, session.NoID, session.In, int32(owner)) // the rest follow it
+			}
+			w.redirect(b, int(owner))
+			return stolen
+		}
 	}
 	if len(w.lb.SNAT) == 0 {
 		return pass
@@ -72,10 +83,17 @@ func (w *Worker) lbSNAT(b *pktbuf.Buf, l3 []byte, t header.Transport, ifc *Iface
 	return pass
 }
 
-// snatLocal takes a source port of SNAT address a towards peer for a new
-// connection.
-func (w *Worker) snatLocal(a netip.Addr, peer netip.AddrPort) (netip.AddrPort, bool) {
-	p, err := w.pool.Get(a, peer)
+// snatPeer is the port pool's key for every SNAT connection of an
+// address: one port space per SNAT address (not per peer, as local
+// addresses have per real server), so the pool's memory stays bounded by
+// the configuration whatever peers the inside hosts reach; an address
+// serves its share of 64K ports per worker at once — give a service more
+// SNAT addresses for more.
+var snatPeer = netip.AddrPort{}
+
+// snatLocal takes a source port of SNAT address a for a new connection.
+func (w *Worker) snatLocal(a netip.Addr) (netip.AddrPort, bool) {
+	p, err := w.pool.Get(a, snatPeer)
 	if err != nil {
 		return netip.AddrPort{}, false
 	}

@@ -155,8 +155,8 @@ var ErrSyncBusy = errors.New("another consumer drains the sync events")
 // on the packet path only while a policy is set.
 func (w *Worker) syncIn(c *session.Conn, id uint32, dir session.Direction, old session.State) {
 	p := w.syncPol
-	if c.Proto == header.ProtoUDP && !p.UDP {
-		return
+	if c.Proto == header.ProtoUDP && !p.UDP || c.HasLocal() && w.isMasq(id) {
+		return // (SNAT connections are not synced: no peer could find their service)
 	}
 	pub := false
 	if dir != session.Out {

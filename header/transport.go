@@ -43,6 +43,13 @@ const (
 	maxIPv6ExtHeaders = 8
 )
 
+// IPv6OptionsNext reports whether next header p is an extension header a
+// later fragment's data may start with (hop-by-hop, routing, destination
+// options): what follows is unknown until the first fragment is seen.
+func IPv6OptionsNext(p uint8) bool {
+	return p == ipv6HopByHop || p == ipv6Routing || p == ipv6DestOpts
+}
+
 // V6 reports an IPv6 packet.
 func (t Transport) V6() bool { return t.Flags&TransportV6 != 0 }
 

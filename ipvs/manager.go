@@ -402,6 +402,9 @@ func fullNATOnly(s *ServiceSpec, d DestSpec) error {
 	case s.ProxyProtocol != 0:
 		return fmt.Errorf("destination %s of %s: --proxy-protocol needs FullNAT real servers (a %s server's replies bypass GVS, which must translate them): use -b or disable the proxy protocol: %w",
 			d.Addr, s.Key, d.Fwd, ErrInvalid)
+	case s.OnePacket && d.Fwd == FwdMasq:
+		return fmt.Errorf("destination %s of %s: one-packet scheduling (-o) with NAT (-m): the server's answer, which comes back through GVS, would find no connection to be translated by: use -b, or drop -o: %w",
+			d.Addr, s.Key, ErrInvalid)
 	}
 	return nil
 }

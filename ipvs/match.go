@@ -101,7 +101,7 @@ func (m *Match) Listing() string {
 // Packet reports whether a packet from src to dst, arrived on iif and
 // routed out of oif, matches.
 func (m *Match) Packet(proto Proto, src, dst netip.AddrPort, iif, oif string) bool {
-	return proto == m.Proto && m.Src.Contains(src.Addr(), src.Port()) && m.Dst.Contains(dst.Addr(), dst.Port()) &&
+	return proto == m.Proto && src.Addr().Is6() == m.V6() && m.Src.Contains(src.Addr(), src.Port()) && m.Dst.Contains(dst.Addr(), dst.Port()) &&
 		(m.IIf == "" || m.IIf == iif) && (m.OIf == "" || m.OIf == oif)
 }
 

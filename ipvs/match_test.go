@@ -143,3 +143,38 @@ func FuzzParseMatch(f *testing.F) {
 		_ = m.Listing()
 	})
 }
+
+// TestMasqOnePacketRefused: NAT answers need a connection: -o is refused
+// with -m, whichever comes first.
+func TestMasqOnePacketRefused(t *testing.T) {
+	m := NewManager(1)
+	k := ServiceKey{Proto: UDP, Addr: netip.MustParseAddr("10.1.0.100"), Port: 53}
+	if err := m.AddService(ServiceSpec{Key: k, Sched: "rr", OnePacket: true}); err != nil {
+		t.Fatal(err)
+	}
+	masq := DestSpec{Addr: netip.MustParseAddrPort("10.2.0.11:53"), Weight: 1, Fwd: FwdMasq}
+	if err := m.AddDest(k, masq); err == nil || !strings.Contains(err.Error(), "one-packet") {
+		t.Errorf("-m on a -o service: %v", err)
+	}
+	if err := m.EditService(ServiceSpec{Key: k, Sched: "rr"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddDest(k, masq); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EditService(ServiceSpec{Key: k, Sched: "rr", OnePacket: true}); err == nil {
+		t.Error("-o on a service with a NAT server accepted")
+	}
+}
+
+// TestMatchFamily: a match of one family never takes the other's packets,
+// with or without address ranges.
+func TestMatchFamily(t *testing.T) {
+	m6, _ := ParseMatch("proto=udp,af=ipv6,iif=dp1")
+	m4, _ := ParseMatch("proto=udp,af=ipv4")
+	v4, v6 := netip.MustParseAddrPort("10.2.0.11:5000"), netip.MustParseAddrPort("[fd00:2::11]:5000")
+	if m6.Packet(UDP, v4, v4, "dp1", "dp0") || !m6.Packet(UDP, v6, v6, "dp1", "dp0") ||
+		m4.Packet(UDP, v6, v6, "dp1", "dp0") || !m4.Packet(UDP, v4, v4, "dp1", "dp0") {
+		t.Error("a match took a packet of the other family, or refused its own")
+	}
+}
