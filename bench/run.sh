@@ -10,6 +10,11 @@
 #   - GVS FullNAT (gvs-dataplane, afxdp, its defaults; 1 and 2 workers; and
 #     1 worker with workers.rt_priority 50): UDP pps at 64 bytes, SYN-flood
 #     pps, TCP connections/s and concurrent connections;
+#   - GVS's port drivers side by side, 1 worker, rt_priority 0 as gvs1
+#     (afxdp): the dpdk build over DPDK's net_af_packet vdevs (gvsdpdk1),
+#     over net_af_xdp vdevs (gvsdpdkxdp1, not in the default set: the PMD
+#     does not start on these veths, docs/benchmarks.md), and the afpacket
+#     driver (gvsafp1, the same kernel path as net_af_packet);
 #   - nftables DNAT with conntrack in the same namespace, same traffic;
 #   - haproxy (mode tcp) for connections/s;
 # in three CPU placements:
@@ -35,9 +40,11 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
+# The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
+#        bench/run.sh --only "xsk1 gvs1 gvsdpdk1 gvsafp1" --tests "udp over" --places "sep one" --no-micro
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,7 +53,7 @@ GO=${GO:-$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)}
 TOOLS=$STATE/bin
 GVS_BIN=${GVS_BIN:-$ROOT/bin}
 REPS=3
-ONLY="xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy"
+ONLY="xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsafp1 nft haproxy"
 TESTS="udp syn cps conc over wrk synproxy"
 PLACES="sep one free"
 MICRO=1
@@ -135,6 +142,18 @@ build() {
 		mkdir -p "$GVS_BIN"
 		(cd "$ROOT" && "$GO" build -o "$GVS_BIN/" ./cmd/gvs-dataplane ./cmd/ipvsadm ./cmd/dpip)
 	fi
+	# the dpdk systems run the dpdk build (make dpdk); without DPDK they go
+	case " $ONLY " in
+	*" gvsdpdk"*)
+		if pkg-config --exists libdpdk 2>/dev/null; then
+			mkdir -p "$GVS_BIN/dpdk"
+			(cd "$ROOT" && "$GO" build -tags dpdk -o "$GVS_BIN/dpdk/" ./cmd/gvs-dataplane)
+		else
+			log "libdpdk-dev is missing (apt-get install libdpdk-dev): the dpdk systems are skipped"
+			ONLY=$(echo " $ONLY " | sed 's/ gvsdpdk[a-z0-9]*//g')
+		fi
+		;;
+	esac
 }
 
 # every background process and the topology go, also on failure
@@ -350,6 +369,7 @@ system_tests() {
 	nft) echo udp syn cps conc over wrk ;;
 	gvs1rt) echo udp over wrk synproxy ;;
 	gvs2) echo udp syn cps conc ;;
+	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
 	haproxy) echo cps wrk ;;
 	esac
 }
@@ -371,9 +391,12 @@ start_system() {
 	gvs1) gvs_start 1 "$SUT_CPU" 0 gvs1 ;;
 	gvs1rt) gvs_start 1 "$SUT_CPU" 50 gvs1rt ;;
 	gvs2) gvs_start 2 "$SUT_CPUS2" 0 gvs2 ;;
+	gvsdpdk1) gvs_start 1 "$SUT_CPU" 0 gvsdpdk1 dpdk-afpacket ;;
+	gvsdpdkxdp1) gvs_start 1 "$SUT_CPU" 0 gvsdpdkxdp1 dpdk-afxdp ;;
+	gvsafp1) gvs_start 1 "$SUT_CPU" 0 gvsafp1 afpacket ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 nft haproxy)" ;;
 	esac
 }
 
@@ -383,6 +406,9 @@ stop_system() {
 	xsk1) xsk_stop 1 ;;
 	xsk2) xsk_stop 2 ;;
 	gvs1 | gvs1rt | gvs2) gvs_stop - "$1" ;;
+	gvsdpdk1) gvs_stop - "$1" dpdk-afpacket ;;
+	gvsdpdkxdp1) gvs_stop - "$1" dpdk-afxdp ;;
+	gvsafp1) gvs_stop - "$1" afpacket ;;
 	nft) nft_stop ;;
 	haproxy) haproxy_stop ;;
 	esac

@@ -60,12 +60,47 @@ xsk_start() {
 xsk_stop() { bg_stop "xsk$1"; }
 
 # --- GVS FullNAT ---
-# gvs_start WORKERS CORES [RT_PRIORITY [NAME]]: GVS with adaptive idle and
-# workers.rt_priority (0: normal scheduling; 50 is the default)
+# gvs_start WORKERS CORES [RT_PRIORITY [NAME [DRIVER]]]: GVS with adaptive
+# idle and workers.rt_priority (0: normal scheduling; 50 is the default).
+# DRIVER: afxdp (default) or afpacket on l0/l1; dpdk-afpacket or dpdk-afxdp:
+# the dpdk build (make dpdk) on DPDK's net_af_packet / net_af_xdp vdevs over
+# l0/l1, without hugepages (as scripts/lab.sh --driver dpdk)
 gvs_start() {
-	local name=${4:-gvs$1} w=$1 cores=$2 rt=${3:-0} dir=$STATE/gvs
-	mkdir -p "$dir"
+	local name=${4:-gvs$1} w=$1 cores=$2 rt=${3:-0} drv=${5:-afxdp} dir=$STATE/gvs
+	local bin=$GVS_BIN/gvs-dataplane pdrv=$drv dev0=l0 dev1=l1 dpdk=""
 	: >"$STATE/setup-$name.txt"
+	case $drv in
+	dpdk-afpacket | dpdk-afxdp)
+		bin=$GVS_BIN/dpdk/gvs-dataplane pdrv=dpdk
+		local v0 v1
+		if [ "$drv" = dpdk-afpacket ]; then
+			# frames (framesz less 96 bytes) fit the mbuf room; blocks hold
+			# whole frames; 2048 frames a ring, as afxdp's rings
+			v0="net_af_packet0,iface=l0,qpairs=$w,framesz=1920,blocksz=61440,framecnt=2048"
+			v1="net_af_packet1,iface=l1,qpairs=$w,framesz=1920,blocksz=61440,framecnt=2048"
+			dev0=net_af_packet0 dev1=net_af_packet1
+		else
+			v0="net_af_xdp0,iface=l0,start_queue=0,queue_count=$w"
+			v1="net_af_xdp1,iface=l1,start_queue=0,queue_count=$w"
+			dev0=net_af_xdp0 dev1=net_af_xdp1
+		fi
+		dpdk="dpdk: {lcores: \"${cores%%,*}\", no_huge: true, no_shconf: true, no_pci: true, memory_mb: 512, log_level: warning, vdevs: ['$v0', '$v1']}"
+		;;
+	esac
+	case $drv in
+	afpacket | dpdk-afpacket)
+		# packet sockets see frames before tc ingress: drop them there
+		# so the LB namespace's kernel spends nothing more on them; the
+		# generator's XDP frames cross the veth only with GRO on at l0
+		# (or an XDP program there, as afxdp has)
+		run_logged "$name" ip netns exec $NS_LB ethtool -K l0 gro on >/dev/null
+		for p in l0 l1; do
+			run_logged "$name" ip netns exec $NS_LB tc qdisc add dev $p clsact
+			run_logged "$name" ip netns exec $NS_LB tc filter add dev $p ingress bpf da bytecode "1,6 0 0 2," skip_hw
+		done
+		;;
+	esac
+	mkdir -p "$dir"
 	: >"$dir/dataplane.log"
 	{
 		cat <<EOF
@@ -74,8 +109,9 @@ api: {socket: $dir/dataplane.sock}
 log: {level: warn, file: $dir/dataplane.log}
 workers: {count: $w, cores: [$cores], idle: adaptive, rt_priority: $rt}
 ports:
-  - {name: dp0, device: l0, driver: afxdp, queues: $w, kni: {enabled: false}}
-  - {name: dp1, device: l1, driver: afxdp, queues: $w, kni: {enabled: false}}
+  - {name: dp0, device: $dev0, driver: $pdrv, queues: $w, kni: {enabled: false}}
+  - {name: dp1, device: $dev1, driver: $pdrv, queues: $w, kni: {enabled: false}}
+$dpdk
 addresses:
   - {addr: $LB_IP/24, dev: dp0}
   - {addr: $LB_RS_IP/24, dev: dp1}
@@ -97,7 +133,7 @@ EOF
 	echo "# config: $dir/dataplane.yaml (in the report directory as gvs-dataplane-$name-$PLACE.yaml)" >>"$STATE/setup-$name.txt"
 	cp "$dir/dataplane.yaml" "$OUT/gvs-dataplane-$name-$PLACE.yaml"
 	rm -f "$dir/dataplane.sock"
-	bg_start "$name" "$dir/dataplane.out" ip netns exec $NS_LB "$GVS_BIN/gvs-dataplane" -c "$dir/dataplane.yaml"
+	bg_start "$name" "$dir/dataplane.out" ip netns exec $NS_LB "$bin" -c "$dir/dataplane.yaml"
 	wait_for 20 test -S "$dir/dataplane.sock" || die "gvs-dataplane did not start: $(tail -5 "$dir/dataplane.out" "$dir/dataplane.log")"
 	export GVS_DATAPLANE_SOCKET=$dir/dataplane.sock
 	local ipvsadm=$GVS_BIN/ipvsadm
@@ -113,7 +149,16 @@ EOF
 	done
 	echo "for l in 10.12.1.1 … 10.12.1.$LIP_COUNT: $ipvsadm --add-laddr -z \$l -u $VIP:$VIP_UDP_PORT -F dp1; $ipvsadm --add-laddr -z \$l -t $VIP:$VIP_TCP_PORT -F dp1" >>"$STATE/setup-$name.txt"
 }
-gvs_stop() { bg_stop "${2:-gvs$1}"; }
+gvs_stop() {
+	bg_stop "${2:-gvs$1}"
+	# the packet-socket systems' tc drop and GRO (none otherwise)
+	case ${3:-} in
+	afpacket | dpdk-afpacket)
+		for p in l0 l1; do ip netns exec $NS_LB tc qdisc del dev $p clsact 2>/dev/null || true; done
+		ip netns exec $NS_LB ethtool -K l0 gro off >/dev/null 2>&1 || true
+		;;
+	esac
+}
 
 # --- nftables DNAT with conntrack ---
 nft_start() {

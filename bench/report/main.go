@@ -54,6 +54,9 @@ var systems = []struct{ id, label string }{
 	{"gvs1", "GVS FullNAT, 1 worker, normal scheduling (rt_priority 0)"},
 	{"gvs1rt", "GVS FullNAT, 1 worker, rt_priority 50 (the default with adaptive idle)"},
 	{"gvs2", "GVS FullNAT, 2 workers"},
+	{"gvsdpdk1", "GVS FullNAT, 1 worker, dpdk driver on net_af_packet vdevs (rt_priority 0)"},
+	{"gvsdpdkxdp1", "GVS FullNAT, 1 worker, dpdk driver on net_af_xdp vdevs (rt_priority 0)"},
+	{"gvsafp1", "GVS FullNAT, 1 worker, afpacket driver (rt_priority 0)"},
 	{"nft", "nftables DNAT + conntrack"},
 	{"haproxy", "haproxy 2.6, mode tcp"},
 }
@@ -369,6 +372,7 @@ func (d *data) write() error {
 
 	d.overload(w)
 	d.placements(w)
+	d.drivers(w)
 	d.wrkSection(w, cp)
 	d.perfSection(w)
 	d.budget(w, udp, cp, syn)
