@@ -31,7 +31,7 @@ var (
 // dpdkEAL is the EAL of this test binary (one per process): started by the
 // first test that needs it. A closed vdev is gone: each test opens its own.
 var dpdkEAL = config.DPDK{NoHuge: true, NoShconf: true, NoPCI: true, MemoryMB: 256, LogLevel: "err",
-	VDevs: []string{"net_ring0", "net_ring1", "net_null0", "net_null1", "net_ring2", "net_ring3"}}
+	VDevs: []string{"net_ring0", "net_ring1", "net_null0", "net_null1", "net_ring2", "net_ring3", "net_null2", "net_null3"}}
 
 // newDPDKSteerDP builds a two-worker dataplane on the DPDK devices dev0
 // (dp0) and dev1 (dp1, where the local address lives), with RSS-aware
@@ -152,5 +152,36 @@ func TestDPDKLinkXStats(t *testing.T) {
 				t.Errorf("%s: xstats lack %s: %v", l.Name, want, l.XStats)
 			}
 		}
+	}
+}
+
+// TestDPDKLinkSet: dpip link set dev dp1 mtu N reaches the device through
+// the driver (net_null keeps the MTU it is given), MTUs whose frames
+// would not fit one of the driver's mbufs are refused before the device,
+// and a device without a promiscuous switch says so, naming the device.
+func TestDPDKLinkSet(t *testing.T) {
+	d, p := newDPDKSteerDP(t, "net_null2", "net_null3")
+	if p.MaxMTU() != 1898 {
+		t.Errorf("MaxMTU = %d, want 1898 (2048-byte frames less 128 headroom, 14 Ethernet, 4 VLAN, 4 CRC)", p.MaxMTU())
+	}
+	if err := d.SetLinkMTU("dp1", 1400); err != nil {
+		t.Fatal(err)
+	}
+	if p.MTU() != 1400 || linkMTUs(d)["dp1"] != 1400 {
+		t.Errorf("after set mtu 1400: device %d, link %d", p.MTU(), linkMTUs(d)["dp1"])
+	}
+	err := d.SetLinkMTU("dp1", 1899)
+	if err == nil || !strings.Contains(err.Error(), "mtu 1899 out of range: the net_null device and the driver's 2048-byte frames take 46-1898") {
+		t.Errorf("set mtu 1899: %v", err)
+	}
+	if p.MTU() != 1400 || linkMTUs(d)["dp1"] != 1400 {
+		t.Errorf("a refused MTU changed something: device %d, link %d", p.MTU(), linkMTUs(d)["dp1"])
+	}
+	err = d.SetLinkPromisc("dp1", false)
+	if err == nil || !strings.Contains(err.Error(), "set promiscuous mode on the net_null device: not supported") {
+		t.Errorf("promisc off: %v", err)
+	}
+	if err := d.SetLinkPromisc("dp1", true); err != nil {
+		t.Errorf("promisc on (as it is): %v", err)
 	}
 }

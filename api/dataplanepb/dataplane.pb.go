@@ -581,6 +581,67 @@ func (x *ListLinksResponse) GetLinks() []*Link {
 	return nil
 }
 
+// LinkSetRequest: what is absent stays as it is.
+type LinkSetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mtu           *int32                 `protobuf:"varint,2,opt,name=mtu,proto3,oneof" json:"mtu,omitempty"`
+	Promisc       *bool                  `protobuf:"varint,3,opt,name=promisc,proto3,oneof" json:"promisc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkSetRequest) Reset() {
+	*x = LinkSetRequest{}
+	mi := &file_dataplane_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkSetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkSetRequest) ProtoMessage() {}
+
+func (x *LinkSetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkSetRequest.ProtoReflect.Descriptor instead.
+func (*LinkSetRequest) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LinkSetRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *LinkSetRequest) GetMtu() int32 {
+	if x != nil && x.Mtu != nil {
+		return *x.Mtu
+	}
+	return 0
+}
+
+func (x *LinkSetRequest) GetPromisc() bool {
+	if x != nil && x.Promisc != nil {
+		return *x.Promisc
+	}
+	return false
+}
+
 type VLAN struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -594,7 +655,7 @@ type VLAN struct {
 
 func (x *VLAN) Reset() {
 	*x = VLAN{}
-	mi := &file_dataplane_proto_msgTypes[7]
+	mi := &file_dataplane_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +667,7 @@ func (x *VLAN) String() string {
 func (*VLAN) ProtoMessage() {}
 
 func (x *VLAN) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[7]
+	mi := &file_dataplane_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +680,7 @@ func (x *VLAN) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VLAN.ProtoReflect.Descriptor instead.
 func (*VLAN) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{7}
+	return file_dataplane_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VLAN) GetName() string {
@@ -663,7 +724,7 @@ type Addr struct {
 
 func (x *Addr) Reset() {
 	*x = Addr{}
-	mi := &file_dataplane_proto_msgTypes[8]
+	mi := &file_dataplane_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +736,7 @@ func (x *Addr) String() string {
 func (*Addr) ProtoMessage() {}
 
 func (x *Addr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[8]
+	mi := &file_dataplane_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +749,7 @@ func (x *Addr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Addr.ProtoReflect.Descriptor instead.
 func (*Addr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{8}
+	return file_dataplane_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Addr) GetPrefix() string {
@@ -721,7 +782,7 @@ type ListAddrsRequest struct {
 
 func (x *ListAddrsRequest) Reset() {
 	*x = ListAddrsRequest{}
-	mi := &file_dataplane_proto_msgTypes[9]
+	mi := &file_dataplane_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +794,7 @@ func (x *ListAddrsRequest) String() string {
 func (*ListAddrsRequest) ProtoMessage() {}
 
 func (x *ListAddrsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[9]
+	mi := &file_dataplane_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +807,7 @@ func (x *ListAddrsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddrsRequest.ProtoReflect.Descriptor instead.
 func (*ListAddrsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{9}
+	return file_dataplane_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListAddrsRequest) GetDev() string {
@@ -765,7 +826,7 @@ type ListAddrsResponse struct {
 
 func (x *ListAddrsResponse) Reset() {
 	*x = ListAddrsResponse{}
-	mi := &file_dataplane_proto_msgTypes[10]
+	mi := &file_dataplane_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +838,7 @@ func (x *ListAddrsResponse) String() string {
 func (*ListAddrsResponse) ProtoMessage() {}
 
 func (x *ListAddrsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[10]
+	mi := &file_dataplane_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +851,7 @@ func (x *ListAddrsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddrsResponse.ProtoReflect.Descriptor instead.
 func (*ListAddrsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{10}
+	return file_dataplane_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListAddrsResponse) GetAddrs() []*Addr {
@@ -822,7 +883,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +895,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +908,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{11}
+	return file_dataplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Route) GetDst() string {
@@ -924,7 +985,7 @@ type Nexthop struct {
 
 func (x *Nexthop) Reset() {
 	*x = Nexthop{}
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +997,7 @@ func (x *Nexthop) String() string {
 func (*Nexthop) ProtoMessage() {}
 
 func (x *Nexthop) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1010,7 @@ func (x *Nexthop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nexthop.ProtoReflect.Descriptor instead.
 func (*Nexthop) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{12}
+	return file_dataplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Nexthop) GetVia() string {
@@ -982,7 +1043,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1055,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1068,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{13}
+	return file_dataplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -1030,7 +1091,7 @@ type Neigh struct {
 
 func (x *Neigh) Reset() {
 	*x = Neigh{}
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1103,7 @@ func (x *Neigh) String() string {
 func (*Neigh) ProtoMessage() {}
 
 func (x *Neigh) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1116,7 @@ func (x *Neigh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neigh.ProtoReflect.Descriptor instead.
 func (*Neigh) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{14}
+	return file_dataplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Neigh) GetAddr() string {
@@ -1102,7 +1163,7 @@ type ListNeighsResponse struct {
 
 func (x *ListNeighsResponse) Reset() {
 	*x = ListNeighsResponse{}
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1175,7 @@ func (x *ListNeighsResponse) String() string {
 func (*ListNeighsResponse) ProtoMessage() {}
 
 func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1188,7 @@ func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighsResponse.ProtoReflect.Descriptor instead.
 func (*ListNeighsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{15}
+	return file_dataplane_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListNeighsResponse) GetNeighs() []*Neigh {
@@ -1147,7 +1208,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1220,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1233,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{16}
+	return file_dataplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Counter) GetName() string {
@@ -1225,7 +1286,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1298,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1311,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{17}
+	return file_dataplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Worker) GetId() int32 {
@@ -1388,7 +1449,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1461,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1474,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{18}
+	return file_dataplane_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -1438,7 +1499,7 @@ type ServiceKey struct {
 
 func (x *ServiceKey) Reset() {
 	*x = ServiceKey{}
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1511,7 @@ func (x *ServiceKey) String() string {
 func (*ServiceKey) ProtoMessage() {}
 
 func (x *ServiceKey) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1524,7 @@ func (x *ServiceKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceKey.ProtoReflect.Descriptor instead.
 func (*ServiceKey) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{19}
+	return file_dataplane_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ServiceKey) GetProto() string {
@@ -1513,7 +1574,7 @@ type ServiceStats struct {
 
 func (x *ServiceStats) Reset() {
 	*x = ServiceStats{}
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1586,7 @@ func (x *ServiceStats) String() string {
 func (*ServiceStats) ProtoMessage() {}
 
 func (x *ServiceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1599,7 @@ func (x *ServiceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStats.ProtoReflect.Descriptor instead.
 func (*ServiceStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{20}
+	return file_dataplane_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServiceStats) GetConns() uint64 {
@@ -1635,7 +1696,7 @@ type Dest struct {
 
 func (x *Dest) Reset() {
 	*x = Dest{}
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +1708,7 @@ func (x *Dest) String() string {
 func (*Dest) ProtoMessage() {}
 
 func (x *Dest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +1721,7 @@ func (x *Dest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dest.ProtoReflect.Descriptor instead.
 func (*Dest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{21}
+	return file_dataplane_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Dest) GetAddr() string {
@@ -1773,7 +1834,7 @@ type LAddr struct {
 
 func (x *LAddr) Reset() {
 	*x = LAddr{}
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1846,7 @@ func (x *LAddr) String() string {
 func (*LAddr) ProtoMessage() {}
 
 func (x *LAddr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1859,7 @@ func (x *LAddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddr.ProtoReflect.Descriptor instead.
 func (*LAddr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{22}
+	return file_dataplane_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LAddr) GetAddr() string {
@@ -1882,7 +1943,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +1955,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +1968,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Service) GetKey() *ServiceKey {
@@ -2061,7 +2122,7 @@ type AdmissionStats struct {
 
 func (x *AdmissionStats) Reset() {
 	*x = AdmissionStats{}
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2134,7 @@ func (x *AdmissionStats) String() string {
 func (*AdmissionStats) ProtoMessage() {}
 
 func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2147,7 @@ func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdmissionStats.ProtoReflect.Descriptor instead.
 func (*AdmissionStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AdmissionStats) GetDenied() uint64 {
@@ -2131,7 +2192,7 @@ type ACLRequest struct {
 
 func (x *ACLRequest) Reset() {
 	*x = ACLRequest{}
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2204,7 @@ func (x *ACLRequest) String() string {
 func (*ACLRequest) ProtoMessage() {}
 
 func (x *ACLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2217,7 @@ func (x *ACLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLRequest.ProtoReflect.Descriptor instead.
 func (*ACLRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{25}
+	return file_dataplane_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ACLRequest) GetService() *ServiceKey {
@@ -2189,7 +2250,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2262,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2214,7 +2275,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{26}
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListServicesRequest) GetKey() *ServiceKey {
@@ -2233,7 +2294,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2306,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2319,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{27}
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -2279,7 +2340,7 @@ type DestRequest struct {
 
 func (x *DestRequest) Reset() {
 	*x = DestRequest{}
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2352,7 @@ func (x *DestRequest) String() string {
 func (*DestRequest) ProtoMessage() {}
 
 func (x *DestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2365,7 @@ func (x *DestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestRequest.ProtoReflect.Descriptor instead.
 func (*DestRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{28}
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DestRequest) GetService() *ServiceKey {
@@ -2338,7 +2399,7 @@ type LAddrRequest struct {
 
 func (x *LAddrRequest) Reset() {
 	*x = LAddrRequest{}
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2411,7 @@ func (x *LAddrRequest) String() string {
 func (*LAddrRequest) ProtoMessage() {}
 
 func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2424,7 @@ func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrRequest.ProtoReflect.Descriptor instead.
 func (*LAddrRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{29}
+	return file_dataplane_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LAddrRequest) GetService() *ServiceKey {
@@ -2389,7 +2450,7 @@ type ListConnsRequest struct {
 
 func (x *ListConnsRequest) Reset() {
 	*x = ListConnsRequest{}
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2462,7 @@ func (x *ListConnsRequest) String() string {
 func (*ListConnsRequest) ProtoMessage() {}
 
 func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2475,7 @@ func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{30}
+	return file_dataplane_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListConnsRequest) GetService() *ServiceKey {
@@ -2433,7 +2494,7 @@ type ZeroRequest struct {
 
 func (x *ZeroRequest) Reset() {
 	*x = ZeroRequest{}
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2506,7 @@ func (x *ZeroRequest) String() string {
 func (*ZeroRequest) ProtoMessage() {}
 
 func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2519,7 @@ func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZeroRequest.ProtoReflect.Descriptor instead.
 func (*ZeroRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{31}
+	return file_dataplane_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ZeroRequest) GetService() *ServiceKey {
@@ -2487,7 +2548,7 @@ type Conn struct {
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2560,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2573,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{32}
+	return file_dataplane_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Conn) GetProto() string {
@@ -2587,7 +2648,7 @@ type ListConnsResponse struct {
 
 func (x *ListConnsResponse) Reset() {
 	*x = ListConnsResponse{}
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2599,7 +2660,7 @@ func (x *ListConnsResponse) String() string {
 func (*ListConnsResponse) ProtoMessage() {}
 
 func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2612,7 +2673,7 @@ func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{33}
+	return file_dataplane_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListConnsResponse) GetConns() []*Conn {
@@ -2644,7 +2705,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2717,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2730,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{34}
+	return file_dataplane_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Timeouts) GetTcp() uint32 {
@@ -2765,7 +2826,7 @@ type LBUsage struct {
 
 func (x *LBUsage) Reset() {
 	*x = LBUsage{}
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +2838,7 @@ func (x *LBUsage) String() string {
 func (*LBUsage) ProtoMessage() {}
 
 func (x *LBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +2851,7 @@ func (x *LBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LBUsage.ProtoReflect.Descriptor instead.
 func (*LBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{35}
+	return file_dataplane_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LBUsage) GetWorkers() []*WorkerLBUsage {
@@ -2814,7 +2875,7 @@ type WorkerLBUsage struct {
 
 func (x *WorkerLBUsage) Reset() {
 	*x = WorkerLBUsage{}
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2887,7 @@ func (x *WorkerLBUsage) String() string {
 func (*WorkerLBUsage) ProtoMessage() {}
 
 func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2900,7 @@ func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerLBUsage.ProtoReflect.Descriptor instead.
 func (*WorkerLBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{36}
+	return file_dataplane_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WorkerLBUsage) GetWorker() int32 {
@@ -2902,7 +2963,7 @@ type LAddrPorts struct {
 
 func (x *LAddrPorts) Reset() {
 	*x = LAddrPorts{}
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +2975,7 @@ func (x *LAddrPorts) String() string {
 func (*LAddrPorts) ProtoMessage() {}
 
 func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +2988,7 @@ func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrPorts.ProtoReflect.Descriptor instead.
 func (*LAddrPorts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{37}
+	return file_dataplane_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LAddrPorts) GetAddr() string {
@@ -2995,7 +3056,7 @@ type SyncStreamRequest struct {
 
 func (x *SyncStreamRequest) Reset() {
 	*x = SyncStreamRequest{}
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +3068,7 @@ func (x *SyncStreamRequest) String() string {
 func (*SyncStreamRequest) ProtoMessage() {}
 
 func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +3081,7 @@ func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStreamRequest.ProtoReflect.Descriptor instead.
 func (*SyncStreamRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{38}
+	return file_dataplane_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SyncStreamRequest) GetThreshold() uint32 {
@@ -3072,7 +3133,7 @@ type SyncConn struct {
 
 func (x *SyncConn) Reset() {
 	*x = SyncConn{}
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3145,7 @@ func (x *SyncConn) String() string {
 func (*SyncConn) ProtoMessage() {}
 
 func (x *SyncConn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3158,7 @@ func (x *SyncConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncConn.ProtoReflect.Descriptor instead.
 func (*SyncConn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{39}
+	return file_dataplane_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SyncConn) GetKind() string {
@@ -3196,7 +3257,7 @@ type TCPAdjust struct {
 
 func (x *TCPAdjust) Reset() {
 	*x = TCPAdjust{}
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3269,7 @@ func (x *TCPAdjust) String() string {
 func (*TCPAdjust) ProtoMessage() {}
 
 func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3282,7 @@ func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPAdjust.ProtoReflect.Descriptor instead.
 func (*TCPAdjust) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{40}
+	return file_dataplane_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TCPAdjust) GetSeqDelta() uint32 {
@@ -3275,7 +3336,7 @@ type SyncEvents struct {
 
 func (x *SyncEvents) Reset() {
 	*x = SyncEvents{}
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3348,7 @@ func (x *SyncEvents) String() string {
 func (*SyncEvents) ProtoMessage() {}
 
 func (x *SyncEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3361,7 @@ func (x *SyncEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEvents.ProtoReflect.Descriptor instead.
 func (*SyncEvents) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{41}
+	return file_dataplane_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncEvents) GetConns() []*SyncConn {
@@ -3319,7 +3380,7 @@ type SyncInstallRequest struct {
 
 func (x *SyncInstallRequest) Reset() {
 	*x = SyncInstallRequest{}
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3392,7 @@ func (x *SyncInstallRequest) String() string {
 func (*SyncInstallRequest) ProtoMessage() {}
 
 func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3405,7 @@ func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallRequest.ProtoReflect.Descriptor instead.
 func (*SyncInstallRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{42}
+	return file_dataplane_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SyncInstallRequest) GetConns() []*SyncConn {
@@ -3366,7 +3427,7 @@ type SyncInstallResult struct {
 
 func (x *SyncInstallResult) Reset() {
 	*x = SyncInstallResult{}
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3378,7 +3439,7 @@ func (x *SyncInstallResult) String() string {
 func (*SyncInstallResult) ProtoMessage() {}
 
 func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3391,7 +3452,7 @@ func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallResult.ProtoReflect.Descriptor instead.
 func (*SyncInstallResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{43}
+	return file_dataplane_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SyncInstallResult) GetInstalled() uint32 {
@@ -3433,7 +3494,7 @@ type FlowQuery struct {
 
 func (x *FlowQuery) Reset() {
 	*x = FlowQuery{}
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3445,7 +3506,7 @@ func (x *FlowQuery) String() string {
 func (*FlowQuery) ProtoMessage() {}
 
 func (x *FlowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3458,7 +3519,7 @@ func (x *FlowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowQuery.ProtoReflect.Descriptor instead.
 func (*FlowQuery) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{44}
+	return file_dataplane_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *FlowQuery) GetProto() string {
@@ -3503,7 +3564,7 @@ type FlowAnswer struct {
 
 func (x *FlowAnswer) Reset() {
 	*x = FlowAnswer{}
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3576,7 @@ func (x *FlowAnswer) String() string {
 func (*FlowAnswer) ProtoMessage() {}
 
 func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +3589,7 @@ func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowAnswer.ProtoReflect.Descriptor instead.
 func (*FlowAnswer) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{45}
+	return file_dataplane_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FlowAnswer) GetService() string {
@@ -3632,7 +3693,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3644,7 +3705,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3657,7 +3718,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{46}
+	return file_dataplane_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ReloadRequest) GetPath() string {
@@ -3685,7 +3746,7 @@ type ReloadResult struct {
 
 func (x *ReloadResult) Reset() {
 	*x = ReloadResult{}
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +3758,7 @@ func (x *ReloadResult) String() string {
 func (*ReloadResult) ProtoMessage() {}
 
 func (x *ReloadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +3771,7 @@ func (x *ReloadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResult.ProtoReflect.Descriptor instead.
 func (*ReloadResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{47}
+	return file_dataplane_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReloadResult) GetPath() string {
@@ -3750,7 +3811,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3762,7 +3823,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3775,7 +3836,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{48}
+	return file_dataplane_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CaptureRequest) GetPort() string {
@@ -3848,7 +3909,7 @@ type CapturePacket struct {
 
 func (x *CapturePacket) Reset() {
 	*x = CapturePacket{}
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +3921,7 @@ func (x *CapturePacket) String() string {
 func (*CapturePacket) ProtoMessage() {}
 
 func (x *CapturePacket) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +3934,7 @@ func (x *CapturePacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturePacket.ProtoReflect.Descriptor instead.
 func (*CapturePacket) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{49}
+	return file_dataplane_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CapturePacket) GetUnixNano() int64 {
@@ -3930,7 +3991,7 @@ type CaptureWorkerStats struct {
 
 func (x *CaptureWorkerStats) Reset() {
 	*x = CaptureWorkerStats{}
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4003,7 @@ func (x *CaptureWorkerStats) String() string {
 func (*CaptureWorkerStats) ProtoMessage() {}
 
 func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4016,7 @@ func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureWorkerStats.ProtoReflect.Descriptor instead.
 func (*CaptureWorkerStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{50}
+	return file_dataplane_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CaptureWorkerStats) GetWorker() uint32 {
@@ -3999,7 +4060,7 @@ type CaptureRecords struct {
 
 func (x *CaptureRecords) Reset() {
 	*x = CaptureRecords{}
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4011,7 +4072,7 @@ func (x *CaptureRecords) String() string {
 func (*CaptureRecords) ProtoMessage() {}
 
 func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4024,7 +4085,7 @@ func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRecords.ProtoReflect.Descriptor instead.
 func (*CaptureRecords) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{51}
+	return file_dataplane_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CaptureRecords) GetPackets() []*CapturePacket {
@@ -4075,7 +4136,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4148,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4161,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{52}
+	return file_dataplane_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TraceRequest) GetPort() string {
@@ -4150,7 +4211,7 @@ type TraceStage struct {
 
 func (x *TraceStage) Reset() {
 	*x = TraceStage{}
-	mi := &file_dataplane_proto_msgTypes[53]
+	mi := &file_dataplane_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4223,7 @@ func (x *TraceStage) String() string {
 func (*TraceStage) ProtoMessage() {}
 
 func (x *TraceStage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[53]
+	mi := &file_dataplane_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4236,7 @@ func (x *TraceStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceStage.ProtoReflect.Descriptor instead.
 func (*TraceStage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{53}
+	return file_dataplane_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TraceStage) GetAtNs() int64 {
@@ -4223,7 +4284,7 @@ type TraceRecord struct {
 
 func (x *TraceRecord) Reset() {
 	*x = TraceRecord{}
-	mi := &file_dataplane_proto_msgTypes[54]
+	mi := &file_dataplane_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4235,7 +4296,7 @@ func (x *TraceRecord) String() string {
 func (*TraceRecord) ProtoMessage() {}
 
 func (x *TraceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[54]
+	mi := &file_dataplane_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4248,7 +4309,7 @@ func (x *TraceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
 func (*TraceRecord) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{54}
+	return file_dataplane_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TraceRecord) GetSeq() uint32 {
@@ -4368,7 +4429,14 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x03kni\x18\v \x01(\tR\x03kni\x121\n" +
 	"\x05stats\x18\f \x01(\v2\x1b.gvs.dataplane.v1.PortStatsR\x05stats\"A\n" +
 	"\x11ListLinksResponse\x12,\n" +
-	"\x05links\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.LinkR\x05links\"T\n" +
+	"\x05links\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.LinkR\x05links\"n\n" +
+	"\x0eLinkSetRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
+	"\x03mtu\x18\x02 \x01(\x05H\x00R\x03mtu\x88\x01\x01\x12\x1d\n" +
+	"\apromisc\x18\x03 \x01(\bH\x01R\apromisc\x88\x01\x01B\x06\n" +
+	"\x04_mtuB\n" +
+	"\n" +
+	"\b_promisc\"T\n" +
 	"\x04VLAN\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\tR\x04port\x12\x0e\n" +
@@ -4691,10 +4759,11 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06stages\x18\a \x03(\v2\x1c.gvs.dataplane.v1.TraceStageR\x06stages\x12\x1f\n" +
 	"\vreal_server\x18\b \x01(\tR\n" +
 	"realServer\x12\x14\n" +
-	"\x05armed\x18\t \x01(\bR\x05armed2\xd3\x14\n" +
+	"\x05armed\x18\t \x01(\bR\x05armed2\x99\x15\n" +
 	"\tDataplane\x12:\n" +
 	"\aGetInfo\x12\x17.gvs.dataplane.v1.Empty\x1a\x16.gvs.dataplane.v1.Info\x12T\n" +
-	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12:\n" +
+	"\tListLinks\x12\".gvs.dataplane.v1.ListLinksRequest\x1a#.gvs.dataplane.v1.ListLinksResponse\x12D\n" +
+	"\aSetLink\x12 .gvs.dataplane.v1.LinkSetRequest\x1a\x17.gvs.dataplane.v1.Empty\x12:\n" +
 	"\aAddVLAN\x12\x16.gvs.dataplane.v1.VLAN\x1a\x17.gvs.dataplane.v1.Empty\x12:\n" +
 	"\aDelVLAN\x12\x16.gvs.dataplane.v1.VLAN\x1a\x17.gvs.dataplane.v1.Empty\x12:\n" +
 	"\aAddAddr\x12\x16.gvs.dataplane.v1.Addr\x1a\x17.gvs.dataplane.v1.Empty\x12:\n" +
@@ -4748,7 +4817,7 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
@@ -4757,165 +4826,168 @@ var file_dataplane_proto_goTypes = []any{
 	(*XStat)(nil),                // 4: gvs.dataplane.v1.XStat
 	(*Link)(nil),                 // 5: gvs.dataplane.v1.Link
 	(*ListLinksResponse)(nil),    // 6: gvs.dataplane.v1.ListLinksResponse
-	(*VLAN)(nil),                 // 7: gvs.dataplane.v1.VLAN
-	(*Addr)(nil),                 // 8: gvs.dataplane.v1.Addr
-	(*ListAddrsRequest)(nil),     // 9: gvs.dataplane.v1.ListAddrsRequest
-	(*ListAddrsResponse)(nil),    // 10: gvs.dataplane.v1.ListAddrsResponse
-	(*Route)(nil),                // 11: gvs.dataplane.v1.Route
-	(*Nexthop)(nil),              // 12: gvs.dataplane.v1.Nexthop
-	(*ListRoutesResponse)(nil),   // 13: gvs.dataplane.v1.ListRoutesResponse
-	(*Neigh)(nil),                // 14: gvs.dataplane.v1.Neigh
-	(*ListNeighsResponse)(nil),   // 15: gvs.dataplane.v1.ListNeighsResponse
-	(*Counter)(nil),              // 16: gvs.dataplane.v1.Counter
-	(*Worker)(nil),               // 17: gvs.dataplane.v1.Worker
-	(*ListWorkersResponse)(nil),  // 18: gvs.dataplane.v1.ListWorkersResponse
-	(*ServiceKey)(nil),           // 19: gvs.dataplane.v1.ServiceKey
-	(*ServiceStats)(nil),         // 20: gvs.dataplane.v1.ServiceStats
-	(*Dest)(nil),                 // 21: gvs.dataplane.v1.Dest
-	(*LAddr)(nil),                // 22: gvs.dataplane.v1.LAddr
-	(*Service)(nil),              // 23: gvs.dataplane.v1.Service
-	(*AdmissionStats)(nil),       // 24: gvs.dataplane.v1.AdmissionStats
-	(*ACLRequest)(nil),           // 25: gvs.dataplane.v1.ACLRequest
-	(*ListServicesRequest)(nil),  // 26: gvs.dataplane.v1.ListServicesRequest
-	(*ListServicesResponse)(nil), // 27: gvs.dataplane.v1.ListServicesResponse
-	(*DestRequest)(nil),          // 28: gvs.dataplane.v1.DestRequest
-	(*LAddrRequest)(nil),         // 29: gvs.dataplane.v1.LAddrRequest
-	(*ListConnsRequest)(nil),     // 30: gvs.dataplane.v1.ListConnsRequest
-	(*ZeroRequest)(nil),          // 31: gvs.dataplane.v1.ZeroRequest
-	(*Conn)(nil),                 // 32: gvs.dataplane.v1.Conn
-	(*ListConnsResponse)(nil),    // 33: gvs.dataplane.v1.ListConnsResponse
-	(*Timeouts)(nil),             // 34: gvs.dataplane.v1.Timeouts
-	(*LBUsage)(nil),              // 35: gvs.dataplane.v1.LBUsage
-	(*WorkerLBUsage)(nil),        // 36: gvs.dataplane.v1.WorkerLBUsage
-	(*LAddrPorts)(nil),           // 37: gvs.dataplane.v1.LAddrPorts
-	(*SyncStreamRequest)(nil),    // 38: gvs.dataplane.v1.SyncStreamRequest
-	(*SyncConn)(nil),             // 39: gvs.dataplane.v1.SyncConn
-	(*TCPAdjust)(nil),            // 40: gvs.dataplane.v1.TCPAdjust
-	(*SyncEvents)(nil),           // 41: gvs.dataplane.v1.SyncEvents
-	(*SyncInstallRequest)(nil),   // 42: gvs.dataplane.v1.SyncInstallRequest
-	(*SyncInstallResult)(nil),    // 43: gvs.dataplane.v1.SyncInstallResult
-	(*FlowQuery)(nil),            // 44: gvs.dataplane.v1.FlowQuery
-	(*FlowAnswer)(nil),           // 45: gvs.dataplane.v1.FlowAnswer
-	(*ReloadRequest)(nil),        // 46: gvs.dataplane.v1.ReloadRequest
-	(*ReloadResult)(nil),         // 47: gvs.dataplane.v1.ReloadResult
-	(*CaptureRequest)(nil),       // 48: gvs.dataplane.v1.CaptureRequest
-	(*CapturePacket)(nil),        // 49: gvs.dataplane.v1.CapturePacket
-	(*CaptureWorkerStats)(nil),   // 50: gvs.dataplane.v1.CaptureWorkerStats
-	(*CaptureRecords)(nil),       // 51: gvs.dataplane.v1.CaptureRecords
-	(*TraceRequest)(nil),         // 52: gvs.dataplane.v1.TraceRequest
-	(*TraceStage)(nil),           // 53: gvs.dataplane.v1.TraceStage
-	(*TraceRecord)(nil),          // 54: gvs.dataplane.v1.TraceRecord
+	(*LinkSetRequest)(nil),       // 7: gvs.dataplane.v1.LinkSetRequest
+	(*VLAN)(nil),                 // 8: gvs.dataplane.v1.VLAN
+	(*Addr)(nil),                 // 9: gvs.dataplane.v1.Addr
+	(*ListAddrsRequest)(nil),     // 10: gvs.dataplane.v1.ListAddrsRequest
+	(*ListAddrsResponse)(nil),    // 11: gvs.dataplane.v1.ListAddrsResponse
+	(*Route)(nil),                // 12: gvs.dataplane.v1.Route
+	(*Nexthop)(nil),              // 13: gvs.dataplane.v1.Nexthop
+	(*ListRoutesResponse)(nil),   // 14: gvs.dataplane.v1.ListRoutesResponse
+	(*Neigh)(nil),                // 15: gvs.dataplane.v1.Neigh
+	(*ListNeighsResponse)(nil),   // 16: gvs.dataplane.v1.ListNeighsResponse
+	(*Counter)(nil),              // 17: gvs.dataplane.v1.Counter
+	(*Worker)(nil),               // 18: gvs.dataplane.v1.Worker
+	(*ListWorkersResponse)(nil),  // 19: gvs.dataplane.v1.ListWorkersResponse
+	(*ServiceKey)(nil),           // 20: gvs.dataplane.v1.ServiceKey
+	(*ServiceStats)(nil),         // 21: gvs.dataplane.v1.ServiceStats
+	(*Dest)(nil),                 // 22: gvs.dataplane.v1.Dest
+	(*LAddr)(nil),                // 23: gvs.dataplane.v1.LAddr
+	(*Service)(nil),              // 24: gvs.dataplane.v1.Service
+	(*AdmissionStats)(nil),       // 25: gvs.dataplane.v1.AdmissionStats
+	(*ACLRequest)(nil),           // 26: gvs.dataplane.v1.ACLRequest
+	(*ListServicesRequest)(nil),  // 27: gvs.dataplane.v1.ListServicesRequest
+	(*ListServicesResponse)(nil), // 28: gvs.dataplane.v1.ListServicesResponse
+	(*DestRequest)(nil),          // 29: gvs.dataplane.v1.DestRequest
+	(*LAddrRequest)(nil),         // 30: gvs.dataplane.v1.LAddrRequest
+	(*ListConnsRequest)(nil),     // 31: gvs.dataplane.v1.ListConnsRequest
+	(*ZeroRequest)(nil),          // 32: gvs.dataplane.v1.ZeroRequest
+	(*Conn)(nil),                 // 33: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 34: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 35: gvs.dataplane.v1.Timeouts
+	(*LBUsage)(nil),              // 36: gvs.dataplane.v1.LBUsage
+	(*WorkerLBUsage)(nil),        // 37: gvs.dataplane.v1.WorkerLBUsage
+	(*LAddrPorts)(nil),           // 38: gvs.dataplane.v1.LAddrPorts
+	(*SyncStreamRequest)(nil),    // 39: gvs.dataplane.v1.SyncStreamRequest
+	(*SyncConn)(nil),             // 40: gvs.dataplane.v1.SyncConn
+	(*TCPAdjust)(nil),            // 41: gvs.dataplane.v1.TCPAdjust
+	(*SyncEvents)(nil),           // 42: gvs.dataplane.v1.SyncEvents
+	(*SyncInstallRequest)(nil),   // 43: gvs.dataplane.v1.SyncInstallRequest
+	(*SyncInstallResult)(nil),    // 44: gvs.dataplane.v1.SyncInstallResult
+	(*FlowQuery)(nil),            // 45: gvs.dataplane.v1.FlowQuery
+	(*FlowAnswer)(nil),           // 46: gvs.dataplane.v1.FlowAnswer
+	(*ReloadRequest)(nil),        // 47: gvs.dataplane.v1.ReloadRequest
+	(*ReloadResult)(nil),         // 48: gvs.dataplane.v1.ReloadResult
+	(*CaptureRequest)(nil),       // 49: gvs.dataplane.v1.CaptureRequest
+	(*CapturePacket)(nil),        // 50: gvs.dataplane.v1.CapturePacket
+	(*CaptureWorkerStats)(nil),   // 51: gvs.dataplane.v1.CaptureWorkerStats
+	(*CaptureRecords)(nil),       // 52: gvs.dataplane.v1.CaptureRecords
+	(*TraceRequest)(nil),         // 53: gvs.dataplane.v1.TraceRequest
+	(*TraceStage)(nil),           // 54: gvs.dataplane.v1.TraceStage
+	(*TraceRecord)(nil),          // 55: gvs.dataplane.v1.TraceRecord
 }
 var file_dataplane_proto_depIdxs = []int32{
 	4,  // 0: gvs.dataplane.v1.PortStats.xstats:type_name -> gvs.dataplane.v1.XStat
 	3,  // 1: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
 	5,  // 2: gvs.dataplane.v1.ListLinksResponse.links:type_name -> gvs.dataplane.v1.Link
-	8,  // 3: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
-	12, // 4: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
-	11, // 5: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
-	14, // 6: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
-	16, // 7: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
-	17, // 8: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
-	20, // 9: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	19, // 10: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
-	21, // 11: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
-	22, // 12: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
-	20, // 13: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	24, // 14: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
-	19, // 15: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	19, // 16: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
-	23, // 17: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
-	19, // 18: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	21, // 19: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
-	19, // 20: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	22, // 21: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
-	19, // 22: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	19, // 23: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	32, // 24: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	36, // 25: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
-	37, // 26: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
-	40, // 27: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
-	39, // 28: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
-	39, // 29: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
-	49, // 30: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
-	50, // 31: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
-	53, // 32: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
+	9,  // 3: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
+	13, // 4: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
+	12, // 5: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
+	15, // 6: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
+	17, // 7: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
+	18, // 8: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
+	21, // 9: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	20, // 10: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
+	22, // 11: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
+	23, // 12: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
+	21, // 13: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	25, // 14: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
+	20, // 15: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	20, // 16: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
+	24, // 17: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
+	20, // 18: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	22, // 19: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
+	20, // 20: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	23, // 21: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
+	20, // 22: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	20, // 23: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	33, // 24: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	37, // 25: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
+	38, // 26: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
+	41, // 27: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
+	40, // 28: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
+	40, // 29: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
+	50, // 30: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
+	51, // 31: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
+	54, // 32: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
 	0,  // 33: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
 	2,  // 34: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	7,  // 35: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	7,  // 36: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	8,  // 37: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	8,  // 38: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	9,  // 39: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	11, // 40: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	11, // 41: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 42: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	14, // 43: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	14, // 44: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 45: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 46: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	23, // 47: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	23, // 48: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	23, // 49: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 50: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	26, // 51: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	28, // 52: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	28, // 53: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	28, // 54: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	29, // 55: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	29, // 56: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	25, // 57: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
-	25, // 58: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
-	30, // 59: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	31, // 60: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 61: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	34, // 62: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 63: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	44, // 64: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	38, // 65: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	42, // 66: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	46, // 67: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	52, // 68: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
-	48, // 69: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
-	1,  // 70: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	6,  // 71: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 72: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 73: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 75: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	10, // 76: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 77: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 78: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	13, // 79: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 80: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 81: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	15, // 82: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	18, // 83: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 84: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 85: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 86: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 87: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	27, // 88: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 89: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 90: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 91: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 92: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 93: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 94: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
-	0,  // 95: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
-	33, // 96: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 97: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	34, // 98: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 99: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	35, // 100: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	45, // 101: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	41, // 102: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	43, // 103: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	47, // 104: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	54, // 105: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
-	51, // 106: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
-	70, // [70:107] is the sub-list for method output_type
-	33, // [33:70] is the sub-list for method input_type
+	7,  // 35: gvs.dataplane.v1.Dataplane.SetLink:input_type -> gvs.dataplane.v1.LinkSetRequest
+	8,  // 36: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	8,  // 37: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	9,  // 38: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	9,  // 39: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	10, // 40: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	12, // 41: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	12, // 42: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 43: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	15, // 44: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	15, // 45: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 46: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 47: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	24, // 48: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	24, // 49: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	24, // 50: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 51: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	27, // 52: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	29, // 53: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	29, // 54: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	29, // 55: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	30, // 56: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	30, // 57: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	26, // 58: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
+	26, // 59: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
+	31, // 60: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	32, // 61: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 62: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	35, // 63: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 64: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	45, // 65: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	39, // 66: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	43, // 67: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	47, // 68: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	53, // 69: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
+	49, // 70: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 71: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	6,  // 72: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 73: gvs.dataplane.v1.Dataplane.SetLink:output_type -> gvs.dataplane.v1.Empty
+	0,  // 74: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 76: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 77: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	11, // 78: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 79: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 80: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	14, // 81: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 82: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 83: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	16, // 84: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	19, // 85: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 86: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 87: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 88: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 89: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	28, // 90: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 91: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 92: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 93: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 94: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 95: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 96: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
+	0,  // 97: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
+	34, // 98: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 99: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	35, // 100: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 101: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	36, // 102: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	46, // 103: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	42, // 104: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	44, // 105: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	48, // 106: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	55, // 107: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
+	52, // 108: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	71, // [71:109] is the sub-list for method output_type
+	33, // [33:71] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
 	33, // [33:33] is the sub-list for extension extendee
 	0,  // [0:33] is the sub-list for field type_name
@@ -4926,15 +4998,16 @@ func file_dataplane_proto_init() {
 	if File_dataplane_proto != nil {
 		return
 	}
-	file_dataplane_proto_msgTypes[48].OneofWrappers = []any{}
-	file_dataplane_proto_msgTypes[52].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[7].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[49].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[53].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   55,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Dataplane_GetInfo_FullMethodName          = "/gvs.dataplane.v1.Dataplane/GetInfo"
 	Dataplane_ListLinks_FullMethodName        = "/gvs.dataplane.v1.Dataplane/ListLinks"
+	Dataplane_SetLink_FullMethodName          = "/gvs.dataplane.v1.Dataplane/SetLink"
 	Dataplane_AddVLAN_FullMethodName          = "/gvs.dataplane.v1.Dataplane/AddVLAN"
 	Dataplane_DelVLAN_FullMethodName          = "/gvs.dataplane.v1.Dataplane/DelVLAN"
 	Dataplane_AddAddr_FullMethodName          = "/gvs.dataplane.v1.Dataplane/AddAddr"
@@ -68,6 +69,9 @@ const (
 type DataplaneClient interface {
 	GetInfo(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Info, error)
 	ListLinks(ctx context.Context, in *ListLinksRequest, opts ...grpc.CallOption) (*ListLinksResponse, error)
+	// SetLink changes a port's device settings (dpip link set dev NAME mtu N
+	// promisc on|off), for drivers that own the device (dpdk).
+	SetLink(ctx context.Context, in *LinkSetRequest, opts ...grpc.CallOption) (*Empty, error)
 	AddVLAN(ctx context.Context, in *VLAN, opts ...grpc.CallOption) (*Empty, error)
 	DelVLAN(ctx context.Context, in *VLAN, opts ...grpc.CallOption) (*Empty, error)
 	AddAddr(ctx context.Context, in *Addr, opts ...grpc.CallOption) (*Empty, error)
@@ -166,6 +170,16 @@ func (c *dataplaneClient) ListLinks(ctx context.Context, in *ListLinksRequest, o
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListLinksResponse)
 	err := c.cc.Invoke(ctx, Dataplane_ListLinks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataplaneClient) SetLink(ctx context.Context, in *LinkSetRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Dataplane_SetLink_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -564,6 +578,9 @@ type Dataplane_CaptureClient = grpc.ServerStreamingClient[CaptureRecords]
 type DataplaneServer interface {
 	GetInfo(context.Context, *Empty) (*Info, error)
 	ListLinks(context.Context, *ListLinksRequest) (*ListLinksResponse, error)
+	// SetLink changes a port's device settings (dpip link set dev NAME mtu N
+	// promisc on|off), for drivers that own the device (dpdk).
+	SetLink(context.Context, *LinkSetRequest) (*Empty, error)
 	AddVLAN(context.Context, *VLAN) (*Empty, error)
 	DelVLAN(context.Context, *VLAN) (*Empty, error)
 	AddAddr(context.Context, *Addr) (*Empty, error)
@@ -653,6 +670,9 @@ func (UnimplementedDataplaneServer) GetInfo(context.Context, *Empty) (*Info, err
 }
 func (UnimplementedDataplaneServer) ListLinks(context.Context, *ListLinksRequest) (*ListLinksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListLinks not implemented")
+}
+func (UnimplementedDataplaneServer) SetLink(context.Context, *LinkSetRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLink not implemented")
 }
 func (UnimplementedDataplaneServer) AddVLAN(context.Context, *VLAN) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddVLAN not implemented")
@@ -812,6 +832,24 @@ func _Dataplane_ListLinks_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(DataplaneServer).ListLinks(ctx, req.(*ListLinksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Dataplane_SetLink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LinkSetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataplaneServer).SetLink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Dataplane_SetLink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataplaneServer).SetLink(ctx, req.(*LinkSetRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1432,6 +1470,10 @@ var Dataplane_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListLinks",
 			Handler:    _Dataplane_ListLinks_Handler,
+		},
+		{
+			MethodName: "SetLink",
+			Handler:    _Dataplane_SetLink_Handler,
 		},
 		{
 			MethodName: "AddVLAN",

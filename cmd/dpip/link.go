@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +15,44 @@ func linkCmd(a *app) *cobra.Command {
 		return a.linkShow(args)
 	}}
 	c.AddCommand(showOnly("[DEV]", a.linkShow)...)
+	c.AddCommand(&cobra.Command{Use: "set [dev] DEV [mtu N] [promisc on|off]", Args: cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error { return a.linkSet(args) }})
 	return c
+}
+
+// linkSet changes a port's device settings, as ip link set does.
+func (a *app) linkSet(args []string) error {
+	subj, m, err := kv(args, "dev", "mtu", "promisc")
+	if err != nil {
+		return err
+	}
+	req := &pb.LinkSetRequest{Name: m["dev"]}
+	if req.Name == "" {
+		req.Name = subj
+	}
+	if req.Name == "" {
+		return fmt.Errorf("link set: name the port: dpip link set dev DEV mtu N")
+	}
+	if v, ok := m["mtu"]; ok {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return fmt.Errorf("link set %s: mtu %q is not a number", req.Name, v)
+		}
+		mtu := int32(n)
+		req.Mtu = &mtu
+	}
+	if v, ok := m["promisc"]; ok {
+		on := v == "on"
+		if !on && v != "off" {
+			return fmt.Errorf("link set %s: promisc %q: use on or off", req.Name, v)
+		}
+		req.Promisc = &on
+	}
+	if req.Mtu == nil && req.Promisc == nil {
+		return fmt.Errorf("link set %s: nothing to set: give mtu N or promisc on|off", req.Name)
+	}
+	_, err = call(a, func(ctx ctxT, c pb.DataplaneClient) (*pb.Empty, error) { return c.SetLink(ctx, req) })
+	return err
 }
 
 func (a *app) linkShow(args []string) error {

@@ -84,3 +84,54 @@ func TestLinkXStats(t *testing.T) {
 		t.Errorf("--json xstats = %+v", xs)
 	}
 }
+
+// mtuPort is a mem port whose device takes MTU and promiscuous settings.
+type mtuPort struct {
+	*mem.Port
+	promisc []bool
+}
+
+func (p *mtuPort) SetMTU(mtu int) error     { return nil }
+func (p *mtuPort) SetPromisc(on bool) error { p.promisc = append(p.promisc, on); return nil }
+
+// TestLinkSet: dpip link set dev DEV mtu N / promisc on|off reaches the
+// port's device; link show prints the new MTU; refusals name the fix.
+func TestLinkSet(t *testing.T) {
+	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, net.HardwareAddr{2, 0, 0, 0, 0, 0x10})
+	p1 := &mtuPort{Port: mem.New(port.Config{Name: "dp1", Queues: 1}, net.HardwareAddr{2, 0, 0, 0, 0, 0x11})}
+	d, err := dataplane.New(dataplane.Options{Workers: 1, Forward4: true}, []dataplane.PortSpec{{Port: p0}, {Port: p1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "dp.sock")
+	g, err := apiserver.New(d).Listen(sock, apiserver.ListenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Stop(); d.Stop() })
+
+	mustDpip(t, sock, "link set dev dp1 mtu 1400 promisc off")
+	if got := mustDpip(t, sock, "link show dp1"); !strings.HasPrefix(got, "2: dp1: driver mem mtu 1400 rx-queue 1 tx-queue 1\n") {
+		t.Errorf("link show after set mtu 1400:\n%s", got)
+	}
+	mustDpip(t, sock, "link set dp1 promisc on")
+	if len(p1.promisc) != 2 || p1.promisc[0] || !p1.promisc[1] {
+		t.Errorf("promiscuous mode calls %v, want [false true]", p1.promisc)
+	}
+	for _, c := range []struct{ line, want string }{
+		{"link set dev dp0 mtu 1400", "link dp0: the mem driver does not set the MTU: set it on the kernel device"},
+		{"link set dev dp1 mtu 20", "link dp1: mtu 20 out of range"},
+		{"link set dev dp1 mtu big", `link set dp1: mtu "big" is not a number`},
+		{"link set dev dp1 promisc maybe", `link set dp1: promisc "maybe": use on or off`},
+		{"link set dev dp1", "link set dp1: nothing to set"},
+		{"link set dev dp7 mtu 1400", "link dp7: set mtu 1400: not found"},
+	} {
+		out, err := dpip(t, sock, c.line)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("dpip %s: %v %s, want %q", c.line, err, out, c.want)
+		}
+	}
+}

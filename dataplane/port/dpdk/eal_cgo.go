@@ -123,6 +123,7 @@ type devInfo struct {
 	socket                  int
 	rssOffloads             uint64
 	retaSize, keySize       int
+	minMTU, maxMTU          int
 }
 
 func deviceInfo(id uint16) (devInfo, error) {
@@ -131,7 +132,8 @@ func deviceInfo(id uint16) (devInfo, error) {
 		return devInfo{}, fmt.Errorf("device info: %s", C.GoString(C.rte_strerror(-r)))
 	}
 	return devInfo{
-		driver:      C.GoString(info.driver_name),
+		driver: C.GoString(info.driver_name),
+		minMTU: int(info.min_mtu), maxMTU: int(info.max_mtu),
 		maxRxQueues: int(info.max_rx_queues), maxTxQueue: int(info.max_tx_queues),
 		socket:      int(C.rte_eth_dev_socket_id(C.uint16_t(id))),
 		rssOffloads: uint64(info.flow_type_rss_offloads),
@@ -173,6 +175,9 @@ func mtuOf(id uint16) int {
 	}
 	return int(m)
 }
+
+// mbufHeadroom is the room DPDK leaves in front of a received frame.
+const mbufHeadroom = C.RTE_PKTMBUF_HEADROOM
 
 func setMTU(id uint16, mtu int) error {
 	if r := C.rte_eth_dev_set_mtu(C.uint16_t(id), C.uint16_t(mtu)); r != 0 {

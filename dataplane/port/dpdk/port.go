@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/flowdir"
 )
@@ -148,7 +149,25 @@ func (p *Port) PortID() uint16         { return p.id }
 func (p *Port) PMD() string            { return p.info.driver }
 func (p *Port) DeviceName() string     { return p.dev }
 func (p *Port) MTU() int               { return mtuOf(p.id) }
+
+// MaxMTU is the largest MTU whose frames fit one mbuf of the driver (it
+// takes no chained mbufs): the frame less DPDK's headroom, the Ethernet
+// header, a VLAN tag and the CRC, or the device's own limit if lower.
+func (p *Port) MaxMTU() int {
+	m := pktbuf.DefaultFrameSize - mbufHeadroom - 14 - 4 - 4
+	if p.info.maxMTU > 0 {
+		m = min(m, p.info.maxMTU)
+	}
+	return m
+}
+
+// SetMTU sets the device's MTU (dpip link set dev X mtu N), within
+// [the device's minimum, MaxMTU].
 func (p *Port) SetMTU(mtu int) error {
+	if hi := p.MaxMTU(); mtu > hi || mtu < p.info.minMTU {
+		return fmt.Errorf("dpdk: port %s: mtu %d out of range: the %s device and the driver's %d-byte frames take %d-%d",
+			p.name, mtu, p.info.driver, pktbuf.DefaultFrameSize, p.info.minMTU, hi)
+	}
 	return p.ctl("set MTU", func() error { return setMTU(p.id, mtu) })
 }
 func (p *Port) SetPromisc(on bool) error {
