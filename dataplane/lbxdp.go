@@ -51,8 +51,10 @@ type xdpPort struct {
 // xdpDir is one offloaded direction of a connection.
 type xdpDir struct {
 	port        uint16     // whose map holds the entry
-	nh          netip.Addr // the next hop it sends to, with mac
-	mac         header.MAC
+	oif         uint16     // the interface it leaves by, with its MAC and MTU then
+	nh          netip.Addr // the next hop it sends to, with its MAC then
+	smac, mac   header.MAC
+	mtu         int
 	pkts, bytes uint64 // the entry's counters already moved into lbStats
 }
 
@@ -163,7 +165,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	}
 	xc := &x.conns[s-1]
 	xc.dirs |= bit
-	xc.dir[dir] = xdpDir{port: b.Port, nh: nh, mac: ne.mac}
+	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU}
 }
 
 // xdpGone is connRelease's part: a connection that ends leaves the fast
@@ -225,29 +227,48 @@ func (w *Worker) xdpCount(c *session.Conn, dir session.Direction, d *xdpDir, e x
 	return true
 }
 
-// xdpRevalidate takes back the connections whose entries the current
-// interfaces, routes or neighbours no longer match: all of them when the
-// interfaces or routes changed, those whose next hop's MAC changed or went
-// away when only the neighbours did. Their next packets offload them again
-// as they are routed now.
+// xdpRevalidate runs when the interfaces, routes or neighbours changed:
+// it takes back the connections whose entries no longer send their packets
+// where the worker would (another interface, next hop, MAC or MTU; a
+// multipath route, which it cannot judge without a packet). Their next
+// packets offload them again as they are routed now.
 func (w *Worker) xdpRevalidate() {
 	x := &w.xdp
-	all := x.snap != w.snap
 	x.snap, x.nver = w.snap, w.neighVer
 	for i := len(x.conns) - 1; i >= 0; i-- {
 		xc := &x.conns[i]
-		stale := all
+		c := w.sess.Get(xc.id)
+		stale := false
 		for dir := session.In; dir <= session.Out && !stale; dir++ {
 			if xc.dirs&(1<<dir) == 0 {
 				continue
 			}
-			n, found := w.neigh.Get(xc.dir[dir].nh)
-			stale = !found || n.mac != xc.dir[dir].mac
+			dst := c.DAddrPort().Addr().Unmap()
+			if dir == session.Out {
+				dst = c.CAddrPort().Addr().Unmap()
+			}
+			stale = !w.xdpStillRouted(&xc.dir[dir], dst)
 		}
 		if stale {
-			w.xdpRemove(xc.id, w.sess.Get(xc.id))
+			w.xdpRemove(xc.id, c)
 		}
 	}
+}
+
+// xdpStillRouted reports whether packets to dst would still leave as the
+// entry of d sends them.
+func (w *Worker) xdpStillRouted(d *xdpDir, dst netip.Addr) bool {
+	r := w.snap.routes.Lookup(dst)
+	if r == nil || r.Multipath() {
+		return false
+	}
+	nh, oif := routePath(r, dst, nil)
+	out := w.snap.iface(oif)
+	if out == nil || oif != d.oif || nh != d.nh || out.MAC != d.smac || out.MTU != d.mtu || out.Kind == KindVLAN {
+		return false
+	}
+	n, found := w.neigh.Get(nh)
+	return found && n.iface == oif && n.mac == d.mac
 }
 
 // xdpSweep reads a few offloaded connections' entries per call, a pass a

@@ -16,6 +16,8 @@
 #        GVS_LAB_CONN_CAPACITY=N   each worker's connection table size (ipvs.conn_capacity; default the dataplane's)
 #        GVS_LAB_UOA_MAX_TRAIL=N   UOA in the first N datagrams of FullNAT UDP connections (ipvs.uoa_max_trail)
 #        GVS_LAB_UOA_MODE=ipo|opp  how UOA carries the client's address (ipvs.uoa_mode; default the dataplane's, ipo)
+#        GVS_LAB_XDP_OFFLOAD=on|auto  the XDP fast path for established FullNAT connections (ipvs.xdp_offload;
+#                                  default off); also turns GRO on where GVS's redirects arrive (docs/xdp.md)
 #        GVS_LAB_RT_PRIORITY=N     SCHED_FIFO priority of the workers (workers.rt_priority). The lab
 #                                  runs them at normal priority (0) unless told: its generators, floods
 #                                  and test clients share the same 2 CPUs and must keep their share
@@ -140,7 +142,7 @@ addresses:
   - {addr: $LIP/32, dev: dp1}
   - {addr: "$LIP6/128", dev: dp1}
 forwarding: {ipv4: true, ipv6: true}
-ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}${GVS_LAB_UOA_MAX_TRAIL:+, uoa_max_trail: $GVS_LAB_UOA_MAX_TRAIL}${GVS_LAB_UOA_MODE:+, uoa_mode: $GVS_LAB_UOA_MODE}}
+ipvs: {port_selection: $PORTSEL${GVS_LAB_CONN_CAPACITY:+, conn_capacity: $GVS_LAB_CONN_CAPACITY}${GVS_LAB_UOA_MAX_TRAIL:+, uoa_max_trail: $GVS_LAB_UOA_MAX_TRAIL}${GVS_LAB_UOA_MODE:+, uoa_mode: $GVS_LAB_UOA_MODE}${GVS_LAB_XDP_OFFLOAD:+, xdp_offload: $GVS_LAB_XDP_OFFLOAD}}
 EOF
 }
 
@@ -258,6 +260,12 @@ EOF
 		ip -n $ns -6 route add default via $LB_RS_IP6
 	done
 
+	if [ -n "${GVS_LAB_XDP_OFFLOAD:-}" ]; then
+		# the XDP fast path redirects into dp0/dp1; in native mode a veth
+		# takes redirected frames only when its peer runs NAPI (GRO on)
+		ip netns exec $CLIENT_NS ethtool -K eth0 gro on >/dev/null
+		ip netns exec $SW_NS ethtool -K sw-lb gro on >/dev/null
+	fi
 	write_config
 	start_dataplane
 	UP_OK=1

@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gvs-lb/gvs/internal/nsutil"
+)
+
+// TestXDPOffloadLab: with ipvs.xdp_offload on, an iperf3 stream through a
+// FullNAT service is carried by the XDP fast path once established: it
+// runs through, the worker sees only a few of its packets (the handshake,
+// the TOA, the FIN), the connection is offloaded and taken back at its
+// end, and ipvsadm's byte counters hold at least what iperf3 received. An
+// HTTP request through another FullNAT service still works.
+func TestXDPOffloadLab(t *testing.T) {
+	t.Setenv("GVS_LAB_XDP_OFFLOAD", "on")
+	l := StartLab(t, "--driver", "afxdp", "--workers", "1")
+	ns, ip := l.Env["RS1_NS"], l.Env["RS1_IP"]
+	l.startTestsrv(ns, "rs1", "--http", ip+":8080")
+	waitTCP(t, ns, ip+":8080")
+	vip := l.Env["VIP"]
+	l.Ipvsadm("-A", "-t", vip+":80", "-s", "rr")
+	l.Ipvsadm("-a", "-t", vip+":80", "-r", ip+":8080", "-b")
+	l.Ipvsadm("--add-laddr", "-z", l.Env["LIP"], "-t", vip+":80", "-F", l.Env["LB_RS_PORT"])
+	iperfService(t, l)
+
+	before := l.Counters()
+	mb, retr := iperfThrough(t, l, 3, 5)()
+	ctr := l.Counters()
+	in := ctr["lb_in"] - before["lb_in"]
+	t.Logf("iperf3 %d MB, %d retransmissions; worker saw %d client packets; offloaded %d, removed %d",
+		mb, retr, in, ctr["lb_xdp_offloaded"], ctr["lb_xdp_removed"])
+	if ctr["lb_xdp_offloaded"] < 2 || ctr["lb_xdp_offload_failed"] != 0 {
+		t.Fatalf("offloaded %d directions, %d failed; want both directions of the stream", ctr["lb_xdp_offloaded"], ctr["lb_xdp_offload_failed"])
+	}
+	// 5+ MB is 3600+ full segments: the worker sees the handshakes and the
+	// ends of iperf3's control and data connections, not the stream
+	if in > 500 {
+		t.Fatalf("the worker saw %d client packets of a %d MB stream: not offloaded", in, mb)
+	}
+
+	// ipvsadm --stats: the fast path's counts are the service's; the FIN
+	// took the connections back with their last counts
+	var inBytes uint64
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		inBytes = serviceInBytes(t, l.Ipvsadm("-L", "-n", "--stats", "--exact"), vip+":5201")
+		if inBytes >= uint64(mb)<<20 && ctr["lb_xdp_removed"] >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		ctr = l.Counters()
+	}
+	if inBytes < uint64(mb)<<20 {
+		t.Fatalf("service InBytes %d, less than the %d MB iperf3 received", inBytes, mb)
+	}
+	if ctr["lb_xdp_removed"] < 2 {
+		t.Fatalf("removed %d directions after the streams ended", ctr["lb_xdp_removed"])
+	}
+
+	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
+	if server, _ := get(t, c, "http://"+vip+"/"); server != "rs1" {
+		t.Fatalf("HTTP answered by %q", server)
+	}
+}
+
+// serviceInBytes reads the InBytes column of service svc in an
+// ipvsadm -L -n --stats --exact listing.
+func serviceInBytes(t *testing.T, listing, svc string) uint64 {
+	t.Helper()
+	for _, line := range strings.Split(listing, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 7 && f[0] == "TCP" && f[1] == svc {
+			n, err := strconv.ParseUint(f[5], 10, 64)
+			if err != nil {
+				t.Fatalf("InBytes %q in %q", f[5], line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no service %s in\n%s", svc, listing)
+	return 0
+}
