@@ -38,13 +38,13 @@ virtual_servers:
 		t.Errorf("--cpus 0,0: %v", err)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("virtual_servers: [{vip: 10.1.0.100, port: 80, lb_kind: NAT}]\n"), 0o644)
+	os.WriteFile(bad, []byte("virtual_servers: [{vip: 10.1.0.100, port: 80, lb_kind: SNAT}]\n"), 0o644)
 	_, err = run(t, "-c", bad, "--dry-run")
 	if err == nil {
 		t.Fatal("invalid file accepted")
 	}
 	msg := format(err)
-	if !strings.HasPrefix(msg, bad+": virtual_server TCP 10.1.0.100:80: lb_kind NAT: not supported") ||
+	if !strings.HasPrefix(msg, bad+": virtual_server TCP 10.1.0.100:80: lb_kind SNAT: not supported") ||
 		!strings.Contains(msg, "\n  virtual_server TCP 10.1.0.100:80: local_addresses missing") {
 		t.Errorf("errors, one per line:\n%s", msg)
 	}
