@@ -354,7 +354,7 @@ func TestControlPlane(t *testing.T) {
 		t.Errorf("the echo connection is gone from the listing:\n%s", conns)
 	}
 	// an invalid file is refused; nothing changes
-	cp.reload(t, strings.Replace(controlPlaneConfig(l, 2, 1), "lb_kind: FULLNAT", "lb_kind: NAT", 1))
+	cp.reload(t, strings.Replace(controlPlaneConfig(l, 2, 1), "lb_kind: FULLNAT", "lb_kind: SNAT", 1))
 	testenv.Eventually(t, 5*time.Second, "the invalid reload refused in the log", func() bool { return cp.logged("reload refused") })
 	if d := l.dests(80); d[rs2] != 1 {
 		t.Errorf("an invalid reload changed the dataplane: %v", d)
