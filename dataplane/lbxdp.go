@@ -15,8 +15,13 @@ package dataplane
 //
 // Taken back (both directions): on a FIN or RST (the fast path leaves
 // those to the workers), at the connection's end (connRelease: expiry,
-// eviction, flush), when the interfaces or routes change, and when the
-// neighbour an entry sends to changed its MAC. The connection's packets no
+// eviction, flush), when the interfaces or routes change, when the
+// neighbour an entry sends to changed its MAC, and when the service table
+// changes under it (xdpTableChanged: its destination deleted — with
+// expire the connection ends there and then —, quiesced, or its service
+// edited or deleted; a connection to a draining or quiesced destination is
+// not offloaded again, so its packets see the worker's rules while it
+// drains). The connection's packets no
 // longer reach the worker, so a sweep (xdpSweep: one pass a second, a few
 // entries per loop) reads each offloaded connection's entries: the traffic
 // counted there since the last read moves into the destination's counters
@@ -27,11 +32,13 @@ package dataplane
 
 import (
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/nat"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -72,10 +79,11 @@ type workerXDP struct {
 	ports []xdpPort // by port index
 	slot  []int32   // connection id → index in conns + 1; 0: not offloaded
 	conns []xdpConn
-	snap  *snapshot // the interfaces and routes the entries were made with
-	nver  uint64    // the neighbour table version they were checked against
-	sweep int       // next index of conns the sweep reads; 0: between passes
-	pass  int64     // when the current sweep pass began
+	snap  *snapshot   // the interfaces and routes the entries were made with
+	nver  uint64      // the neighbour table version they were checked against
+	lb    *ipvs.Table // the service table they were checked against
+	sweep int         // next index of conns the sweep reads; 0: between passes
+	pass  int64       // when the current sweep pass began
 }
 
 const (
@@ -140,6 +148,9 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	if s != 0 && x.conns[s-1].dirs&bit != 0 {
 		return
 	}
+	if !w.xdpDestLive(c) {
+		return // draining or quiesced: its packets stay with the worker
+	}
 	in := x.ports[b.Port]
 	if in.t == nil || b.Iface != w.snap.portIface[b.Port] {
 		return // no fast path where it arrived, or it arrived tagged
@@ -151,6 +162,10 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	if x.snap != w.snap || x.nver != w.neighVer {
 		w.xdpRevalidate()
 	}
+	if x.lb != w.lb {
+		w.xdpTableChanged()
+	}
+	s = x.slot[id] // either may have taken connections back and moved others
 	r := xdpfast.Rewrite{Src: to.Src, Dst: to.Dst, SrcPort: to.SrcPort, DstPort: to.DstPort,
 		SrcMAC: [6]byte(out.MAC), DstMAC: [6]byte(ne.mac), Ifindex: x.ports[out.Port].ifindex, MTU: out.MTU}
 	if err := in.t.Add(xdpKey(c, dir), r); err != nil {
@@ -271,6 +286,61 @@ func (w *Worker) xdpStillRouted(d *xdpDir, dst netip.Addr) bool {
 	return found && n.iface == oif && n.mac == d.mac
 }
 
+// xdpDestLive reports whether c's destination is in service: in its
+// service, with a weight. Connections to others are not offloaded.
+func (w *Worker) xdpDestLive(c *session.Conn) bool {
+	d := w.lb.Dests[c.Dest]
+	if d == nil || d.Spec.Weight <= 0 {
+		return false
+	}
+	svc := w.lb.ServiceByID(d.Service)
+	return svc != nil && liveDest(svc, d.ID) != nil
+}
+
+// xdpTableChanged runs when a new service table is published (not per
+// packet): offloaded connections whose destination was deleted with
+// expire are taken back and end now (LVS's expire_nodest_conn, which the
+// worker applies to a connection's next packet: these send it none);
+// those whose destination was deleted or quiesced, or whose service was
+// edited or deleted, are taken back, so their packets meet the worker's
+// rules again (the service's new flags and lists, the drain).
+func (w *Worker) xdpTableChanged() {
+	x := &w.xdp
+	old := x.lb
+	x.lb = w.lb
+	if len(x.conns) == 0 || old == nil {
+		return
+	}
+	var edited map[uint32]bool // service id → its spec or lists changed; made on demand
+	for i := len(x.conns) - 1; i >= 0; i-- {
+		id := x.conns[i].id
+		c := w.sess.Get(id)
+		if _, gone := w.lb.ExpireDests[c.Dest]; gone {
+			w.xdpRemove(id, c)
+			w.sess.ExpireNow(id)
+			continue
+		}
+		if !w.xdpDestLive(c) {
+			w.xdpRemove(id, c)
+			continue
+		}
+		sid := w.lb.Dests[c.Dest].Service
+		ch, known := edited[sid]
+		if !known {
+			if edited == nil {
+				edited = map[uint32]bool{}
+			}
+			n, o := w.lb.ServiceByID(sid), old.ServiceByID(sid)
+			ch = o == nil || !reflect.DeepEqual(n.Spec, o.Spec) ||
+				!reflect.DeepEqual(n.DenyList, o.DenyList) || !reflect.DeepEqual(n.AllowList, o.AllowList)
+			edited[sid] = ch
+		}
+		if ch {
+			w.xdpRemove(id, c)
+		}
+	}
+}
+
 // xdpSweep reads a few offloaded connections' entries per call, a pass a
 // second: their traffic goes to the destination counters and keeps them
 // from expiring. Called from expireConns.
@@ -281,6 +351,9 @@ func (w *Worker) xdpSweep() {
 	}
 	if x.snap != w.snap || x.nver != w.neighVer {
 		w.xdpRevalidate()
+	}
+	if x.lb != w.lb {
+		w.xdpTableChanged()
 	}
 	if x.sweep == 0 {
 		if w.now-x.pass < xdpSweepEvery {

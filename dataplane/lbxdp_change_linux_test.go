@@ -1,0 +1,112 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/ipvs"
+)
+
+// TestXDPOffloadServiceChanges: a change of the service table takes the
+// offloaded connections it concerns back at the worker's next loop, with
+// the real maps: a destination deleted with expire ends its connections
+// there and then; deleted without expire or quiesced, its connections go
+// on through the worker and are not offloaded again while they drain; an
+// edited service's connections come back once and are offloaded again by
+// their next packets; an unrelated change leaves them where they are.
+func TestXDPOffloadServiceChanges(t *testing.T) {
+	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 80}
+	rs := netip.AddrPortFrom(rs1IP, 8080)
+	for _, c := range []struct {
+		name    string
+		change  func(td *testDP) error
+		back    bool // taken back
+		expired bool // and ended
+		again   bool // offloaded again by its next packet
+		vipGone bool // the VIP no longer answers: its packets go to the kernel
+	}{
+		{"delete with expire", func(td *testDP) error { return td.d.DelDest(k, rs, true) }, true, true, false, false},
+		{"delete", func(td *testDP) error { return td.d.DelDest(k, rs, false) }, true, false, false, false},
+		{"quiesce", func(td *testDP) error {
+			return td.d.EditDest(k, ipvs.DestSpec{Addr: rs, Weight: 0, Fwd: ipvs.FwdFullNAT})
+		}, true, false, false, false},
+		{"service edited", func(td *testDP) error { return td.d.EditService(ipvs.ServiceSpec{Key: k, Sched: "wrr"}) }, true, false, true, false},
+		{"service deleted", func(td *testDP) error { return td.d.DelService(k) }, true, false, false, true},
+		{"other service", func(td *testDP) error {
+			td.service(ipvs.TCP, vip, 81, "rr", lip, rs)
+			return nil
+		}, false, false, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			td, fs := xdpTestDP(t)
+			client, vp := netip.AddrPortFrom(clientIP, 40004), netip.AddrPortFrom(vip, 80)
+			lport := fullNATHandshake(t, td, client, vp, rs)
+			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+			cliData := func(seq uint32) []byte {
+				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+			}
+			td.one(t, 0, cliData(1030), 1)
+			in := xdpfast.Key{Proto: header.ProtoTCP, Src: client.Addr(), Dst: vp.Addr(), SrcPort: client.Port(), DstPort: vp.Port()}
+			out := xdpfast.Key{Proto: header.ProtoTCP, Src: rs.Addr(), Dst: lip, SrcPort: rs.Port(), DstPort: lport}
+			if len(td.w.xdp.conns) != 1 || td.w.xdp.conns[0].dirs != 3 {
+				t.Fatalf("offloaded %+v, want one connection, both directions", td.w.xdp.conns)
+			}
+			// three segments through the program only: taking the
+			// connection back moves them into the destination's traffic
+			for i := range 3 {
+				if ret, _ := runXDP(t, fs[0], cliData(uint32(1039+9*i))); ret != 4 {
+					t.Fatalf("action %d, want XDP_REDIRECT", ret)
+				}
+			}
+			dest := td.d.IPVS().Table().Service(k).Dests[0].ID
+			before := td.d.DestTraffic(dest)
+			if err := c.change(td); err != nil {
+				t.Fatal(err)
+			}
+			td.w.iterate() // the next loop: no packet of the connection needed
+			_, errIn := fs[0].Lookup(in)
+			_, errOut := fs[1].Lookup(out)
+			gone := errors.Is(errIn, xdpfast.ErrNotExist) && errors.Is(errOut, xdpfast.ErrNotExist)
+			if gone != c.back || c.back && (len(td.w.xdp.conns) != 0 || td.sum(CtrLBXDPRemoved) != 2) {
+				t.Fatalf("after the change: entries %v / %v, %d offloaded, %d removed; want taken back %v",
+					errIn, errOut, len(td.w.xdp.conns), td.sum(CtrLBXDPRemoved), c.back)
+			}
+			if c.back {
+				if after := td.d.DestTraffic(dest); after.InPkts != before.InPkts+3 {
+					t.Fatalf("destination traffic %+v, before %+v: the program's 3 packets not counted", after, before)
+				}
+			}
+			td.w.iterate() // a doomed connection ends at the expiry pass
+			if got := td.sum(CtrLBConnsExpired); (got == 1) != c.expired {
+				t.Fatalf("%d connections expired, want ended %v", got, c.expired)
+			}
+			if c.expired {
+				return
+			}
+			next := cliData(1066)
+			if !c.back {
+				if ret, _ := runXDP(t, fs[0], next); ret != 4 {
+					t.Fatalf("action %d: still offloaded, want XDP_REDIRECT", ret)
+				}
+				return
+			}
+			if c.vipGone {
+				if ret, _ := runXDP(t, fs[0], next); ret == 4 {
+					t.Fatal("the program still forwards the deleted service's connection")
+				}
+				return
+			}
+			if d := td.one(t, 0, next, 1); d.dst != rs {
+				t.Fatalf("the next segment went to %s, want %s", d.dst, rs)
+			}
+			if _, err := fs[0].Lookup(in); (err == nil) != c.again {
+				t.Fatalf("after the next segment: entry %v, want offloaded again %v", err, c.again)
+			}
+		})
+	}
+}
