@@ -382,3 +382,41 @@ func (w *Worker) xdpSweep() {
 		x.sweep = 0
 	}
 }
+
+// offloaded returns the directions of connection id on the fast path (0:
+// none); x may be nil.
+func (x *workerXDP) offloaded(id uint32) uint8 {
+	if x == nil || !x.on || int(id) >= len(x.slot) || x.slot[id] == 0 {
+		return 0
+	}
+	return x.conns[x.slot[id]-1].dirs
+}
+
+// XDPFastPath is one port's XDP fast path as dpip info shows it.
+type XDPFastPath struct {
+	Port   string
+	Active bool
+	WhyNot string // empty when active
+}
+
+// xdpOffloader is a port driver that may attach the XDP fast path
+// (afxdp.Port).
+type xdpOffloader interface {
+	Offload() (active bool, why string)
+}
+
+// XDPFastPaths reports, for each port whose driver has an XDP fast path,
+// whether it is attached and, when not, why (ipvs.xdp_offload off, or
+// the kernel's reason it did not load).
+func (d *Dataplane) XDPFastPaths() []XDPFastPath {
+	var out []XDPFastPath
+	for _, ps := range d.ports {
+		o, ok := ps.Port.(xdpOffloader)
+		if !ok {
+			continue
+		}
+		on, why := o.Offload()
+		out = append(out, XDPFastPath{Port: ps.Port.Name(), Active: on, WhyNot: why})
+	}
+	return out
+}

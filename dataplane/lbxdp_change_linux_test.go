@@ -3,6 +3,7 @@
 package dataplane
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // TestXDPOffloadServiceChanges: a change of the service table takes the
@@ -108,5 +110,35 @@ func TestXDPOffloadServiceChanges(t *testing.T) {
 				t.Fatalf("after the next segment: entry %v, want offloaded again %v", err, c.again)
 			}
 		})
+	}
+}
+
+// TestXDPOffloadListed: the connection listing (ipvsadm -L -c) tells which
+// directions of a connection the fast path forwards.
+func TestXDPOffloadListed(t *testing.T) {
+	td, _ := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40006), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	listed := func() uint8 {
+		t.Helper()
+		var got []ConnInfo
+		if err := td.d.ListConns(context.Background(), nil, func(p []ConnInfo) error { got = append(got, p...); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Client != client {
+			t.Fatalf("listed %+v, want the one connection", got)
+		}
+		return got[0].XDP
+	}
+	if x := listed(); x != 0 {
+		t.Fatalf("XDP %b before any offload", x)
+	}
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+	if x := listed(); x != 1<<session.Out {
+		t.Fatalf("XDP %b with the server's direction offloaded", x)
+	}
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1030, ackn: 5001, payload: []byte("x")}), 1)
+	if x := listed(); x != 1<<session.In|1<<session.Out {
+		t.Fatalf("XDP %b with both directions offloaded", x)
 	}
 }

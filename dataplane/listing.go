@@ -55,12 +55,14 @@ type ConnInfo struct {
 	Virtual  netip.AddrPort
 	Local    netip.AddrPort
 	Dest     netip.AddrPort
+	XDP      uint8 // directions on the XDP fast path: 1 << session.In | 1 << session.Out (lbxdp.go)
 }
 
 // listRec is one conn as copied by the worker.
 type listRec struct {
 	conn session.Conn
 	left uint32 // ticks until it expires
+	xdp  uint8  // its offloaded directions (lbxdp.go)
 }
 
 type listChunk struct {
@@ -82,6 +84,7 @@ type connListing struct {
 	full   chan *listChunk // worker → consumer
 	free   chan *listChunk // consumer → worker
 	cancel atomic.Bool     // the consumer has gone
+	xdp    *workerXDP      // the worker's offloaded connections; nil: none
 }
 
 func newConnListing(k *ipvs.ServiceKey) *connListing {
@@ -185,7 +188,7 @@ func (l *connListing) step(t *session.Table, tick uint32) (copied int, worked, d
 	}
 	c := l.cur
 	before := len(c.recs)
-	l.cursor = t.Walk(l.cursor, cap(c.recs)-len(c.recs), func(_ uint32, sc *session.Conn) {
+	l.cursor = t.Walk(l.cursor, cap(c.recs)-len(c.recs), func(id uint32, sc *session.Conn) {
 		if !l.all && (l.byID && sc.Service != l.svc || !l.byID && (sc.Proto != l.proto || sc.VPort != l.vport || sc.VAddr != l.vaddr)) {
 			return
 		}
@@ -193,7 +196,7 @@ func (l *connListing) step(t *session.Table, tick uint32) (copied int, worked, d
 		if e := sc.Expires(); int32(e-tick) > 0 {
 			left = e - tick
 		}
-		c.recs = append(c.recs, listRec{conn: *sc, left: left})
+		c.recs = append(c.recs, listRec{conn: *sc, left: left, xdp: l.xdp.offloaded(id)})
 	})
 	copied = len(c.recs) - before
 	c.end = l.cursor == session.NoID
@@ -213,6 +216,7 @@ func (d *Dataplane) ListConns(ctx context.Context, k *ipvs.ServiceKey, fn func([
 	ls := make([]*connListing, len(d.workers))
 	for i := range ls {
 		ls[i] = newConnListing(k)
+		ls[i].xdp = &d.workers[i].xdp
 	}
 	if k != nil && k.Match != "" {
 		// a SNAT match service's connections have the peers as their
@@ -280,7 +284,7 @@ func (d *Dataplane) ListConns(ctx context.Context, k *ipvs.ServiceKey, fn func([
 				sc := &r.conn
 				page = append(page, ConnInfo{Worker: w.id, Proto: sc.Proto, State: sc.State,
 					Expires: time.Duration(r.left) * w.sessTick, Client: unmapAP(sc.CAddrPort()),
-					Virtual: unmapAP(sc.VAddrPort()), Local: localOf(sc), Dest: unmapAP(sc.DAddrPort())})
+					Virtual: unmapAP(sc.VAddrPort()), Local: localOf(sc), Dest: unmapAP(sc.DAddrPort()), XDP: r.xdp})
 			}
 			end := c.end
 			l.free <- c // never blocks: free has room for every chunk

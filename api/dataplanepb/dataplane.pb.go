@@ -79,7 +79,10 @@ type Info struct {
 	// A random identifier chosen when the dataplane starts: a client that
 	// sees it change knows the dataplane restarted (and lost its state),
 	// however short the outage.
-	BootId        string `protobuf:"bytes,12,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
+	BootId string `protobuf:"bytes,12,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
+	// The XDP fast path (ipvs.xdp_offload) of each port whose driver has one
+	// (afxdp): whether it is attached and, when not, why.
+	XdpFastPath   []*XDPFastPath `protobuf:"bytes,13,rep,name=xdp_fast_path,json=xdpFastPath,proto3" json:"xdp_fast_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -198,6 +201,73 @@ func (x *Info) GetBootId() string {
 	return ""
 }
 
+func (x *Info) GetXdpFastPath() []*XDPFastPath {
+	if x != nil {
+		return x.XdpFastPath
+	}
+	return nil
+}
+
+type XDPFastPath struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          string                 `protobuf:"bytes,1,opt,name=port,proto3" json:"port,omitempty"`
+	Active        bool                   `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	WhyNot        string                 `protobuf:"bytes,3,opt,name=why_not,json=whyNot,proto3" json:"why_not,omitempty"` // empty when active
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XDPFastPath) Reset() {
+	*x = XDPFastPath{}
+	mi := &file_dataplane_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XDPFastPath) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XDPFastPath) ProtoMessage() {}
+
+func (x *XDPFastPath) ProtoReflect() protoreflect.Message {
+	mi := &file_dataplane_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XDPFastPath.ProtoReflect.Descriptor instead.
+func (*XDPFastPath) Descriptor() ([]byte, []int) {
+	return file_dataplane_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *XDPFastPath) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *XDPFastPath) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *XDPFastPath) GetWhyNot() string {
+	if x != nil {
+		return x.WhyNot
+	}
+	return ""
+}
+
 type ListLinksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -207,7 +277,7 @@ type ListLinksRequest struct {
 
 func (x *ListLinksRequest) Reset() {
 	*x = ListLinksRequest{}
-	mi := &file_dataplane_proto_msgTypes[2]
+	mi := &file_dataplane_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +289,7 @@ func (x *ListLinksRequest) String() string {
 func (*ListLinksRequest) ProtoMessage() {}
 
 func (x *ListLinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[2]
+	mi := &file_dataplane_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +302,7 @@ func (x *ListLinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLinksRequest.ProtoReflect.Descriptor instead.
 func (*ListLinksRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{2}
+	return file_dataplane_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListLinksRequest) GetName() string {
@@ -261,7 +331,7 @@ type PortStats struct {
 
 func (x *PortStats) Reset() {
 	*x = PortStats{}
-	mi := &file_dataplane_proto_msgTypes[3]
+	mi := &file_dataplane_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -273,7 +343,7 @@ func (x *PortStats) String() string {
 func (*PortStats) ProtoMessage() {}
 
 func (x *PortStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[3]
+	mi := &file_dataplane_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -286,7 +356,7 @@ func (x *PortStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortStats.ProtoReflect.Descriptor instead.
 func (*PortStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{3}
+	return file_dataplane_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PortStats) GetRxPackets() uint64 {
@@ -363,7 +433,7 @@ type XStat struct {
 
 func (x *XStat) Reset() {
 	*x = XStat{}
-	mi := &file_dataplane_proto_msgTypes[4]
+	mi := &file_dataplane_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +445,7 @@ func (x *XStat) String() string {
 func (*XStat) ProtoMessage() {}
 
 func (x *XStat) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[4]
+	mi := &file_dataplane_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +458,7 @@ func (x *XStat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use XStat.ProtoReflect.Descriptor instead.
 func (*XStat) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{4}
+	return file_dataplane_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *XStat) GetName() string {
@@ -425,7 +495,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_dataplane_proto_msgTypes[5]
+	mi := &file_dataplane_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +507,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[5]
+	mi := &file_dataplane_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +520,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{5}
+	return file_dataplane_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Link) GetIndex() uint32 {
@@ -546,7 +616,7 @@ type ListLinksResponse struct {
 
 func (x *ListLinksResponse) Reset() {
 	*x = ListLinksResponse{}
-	mi := &file_dataplane_proto_msgTypes[6]
+	mi := &file_dataplane_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +628,7 @@ func (x *ListLinksResponse) String() string {
 func (*ListLinksResponse) ProtoMessage() {}
 
 func (x *ListLinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[6]
+	mi := &file_dataplane_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +641,7 @@ func (x *ListLinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLinksResponse.ProtoReflect.Descriptor instead.
 func (*ListLinksResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{6}
+	return file_dataplane_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListLinksResponse) GetLinks() []*Link {
@@ -593,7 +663,7 @@ type LinkSetRequest struct {
 
 func (x *LinkSetRequest) Reset() {
 	*x = LinkSetRequest{}
-	mi := &file_dataplane_proto_msgTypes[7]
+	mi := &file_dataplane_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +675,7 @@ func (x *LinkSetRequest) String() string {
 func (*LinkSetRequest) ProtoMessage() {}
 
 func (x *LinkSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[7]
+	mi := &file_dataplane_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +688,7 @@ func (x *LinkSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkSetRequest.ProtoReflect.Descriptor instead.
 func (*LinkSetRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{7}
+	return file_dataplane_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LinkSetRequest) GetName() string {
@@ -655,7 +725,7 @@ type VLAN struct {
 
 func (x *VLAN) Reset() {
 	*x = VLAN{}
-	mi := &file_dataplane_proto_msgTypes[8]
+	mi := &file_dataplane_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -667,7 +737,7 @@ func (x *VLAN) String() string {
 func (*VLAN) ProtoMessage() {}
 
 func (x *VLAN) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[8]
+	mi := &file_dataplane_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -680,7 +750,7 @@ func (x *VLAN) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VLAN.ProtoReflect.Descriptor instead.
 func (*VLAN) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{8}
+	return file_dataplane_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VLAN) GetName() string {
@@ -724,7 +794,7 @@ type Addr struct {
 
 func (x *Addr) Reset() {
 	*x = Addr{}
-	mi := &file_dataplane_proto_msgTypes[9]
+	mi := &file_dataplane_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +806,7 @@ func (x *Addr) String() string {
 func (*Addr) ProtoMessage() {}
 
 func (x *Addr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[9]
+	mi := &file_dataplane_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +819,7 @@ func (x *Addr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Addr.ProtoReflect.Descriptor instead.
 func (*Addr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{9}
+	return file_dataplane_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Addr) GetPrefix() string {
@@ -782,7 +852,7 @@ type ListAddrsRequest struct {
 
 func (x *ListAddrsRequest) Reset() {
 	*x = ListAddrsRequest{}
-	mi := &file_dataplane_proto_msgTypes[10]
+	mi := &file_dataplane_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +864,7 @@ func (x *ListAddrsRequest) String() string {
 func (*ListAddrsRequest) ProtoMessage() {}
 
 func (x *ListAddrsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[10]
+	mi := &file_dataplane_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +877,7 @@ func (x *ListAddrsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddrsRequest.ProtoReflect.Descriptor instead.
 func (*ListAddrsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{10}
+	return file_dataplane_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListAddrsRequest) GetDev() string {
@@ -826,7 +896,7 @@ type ListAddrsResponse struct {
 
 func (x *ListAddrsResponse) Reset() {
 	*x = ListAddrsResponse{}
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +908,7 @@ func (x *ListAddrsResponse) String() string {
 func (*ListAddrsResponse) ProtoMessage() {}
 
 func (x *ListAddrsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[11]
+	mi := &file_dataplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +921,7 @@ func (x *ListAddrsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAddrsResponse.ProtoReflect.Descriptor instead.
 func (*ListAddrsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{11}
+	return file_dataplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAddrsResponse) GetAddrs() []*Addr {
@@ -883,7 +953,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +965,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[12]
+	mi := &file_dataplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +978,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{12}
+	return file_dataplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Route) GetDst() string {
@@ -985,7 +1055,7 @@ type Nexthop struct {
 
 func (x *Nexthop) Reset() {
 	*x = Nexthop{}
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1067,7 @@ func (x *Nexthop) String() string {
 func (*Nexthop) ProtoMessage() {}
 
 func (x *Nexthop) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[13]
+	mi := &file_dataplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1080,7 @@ func (x *Nexthop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Nexthop.ProtoReflect.Descriptor instead.
 func (*Nexthop) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{13}
+	return file_dataplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Nexthop) GetVia() string {
@@ -1043,7 +1113,7 @@ type ListRoutesResponse struct {
 
 func (x *ListRoutesResponse) Reset() {
 	*x = ListRoutesResponse{}
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1125,7 @@ func (x *ListRoutesResponse) String() string {
 func (*ListRoutesResponse) ProtoMessage() {}
 
 func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[14]
+	mi := &file_dataplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1138,7 @@ func (x *ListRoutesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRoutesResponse.ProtoReflect.Descriptor instead.
 func (*ListRoutesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{14}
+	return file_dataplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRoutesResponse) GetRoutes() []*Route {
@@ -1091,7 +1161,7 @@ type Neigh struct {
 
 func (x *Neigh) Reset() {
 	*x = Neigh{}
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1173,7 @@ func (x *Neigh) String() string {
 func (*Neigh) ProtoMessage() {}
 
 func (x *Neigh) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[15]
+	mi := &file_dataplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1186,7 @@ func (x *Neigh) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neigh.ProtoReflect.Descriptor instead.
 func (*Neigh) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{15}
+	return file_dataplane_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Neigh) GetAddr() string {
@@ -1163,7 +1233,7 @@ type ListNeighsResponse struct {
 
 func (x *ListNeighsResponse) Reset() {
 	*x = ListNeighsResponse{}
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1245,7 @@ func (x *ListNeighsResponse) String() string {
 func (*ListNeighsResponse) ProtoMessage() {}
 
 func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[16]
+	mi := &file_dataplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1258,7 @@ func (x *ListNeighsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNeighsResponse.ProtoReflect.Descriptor instead.
 func (*ListNeighsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{16}
+	return file_dataplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListNeighsResponse) GetNeighs() []*Neigh {
@@ -1208,7 +1278,7 @@ type Counter struct {
 
 func (x *Counter) Reset() {
 	*x = Counter{}
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1290,7 @@ func (x *Counter) String() string {
 func (*Counter) ProtoMessage() {}
 
 func (x *Counter) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[17]
+	mi := &file_dataplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1303,7 @@ func (x *Counter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counter.ProtoReflect.Descriptor instead.
 func (*Counter) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{17}
+	return file_dataplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Counter) GetName() string {
@@ -1286,7 +1356,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1368,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[18]
+	mi := &file_dataplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1381,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{18}
+	return file_dataplane_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Worker) GetId() int32 {
@@ -1449,7 +1519,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1531,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[19]
+	mi := &file_dataplane_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1544,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{19}
+	return file_dataplane_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*Worker {
@@ -1499,7 +1569,7 @@ type ServiceKey struct {
 
 func (x *ServiceKey) Reset() {
 	*x = ServiceKey{}
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1581,7 @@ func (x *ServiceKey) String() string {
 func (*ServiceKey) ProtoMessage() {}
 
 func (x *ServiceKey) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[20]
+	mi := &file_dataplane_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1594,7 @@ func (x *ServiceKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceKey.ProtoReflect.Descriptor instead.
 func (*ServiceKey) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{20}
+	return file_dataplane_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ServiceKey) GetProto() string {
@@ -1574,7 +1644,7 @@ type ServiceStats struct {
 
 func (x *ServiceStats) Reset() {
 	*x = ServiceStats{}
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1656,7 @@ func (x *ServiceStats) String() string {
 func (*ServiceStats) ProtoMessage() {}
 
 func (x *ServiceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[21]
+	mi := &file_dataplane_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1669,7 @@ func (x *ServiceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStats.ProtoReflect.Descriptor instead.
 func (*ServiceStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{21}
+	return file_dataplane_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ServiceStats) GetConns() uint64 {
@@ -1696,7 +1766,7 @@ type Dest struct {
 
 func (x *Dest) Reset() {
 	*x = Dest{}
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +1778,7 @@ func (x *Dest) String() string {
 func (*Dest) ProtoMessage() {}
 
 func (x *Dest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[22]
+	mi := &file_dataplane_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +1791,7 @@ func (x *Dest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dest.ProtoReflect.Descriptor instead.
 func (*Dest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{22}
+	return file_dataplane_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Dest) GetAddr() string {
@@ -1834,7 +1904,7 @@ type LAddr struct {
 
 func (x *LAddr) Reset() {
 	*x = LAddr{}
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1916,7 @@ func (x *LAddr) String() string {
 func (*LAddr) ProtoMessage() {}
 
 func (x *LAddr) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[23]
+	mi := &file_dataplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1929,7 @@ func (x *LAddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddr.ProtoReflect.Descriptor instead.
 func (*LAddr) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{23}
+	return file_dataplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LAddr) GetAddr() string {
@@ -1943,7 +2013,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2025,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[24]
+	mi := &file_dataplane_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2038,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{24}
+	return file_dataplane_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Service) GetKey() *ServiceKey {
@@ -2122,7 +2192,7 @@ type AdmissionStats struct {
 
 func (x *AdmissionStats) Reset() {
 	*x = AdmissionStats{}
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2204,7 @@ func (x *AdmissionStats) String() string {
 func (*AdmissionStats) ProtoMessage() {}
 
 func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[25]
+	mi := &file_dataplane_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2217,7 @@ func (x *AdmissionStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdmissionStats.ProtoReflect.Descriptor instead.
 func (*AdmissionStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{25}
+	return file_dataplane_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AdmissionStats) GetDenied() uint64 {
@@ -2192,7 +2262,7 @@ type ACLRequest struct {
 
 func (x *ACLRequest) Reset() {
 	*x = ACLRequest{}
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2204,7 +2274,7 @@ func (x *ACLRequest) String() string {
 func (*ACLRequest) ProtoMessage() {}
 
 func (x *ACLRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[26]
+	mi := &file_dataplane_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2217,7 +2287,7 @@ func (x *ACLRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLRequest.ProtoReflect.Descriptor instead.
 func (*ACLRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{26}
+	return file_dataplane_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ACLRequest) GetService() *ServiceKey {
@@ -2250,7 +2320,7 @@ type ListServicesRequest struct {
 
 func (x *ListServicesRequest) Reset() {
 	*x = ListServicesRequest{}
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2332,7 @@ func (x *ListServicesRequest) String() string {
 func (*ListServicesRequest) ProtoMessage() {}
 
 func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[27]
+	mi := &file_dataplane_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2345,7 @@ func (x *ListServicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesRequest.ProtoReflect.Descriptor instead.
 func (*ListServicesRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{27}
+	return file_dataplane_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListServicesRequest) GetKey() *ServiceKey {
@@ -2294,7 +2364,7 @@ type ListServicesResponse struct {
 
 func (x *ListServicesResponse) Reset() {
 	*x = ListServicesResponse{}
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2376,7 @@ func (x *ListServicesResponse) String() string {
 func (*ListServicesResponse) ProtoMessage() {}
 
 func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[28]
+	mi := &file_dataplane_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2389,7 @@ func (x *ListServicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListServicesResponse.ProtoReflect.Descriptor instead.
 func (*ListServicesResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{28}
+	return file_dataplane_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListServicesResponse) GetServices() []*Service {
@@ -2340,7 +2410,7 @@ type DestRequest struct {
 
 func (x *DestRequest) Reset() {
 	*x = DestRequest{}
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2422,7 @@ func (x *DestRequest) String() string {
 func (*DestRequest) ProtoMessage() {}
 
 func (x *DestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[29]
+	mi := &file_dataplane_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2435,7 @@ func (x *DestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestRequest.ProtoReflect.Descriptor instead.
 func (*DestRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{29}
+	return file_dataplane_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DestRequest) GetService() *ServiceKey {
@@ -2399,7 +2469,7 @@ type LAddrRequest struct {
 
 func (x *LAddrRequest) Reset() {
 	*x = LAddrRequest{}
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2481,7 @@ func (x *LAddrRequest) String() string {
 func (*LAddrRequest) ProtoMessage() {}
 
 func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[30]
+	mi := &file_dataplane_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2494,7 @@ func (x *LAddrRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrRequest.ProtoReflect.Descriptor instead.
 func (*LAddrRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{30}
+	return file_dataplane_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LAddrRequest) GetService() *ServiceKey {
@@ -2450,7 +2520,7 @@ type ListConnsRequest struct {
 
 func (x *ListConnsRequest) Reset() {
 	*x = ListConnsRequest{}
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2532,7 @@ func (x *ListConnsRequest) String() string {
 func (*ListConnsRequest) ProtoMessage() {}
 
 func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[31]
+	mi := &file_dataplane_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2545,7 @@ func (x *ListConnsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsRequest.ProtoReflect.Descriptor instead.
 func (*ListConnsRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{31}
+	return file_dataplane_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListConnsRequest) GetService() *ServiceKey {
@@ -2494,7 +2564,7 @@ type ZeroRequest struct {
 
 func (x *ZeroRequest) Reset() {
 	*x = ZeroRequest{}
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2576,7 @@ func (x *ZeroRequest) String() string {
 func (*ZeroRequest) ProtoMessage() {}
 
 func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[32]
+	mi := &file_dataplane_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2589,7 @@ func (x *ZeroRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZeroRequest.ProtoReflect.Descriptor instead.
 func (*ZeroRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{32}
+	return file_dataplane_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ZeroRequest) GetService() *ServiceKey {
@@ -2541,14 +2611,17 @@ type Conn struct {
 	Worker   int32                  `protobuf:"varint,8,opt,name=worker,proto3" json:"worker,omitempty"`
 	// a persistence template (ipvsadm prints it with state NONE and source
 	// port 0); worker is -1, templates are shared by all workers
-	Template      bool `protobuf:"varint,9,opt,name=template,proto3" json:"template,omitempty"`
+	Template bool `protobuf:"varint,9,opt,name=template,proto3" json:"template,omitempty"`
+	// Directions forwarded by the XDP fast path (docs/xdp.md): bit 0 the
+	// client's packets, bit 1 the real server's; 0 when not offloaded.
+	XdpOffloaded  uint32 `protobuf:"varint,10,opt,name=xdp_offloaded,json=xdpOffloaded,proto3" json:"xdp_offloaded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Conn) Reset() {
 	*x = Conn{}
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2633,7 @@ func (x *Conn) String() string {
 func (*Conn) ProtoMessage() {}
 
 func (x *Conn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[33]
+	mi := &file_dataplane_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2646,7 @@ func (x *Conn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Conn.ProtoReflect.Descriptor instead.
 func (*Conn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{33}
+	return file_dataplane_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Conn) GetProto() string {
@@ -2639,6 +2712,13 @@ func (x *Conn) GetTemplate() bool {
 	return false
 }
 
+func (x *Conn) GetXdpOffloaded() uint32 {
+	if x != nil {
+		return x.XdpOffloaded
+	}
+	return 0
+}
+
 type ListConnsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Conns         []*Conn                `protobuf:"bytes,1,rep,name=conns,proto3" json:"conns,omitempty"`
@@ -2648,7 +2728,7 @@ type ListConnsResponse struct {
 
 func (x *ListConnsResponse) Reset() {
 	*x = ListConnsResponse{}
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2740,7 @@ func (x *ListConnsResponse) String() string {
 func (*ListConnsResponse) ProtoMessage() {}
 
 func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[34]
+	mi := &file_dataplane_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2753,7 @@ func (x *ListConnsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConnsResponse.ProtoReflect.Descriptor instead.
 func (*ListConnsResponse) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{34}
+	return file_dataplane_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListConnsResponse) GetConns() []*Conn {
@@ -2705,7 +2785,7 @@ type Timeouts struct {
 
 func (x *Timeouts) Reset() {
 	*x = Timeouts{}
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2797,7 @@ func (x *Timeouts) String() string {
 func (*Timeouts) ProtoMessage() {}
 
 func (x *Timeouts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[35]
+	mi := &file_dataplane_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2810,7 @@ func (x *Timeouts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timeouts.ProtoReflect.Descriptor instead.
 func (*Timeouts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{35}
+	return file_dataplane_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Timeouts) GetTcp() uint32 {
@@ -2826,7 +2906,7 @@ type LBUsage struct {
 
 func (x *LBUsage) Reset() {
 	*x = LBUsage{}
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2838,7 +2918,7 @@ func (x *LBUsage) String() string {
 func (*LBUsage) ProtoMessage() {}
 
 func (x *LBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[36]
+	mi := &file_dataplane_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2851,7 +2931,7 @@ func (x *LBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LBUsage.ProtoReflect.Descriptor instead.
 func (*LBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{36}
+	return file_dataplane_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LBUsage) GetWorkers() []*WorkerLBUsage {
@@ -2875,7 +2955,7 @@ type WorkerLBUsage struct {
 
 func (x *WorkerLBUsage) Reset() {
 	*x = WorkerLBUsage{}
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +2967,7 @@ func (x *WorkerLBUsage) String() string {
 func (*WorkerLBUsage) ProtoMessage() {}
 
 func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[37]
+	mi := &file_dataplane_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +2980,7 @@ func (x *WorkerLBUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerLBUsage.ProtoReflect.Descriptor instead.
 func (*WorkerLBUsage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{37}
+	return file_dataplane_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WorkerLBUsage) GetWorker() int32 {
@@ -2963,7 +3043,7 @@ type LAddrPorts struct {
 
 func (x *LAddrPorts) Reset() {
 	*x = LAddrPorts{}
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3055,7 @@ func (x *LAddrPorts) String() string {
 func (*LAddrPorts) ProtoMessage() {}
 
 func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[38]
+	mi := &file_dataplane_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3068,7 @@ func (x *LAddrPorts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LAddrPorts.ProtoReflect.Descriptor instead.
 func (*LAddrPorts) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{38}
+	return file_dataplane_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LAddrPorts) GetAddr() string {
@@ -3056,7 +3136,7 @@ type SyncStreamRequest struct {
 
 func (x *SyncStreamRequest) Reset() {
 	*x = SyncStreamRequest{}
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +3148,7 @@ func (x *SyncStreamRequest) String() string {
 func (*SyncStreamRequest) ProtoMessage() {}
 
 func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[39]
+	mi := &file_dataplane_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +3161,7 @@ func (x *SyncStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStreamRequest.ProtoReflect.Descriptor instead.
 func (*SyncStreamRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{39}
+	return file_dataplane_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SyncStreamRequest) GetThreshold() uint32 {
@@ -3133,7 +3213,7 @@ type SyncConn struct {
 
 func (x *SyncConn) Reset() {
 	*x = SyncConn{}
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3225,7 @@ func (x *SyncConn) String() string {
 func (*SyncConn) ProtoMessage() {}
 
 func (x *SyncConn) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[40]
+	mi := &file_dataplane_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3238,7 @@ func (x *SyncConn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncConn.ProtoReflect.Descriptor instead.
 func (*SyncConn) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{40}
+	return file_dataplane_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SyncConn) GetKind() string {
@@ -3257,7 +3337,7 @@ type TCPAdjust struct {
 
 func (x *TCPAdjust) Reset() {
 	*x = TCPAdjust{}
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3269,7 +3349,7 @@ func (x *TCPAdjust) String() string {
 func (*TCPAdjust) ProtoMessage() {}
 
 func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[41]
+	mi := &file_dataplane_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3282,7 +3362,7 @@ func (x *TCPAdjust) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPAdjust.ProtoReflect.Descriptor instead.
 func (*TCPAdjust) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{41}
+	return file_dataplane_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TCPAdjust) GetSeqDelta() uint32 {
@@ -3336,7 +3416,7 @@ type SyncEvents struct {
 
 func (x *SyncEvents) Reset() {
 	*x = SyncEvents{}
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3348,7 +3428,7 @@ func (x *SyncEvents) String() string {
 func (*SyncEvents) ProtoMessage() {}
 
 func (x *SyncEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[42]
+	mi := &file_dataplane_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3361,7 +3441,7 @@ func (x *SyncEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncEvents.ProtoReflect.Descriptor instead.
 func (*SyncEvents) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{42}
+	return file_dataplane_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SyncEvents) GetConns() []*SyncConn {
@@ -3380,7 +3460,7 @@ type SyncInstallRequest struct {
 
 func (x *SyncInstallRequest) Reset() {
 	*x = SyncInstallRequest{}
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3472,7 @@ func (x *SyncInstallRequest) String() string {
 func (*SyncInstallRequest) ProtoMessage() {}
 
 func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[43]
+	mi := &file_dataplane_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3485,7 @@ func (x *SyncInstallRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallRequest.ProtoReflect.Descriptor instead.
 func (*SyncInstallRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{43}
+	return file_dataplane_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SyncInstallRequest) GetConns() []*SyncConn {
@@ -3427,7 +3507,7 @@ type SyncInstallResult struct {
 
 func (x *SyncInstallResult) Reset() {
 	*x = SyncInstallResult{}
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3519,7 @@ func (x *SyncInstallResult) String() string {
 func (*SyncInstallResult) ProtoMessage() {}
 
 func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[44]
+	mi := &file_dataplane_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3532,7 @@ func (x *SyncInstallResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncInstallResult.ProtoReflect.Descriptor instead.
 func (*SyncInstallResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{44}
+	return file_dataplane_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SyncInstallResult) GetInstalled() uint32 {
@@ -3494,7 +3574,7 @@ type FlowQuery struct {
 
 func (x *FlowQuery) Reset() {
 	*x = FlowQuery{}
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +3586,7 @@ func (x *FlowQuery) String() string {
 func (*FlowQuery) ProtoMessage() {}
 
 func (x *FlowQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[45]
+	mi := &file_dataplane_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +3599,7 @@ func (x *FlowQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowQuery.ProtoReflect.Descriptor instead.
 func (*FlowQuery) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{45}
+	return file_dataplane_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FlowQuery) GetProto() string {
@@ -3564,7 +3644,7 @@ type FlowAnswer struct {
 
 func (x *FlowAnswer) Reset() {
 	*x = FlowAnswer{}
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3656,7 @@ func (x *FlowAnswer) String() string {
 func (*FlowAnswer) ProtoMessage() {}
 
 func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[46]
+	mi := &file_dataplane_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3669,7 @@ func (x *FlowAnswer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlowAnswer.ProtoReflect.Descriptor instead.
 func (*FlowAnswer) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{46}
+	return file_dataplane_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *FlowAnswer) GetService() string {
@@ -3693,7 +3773,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +3785,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[47]
+	mi := &file_dataplane_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +3798,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{47}
+	return file_dataplane_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReloadRequest) GetPath() string {
@@ -3746,7 +3826,7 @@ type ReloadResult struct {
 
 func (x *ReloadResult) Reset() {
 	*x = ReloadResult{}
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +3838,7 @@ func (x *ReloadResult) String() string {
 func (*ReloadResult) ProtoMessage() {}
 
 func (x *ReloadResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[48]
+	mi := &file_dataplane_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +3851,7 @@ func (x *ReloadResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResult.ProtoReflect.Descriptor instead.
 func (*ReloadResult) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{48}
+	return file_dataplane_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReloadResult) GetPath() string {
@@ -3811,7 +3891,7 @@ type CaptureRequest struct {
 
 func (x *CaptureRequest) Reset() {
 	*x = CaptureRequest{}
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3823,7 +3903,7 @@ func (x *CaptureRequest) String() string {
 func (*CaptureRequest) ProtoMessage() {}
 
 func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[49]
+	mi := &file_dataplane_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3836,7 +3916,7 @@ func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
 func (*CaptureRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{49}
+	return file_dataplane_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CaptureRequest) GetPort() string {
@@ -3909,7 +3989,7 @@ type CapturePacket struct {
 
 func (x *CapturePacket) Reset() {
 	*x = CapturePacket{}
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3921,7 +4001,7 @@ func (x *CapturePacket) String() string {
 func (*CapturePacket) ProtoMessage() {}
 
 func (x *CapturePacket) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[50]
+	mi := &file_dataplane_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3934,7 +4014,7 @@ func (x *CapturePacket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapturePacket.ProtoReflect.Descriptor instead.
 func (*CapturePacket) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{50}
+	return file_dataplane_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CapturePacket) GetUnixNano() int64 {
@@ -3991,7 +4071,7 @@ type CaptureWorkerStats struct {
 
 func (x *CaptureWorkerStats) Reset() {
 	*x = CaptureWorkerStats{}
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4003,7 +4083,7 @@ func (x *CaptureWorkerStats) String() string {
 func (*CaptureWorkerStats) ProtoMessage() {}
 
 func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[51]
+	mi := &file_dataplane_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4016,7 +4096,7 @@ func (x *CaptureWorkerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureWorkerStats.ProtoReflect.Descriptor instead.
 func (*CaptureWorkerStats) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{51}
+	return file_dataplane_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CaptureWorkerStats) GetWorker() uint32 {
@@ -4060,7 +4140,7 @@ type CaptureRecords struct {
 
 func (x *CaptureRecords) Reset() {
 	*x = CaptureRecords{}
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4072,7 +4152,7 @@ func (x *CaptureRecords) String() string {
 func (*CaptureRecords) ProtoMessage() {}
 
 func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[52]
+	mi := &file_dataplane_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4085,7 +4165,7 @@ func (x *CaptureRecords) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureRecords.ProtoReflect.Descriptor instead.
 func (*CaptureRecords) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{52}
+	return file_dataplane_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *CaptureRecords) GetPackets() []*CapturePacket {
@@ -4136,7 +4216,7 @@ type TraceRequest struct {
 
 func (x *TraceRequest) Reset() {
 	*x = TraceRequest{}
-	mi := &file_dataplane_proto_msgTypes[53]
+	mi := &file_dataplane_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4148,7 +4228,7 @@ func (x *TraceRequest) String() string {
 func (*TraceRequest) ProtoMessage() {}
 
 func (x *TraceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[53]
+	mi := &file_dataplane_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4161,7 +4241,7 @@ func (x *TraceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRequest.ProtoReflect.Descriptor instead.
 func (*TraceRequest) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{53}
+	return file_dataplane_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TraceRequest) GetPort() string {
@@ -4211,7 +4291,7 @@ type TraceStage struct {
 
 func (x *TraceStage) Reset() {
 	*x = TraceStage{}
-	mi := &file_dataplane_proto_msgTypes[54]
+	mi := &file_dataplane_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4223,7 +4303,7 @@ func (x *TraceStage) String() string {
 func (*TraceStage) ProtoMessage() {}
 
 func (x *TraceStage) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[54]
+	mi := &file_dataplane_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4236,7 +4316,7 @@ func (x *TraceStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceStage.ProtoReflect.Descriptor instead.
 func (*TraceStage) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{54}
+	return file_dataplane_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TraceStage) GetAtNs() int64 {
@@ -4284,7 +4364,7 @@ type TraceRecord struct {
 
 func (x *TraceRecord) Reset() {
 	*x = TraceRecord{}
-	mi := &file_dataplane_proto_msgTypes[55]
+	mi := &file_dataplane_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4296,7 +4376,7 @@ func (x *TraceRecord) String() string {
 func (*TraceRecord) ProtoMessage() {}
 
 func (x *TraceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_dataplane_proto_msgTypes[55]
+	mi := &file_dataplane_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4309,7 +4389,7 @@ func (x *TraceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraceRecord.ProtoReflect.Descriptor instead.
 func (*TraceRecord) Descriptor() ([]byte, []int) {
-	return file_dataplane_proto_rawDescGZIP(), []int{55}
+	return file_dataplane_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TraceRecord) GetSeq() uint32 {
@@ -4380,7 +4460,7 @@ var File_dataplane_proto protoreflect.FileDescriptor
 const file_dataplane_proto_rawDesc = "" +
 	"\n" +
 	"\x0fdataplane.proto\x12\x10gvs.dataplane.v1\"\a\n" +
-	"\x05Empty\"\xff\x02\n" +
+	"\x05Empty\"\xc2\x03\n" +
 	"\x04Info\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1b\n" +
 	"\tuptime_ns\x18\x02 \x01(\x03R\buptimeNs\x12\x18\n" +
@@ -4394,7 +4474,12 @@ const file_dataplane_proto_rawDesc = "" +
 	"\rconn_capacity\x18\n" +
 	" \x01(\x04R\fconnCapacity\x12\x1a\n" +
 	"\bsteering\x18\v \x01(\tR\bsteering\x12\x17\n" +
-	"\aboot_id\x18\f \x01(\tR\x06bootId\"&\n" +
+	"\aboot_id\x18\f \x01(\tR\x06bootId\x12A\n" +
+	"\rxdp_fast_path\x18\r \x03(\v2\x1d.gvs.dataplane.v1.XDPFastPathR\vxdpFastPath\"R\n" +
+	"\vXDPFastPath\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\tR\x04port\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\bR\x06active\x12\x17\n" +
+	"\awhy_not\x18\x03 \x01(\tR\x06whyNot\"&\n" +
 	"\x10ListLinksRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa8\x02\n" +
 	"\tPortStats\x12\x1d\n" +
@@ -4589,7 +4674,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x10ListConnsRequest\x126\n" +
 	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"E\n" +
 	"\vZeroRequest\x126\n" +
-	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"\xdf\x01\n" +
+	"\aservice\x18\x01 \x01(\v2\x1c.gvs.dataplane.v1.ServiceKeyR\aservice\"\x84\x02\n" +
 	"\x04Conn\x12\x14\n" +
 	"\x05proto\x18\x01 \x01(\tR\x05proto\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -4599,7 +4684,9 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x05local\x18\x06 \x01(\tR\x05local\x12\x12\n" +
 	"\x04dest\x18\a \x01(\tR\x04dest\x12\x16\n" +
 	"\x06worker\x18\b \x01(\x05R\x06worker\x12\x1a\n" +
-	"\btemplate\x18\t \x01(\bR\btemplate\"A\n" +
+	"\btemplate\x18\t \x01(\bR\btemplate\x12#\n" +
+	"\rxdp_offloaded\x18\n" +
+	" \x01(\rR\fxdpOffloaded\"A\n" +
 	"\x11ListConnsResponse\x12,\n" +
 	"\x05conns\x18\x01 \x03(\v2\x16.gvs.dataplane.v1.ConnR\x05conns\"\xae\x02\n" +
 	"\bTimeouts\x12\x10\n" +
@@ -4817,180 +4904,182 @@ func file_dataplane_proto_rawDescGZIP() []byte {
 	return file_dataplane_proto_rawDescData
 }
 
-var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_dataplane_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_dataplane_proto_goTypes = []any{
 	(*Empty)(nil),                // 0: gvs.dataplane.v1.Empty
 	(*Info)(nil),                 // 1: gvs.dataplane.v1.Info
-	(*ListLinksRequest)(nil),     // 2: gvs.dataplane.v1.ListLinksRequest
-	(*PortStats)(nil),            // 3: gvs.dataplane.v1.PortStats
-	(*XStat)(nil),                // 4: gvs.dataplane.v1.XStat
-	(*Link)(nil),                 // 5: gvs.dataplane.v1.Link
-	(*ListLinksResponse)(nil),    // 6: gvs.dataplane.v1.ListLinksResponse
-	(*LinkSetRequest)(nil),       // 7: gvs.dataplane.v1.LinkSetRequest
-	(*VLAN)(nil),                 // 8: gvs.dataplane.v1.VLAN
-	(*Addr)(nil),                 // 9: gvs.dataplane.v1.Addr
-	(*ListAddrsRequest)(nil),     // 10: gvs.dataplane.v1.ListAddrsRequest
-	(*ListAddrsResponse)(nil),    // 11: gvs.dataplane.v1.ListAddrsResponse
-	(*Route)(nil),                // 12: gvs.dataplane.v1.Route
-	(*Nexthop)(nil),              // 13: gvs.dataplane.v1.Nexthop
-	(*ListRoutesResponse)(nil),   // 14: gvs.dataplane.v1.ListRoutesResponse
-	(*Neigh)(nil),                // 15: gvs.dataplane.v1.Neigh
-	(*ListNeighsResponse)(nil),   // 16: gvs.dataplane.v1.ListNeighsResponse
-	(*Counter)(nil),              // 17: gvs.dataplane.v1.Counter
-	(*Worker)(nil),               // 18: gvs.dataplane.v1.Worker
-	(*ListWorkersResponse)(nil),  // 19: gvs.dataplane.v1.ListWorkersResponse
-	(*ServiceKey)(nil),           // 20: gvs.dataplane.v1.ServiceKey
-	(*ServiceStats)(nil),         // 21: gvs.dataplane.v1.ServiceStats
-	(*Dest)(nil),                 // 22: gvs.dataplane.v1.Dest
-	(*LAddr)(nil),                // 23: gvs.dataplane.v1.LAddr
-	(*Service)(nil),              // 24: gvs.dataplane.v1.Service
-	(*AdmissionStats)(nil),       // 25: gvs.dataplane.v1.AdmissionStats
-	(*ACLRequest)(nil),           // 26: gvs.dataplane.v1.ACLRequest
-	(*ListServicesRequest)(nil),  // 27: gvs.dataplane.v1.ListServicesRequest
-	(*ListServicesResponse)(nil), // 28: gvs.dataplane.v1.ListServicesResponse
-	(*DestRequest)(nil),          // 29: gvs.dataplane.v1.DestRequest
-	(*LAddrRequest)(nil),         // 30: gvs.dataplane.v1.LAddrRequest
-	(*ListConnsRequest)(nil),     // 31: gvs.dataplane.v1.ListConnsRequest
-	(*ZeroRequest)(nil),          // 32: gvs.dataplane.v1.ZeroRequest
-	(*Conn)(nil),                 // 33: gvs.dataplane.v1.Conn
-	(*ListConnsResponse)(nil),    // 34: gvs.dataplane.v1.ListConnsResponse
-	(*Timeouts)(nil),             // 35: gvs.dataplane.v1.Timeouts
-	(*LBUsage)(nil),              // 36: gvs.dataplane.v1.LBUsage
-	(*WorkerLBUsage)(nil),        // 37: gvs.dataplane.v1.WorkerLBUsage
-	(*LAddrPorts)(nil),           // 38: gvs.dataplane.v1.LAddrPorts
-	(*SyncStreamRequest)(nil),    // 39: gvs.dataplane.v1.SyncStreamRequest
-	(*SyncConn)(nil),             // 40: gvs.dataplane.v1.SyncConn
-	(*TCPAdjust)(nil),            // 41: gvs.dataplane.v1.TCPAdjust
-	(*SyncEvents)(nil),           // 42: gvs.dataplane.v1.SyncEvents
-	(*SyncInstallRequest)(nil),   // 43: gvs.dataplane.v1.SyncInstallRequest
-	(*SyncInstallResult)(nil),    // 44: gvs.dataplane.v1.SyncInstallResult
-	(*FlowQuery)(nil),            // 45: gvs.dataplane.v1.FlowQuery
-	(*FlowAnswer)(nil),           // 46: gvs.dataplane.v1.FlowAnswer
-	(*ReloadRequest)(nil),        // 47: gvs.dataplane.v1.ReloadRequest
-	(*ReloadResult)(nil),         // 48: gvs.dataplane.v1.ReloadResult
-	(*CaptureRequest)(nil),       // 49: gvs.dataplane.v1.CaptureRequest
-	(*CapturePacket)(nil),        // 50: gvs.dataplane.v1.CapturePacket
-	(*CaptureWorkerStats)(nil),   // 51: gvs.dataplane.v1.CaptureWorkerStats
-	(*CaptureRecords)(nil),       // 52: gvs.dataplane.v1.CaptureRecords
-	(*TraceRequest)(nil),         // 53: gvs.dataplane.v1.TraceRequest
-	(*TraceStage)(nil),           // 54: gvs.dataplane.v1.TraceStage
-	(*TraceRecord)(nil),          // 55: gvs.dataplane.v1.TraceRecord
+	(*XDPFastPath)(nil),          // 2: gvs.dataplane.v1.XDPFastPath
+	(*ListLinksRequest)(nil),     // 3: gvs.dataplane.v1.ListLinksRequest
+	(*PortStats)(nil),            // 4: gvs.dataplane.v1.PortStats
+	(*XStat)(nil),                // 5: gvs.dataplane.v1.XStat
+	(*Link)(nil),                 // 6: gvs.dataplane.v1.Link
+	(*ListLinksResponse)(nil),    // 7: gvs.dataplane.v1.ListLinksResponse
+	(*LinkSetRequest)(nil),       // 8: gvs.dataplane.v1.LinkSetRequest
+	(*VLAN)(nil),                 // 9: gvs.dataplane.v1.VLAN
+	(*Addr)(nil),                 // 10: gvs.dataplane.v1.Addr
+	(*ListAddrsRequest)(nil),     // 11: gvs.dataplane.v1.ListAddrsRequest
+	(*ListAddrsResponse)(nil),    // 12: gvs.dataplane.v1.ListAddrsResponse
+	(*Route)(nil),                // 13: gvs.dataplane.v1.Route
+	(*Nexthop)(nil),              // 14: gvs.dataplane.v1.Nexthop
+	(*ListRoutesResponse)(nil),   // 15: gvs.dataplane.v1.ListRoutesResponse
+	(*Neigh)(nil),                // 16: gvs.dataplane.v1.Neigh
+	(*ListNeighsResponse)(nil),   // 17: gvs.dataplane.v1.ListNeighsResponse
+	(*Counter)(nil),              // 18: gvs.dataplane.v1.Counter
+	(*Worker)(nil),               // 19: gvs.dataplane.v1.Worker
+	(*ListWorkersResponse)(nil),  // 20: gvs.dataplane.v1.ListWorkersResponse
+	(*ServiceKey)(nil),           // 21: gvs.dataplane.v1.ServiceKey
+	(*ServiceStats)(nil),         // 22: gvs.dataplane.v1.ServiceStats
+	(*Dest)(nil),                 // 23: gvs.dataplane.v1.Dest
+	(*LAddr)(nil),                // 24: gvs.dataplane.v1.LAddr
+	(*Service)(nil),              // 25: gvs.dataplane.v1.Service
+	(*AdmissionStats)(nil),       // 26: gvs.dataplane.v1.AdmissionStats
+	(*ACLRequest)(nil),           // 27: gvs.dataplane.v1.ACLRequest
+	(*ListServicesRequest)(nil),  // 28: gvs.dataplane.v1.ListServicesRequest
+	(*ListServicesResponse)(nil), // 29: gvs.dataplane.v1.ListServicesResponse
+	(*DestRequest)(nil),          // 30: gvs.dataplane.v1.DestRequest
+	(*LAddrRequest)(nil),         // 31: gvs.dataplane.v1.LAddrRequest
+	(*ListConnsRequest)(nil),     // 32: gvs.dataplane.v1.ListConnsRequest
+	(*ZeroRequest)(nil),          // 33: gvs.dataplane.v1.ZeroRequest
+	(*Conn)(nil),                 // 34: gvs.dataplane.v1.Conn
+	(*ListConnsResponse)(nil),    // 35: gvs.dataplane.v1.ListConnsResponse
+	(*Timeouts)(nil),             // 36: gvs.dataplane.v1.Timeouts
+	(*LBUsage)(nil),              // 37: gvs.dataplane.v1.LBUsage
+	(*WorkerLBUsage)(nil),        // 38: gvs.dataplane.v1.WorkerLBUsage
+	(*LAddrPorts)(nil),           // 39: gvs.dataplane.v1.LAddrPorts
+	(*SyncStreamRequest)(nil),    // 40: gvs.dataplane.v1.SyncStreamRequest
+	(*SyncConn)(nil),             // 41: gvs.dataplane.v1.SyncConn
+	(*TCPAdjust)(nil),            // 42: gvs.dataplane.v1.TCPAdjust
+	(*SyncEvents)(nil),           // 43: gvs.dataplane.v1.SyncEvents
+	(*SyncInstallRequest)(nil),   // 44: gvs.dataplane.v1.SyncInstallRequest
+	(*SyncInstallResult)(nil),    // 45: gvs.dataplane.v1.SyncInstallResult
+	(*FlowQuery)(nil),            // 46: gvs.dataplane.v1.FlowQuery
+	(*FlowAnswer)(nil),           // 47: gvs.dataplane.v1.FlowAnswer
+	(*ReloadRequest)(nil),        // 48: gvs.dataplane.v1.ReloadRequest
+	(*ReloadResult)(nil),         // 49: gvs.dataplane.v1.ReloadResult
+	(*CaptureRequest)(nil),       // 50: gvs.dataplane.v1.CaptureRequest
+	(*CapturePacket)(nil),        // 51: gvs.dataplane.v1.CapturePacket
+	(*CaptureWorkerStats)(nil),   // 52: gvs.dataplane.v1.CaptureWorkerStats
+	(*CaptureRecords)(nil),       // 53: gvs.dataplane.v1.CaptureRecords
+	(*TraceRequest)(nil),         // 54: gvs.dataplane.v1.TraceRequest
+	(*TraceStage)(nil),           // 55: gvs.dataplane.v1.TraceStage
+	(*TraceRecord)(nil),          // 56: gvs.dataplane.v1.TraceRecord
 }
 var file_dataplane_proto_depIdxs = []int32{
-	4,  // 0: gvs.dataplane.v1.PortStats.xstats:type_name -> gvs.dataplane.v1.XStat
-	3,  // 1: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
-	5,  // 2: gvs.dataplane.v1.ListLinksResponse.links:type_name -> gvs.dataplane.v1.Link
-	9,  // 3: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
-	13, // 4: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
-	12, // 5: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
-	15, // 6: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
-	17, // 7: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
-	18, // 8: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
-	21, // 9: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	20, // 10: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
-	22, // 11: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
-	23, // 12: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
-	21, // 13: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
-	25, // 14: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
-	20, // 15: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	20, // 16: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
-	24, // 17: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
-	20, // 18: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	22, // 19: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
-	20, // 20: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	23, // 21: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
-	20, // 22: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	20, // 23: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
-	33, // 24: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
-	37, // 25: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
-	38, // 26: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
-	41, // 27: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
-	40, // 28: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
-	40, // 29: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
-	50, // 30: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
-	51, // 31: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
-	54, // 32: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
-	0,  // 33: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
-	2,  // 34: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
-	7,  // 35: gvs.dataplane.v1.Dataplane.SetLink:input_type -> gvs.dataplane.v1.LinkSetRequest
-	8,  // 36: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
-	8,  // 37: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
-	9,  // 38: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
-	9,  // 39: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
-	10, // 40: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
-	12, // 41: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
-	12, // 42: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
-	0,  // 43: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
-	15, // 44: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
-	15, // 45: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
-	0,  // 46: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
-	0,  // 47: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
-	24, // 48: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
-	24, // 49: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
-	24, // 50: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
-	0,  // 51: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
-	27, // 52: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
-	29, // 53: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
-	29, // 54: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
-	29, // 55: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
-	30, // 56: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	30, // 57: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
-	26, // 58: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
-	26, // 59: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
-	31, // 60: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
-	32, // 61: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
-	0,  // 62: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
-	35, // 63: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
-	0,  // 64: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
-	45, // 65: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
-	39, // 66: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
-	43, // 67: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
-	47, // 68: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
-	53, // 69: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
-	49, // 70: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
-	1,  // 71: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
-	6,  // 72: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
-	0,  // 73: gvs.dataplane.v1.Dataplane.SetLink:output_type -> gvs.dataplane.v1.Empty
-	0,  // 74: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 75: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
-	0,  // 76: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 77: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
-	11, // 78: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
-	0,  // 79: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
-	0,  // 80: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
-	14, // 81: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
-	0,  // 82: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
-	0,  // 83: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
-	16, // 84: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
-	19, // 85: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
-	0,  // 86: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 87: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 88: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
-	0,  // 89: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
-	28, // 90: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
-	0,  // 91: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 92: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 93: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
-	0,  // 94: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 95: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
-	0,  // 96: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
-	0,  // 97: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
-	34, // 98: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
-	0,  // 99: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
-	35, // 100: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
-	0,  // 101: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
-	36, // 102: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
-	46, // 103: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
-	42, // 104: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
-	44, // 105: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
-	48, // 106: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
-	55, // 107: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
-	52, // 108: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
-	71, // [71:109] is the sub-list for method output_type
-	33, // [33:71] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	2,  // 0: gvs.dataplane.v1.Info.xdp_fast_path:type_name -> gvs.dataplane.v1.XDPFastPath
+	5,  // 1: gvs.dataplane.v1.PortStats.xstats:type_name -> gvs.dataplane.v1.XStat
+	4,  // 2: gvs.dataplane.v1.Link.stats:type_name -> gvs.dataplane.v1.PortStats
+	6,  // 3: gvs.dataplane.v1.ListLinksResponse.links:type_name -> gvs.dataplane.v1.Link
+	10, // 4: gvs.dataplane.v1.ListAddrsResponse.addrs:type_name -> gvs.dataplane.v1.Addr
+	14, // 5: gvs.dataplane.v1.Route.nexthops:type_name -> gvs.dataplane.v1.Nexthop
+	13, // 6: gvs.dataplane.v1.ListRoutesResponse.routes:type_name -> gvs.dataplane.v1.Route
+	16, // 7: gvs.dataplane.v1.ListNeighsResponse.neighs:type_name -> gvs.dataplane.v1.Neigh
+	18, // 8: gvs.dataplane.v1.Worker.counters:type_name -> gvs.dataplane.v1.Counter
+	19, // 9: gvs.dataplane.v1.ListWorkersResponse.workers:type_name -> gvs.dataplane.v1.Worker
+	22, // 10: gvs.dataplane.v1.Dest.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	21, // 11: gvs.dataplane.v1.Service.key:type_name -> gvs.dataplane.v1.ServiceKey
+	23, // 12: gvs.dataplane.v1.Service.dests:type_name -> gvs.dataplane.v1.Dest
+	24, // 13: gvs.dataplane.v1.Service.laddrs:type_name -> gvs.dataplane.v1.LAddr
+	22, // 14: gvs.dataplane.v1.Service.stats:type_name -> gvs.dataplane.v1.ServiceStats
+	26, // 15: gvs.dataplane.v1.Service.admission:type_name -> gvs.dataplane.v1.AdmissionStats
+	21, // 16: gvs.dataplane.v1.ACLRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 17: gvs.dataplane.v1.ListServicesRequest.key:type_name -> gvs.dataplane.v1.ServiceKey
+	25, // 18: gvs.dataplane.v1.ListServicesResponse.services:type_name -> gvs.dataplane.v1.Service
+	21, // 19: gvs.dataplane.v1.DestRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	23, // 20: gvs.dataplane.v1.DestRequest.dest:type_name -> gvs.dataplane.v1.Dest
+	21, // 21: gvs.dataplane.v1.LAddrRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	24, // 22: gvs.dataplane.v1.LAddrRequest.laddr:type_name -> gvs.dataplane.v1.LAddr
+	21, // 23: gvs.dataplane.v1.ListConnsRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	21, // 24: gvs.dataplane.v1.ZeroRequest.service:type_name -> gvs.dataplane.v1.ServiceKey
+	34, // 25: gvs.dataplane.v1.ListConnsResponse.conns:type_name -> gvs.dataplane.v1.Conn
+	38, // 26: gvs.dataplane.v1.LBUsage.workers:type_name -> gvs.dataplane.v1.WorkerLBUsage
+	39, // 27: gvs.dataplane.v1.WorkerLBUsage.laddrs:type_name -> gvs.dataplane.v1.LAddrPorts
+	42, // 28: gvs.dataplane.v1.SyncConn.adjust:type_name -> gvs.dataplane.v1.TCPAdjust
+	41, // 29: gvs.dataplane.v1.SyncEvents.conns:type_name -> gvs.dataplane.v1.SyncConn
+	41, // 30: gvs.dataplane.v1.SyncInstallRequest.conns:type_name -> gvs.dataplane.v1.SyncConn
+	51, // 31: gvs.dataplane.v1.CaptureRecords.packets:type_name -> gvs.dataplane.v1.CapturePacket
+	52, // 32: gvs.dataplane.v1.CaptureRecords.stats:type_name -> gvs.dataplane.v1.CaptureWorkerStats
+	55, // 33: gvs.dataplane.v1.TraceRecord.stages:type_name -> gvs.dataplane.v1.TraceStage
+	0,  // 34: gvs.dataplane.v1.Dataplane.GetInfo:input_type -> gvs.dataplane.v1.Empty
+	3,  // 35: gvs.dataplane.v1.Dataplane.ListLinks:input_type -> gvs.dataplane.v1.ListLinksRequest
+	8,  // 36: gvs.dataplane.v1.Dataplane.SetLink:input_type -> gvs.dataplane.v1.LinkSetRequest
+	9,  // 37: gvs.dataplane.v1.Dataplane.AddVLAN:input_type -> gvs.dataplane.v1.VLAN
+	9,  // 38: gvs.dataplane.v1.Dataplane.DelVLAN:input_type -> gvs.dataplane.v1.VLAN
+	10, // 39: gvs.dataplane.v1.Dataplane.AddAddr:input_type -> gvs.dataplane.v1.Addr
+	10, // 40: gvs.dataplane.v1.Dataplane.DelAddr:input_type -> gvs.dataplane.v1.Addr
+	11, // 41: gvs.dataplane.v1.Dataplane.ListAddrs:input_type -> gvs.dataplane.v1.ListAddrsRequest
+	13, // 42: gvs.dataplane.v1.Dataplane.AddRoute:input_type -> gvs.dataplane.v1.Route
+	13, // 43: gvs.dataplane.v1.Dataplane.DelRoute:input_type -> gvs.dataplane.v1.Route
+	0,  // 44: gvs.dataplane.v1.Dataplane.ListRoutes:input_type -> gvs.dataplane.v1.Empty
+	16, // 45: gvs.dataplane.v1.Dataplane.AddNeigh:input_type -> gvs.dataplane.v1.Neigh
+	16, // 46: gvs.dataplane.v1.Dataplane.DelNeigh:input_type -> gvs.dataplane.v1.Neigh
+	0,  // 47: gvs.dataplane.v1.Dataplane.ListNeighs:input_type -> gvs.dataplane.v1.Empty
+	0,  // 48: gvs.dataplane.v1.Dataplane.ListWorkers:input_type -> gvs.dataplane.v1.Empty
+	25, // 49: gvs.dataplane.v1.Dataplane.AddService:input_type -> gvs.dataplane.v1.Service
+	25, // 50: gvs.dataplane.v1.Dataplane.EditService:input_type -> gvs.dataplane.v1.Service
+	25, // 51: gvs.dataplane.v1.Dataplane.DelService:input_type -> gvs.dataplane.v1.Service
+	0,  // 52: gvs.dataplane.v1.Dataplane.FlushServices:input_type -> gvs.dataplane.v1.Empty
+	28, // 53: gvs.dataplane.v1.Dataplane.ListServices:input_type -> gvs.dataplane.v1.ListServicesRequest
+	30, // 54: gvs.dataplane.v1.Dataplane.AddDest:input_type -> gvs.dataplane.v1.DestRequest
+	30, // 55: gvs.dataplane.v1.Dataplane.EditDest:input_type -> gvs.dataplane.v1.DestRequest
+	30, // 56: gvs.dataplane.v1.Dataplane.DelDest:input_type -> gvs.dataplane.v1.DestRequest
+	31, // 57: gvs.dataplane.v1.Dataplane.AddLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	31, // 58: gvs.dataplane.v1.Dataplane.DelLAddr:input_type -> gvs.dataplane.v1.LAddrRequest
+	27, // 59: gvs.dataplane.v1.Dataplane.AddACL:input_type -> gvs.dataplane.v1.ACLRequest
+	27, // 60: gvs.dataplane.v1.Dataplane.DelACL:input_type -> gvs.dataplane.v1.ACLRequest
+	32, // 61: gvs.dataplane.v1.Dataplane.ListConns:input_type -> gvs.dataplane.v1.ListConnsRequest
+	33, // 62: gvs.dataplane.v1.Dataplane.ZeroStats:input_type -> gvs.dataplane.v1.ZeroRequest
+	0,  // 63: gvs.dataplane.v1.Dataplane.GetTimeouts:input_type -> gvs.dataplane.v1.Empty
+	36, // 64: gvs.dataplane.v1.Dataplane.SetTimeouts:input_type -> gvs.dataplane.v1.Timeouts
+	0,  // 65: gvs.dataplane.v1.Dataplane.GetLBUsage:input_type -> gvs.dataplane.v1.Empty
+	46, // 66: gvs.dataplane.v1.Dataplane.SimulateFlow:input_type -> gvs.dataplane.v1.FlowQuery
+	40, // 67: gvs.dataplane.v1.Dataplane.StreamSyncEvents:input_type -> gvs.dataplane.v1.SyncStreamRequest
+	44, // 68: gvs.dataplane.v1.Dataplane.InstallSyncConns:input_type -> gvs.dataplane.v1.SyncInstallRequest
+	48, // 69: gvs.dataplane.v1.Dataplane.Reload:input_type -> gvs.dataplane.v1.ReloadRequest
+	54, // 70: gvs.dataplane.v1.Dataplane.Trace:input_type -> gvs.dataplane.v1.TraceRequest
+	50, // 71: gvs.dataplane.v1.Dataplane.Capture:input_type -> gvs.dataplane.v1.CaptureRequest
+	1,  // 72: gvs.dataplane.v1.Dataplane.GetInfo:output_type -> gvs.dataplane.v1.Info
+	7,  // 73: gvs.dataplane.v1.Dataplane.ListLinks:output_type -> gvs.dataplane.v1.ListLinksResponse
+	0,  // 74: gvs.dataplane.v1.Dataplane.SetLink:output_type -> gvs.dataplane.v1.Empty
+	0,  // 75: gvs.dataplane.v1.Dataplane.AddVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 76: gvs.dataplane.v1.Dataplane.DelVLAN:output_type -> gvs.dataplane.v1.Empty
+	0,  // 77: gvs.dataplane.v1.Dataplane.AddAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 78: gvs.dataplane.v1.Dataplane.DelAddr:output_type -> gvs.dataplane.v1.Empty
+	12, // 79: gvs.dataplane.v1.Dataplane.ListAddrs:output_type -> gvs.dataplane.v1.ListAddrsResponse
+	0,  // 80: gvs.dataplane.v1.Dataplane.AddRoute:output_type -> gvs.dataplane.v1.Empty
+	0,  // 81: gvs.dataplane.v1.Dataplane.DelRoute:output_type -> gvs.dataplane.v1.Empty
+	15, // 82: gvs.dataplane.v1.Dataplane.ListRoutes:output_type -> gvs.dataplane.v1.ListRoutesResponse
+	0,  // 83: gvs.dataplane.v1.Dataplane.AddNeigh:output_type -> gvs.dataplane.v1.Empty
+	0,  // 84: gvs.dataplane.v1.Dataplane.DelNeigh:output_type -> gvs.dataplane.v1.Empty
+	17, // 85: gvs.dataplane.v1.Dataplane.ListNeighs:output_type -> gvs.dataplane.v1.ListNeighsResponse
+	20, // 86: gvs.dataplane.v1.Dataplane.ListWorkers:output_type -> gvs.dataplane.v1.ListWorkersResponse
+	0,  // 87: gvs.dataplane.v1.Dataplane.AddService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 88: gvs.dataplane.v1.Dataplane.EditService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 89: gvs.dataplane.v1.Dataplane.DelService:output_type -> gvs.dataplane.v1.Empty
+	0,  // 90: gvs.dataplane.v1.Dataplane.FlushServices:output_type -> gvs.dataplane.v1.Empty
+	29, // 91: gvs.dataplane.v1.Dataplane.ListServices:output_type -> gvs.dataplane.v1.ListServicesResponse
+	0,  // 92: gvs.dataplane.v1.Dataplane.AddDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 93: gvs.dataplane.v1.Dataplane.EditDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 94: gvs.dataplane.v1.Dataplane.DelDest:output_type -> gvs.dataplane.v1.Empty
+	0,  // 95: gvs.dataplane.v1.Dataplane.AddLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 96: gvs.dataplane.v1.Dataplane.DelLAddr:output_type -> gvs.dataplane.v1.Empty
+	0,  // 97: gvs.dataplane.v1.Dataplane.AddACL:output_type -> gvs.dataplane.v1.Empty
+	0,  // 98: gvs.dataplane.v1.Dataplane.DelACL:output_type -> gvs.dataplane.v1.Empty
+	35, // 99: gvs.dataplane.v1.Dataplane.ListConns:output_type -> gvs.dataplane.v1.ListConnsResponse
+	0,  // 100: gvs.dataplane.v1.Dataplane.ZeroStats:output_type -> gvs.dataplane.v1.Empty
+	36, // 101: gvs.dataplane.v1.Dataplane.GetTimeouts:output_type -> gvs.dataplane.v1.Timeouts
+	0,  // 102: gvs.dataplane.v1.Dataplane.SetTimeouts:output_type -> gvs.dataplane.v1.Empty
+	37, // 103: gvs.dataplane.v1.Dataplane.GetLBUsage:output_type -> gvs.dataplane.v1.LBUsage
+	47, // 104: gvs.dataplane.v1.Dataplane.SimulateFlow:output_type -> gvs.dataplane.v1.FlowAnswer
+	43, // 105: gvs.dataplane.v1.Dataplane.StreamSyncEvents:output_type -> gvs.dataplane.v1.SyncEvents
+	45, // 106: gvs.dataplane.v1.Dataplane.InstallSyncConns:output_type -> gvs.dataplane.v1.SyncInstallResult
+	49, // 107: gvs.dataplane.v1.Dataplane.Reload:output_type -> gvs.dataplane.v1.ReloadResult
+	56, // 108: gvs.dataplane.v1.Dataplane.Trace:output_type -> gvs.dataplane.v1.TraceRecord
+	53, // 109: gvs.dataplane.v1.Dataplane.Capture:output_type -> gvs.dataplane.v1.CaptureRecords
+	72, // [72:110] is the sub-list for method output_type
+	34, // [34:72] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_dataplane_proto_init() }
@@ -4998,16 +5087,16 @@ func file_dataplane_proto_init() {
 	if File_dataplane_proto != nil {
 		return
 	}
-	file_dataplane_proto_msgTypes[7].OneofWrappers = []any{}
-	file_dataplane_proto_msgTypes[49].OneofWrappers = []any{}
-	file_dataplane_proto_msgTypes[53].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[8].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[50].OneofWrappers = []any{}
+	file_dataplane_proto_msgTypes[54].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dataplane_proto_rawDesc), len(file_dataplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

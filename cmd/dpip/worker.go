@@ -115,6 +115,13 @@ func infoCmd(a *app) *cobra.Command {
 		fmt.Fprintf(a.out, "workers %d idle %s forwarding ipv4 %v ipv6 %v\n", in.Workers, in.IdleMode, in.ForwardIpv4, in.ForwardIpv6)
 		fmt.Fprintf(a.out, "kni addrs %v drops to-kernel %d from-kernel %d\n", in.KniAddrs, in.KniWriteDrops, in.KniReadDrops)
 		fmt.Fprintf(a.out, "connections capacity %d, flow steering: %s\n", in.ConnCapacity, in.Steering)
+		for _, x := range in.XdpFastPath {
+			if x.Active {
+				fmt.Fprintf(a.out, "xdp fast path %s: active\n", x.Port)
+			} else {
+				fmt.Fprintf(a.out, "xdp fast path %s: not active: %s\n", x.Port, x.WhyNot)
+			}
+		}
 		return nil
 	}}
 }

@@ -105,9 +105,20 @@ func (cw *ConnWriter) Page(conns []*pb.Conn) error {
 		} else {
 			cw.buf = fmt.Appendf(cw.buf, "%-3s %-6s %-11s %-18s %-18s %s\n", c.GetProto(), expire, c.GetState(), cname, vname, dname)
 		}
+		if x := xdpMark[c.GetXdpOffloaded()&3]; x != "" {
+			// a GVS extension after the LVS columns, on offloaded rows only
+			cw.buf = append(cw.buf[:len(cw.buf)-1], x...)
+			cw.buf = append(cw.buf, '\n')
+		}
 	}
 	return cw.flush()
 }
+
+// xdpMark ends the line of a connection the XDP fast path forwards, by
+// its directions (bit 0 the client's, bit 1 the real server's): rows of
+// other connections, and every row when the fast path is off, are
+// LVS's, byte for byte.
+var xdpMark = [4]string{"", " xdp:in", " xdp:out", " xdp"}
 
 func (cw *ConnWriter) flush() error {
 	if len(cw.buf) > 0 && cw.err == nil {

@@ -339,7 +339,7 @@ func (s *Server) ListConns(r *pb.ListConnsRequest, stream pb.Dataplane_ListConns
 			o := &all[i]
 			o.Proto, o.State, o.ExpireNs = ipvs.Proto(c.Proto).String(), c.State.String(), int64(c.Expires)
 			o.Client, o.Virtual, o.Local, o.Dest = c.Client.String(), c.Virtual.String(), c.Local.String(), c.Dest.String()
-			o.Worker, o.Template = int32(c.Worker), c.Template
+			o.Worker, o.Template, o.XdpOffloaded = int32(c.Worker), c.Template, uint32(c.XDP)
 			if !c.Local.IsValid() {
 				o.Local = "" // a template or a direct-routing connection has no local address
 			}

@@ -80,6 +80,9 @@ func (s *Server) GetInfo(context.Context, *pb.Empty) (*pb.Info, error) {
 	in.ConnCapacity = uint64(s.dp.ConnCapacity())
 	in.Steering = s.dp.Steering()
 	in.BootId = s.dp.BootID()
+	for _, x := range s.dp.XDPFastPaths() {
+		in.XdpFastPath = append(in.XdpFastPath, &pb.XDPFastPath{Port: x.Port, Active: x.Active, WhyNot: x.WhyNot})
+	}
 	return in, nil
 }
 
