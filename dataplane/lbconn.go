@@ -108,7 +108,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		l3 = w.uoaInsert(b, l3, c, id, to.Dst) // lbuoa.go
 	}
 	if mtu := w.lbRoute(b, l3, to.Dst); mtu > 0 {
-		w.lbTooBig(b, l3, t, c, dir, mtu, len(l3) != n)
+		w.lbTooBig(b, l3, t, c, id, dir, mtu, len(l3) != n)
 	}
 }
 
@@ -116,11 +116,16 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 // MTU (mtu) cannot take, as a router would (GVS does not fragment): the
 // translation is undone and the sender gets fragmentation-needed (IPv4
 // with DF) or packet-too-big (IPv6) about the packet it sent; an IPv4
-// packet without DF is only dropped. A packet GVS grew (TOA) or whose
-// sequence numbers it shifts is dropped without an error: its sender
-// could not match the quote.
-func (w *Worker) lbTooBig(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, dir session.Direction, mtu int, grown bool) {
-	if grown || c.Flags&session.FlagAdjusted != 0 {
+// packet without DF is only dropped. A packet whose sequence numbers GVS
+// shifts (SYN proxy, proxy protocol) is moved back into its sender's
+// sequence space first; a packet GVS grew (TOA) is dropped without an
+// error: its sender could not match the quote.
+func (w *Worker) lbTooBig(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, id uint32, dir session.Direction, mtu int, grown bool) {
+	if grown {
+		w.drop(b, CtrDropMTUExceeded)
+		return
+	}
+	if c.Flags&session.FlagAdjusted != 0 && !w.unadjust(l3, t, id, dir) { // lbsynproxy.go
 		w.drop(b, CtrDropMTUExceeded)
 		return
 	}

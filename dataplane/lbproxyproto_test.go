@@ -310,3 +310,33 @@ func quotedTCP(t *testing.T, frame []byte) *layers.TCP {
 	}
 	return tcp
 }
+
+// TestProxyProtocolTooBig: a client segment of a proxy-protocol
+// connection too big for the server's route gets fragmentation-needed
+// quoting the segment exactly as the client sent it (its sequence number
+// moved back out of the header's space, the checksum restored).
+func TestProxyProtocolTooBig(t *testing.T) {
+	c := newPPTest(t, false, "v2", false)
+	const sisn = 9000
+	c.open(sisn)
+	n := uint32(len(c.hdr))
+	c.td.one(t, 0, c.clientSeg(tcpSeg{ack: true, seq: c.cisn + 1, ackn: sisn + 1}), 1) // the header
+	c.td.one(t, 1, c.serverSeg(tcpSeg{ack: true, seq: sisn + 1, ackn: c.cisn + 1 + n}), 0)
+	in := setDF(c.clientSeg(tcpSeg{ack: true, seq: c.cisn + 1, ackn: sisn + 1, payload: make([]byte, 1500)}))
+	c.td.inject(0, in)
+	c.td.stepAll()
+	if n := len(c.td.outAll(1)); n != 0 {
+		t.Fatalf("%d frames to the server", n)
+	}
+	back := c.td.outAll(0)
+	if len(back) != 1 {
+		t.Fatalf("%d frames back to the client, drop_mtu_exceeded %d", len(back), c.td.sum(CtrDropMTUExceeded))
+	}
+	m := decode(t, back[0]).Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if m.TypeCode != layers.CreateICMPv4TypeCode(3, 4) || m.Seq != 1500 {
+		t.Fatalf("ICMP %v MTU %d", m.TypeCode, m.Seq)
+	}
+	if q := m.Payload; !bytes.Equal(q, in[14:14+len(q)]) {
+		t.Errorf("the quote is not the client's segment as sent:\n% x\n% x", q[:48], in[14:14+48])
+	}
+}

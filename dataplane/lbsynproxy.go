@@ -483,6 +483,33 @@ func (w *Worker) adjustQuote(l3 []byte, id uint32, dir session.Direction) {
 	}
 }
 
+// unadjust moves a segment of connection id that adjustConn translated
+// (direction dir) back into its sender's sequence space — sequence,
+// acknowledgement, SACK blocks, timestamps; the window stays as scaled —
+// so that an ICMP error about it quotes what the sender sent (lbTooBig).
+// false: nothing to undo from (the handshake still pending) or the
+// options did not parse.
+func (w *Worker) unadjust(l3 []byte, t header.Transport, id uint32, dir session.Direction) bool {
+	a := &w.sp.conns[id]
+	if a.state&spWaiting != 0 || int(t.End) > len(l3) || !t.HasL4() {
+		return false
+	}
+	var pp, sp, ts uint32
+	if a.pp.flags&(ppDecided|ppKeep) == ppDecided {
+		pp = uint32(a.pp.n)
+	}
+	if a.state&spProxied != 0 {
+		sp, ts = a.seqDelta, a.tsDelta
+	}
+	var d synproxy.Delta
+	if dir == session.Out { // it went Seq −sp, TSVal −ts, Ack/SACK −pp
+		d = synproxy.Delta{Seq: sp, TSVal: ts, Ack: pp, SACK: pp}
+	} else { // it went Seq +pp, Ack/SACK +sp, TSEcr +ts
+		d = synproxy.Delta{Seq: -pp, Ack: -sp, SACK: -sp, TSEcr: -ts}
+	}
+	return synproxy.Apply(l3[t.Off:t.End], &d) == nil
+}
+
 // synProxyWaitingClient handles a client segment while the real server's
 // handshake is pending.
 func (w *Worker) synProxyWaitingClient(b *pktbuf.Buf, id uint32, c *session.Conn, a *spConn, s *spSeg) {
