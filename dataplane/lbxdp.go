@@ -27,6 +27,19 @@ package dataplane
 // counted there since the last read moves into the destination's counters
 // and, when there was some, re-arms the connection's timer.
 //
+// No reordering on the way in: packets of a direction may still wait for
+// the worker (in the AF_XDP ring, in its transmit batch) when the entry is
+// written, and the program must not overtake them. A TCP entry is
+// therefore written armed, with the sequence number just past the packet
+// that offloads it as the worker's mark; packets of that direction that
+// still reach the worker move the mark on. The marks are written to the
+// program (Table.Arm) only once what the worker buffered has left
+// (xdpMarks, at the end of flushAll, when the egress queue holds no
+// transmission). The program forwards a segment once its sequence number
+// is not ahead of the mark: everything sent before it has been
+// transmitted. UDP entries are written active (no sequence numbers: a
+// datagram flow may be reordered once, when it moves).
+//
 // Owned by the worker, like its session table; no locks. Map updates are
 // system calls, made once per connection direction, never per packet.
 
@@ -63,6 +76,10 @@ type xdpDir struct {
 	smac, mac   header.MAC
 	mtu         int
 	pkts, bytes uint64 // the entry's counters already moved into lbStats
+	oport       uint16 // the egress port's index
+	armed       bool   // written armed; false once the program disarmed it
+	dirty       bool   // mark not yet written to the program
+	mark        uint32 // just past the last segment the worker sent
 }
 
 // xdpConn is an offloaded connection.
@@ -83,6 +100,7 @@ type workerXDP struct {
 	nver  uint64      // the neighbour table version they were checked against
 	lb    *ipvs.Table // the service table they were checked against
 	sweep int         // next index of conns the sweep reads; 0: between passes
+	marks []uint32    // connections with marks to write after the next flush
 	pass  int64       // when the current sweep pass began
 }
 
@@ -146,6 +164,13 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	bit := uint8(1) << dir
 	s := x.slot[id]
 	if s != 0 && x.conns[s-1].dirs&bit != 0 {
+		if d := &x.conns[s-1].dir[dir]; d.armed {
+			// still reaching the worker: the program waits for this one too
+			if end, ok := tcpSeqEnd(l3); ok && int32(end-d.mark) > 0 {
+				d.mark = end
+				w.xdpMarkDirty(id, d)
+			}
+		}
 		return
 	}
 	if !w.xdpDestLive(c) {
@@ -166,8 +191,16 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 		w.xdpTableChanged()
 	}
 	s = x.slot[id] // either may have taken connections back and moved others
+	var end uint32
+	armed := c.Proto == header.ProtoTCP
+	if armed {
+		var ok bool
+		if end, ok = tcpSeqEnd(l3); !ok {
+			return
+		}
+	}
 	r := xdpfast.Rewrite{Src: to.Src, Dst: to.Dst, SrcPort: to.SrcPort, DstPort: to.DstPort,
-		SrcMAC: [6]byte(out.MAC), DstMAC: [6]byte(ne.mac), Ifindex: x.ports[out.Port].ifindex, MTU: out.MTU}
+		SrcMAC: [6]byte(out.MAC), DstMAC: [6]byte(ne.mac), Ifindex: x.ports[out.Port].ifindex, MTU: out.MTU, Armed: armed}
 	if err := in.t.Add(xdpKey(c, dir), r); err != nil {
 		w.ctr.inc(CtrLBXDPOffloadFailed)
 		return
@@ -180,7 +213,92 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	}
 	xc := &x.conns[s-1]
 	xc.dirs |= bit
-	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU}
+	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU,
+		oport: uint16(out.Port), armed: armed, mark: end}
+	if armed {
+		w.xdpMarkDirty(id, &xc.dir[dir])
+	}
+}
+
+// tcpSeqEnd returns the sequence number just past the TCP segment in l3
+// (IPv4 or IPv6 without extension headers; SYN and FIN never get here).
+func tcpSeqEnd(l3 []byte) (uint32, bool) {
+	if len(l3) < 40 {
+		return 0, false
+	}
+	var hl, n int
+	switch l3[0] >> 4 {
+	case 4:
+		hl, n = int(l3[0]&0xf)*4, int(l3[2])<<8|int(l3[3])
+	case 6:
+		hl, n = 40, 40+(int(l3[4])<<8|int(l3[5]))
+	default:
+		return 0, false
+	}
+	if hl < 20 || n > len(l3) || hl+20 > n {
+		return 0, false
+	}
+	l4 := l3[hl:n]
+	doff := int(l4[12]>>4) * 4
+	if doff < 20 || doff > len(l4) {
+		return 0, false
+	}
+	seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])
+	return seq + uint32(len(l4)-doff), true
+}
+
+// xdpMarkDirty queues d's mark (of connection id) for xdpMarks.
+func (w *Worker) xdpMarkDirty(id uint32, d *xdpDir) {
+	if !d.dirty {
+		d.dirty = true
+		w.xdp.marks = append(w.xdp.marks, id)
+	}
+}
+
+// txInFlight is a queue that tells whether transmissions are still
+// waiting in the kernel (afxdp.Queue).
+type txInFlight interface {
+	InFlight() (rx, tx int)
+}
+
+// xdpMarks runs at the end of flushAll: the marks of armed entries whose
+// packets have all left (their egress queue holds no transmission) are
+// written to the program; the others wait for the next flush.
+func (w *Worker) xdpMarks() {
+	x := &w.xdp
+	if len(x.marks) == 0 {
+		return
+	}
+	keep := x.marks[:0]
+	for _, id := range x.marks {
+		s := x.slot[id]
+		if s == 0 {
+			continue // taken back meanwhile
+		}
+		xc := &x.conns[s-1]
+		c := w.sess.Get(id)
+		wait := false
+		for dir := session.In; dir <= session.Out; dir++ {
+			d := &xc.dir[dir]
+			if xc.dirs&(1<<dir) == 0 || !d.dirty {
+				continue
+			}
+			if q, ok := w.queues[d.oport].(txInFlight); ok {
+				if _, tx := q.InFlight(); tx > 0 {
+					wait = true
+					continue
+				}
+			}
+			d.dirty = false
+			if err := x.ports[d.port].t.Arm(xdpKey(c, dir), d.mark); err != nil {
+				w.ctr.inc(CtrLBXDPOffloadFailed) // stays armed: its packets go on reaching the worker
+			}
+		}
+		if wait {
+			keep = append(keep, id)
+		}
+	}
+	x.marks = keep
 }
 
 // xdpGone is connRelease's part: a connection that ends leaves the fast
@@ -370,7 +488,14 @@ func (w *Worker) xdpSweep() {
 			if xc.dirs&(1<<dir) == 0 {
 				continue
 			}
-			if e, err := x.ports[xc.dir[dir].port].t.Lookup(xdpKey(c, dir)); err == nil && w.xdpCount(c, dir, &xc.dir[dir], e) {
+			e, err := x.ports[xc.dir[dir].port].t.Lookup(xdpKey(c, dir))
+			if err != nil {
+				continue
+			}
+			if !e.Armed {
+				xc.dir[dir].armed = false // the program forwards it now
+			}
+			if w.xdpCount(c, dir, &xc.dir[dir], e) {
 				seen = true
 			}
 		}

@@ -368,6 +368,7 @@ func (w *Worker) flushAll() {
 	for _, q := range w.queues {
 		q.Flush()
 	}
+	w.xdpMarks() // what was waiting has left: armed fast-path entries may go (lbxdp.go)
 }
 
 func (w *Worker) flushPort(p int) {

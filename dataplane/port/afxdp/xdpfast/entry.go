@@ -23,6 +23,7 @@ type Table interface {
 	Add(Key, Rewrite) error
 	Delete(Key) error
 	Lookup(Key) (Entry, error)
+	Arm(k Key, seq uint32) error
 }
 
 // Key is one direction of a connection: a packet's transport protocol,
@@ -49,6 +50,9 @@ type Rewrite struct {
 	Ifindex          int     // egress port; must be added with AddEgress
 	MTU              int     // egress MTU: longer IP packets go to the workers
 	Slow             bool    // keep the entry but send its packets to the workers
+	// Armed (TCP): forward nothing ahead of the workers' mark (Arm); read
+	// back, it says the program has not yet forwarded a segment.
+	Armed bool
 }
 
 // Entry is an entry as read back: its rewrite and what the program counted.

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type fastFnatArm struct {
+	_   structs.HostLayout
+	Seq uint32
+	Pad uint32
+}
+
 type fastFnatKey struct {
 	_      structs.HostLayout
 	Saddr  [16]uint8
@@ -57,7 +63,8 @@ const (
 	fastXdpfastVerdictXDPFAST_NO_EGRESS fastXdpfastVerdict = 8
 	fastXdpfastVerdictXDPFAST_SHORT     fastXdpfastVerdict = 9
 	fastXdpfastVerdictXDPFAST_SLOW      fastXdpfastVerdict = 10
-	fastXdpfastVerdictXDPFAST_VERDICTS  fastXdpfastVerdict = 11
+	fastXdpfastVerdictXDPFAST_ARMED     fastXdpfastVerdict = 11
+	fastXdpfastVerdictXDPFAST_VERDICTS  fastXdpfastVerdict = 12
 )
 
 // Names of all BPF objects in the ELF.
@@ -65,6 +72,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	fastMapGvsEgress    = "gvs_egress"
+	fastMapGvsFnatArm   = "gvs_fnat_arm"
 	fastMapGvsFnatConns = "gvs_fnat_conns"
 	fastMapGvsVerdicts  = "gvs_verdicts"
 	fastMapGvsXsks      = "gvs_xsks"
@@ -121,6 +129,7 @@ type fastProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fastMapSpecs struct {
 	GvsEgress    *ebpf.MapSpec `ebpf:"gvs_egress"`
+	GvsFnatArm   *ebpf.MapSpec `ebpf:"gvs_fnat_arm"`
 	GvsFnatConns *ebpf.MapSpec `ebpf:"gvs_fnat_conns"`
 	GvsVerdicts  *ebpf.MapSpec `ebpf:"gvs_verdicts"`
 	GvsXsks      *ebpf.MapSpec `ebpf:"gvs_xsks"`
@@ -153,6 +162,7 @@ func (o *fastObjects) Close() error {
 // It can be passed to loadFastObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fastMaps struct {
 	GvsEgress    *ebpf.Map `ebpf:"gvs_egress"`
+	GvsFnatArm   *ebpf.Map `ebpf:"gvs_fnat_arm"`
 	GvsFnatConns *ebpf.Map `ebpf:"gvs_fnat_conns"`
 	GvsVerdicts  *ebpf.Map `ebpf:"gvs_verdicts"`
 	GvsXsks      *ebpf.Map `ebpf:"gvs_xsks"`
@@ -161,6 +171,7 @@ type fastMaps struct {
 func (m *fastMaps) Close() error {
 	return _FastClose(
 		m.GvsEgress,
+		m.GvsFnatArm,
 		m.GvsFnatConns,
 		m.GvsVerdicts,
 		m.GvsXsks,

@@ -42,12 +42,13 @@ const (
 	VerdictNoEgress = Verdict(fastXdpfastVerdictXDPFAST_NO_EGRESS) // egress port not added
 	VerdictShort    = Verdict(fastXdpfastVerdictXDPFAST_SHORT)     // truncated or malformed headers
 	VerdictSlow     = Verdict(fastXdpfastVerdictXDPFAST_SLOW)      // entry marked Slow
+	VerdictArmed    = Verdict(fastXdpfastVerdictXDPFAST_ARMED)     // armed entry, segment ahead of the workers' mark
 	NumVerdicts     = int(fastXdpfastVerdictXDPFAST_VERDICTS)
 )
 
 var verdictNames = [NumVerdicts]string{
 	"xdp_fast", "xdp_miss", "xdp_other", "xdp_tcp_ctl", "xdp_frag", "xdp_ip_opts",
-	"xdp_ttl", "xdp_mtu", "xdp_no_egress", "xdp_short", "xdp_slow",
+	"xdp_ttl", "xdp_mtu", "xdp_no_egress", "xdp_short", "xdp_slow", "xdp_armed",
 }
 
 // String is the verdict's counter name.
@@ -86,6 +87,7 @@ func Load(o Options) (*Fast, error) {
 	}
 	spec.Maps[fastMapGvsXsks].MaxEntries = uint32(o.Queues)
 	spec.Maps[fastMapGvsFnatConns].MaxEntries = uint32(o.MaxConns)
+	spec.Maps[fastMapGvsFnatArm].MaxEntries = uint32(o.MaxConns)
 	spec.Maps[fastMapGvsEgress].MaxEntries = uint32(o.MaxPorts)
 	f := &Fast{}
 	if err := spec.LoadAndAssign(&f.objs, nil); err != nil {
@@ -180,6 +182,12 @@ func (f *Fast) Add(k Key, r Rewrite) error {
 	if r.Slow {
 		v.Flags |= flagSlow
 	}
+	if r.Armed {
+		if k.Proto != 6 {
+			return fmt.Errorf("xdpfast: offload %s: only TCP entries are armed (their segments carry sequence numbers)", k)
+		}
+		v.Flags |= flagArm
+	}
 	v.Smac, v.Dmac = r.SrcMAC, r.DstMAC
 	if err := f.objs.GvsFnatConns.Update(&key, &v, ebpf.UpdateAny); err != nil {
 		if errors.Is(err, unix.E2BIG) {
@@ -190,14 +198,33 @@ func (f *Fast) Add(k Key, r Rewrite) error {
 	return nil
 }
 
-// flagSlow is FNAT_F_SLOW of the program.
-const flagSlow = 1
+// flagSlow and flagArm are FNAT_F_SLOW and FNAT_F_ARM of the program.
+const (
+	flagSlow = 1
+	flagArm  = 2
+)
+
+// Arm sets the workers' mark of k's armed entry: seq is the sequence
+// number just past the last segment of that direction they transmitted.
+// The program forwards a segment of an armed entry only when its sequence
+// number is not ahead of the mark, and disarms the entry then.
+func (f *Fast) Arm(k Key, seq uint32) error {
+	key := makeKey(unmapKey(k))
+	if err := f.objs.GvsFnatArm.Update(&key, &fastFnatArm{Seq: seq}, ebpf.UpdateAny); err != nil {
+		if errors.Is(err, unix.E2BIG) {
+			err = ErrFull
+		}
+		return fmt.Errorf("xdpfast: mark %s: %w", unmapKey(k), err)
+	}
+	return nil
+}
 
 // Delete removes the entry of k; the error wraps ErrNotExist when there is
 // none.
 func (f *Fast) Delete(k Key) error {
 	k = unmapKey(k)
 	key := makeKey(k)
+	_ = f.objs.GvsFnatArm.Delete(&key) // an entry that was never armed has none
 	if err := f.objs.GvsFnatConns.Delete(&key); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			err = ErrNotExist
@@ -225,6 +252,7 @@ func (f *Fast) Lookup(k Key) (Entry, error) {
 			DstPort: uint16(v.Dport[0])<<8 | uint16(v.Dport[1]),
 			SrcMAC:  v.Smac, DstMAC: v.Dmac,
 			Ifindex: int(v.Ifindex), MTU: int(v.Mtu), Slow: v.Flags&flagSlow != 0,
+			Armed: v.Flags&flagArm != 0,
 		},
 		LastSeen: time.Duration(v.LastSeen),
 		Packets:  v.Packets,

@@ -4,6 +4,7 @@ package xdpfast
 
 import (
 	"bytes"
+	"cmp"
 	"net"
 	"net/netip"
 	"os"
@@ -118,6 +119,7 @@ type frame struct {
 	vlan     bool   // one 802.1Q tag
 	noUDPCk  bool   // UDP checksum 0
 	dstMAC   []byte // default portMAC
+	seq      uint32 // TCP sequence number; default 1000
 }
 
 func ip(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
@@ -166,7 +168,7 @@ func (f frame) build(t testing.TB) []byte {
 	}
 	if f.proto == header.ProtoTCP {
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(f.ep.SrcPort), DstPort: layers.TCPPort(f.ep.DstPort),
-			Seq: 1000, Ack: 2000, Window: 29200,
+			Seq: cmp.Or(f.seq, 1000), Ack: 2000, Window: 29200,
 			FIN: f.flags&header.TCPFlagFIN != 0, SYN: f.flags&header.TCPFlagSYN != 0,
 			RST: f.flags&header.TCPFlagRST != 0, PSH: f.flags&header.TCPFlagPSH != 0,
 			ACK: f.flags&header.TCPFlagACK != 0}

@@ -18,6 +18,15 @@
  * hop limit would expire (ICMP time exceeded), packets longer than the
  * egress MTU (ICMP too big), and packets of an entry marked slow.
  *
+ * An entry written armed (TCP) forwards nothing until the workers have sent
+ * every segment of its direction that came before: the program compares
+ * each segment's sequence number with the workers' mark in gvs_fnat_arm
+ * (the sequence number just past the last segment they transmitted) and
+ * sends it to the workers while it is ahead of the mark. Segments still
+ * queued for the workers (the AF_XDP ring, their transmit batch) can thus
+ * never be overtaken by the fast path: no reordering when a connection
+ * moves to it. The first segment at or behind the mark disarms the entry.
+ *
  * The checksum differences (csum_l3, csum_l4) are computed by the control
  * side when it writes an entry: the old addresses and ports are those of the
  * key, so the difference is the same for every packet of the entry.
@@ -37,6 +46,7 @@
 
 /* fnat_val.flags */
 #define FNAT_F_SLOW 0x1 /* the entry's packets go to the workers */
+#define FNAT_F_ARM 0x2  /* TCP: forward once the workers' mark reaches the segment */
 
 /* A packet's direction of a connection: fields in network byte order. An
  * IPv4 address takes the first 4 bytes of its field, the rest is zero. */
@@ -69,6 +79,12 @@ struct fnat_val {
 	__u64 bytes;     /* their IP lengths */
 };
 
+/* The workers' mark of an armed entry: host byte order. */
+struct fnat_arm {
+	__u32 seq; /* just past the last segment of the direction they sent */
+	__u32 pad;
+};
+
 /* Where a frame went and why: indexes of gvs_verdicts. */
 enum xdpfast_verdict {
 	XDPFAST_FAST = 0,      /* rewritten and redirected */
@@ -82,7 +98,8 @@ enum xdpfast_verdict {
 	XDPFAST_NO_EGRESS = 8, /* the egress port is not in gvs_egress */
 	XDPFAST_SHORT = 9,     /* truncated or malformed headers */
 	XDPFAST_SLOW = 10,     /* the entry is marked slow */
-	XDPFAST_VERDICTS = 11,
+	XDPFAST_ARMED = 11,    /* armed, ahead of the workers' mark */
+	XDPFAST_VERDICTS = 12,
 };
 
 struct {
@@ -98,6 +115,13 @@ struct {
 	__type(key, struct fnat_key);
 	__type(value, struct fnat_val);
 } gvs_fnat_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* set from the configuration at load */
+	__type(key, struct fnat_key);
+	__type(value, struct fnat_arm);
+} gvs_fnat_arm SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -247,6 +271,15 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 		return to_xsk(ctx, XDPFAST_SLOW);
 	if (tcpflags & (TCP_SYN | TCP_FIN | TCP_RST))
 		return to_xsk(ctx, XDPFAST_TCP_CTL);
+	if (v->flags & FNAT_F_ARM) {
+		if (key.proto != PROTO_TCP || l4 + 8 > end)
+			return to_xsk(ctx, XDPFAST_ARMED);
+		struct fnat_arm *a = bpf_map_lookup_elem(&gvs_fnat_arm, &key);
+		__u32 seq = (__u32)get16(l4 + 4) << 16 | get16(l4 + 6);
+		if (!a || (int)(seq - a->seq) > 0)
+			return to_xsk(ctx, XDPFAST_ARMED);
+		v->flags &= ~FNAT_F_ARM; /* a plain store: every CPU that races here clears the same bit */
+	}
 	if (ttl <= 1)
 		return to_xsk(ctx, XDPFAST_TTL);
 	if (iplen > v->mtu)

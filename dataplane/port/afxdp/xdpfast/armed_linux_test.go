@@ -1,0 +1,98 @@
+//go:build linux
+
+package xdpfast
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/gvs-lb/gvs/header"
+)
+
+// TestFastArmed: an armed TCP entry forwards no segment ahead of the
+// workers' mark — without a mark none at all — and leaves those to the
+// workers unchanged (counted as armed); the first segment at or behind
+// the mark is forwarded, rewritten as any hit, and disarms the entry, so
+// the following segments go fast whatever their sequence numbers. Both
+// families, both directions. UDP entries cannot be armed.
+func TestFastArmed(t *testing.T) {
+	payload := []byte("0123456789")
+	for _, fam := range []struct {
+		name string
+		k    fnatConn
+	}{{"ipv4", conn4}, {"ipv6", conn6}} {
+		for _, dir := range []string{"in", "out"} {
+			t.Run(fam.name+"/"+dir, func(t *testing.T) {
+				f := loadTest(t, Options{MaxConns: 16})
+				offload(t, f, header.ProtoTCP, fam.k, 1500)
+				ep, to, src, dst := fam.k.clientSent(), fam.k.toServer(), egressPort, serverHop
+				if dir == "out" {
+					ep, to, src, dst = fam.k.serverSent(), fam.k.toClient(), portMAC, clientHop
+				}
+				k := keyOf(header.ProtoTCP, ep)
+				e, err := f.Lookup(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.Armed = true
+				if err := f.Add(k, e.Rewrite); err != nil {
+					t.Fatal(err)
+				}
+				seg := func(seq uint32) []byte {
+					return frame{ep: ep, proto: header.ProtoTCP, flags: header.TCPFlagACK, payload: payload, seq: seq}.build(t)
+				}
+				toWorkers := func(seq uint32, armed uint64) {
+					t.Helper()
+					in := seg(seq)
+					ret, out := run(t, f, in)
+					if ret != xdpPass || !bytes.Equal(out, in) {
+						t.Fatalf("seq %d: action %d, frame changed %v; want the workers' XDP_PASS, unchanged", seq, ret, !bytes.Equal(out, in))
+					}
+					if v := verdicts(t, f); v[VerdictArmed] != armed || v[VerdictFast] != 0 {
+						t.Fatalf("seq %d: verdicts %v, want %d armed and none fast", seq, v, armed)
+					}
+				}
+				toWorkers(0xfffffff0, 1) // no mark yet
+				if err := f.Arm(k, 0xfffffff0); err != nil {
+					t.Fatal(err)
+				}
+				toWorkers(0xfffffffa, 2) // ahead of the mark
+				toWorkers(4, 3)          // ahead, across the wrap
+				if err := f.Arm(k, 4); err != nil {
+					t.Fatal(err)
+				}
+				for i, seq := range []uint32{4, 14, 0xfffffff0} { // at the mark; then disarmed
+					in := seg(seq)
+					ret, out := run(t, f, in)
+					if ret != xdpRedirect {
+						t.Fatalf("seq %d: action %d, want XDP_REDIRECT; verdicts %v", seq, ret, verdicts(t, f))
+					}
+					if want := expectFast(t, in, to, src, dst); !bytes.Equal(out, want) {
+						t.Fatalf("seq %d: frame\n got  %x\n want %x", seq, out, want)
+					}
+					e, err := f.Lookup(k)
+					if err != nil || e.Armed || e.Packets != uint64(i+1) {
+						t.Fatalf("after seq %d: %+v %v, want disarmed with %d packets", seq, e, err, i+1)
+					}
+				}
+				if v := verdicts(t, f); v[VerdictArmed] != 3 || v[VerdictFast] != 3 {
+					t.Fatalf("verdicts %v", v)
+				}
+			})
+		}
+	}
+	f := loadTest(t, Options{MaxConns: 16})
+	offload(t, f, header.ProtoUDP, conn4, 1500)
+	k := keyOf(header.ProtoUDP, conn4.clientSent())
+	e, err := f.Lookup(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Armed = true
+	if err := f.Add(k, e.Rewrite); err == nil {
+		t.Fatal("an armed UDP entry was accepted")
+	}
+	if err := f.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+}
