@@ -14,7 +14,9 @@ import (
 // runs through, the worker sees only a few of its packets (the handshake,
 // the TOA, the FIN), the connection is offloaded and taken back at its
 // end, and ipvsadm's byte counters hold at least what iperf3 received. An
-// HTTP request through another FullNAT service still works.
+// unlimited stream reaches the real server without a segment out of order
+// (tshark's analysis of a capture there). An HTTP request through another
+// FullNAT service still works.
 func TestXDPOffloadLab(t *testing.T) {
 	t.Setenv("GVS_LAB_XDP_OFFLOAD", "on")
 	l := StartLab(t, "--driver", "afxdp", "--workers", "1")
@@ -27,6 +29,9 @@ func TestXDPOffloadLab(t *testing.T) {
 	l.Ipvsadm("--add-laddr", "-z", l.Env["LIP"], "-t", vip+":80", "-F", l.Env["LB_RS_PORT"])
 	iperfService(t, l)
 
+	if info := l.Dpip("info"); !strings.Contains(info, "xdp fast path dp0: active\n") || !strings.Contains(info, "xdp fast path dp1: active\n") {
+		t.Fatalf("dpip info does not show the fast path active on both ports:\n%s", info)
+	}
 	before := l.Counters()
 	mb, retr := iperfThrough(t, l, 3, 5)()
 	ctr := l.Counters()
@@ -59,6 +64,14 @@ func TestXDPOffloadLab(t *testing.T) {
 	}
 	if ctr["lb_xdp_removed"] < 2 {
 		t.Fatalf("removed %d directions after the streams ended", ctr["lb_xdp_removed"])
+	}
+
+	// unlimited: the connection moves to the fast path with the AF_XDP
+	// ring full of its segments; none may be overtaken (docs/xdp.md)
+	ooo, retr, mbits := unlimitedOutOfOrder(t, l, "1")
+	t.Logf("unlimited iperf3: %.0f Mbit/s, %d retransmissions, %d segments out of order at rs1", mbits, retr, ooo)
+	if ooo != 0 {
+		t.Fatalf("%d segments reached the real server out of order: the fast path overtook the worker", ooo)
 	}
 
 	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
