@@ -64,7 +64,7 @@ step "30 HTTP requests to the VIP: the real servers see GVS's local address"
 for i in $(seq 1 30); do ip netns exec "$CLIENT_NS" curl -sS --max-time 5 "http://$VIP/"; done | sort | uniq -c |
 	awk '{sub(/:[0-9]+$/, "", $3); print}' | sort | uniq -c | awk '{print "  " $1 " answers from " $3 " (" $4 ")"}'
 run "$IPVSADM" -L -n
-run "$IPVSADM" -L -n -c | head -8
+run "$IPVSADM" -L -n -c | sed -n 1,8p  # reads it all: no SIGPIPE under pipefail
 
 step "dataplane state and statistics (dpip)"
 run "$DPIP" addr show
