@@ -40,7 +40,7 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 # The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
@@ -370,6 +370,7 @@ system_tests() {
 	gvs1rt) echo udp over wrk synproxy ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
+	gvs1xdp) echo udp over ;;
 	haproxy) echo cps wrk ;;
 	esac
 }
@@ -394,9 +395,10 @@ start_system() {
 	gvsdpdk1) gvs_start 1 "$SUT_CPU" 0 gvsdpdk1 dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_start 1 "$SUT_CPU" 0 gvsdpdkxdp1 dpdk-afxdp ;;
 	gvsafp1) gvs_start 1 "$SUT_CPU" 0 gvsafp1 afpacket ;;
+	gvs1xdp) XDP_OFFLOAD=on gvs_start 1 "$SUT_CPU" 0 gvs1xdp ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp nft haproxy)" ;;
 	esac
 }
 
@@ -409,6 +411,7 @@ stop_system() {
 	gvsdpdk1) gvs_stop - "$1" dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_stop - "$1" dpdk-afxdp ;;
 	gvsafp1) gvs_stop - "$1" afpacket ;;
+	gvs1xdp) gvs_stop - "$1" ;;
 	nft) nft_stop ;;
 	haproxy) haproxy_stop ;;
 	esac

@@ -127,7 +127,7 @@ EOF
 		for rs in "${RS_IPS[@]}"; do echo "  - {addr: $rs, lladdr: \"$RS_MAC\", dev: dp1}"; done
 		cat <<EOF
 forwarding: {ipv4: true, ipv6: false}
-ipvs: {conn_capacity: $GVS_CONN_CAPACITY}
+ipvs: {conn_capacity: $GVS_CONN_CAPACITY${XDP_OFFLOAD:+, xdp_offload: $XDP_OFFLOAD}}
 EOF
 	} >"$dir/dataplane.yaml"
 	echo "# config: $dir/dataplane.yaml (in the report directory as gvs-dataplane-$name-$PLACE.yaml)" >>"$STATE/setup-$name.txt"

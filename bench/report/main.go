@@ -57,6 +57,7 @@ var systems = []struct{ id, label string }{
 	{"gvsdpdk1", "GVS FullNAT, 1 worker, dpdk driver on net_af_packet vdevs (rt_priority 0)"},
 	{"gvsdpdkxdp1", "GVS FullNAT, 1 worker, dpdk driver on net_af_xdp vdevs (rt_priority 0)"},
 	{"gvsafp1", "GVS FullNAT, 1 worker, afpacket driver (rt_priority 0)"},
+	{"gvs1xdp", "GVS FullNAT, 1 worker, XDP fast path on (ipvs.xdp_offload, rt_priority 0)"},
 	{"nft", "nftables DNAT + conntrack"},
 	{"haproxy", "haproxy 2.6, mode tcp"},
 }
