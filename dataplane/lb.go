@@ -104,17 +104,10 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 		w.drop(b, CtrDropLBFragUnsupported)
 		return stolen
 	}
-	if x := w.dp.masqIdx.Load(); x != nil {
-		// a connection another worker holds for this flow: one session
-		// sync installed there, or NAT/SNAT made where a fragment of the
-		// flow landed (lbmasq.go)
-		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
-			if t.Fragment() {
-				w.fragRecord(l3, t, session.NoID, session.In, int32(owner)) // the rest follow it
-			}
-			w.redirect(b, int(owner))
-			return stolen
-		}
+	// a connection another worker holds for this flow: one session sync
+	// installed there, or NAT/SNAT made where a fragment of the flow landed
+	if w.toOwner(b, l3, t, &key, session.In) { // lbmasq.go
+		return stolen
 	}
 	if svc.Spec.SynProxy && t.Proto == header.ProtoTCP {
 		return w.synProxyNew(b, l3, t, svc, key) // lbsynproxy.go

@@ -149,17 +149,31 @@ func (w *Worker) lbMasqReply(b *pktbuf.Buf, l3 []byte, t header.Transport) verdi
 	if found {
 		return pass // a direct-routing server's own reply (lbdr.go): transit
 	}
-	if x := w.dp.masqIdx.Load(); x != nil {
-		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
-			if t.Fragment() {
-				w.fragRecord(l3, t, session.NoID, session.Out, int32(owner)) // the rest follow it
-			}
-			w.redirect(b, int(owner))
-			return stolen
-		}
+	if w.toOwner(b, l3, t, &key, session.Out) {
+		return stolen
 	}
 	w.ctr.inc(CtrLBMasqTransit)
 	return pass
+}
+
+// toOwner hands b (key, going dir) to the worker the owner index names
+// for it, when that is another worker: true when b was taken. A first
+// fragment records where it went, so the datagram's later fragments
+// follow it (lbfrag.go).
+func (w *Worker) toOwner(b *pktbuf.Buf, l3 []byte, t header.Transport, key *session.Key, dir session.Direction) bool {
+	x := w.dp.masqIdx.Load()
+	if x == nil {
+		return false
+	}
+	owner, ok := x.Owner(key)
+	if !ok || int(owner) == w.id || int(owner) >= len(w.dp.workers) {
+		return false
+	}
+	if t.Fragment() {
+		w.fragRecord(l3, t, session.NoID, dir, int32(owner))
+	}
+	w.redirect(b, int(owner))
+	return true
 }
 
 // masqSource reports whether a forwarded packet comes from a NAT real

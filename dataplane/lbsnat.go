@@ -52,16 +52,10 @@ func (w *Worker) lbSNAT(b *pktbuf.Buf, l3 []byte, t header.Transport, ifc *Iface
 		w.lbConn(b, l3, t, id, dir)
 		return stolen
 	}
-	if x := w.dp.masqIdx.Load(); x != nil {
-		// the flow's connection is another worker's (a fragment of it
-		// landed there first): hand the packet over
-		if owner, ok := x.Owner(&key); ok && int(owner) != w.id && int(owner) < len(w.dp.workers) {
-			if t.Fragment() {
-				w.fragRecord(l3, t, session.NoID, session.In, int32(owner)) // the rest follow it
-			}
-			w.redirect(b, int(owner))
-			return stolen
-		}
+	// the flow's connection is another worker's (a fragment of it landed
+	// there first): hand the packet over
+	if w.toOwner(b, l3, t, &key, session.In) { // lbmasq.go
+		return stolen
 	}
 	if len(w.lb.SNAT) == 0 {
 		return pass
