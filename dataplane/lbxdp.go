@@ -35,10 +35,22 @@ package dataplane
 // still reach the worker move the mark on. The marks are written to the
 // program (Table.Arm) only once what the worker buffered has left
 // (xdpMarks, at the end of flushAll, when the egress queue holds no
-// transmission). The program forwards a segment once its sequence number
-// is not ahead of the mark: everything sent before it has been
-// transmitted. UDP entries are written active (no sequence numbers: a
+// transmission: the completion ring gave back every frame). The program
+// forwards the first segment that starts at the mark (it continues what
+// the worker sent, and nothing of that direction is queued in between;
+// one ahead may have others queued before it, one behind is a
+// retransmission that says nothing) and from then on every segment.
+// UDP entries are written active (no sequence numbers: a
 // datagram flow may be reordered once, when it moves).
+//
+// No reordering on the way back either: when a direction that the program
+// forwarded is taken back, its last fast packets may still be in the
+// kernel (the egress device's queue, a softirq not yet run) while the
+// next ones already reach the worker. For xdpDrainHold after the take-back
+// the worker therefore holds that direction's translated packets, in
+// order, and transmits them when the time is up (xdpHold, xdpRelease);
+// nothing of the direction is offloaded again meanwhile. A direction the
+// program never forwarded (still armed) is not held.
 //
 // Owned by the worker, like its session table; no locks. Map updates are
 // system calls, made once per connection direction, never per packet.
@@ -102,11 +114,31 @@ type workerXDP struct {
 	sweep int         // next index of conns the sweep reads; 0: between passes
 	marks []uint32    // connections with marks to write after the next flush
 	pass  int64       // when the current sweep pass began
+	// drain: directions taken back while the program's last packets of
+	// them may still be in the kernel (key id<<1|dir → until, ns);
+	// held: their packets, translated, in arrival order
+	drain    map[uint64]int64
+	held     []xdpHeld
+	heldNext int64 // the earliest until of held
+}
+
+// xdpHeld is a translated packet held after its direction was taken back.
+type xdpHeld struct {
+	b      *pktbuf.Buf
+	off, n int // the IP packet within b.Bytes()
+	dst    netip.Addr
+	until  int64
 }
 
 const (
 	xdpSweepEvery  = int64(time.Second)
 	xdpSweepBudget = 32 // connections read per loop iteration
+	// xdpDrainHold is how long a direction taken back from the fast path
+	// holds its packets: the time the kernel may still take to deliver
+	// what the program redirected before the take-back (a softirq run put
+	// off to ksoftirqd on a busy core takes a few scheduler ticks at most)
+	xdpDrainHold = int64(4 * time.Millisecond)
+	xdpHoldMax   = 512 // packets held per worker; when full, they go at once (lb_xdp_hold_full)
 )
 
 // xdpSetup finds the ports' fast paths, once.
@@ -175,6 +207,9 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	}
 	if !w.xdpDestLive(c) {
 		return // draining or quiesced: its packets stay with the worker
+	}
+	if len(x.drain) > 0 && w.xdpDraining(id, dir) {
+		return // taken back a moment ago: the program's last packets may still be on their way
 	}
 	in := x.ports[b.Port]
 	if in.t == nil || b.Iface != w.snap.portIface[b.Port] {
@@ -321,11 +356,20 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 		}
 		t := x.ports[xc.dir[dir].port].t
 		k := xdpKey(c, dir)
-		if e, err := t.Lookup(k); err == nil {
+		e, err := t.Lookup(k)
+		if err == nil {
 			w.xdpCount(c, dir, &xc.dir[dir], e)
 		}
 		_ = t.Delete(k) // gone already: nothing to undo
 		w.ctr.inc(CtrLBXDPRemoved)
+		if err != nil || e.Packets > 0 || !e.Armed && c.Proto == header.ProtoTCP {
+			// the program forwarded some (or may have): the next packets
+			// wait until those have left
+			if x.drain == nil {
+				x.drain = make(map[uint64]int64)
+			}
+			x.drain[uint64(id)<<1|uint64(dir)] = w.now + xdpDrainHold
+		}
 	}
 	last := len(x.conns) - 1
 	if int(i) != last {
@@ -337,6 +381,88 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 	if x.sweep > len(x.conns) {
 		x.sweep = len(x.conns)
 	}
+}
+
+// xdpDraining reports whether direction dir of connection id was taken
+// back less than xdpDrainHold ago, forgetting it when the time is up.
+func (w *Worker) xdpDraining(id uint32, dir session.Direction) bool {
+	k := uint64(id)<<1 | uint64(dir)
+	until, ok := w.xdp.drain[k]
+	if ok && until <= w.now {
+		delete(w.xdp.drain, k)
+		return false
+	}
+	return ok
+}
+
+// xdpHold is lbConn's last step before routing a translated packet (l3
+// within b, to dst) of direction dir of connection id, while some
+// direction drains or packets are held: held packets that are due go
+// first; the packet is held when its direction drains (true: b is taken).
+func (w *Worker) xdpHold(b *pktbuf.Buf, l3 []byte, dst netip.Addr, id uint32, dir session.Direction) bool {
+	x := &w.xdp
+	if len(x.held) > 0 {
+		w.xdpRelease(false)
+	}
+	if len(x.drain) == 0 || !w.xdpDraining(id, dir) {
+		return false
+	}
+	if len(x.held) == xdpHoldMax {
+		// no room: what is held goes now, in order, and this one after it
+		w.ctr.inc(CtrLBXDPHoldFull)
+		w.xdpRelease(true)
+		return false
+	}
+	buf := b.Bytes()
+	until := x.drain[uint64(id)<<1|uint64(dir)]
+	if len(x.held) == 0 || until < x.heldNext {
+		x.heldNext = until
+	}
+	x.held = append(x.held, xdpHeld{b: b, off: len(buf) - len(l3), n: len(l3), dst: dst, until: until})
+	w.ctr.inc(CtrLBXDPHeld)
+	return true
+}
+
+// xdpRelease routes the held packets that are due (all of them when all
+// is set: the worker stops), in the order they came; the others stay.
+// Called every loop while packets are held, and by xdpHold.
+func (w *Worker) xdpRelease(all bool) {
+	x := &w.xdp
+	if !all && w.now < x.heldNext {
+		return
+	}
+	keep := x.held[:0]
+	for _, h := range x.held {
+		if !all && h.until > w.now {
+			if len(keep) == 0 || h.until < x.heldNext {
+				x.heldNext = h.until
+			}
+			keep = append(keep, h)
+			continue
+		}
+		l3 := h.b.Bytes()[h.off : h.off+h.n]
+		if w.lbRoute(h.b, l3, h.dst) > 0 {
+			w.drop(h.b, CtrDropMTUExceeded) // the route's MTU shrank while it was held
+		}
+	}
+	clear(x.held[len(keep):])
+	x.held = keep
+	if len(x.drain) > 0 && len(x.held) == 0 {
+		for k, until := range x.drain {
+			if until <= w.now {
+				delete(x.drain, k)
+			}
+		}
+	}
+}
+
+// xdpHoldWait is how long the adaptive idle mode may sleep before held
+// packets are due (0: none held).
+func (w *Worker) xdpHoldWait() time.Duration {
+	if len(w.xdp.held) == 0 {
+		return 0
+	}
+	return time.Duration(max(w.xdp.heldNext-w.now, 1))
 }
 
 // xdpCount moves what entry e counted since the last read into the

@@ -14,10 +14,13 @@ import (
 
 // TestXDPOffloadArmed: a TCP direction is offloaded armed, with the
 // sequence number past the segment that offloaded it as the worker's
-// mark; a segment ahead of the mark (one before it still with the worker)
-// goes to the worker unchanged; once the worker has sent that one, the
-// mark has moved and the program forwards the next segment, exactly as
-// the worker would, and disarms the entry, which the sweep notices.
+// mark. A segment at the mark goes to the worker while nothing passed to
+// it since the entry was written (what reached it before may be queued);
+// a segment ahead of the mark (one before it still with the worker) goes
+// to the worker unchanged; once the worker has sent those, the mark has
+// moved past what the program passed it, and the program forwards the
+// next segment, exactly as the worker would, and disarms the entry, which
+// the sweep notices.
 func TestXDPOffloadArmed(t *testing.T) {
 	td, fs := xdpTestDP(t)
 	client, vp, rs := netip.AddrPortFrom(clientIP, 40008), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
@@ -31,16 +34,21 @@ func TestXDPOffloadArmed(t *testing.T) {
 	if e, err := fs[0].Lookup(in); err != nil || !e.Armed {
 		t.Fatalf("client direction %+v %v, want offloaded armed", e, err)
 	}
-	// 1039 is still with the worker: 1048 must not overtake it
-	if ret, got := runXDP(t, fs[0], seg(1048)); ret == 4 || !bytes.Equal(got[:len(seg(1048))], seg(1048)) {
-		t.Fatalf("a segment ahead of the mark: action %d, want the worker's path, unchanged", ret)
+	toWorker := func(seq uint32, why string) {
+		t.Helper()
+		if ret, got := runXDP(t, fs[0], seg(seq)); ret == 4 || !bytes.Equal(got[:len(seg(seq))], seg(seq)) {
+			t.Fatalf("%s: action %d, want the worker's path, unchanged", why, ret)
+		}
 	}
-	td.one(t, 0, seg(1039), 1) // the worker sends it: mark 1048
-	ret, got := runXDP(t, fs[0], seg(1048))
+	toWorker(1039, "a segment at the mark before anything passed to the worker")
+	toWorker(1048, "a segment ahead of the mark") // 1039 is still with the worker: 1048 must not overtake it
+	td.one(t, 0, seg(1039), 1)                    // the worker sends them: mark 1057
+	td.one(t, 0, seg(1048), 1)
+	ret, got := runXDP(t, fs[0], seg(1057))
 	if ret != 4 {
 		t.Fatalf("a segment at the mark: action %d, want XDP_REDIRECT", ret)
 	}
-	td.inject(0, seg(1048))
+	td.inject(0, seg(1057))
 	td.stepAll()
 	if fr := td.outAll(1); len(fr) != 1 || !bytes.Equal(fr[0], got) {
 		t.Fatalf("program and worker differ:\n program %x\n worker  %v", got, fr)
@@ -49,8 +57,8 @@ func TestXDPOffloadArmed(t *testing.T) {
 		t.Fatalf("after the first fast segment: %+v %v, want disarmed", e, err)
 	}
 	v, err := fs[0].Verdicts()
-	if err != nil || v[xdpfast.VerdictArmed] != 1 {
-		t.Fatalf("verdicts %v %v, want one armed", v, err)
+	if err != nil || v[xdpfast.VerdictArmed] != 2 {
+		t.Fatalf("verdicts %v %v, want two armed", v, err)
 	}
 	td.w.xdp.pass = td.w.now - 2*xdpSweepEvery // a sweep pass is due
 	td.w.iterate()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 	"github.com/gvs-lb/gvs/header"
@@ -58,10 +59,11 @@ func TestXDPOffloadServiceChanges(t *testing.T) {
 			if len(td.w.xdp.conns) != 1 || td.w.xdp.conns[0].dirs != 3 {
 				t.Fatalf("offloaded %+v, want one connection, both directions", td.w.xdp.conns)
 			}
+			xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
 			// three segments through the program only: taking the
 			// connection back moves them into the destination's traffic
 			for i := range 3 {
-				if ret, _ := runXDP(t, fs[0], cliData(uint32(1039+9*i))); ret != 4 {
+				if ret, _ := runXDP(t, fs[0], cliData(uint32(1048+9*i))); ret != 4 {
 					t.Fatalf("action %d, want XDP_REDIRECT", ret)
 				}
 			}
@@ -90,7 +92,7 @@ func TestXDPOffloadServiceChanges(t *testing.T) {
 			if c.expired {
 				return
 			}
-			next := cliData(1066)
+			next := cliData(1075)
 			if !c.back {
 				if ret, _ := runXDP(t, fs[0], next); ret != 4 {
 					t.Fatalf("action %d: still offloaded, want XDP_REDIRECT", ret)
@@ -103,6 +105,9 @@ func TestXDPOffloadServiceChanges(t *testing.T) {
 				}
 				return
 			}
+			// the program's last packets have had their time (xdpDrainHold)
+			td.d.start = td.d.start.Add(-time.Duration(xdpDrainHold))
+			td.w.iterate()
 			if d := td.one(t, 0, next, 1); d.dst != rs {
 				t.Fatalf("the next segment went to %s, want %s", d.dst, rs)
 			}
@@ -140,5 +145,68 @@ func TestXDPOffloadListed(t *testing.T) {
 	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: 1030, ackn: 5001, payload: []byte("x")}), 1)
 	if x := listed(); x != 1<<session.In|1<<session.Out {
 		t.Fatalf("XDP %b with both directions offloaded", x)
+	}
+}
+
+// TestXDPOffloadHold: when a direction the program forwarded is taken back
+// (here by an edit of its service), its next packets are held for
+// xdpDrainHold, in order, while the program's last ones may still be in
+// the kernel, then sent in the order they came; the direction is not
+// offloaded again meanwhile. A direction the program never forwarded (the
+// server's, still armed) is not held.
+func TestXDPOffloadHold(t *testing.T) {
+	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 80}
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40010), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	lp := netip.AddrPortFrom(lip, lport)
+	srvData := func(seq uint32) []byte {
+		return tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: seq, ackn: 1030, payload: []byte("answer")})
+	}
+	cliData := func(seq uint32) []byte {
+		return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+	}
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+	td.one(t, 0, cliData(1030), 1)
+	xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
+	if ret, _ := runXDP(t, fs[0], cliData(1048)); ret != 4 {
+		t.Fatalf("action %d, want XDP_REDIRECT", ret)
+	}
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: k, Sched: "wrr"}); err != nil {
+		t.Fatal(err)
+	}
+	td.w.iterate() // takes the connection back
+	if len(td.w.xdp.conns) != 0 {
+		t.Fatalf("%d connections still offloaded after the edit", len(td.w.xdp.conns))
+	}
+	// the server's direction was never forwarded by the program: at once
+	td.one(t, 1, srvData(5001), 0)
+	// the client's: held, in order, and not offloaded again meanwhile
+	seqs := []uint32{1057, 1066, 1075}
+	for _, s := range seqs {
+		td.inject(0, cliData(s))
+	}
+	td.stepAll()
+	if fr := td.outAll(1); len(fr) != 0 || td.sum(CtrLBXDPHeld) != 3 {
+		t.Fatalf("%d frames sent at once, %d held; want the 3 held", len(fr), td.sum(CtrLBXDPHeld))
+	}
+	if _, err := fs[0].Lookup(xdpfast.Key{Proto: header.ProtoTCP, Src: client.Addr(), Dst: vp.Addr(), SrcPort: client.Port(), DstPort: vp.Port()}); !errors.Is(err, xdpfast.ErrNotExist) {
+		t.Fatalf("offloaded again while its packets are held: %v", err)
+	}
+	td.d.start = td.d.start.Add(-time.Duration(xdpDrainHold))
+	td.stepAll()
+	fr := td.outAll(1)
+	if len(fr) != len(seqs) {
+		t.Fatalf("%d frames after the hold, want %d", len(fr), len(seqs))
+	}
+	for i, f := range fr {
+		if d := decodeL4(t, f); d.tcp == nil || d.tcp.Seq != seqs[i] || d.dst != rs {
+			t.Fatalf("frame %d after the hold: %+v, want seq %d to %v", i, d, seqs[i], rs)
+		}
+	}
+	// the next segment offloads the direction again
+	td.one(t, 0, cliData(1084), 1)
+	if len(td.w.xdp.conns) != 1 || td.w.xdp.conns[0].dirs&(1<<session.In) == 0 {
+		t.Fatalf("not offloaded again after the hold: %+v", td.w.xdp.conns)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -98,12 +99,16 @@ func TestXDPOffload(t *testing.T) {
 			if td.sum(CtrLBXDPOffloaded) != 2 || td.sum(CtrLBXDPOffloadFailed) != 0 {
 				t.Fatalf("counters %v", nonZero(func() [NumCounters]uint64 { c, _ := td.w.Stats(); return c }()))
 			}
-			// the program does what the worker does, both ways
+			// the program does what the worker does, both ways, once each
+			// entry is active: it passed a segment to the worker and the
+			// worker sent it
+			xdpPrime(t, td, fs[0], 0, cliData(1041), 1)
+			xdpPrime(t, td, fs[1], 1, srvData(5013), 0)
 			for _, c := range []struct {
 				f          *xdpfast.Fast
 				frame      []byte
 				in, outIdx int
-			}{{fs[0], cliData(1041), 0, 1}, {fs[1], srvData(5013), 1, 0}} {
+			}{{fs[0], cliData(1052), 0, 1}, {fs[1], srvData(5025), 1, 0}} {
 				ret, got := runXDP(t, c.f, c.frame)
 				if ret != 4 {
 					t.Fatalf("program action %d, want XDP_REDIRECT", ret)
@@ -122,7 +127,7 @@ func TestXDPOffload(t *testing.T) {
 			// moves them into the destination's traffic
 			var n uint64
 			for i := range 3 {
-				f := cliData(uint32(1052 + 11*i))
+				f := cliData(uint32(1063 + 11*i))
 				if ret, _ := runXDP(t, fs[0], f); ret != 4 {
 					t.Fatalf("action %d", ret)
 				}
@@ -136,8 +141,23 @@ func TestXDPOffload(t *testing.T) {
 			if after.InPkts != wantIn || after.InBytes != before.InBytes+n+uint64(len(cliData(0))-14) || after.OutPkts != before.OutPkts+1 {
 				t.Fatalf("traffic %+v after the sweep, before %+v; want %d in packets", after, before, wantIn)
 			}
-			// FIN: both directions back to the slow path
-			td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, fin: true, seq: 1085, ackn: 5101}), 1)
+			// FIN: both directions back to the slow path. The program
+			// forwarded segments of the client's direction, which the kernel
+			// may not have delivered yet: the FIN waits xdpDrainHold, then
+			// goes, translated as ever
+			fin := tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, fin: true, seq: 1096, ackn: 5101})
+			td.inject(0, fin)
+			td.stepAll()
+			if fr := td.outAll(1); len(fr) != 0 || td.sum(CtrLBXDPHeld) != 1 {
+				t.Fatalf("the FIN after fast segments: %d frames sent at once, %d held; want it held", len(fr), td.sum(CtrLBXDPHeld))
+			}
+			td.d.start = td.d.start.Add(-time.Duration(xdpDrainHold))
+			td.stepAll()
+			if fr := td.outAll(1); len(fr) != 1 {
+				t.Fatalf("%d frames once the hold is over, want the FIN", len(fr))
+			} else if d := decodeL4(t, fr[0]); d.tcp == nil || !d.tcp.FIN || d.tcp.Seq != 1096 || d.dst != rs {
+				t.Fatalf("released %+v, want the FIN to %v", d, rs)
+			}
 			for i, k := range []xdpfast.Key{in, out} {
 				if _, err := fs[i].Lookup(k); !errors.Is(err, xdpfast.ErrNotExist) {
 					t.Fatalf("entry %v after FIN: %v", k, err)
@@ -146,7 +166,7 @@ func TestXDPOffload(t *testing.T) {
 			if td.sum(CtrLBXDPRemoved) != 2 || len(td.w.xdp.conns) != 0 {
 				t.Fatalf("removed %d, %d still offloaded", td.sum(CtrLBXDPRemoved), len(td.w.xdp.conns))
 			}
-			if ret, got := runXDP(t, fs[0], cliData(1085)); ret == 4 || !bytes.Equal(got, cliData(1085)) {
+			if ret, got := runXDP(t, fs[0], cliData(1096)); ret == 4 || !bytes.Equal(got, cliData(1096)) {
 				t.Fatalf("after FIN the program still forwards: action %d", ret)
 			}
 		})
@@ -186,4 +206,17 @@ func TestXDPOffloadEnds(t *testing.T) {
 	if _, err := fs[0].Lookup(in); !errors.Is(err, xdpfast.ErrNotExist) || len(td.w.xdp.conns) != 0 {
 		t.Fatalf("after the connection ended: entry %v, %d offloaded", err, len(td.w.xdp.conns))
 	}
+}
+
+// xdpPrime takes an armed TCP entry (in f, of port in) to where it
+// forwards: the program passes frame, a segment at the worker's mark, to
+// the worker (nothing had passed since the entry was written, so earlier
+// segments could still be queued), and the worker sends it (out of port
+// out), which moves the mark past it.
+func xdpPrime(t *testing.T, td *testDP, f *xdpfast.Fast, in int, frame []byte, out int) {
+	t.Helper()
+	if ret, got := runXDP(t, f, frame); ret == 4 || !bytes.Equal(got[:len(frame)], frame) {
+		t.Fatalf("a segment at the mark of a fresh armed entry: action %d, want the worker's path, unchanged", ret)
+	}
+	td.one(t, in, frame, out)
 }

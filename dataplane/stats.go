@@ -146,6 +146,8 @@ const (
 	CtrLBXDPOffloaded        // a connection direction written to its port's XDP fast path (lbxdp.go)
 	CtrLBXDPOffloadFailed    // a connection direction the XDP fast path had no room for (or refused): it stays on the slow path
 	CtrLBXDPRemoved          // a connection direction taken back from the XDP fast path (FIN/RST, end, route or neighbour change)
+	CtrLBXDPHeld             // a packet held after its direction was taken back from the XDP fast path, until the program's last ones have left
+	CtrLBXDPHoldFull         // the packets held after a take-back from the XDP fast path sent before their time: the hold queue was full
 
 	NumCounters
 )
@@ -184,7 +186,7 @@ var counterNames = [NumCounters]string{
 	"lb_masq_index_full", "lb_masq_transit",
 	"lb_frag_first", "lb_frag_forwarded", "lb_frag_held", "lb_frag_released", "lb_frag_evicted",
 	"drop_lb_frag_hold_full", "drop_lb_frag_timeout", "drop_lb_frag_unsupported", "drop_lb_frag_no_conn", "drop_lb_ext_header",
-	"lb_xdp_offloaded", "lb_xdp_offload_failed", "lb_xdp_removed",
+	"lb_xdp_offloaded", "lb_xdp_offload_failed", "lb_xdp_removed", "lb_xdp_held", "lb_xdp_hold_full",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -231,6 +231,9 @@ func (w *Worker) iterate() int {
 		got += w.kniTransmit()
 	}
 	got += w.redirectIn()
+	if len(w.xdp.held) > 0 {
+		w.xdpRelease(false) // packets held after a take-back from the XDP fast path (lbxdp.go)
+	}
 	w.expireConns()
 	select {
 	case f := <-w.ctl:
@@ -311,6 +314,9 @@ func (w *Worker) run() {
 		if len(w.pending) > 0 {
 			timeout = pendingService
 		}
+		if d := w.xdpHoldWait(); d > 0 && d < timeout {
+			timeout = d
+		}
 		if w.hasPollFDs() {
 			w.pollWait(timeout)
 		} else {
@@ -322,6 +328,9 @@ func (w *Worker) run() {
 				sleep *= 2
 			}
 		}
+	}
+	if len(w.xdp.held) > 0 {
+		w.xdpRelease(true)
 	}
 	w.flushAll()
 	w.dropHeld()

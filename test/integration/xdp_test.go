@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,9 +16,9 @@ import (
 // FullNAT service is carried by the XDP fast path once established: it
 // runs through, the worker sees only a few of its packets (the handshake,
 // the TOA, the FIN), the connection is offloaded and taken back at its
-// end, and ipvsadm's byte counters hold at least what iperf3 received. An
-// unlimited stream reaches the real server without a segment out of order
-// (tshark's analysis of a capture there). An HTTP request through another
+// end, and ipvsadm's byte counters hold at least what iperf3 received.
+// Unlimited streams reach the real server without a segment out of order
+// (the client's IP IDs, in a capture there). An HTTP request through another
 // FullNAT service still works.
 func TestXDPOffloadLab(t *testing.T) {
 	t.Setenv("GVS_LAB_XDP_OFFLOAD", "on")
@@ -67,12 +70,50 @@ func TestXDPOffloadLab(t *testing.T) {
 	}
 
 	// unlimited: the connection moves to the fast path with the AF_XDP
-	// ring full of its segments. The armed entries keep most switches in
-	// order, but a fresh-clone CI run still saw one segment overtaken
-	// (52 retransmissions in 1 s): an open defect of issue 14
-	// (docs/xdp.md), measured and logged here, not yet asserted
-	ooo, retr, mbits := unlimitedOutOfOrder(t, l, "1")
-	t.Logf("unlimited iperf3: %.0f Mbit/s, %d retransmissions, %d segments out of order at rs1", mbits, retr, ooo)
+	// ring full of its segments; the armed entries keep the switch in
+	// order. Three streams, each switching once per direction (without
+	// armed entries each run reordered 8-10 segments here)
+	for i := 0; i < 3; i++ {
+		ooo, retr, mbits := unlimitedOutOfOrder(t, l, "1", nil)
+		t.Logf("unlimited iperf3: %.0f Mbit/s, %d retransmissions, %d segments out of order at rs1", mbits, retr, ooo)
+		if ooo != 0 {
+			t.Fatalf("%d segments reached rs1 after a segment the client sent later", ooo)
+		}
+	}
+	// and back: every edit of the service takes the stream's connection
+	// back to the slow path, and its next segments offload it again
+	removed := l.Counters()["lb_xdp_removed"]
+	var edits int
+	var editErr error
+	ooo, retr, mbits := unlimitedOutOfOrder(t, l, "2", func(stop <-chan struct{}) {
+		for _, s := range []string{"wrr", "rr", "wrr", "rr", "wrr", "rr", "wrr", "rr"} {
+			select {
+			case <-stop:
+				return
+			case <-time.After(150 * time.Millisecond): // spread over the stream
+			}
+			cmd := exec.Command(filepath.Join(l.root, "bin", "ipvsadm"), "-E", "-t", vip+":5201", "-s", s)
+			cmd.Env = append(cmd.Environ(), "GVS_DATAPLANE_SOCKET="+l.Env["DP_SOCKET"])
+			if out, err := cmd.CombinedOutput(); err != nil {
+				editErr = fmt.Errorf("ipvsadm -E: %v\n%s", err, out)
+				return
+			}
+			edits++
+		}
+	})
+	if editErr != nil {
+		t.Fatal(editErr)
+	}
+	ctr = l.Counters()
+	back := ctr["lb_xdp_removed"] - removed
+	t.Logf("unlimited iperf3 with %d service edits: %.0f Mbit/s, %d retransmissions, %d segments out of order at rs1, %d directions taken back, %d packets held after, hold full %d times",
+		edits, mbits, retr, ooo, back, ctr["lb_xdp_held"], ctr["lb_xdp_hold_full"])
+	if back < 4 {
+		t.Fatalf("%d service edits took %d directions back; want the stream's connection taken back again and again", edits, back)
+	}
+	if ooo != 0 {
+		t.Fatalf("%d segments reached rs1 after a segment the client sent later (moving back and forth)", ooo)
+	}
 
 	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
 	if server, _ := get(t, c, "http://"+vip+"/"); server != "rs1" {

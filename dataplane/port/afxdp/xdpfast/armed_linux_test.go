@@ -10,11 +10,15 @@ import (
 )
 
 // TestFastArmed: an armed TCP entry forwards no segment ahead of the
-// workers' mark — without a mark none at all — and leaves those to the
-// workers unchanged (counted as armed); the first segment at or behind
-// the mark is forwarded, rewritten as any hit, and disarms the entry, so
-// the following segments go fast whatever their sequence numbers. Both
-// families, both directions. UDP entries cannot be armed.
+// workers' mark or behind it (a retransmission: newer segments may still
+// be queued for the workers), none at a mark that has not reached the end
+// of the newest segment the program passed to the workers (nor before it
+// passed one), without a mark none at all, and leaves those to the
+// workers unchanged (counted as armed); the first segment that starts at
+// a mark that has reached it is forwarded, rewritten as any hit, and
+// disarms the entry, so the following segments go fast whatever their
+// sequence numbers. Both families, both directions. UDP entries cannot be
+// armed.
 func TestFastArmed(t *testing.T) {
 	payload := []byte("0123456789")
 	for _, fam := range []struct {
@@ -52,16 +56,26 @@ func TestFastArmed(t *testing.T) {
 						t.Fatalf("seq %d: verdicts %v, want %d armed and none fast", seq, v, armed)
 					}
 				}
-				toWorkers(0xfffffff0, 1) // no mark yet
-				if err := f.Arm(k, 0xfffffff0); err != nil {
+				arm := func(seq uint32) {
+					t.Helper()
+					if err := f.Arm(k, seq); err != nil {
+						t.Fatal(err)
+					}
+				}
+				toWorkers(0xfffffff0, 1)                    // no mark yet
+				if err := f.Add(k, e.Rewrite); err != nil { // written again: nothing passed to the workers since
 					t.Fatal(err)
 				}
-				toWorkers(0xfffffffa, 2) // ahead of the mark
-				toWorkers(4, 3)          // ahead, across the wrap
-				if err := f.Arm(k, 4); err != nil {
-					t.Fatal(err)
-				}
-				for i, seq := range []uint32{4, 14, 0xfffffff0} { // at the mark; then disarmed
+				arm(0xfffffff0)
+				toWorkers(0xfffffff0, 2) // at the mark, but what reached the workers before the entry may still be queued
+				toWorkers(0xfffffffa, 3) // ahead of the mark
+				toWorkers(4, 4)          // ahead, across the wrap
+				arm(4)
+				toWorkers(4, 5)          // at the mark, but the workers have not sent the one passed them last (4 to 14)
+				toWorkers(3, 6)          // behind the mark
+				toWorkers(0xfffffff6, 7) // behind, across the wrap
+				arm(14)
+				for i, seq := range []uint32{14, 24, 0xfffffff0} { // at the mark; then disarmed
 					in := seg(seq)
 					ret, out := run(t, f, in)
 					if ret != xdpRedirect {
@@ -75,7 +89,7 @@ func TestFastArmed(t *testing.T) {
 						t.Fatalf("after seq %d: %+v %v, want disarmed with %d packets", seq, e, err, i+1)
 					}
 				}
-				if v := verdicts(t, f); v[VerdictArmed] != 3 || v[VerdictFast] != 3 {
+				if v := verdicts(t, f); v[VerdictArmed] != 7 || v[VerdictFast] != 3 {
 					t.Fatalf("verdicts %v", v)
 				}
 			})

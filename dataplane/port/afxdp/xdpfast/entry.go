@@ -50,8 +50,9 @@ type Rewrite struct {
 	Ifindex          int     // egress port; must be added with AddEgress
 	MTU              int     // egress MTU: longer IP packets go to the workers
 	Slow             bool    // keep the entry but send its packets to the workers
-	// Armed (TCP): forward nothing ahead of the workers' mark (Arm); read
-	// back, it says the program has not yet forwarded a segment.
+	// Armed (TCP): forward nothing until a segment starts at the workers'
+	// mark (Arm); read back, it says the program has not yet forwarded a
+	// segment.
 	Armed bool
 }
 

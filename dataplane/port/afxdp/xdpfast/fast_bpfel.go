@@ -44,6 +44,8 @@ type fastFnatVal struct {
 	Flags    uint32
 	Smac     [6]uint8
 	Dmac     [6]uint8
+	Hi       uint32
+	Pad2     uint32
 	LastSeen uint64
 	Packets  uint64
 	Bytes    uint64

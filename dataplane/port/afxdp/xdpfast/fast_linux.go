@@ -42,7 +42,7 @@ const (
 	VerdictNoEgress = Verdict(fastXdpfastVerdictXDPFAST_NO_EGRESS) // egress port not added
 	VerdictShort    = Verdict(fastXdpfastVerdictXDPFAST_SHORT)     // truncated or malformed headers
 	VerdictSlow     = Verdict(fastXdpfastVerdictXDPFAST_SLOW)      // entry marked Slow
-	VerdictArmed    = Verdict(fastXdpfastVerdictXDPFAST_ARMED)     // armed entry, segment ahead of the workers' mark
+	VerdictArmed    = Verdict(fastXdpfastVerdictXDPFAST_ARMED)     // armed entry, segment not at the workers' mark
 	NumVerdicts     = int(fastXdpfastVerdictXDPFAST_VERDICTS)
 )
 
@@ -207,7 +207,9 @@ const (
 // Arm sets the workers' mark of k's armed entry: seq is the sequence
 // number just past the last segment of that direction they transmitted.
 // The program forwards a segment of an armed entry only when its sequence
-// number is not ahead of the mark, and disarms the entry then.
+// number is the mark (it continues what the workers sent, with nothing
+// queued in between), and disarms the entry then; segments ahead of the
+// mark or behind it (retransmissions) go to the workers.
 func (f *Fast) Arm(k Key, seq uint32) error {
 	key := makeKey(unmapKey(k))
 	if err := f.objs.GvsFnatArm.Update(&key, &fastFnatArm{Seq: seq}, ebpf.UpdateAny); err != nil {

@@ -21,11 +21,20 @@
  * An entry written armed (TCP) forwards nothing until the workers have sent
  * every segment of its direction that came before: the program compares
  * each segment's sequence number with the workers' mark in gvs_fnat_arm
- * (the sequence number just past the last segment they transmitted) and
- * sends it to the workers while it is ahead of the mark. Segments still
- * queued for the workers (the AF_XDP ring, their transmit batch) can thus
- * never be overtaken by the fast path: no reordering when a connection
- * moves to it. The first segment at or behind the mark disarms the entry.
+ * (the sequence number just past the last segment they transmitted, once
+ * the transmission completed) and sends it to the workers unless it starts
+ * exactly at the mark and the workers have sent everything the program
+ * passed them: the program keeps in hi the end of the newest segment it
+ * passed to the workers since the entry was written, and the mark must
+ * have reached it (the workers take their ring in order, so they have
+ * then handled what came before, including what reached them before the
+ * entry existed). A segment ahead of the mark may have others queued for
+ * the workers before it; one behind it, or at a mark behind hi, is a
+ * retransmission (of a segment lost on its way to them, say), which says
+ * nothing about what is still queued. A segment at the mark once the mark
+ * has reached hi continues what the workers sent with nothing queued in
+ * between: it disarms the entry, and the fast path never overtakes a
+ * segment when a connection moves to it.
  *
  * The checksum differences (csum_l3, csum_l4) are computed by the control
  * side when it writes an entry: the old addresses and ports are those of the
@@ -47,6 +56,7 @@
 /* fnat_val.flags */
 #define FNAT_F_SLOW 0x1 /* the entry's packets go to the workers */
 #define FNAT_F_ARM 0x2  /* TCP: forward once the workers' mark reaches the segment */
+#define FNAT_F_HI 0x4   /* hi is set: the program passed an armed segment to the workers */
 
 /* A packet's direction of a connection: fields in network byte order. An
  * IPv4 address takes the first 4 bytes of its field, the rest is zero. */
@@ -74,6 +84,8 @@ struct fnat_val {
 	__u32 flags;   /* FNAT_F_* */
 	__u8 smac[6];
 	__u8 dmac[6];
+	__u32 hi; /* armed: just past the newest segment passed to the workers (the program's) */
+	__u32 pad2;
 	__u64 last_seen; /* CLOCK_MONOTONIC_COARSE ns of the last packet forwarded here */
 	__u64 packets;   /* forwarded here (not counting those sent to the workers) */
 	__u64 bytes;     /* their IP lengths */
@@ -98,7 +110,7 @@ enum xdpfast_verdict {
 	XDPFAST_NO_EGRESS = 8, /* the egress port is not in gvs_egress */
 	XDPFAST_SHORT = 9,     /* truncated or malformed headers */
 	XDPFAST_SLOW = 10,     /* the entry is marked slow */
-	XDPFAST_ARMED = 11,    /* armed, ahead of the workers' mark */
+	XDPFAST_ARMED = 11,    /* armed, not at the workers' mark */
 	XDPFAST_VERDICTS = 12,
 };
 
@@ -189,7 +201,7 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 	__builtin_memset(&key, 0, sizeof(key));
 	__u8 *l3 = eth + ETH_HLEN;
 	__u8 *l4;
-	__u32 iplen;
+	__u32 iplen, l3len;
 	__u8 ttl;
 	__u16 type = get16(eth + 12);
 
@@ -213,6 +225,7 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 		__builtin_memcpy(key.daddr, l3 + 16, 4);
 		key.family = 4;
 		ttl = l3[8];
+		l3len = 20;
 		l4 = l3 + 20;
 	} else if (type == ETH_P_IPV6) {
 		if (l3 + 40 > end)
@@ -245,6 +258,7 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 		__builtin_memcpy(key.daddr, l3 + 24, 16);
 		key.family = 6;
 		ttl = l3[7];
+		l3len = 40;
 		l4 = l3 + 40;
 	} else {
 		return to_xsk(ctx, XDPFAST_OTHER);
@@ -272,12 +286,19 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 	if (tcpflags & (TCP_SYN | TCP_FIN | TCP_RST))
 		return to_xsk(ctx, XDPFAST_TCP_CTL);
 	if (v->flags & FNAT_F_ARM) {
-		if (key.proto != PROTO_TCP || l4 + 8 > end)
+		if (key.proto != PROTO_TCP || l4 + 20 > end)
 			return to_xsk(ctx, XDPFAST_ARMED);
 		struct fnat_arm *a = bpf_map_lookup_elem(&gvs_fnat_arm, &key);
 		__u32 seq = (__u32)get16(l4 + 4) << 16 | get16(l4 + 6);
-		if (!a || (int)(seq - a->seq) > 0)
+		if (!a || !(v->flags & FNAT_F_HI) || seq != a->seq || (int)(v->hi - a->seq) > 0) {
+			__u32 hdr = l3len + (__u32)(l4[12] >> 4) * 4;
+			__u32 last = seq + (iplen > hdr ? iplen - hdr : 0);
+			if (!(v->flags & FNAT_F_HI) || (int)(last - v->hi) > 0) {
+				v->hi = last; /* plain stores: one CPU takes a flow's packets */
+				v->flags |= FNAT_F_HI;
+			}
 			return to_xsk(ctx, XDPFAST_ARMED);
+		}
 		v->flags &= ~FNAT_F_ARM; /* a plain store: every CPU that races here clears the same bit */
 	}
 	if (ttl <= 1)
