@@ -370,7 +370,7 @@ system_tests() {
 	gvs1rt) echo udp over wrk synproxy ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
-	gvs1xdp) echo udp over ;;
+	gvs1xdp) echo udp cps wrk over ;;
 	haproxy) echo cps wrk ;;
 	esac
 }

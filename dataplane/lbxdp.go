@@ -12,6 +12,9 @@ package dataplane
 // arrived, with the rewrite, MACs, egress port and MTU this very packet
 // got: the fast path then does to the next packets what the worker just
 // did. The other direction is offloaded by its own packets, the same way.
+// A TCP direction is offloaded only after xdpTCPAfter established
+// segments went through the worker: a short connection costs the slow
+// path less than its entries' system calls.
 //
 // Taken back (both directions): on a FIN or RST (the fast path leaves
 // those to the workers), at the connection's end (connRelease: expiry,
@@ -107,6 +110,8 @@ type workerXDP struct {
 	on    bool      // some port has a fast path
 	ports []xdpPort // by port index
 	slot  []int32   // connection id → index in conns + 1; 0: not offloaded
+	seen  []uint8   // connection id → established TCP segments forwarded, a nibble a direction (up to after)
+	after uint8     // xdpTCPAfter
 	conns []xdpConn
 	snap  *snapshot   // the interfaces and routes the entries were made with
 	nver  uint64      // the neighbour table version they were checked against
@@ -139,6 +144,12 @@ const (
 	// off to ksoftirqd on a busy core takes a few scheduler ticks at most)
 	xdpDrainHold = int64(4 * time.Millisecond)
 	xdpHoldMax   = 512 // packets held per worker; when full, they go at once (lb_xdp_hold_full)
+	// xdpTCPAfter is how many established segments of a TCP direction the
+	// worker forwards before it offloads the direction: writing, arming
+	// and removing the entries costs about eight map system calls a
+	// connection, more than the slow path spends on a short one (one
+	// request, one answer), so only connections that carry more go fast
+	xdpTCPAfter = 8
 )
 
 // xdpSetup finds the ports' fast paths, once.
@@ -159,6 +170,8 @@ func (w *Worker) xdpSetup() {
 	}
 	if x.on {
 		x.slot = make([]int32, w.sess.Capacity())
+		x.seen = make([]uint8, w.sess.Capacity())
+		x.after = xdpTCPAfter
 	}
 }
 
@@ -204,6 +217,14 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 			}
 		}
 		return
+	}
+	if c.Proto == header.ProtoTCP {
+		sh := 4 * uint8(dir)
+		n := x.seen[id] >> sh & 0xf
+		if n < x.after {
+			x.seen[id] += 1 << sh
+			return // a short connection stays with the worker
+		}
 	}
 	if !w.xdpDestLive(c) {
 		return // draining or quiesced: its packets stay with the worker
@@ -339,7 +360,11 @@ func (w *Worker) xdpMarks() {
 // xdpGone is connRelease's part: a connection that ends leaves the fast
 // path with it.
 func (w *Worker) xdpGone(id uint32, c *session.Conn) {
-	if w.xdp.on && w.xdp.slot[id] != 0 {
+	if !w.xdp.on {
+		return
+	}
+	w.xdp.seen[id] = 0 // the next connection in this slot counts from nothing
+	if w.xdp.slot[id] != 0 {
 		w.xdpRemove(id, c)
 	}
 }

@@ -210,3 +210,44 @@ func TestXDPOffloadHold(t *testing.T) {
 		t.Fatalf("not offloaded again after the hold: %+v", td.w.xdp.conns)
 	}
 }
+
+// TestXDPOffloadAfter: a TCP direction is offloaded only after the worker
+// forwarded xdpTCPAfter established segments of it, so a short connection
+// never costs the map's system calls; each direction counts its own, and
+// a connection that ends leaves its slot counting from nothing.
+func TestXDPOffloadAfter(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	td.w.xdp.after = xdpTCPAfter
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40012), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	lp := netip.AddrPortFrom(lip, lport)
+	in := xdpfast.Key{Proto: header.ProtoTCP, Src: client.Addr(), Dst: vp.Addr(), SrcPort: client.Port(), DstPort: vp.Port()}
+	out := xdpfast.Key{Proto: header.ProtoTCP, Src: rs.Addr(), Dst: lip, SrcPort: rs.Port(), DstPort: lport}
+	offloaded := func(f *xdpfast.Fast, k xdpfast.Key) bool {
+		_, err := f.Lookup(k)
+		return err == nil
+	}
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0) // confirms the TOA
+	for i := range xdpTCPAfter {
+		td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, seq: uint32(1030 + 4*i), ackn: 5001, payload: []byte("data")}), 1)
+		if offloaded(fs[0], in) {
+			t.Fatalf("client direction offloaded after %d segments", i+1)
+		}
+	}
+	if offloaded(fs[1], out) {
+		t.Fatal("server direction offloaded by the client's segments")
+	}
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, seq: 1030 + 4*xdpTCPAfter, ackn: 5001, payload: []byte("data")}), 1)
+	if !offloaded(fs[0], in) || td.sum(CtrLBXDPOffloaded) != 1 {
+		t.Fatalf("client direction not offloaded by segment %d (offloaded %d)", xdpTCPAfter+1, td.sum(CtrLBXDPOffloaded))
+	}
+	// the connection ends: its slot's next connection counts from nothing
+	id := td.w.xdp.conns[0].id
+	if td.w.xdp.seen[id] == 0 {
+		t.Fatal("no segments counted")
+	}
+	td.w.sess.Flush(td.w.onExpire)
+	if n := td.w.xdp.seen[id]; n != 0 || offloaded(fs[0], in) {
+		t.Fatalf("after the end: %#x segments counted, offloaded %v", n, offloaded(fs[0], in))
+	}
+}

@@ -31,6 +31,7 @@ func xdpTestDP(t *testing.T) (*testDP, [2]*xdpfast.Fast) {
 	x := &td.w.xdp
 	x.init, x.on = true, true
 	x.slot = make([]int32, td.w.sess.Capacity())
+	x.seen = make([]uint8, td.w.sess.Capacity()) // x.after 0: offloaded by its first established segment (TestXDPOffloadAfter: by its ninth)
 	for i := range fs {
 		f, err := xdpfast.Load(xdpfast.Options{MaxConns: 64})
 		if err != nil {
