@@ -40,7 +40,7 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 # The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
@@ -216,8 +216,10 @@ cell() {
 	[ "$sys" = xdp ] && [ "$test" = cps ] && extra+=(--server-addrs $VIP)
 	# the XDP redirect runs in the sender's softirq on whatever CPU sends:
 	# in the separate placement generate (and sink) on every CPU, else the
-	# row only measures one CPU's worth of generator
-	if [ "$sys" = xdp ] && [ "$PLACE" = sep ] && [[ $test == udp || $test == over-* ]]; then
+	# row only measures one CPU's worth of generator. So does GVS's XDP fast
+	# path once its flows are offloaded: gvs2xdp (a worker and a queue per
+	# CPU, so that every queue's first packets reach a worker) gets the same
+	if [[ $sys == xdp || $sys == gvs2xdp ]] && [ "$PLACE" = sep ] && [[ $test == udp || $test == over-* ]]; then
 		extra+=(--tx-queues "$BENCH_QUEUES" --client-cpus "$ALL_CPUS" --server-cpus "$ALL_CPUS")
 		[ "$GEN" = xdp-live ] && extra+=(--gen-threads "$NCPU")
 	fi
@@ -371,6 +373,7 @@ system_tests() {
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
 	gvs1xdp) echo udp cps wrk over ;;
+	gvs2xdp) echo udp over ;;
 	haproxy) echo cps wrk ;;
 	esac
 }
@@ -382,7 +385,7 @@ place_tests() {
 	free) echo cps wrk ;;
 	esac
 }
-system_queues() { case $1 in xsk2 | gvs2) echo 2 ;; *) echo 1 ;; esac }
+system_queues() { case $1 in xsk2 | gvs2 | gvs2xdp) echo 2 ;; *) echo 1 ;; esac }
 
 start_system() {
 	case $1 in
@@ -396,9 +399,10 @@ start_system() {
 	gvsdpdkxdp1) gvs_start 1 "$SUT_CPU" 0 gvsdpdkxdp1 dpdk-afxdp ;;
 	gvsafp1) gvs_start 1 "$SUT_CPU" 0 gvsafp1 afpacket ;;
 	gvs1xdp) XDP_OFFLOAD=on gvs_start 1 "$SUT_CPU" 0 gvs1xdp ;;
+	gvs2xdp) XDP_OFFLOAD=on gvs_start 2 "$SUT_CPUS2" 0 gvs2xdp ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
 	esac
 }
 
@@ -411,7 +415,7 @@ stop_system() {
 	gvsdpdk1) gvs_stop - "$1" dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_stop - "$1" dpdk-afxdp ;;
 	gvsafp1) gvs_stop - "$1" afpacket ;;
-	gvs1xdp) gvs_stop - "$1" ;;
+	gvs1xdp | gvs2xdp) gvs_stop - "$1" ;;
 	nft) nft_stop ;;
 	haproxy) haproxy_stop ;;
 	esac

@@ -58,6 +58,7 @@ var systems = []struct{ id, label string }{
 	{"gvsdpdkxdp1", "GVS FullNAT, 1 worker, dpdk driver on net_af_xdp vdevs (rt_priority 0)"},
 	{"gvsafp1", "GVS FullNAT, 1 worker, afpacket driver (rt_priority 0)"},
 	{"gvs1xdp", "GVS FullNAT, 1 worker, XDP fast path on (ipvs.xdp_offload, rt_priority 0)"},
+	{"gvs2xdp", "GVS FullNAT, 2 workers, XDP fast path on, generated from every CPU as for the XDP redirect"},
 	{"nft", "nftables DNAT + conntrack"},
 	{"haproxy", "haproxy 2.6, mode tcp"},
 }
