@@ -58,6 +58,13 @@ const (
 	liveOffSeq    = liveOffStamp + 6
 	liveOffSentNs = liveOffStamp + 10
 	liveEnd       = liveOffStamp + StampLen // the program checks the frame reaches this far
+	// liveRestore: the program writes the template's bytes up to here
+	// (Ethernet, IPv4 and the UDP ports and length) into every frame
+	// before the varying fields: a live frame's page comes back for the
+	// next frame as the last program that saw it left it, and a system
+	// that rewrites in place (GVS's XDP fast path: addresses, ports, MACs,
+	// TTL) would otherwise see its own output again
+	liveRestore = EthLen + IPv4Len + 6
 )
 
 // liveUDPWords are the offsets of the 16-bit words the program adds to
@@ -153,9 +160,11 @@ func (lt *liveTemplate) fields(g uint64) (flow, seq uint32, src [4]byte, sport u
 	return flow, seq, src, sport
 }
 
-// apply turns frame (a copy of the template) into frame g sent at sentNs
-// on the run clock, with the program's arithmetic.
+// apply turns frame (the template, or a frame made from it whose headers
+// were rewritten since) into frame g sent at sentNs on the run clock, with
+// the program's arithmetic.
 func (lt *liveTemplate) apply(frame []byte, g uint64, sentNs int64) {
+	copy(frame[:liveRestore], lt.frame)
 	flow, seq, src, sport := lt.fields(g)
 	copy(frame[liveOffSrc:], src[:])
 	binary.BigEndian.PutUint16(frame[liveOffSport:], sport)

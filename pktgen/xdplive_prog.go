@@ -7,6 +7,7 @@ package pktgen
 //	c = counter[0]++                      (frames this thread generated)
 //	now = bpf_ktime_get_ns() - clockOffset
 //	if data + liveEnd > data_end: return XDP_DROP
+//	the template's headers (to liveRestore) over whatever the page holds
 //	i = c·T + t; flow = i % Flows; seq = i / Flows
 //	write flow, seq, now into the stamp; client address and source port of the flow
 //	IPv4 checksum = ~(ipSum + source address words)
@@ -14,6 +15,8 @@ package pktgen
 //	return XDP_TX                         (out of the client device)
 
 import (
+	"encoding/binary"
+
 	"github.com/cilium/ebpf/asm"
 )
 
@@ -65,6 +68,17 @@ func liveProgram(lt *liveTemplate, counterFD int) asm.Instructions {
 		asm.Mov.Reg(asm.R4, data),
 		asm.Add.Imm(asm.R4, liveEnd),
 		asm.JGT.Reg(asm.R4, asm.R3, "drop"),
+	}
+	// the template's headers, four bytes a store (liveRestore is even:
+	// the last store is two bytes)
+	for off := 0; off < liveRestore; off += 4 {
+		if liveRestore-off >= 4 {
+			in = append(in, asm.StoreImm(data, int16(off), int64(int32(binary.LittleEndian.Uint32(lt.frame[off:]))), asm.Word))
+		} else {
+			in = append(in, asm.StoreImm(data, int16(off), int64(binary.LittleEndian.Uint16(lt.frame[off:])), asm.Half))
+		}
+	}
+	in = append(in,
 		// i = c·T + t; flow (R1) = i % Flows; seq (R2) = i / Flows
 		asm.Mul.Imm(cnt, int32(lt.threads)),
 		asm.Add.Imm(cnt, int32(lt.thread)),
@@ -99,7 +113,7 @@ func liveProgram(lt *liveTemplate, counterFD int) asm.Instructions {
 		// IPv4 header checksum
 		asm.Mov.Reg(asm.R0, asm.R1),
 		asm.Add.Imm(asm.R0, int32(lt.ipSum)),
-	}
+	)
 	in = append(in, fold(asm.R0, asm.R2)...)
 	in = append(in,
 		asm.Xor.Imm(asm.R0, 0xffff),
