@@ -491,10 +491,10 @@ func (w *Worker) xdpHoldWait() time.Duration {
 }
 
 // xdpCount moves what entry e counted since the last read into the
-// destination's counters; it reports whether there was anything.
-func (w *Worker) xdpCount(c *session.Conn, dir session.Direction, d *xdpDir, e xdpfast.Entry) bool {
+// destination's counters; it returns how many packets that was.
+func (w *Worker) xdpCount(c *session.Conn, dir session.Direction, d *xdpDir, e xdpfast.Entry) uint64 {
 	if e.Packets <= d.pkts {
-		return false
+		return 0
 	}
 	p, n := e.Packets-d.pkts, e.Bytes-d.bytes
 	d.pkts, d.bytes = e.Packets, e.Bytes
@@ -508,7 +508,7 @@ func (w *Worker) xdpCount(c *session.Conn, dir session.Direction, d *xdpDir, e x
 			st.outBytes.Add(n)
 		}
 	}
-	return true
+	return p
 }
 
 // xdpRevalidate runs when the interfaces, routes or neighbours changed:
@@ -646,8 +646,17 @@ func (w *Worker) xdpSweep() {
 			if !e.Armed {
 				xc.dir[dir].armed = false // the program forwards it now
 			}
-			if w.xdpCount(c, dir, &xc.dir[dir], e) {
+			n := w.xdpCount(c, dir, &xc.dir[dir], e)
+			if n > 0 {
 				seen = true
+			}
+			if dir == session.In && w.syncPol != nil {
+				// session sync counts the client's packets, as if the worker
+				// had seen them (sync.go): a backup's copy of a long
+				// connection is refreshed although its packets go fast
+				for range min(n, 256) {
+					w.syncIn(c, xc.id, session.In, c.State)
+				}
 			}
 		}
 		if seen {

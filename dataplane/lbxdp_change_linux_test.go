@@ -251,3 +251,41 @@ func TestXDPOffloadAfter(t *testing.T) {
 		t.Fatalf("after the end: %#x segments counted, offloaded %v", n, offloaded(fs[0], in))
 	}
 }
+
+// TestXDPOffloadSync: the client packets the program forwards count for
+// session sync as if the worker had seen them: the sweep that reads them
+// publishes the connection at every period, so a backup's copy of a long
+// offloaded connection is refreshed.
+func TestXDPOffloadSync(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	setSync(td, SyncPolicy{Threshold: 3, Period: 4})
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40016), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+	cliData := func(seq uint32) []byte {
+		return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+	}
+	td.one(t, 0, cliData(1030), 1)
+	xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
+	popSync(td)
+	// 8 client packets through the program only: two periods of 4
+	for i := range 8 {
+		if ret, _ := runXDP(t, fs[0], cliData(uint32(1048+9*i))); ret != 4 {
+			t.Fatalf("action %d, want XDP_REDIRECT", ret)
+		}
+	}
+	if ev := popSync(td); len(ev) != 0 {
+		t.Fatalf("%d events before the sweep read the program's counts", len(ev))
+	}
+	td.w.xdp.pass = td.w.now - 2*xdpSweepEvery // a sweep pass is due
+	td.w.iterate()
+	ev := popSync(td)
+	if len(ev) != 2 {
+		t.Fatalf("%d events after the sweep read 8 client packets with period 4, want 2: %+v", len(ev), ev)
+	}
+	for _, e := range ev {
+		if e.Kind != SyncUpdate || e.Client != client || e.State != session.StateEstablished {
+			t.Fatalf("event %+v, want an update of the established connection", e)
+		}
+	}
+}
