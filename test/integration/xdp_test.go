@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/gvs-lb/gvs/api/dataplanepb"
 	"github.com/gvs-lb/gvs/internal/nsutil"
 )
 
@@ -118,6 +120,47 @@ func TestXDPOffloadLab(t *testing.T) {
 	c := nsutil.HTTPClient(l.Env["CLIENT_NS"], 5*time.Second)
 	if server, _ := get(t, c, "http://"+vip+"/"); server != "rs1" {
 		t.Fatalf("HTTP answered by %q", server)
+	}
+
+	// the real server deleted with expire while a stream is on the fast
+	// path: its offloaded connection ends there and then (the program no
+	// longer forwards it, the worker has none to send it to); an idle one
+	// (iperf3's control connection) ends at its next packet, as in LVS
+	stream := exec.Command("ip", "netns", "exec", l.Env["CLIENT_NS"], "iperf3", "-c", vip, "-p", "5201", "-t", "8", "-b", "100M")
+	if err := stream.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stream.Process.Kill(); stream.Wait() }) // its connection is gone: iperf3 does not end by itself
+	rsKey := l.Env["RS1_IP"] + ":5201"
+	var fast string // the offloaded connection's client address and port
+	deadline = time.Now().Add(5 * time.Second)
+	for fast == "" {
+		for _, line := range strings.Split(l.Ipvsadm("-L", "-n", "-c"), "\n") {
+			if f := strings.Fields(line); len(f) == 8 && f[6] == rsKey && f[7] == "xdp" {
+				fast = f[3]
+			}
+		}
+		if fast == "" && time.Now().After(deadline) {
+			t.Fatalf("the stream never went onto the fast path:\n%s", l.Ipvsadm("-L", "-n", "-c"))
+		}
+		time.Sleep(50 * time.Millisecond) // polls the listing
+	}
+	removed = l.Counters()["lb_xdp_removed"]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := l.api.DelDest(ctx, &pb.DestRequest{Service: &pb.ServiceKey{Proto: "TCP", Addr: vip, Port: 5201},
+		Dest: &pb.Dest{Addr: l.Env["RS1_IP"], Port: 5201}, Expire: true}); err != nil {
+		t.Fatalf("delete the real server with expire: %v", err)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for strings.Contains(l.Ipvsadm("-L", "-n", "-c"), fast+" ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the offloaded connection from %s to the deleted real server is left:\n%s", fast, l.Ipvsadm("-L", "-n", "-c"))
+		}
+		time.Sleep(50 * time.Millisecond) // polls the listing
+	}
+	if back := l.Counters()["lb_xdp_removed"] - removed; back < 2 {
+		t.Fatalf("%d directions taken back by the delete, want the stream's two", back)
 	}
 }
 
