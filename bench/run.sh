@@ -29,6 +29,8 @@
 #         forwarded pps at 1x, 2x and 5x that capacity offered;
 #   wrk   connections/s of real Linux TCP: wrk (one connection per request)
 #         through the balancer to nginx;
+#   tcp   throughput of one established Linux TCP stream (iperf3) through
+#         the system (not in the default set: XDP fast path cells);
 #   synproxy  SYN flood at a SYN-proxy service (-j enable), GVS 1 worker:
 #         its UDP rate (the udp cell), SYN cookies answered per second
 #         (SYN-ACKs back at the generator, cross-checked with the
@@ -40,7 +42,7 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 # The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
@@ -73,7 +75,7 @@ GVS_CONN_CAPACITY=${GVS_CONN_CAPACITY:-2097152}
 # durations (seconds) and sizes of the cells
 UDP_S=5 SYN_S=4 CPS_S=4 CONC_CONNS=200000 CPS_CONCURRENCY=1024 WARM_S=1
 OVER_S=3 OVER_TRIAL=1s OVER_STEPS=6 OVER_TOLERANCE=1 OVER_FACTORS="1 2 5"
-WRK_S=5 WRK_CONNS=64
+WRK_S=5 WRK_CONNS=64 TCP_S=5
 # the synproxy cell's established stream: this share of the same rep's UDP
 # rate (synp-udp), over SYNP_STREAM_FLOWS flows
 SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
@@ -126,6 +128,7 @@ deps() {
 	command -v haproxy >/dev/null || need+=(haproxy)
 	command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 	command -v wrk >/dev/null || need+=(wrk)
+	command -v iperf3 >/dev/null || need+=(iperf3)
 	command -v nginx >/dev/null || need+=(nginx-light)
 	if [ ${#need[@]} -gt 0 ]; then
 		log "installing ${need[*]}"
@@ -350,6 +353,54 @@ wrk_cell() {
 	log "  $PLACE $sys wrk #$rep: $(grep -E 'Requests/sec|Socket errors|Non-2xx' "$base.wrk" | tr -s ' ' | paste -sd ';' -)"
 }
 
+# tcp_cell SYSTEM REP: one iperf3 stream (the kernel's TCP on both ends)
+# through the system for TCP_S seconds, client and server on the
+# generator's CPUs: Mbit/s received and the sender's retransmissions
+tcp_cell() {
+	local sys=$1 rep=$2 base=$OUT/raw/$PLACE-$1-tcp-$2 pin=()
+	[ -n "$GEN_CPUS" ] && pin=(taskset -c "$GEN_CPUS")
+	local cmd="ip netns exec $NS_GEN ${pin[*]} iperf3 -c $VIP -p $VIP_TCP_PORT -t $TCP_S --connect-timeout 3000 -J"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" tcp "$rep" "$cmd (server: iperf3 -s in $NS_RS$([ -n "$GEN_CPUS" ] && echo " on CPU $GEN_CPUS"))" >>"$OUT/cells.tsv"
+	if ! timeout $((TCP_S + 20)) ip netns exec $NS_GEN "${pin[@]}" iperf3 -c $VIP -p $VIP_TCP_PORT -t "$TCP_S" --connect-timeout 3000 -J >"$base.iperf" 2>&1; then
+		log "  $PLACE $sys tcp #$rep FAILED: $(tail -3 "$base.iperf")"
+		return 0
+	fi
+	log "  $PLACE $sys tcp #$rep: $(awk '/"sum_received"/{r=1} r&&/"bits_per_second"/{gsub(/[,]/,"",$2); printf "%.0f Mbit/s received", $2/1e6; exit}' "$base.iperf"); $(awk '/"sum_sent"/{s=1} s&&/"retransmits"/{gsub(/[,]/,"",$2); print $2 " retransmissions"; exit}' "$base.iperf")"
+}
+
+# iperf_start SYSTEM / iperf_stop SYSTEM: the iperf3 server of the tcp
+# cells in the real servers' namespace, on the real servers' TCP port; the
+# zero-work XDP redirect translates nothing, so there the server owns the
+# VIP and listens on the VIP's port. g0 and r0 run GRO for these cells: a
+# frame an XDP program redirects into a veth is dropped unless the peer
+# runs NAPI (GRO or an XDP program of its own), and the kernel's TCP on
+# g0 and r0 has no XDP program (the generator's and sink's cells do)
+iperf_start() {
+	local port=$RS_PORT_TCP pin=()
+	ip netns exec $NS_GEN ethtool -K g0 gro on >/dev/null
+	ip netns exec $NS_RS ethtool -K r0 gro on >/dev/null
+	[ -n "$GEN_CPUS" ] && pin=(taskset -c "$GEN_CPUS")
+	if [ "$1" = xdp ]; then
+		port=$VIP_TCP_PORT
+		ip -n $NS_RS addr add $VIP/32 dev r0
+	fi
+	ip netns exec $NS_RS "${pin[@]}" iperf3 -s -p "$port" -D --pidfile "$STATE/iperf3.pid"
+	local i
+	for i in $(seq 50); do
+		ip netns exec $NS_RS ss -Hltn "sport = :$port" | grep -q . && return 0
+		sleep 0.1
+	done
+	die "iperf3 server did not start on port $port"
+}
+iperf_stop() {
+	[ -f "$STATE/iperf3.pid" ] && kill "$(cat "$STATE/iperf3.pid")" 2>/dev/null
+	rm -f "$STATE/iperf3.pid"
+	ip netns exec $NS_GEN ethtool -K g0 gro off >/dev/null
+	ip netns exec $NS_RS ethtool -K r0 gro off >/dev/null
+	[ "$1" = xdp ] && ip -n $NS_RS addr del $VIP/32 dev r0 2>/dev/null
+	return 0
+}
+
 # sys_memory SYSTEM: gvs: resident set of gvs-dataplane in kB; nft: the
 # number of conntrack entries and the size of one
 sys_memory() {
@@ -364,15 +415,15 @@ sys_memory() {
 # system_tests SYSTEM: what a system is measured with
 system_tests() {
 	case $1 in
-	xdp) echo udp cps over ;;
+	xdp) echo udp cps over tcp ;;
 	xsk1) echo udp over ;;
 	xsk2) echo udp ;;
-	gvs1) echo udp syn cps conc over wrk synproxy ;;
-	nft) echo udp syn cps conc over wrk ;;
+	gvs1) echo udp syn cps conc over wrk synproxy tcp ;;
+	nft) echo udp syn cps conc over wrk tcp ;;
 	gvs1rt) echo udp over wrk synproxy ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
-	gvs1xdp) echo udp cps wrk over ;;
+	gvs1xdp) echo udp cps wrk over tcp ;;
 	gvs2xdp) echo udp over ;;
 	haproxy) echo cps wrk ;;
 	esac
@@ -380,8 +431,8 @@ system_tests() {
 # place_tests PLACE: what a placement measures
 place_tests() {
 	case $1 in
-	sep) echo udp syn cps conc over wrk synproxy ;;
-	one) echo over ;;
+	sep) echo udp syn cps conc over wrk synproxy tcp ;;
+	one) echo over tcp ;;
 	free) echo cps wrk ;;
 	esac
 }
@@ -480,6 +531,13 @@ measure() {
 			nginx_stop
 			tcp_hosts_down
 			;;
+		tcp)
+			tcp_hosts_up
+			iperf_start "$sys"
+			for rep in $(seq 1 "$REPS"); do tcp_cell "$sys" "$rep"; done
+			iperf_stop "$sys"
+			tcp_hosts_down
+			;;
 		*)
 			for rep in $(seq 1 "$REPS"); do
 				if [ "$t" = conc ] && [ "$rep" -gt 1 ]; then reset_system "$sys"; fi
@@ -495,7 +553,7 @@ main() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--reps) REPS=$2; shift 2 ;;
-		--quick) QUICK=1; REPS=1; UDP_S=3 SYN_S=3 CPS_S=3 CONC_CONNS=50000 OVER_S=2 WRK_S=3; shift ;;
+		--quick) QUICK=1; REPS=1; UDP_S=3 SYN_S=3 CPS_S=3 CONC_CONNS=50000 OVER_S=2 WRK_S=3 TCP_S=3; shift ;;
 		--only) ONLY=$2; shift 2 ;;
 		--tests) TESTS=$2; shift 2 ;;
 		--places) PLACES=$2; shift 2 ;;

@@ -79,6 +79,7 @@ type cell struct {
 	cmd       string
 	res       *pktgen.Result
 	wrk       *wrkResult
+	iperf     *iperfResult
 	mem       map[string]float64
 	failed    bool
 }
@@ -126,7 +127,10 @@ func load(dir string) (*data, error) {
 		if c.test == "wrk" {
 			c.wrk = readWrk(base + ".wrk")
 		}
-		c.failed = c.res == nil && c.wrk == nil
+		if c.test == "tcp" {
+			c.iperf = readIperf(base + ".iperf")
+		}
+		c.failed = c.res == nil && c.wrk == nil && c.iperf == nil
 		c.mem = readKV(base + ".mem")
 		d.cells = append(d.cells, c)
 	}
@@ -376,6 +380,7 @@ func (d *data) write() error {
 	d.placements(w)
 	d.drivers(w)
 	d.wrkSection(w, cp)
+	d.tcpSection(w)
 	d.perfSection(w)
 	d.budget(w, udp, cp, syn)
 	d.issueBudget(w, udp, cp, syn)
