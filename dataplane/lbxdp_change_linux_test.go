@@ -3,6 +3,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/netip"
@@ -287,5 +288,66 @@ func TestXDPOffloadSync(t *testing.T) {
 		if e.Kind != SyncUpdate || e.Client != client || e.State != session.StateEstablished {
 			t.Fatalf("event %+v, want an update of the established connection", e)
 		}
+	}
+}
+
+// TestXDPOffloadRST: a RST reaches the worker (the program leaves it to
+// the workers), which takes both directions of the offloaded connection
+// back and forwards the RST, translated, to the other side: at once from
+// the server (the program never forwarded that direction), after the
+// hold from the client (it did). The connection closes as any other.
+func TestXDPOffloadRST(t *testing.T) {
+	for _, fromClient := range []bool{false, true} {
+		t.Run(map[bool]string{false: "server", true: "client"}[fromClient], func(t *testing.T) {
+			td, fs := xdpTestDP(t)
+			client, vp, rs := netip.AddrPortFrom(clientIP, 40018), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+			lport := fullNATHandshake(t, td, client, vp, rs)
+			lp := netip.AddrPortFrom(lip, lport)
+			cliData := func(seq uint32) []byte {
+				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+			}
+			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+			td.one(t, 0, cliData(1030), 1)
+			xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
+			if ret, _ := runXDP(t, fs[0], cliData(1048)); ret != 4 {
+				t.Fatalf("action %d, want XDP_REDIRECT", ret)
+			}
+			rst := tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, rst: true, ack: true, seq: 5001, ackn: 1057})
+			in, out, to := 1, 0, client
+			if fromClient {
+				rst = tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, rst: true, ack: true, seq: 1057, ackn: 5001})
+				in, out, to = 0, 1, rs
+			}
+			if ret, got := runXDP(t, fs[in], rst); ret == 4 || !bytes.Equal(got[:len(rst)], rst) {
+				t.Fatalf("the program forwarded a RST (action %d)", ret)
+			}
+			td.inject(in, rst)
+			td.stepAll()
+			if len(td.w.xdp.conns) != 0 || td.sum(CtrLBXDPRemoved) != 2 {
+				t.Fatalf("after the RST: %d connections offloaded, %d directions removed; want both taken back", len(td.w.xdp.conns), td.sum(CtrLBXDPRemoved))
+			}
+			fr := td.outAll(out)
+			if fromClient {
+				if len(fr) != 0 {
+					t.Fatalf("the client's RST sent at once after fast segments of its direction")
+				}
+				td.d.start = td.d.start.Add(-time.Duration(xdpDrainHold))
+				td.stepAll()
+				fr = td.outAll(out)
+			}
+			if len(fr) != 1 {
+				t.Fatalf("%d frames for the RST, want 1", len(fr))
+			}
+			if d := decodeL4(t, fr[0]); d.tcp == nil || !d.tcp.RST || d.dst != to {
+				t.Fatalf("forwarded %+v, want the RST to %v", d, to)
+			}
+			var conns []ConnInfo
+			if err := td.d.ListConns(context.Background(), nil, func(p []ConnInfo) error { conns = append(conns, p...); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if len(conns) != 1 || conns[0].State != session.StateClose || conns[0].XDP != 0 {
+				t.Fatalf("connections after the RST: %+v, want it in CLOSE and not offloaded", conns)
+			}
+		})
 	}
 }
