@@ -229,7 +229,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	if !w.xdpDestLive(c) {
 		return // draining or quiesced: its packets stay with the worker
 	}
-	if len(x.drain) > 0 && w.xdpDraining(id, dir) {
+	if _, draining := w.xdpDraining(id, dir); draining {
 		return // taken back a moment ago: the program's last packets may still be on their way
 	}
 	in := x.ports[b.Port]
@@ -393,7 +393,7 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 			if x.drain == nil {
 				x.drain = make(map[uint64]int64)
 			}
-			x.drain[uint64(id)<<1|uint64(dir)] = w.now + xdpDrainHold
+			x.drain[xdpDrainKey(id, dir)] = w.now + xdpDrainHold
 		}
 	}
 	last := len(x.conns) - 1
@@ -408,16 +408,20 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 	}
 }
 
+// xdpDrainKey is direction dir of connection id as a key of drain.
+func xdpDrainKey(id uint32, dir session.Direction) uint64 { return uint64(id)<<1 | uint64(dir) }
+
 // xdpDraining reports whether direction dir of connection id was taken
-// back less than xdpDrainHold ago, forgetting it when the time is up.
-func (w *Worker) xdpDraining(id uint32, dir session.Direction) bool {
-	k := uint64(id)<<1 | uint64(dir)
-	until, ok := w.xdp.drain[k]
+// back less than xdpDrainHold ago, and until when it drains; it forgets
+// the direction when the time is up.
+func (w *Worker) xdpDraining(id uint32, dir session.Direction) (until int64, ok bool) {
+	k := xdpDrainKey(id, dir)
+	until, ok = w.xdp.drain[k]
 	if ok && until <= w.now {
 		delete(w.xdp.drain, k)
-		return false
+		return 0, false
 	}
-	return ok
+	return until, ok
 }
 
 // xdpHold is lbConn's last step before routing a translated packet (l3
@@ -429,7 +433,11 @@ func (w *Worker) xdpHold(b *pktbuf.Buf, l3 []byte, dst netip.Addr, id uint32, di
 	if len(x.held) > 0 {
 		w.xdpRelease(false)
 	}
-	if len(x.drain) == 0 || !w.xdpDraining(id, dir) {
+	if len(x.drain) == 0 {
+		return false
+	}
+	until, draining := w.xdpDraining(id, dir)
+	if !draining {
 		return false
 	}
 	if len(x.held) == xdpHoldMax {
@@ -439,7 +447,6 @@ func (w *Worker) xdpHold(b *pktbuf.Buf, l3 []byte, dst netip.Addr, id uint32, di
 		return false
 	}
 	buf := b.Bytes()
-	until := x.drain[uint64(id)<<1|uint64(dir)]
 	if len(x.held) == 0 || until < x.heldNext {
 		x.heldNext = until
 	}
