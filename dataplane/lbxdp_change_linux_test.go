@@ -49,18 +49,12 @@ func TestXDPOffloadServiceChanges(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			td, fs := xdpTestDP(t)
 			client, vp := netip.AddrPortFrom(clientIP, 40004), netip.AddrPortFrom(vip, 80)
-			lport := fullNATHandshake(t, td, client, vp, rs)
-			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
-			cliData := func(seq uint32) []byte {
-				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
-			}
-			td.one(t, 0, cliData(1030), 1)
+			lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
 			in := xdpfast.Key{Proto: header.ProtoTCP, Src: client.Addr(), Dst: vp.Addr(), SrcPort: client.Port(), DstPort: vp.Port()}
 			out := xdpfast.Key{Proto: header.ProtoTCP, Src: rs.Addr(), Dst: lip, SrcPort: rs.Port(), DstPort: lport}
 			if len(td.w.xdp.conns) != 1 || td.w.xdp.conns[0].dirs != 3 {
 				t.Fatalf("offloaded %+v, want one connection, both directions", td.w.xdp.conns)
 			}
-			xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
 			// three segments through the program only: taking the
 			// connection back moves them into the destination's traffic
 			for i := range 3 {
@@ -159,17 +153,11 @@ func TestXDPOffloadHold(t *testing.T) {
 	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 80}
 	td, fs := xdpTestDP(t)
 	client, vp, rs := netip.AddrPortFrom(clientIP, 40010), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-	lport := fullNATHandshake(t, td, client, vp, rs)
+	lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
 	lp := netip.AddrPortFrom(lip, lport)
 	srvData := func(seq uint32) []byte {
 		return tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: seq, ackn: 1030, payload: []byte("answer")})
 	}
-	cliData := func(seq uint32) []byte {
-		return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
-	}
-	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
-	td.one(t, 0, cliData(1030), 1)
-	xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
 	if ret, _ := runXDP(t, fs[0], cliData(1048)); ret != 4 {
 		t.Fatalf("action %d, want XDP_REDIRECT", ret)
 	}
@@ -261,13 +249,7 @@ func TestXDPOffloadSync(t *testing.T) {
 	td, fs := xdpTestDP(t)
 	setSync(td, SyncPolicy{Threshold: 3, Period: 4})
 	client, vp, rs := netip.AddrPortFrom(clientIP, 40016), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-	lport := fullNATHandshake(t, td, client, vp, rs)
-	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
-	cliData := func(seq uint32) []byte {
-		return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
-	}
-	td.one(t, 0, cliData(1030), 1)
-	xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
+	_, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
 	popSync(td)
 	// 8 client packets through the program only: two periods of 4
 	for i := range 8 {
@@ -301,14 +283,8 @@ func TestXDPOffloadRST(t *testing.T) {
 		t.Run(map[bool]string{false: "server", true: "client"}[fromClient], func(t *testing.T) {
 			td, fs := xdpTestDP(t)
 			client, vp, rs := netip.AddrPortFrom(clientIP, 40018), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-			lport := fullNATHandshake(t, td, client, vp, rs)
+			lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
 			lp := netip.AddrPortFrom(lip, lport)
-			cliData := func(seq uint32) []byte {
-				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
-			}
-			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
-			td.one(t, 0, cliData(1030), 1)
-			xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
 			if ret, _ := runXDP(t, fs[0], cliData(1048)); ret != 4 {
 				t.Fatalf("action %d, want XDP_REDIRECT", ret)
 			}

@@ -221,3 +221,21 @@ func xdpPrime(t *testing.T, td *testDP, f *xdpfast.Fast, in int, frame []byte, o
 	}
 	td.one(t, in, frame, out)
 }
+
+// xdpActiveConn makes a FullNAT connection from client through vp to rs
+// with both directions offloaded (the server's ACK confirms the TOA and
+// offloads its direction, the client's segment 1030 its own) and the
+// client's entry active (xdpPrime with segment 1039: the program forwards
+// the next client segment, 1048). It returns the local port and the
+// client's 9-byte data segments by sequence number.
+func xdpActiveConn(t *testing.T, td *testDP, fs [2]*xdpfast.Fast, client, vp, rs netip.AddrPort) (uint16, func(seq uint32) []byte) {
+	t.Helper()
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+	cliData := func(seq uint32) []byte {
+		return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+	}
+	td.one(t, 0, cliData(1030), 1)
+	xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
+	return lport, cliData
+}
