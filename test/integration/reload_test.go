@@ -14,7 +14,7 @@ import (
 	"github.com/gvs-lb/gvs/internal/testenv"
 )
 
-// iperfReport is the part of iperf3 -J's report the reload test reads.
+// iperfReport is the part of iperf3 -J's report the lab tests read.
 type iperfReport struct {
 	Intervals []struct {
 		Sum struct {
@@ -28,7 +28,8 @@ type iperfReport struct {
 			Retransmits uint64 `json:"retransmits"`
 		} `json:"sum_sent"`
 		SumReceived struct {
-			Bytes uint64 `json:"bytes"`
+			Bytes         uint64  `json:"bytes"`
+			BitsPerSecond float64 `json:"bits_per_second"`
 		} `json:"sum_received"`
 	} `json:"end"`
 	Error string `json:"error"`

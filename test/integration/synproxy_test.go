@@ -185,20 +185,11 @@ func iperfThrough(t *testing.T, l *Lab, secs int, minMB int64) func() (mb int64,
 		if err != nil {
 			t.Fatalf("iperf3 through the VIP failed: %v\n%.2000s", err, out)
 		}
-		var res struct {
-			End struct {
-				SumSent struct {
-					Retransmits int `json:"retransmits"`
-				} `json:"sum_sent"`
-				SumReceived struct {
-					Bytes int64 `json:"bytes"`
-				} `json:"sum_received"`
-			} `json:"end"`
-		}
-		if err := json.Unmarshal(out, &res); err != nil || res.End.SumReceived.Bytes < minMB<<20 {
+		var res iperfReport
+		if err := json.Unmarshal(out, &res); err != nil || res.End.SumReceived.Bytes < uint64(minMB)<<20 {
 			t.Fatalf("iperf3 through the VIP: %v, %d bytes received\n%.2000s", err, res.End.SumReceived.Bytes, out)
 		}
-		return res.End.SumReceived.Bytes >> 20, res.End.SumSent.Retransmits
+		return int64(res.End.SumReceived.Bytes >> 20), int(res.End.SumSent.Retransmits)
 	}
 }
 

@@ -54,16 +54,7 @@ func unlimitedOutOfOrder(t *testing.T, l *Lab, secs string, during func(stop <-c
 	if err != nil {
 		t.Fatalf("iperf3 unlimited through the VIP: %v\n%.2000s", err, out)
 	}
-	var res struct {
-		End struct {
-			SumSent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
+	var res iperfReport
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("iperf3 output: %v", err)
 	}
@@ -73,7 +64,7 @@ func unlimitedOutOfOrder(t *testing.T, l *Lab, secs string, during func(stop <-c
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
-	return reorderedIDs(t, string(got)), res.End.SumSent.Retransmits, res.End.SumReceived.BitsPerSecond / 1e6
+	return reorderedIDs(t, string(got)), int(res.End.SumSent.Retransmits), res.End.SumReceived.BitsPerSecond / 1e6
 }
 
 // reorderedIDs counts the segments in fields (tshark's tcp.srcport and
