@@ -97,3 +97,46 @@ func BenchmarkSynProxyCookie(b *testing.B) {
 	}
 	l.checkPools(b)
 }
+
+// BenchmarkHarness is the benchmarks' own cost per packet with no
+// pipeline: a buffer taken from the port's pool, the frame copied in, the
+// buffer queued for transmission on the other port unchanged, the tx
+// burst flushed into the sink and the buffer given back, in bursts of 32
+// as benchPath and benchLB run them. Subtracted from their ns/op it
+// leaves what the pipeline costs (docs/benchmarks.md, "The mem
+// pipeline").
+func BenchmarkHarness(b *testing.B) {
+	l := newLBLoop(b)
+	var hp lbPath
+	for _, p := range lbPaths(b, l) {
+		if p.name == "established-in" {
+			hp = p
+		}
+	}
+	frame := hp.frame()
+	q := l.ports[hp.in].MemQueue(0)
+	var burst [benchBurst]*pktbuf.Buf
+	sent := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(benchBurst, b.N-done)
+		for i := range n {
+			burst[i] = q.Alloc()
+			burst[i].CopyFrom(frame)
+			burst[i].Port = uint16(hp.in)
+		}
+		for i := range n {
+			l.w.enqueueTx(1-hp.in, burst[i])
+			burst[i] = nil
+		}
+		l.w.flushAll()
+		sent += l.releaseAll()
+		done += n
+	}
+	b.StopTimer()
+	if sent != b.N {
+		b.Fatalf("%d frames sent for %d", sent, b.N)
+	}
+	l.checkPools(b)
+}

@@ -43,6 +43,10 @@ type dstCache struct {
 }
 
 func dstWords(a netip.Addr) (hi, lo uint64) {
+	if a.Is4() { // the v4-mapped form's words, without storing all 16 bytes
+		b := a.As4()
+		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+	}
 	b := a.As16()
 	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }

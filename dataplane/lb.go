@@ -63,12 +63,11 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 	if !t.HasL4() { // a later fragment: as its first went (lbfrag.go)
 		return w.lbFragLater(b, l3, t)
 	}
-	key, ok := session.KeyAt(l3, t)
+	id, dir, found, ok := w.sess.LookupAt(l3, t)
 	if !ok {
 		w.drop(b, CtrDropLBBadL4)
 		return stolen
 	}
-	id, dir, found := w.sess.Lookup(key)
 	if w.trBuf == b {
 		w.traceLookup(found, dir, id)
 	}
@@ -79,6 +78,7 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 		w.lbConn(b, l3, t, id, dir)
 		return stolen
 	}
+	key, _ := session.KeyAt(l3, t) // LookupAt's ok is KeyAt's
 	if tbl.LAddrs.Has(dst) {
 		if owner := w.dp.steer.Owner(key.DstPort); owner != w.id && owner < len(w.dp.workers) {
 			if t.Fragment() {
@@ -115,4 +115,12 @@ func (w *Worker) lbInput(b *pktbuf.Buf, l3 []byte, dst netip.Addr, t header.Tran
 	return w.lbNew(b, l3, t, svc, key)
 }
 
-func (w *Worker) tick() uint32 { return uint32(w.now / int64(w.sessTick)) }
+// tick is the iteration's time in session-table ticks, divided once per
+// iteration (setNow), not per packet.
+func (w *Worker) tick() uint32 { return w.nowTick }
+
+// setNow sets the worker's clock and its session-table tick.
+func (w *Worker) setNow(now int64) {
+	w.now = now
+	w.nowTick = uint32(now / int64(w.sessTick))
+}

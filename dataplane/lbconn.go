@@ -68,15 +68,15 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		return
 	}
 	var to nat.Endpoints
-	if st := &w.lbStats[c.Dest]; dir == session.In {
-		st.inPkts.Add(1)
-		st.inBytes.Add(uint64(len(l3)))
-		to = nat.Endpoints{Src: c.LAddrPort().Addr().Unmap(), Dst: c.DAddrPort().Addr().Unmap(), SrcPort: c.LPort, DstPort: c.DPort}
+	if dir == session.In {
+		w.destIn(c.Dest, uint64(len(l3)))
+		// field by field: a composite literal is built in a temporary and
+		// copied with wide loads that stall on its narrow stores
+		to.Src, to.Dst, to.SrcPort, to.DstPort = c.LAddrPort().Addr().Unmap(), c.DAddrPort().Addr().Unmap(), c.LPort, c.DPort
 		w.ctr.inc(CtrLBIn)
 	} else {
-		st.outPkts.Add(1)
-		st.outBytes.Add(uint64(len(l3)))
-		to = nat.Endpoints{Src: c.VAddrPort().Addr().Unmap(), Dst: c.CAddrPort().Addr().Unmap(), SrcPort: c.VPort, DstPort: c.CPort}
+		w.destOut(c.Dest, uint64(len(l3)))
+		to.Src, to.Dst, to.SrcPort, to.DstPort = c.VAddrPort().Addr().Unmap(), c.CAddrPort().Addr().Unmap(), c.VPort, c.CPort
 		if c.Proto == header.ProtoTCP {
 			toaOut(c, flags)
 		}

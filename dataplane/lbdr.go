@@ -27,10 +27,8 @@ import (
 // the client (a real server without the virtual address configured); it
 // is routed to the client as transit traffic.
 func (w *Worker) lbDRConn(b *pktbuf.Buf, l3 []byte, c *session.Conn, dir session.Direction) {
-	st := &w.lbStats[c.Dest]
 	if dir == session.In {
-		st.inPkts.Add(1)
-		st.inBytes.Add(uint64(len(l3)))
+		w.destIn(c.Dest, uint64(len(l3)))
 		w.ctr.inc(CtrLBIn)
 		if t := w.tunnelDest(c.Dest); t != nil { // ipvsadm -i (lbtunnel.go)
 			w.lbTunnel(b, l3, t, c.DAddrPort().Addr().Unmap(), c.CAddrPort())
@@ -39,8 +37,7 @@ func (w *Worker) lbDRConn(b *pktbuf.Buf, l3 []byte, c *session.Conn, dir session
 		w.lbDR(b, l3, c.DAddrPort().Addr().Unmap())
 		return
 	}
-	st.outPkts.Add(1)
-	st.outBytes.Add(uint64(len(l3)))
+	w.destOut(c.Dest, uint64(len(l3)))
 	w.ctr.inc(CtrLBOut)
 	w.lbRouteOrDrop(b, l3, c.CAddrPort().Addr().Unmap())
 }

@@ -253,15 +253,12 @@ func (w *Worker) lbFragLater(b *pktbuf.Buf, l3 []byte, t header.Transport) verdi
 		return stolen
 	}
 	var src, dst netip.Addr
-	st := &w.lbStats[c.Dest]
 	if e.dir == session.In {
-		st.inPkts.Add(1)
-		st.inBytes.Add(uint64(len(l3)))
+		w.destIn(c.Dest, uint64(len(l3)))
 		w.ctr.inc(CtrLBIn)
 		src, dst = c.LAddrPort().Addr().Unmap(), c.DAddrPort().Addr().Unmap()
 	} else {
-		st.outPkts.Add(1)
-		st.outBytes.Add(uint64(len(l3)))
+		w.destOut(c.Dest, uint64(len(l3)))
 		w.ctr.inc(CtrLBOut)
 		src, dst = c.VAddrPort().Addr().Unmap(), c.CAddrPort().Addr().Unmap()
 	}

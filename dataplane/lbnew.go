@@ -223,9 +223,7 @@ func (w *Worker) lbOnePacket(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *
 		w.persistUnref(svc.ID, client.Addr(), svc)
 	}
 	dest.Stats.Conns.Add(1) // LVS counts a one-packet connection per datagram
-	st := &w.lbStats[dest.ID]
-	st.inPkts.Add(1)
-	st.inBytes.Add(uint64(len(l3)))
+	w.destIn(dest.ID, uint64(len(l3)))
 	w.ctr.inc(CtrLBOnePacket)
 	w.ctr.inc(CtrLBIn)
 	if dest.Spec.Fwd == ipvs.FwdTunnel {

@@ -379,9 +379,7 @@ func (w *Worker) synProxySYNToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, 
 		return
 	}
 	a.state |= spSynSent
-	st := &w.lbStats[c.Dest]
-	st.inPkts.Add(1)
-	st.inBytes.Add(uint64(b.Len() - int(b.L3)))
+	w.destIn(c.Dest, uint64(b.Len()-int(b.L3)))
 	w.ctr.inc(CtrLBIn)
 	w.synProxySend(b, dst.Addr())
 }
@@ -598,9 +596,7 @@ func (w *Worker) synProxyServerHandshake(b *pktbuf.Buf, id uint32, c *session.Co
 	}
 	w.sess.Touch(id, w.tick())
 	w.ctr.inc(CtrLBSynProxyEstablished)
-	st := &w.lbStats[c.Dest]
-	st.outPkts.Add(1)
-	st.outBytes.Add(uint64(b.Len() - int(b.L3)))
+	w.destOut(c.Dest, uint64(b.Len()-int(b.L3)))
 	var h *heldSeg
 	if a.state&spHeld != 0 {
 		a.state &^= spHeld
@@ -638,9 +634,7 @@ func (w *Worker) synProxyACKToServer(b *pktbuf.Buf, c *session.Conn, a *spConn, 
 	if c.Flags&session.FlagTOAConfirmed == 0 {
 		l3 = w.toaInsert(b, l3, c, dst)
 	}
-	st := &w.lbStats[c.Dest]
-	st.inPkts.Add(1)
-	st.inBytes.Add(uint64(len(l3)))
+	w.destIn(c.Dest, uint64(len(l3)))
 	w.ctr.inc(CtrLBIn)
 	w.synProxySend(b, dst)
 }

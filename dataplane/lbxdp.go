@@ -505,14 +505,11 @@ func (w *Worker) xdpCount(c *session.Conn, dir session.Direction, d *xdpDir, e x
 	}
 	p, n := e.Packets-d.pkts, e.Bytes-d.bytes
 	d.pkts, d.bytes = e.Packets, e.Bytes
-	if int(c.Dest) < len(w.lbStats) {
-		st := &w.lbStats[c.Dest]
+	if int(c.Dest) < len(w.lbCounts) {
 		if dir == session.In {
-			st.inPkts.Add(p)
-			st.inBytes.Add(n)
+			w.destAdd(c.Dest, p, n, 0, 0)
 		} else {
-			st.outPkts.Add(p)
-			st.outBytes.Add(n)
+			w.destAdd(c.Dest, 0, 0, p, n)
 		}
 	}
 	return p

@@ -335,6 +335,7 @@ func (d *Dataplane) InstallSynced(conns []SyncConn) (SyncInstallResult, error) {
 			w.installSynced(&share[w.id][i], &out[w.id])
 		}
 		w.ctr.publish()
+		w.publishDests()
 	})
 	for i := range out {
 		res.Add(out[i])
@@ -355,7 +356,7 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	id, _, found := w.sess.Lookup(key)
 	now := w.dp.clock()
 	if w.now < now {
-		w.now = now
+		w.setNow(now)
 	}
 	if s.Kind == SyncDelete {
 		if found {

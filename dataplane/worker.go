@@ -92,7 +92,8 @@ type workerIO struct {
 	burst     int
 	drain     int64 // buffered transmissions leave at least this often (ns)
 	lastDrain int64
-	now       int64 // the dataplane clock at the start of this iteration
+	now       int64  // the dataplane clock at the start of this iteration (setNow)
+	nowTick   uint32 // now in session-table ticks (tick)
 
 	rx  [maxBurst]*pktbuf.Buf
 	tx  []txBuffer
@@ -139,7 +140,9 @@ type workerLB struct {
 	redirIn   []*ring.FrameRing // by sending worker
 	redirWake uint64
 	onExpire  func(uint32, *session.Conn)
-	lbStats   []lbStat                 // by destination id; owned by this worker
+	lbStats   []lbStat                 // by destination id, published (publishDests)
+	lbCounts  []lbCount                // by destination id: the worker's running totals
+	lbDirty   []uint32                 // destination ids counted for since the last publishDests
 	lbPub     atomic.Pointer[[]lbStat] // the same slice, for readers
 	syncPol   *SyncPolicy              // read once per loop; nil: not publishing (sync.go)
 	syncOut   *ring.SPSC[syncRec]      // connection events to the sync consumer
@@ -201,7 +204,7 @@ func (t *tokenBucket) allow(now int64) bool {
 // iterate runs one loop iteration and returns how many packets it handled.
 func (w *Worker) iterate() int {
 	start := w.dp.clock()
-	w.now = start
+	w.setNow(start)
 	w.snap = w.dp.snap.Load()
 	w.lb = w.dp.ipvs.Table()
 	w.syncPol = w.dp.syncPol.Load()
@@ -261,6 +264,7 @@ func (w *Worker) iterate() int {
 		w.redirWake = 0
 	}
 	w.ctr.publish()
+	w.publishDests()
 	w.loop.loops.Add(1)
 	d := uint64(w.dp.clock() - start)
 	if d > w.loop.longest.Load() {
@@ -335,6 +339,7 @@ func (w *Worker) run() {
 	w.flushAll()
 	w.dropHeld()
 	w.ctr.publish()
+	w.publishDests()
 }
 
 // pin locks the worker's thread to its core and applies the real-time

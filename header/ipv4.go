@@ -125,9 +125,12 @@ func (ip IPv4) DontFragment() bool { return ip.FlagsFrag()&IPv4DontFragment != 0
 
 // DecTTL decrements the TTL and updates the checksum incrementally.
 func (ip IPv4) DecTTL() {
+	// TTL and protocol as one word, written back whole: reading the word
+	// after a byte store into it would stall the load on the store
 	old := binary.BigEndian.Uint16(ip[v4TTL:])
-	ip[v4TTL]--
-	ip.SetChecksum(ChecksumUpdate16(ip.Checksum(), old, binary.BigEndian.Uint16(ip[v4TTL:])))
+	n := old - 0x100
+	binary.BigEndian.PutUint16(ip[v4TTL:], n)
+	ip.SetChecksum(ChecksumUpdate16(ip.Checksum(), old, n))
 }
 
 // SetSrc rewrites the source address with an incremental checksum update.

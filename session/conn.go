@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/gvs-lb/gvs/header"
@@ -96,7 +97,16 @@ func NewConn(proto uint8, client, virtual, local, dest netip.AddrPort) Conn {
 }
 
 func addrPortOf(b *[16]byte, port uint16) netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom16(*b).Unmap(), port)
+	return netip.AddrPortFrom(addrOf(b), port)
+}
+
+// addrOf is netip.AddrFrom16(*b).Unmap() with an IPv4 address read as its
+// 4 bytes (the per-packet case) rather than through a copy of all 16.
+func addrOf(b *[16]byte) netip.Addr {
+	if binary.LittleEndian.Uint64(b[:8]) == 0 && binary.LittleEndian.Uint32(b[8:12]) == 0xffff0000 {
+		return netip.AddrFrom4([4]byte(b[12:16]))
+	}
+	return netip.AddrFrom16(*b)
 }
 
 // CAddrPort returns the client address and port; IPv4 addresses come back

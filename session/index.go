@@ -33,9 +33,28 @@ func mum(a, b uint64) uint64 {
 // hash mixes a key with the table's random seed. It is not cryptographic,
 // but an attacker who does not know the seed cannot aim at one probe chain.
 func (t *Table) hash(proto uint8, src, dst *[16]byte, sport, dport uint16) uint32 {
+	return t.hashWords(proto, words(src), words(dst), sport, dport)
+}
+
+// addrWords is a 16-byte address as the index hashes and compares it: its
+// two halves read little-endian. An IPv4 address (v4-mapped) has hi 0 and
+// lo mapped4(a), so an IPv4 packet's key is hashed and matched from the
+// header's 4-byte fields without building the 16-byte form (LookupAt).
+type addrWords struct{ hi, lo uint64 }
+
+func words(a *[16]byte) addrWords {
+	return addrWords{binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:])}
+}
+
+// mapped4 is the lo word of the v4-mapped form of the IPv4 address b[:4].
+func mapped4(b []byte) uint64 {
+	return 0xffff<<16 | uint64(binary.LittleEndian.Uint32(b))<<32
+}
+
+func (t *Table) hashWords(proto uint8, src, dst addrWords, sport, dport uint16) uint32 {
 	s := &t.seed
-	a := mum(binary.LittleEndian.Uint64(src[:8])^s[0], binary.LittleEndian.Uint64(src[8:])^s[1])
-	b := mum(binary.LittleEndian.Uint64(dst[:8])^s[2], binary.LittleEndian.Uint64(dst[8:])^s[3])
+	a := mum(src.hi^s[0], src.lo^s[1])
+	b := mum(dst.hi^s[2], dst.lo^s[3])
 	c := uint64(sport) | uint64(dport)<<16 | uint64(proto)<<32
 	h := mum(a^c^s[4], b^s[5])
 	return uint32(h^h>>32) & t.hashMask
@@ -62,6 +81,32 @@ func (t *Table) find(k *Key, h uint32) uint32 {
 			return 0
 		}
 		if s.tag == h && t.matches(s.ref, k) {
+			return s.ref
+		}
+	}
+}
+
+// find4 is find for an IPv4 key given as words: the source and
+// destination lo words (mapped4), the ports and the protocol.
+func (t *Table) find4(proto uint8, src, dst uint64, sport, dport uint16, h uint32) uint32 {
+	mask := t.imask
+	for i := h & mask; ; i = (i + 1) & mask {
+		s := t.index[i]
+		if s.ref == 0 {
+			return 0
+		}
+		if s.tag != h {
+			continue
+		}
+		c := &t.conns[refID(s.ref)]
+		if c.Proto != proto {
+			continue
+		}
+		if refDir(s.ref) == In {
+			if c.CPort == sport && c.VPort == dport && words(&c.CAddr) == (addrWords{0, src}) && words(&c.VAddr) == (addrWords{0, dst}) {
+				return s.ref
+			}
+		} else if c.DPort == sport && c.LPort == dport && words(&c.DAddr) == (addrWords{0, src}) && words(&c.LAddr) == (addrWords{0, dst}) {
 			return s.ref
 		}
 	}

@@ -196,6 +196,34 @@ func (t *Table) Lookup(k Key) (id uint32, dir Direction, ok bool) {
 	return refID(ref), refDir(ref), true
 }
 
+// LookupAt is Lookup for the packet whose key KeyAt would return, without
+// making the key: an IPv4 packet is hashed and matched from its header's
+// fields. ok is false where KeyAt's is (not TCP or UDP, ports missing);
+// found is Lookup's ok.
+func (t *Table) LookupAt(pkt []byte, tr header.Transport) (id uint32, dir Direction, found, ok bool) {
+	if tr.V6() {
+		k, ok := KeyAt(pkt, tr)
+		if !ok {
+			return NoID, In, false, false
+		}
+		id, dir, found = t.Lookup(k)
+		return id, dir, found, true
+	}
+	if tr.Proto != header.ProtoTCP && tr.Proto != header.ProtoUDP || len(pkt) < header.IPv4MinSize {
+		return NoID, In, false, false
+	}
+	sp, dp, ok := tr.Ports(pkt)
+	if !ok {
+		return NoID, In, false, false
+	}
+	src, dst := mapped4(pkt[12:16]), mapped4(pkt[16:20])
+	ref := t.find4(tr.Proto, src, dst, sp, dp, t.hashWords(tr.Proto, addrWords{0, src}, addrWords{0, dst}, sp, dp))
+	if ref == 0 {
+		return NoID, In, false, true
+	}
+	return refID(ref), refDir(ref), true, true
+}
+
 // Get returns the conn with id, or nil if there is none. The pointer is
 // into the slab and valid until the conn is deleted or expired. The caller
 // may change any exported field except the address, port and Proto fields
