@@ -42,7 +42,7 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 # The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
@@ -416,11 +416,12 @@ sys_memory() {
 system_tests() {
 	case $1 in
 	xdp) echo udp cps over tcp ;;
-	xsk1) echo udp over ;;
+	xsk1 | xsk1pp) echo udp over ;;
 	xsk2) echo udp ;;
 	gvs1) echo udp syn cps conc over wrk synproxy tcp ;;
 	nft) echo udp syn cps conc over wrk tcp ;;
 	gvs1rt) echo udp over wrk synproxy ;;
+	gvs1rtpp) echo udp over ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
 	gvs1xdp) echo udp cps wrk over tcp ;;
@@ -442,9 +443,11 @@ start_system() {
 	case $1 in
 	xdp) xdp_start ;;
 	xsk1) xsk_start 1 "$SUT_CPU" ;;
+	xsk1pp) XSK_SHARED=false xsk_start 1 "$SUT_CPU" xsk1pp ;;
 	xsk2) xsk_start 2 "$SUT_CPUS2" ;;
 	gvs1) gvs_start 1 "$SUT_CPU" 0 gvs1 ;;
 	gvs1rt) gvs_start 1 "$SUT_CPU" 50 gvs1rt ;;
+	gvs1rtpp) UMEM=per-port gvs_start 1 "$SUT_CPU" 50 gvs1rtpp ;;
 	gvs2) gvs_start 2 "$SUT_CPUS2" 0 gvs2 ;;
 	gvsdpdk1) gvs_start 1 "$SUT_CPU" 0 gvsdpdk1 dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_start 1 "$SUT_CPU" 0 gvsdpdkxdp1 dpdk-afxdp ;;
@@ -453,7 +456,7 @@ start_system() {
 	gvs2xdp) XDP_OFFLOAD=on gvs_start 2 "$SUT_CPUS2" 0 gvs2xdp ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk2 gvs1 gvs1rt gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
 	esac
 }
 
@@ -461,8 +464,9 @@ stop_system() {
 	case $1 in
 	xdp) xdp_stop ;;
 	xsk1) xsk_stop 1 ;;
+	xsk1pp) xsk_stop 1 xsk1pp ;;
 	xsk2) xsk_stop 2 ;;
-	gvs1 | gvs1rt | gvs2) gvs_stop - "$1" ;;
+	gvs1 | gvs1rt | gvs1rtpp | gvs2) gvs_stop - "$1" ;;
 	gvsdpdk1) gvs_stop - "$1" dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_stop - "$1" dpdk-afxdp ;;
 	gvsafp1) gvs_stop - "$1" afpacket ;;

@@ -42,7 +42,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	marked := w.isMasq(id) // NAT or SNAT: nothing is added (lbmasq.go, lbsnat.go)
 	masq := !fullNAT && marked
 	var toa bool // insert the TOA (see lbtoa.go)
-	if c.Proto == header.ProtoTCP && dir == session.In && fullNAT && !marked {
+	if c.Proto == header.ProtoTCP && dir == session.In && fullNAT && !marked && !toaSettled(l3, t, c) {
 		var ok bool
 		if toa, ok = w.toaIn(b, l3, t, c, flags); !ok {
 			return
@@ -98,7 +98,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		// first segment will carry
 		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))
 	}
-	if fullNAT && !marked && !toa {
+	if fullNAT && !marked && !toa && (w.xdp.on || !w.xdp.init) {
 		w.xdpOffer(b, l3, c, id, dir, flags, &to) // lbxdp.go
 	}
 	n := len(l3)

@@ -73,6 +73,14 @@ func (w *Worker) toaIn(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.
 
 // toaOut confirms c's TOA on a server→client segment that shows the real
 // server's handshake completed.
+// toaSettled reports the common client segment toaIn has nothing to do
+// for, tested without the call: its connection's TOA confirmed, and no
+// TCP options to scrub.
+func toaSettled(l3 []byte, t header.Transport, c *session.Conn) bool {
+	off := int(t.Off)
+	return c.Flags&session.FlagTOAConfirmed != 0 && len(l3) > off+12 && l3[off+12]>>4 <= 5
+}
+
 func toaOut(c *session.Conn, flags uint8) {
 	if flags&(header.TCPFlagACK|header.TCPFlagSYN|header.TCPFlagRST) == header.TCPFlagACK {
 		c.Flags |= session.FlagTOAConfirmed

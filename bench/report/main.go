@@ -49,10 +49,12 @@ func main() {
 // systems in report order, with their labels
 var systems = []struct{ id, label string }{
 	{"xdp", "XDP redirect, zero work (kernel-side limit)"},
-	{"xsk1", "AF_XDP zero-work forwarder, 1 queue (userspace limit)"},
+	{"xsk1", "AF_XDP zero-work forwarder, 1 queue (userspace limit; one UMEM shared by both ports)"},
+	{"xsk1pp", "AF_XDP zero-work forwarder, 1 queue, a UMEM per port (frames copied between the ports)"},
 	{"xsk2", "AF_XDP zero-work forwarder, 2 queues"},
 	{"gvs1", "GVS FullNAT, 1 worker, normal scheduling (rt_priority 0)"},
 	{"gvs1rt", "GVS FullNAT, 1 worker, rt_priority 50 (the default with adaptive idle)"},
+	{"gvs1rtpp", "GVS FullNAT, 1 worker, rt_priority 50, workers.umem per-port (frames copied between the ports)"},
 	{"gvs2", "GVS FullNAT, 2 workers"},
 	{"gvsdpdk1", "GVS FullNAT, 1 worker, dpdk driver on net_af_packet vdevs (rt_priority 0)"},
 	{"gvsdpdkxdp1", "GVS FullNAT, 1 worker, dpdk driver on net_af_xdp vdevs (rt_priority 0)"},

@@ -12,11 +12,11 @@
 // 2048 (rx) / 4096 (tx), bursts of 64, 16384 frames per queue; the
 // driver itself raises each socket's send buffer to 4 MiB (SO_SNDBUFFORCE)
 // and its copy-mode transmit budget per wakeup (XDP_MAX_TX_SKB_BUDGET,
-// Linux >= 6.17) to 256. One UMEM shared by both ports with the frame
-// rewritten in place and sent back out is what an ideal forwarder would
-// do; the afxdp driver gives every queue its own UMEM, so TxBurst copies
-// each frame into the other port's UMEM (one memcpy of 60 bytes per
-// packet here), and xskfwd says so at start.
+// Linux >= 6.17) to 256. Queue i of both ports shares one UMEM
+// (port.Config.Share, XDP_SHARED_UMEM): a frame is rewritten in place and
+// sent out of the other port from the frame it arrived in, with no copy
+// (--shared-umem=false gives each port its own UMEM, and TxBurst copies
+// each frame, as GVS did before its ports shared them).
 //
 //	xskfwd --netns gvsb-lb --a l0 --b l1 --a-peer MAC --b-peer MAC --queues 1 --cpus 1
 package main
@@ -58,6 +58,7 @@ func main() {
 	flag.IntVar(&o.ring, "ring", 2048, "rx (and fill) ring size")
 	flag.IntVar(&o.txRing, "tx-ring", 4096, "tx (and completion) ring size")
 	flag.IntVar(&o.frames, "frames", 16384, "frames per queue")
+	flag.BoolVar(&o.shared, "shared-umem", true, "one UMEM per queue for both ports (no copy between them)")
 	flag.IntVar(&o.rtprio, "rt-priority", 50, "SCHED_FIFO priority of the forwarding threads (0: normal scheduling)")
 	flag.Parse()
 	if err := o.run(); err != nil {
@@ -70,6 +71,7 @@ type options struct {
 	netns, a, b, aPeer, bPeer, cpus, idle string
 	queues, burst, ring, txRing, frames   int
 	rtprio                                int
+	shared                                bool
 }
 
 func (o *options) run() error {
@@ -106,26 +108,34 @@ func (o *options) run() error {
 		}
 		cpus = append(cpus, n)
 	}
-	pcfg := func(dev string) port.Config {
-		return port.Config{Name: dev, Device: dev, Queues: o.queues, RxRing: o.ring, TxRing: o.txRing, FrameCount: o.frames, ZeroCopy: "auto"}
+	pcfg := func(dev string, share port.Port) port.Config {
+		c := port.Config{Name: dev, Device: dev, Queues: o.queues, RxRing: o.ring, TxRing: o.txRing, FrameCount: o.frames, ZeroCopy: "auto"}
+		if share != nil {
+			c.Share, c.FrameCount = share, 2*o.frames
+		}
+		return c
 	}
-	open := func(dev string) (port.Port, error) {
+	open := func(dev string, share port.Port) (port.Port, error) {
 		var p port.Port
 		err := nsutil.Do(o.netns, func() (err error) {
-			p, err = afxdp.Open(pcfg(dev))
+			p, err = afxdp.Open(pcfg(dev, share))
 			return err
 		})
 		return p, err
 	}
 	if o.netns == "" {
-		open = func(dev string) (port.Port, error) { return afxdp.Open(pcfg(dev)) }
+		open = func(dev string, share port.Port) (port.Port, error) { return afxdp.Open(pcfg(dev, share)) }
 	}
-	pa, err := open(o.a)
+	pa, err := open(o.a, nil)
 	if err != nil {
 		return err
 	}
 	defer pa.Close()
-	pb, err := open(o.b)
+	var share port.Port
+	if o.shared {
+		share = pa
+	}
+	pb, err := open(o.b, share)
 	if err != nil {
 		return err
 	}
@@ -157,9 +167,12 @@ func (o *options) run() error {
 			return err
 		}
 	}
-	fmt.Printf("xskfwd: %s <-> %s, %d queue(s), idle %s, SCHED_FIFO %d, burst %d, rings %d/%d, %d frames; "+
-		"UMEM per queue and port (the afxdp driver offers no shared UMEM: frames are copied between the ports)\n",
-		o.a, o.b, o.queues, o.idle, o.rtprio, o.burst, o.ring, o.txRing, o.frames)
+	umem := "one UMEM per queue shared by both ports (frames rewritten in place)"
+	if !o.shared {
+		umem = "a UMEM per queue and port (frames copied between the ports)"
+	}
+	fmt.Printf("xskfwd: %s <-> %s, %d queue(s), idle %s, SCHED_FIFO %d, burst %d, rings %d/%d, %d frames per port; %s\n",
+		o.a, o.b, o.queues, o.idle, o.rtprio, o.burst, o.ring, o.txRing, o.frames, umem)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig

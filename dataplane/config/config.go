@@ -208,6 +208,15 @@ type Workers struct {
 	// MasterCores pins the master and API goroutines' threads (the
 	// process's housekeeping cores); empty leaves them unpinned.
 	MasterCores []int `yaml:"master_cores"`
+	// UMEM is how afxdp ports hold their packet buffers: "shared"
+	// (default) gives the ports with the same queue count one UMEM per
+	// queue (XDP_SHARED_UMEM), so a packet a worker receives on one port
+	// and sends on another is rewritten in place, not copied; its frames
+	// are the sum of the ports' frames. "per-port" gives each port its own
+	// (frames are then copied between ports); a port whose device cannot
+	// share (a zero-copy driver beside a copy-mode one) falls back to its
+	// own, with a warning.
+	UMEM string `yaml:"umem"`
 }
 
 // DefaultRTPriority is the workers' SCHED_FIFO priority with the adaptive
@@ -365,6 +374,9 @@ func (c *Config) defaults() {
 	if c.Workers.Burst == 0 {
 		c.Workers.Burst = 32
 	}
+	if c.Workers.UMEM == "" {
+		c.Workers.UMEM = "shared"
+	}
 	if c.Workers.DrainInterval == 0 {
 		c.Workers.DrainInterval = Duration(100 * time.Microsecond)
 	}
@@ -450,6 +462,9 @@ func (c *Config) Validate() error {
 	}
 	if w.Idle != "busy" && w.Idle != "adaptive" {
 		bad("workers.idle", "%q is not an idle mode: use busy (isolated cores) or adaptive (shared cores)", w.Idle)
+	}
+	if w.UMEM != "shared" && w.UMEM != "per-port" {
+		bad("workers.umem", "%q: use shared (one UMEM per queue for the afxdp ports) or per-port", w.UMEM)
 	}
 	if w.Burst < 1 || w.Burst > 256 {
 		bad("workers.burst", "%d is out of range: use 1-256 (32 is usual)", w.Burst)

@@ -51,6 +51,7 @@ func TestParseErrors(t *testing.T) {
 		{"queues", "workers: {count: 2}\nports: [{name: dp0, driver: mem, queues: 1}]", "1 queues for 2 workers"},
 		{"cores", "workers: {count: 2, cores: [1]}\nports: [{name: dp0, driver: mem}]", "workers.cores: 1 cores for 2 workers"},
 		{"idle", "workers: {idle: lazy}\nports: [{name: dp0, driver: mem}]", `workers.idle: "lazy" is not an idle mode`},
+		{"umem", "workers: {umem: pooled}\nports: [{name: dp0, driver: afxdp}]", `workers.umem: "pooled": use shared (one UMEM per queue for the afxdp ports) or per-port`},
 		{"addr", "ports: [{name: dp0, driver: mem}]\naddresses: [{addr: 10.0.0.1, dev: dp0}]", "addresses[0].addr"},
 		{"addr dev", "ports: [{name: dp0, driver: mem}]\naddresses: [{addr: 10.0.0.1/24, dev: dp9}]", `addresses[0].dev: "dp9" is not a configured`},
 		{"route", "ports: [{name: dp0, driver: mem}]\nroutes: [{dst: 10.0.0.0/8}]", "routes[0]: give via"},

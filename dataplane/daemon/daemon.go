@@ -52,11 +52,18 @@ type Daemon struct {
 func NewLogger(c config.Log) (*zap.Logger, error) { return logging.New(c.Level, c.Format, c.File) }
 
 // OpenPort opens one configured port with its driver; afxdp ports attach
-// the XDP fast path as ipvs.xdp_offload says.
-func OpenPort(p config.Port, workers int, ipvs config.IPVS) (port.Port, error) {
+// the XDP fast path as ipvs.xdp_offload says. u is the port's part in the
+// UMEM sharing (umemPlan); share is the open port whose UMEM it shares.
+func OpenPort(p config.Port, workers int, ipvs config.IPVS, u umemPart, share port.Port) (port.Port, error) {
 	pc := port.Config{Name: p.Name, Device: p.Device, Queues: p.Queues, RxRing: p.RxRing, TxRing: p.TxRing,
 		FrameCount: p.Frames, XDPMode: p.XDPMode, ZeroCopy: p.ZeroCopy,
 		XDPOffload: ipvs.XDPOffload, XDPOffloadEntries: ipvs.XDPOffloadEntries}
+	if u.frames > 0 {
+		pc.FrameCount = u.frames
+	}
+	if share != nil {
+		pc.Share = share
+	}
 	switch p.Driver {
 	case "afxdp":
 		return afxdp.Open(pc)
@@ -90,6 +97,7 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 	if err := startDPDK(c); err != nil {
 		return nil, err
 	}
+	umem := umemPlan(c)
 	var specs []dataplane.PortSpec
 	var kniIdx []int
 	learn := map[int]string{} // KNI ifindex → port, for kni.learn_routes
@@ -107,7 +115,17 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 				log.Warn("removed a tc ingress drop left by a previous gvs-dataplane", zap.String("device", dev))
 			}
 		}
-		p, err := OpenPort(pc, c.Workers.Count, c.IPVS)
+		u := umem[len(d.ports)]
+		var share port.Port
+		if u.owner >= 0 {
+			share = d.ports[u.owner]
+		}
+		p, err := OpenPort(pc, c.Workers.Count, c.IPVS, u, share)
+		if err != nil && share != nil {
+			log.Warn("port cannot share the UMEM of another port's queues: it gets its own, and frames between them are copied",
+				zap.String("port", pc.Name), zap.String("with", share.Name()), zap.Error(err))
+			p, err = OpenPort(pc, c.Workers.Count, c.IPVS, umemPart{owner: -1}, nil)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -130,8 +148,12 @@ func Start(c *config.Config, log *zap.Logger) (_ *Daemon, err error) {
 			}
 		}
 		specs = append(specs, spec)
-		log.Info("port opened", zap.String("port", pc.Name), zap.String("driver", pc.Driver),
-			zap.String("device", pc.Device), zap.Int("queues", p.NumQueues()), zap.String("mac", p.MAC().String()))
+		f := []zap.Field{zap.String("port", pc.Name), zap.String("driver", pc.Driver),
+			zap.String("device", pc.Device), zap.Int("queues", p.NumQueues()), zap.String("mac", p.MAC().String())}
+		if x, ok := p.(*afxdp.Port); ok && x.SharedUMEM() {
+			f = append(f, zap.String("umem", "shared with "+c.Ports[umem[len(d.ports)-1].owner].Name))
+		}
+		log.Info("port opened", f...)
 	}
 	spCfg, err := c.IPVS.SynProxy.Config()
 	if err != nil {
@@ -237,4 +259,39 @@ func (d *Daemon) Close() {
 	if err := errors.Join(errs...); err != nil {
 		d.Log.Warn("closing ports", zap.Error(err))
 	}
+}
+
+// umemPart is a port's part in the sharing of UMEMs (workers.umem shared):
+// owner is the index of the port whose UMEM it shares (-1: its own), and
+// frames, when not 0, the frame count to open it with (a UMEM's owner
+// holds the frames of all its sharers).
+type umemPart struct {
+	owner  int
+	frames int
+}
+
+// umemPlan gives the afxdp ports one UMEM per queue, registered on the
+// first of them, when workers.umem is shared (every port has a queue per
+// worker, so queue i of each is worker i's).
+func umemPlan(c *config.Config) []umemPart {
+	plan := make([]umemPart, len(c.Ports))
+	first := -1
+	for i, p := range c.Ports {
+		plan[i].owner = -1
+		if p.Driver != "afxdp" || c.Workers.UMEM != "shared" {
+			continue
+		}
+		frames := p.Frames
+		if frames == 0 {
+			frames = afxdp.DefaultFrameCount
+		}
+		if first < 0 {
+			first = i
+			plan[i].frames = frames
+			continue
+		}
+		plan[i].owner = first
+		plan[first].frames += frames
+	}
+	return plan
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,37 @@ func TestStartRefusesBadRouteAndCleansUp(t *testing.T) {
 	}
 	if _, err := os.Stat(c.API.Socket); err == nil {
 		t.Error("API socket left behind by a failed start")
+	}
+}
+
+// TestUMEMPlan: with workers.umem shared the afxdp ports share the first
+// one's UMEMs, which hold all their frames; other drivers and per-port
+// keep their own.
+func TestUMEMPlan(t *testing.T) {
+	parse := func(umem string) *config.Config {
+		c, err := config.Parse([]byte(`
+workers: {count: 2, umem: ` + umem + `}
+ports:
+  - {name: a, driver: afxdp, device: va}
+  - {name: m, driver: mem}
+  - {name: b, driver: afxdp, device: vb, frames: 4096}
+  - {name: c, driver: afpacket, device: vc}
+  - {name: d, driver: afxdp, device: vd, frames: 1024}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	got := umemPlan(parse("shared"))
+	want := []umemPart{{-1, 8192 + 4096 + 1024}, {-1, 0}, {0, 0}, {-1, 0}, {0, 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("shared: %+v, want %+v", got, want)
+	}
+	got = umemPlan(parse("per-port"))
+	for i, u := range got {
+		if u != (umemPart{-1, 0}) {
+			t.Errorf("per-port: port %d: %+v", i, u)
+		}
 	}
 }

@@ -130,6 +130,13 @@ type Config struct {
 	// XDPOffloadEntries sizes its connection map (0: the default).
 	XDPOffload        string
 	XDPOffloadEntries int
+	// Share (afxdp) is an open port of the same driver whose buffers this
+	// port's queues share: queue i of both draws on queue i's UMEM and
+	// buffer pool (XDP_SHARED_UMEM), so a packet received on one port and
+	// sent on the other is rewritten in place, not copied (see Adopt). The
+	// queue counts must match; the UMEM is sized by Share's FrameCount,
+	// and this port's FrameCount is not used. nil: UMEMs of its own.
+	Share Port
 }
 
 // TxOwned transmits bufs on q and frees whatever q refused, counting it as

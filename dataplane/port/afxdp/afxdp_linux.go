@@ -17,13 +17,6 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 )
 
-// Defaults for zero fields of port.Config.
-const (
-	DefaultQueues     = 1
-	DefaultRing       = 2048
-	DefaultFrameCount = 8192
-)
-
 // Bind retries on EBUSY: the kernel releases a closed socket's hold on a
 // queue asynchronously, so a quick re-open can find the queue still taken.
 const (
@@ -109,8 +102,20 @@ func Open(cfg port.Config) (_ *Port, err error) {
 	if p.prog, err = loadProg(cfg.Queues, cfg); err != nil {
 		return nil, fail("open", err)
 	}
+	var share *Port
+	if cfg.Share != nil {
+		s, ok := cfg.Share.(*Port)
+		if !ok || s.NumQueues() != cfg.Queues {
+			return nil, fail("open", fmt.Errorf("share the UMEM of port %s: it must be an afxdp port with %d queues", cfg.Share.Name(), cfg.Queues))
+		}
+		share = s
+	}
 	for i := 0; i < cfg.Queues; i++ {
-		q, err := openQueue(p.dev, i, frames, sz, bindFlags)
+		var sq *Queue
+		if share != nil {
+			sq = share.queues[i]
+		}
+		q, err := openQueue(p.dev, i, frames, sz, bindFlags, sq)
 		if err != nil {
 			return nil, fmt.Errorf("afxdp: bind %s queue %d: %w", cfg.Device, i, err)
 		}
@@ -173,51 +178,60 @@ func maxMTU() int {
 	return pktbuf.DefaultFrameSize - umemHeadroom - unix.XDP_PACKET_HEADROOM - 14 - 4
 }
 
-// openQueue builds queue qid: UMEM, pool, socket (trying bindFlags in order,
-// retrying each on EBUSY) and the first fill of the fill ring.
-func openQueue(dev device, qid, frames int, sz ringSizes, bindFlags []uint16) (q *Queue, err error) {
-	umem, err := mmapUMEM(frames * pktbuf.DefaultFrameSize)
-	if err != nil {
-		return nil, fmt.Errorf("mmap UMEM of %d frames: %w", frames, err)
-	}
-	q = &Queue{
-		umem:       umem,
-		pool:       pktbuf.NewPoolOver(umem, pktbuf.DefaultFrameSize),
-		id:         uint16(qid),
-		frameMask:  pktbuf.DefaultFrameSize - 1,
-		fillTarget: min(sz.fill, uint32(frames/2)),
-	}
+// openQueue builds queue qid: UMEM and pool (or share's), socket (trying
+// bindFlags in order, retrying each on EBUSY; with share, bound to share's
+// UMEM in its mode) and the first fill of the fill ring.
+func openQueue(dev device, qid, frames int, sz ringSizes, bindFlags []uint16, share *Queue) (q *Queue, err error) {
+	q = &Queue{id: uint16(qid), frameMask: pktbuf.DefaultFrameSize - 1}
 	q.x.fd = -1
+	if share != nil {
+		q.sh = share.sh
+		q.sh.hold()
+	} else if q.sh, err = newShared(frames); err != nil {
+		return nil, err
+	}
+	q.pool = q.sh.pool
 	defer func() {
 		if err != nil {
 			q.close()
 		}
 	}()
-	var errs []error
-	for _, flags := range bindFlags {
-		x, err := bindWithRetry(umem, sz, dev.ifindex, qid, flags|unix.XDP_USE_NEED_WAKEUP)
-		if err == nil {
-			q.x = *x
-			break
+	if share != nil {
+		x, err := bindWithRetry(q.sh.umem, sz, dev.ifindex, qid, 0, q.sh.fd)
+		if err != nil {
+			return q, fmt.Errorf("share the UMEM of %s queue %d: %w", share.dev, qid, err)
 		}
-		errs = append(errs, explainBind(dev, flags, err))
-		if errors.Is(err, unix.EBUSY) {
-			break // the queue is taken whatever the mode
+		q.x = *x
+	} else {
+		var errs []error
+		for _, flags := range bindFlags {
+			x, err := bindWithRetry(q.sh.umem, sz, dev.ifindex, qid, flags|unix.XDP_USE_NEED_WAKEUP, -1)
+			if err == nil {
+				q.x = *x
+				break
+			}
+			errs = append(errs, explainBind(dev, flags, err))
+			if errors.Is(err, unix.EBUSY) {
+				break // the queue is taken whatever the mode
+			}
 		}
+		if q.x.fd < 0 {
+			return q, errors.Join(errs...)
+		}
+		q.sh.fd = q.x.fd
 	}
-	if q.x.fd < 0 {
-		return q, errors.Join(errs...)
-	}
+	q.dev = dev.name
 	if q.zeroCopy, err = zeroCopy(q.x.fd); err != nil {
 		return q, fmt.Errorf("get socket options: %w", err)
 	}
+	q.sh.join(q, sz.fill)
 	q.refill()
 	return q, nil
 }
 
-func bindWithRetry(umem []byte, sz ringSizes, ifindex, qid int, flags uint16) (*xsk, error) {
+func bindWithRetry(umem []byte, sz ringSizes, ifindex, qid int, flags uint16, sharedFD int) (*xsk, error) {
 	for try := 0; ; try++ {
-		x, err := newXSK(umem, pktbuf.DefaultFrameSize, sz, ifindex, qid, flags)
+		x, err := newXSK(umem, pktbuf.DefaultFrameSize, sz, ifindex, qid, flags, sharedFD)
 		if err == nil || !errors.Is(err, unix.EBUSY) || try == bindRetries {
 			return x, err
 		}
@@ -262,6 +276,10 @@ func (p *Port) Queue(i int) port.Queue { return p.queues[i] }
 
 // XSKQueue returns queue i with its concrete type.
 func (p *Port) XSKQueue(i int) *Queue { return p.queues[i] }
+
+// SharedUMEM reports whether the port's queues share their UMEMs with
+// another port's (port.Config.Share, or a port that shares this one's).
+func (p *Port) SharedUMEM() bool { return len(p.queues) > 0 && p.queues[0].SharedUMEM() }
 
 // Mode returns the socket mode obtained at bind: "zerocopy" or "copy".
 func (p *Port) Mode() string {

@@ -17,6 +17,9 @@ func Open(cfg port.Config) (*Port, error) {
 	return nil, fmt.Errorf("afxdp: open %s: AF_XDP needs Linux: %w", cfg.Name, port.ErrNotSupported)
 }
 
+// SharedUMEM is false outside Linux.
+func (p *Port) SharedUMEM() bool { return false }
+
 // Mode is "" outside Linux.
 func (p *Port) Mode() string { return "" }
 

@@ -32,3 +32,10 @@
 // all bound to it, so a port opened inside a namespace keeps working from
 // any goroutine.
 package afxdp
+
+// Defaults for zero fields of port.Config.
+const (
+	DefaultQueues     = 1
+	DefaultRing       = 2048
+	DefaultFrameCount = 8192
+)

@@ -3,21 +3,27 @@
 package afxdp
 
 import (
+	"fmt"
+	"sync"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/dataplane/port"
 )
 
-// Queue is one AF_XDP socket with its UMEM and pool. Everything but
-// Counters belongs to the worker that owns the queue.
+// Queue is one AF_XDP socket with its UMEM and pool, its own or shared
+// with the same queue of other ports (port.Config.Share). Everything but
+// Counters belongs to the worker that owns the queue (and so the queues
+// sharing its UMEM).
 type Queue struct {
 	x        xsk
-	umem     []byte
-	pool     *pktbuf.Pool
+	sh       *shared
+	pool     *pktbuf.Pool // sh.pool
 	ctr      port.Counters
 	id       uint16
 	zeroCopy bool
+	dev      string // the device's name, for errors
 
 	frameMask uint64
 	// fillTarget is how many frames the receive side may hold (fill ring
@@ -92,8 +98,9 @@ func (q *Queue) refill() {
 	}
 }
 
-// TxBurst implements port.Queue. Buffers of another pool are copied into
-// this queue's frames (and freed); buffers that cannot be sent (no frame
+// TxBurst implements port.Queue. Buffers of another pool (a port whose
+// UMEM this queue does not share) are copied into this queue's frames
+// (and freed); buffers that cannot be sent (no frame
 // for the copy, empty packet) are freed, counted as TxDropped and still
 // reported as accepted. It stops at a full tx ring and wakes the kernel
 // once if it asked for it.
@@ -209,13 +216,75 @@ func (q *Queue) ZeroCopy() bool { return q.zeroCopy }
 // transmission.
 func (q *Queue) InFlight() (rx, tx int) { return int(q.rxHeld), int(q.txPending) }
 
+// SharedUMEM reports whether the queue's UMEM is shared with another
+// port's queue.
+func (q *Queue) SharedUMEM() bool {
+	q.sh.mu.Lock()
+	defer q.sh.mu.Unlock()
+	return q.sh.users > 1
+}
+
 func (q *Queue) close() error {
 	err := q.x.close()
-	if q.umem != nil {
-		if e := unix.Munmap(q.umem); e != nil && err == nil {
+	if q.sh != nil {
+		if e := q.sh.release(); e != nil && err == nil {
 			err = e
 		}
-		q.umem = nil
+		q.sh = nil
 	}
+	return err
+}
+
+// shared is a UMEM with the buffer pool over it, held by each queue that
+// uses it: the queue it was made for and the same queue of every port
+// that shares it. The last to close unmaps it (a socket's UMEM stays
+// registered in the kernel until its last socket closes).
+type shared struct {
+	umem []byte
+	pool *pktbuf.Pool
+	fd   int // the socket the UMEM is registered on, -1 before the bind
+
+	mu    sync.Mutex
+	users int
+	// queues are the queues receiving into the UMEM, whose fill targets
+	// split its frames (rebalanced as ports join, before they run)
+	queues []*Queue
+}
+
+func newShared(frames int) (*shared, error) {
+	umem, err := mmapUMEM(frames * pktbuf.DefaultFrameSize)
+	if err != nil {
+		return nil, fmt.Errorf("mmap UMEM of %d frames: %w", frames, err)
+	}
+	return &shared{umem: umem, pool: pktbuf.NewPoolOver(umem, pktbuf.DefaultFrameSize), fd: -1, users: 1}, nil
+}
+
+// join adds q to the queues drawing on the UMEM and splits half of its
+// frames between their fill rings (at most fill each): the other half is
+// for packets in the workers and on the tx rings.
+func (s *shared) join(q *Queue, fill uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queues = append(s.queues, q)
+	per := uint32(s.pool.Size() / (2 * len(s.queues)))
+	for _, o := range s.queues {
+		o.fillTarget = max(min(fill, per), 1)
+	}
+}
+
+func (s *shared) hold() {
+	s.mu.Lock()
+	s.users++
+	s.mu.Unlock()
+}
+
+func (s *shared) release() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.users--; s.users > 0 || s.umem == nil {
+		return nil
+	}
+	err := unix.Munmap(s.umem)
+	s.umem = nil
 	return err
 }

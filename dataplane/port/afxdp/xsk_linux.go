@@ -37,8 +37,11 @@ type xsk struct {
 const umemHeadroom = max(pktbuf.Headroom-unix.XDP_PACKET_HEADROOM, 0)
 
 // newXSK creates a socket over umem, sets up its rings and binds it to
-// (ifindex, queue) with bindFlags. On error nothing is left open.
-func newXSK(umem []byte, frameSize int, sz ringSizes, ifindex, queue int, bindFlags uint16) (x *xsk, err error) {
+// (ifindex, queue) with bindFlags. With sharedFD >= 0 the socket uses the
+// UMEM registered on that socket instead (XDP_SHARED_UMEM: fill and
+// completion rings of its own, the mode and need_wakeup of the UMEM's
+// first socket; bindFlags are not used). On error nothing is left open.
+func newXSK(umem []byte, frameSize int, sz ringSizes, ifindex, queue int, bindFlags uint16, sharedFD int) (x *xsk, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socket(AF_XDP): %w", err)
@@ -57,8 +60,10 @@ func newXSK(umem []byte, frameSize int, sz ringSizes, ifindex, queue int, bindFl
 		Size:     uint32(frameSize),
 		Headroom: uint32(umemHeadroom),
 	}
-	if err := setsockopt(fd, unix.SOL_XDP, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
-		return x, fmt.Errorf("register UMEM (%d bytes): %w", len(umem), err)
+	if sharedFD < 0 {
+		if err := setsockopt(fd, unix.SOL_XDP, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
+			return x, fmt.Errorf("register UMEM (%d bytes): %w", len(umem), err)
+		}
 	}
 	for _, o := range []struct {
 		opt  int
@@ -116,6 +121,9 @@ func newXSK(umem []byte, frameSize int, sz ringSizes, ifindex, queue int, bindFl
 	}
 
 	sa := &unix.SockaddrXDP{Flags: bindFlags, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	if sharedFD >= 0 {
+		sa.Flags, sa.SharedUmemFD = unix.XDP_SHARED_UMEM, uint32(sharedFD)
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return x, err // the caller names the operation and decides on retries
 	}
