@@ -7,7 +7,7 @@ CMDS    := gvs-dataplane gvs-controlplane dpip ipvsadm gvs-testsrv gvs-pktgen
 RACE_PKGS := ./dataplane/config/... ./dataplane/apiserver/... ./dataplane/ring/... ./dataplane/route/... \
              ./internal/... ./cmd/... ./header/... ./ctrlplane/... ./ipvs/... ./session/... ./nat/... ./flowdir/...
 
-.PHONY: all build test unit integration race lint fmt demo deps proto bench bench-micro clean install deb
+.PHONY: all build test unit integration race lint fmt demo deps proto bench bench-micro pgo clean install deb
 
 all: build
 
@@ -79,8 +79,21 @@ dpdk-test:
 bench: build
 	bench/run.sh
 
+# the pipeline benchmarks built as gvs-dataplane is: with its PGO profile
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/ ./dataplane/route/
+	$(GO) test -pgo=$(CURDIR)/$(PGO) -run '^$$' -bench . -benchmem ./dataplane/ ./dataplane/route/
+
+# PGO is the profile gvs-dataplane is built with (go build picks up a main
+# package's default.pgo): the packet path of the pipeline benchmarks on the
+# mem driver — established FullNAT both ways, new connections, forwarding,
+# SYN cookies, the other forwarding modes, NAT64. make pgo regenerates it
+# after the packet path changed (docs/benchmarks.md, "The mem pipeline").
+PGO = cmd/gvs-dataplane/default.pgo
+PGO_BENCH = LBPaths|ForwardIPv4$$|ForwardIPv6$$|EchoIPv4$$|SynProxyCookie|Modes|NAT64Established|FragFirst|Tunnel
+pgo:
+	$(GO) test -run '^$$' -bench '$(PGO_BENCH)' -benchtime 2000000x -cpuprofile $(CURDIR)/$(PGO).new ./dataplane/ >/dev/null
+	mv $(PGO).new $(PGO)
+	rm -f dataplane.test
 
 clean:
 	rm -rf $(BIN)

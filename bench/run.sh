@@ -587,8 +587,9 @@ main() {
 
 	if [ "$MICRO" = 1 ]; then
 		log "micro benchmarks (go test -bench ./dataplane/)"
-		echo "go test -run '^\$' -bench . -benchmem ./dataplane/" >"$OUT/micro.cmd"
-		(cd "$ROOT" && "$GO" test -run '^$' -bench . -benchmem ./dataplane/) >"$OUT/micro.txt" 2>&1 ||
+		# built as gvs-dataplane is: with its PGO profile
+		echo "go test -pgo=\$PWD/cmd/gvs-dataplane/default.pgo -run '^\$' -bench . -benchmem ./dataplane/" >"$OUT/micro.cmd"
+		(cd "$ROOT" && "$GO" test -pgo="$ROOT/cmd/gvs-dataplane/default.pgo" -run '^$' -bench . -benchmem ./dataplane/) >"$OUT/micro.txt" 2>&1 ||
 			log "micro benchmarks failed (see $OUT/micro.txt)"
 	fi
 

@@ -47,10 +47,10 @@ func (w *Worker) ipv4Input(b *pktbuf.Buf, ifc *Iface) {
 		w.toKNI(b, kniBulk)
 		return
 	}
-	if dst.IsMulticast() || dst == limitedBroadcast || w.isSubnetBroadcast(ifc, dst) {
+	if d := binary.BigEndian.Uint32(ip.DstBytes()); d>>28 == 0xe || d == 0xffffffff || isBcast4(ifc, ip.DstBytes()) {
 		class := kniBulk
-		if dst.As4()[0] == 224 && dst.As4()[1] == 0 && dst.As4()[2] == 0 {
-			class = kniControl // link-local multicast: OSPF, VRRP, …
+		if d>>8 == 224<<16 {
+			class = kniControl // link-local multicast (224.0.0.0/24): OSPF, VRRP, …
 		}
 		w.toKNI(b, class)
 		return
@@ -123,8 +123,6 @@ func (w *Worker) forward4(b *pktbuf.Buf, ip header.IPv4) {
 	w.xmitTo(b, out, nh, ne)
 }
 
-var limitedBroadcast = netipAddr4(255, 255, 255, 255)
-
 // martian4 reports source addresses no host may use (RFC 1812 5.3.7):
 // multicast, loopback, broadcast, one of the dataplane's own, or 0.0.0.0
 // towards a unicast destination (a DHCP client's broadcast is fine: it goes
@@ -142,26 +140,19 @@ func (w *Worker) martian4(ifc *Iface, ip header.IPv4) bool {
 	if w.snap.local.Has4(ip.SrcBytes()) {
 		return true
 	}
+	return isBcast4(ifc, ip.SrcBytes())
+}
+
+// isBcast4 reports whether the IPv4 address a[:4] is the broadcast
+// address of one of the interface's subnets.
+func isBcast4(ifc *Iface, a []byte) bool {
 	for _, b := range ifc.bcast4 {
-		if b.As4() == [4]byte(ip.SrcBytes()) {
+		if b.As4() == [4]byte(a) {
 			return true
 		}
 	}
 	return false
 }
-
-// isSubnetBroadcast reports whether dst is the broadcast address of one of
-// the interface's IPv4 subnets.
-func (w *Worker) isSubnetBroadcast(ifc *Iface, dst netip.Addr) bool {
-	for _, b := range ifc.bcast4 {
-		if b == dst {
-			return true
-		}
-	}
-	return false
-}
-
-func netipAddr4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
 
 func lastAddr4(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As4()
