@@ -113,10 +113,19 @@ type cacheEntry struct {
 
 // cacheFor returns k's cache entry.
 func (p *Pool) cacheFor(k spaceKey) *cacheEntry {
-	r := k.rs.Addr().As16()
-	l := k.la.As16()
-	h := binary.LittleEndian.Uint32(r[12:]) ^ binary.LittleEndian.Uint32(l[12:]) ^ uint32(k.rs.Port())
+	h := low32(k.rs.Addr()) ^ low32(k.la) ^ uint32(k.rs.Port())
 	return &p.cache[(h*0x9e3779b1)>>(32-4)]
+}
+
+// low32 is the last four bytes of a's 16-byte form, read without storing
+// all 16 for an IPv4 address (a wide store read back narrow stalls).
+func low32(a netip.Addr) uint32 {
+	if a.Is4() {
+		b := a.As4()
+		return binary.LittleEndian.Uint32(b[:])
+	}
+	b := a.As16()
+	return binary.LittleEndian.Uint32(b[12:])
 }
 
 type addrState struct {
