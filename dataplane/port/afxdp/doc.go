@@ -1,10 +1,15 @@
 // Package afxdp is GVS's AF_XDP port driver, the default on Linux.
 //
 // Each queue of a port is one AF_XDP socket bound to the same queue id of
-// the kernel interface, with its own UMEM: an anonymous mapping of
-// FrameCount frames of pktbuf.DefaultFrameSize bytes that is also the
-// memory of the queue's pktbuf.Pool, so a received packet is a Buf without
-// a copy and a Buf of the queue's pool is transmitted without a copy. An XDP
+// the kernel interface, with a UMEM: an anonymous mapping of FrameCount
+// frames of pktbuf.DefaultFrameSize bytes that is also the memory of the
+// queue's pktbuf.Pool, so a received packet is a Buf without a copy and a
+// Buf of the queue's pool is transmitted without a copy. A port opened
+// with port.Config.Share binds its queues to the UMEMs of the other port's
+// queues (XDP_SHARED_UMEM, with fill and completion rings of their own):
+// queue i of both then has one pool, and a packet received on one port
+// leaves the other from the frame it arrived in. The frames are shared
+// out as below, the fill targets splitting half of them. An XDP
 // program built at run time redirects every packet of queue i to socket i
 // through an XSKMAP; queues without a socket pass packets to the kernel.
 //
