@@ -420,7 +420,7 @@ system_tests() {
 	xsk2) echo udp ;;
 	gvs1) echo udp syn cps conc over wrk synproxy tcp ;;
 	nft) echo udp syn cps conc over wrk tcp ;;
-	gvs1rt) echo udp over wrk synproxy ;;
+	gvs1rt) echo udp syn cps over wrk synproxy ;;
 	gvs1rtpp) echo udp over ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
