@@ -42,7 +42,7 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs1rtref gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 # The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
@@ -421,7 +421,7 @@ system_tests() {
 	gvs1) echo udp syn cps conc over wrk synproxy tcp ;;
 	nft) echo udp syn cps conc over wrk tcp ;;
 	gvs1rt) echo udp syn cps over wrk synproxy ;;
-	gvs1rtpp) echo udp over ;;
+	gvs1rtpp | gvs1rtref) echo udp over ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
 	gvs1xdp) echo udp cps wrk over tcp ;;
@@ -448,6 +448,9 @@ start_system() {
 	gvs1) gvs_start 1 "$SUT_CPU" 0 gvs1 ;;
 	gvs1rt) gvs_start 1 "$SUT_CPU" 50 gvs1rt ;;
 	gvs1rtpp) UMEM=per-port gvs_start 1 "$SUT_CPU" 50 gvs1rtpp ;;
+	gvs1rtref)
+		[ -x "${GVS_REF_BIN:-}/gvs-dataplane" ] || die "gvs1rtref: set GVS_REF_BIN to a directory with another build's gvs-dataplane"
+		GVS_DP_BIN=$GVS_REF_BIN/gvs-dataplane gvs_start 1 "$SUT_CPU" 50 gvs1rtref ;;
 	gvs2) gvs_start 2 "$SUT_CPUS2" 0 gvs2 ;;
 	gvsdpdk1) gvs_start 1 "$SUT_CPU" 0 gvsdpdk1 dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_start 1 "$SUT_CPU" 0 gvsdpdkxdp1 dpdk-afxdp ;;
@@ -456,7 +459,7 @@ start_system() {
 	gvs2xdp) XDP_OFFLOAD=on gvs_start 2 "$SUT_CPUS2" 0 gvs2xdp ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs1rtref gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
 	esac
 }
 
@@ -466,7 +469,7 @@ stop_system() {
 	xsk1) xsk_stop 1 ;;
 	xsk1pp) xsk_stop 1 xsk1pp ;;
 	xsk2) xsk_stop 2 ;;
-	gvs1 | gvs1rt | gvs1rtpp | gvs2) gvs_stop - "$1" ;;
+	gvs1 | gvs1rt | gvs1rtpp | gvs1rtref | gvs2) gvs_stop - "$1" ;;
 	gvsdpdk1) gvs_stop - "$1" dpdk-afpacket ;;
 	gvsdpdkxdp1) gvs_stop - "$1" dpdk-afxdp ;;
 	gvsafp1) gvs_stop - "$1" afpacket ;;

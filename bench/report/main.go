@@ -55,6 +55,7 @@ var systems = []struct{ id, label string }{
 	{"gvs1", "GVS FullNAT, 1 worker, normal scheduling (rt_priority 0)"},
 	{"gvs1rt", "GVS FullNAT, 1 worker, rt_priority 50 (the default with adaptive idle)"},
 	{"gvs1rtpp", "GVS FullNAT, 1 worker, rt_priority 50, workers.umem per-port (frames copied between the ports)"},
+	{"gvs1rtref", "GVS FullNAT, 1 worker, rt_priority 50, another build (GVS_REF_BIN: the reference for before/after)"},
 	{"gvs2", "GVS FullNAT, 2 workers"},
 	{"gvsdpdk1", "GVS FullNAT, 1 worker, dpdk driver on net_af_packet vdevs (rt_priority 0)"},
 	{"gvsdpdkxdp1", "GVS FullNAT, 1 worker, dpdk driver on net_af_xdp vdevs (rt_priority 0)"},
