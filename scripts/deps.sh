@@ -14,6 +14,7 @@ command -v tshark >/dev/null || need+=(tshark)   # the capture tests read the pc
 command -v hping3 >/dev/null || need+=(hping3)   # the SYN-flood lab tests (hping3 --flood --rand-source)
 command -v nginx >/dev/null || need+=(nginx)     # proxy protocol lab test: nginx listen … proxy_protocol
 command -v haproxy >/dev/null || need+=(haproxy) # proxy protocol lab test: haproxy accept-proxy
+command -v nft >/dev/null || need+=(nftables)    # the million-connection test: real servers drop its datagrams quietly
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "deps: missing ${need[*]}: run as root or apt-get install them" >&2
