@@ -66,6 +66,23 @@ func (w *Worker) path(dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne 
 	if e.snap == w.snap && e.nver == w.neighVer && e.hi == hi && e.lo == lo {
 		return e.out, e.nh, e.ne, true
 	}
+	return w.pathMiss(e, hi, lo, dst, l3)
+}
+
+// cachedPath is path's answer when the cache holds one for the
+// destination of words hi and lo (dstWords): the same answer for every
+// packet to it, whatever its flow (a multipath route, whose next hop
+// depends on the flow, is never cached). ok is false otherwise.
+func (w *Worker) cachedPath(hi, lo uint64) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {
+	e := w.dsts.slot(hi, lo)
+	if e.snap == w.snap && e.nver == w.neighVer && e.hi == hi && e.lo == lo {
+		return e.out, e.nh, e.ne, true
+	}
+	return nil, nh, nil, false
+}
+
+// pathMiss is path on a cache miss: dst's words hi and lo and its slot e.
+func (w *Worker) pathMiss(e *dstEntry, hi, lo uint64, dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {
 	r := w.snap.routes.Lookup(dst)
 	if r == nil {
 		return nil, nh, nil, false

@@ -5,6 +5,7 @@ package dataplane
 // way in), and the packet is routed on.
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
@@ -67,20 +68,26 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		w.lbDRConn(b, l3, c, dir)
 		return
 	}
-	var to nat.Endpoints
 	if dir == session.In {
 		w.destIn(c.Dest, uint64(len(l3)))
-		// field by field: a composite literal is built in a temporary and
-		// copied with wide loads that stall on its narrow stores
-		to.Src, to.Dst, to.SrcPort, to.DstPort = c.LAddrPort().Addr().Unmap(), c.DAddrPort().Addr().Unmap(), c.LPort, c.DPort
 		w.ctr.inc(CtrLBIn)
 	} else {
 		w.destOut(c.Dest, uint64(len(l3)))
-		to.Src, to.Dst, to.SrcPort, to.DstPort = c.VAddrPort().Addr().Unmap(), c.CAddrPort().Addr().Unmap(), c.VPort, c.CPort
 		if c.Proto == header.ProtoTCP {
 			toaOut(c, flags)
 		}
 		w.ctr.inc(CtrLBOut)
+	}
+	if w.plain(b, t, c, dir, fullNAT && !marked, flags, toa) && w.lbPlain4(b, l3, t, c, dir) {
+		return
+	}
+	var to nat.Endpoints
+	if dir == session.In {
+		// field by field: a composite literal is built in a temporary and
+		// copied with wide loads that stall on its narrow stores
+		to.Src, to.Dst, to.SrcPort, to.DstPort = c.LAddrPort().Addr().Unmap(), c.DAddrPort().Addr().Unmap(), c.LPort, c.DPort
+	} else {
+		to.Src, to.Dst, to.SrcPort, to.DstPort = c.VAddrPort().Addr().Unmap(), c.CAddrPort().Addr().Unmap(), c.VPort, c.CPort
 	}
 	if isNAT64(c) {
 		w.lbNAT64(b, l3, t, c, id, dir, &to, flags, toa) // a new IP header (lbnat64.go)
@@ -113,6 +120,68 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	if mtu := w.lbRoute(b, l3, to.Dst); mtu > 0 {
 		w.lbTooBig(b, l3, t, c, id, dir, mtu, len(l3) != n)
 	}
+}
+
+// plain reports that nothing but the translation and the route happens to
+// a packet of connection c from here on (the steps of lbConn after
+// nat.RewriteAt that lbPlain4 leaves out): it is IPv4 and not traced, gets
+// no TOA or UOA, no MSS clamp, is not offered to or held for the XDP fast
+// path. fnat is a FullNAT connection (a local address, not NAT or SNAT).
+func (w *Worker) plain(b *pktbuf.Buf, t header.Transport, c *session.Conn, dir session.Direction, fnat bool, flags uint8, toa bool) bool {
+	const synAck = header.TCPFlagSYN | header.TCPFlagACK
+	switch {
+	case t.V6() || toa || w.trBuf == b || len(w.xdp.held) > 0 || len(w.xdp.drain) > 0:
+		return false
+	case fnat && (w.xdp.on || !w.xdp.init): // xdpOffer
+		return false
+	case fnat && dir == session.Out && flags&synAck == synAck: // clampMSS
+		return false
+	case c.Proto == header.ProtoUDP && dir == session.In && c.Flags&session.FlagTOAConfirmed == 0 && !t.Fragment(): // uoaInsert
+		return false
+	}
+	return true
+}
+
+// lbPlain4 translates a plain (see plain) IPv4 packet of connection c in
+// direction dir, decrements its TTL and sends it on, in one pass
+// (nat.Forward4): the outcome of nat.RewriteAt and lbRoute without their
+// separate checksum updates and without netip.Addr values on the way. It
+// returns false, with the packet unchanged, when lbRoute has more to do: a
+// path not in the destination cache (a first packet; a multipath route,
+// where lbRoute routes the translated packet's flow), an unresolved next
+// hop, a packet too big for the egress MTU, a TTL that expires, a packet
+// RewriteAt refuses; and for an IPv6 connection (NAT64 included).
+func (w *Worker) lbPlain4(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, dir session.Direction) bool {
+	var s, d *[16]byte
+	var sp, dp uint16
+	if dir == session.In {
+		s, d, sp, dp = &c.LAddr, &c.DAddr, c.LPort, c.DPort
+	} else {
+		s, d, sp, dp = &c.VAddr, &c.CAddr, c.VPort, c.CPort
+	}
+	if !isMapped4(s) || !isMapped4(d) {
+		return false
+	}
+	dst := binary.BigEndian.Uint32(d[12:])
+	// before the packet changes: a cached path is the same for any flow
+	out, nh, ne, ok := w.cachedPath(0, 0xffff<<32|uint64(dst))
+	if !ok || ne == nil || len(l3) > out.MTU || header.IPv4(l3).TTL() <= 1 {
+		return false
+	}
+	if nat.Forward4(l3, t, binary.BigEndian.Uint32(s[12:]), dst, sp, dp) != nil {
+		return false
+	}
+	if !ne.static && w.now-ne.confirmed.Load() > int64(w.dp.neigh.reachable) {
+		w.probe(out, nh, ne.mac) // still usable while the probe is out
+	}
+	w.output(b, out, ne.mac)
+	return true
+}
+
+// isMapped4 reports whether a is an IPv4 address in its v4-mapped form,
+// as connections hold them.
+func isMapped4(a *[16]byte) bool {
+	return binary.LittleEndian.Uint64(a[:8]) == 0 && binary.LittleEndian.Uint32(a[8:12]) == 0xffff0000
 }
 
 // lbTooBig answers a translated packet of connection c that the egress

@@ -34,6 +34,15 @@ const (
 	v4Dst      = 16
 )
 
+// Field offsets in the IPv4 header, for code that rewrites it in place
+// (NAT): the TTL with the protocol is one 16-bit word of the checksum.
+const (
+	IPv4TTLOffset      = v4TTL
+	IPv4ChecksumOffset = v4Cksum
+	IPv4SrcOffset      = v4Src
+	IPv4DstOffset      = v4Dst
+)
+
 // IP protocol numbers.
 const (
 	ProtoICMP   = 1

@@ -77,6 +77,7 @@ type Table struct {
 	MaxID    uint32
 	Services []*Service // in creation order
 	byKey    map[ServiceKey]*Service
+	index    svcIndex // byKey's virtual services for Lookup (svcindex.go)
 	byID     map[uint32]*Service
 	// Dests has every destination with possible connections, draining
 	// ones included, by id.
@@ -115,10 +116,11 @@ func (t *Table) Lookup(p Proto, addr netip.Addr, port uint16) *Service {
 	if t == nil || len(t.byKey) == 0 {
 		return nil
 	}
-	if s := t.byKey[ServiceKey{Proto: p, Addr: addr, Port: port}]; s != nil || port == 0 {
+	hi, lo := addrWords(addr)
+	if s := t.index.get(hi, lo, uint32(p)<<16|uint32(port)); s != nil || port == 0 {
 		return s
 	}
-	return t.byKey[ServiceKey{Proto: p, Addr: addr}] // a persistent port-0 (all ports) service
+	return t.index.get(hi, lo, uint32(p)<<16) // a persistent port-0 (all ports) service
 }
 
 // ServiceByID returns the service with id, or nil.
@@ -317,6 +319,7 @@ func (m *Manager) build(s *state) (*Table, error) {
 		t.ExpireDests[id] = struct{}{}
 	}
 	t.buildACLIndex()
+	t.index = buildSvcIndex(t.Services)
 	return t, nil
 }
 

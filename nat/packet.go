@@ -65,6 +65,10 @@ const (
 	l4DstPort         = header.L4DstPortOffset
 	tcpCksumOff       = header.TCPChecksumOffset
 	udpCksumOff       = header.UDPChecksumOffset
+	ipv4TTL           = header.IPv4TTLOffset
+	ipv4Cksum         = header.IPv4ChecksumOffset
+	ipv4Src           = header.IPv4SrcOffset
+	ipv4Dst           = header.IPv4DstOffset
 )
 
 // l4CksumOff returns the offset of the checksum in a TCP or UDP header and
