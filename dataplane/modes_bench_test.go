@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 	"github.com/gvs-lb/gvs/ipvs"
 )
 
@@ -12,15 +11,11 @@ import (
 // port, flushes, and returns how many left (the sinkQueues took them).
 func (l *loopDP) burst(port, n int, frame func() []byte) int {
 	q := l.ports[port].MemQueue(0)
-	var bufs [benchBurst]*pktbuf.Buf
 	for i := range n {
-		bufs[i] = q.Alloc()
-		bufs[i].CopyFrom(frame())
-		bufs[i].Port = uint16(port)
+		l.w.rx[i] = q.Alloc()
+		l.w.rx[i].CopyFrom(frame())
 	}
-	for i := range n {
-		l.w.input(bufs[i])
-	}
+	l.w.inputBurst(port, n) // as the worker loop hands a received burst on
 	l.w.flushAll()
 	return l.releaseAll()
 }

@@ -10,6 +10,7 @@ package dataplane
 // mode, a poll() when there is nothing to do.
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -23,6 +24,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/ring"
 	"github.com/gvs-lb/gvs/flowdir"
+	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/internal/addrmap"
 	"github.com/gvs-lb/gvs/ipvs"
 	"github.com/gvs-lb/gvs/ipvs/sched"
@@ -96,6 +98,9 @@ type workerIO struct {
 	nowTick   uint32 // now in session-table ticks (tick)
 
 	rx  [maxBurst]*pktbuf.Buf
+	// pfHash holds the session hashes of a burst's packets between the
+	// two prefetch passes (prefetchBurst)
+	pfHash [maxBurst]uint32
 	tx  []txBuffer
 	cur *pktbuf.Buf // the buffer in the pipeline, for crash reports
 }
@@ -282,6 +287,9 @@ func (w *Worker) inputBurst(p, n int) {
 		w.traceBurst(t, p, n) // the same loop with the trace filter (trace.go)
 		return
 	}
+	if n > 1 && w.sess.Len() >= session.PrefetchWorth {
+		w.prefetchBurst(n)
+	}
 	for i := 0; i < n; i++ {
 		b := w.rx[i]
 		w.rx[i] = nil
@@ -290,6 +298,40 @@ func (w *Worker) inputBurst(p, n int) {
 		w.input(b)
 	}
 	w.cur = nil
+}
+
+// prefetchBurst names the session index slots, then the connections, that
+// the IPv4 TCP and UDP packets of the burst in w.rx[:n] will look up, so
+// that their cache misses overlap (session/prefetch.go). Frames are read
+// as untagged or single-tagged Ethernet; anything else is left to input.
+func (w *Worker) prefetchBurst(n int) {
+	var oks [maxBurst / 64]uint64 // which packets have a hash in pfHash
+	for i := 0; i < n; i++ {
+		pkt := w.rx[i].Bytes()
+		if len(pkt) < header.EthernetMinSize+header.VLANSize {
+			continue
+		}
+		l3 := header.EthernetMinSize
+		switch binary.BigEndian.Uint16(pkt[12:]) {
+		case header.EtherTypeIPv4:
+		case header.EtherTypeVLAN:
+			if binary.BigEndian.Uint16(pkt[16:]) != header.EtherTypeIPv4 {
+				continue
+			}
+			l3 += header.VLANSize
+		default:
+			continue
+		}
+		if h, found := w.sess.PrefetchSlot4(pkt[l3:]); found {
+			w.pfHash[i] = h
+			oks[i>>6] |= 1 << (i & 63)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if oks[i>>6]&(1<<(i&63)) != 0 {
+			w.sess.PrefetchConn(w.pfHash[i])
+		}
+	}
 }
 
 func (w *Worker) run() {
