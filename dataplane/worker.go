@@ -97,12 +97,12 @@ type workerIO struct {
 	now       int64  // the dataplane clock at the start of this iteration (setNow)
 	nowTick   uint32 // now in session-table ticks (tick)
 
-	rx  [maxBurst]*pktbuf.Buf
+	rx [maxBurst]*pktbuf.Buf
 	// pfHash holds the session hashes of a burst's packets between the
 	// two prefetch passes (prefetchBurst)
 	pfHash [maxBurst]uint32
-	tx  []txBuffer
-	cur *pktbuf.Buf // the buffer in the pipeline, for crash reports
+	tx     []txBuffer
+	cur    *pktbuf.Buf // the buffer in the pipeline, for crash reports
 }
 
 // workerL3 is what L2/L3 processing reads and keeps: the published

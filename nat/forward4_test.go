@@ -31,7 +31,9 @@ func forward4Want(l3 []byte, to *Endpoints) ([]byte, error) {
 // a from-scratch computation.
 func TestForward4(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	addr := func() netip.Addr { return netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())}) }
+	addr := func() netip.Addr {
+		return netip.AddrFrom4([4]byte{byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32()), byte(r.Uint32())})
+	}
 	ep := func() Endpoints { return Endpoints{addr(), addr(), uint16(r.Uint32()), uint16(r.Uint32())} }
 	for i := 0; i < 2000; i++ {
 		p := pkt{ep: ep(), proto: header.ProtoTCP, seq: r.Uint32(), ack: r.Uint32(), flags: uint8(r.Uint32()) & 0x1f,
