@@ -89,7 +89,7 @@ bench-micro:
 # SYN cookies, the other forwarding modes, NAT64. make pgo regenerates it
 # after the packet path changed (docs/benchmarks.md, "The mem pipeline").
 PGO = cmd/gvs-dataplane/default.pgo
-PGO_BENCH = LBPaths|ForwardIPv4$$|ForwardIPv6$$|EchoIPv4$$|SynProxyCookie|Modes|NAT64Established|FragFirst|Tunnel
+PGO_BENCH = LBPaths|FullNATEstablishedMany|ForwardIPv4$$|ForwardIPv6$$|EchoIPv4$$|SynProxyCookie|Modes|NAT64Established|FragFirst|Tunnel
 pgo:
 	$(GO) test -run '^$$' -bench '$(PGO_BENCH)' -benchtime 2000000x -cpuprofile $(CURDIR)/$(PGO).new ./dataplane/ >/dev/null
 	mv $(PGO).new $(PGO)

@@ -16,7 +16,7 @@ pgo() { if [ -f "$1/cmd/gvs-dataplane/default.pgo" ]; then echo "-pgo=$1/cmd/gvs
 (cd "$tmp/old" && go test -c $(pgo "$tmp/old") -o "$tmp/old.test" ./dataplane/)
 (cd "$root" && go test -c -pgo=off -o "$tmp/new.test" ./dataplane/)
 (cd "$root" && go test -c $(pgo "$root") -o "$tmp/newpgo.test" ./dataplane/)
-bench='^Benchmark(FullNATEstablishedIn|FullNATEstablishedOut|FullNATNewConn|ForwardIPv4|Harness)$'
+bench='^Benchmark(FullNATEstablishedIn|FullNATEstablishedOut|FullNATEstablishedMany|FullNATNewConn|ForwardIPv4|Harness)$'
 for r in $(seq "$rounds"); do
 	for b in old new newpgo; do
 		"$tmp/$b.test" -test.run '^$' -test.bench "$bench" -test.benchtime 2000000x 2>/dev/null |
