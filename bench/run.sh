@@ -82,6 +82,7 @@ SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
 # PERF=1 profiles the system under test's CPU during the udp and over-5x
 # cells (perf record -C SUT_CPU): where its time goes, kernel or its own code
 PERF=${PERF:-1}
+# WBURST=N runs the GVS systems with workers.burst N (unset: the default, 64)
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*"; }

@@ -201,7 +201,7 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 		opts.Workers = 1
 	}
 	if opts.Burst <= 0 {
-		opts.Burst = 32
+		opts.Burst = 64 // config.DefaultBurst
 	}
 	if opts.Burst > maxBurst {
 		return nil, fmt.Errorf("dataplane: burst %d above the maximum %d: lower workers.burst", opts.Burst, maxBurst)

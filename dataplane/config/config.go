@@ -189,6 +189,11 @@ type Log struct {
 	Format string `yaml:"format"` // json, console
 }
 
+// DefaultBurst is the packets a worker takes from a queue at once: 64, as
+// the tuned zero-work forwarder (bench/xskfwd) takes them; on veth in copy
+// mode it forwards 1.05 × what bursts of 32 do (docs/benchmarks.md).
+const DefaultBurst = 64
+
 // Workers configures the poll-mode workers.
 type Workers struct {
 	Count         int      `yaml:"count"`
@@ -372,7 +377,7 @@ func (c *Config) defaults() {
 		c.Workers.RTPriority = &p
 	}
 	if c.Workers.Burst == 0 {
-		c.Workers.Burst = 32
+		c.Workers.Burst = DefaultBurst
 	}
 	if c.Workers.UMEM == "" {
 		c.Workers.UMEM = "shared"
@@ -467,7 +472,7 @@ func (c *Config) Validate() error {
 		bad("workers.umem", "%q: use shared (one UMEM per queue for the afxdp ports) or per-port", w.UMEM)
 	}
 	if w.Burst < 1 || w.Burst > 256 {
-		bad("workers.burst", "%d is out of range: use 1-256 (32 is usual)", w.Burst)
+		bad("workers.burst", "%d is out of range: use 1-256 (the default is %d)", w.Burst, DefaultBurst)
 	}
 	if p := w.Priority(); p < 0 || p > 99 {
 		bad("workers.rt_priority", "%d is out of range: use 0 (normal) or 1-99 (SCHED_FIFO)", p)

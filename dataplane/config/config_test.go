@@ -32,7 +32,7 @@ func TestParseGood(t *testing.T) {
 	if c.Ports[0].Queues != 2 || c.Ports[1].Device != "dp1" || c.Ports[0].KNI.Name != "dp0.kni" || !c.Ports[0].KNI.On() || c.Ports[1].KNI.On() {
 		t.Errorf("defaults not applied: %+v", c.Ports)
 	}
-	if time.Duration(c.Workers.DrainInterval) != 100*time.Microsecond || c.Workers.Burst != 32 {
+	if time.Duration(c.Workers.DrainInterval) != 100*time.Microsecond || c.Workers.Burst != DefaultBurst {
 		t.Errorf("worker defaults: %+v", c.Workers)
 	}
 	if c.Neighbour.MaxEntries != 4096 {
