@@ -19,10 +19,10 @@ package dataplane
 // read as in the uncached path.
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/internal/addrmap"
 )
 
 // dstCacheSize is the number of cached destinations per worker (a power
@@ -42,15 +42,6 @@ type dstCache struct {
 	e [dstCacheSize]dstEntry
 }
 
-func dstWords(a netip.Addr) (hi, lo uint64) {
-	if a.Is4() { // the v4-mapped form's words, without storing all 16 bytes
-		b := a.As4()
-		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
-	}
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}
-
 func (c *dstCache) slot(hi, lo uint64) *dstEntry {
 	h := (lo ^ hi*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
 	return &c.e[h>>(64-9)&(dstCacheSize-1)]
@@ -61,7 +52,7 @@ func (c *dstCache) slot(hi, lo uint64) *dstEntry {
 // route and neighbour tables (then cached unless the route is multipath).
 // ok is false when no route leads to dst.
 func (w *Worker) path(dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {
-	hi, lo := dstWords(dst)
+	hi, lo := addrmap.Words(dst)
 	e := w.dsts.slot(hi, lo)
 	if e.snap == w.snap && e.nver == w.neighVer && e.hi == hi && e.lo == lo {
 		return e.out, e.nh, e.ne, true
@@ -70,7 +61,7 @@ func (w *Worker) path(dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne 
 }
 
 // cachedPath is path's answer when the cache holds one for the
-// destination of words hi and lo (dstWords): the same answer for every
+// destination of words hi and lo (addrmap.Words): the same answer for every
 // packet to it, whatever its flow (a multipath route, whose next hop
 // depends on the flow, is never cached). ok is false otherwise.
 func (w *Worker) cachedPath(hi, lo uint64) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {

@@ -116,7 +116,7 @@ func (t *Table) Lookup(p Proto, addr netip.Addr, port uint16) *Service {
 	if t == nil || len(t.byKey) == 0 {
 		return nil
 	}
-	hi, lo := addrWords(addr)
+	hi, lo := addrmap.Words(addr)
 	if s := t.index.get(hi, lo, uint32(p)<<16|uint32(port)); s != nil || port == 0 {
 		return s
 	}

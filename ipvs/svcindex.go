@@ -4,23 +4,16 @@ package ipvs
 // for the packet path. A Go map keyed by ServiceKey hashes its netip.Addr
 // (zone pointer included) and its Match string for every new connection;
 // here the key is the address's two 64-bit words (IPv4 v4-mapped) and
-// the protocol with the port in a third, hashed with a few
-// multiplications and a per-process random seed, and found by linear
+// the protocol with the port in a third, hashed as internal/addrmap hashes
+// (a few multiplications, a per-process random seed), and found by linear
 // probing in a table kept at most half full. Like the Table it belongs
 // to, it is built once and only read.
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"math/bits"
-	"net/netip"
-)
 
-var svcSeed = func() uint64 {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return binary.LittleEndian.Uint64(b[:]) | 1
-}()
+	"github.com/gvs-lb/gvs/internal/addrmap"
+)
 
 type svcSlot struct {
 	hi, lo uint64
@@ -33,21 +26,11 @@ type svcIndex struct {
 	shift uint8
 }
 
-func addrWords(a netip.Addr) (hi, lo uint64) {
-	if a.Is4() {
-		b := a.As4()
-		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
-	}
-	b := a.As16()
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-}
-
+// index is the home slot of (hi, lo, pp): addrmap's seeded hash, the
+// protocol and port folded into the high word first (zero for every IPv4
+// address).
 func (x *svcIndex) index(hi, lo uint64, pp uint32) uint64 {
-	h := (lo ^ svcSeed ^ uint64(pp)<<7) * 0x9e3779b97f4a7c15
-	h ^= hi * 0xbf58476d1ce4e5b9
-	h ^= h >> 29
-	h *= 0x94d049bb133111eb
-	return h >> x.shift
+	return addrmap.Hash(hi^uint64(pp)<<32, lo) >> x.shift
 }
 
 // buildSvcIndex indexes the virtual services of svcs (not SNAT match
@@ -66,7 +49,7 @@ func buildSvcIndex(svcs []*Service) svcIndex {
 		if k.Match != "" {
 			continue
 		}
-		hi, lo := addrWords(k.Addr)
+		hi, lo := addrmap.Words(k.Addr)
 		pp := uint32(k.Proto)<<16 | uint32(k.Port)
 		for i := x.index(hi, lo, pp); ; i = (i + 1) & mask {
 			if e := &x.slots[i]; e.svc == nil {

@@ -43,18 +43,31 @@ type Map[V any] struct {
 // ErrUnspecified is returned by Build for the IPv6 unspecified address.
 var ErrUnspecified = errors.New("addrmap: the unspecified address :: is not a key")
 
-func words(a netip.Addr) (hi, lo uint64) {
+// Words returns a's two big-endian 64-bit words, IPv4 in its v4-mapped
+// form: the key of a Map, and of other fixed-width tables keyed by an
+// address (with Hash).
+func Words(a netip.Addr) (hi, lo uint64) {
+	if a.Is4() { // without storing all 16 bytes
+		b := a.As4()
+		return 0, 0xffff<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+	}
 	b := a.As16()
 	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
-func (m *Map[V]) index(hi, lo uint64) uint64 {
+func words(a netip.Addr) (hi, lo uint64) { return Words(a) }
+
+// Hash mixes the words hi and lo with a per-process random seed: a Map's
+// slot is its top bits. Tables keyed by an address and more fold the rest
+// into the words first.
+func Hash(hi, lo uint64) uint64 {
 	h := (lo ^ seed) * 0x9e3779b97f4a7c15
 	h ^= hi * 0xbf58476d1ce4e5b9
 	h ^= h >> 29
-	h *= 0x94d049bb133111eb
-	return h >> m.shift
+	return h * 0x94d049bb133111eb
 }
+
+func (m *Map[V]) index(hi, lo uint64) uint64 { return Hash(hi, lo) >> m.shift }
 
 // Build returns a map holding src's entries. IPv4-mapped IPv6 addresses
 // and IPv4 addresses are the same key; zones are ignored.
