@@ -42,16 +42,6 @@ func Forward4(l3 []byte, t header.Transport, src, dst uint32, sport, dport uint1
 	put16(l3[ipv4TTL:], ttl-0x100)
 	put16(l3[ipv4Cksum:], apply(be16(l3[ipv4Cksum:]), acc+uint64(^ttl)+uint64(ttl-0x100)))
 
-	acc += uint64(^be16(seg[l4SrcPort:])) + uint64(sport) + uint64(^be16(seg[l4DstPort:])) + uint64(dport)
-	put16(seg[l4SrcPort:], sport)
-	put16(seg[l4DstPort:], dport)
-	ck := be16(seg[ckOff:])
-	if t.Proto == header.ProtoUDP {
-		if ck != 0 {
-			put16(seg[ckOff:], udpChecksum(apply(ck, acc)))
-		}
-		return nil
-	}
-	put16(seg[ckOff:], apply(ck, acc))
+	setPorts(seg, t.Proto, ckOff, acc, sport, dport)
 	return nil
 }

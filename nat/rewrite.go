@@ -79,18 +79,25 @@ func rewrite(l3 []byte, loc l4loc, to *Endpoints) error {
 		ip.SetChecksum(apply(ip.Checksum(), acc))
 	}
 
-	acc = diff16(acc, be16(seg[l4SrcPort:]), to.SrcPort)
-	acc = diff16(acc, be16(seg[l4DstPort:]), to.DstPort)
-	put16(seg[l4SrcPort:], to.SrcPort)
-	put16(seg[l4DstPort:], to.DstPort)
+	setPorts(seg, loc.proto, ckOff, acc, to.SrcPort, to.DstPort)
+	return nil
+}
 
+// setPorts writes the ports of the TCP or UDP header seg (its checksum at
+// ckOff) and updates the checksum by acc, the difference of the fields the
+// caller changed that it covers (the pseudo-header addresses), and by the
+// ports' own. A UDP checksum of zero ("none") stays zero.
+func setPorts(seg []byte, proto uint8, ckOff int, acc uint64, sport, dport uint16) {
+	acc = diff16(acc, be16(seg[l4SrcPort:]), sport)
+	acc = diff16(acc, be16(seg[l4DstPort:]), dport)
+	put16(seg[l4SrcPort:], sport)
+	put16(seg[l4DstPort:], dport)
 	ck := be16(seg[ckOff:])
-	if loc.proto == header.ProtoUDP {
+	if proto == header.ProtoUDP {
 		if ck != 0 {
 			put16(seg[ckOff:], udpChecksum(apply(ck, acc)))
 		}
-		return nil
+		return
 	}
 	put16(seg[ckOff:], apply(ck, acc))
-	return nil
 }
