@@ -95,6 +95,7 @@ type xdpDir struct {
 	armed       bool   // written armed; false once the program disarmed it
 	dirty       bool   // mark not yet written to the program
 	mark        uint32 // just past the last segment the worker sent
+	sent        int64  // when the worker sent that segment (the dataplane clock)
 }
 
 // xdpConn is an offloaded connection.
@@ -143,6 +144,15 @@ const (
 	// what the program redirected before the take-back (a softirq run put
 	// off to ksoftirqd on a busy core takes a few scheduler ticks at most)
 	xdpDrainHold = int64(4 * time.Millisecond)
+	// xdpArmSettle is how long after the worker sent a direction's last
+	// segment its mark waits before it is written. A completed
+	// transmission has only been handed to the kernel: in copy mode the
+	// kernel may still be delivering it — in a softirq that runs later on
+	// the worker's CPU (in ksoftirqd when the CPU is busy) — while the
+	// program, on another CPU, would already redirect the next segment
+	// past it. A pause in the direction's traffic of this length lets
+	// that delivery finish first (docs/xdp.md: 0.5 ms was not enough).
+	xdpArmSettle = int64(4 * time.Millisecond)
 	xdpHoldMax   = 512 // packets held per worker; when full, they go at once (lb_xdp_hold_full)
 	// xdpTCPAfter is how many established segments of a TCP direction the
 	// worker forwards before it offloads the direction: writing, arming
@@ -212,7 +222,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 		if d := &x.conns[s-1].dir[dir]; d.armed {
 			// still reaching the worker: the program waits for this one too
 			if end, ok := tcpSeqEnd(l3); ok && int32(end-d.mark) > 0 {
-				d.mark = end
+				d.mark, d.sent = end, w.now
 				w.xdpMarkDirty(id, d)
 			}
 		}
@@ -270,7 +280,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	xc := &x.conns[s-1]
 	xc.dirs |= bit
 	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU,
-		oport: uint16(out.Port), armed: armed, mark: end}
+		oport: uint16(out.Port), armed: armed, mark: end, sent: w.now}
 	if armed {
 		w.xdpMarkDirty(id, &xc.dir[dir])
 	}
@@ -344,6 +354,10 @@ func (w *Worker) xdpMarks() {
 					wait = true
 					continue
 				}
+			}
+			if w.now-d.sent < xdpArmSettle {
+				wait = true // the kernel may still be delivering it (see xdpArmSettle)
+				continue
 			}
 			d.dirty = false
 			if err := x.ports[d.port].t.Arm(xdpKey(c, dir), d.mark); err != nil {
@@ -491,6 +505,9 @@ func (w *Worker) xdpRelease(all bool) {
 // xdpHoldWait is how long the adaptive idle mode may sleep before held
 // packets are due (0: none held).
 func (w *Worker) xdpHoldWait() time.Duration {
+	if len(w.xdp.marks) > 0 { // a mark to write once it settled (xdpMarks)
+		return time.Duration(xdpArmSettle)
+	}
 	if len(w.xdp.held) == 0 {
 		return 0
 	}
@@ -648,7 +665,9 @@ func (w *Worker) xdpSweep() {
 				continue
 			}
 			if !e.Armed {
-				xc.dir[dir].armed = false // the program forwards it now
+				// the program forwards it now: a mark still waiting
+				// (xdpArmSettle) has nothing left to do
+				xc.dir[dir].armed, xc.dir[dir].dirty = false, false
 			}
 			n := w.xdpCount(c, dir, &xc.dir[dir], e)
 			if n > 0 {

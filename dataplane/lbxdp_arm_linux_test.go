@@ -44,6 +44,7 @@ func TestXDPOffloadArmed(t *testing.T) {
 	toWorker(1048, "a segment ahead of the mark") // 1039 is still with the worker: 1048 must not overtake it
 	td.one(t, 0, seg(1039), 1)                    // the worker sends them: mark 1057
 	td.one(t, 0, seg(1048), 1)
+	xdpSettle(t, td) // the mark is written once they have had xdpArmSettle to arrive
 	ret, got := runXDP(t, fs[0], seg(1057))
 	if ret != 4 {
 		t.Fatalf("a segment at the mark: action %d, want XDP_REDIRECT", ret)

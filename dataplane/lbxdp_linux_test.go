@@ -220,6 +220,23 @@ func xdpPrime(t *testing.T, td *testDP, f *xdpfast.Fast, in int, frame []byte, o
 		t.Fatalf("a segment at the mark of a fresh armed entry: action %d, want the worker's path, unchanged", ret)
 	}
 	td.one(t, in, frame, out)
+	xdpSettle(t, td)
+}
+
+// xdpSettle lets the worker's last segments settle (xdpArmSettle) and runs
+// it once, so that it writes the marks they moved: until then a mark
+// stays with the worker.
+func xdpSettle(t *testing.T, td *testDP) {
+	t.Helper()
+	td.stepAll()
+	if len(td.w.xdp.marks) == 0 {
+		t.Fatal("no mark waits to be written")
+	}
+	td.d.start = td.d.start.Add(-time.Duration(xdpArmSettle))
+	td.stepAll()
+	if len(td.w.xdp.marks) != 0 {
+		t.Fatalf("marks of %v still not written after xdpArmSettle", td.w.xdp.marks)
+	}
 }
 
 // xdpActiveConn makes a FullNAT connection from client through vp to rs
