@@ -159,7 +159,7 @@ func (w *Worker) lbPlain4(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 	} else {
 		s, d, sp, dp = &c.VAddr, &c.CAddr, c.VPort, c.CPort
 	}
-	if !isMapped4(s) || !isMapped4(d) {
+	if !session.IsMapped4(s) || !session.IsMapped4(d) {
 		return false
 	}
 	dst := binary.BigEndian.Uint32(d[12:])
@@ -171,17 +171,8 @@ func (w *Worker) lbPlain4(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 	if nat.Forward4(l3, t, binary.BigEndian.Uint32(s[12:]), dst, sp, dp) != nil {
 		return false
 	}
-	if !ne.static && w.now-ne.confirmed.Load() > int64(w.dp.neigh.reachable) {
-		w.probe(out, nh, ne.mac) // still usable while the probe is out
-	}
-	w.output(b, out, ne.mac)
+	w.xmitTo(b, out, nh, ne)
 	return true
-}
-
-// isMapped4 reports whether a is an IPv4 address in its v4-mapped form,
-// as connections hold them.
-func isMapped4(a *[16]byte) bool {
-	return binary.LittleEndian.Uint64(a[:8]) == 0 && binary.LittleEndian.Uint32(a[8:12]) == 0xffff0000
 }
 
 // lbTooBig answers a translated packet of connection c that the egress

@@ -33,7 +33,6 @@ package dataplane
 // encapsulation, which has the same need).
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
@@ -45,8 +44,7 @@ import (
 // isNAT64 reports a NAT64 connection: an IPv6 client side, an IPv4
 // (v4-mapped) real server.
 func isNAT64(c *session.Conn) bool {
-	return c.Flags&session.FlagIPv6 != 0 && binary.LittleEndian.Uint64(c.DAddr[:8]) == 0 &&
-		binary.LittleEndian.Uint32(c.DAddr[8:12]) == 0xffff0000
+	return c.Flags&session.FlagIPv6 != 0 && session.IsMapped4(&c.DAddr)
 }
 
 // lbNAT64 translates a packet of NAT64 connection c in direction dir to

@@ -103,10 +103,16 @@ func addrPortOf(b *[16]byte, port uint16) netip.AddrPort {
 // addrOf is netip.AddrFrom16(*b).Unmap() with an IPv4 address read as its
 // 4 bytes (the per-packet case) rather than through a copy of all 16.
 func addrOf(b *[16]byte) netip.Addr {
-	if binary.LittleEndian.Uint64(b[:8]) == 0 && binary.LittleEndian.Uint32(b[8:12]) == 0xffff0000 {
+	if IsMapped4(b) {
 		return netip.AddrFrom4([4]byte(b[12:16]))
 	}
 	return netip.AddrFrom16(*b)
+}
+
+// IsMapped4 reports whether the address a conn holds in b is IPv4 (in its
+// v4-mapped form), testing its words rather than building a netip.Addr.
+func IsMapped4(b *[16]byte) bool {
+	return binary.LittleEndian.Uint64(b[:8]) == 0 && binary.LittleEndian.Uint32(b[8:12]) == 0xffff0000
 }
 
 // CAddrPort returns the client address and port; IPv4 addresses come back
