@@ -30,25 +30,7 @@ func benchPath(b *testing.B, name string) {
 		b.Fatalf("no hot path %s", name)
 	}
 	l := newLoopDP(b)
-	l.w.ctr.publish()
-	before := l.counter(hp.ctr)
-	sent := 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(benchBurst, b.N-done)
-		l.received(l.w.rx[:n], hp.in, hp.frame)
-		l.w.inputBurst(hp.in, n) // as the worker loop hands a received burst on
-		l.w.flushAll()
-		sent += l.releaseAll()
-		done += n
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
-	l.w.ctr.publish()
-	if got := l.counter(hp.ctr) - before; got != uint64(b.N) || sent != b.N {
-		b.Fatalf("%s counted %d, %d frames sent, for %d packets", hp.ctr, got, sent, b.N)
-	}
+	benchCounted(b, l, hp.in, func() []byte { return hp.frame }, hp.ctr)
 	l.checkPools(b)
 }
 

@@ -79,22 +79,7 @@ func BenchmarkFullNATEstablishedMany(b *testing.B) {
 				}
 				return frame
 			}
-			l.w.ctr.publish()
-			before := l.counter(CtrLBIn)
-			sent := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for done := 0; done < b.N; {
-				n := min(benchBurst, b.N-done)
-				sent += l.burst(0, n, next) // modes_bench_test.go
-				done += n
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
-			l.w.ctr.publish()
-			if got := l.counter(CtrLBIn) - before; got != uint64(b.N) || sent != b.N {
-				b.Fatalf("lb_in grew by %d, %d frames sent, for %d packets", got, sent, b.N)
-			}
+			benchCounted(b, l.loopDP, 0, next, CtrLBIn)
 		})
 	}
 }

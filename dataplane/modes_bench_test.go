@@ -38,6 +38,28 @@ func benchBursts(b *testing.B, l *loopDP, port int, frame []byte) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
 }
 
+// benchCounted runs b.N frames (next() each) through worker 0 in bursts
+// of benchBurst, as received on port, and reports the cost per packet;
+// ctr must grow by one and a frame leave for every packet.
+func benchCounted(b *testing.B, l *loopDP, port int, next func() []byte, ctr Counter) {
+	l.w.ctr.publish()
+	before := l.counter(ctr)
+	sent := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(benchBurst, b.N-done)
+		sent += l.burst(port, n, next)
+		done += n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds()/1e6, "Mpps")
+	l.w.ctr.publish()
+	if got := l.counter(ctr) - before; got != uint64(b.N) || sent != b.N {
+		b.Fatalf("%s counted %d, %d frames sent, for %d packets", ctr, got, sent, b.N)
+	}
+}
+
 // BenchmarkModes: the per-packet cost of an established connection's
 // packet in each forwarding mode, on the mem driver, one worker, 64-byte
 // TCP payloads (docs/benchmarks.md, "Forwarding modes"). in: client →
