@@ -53,11 +53,10 @@ func (c *dstCache) slot(hi, lo uint64) *dstEntry {
 // ok is false when no route leads to dst.
 func (w *Worker) path(dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {
 	hi, lo := addrmap.Words(dst)
-	e := w.dsts.slot(hi, lo)
-	if e.snap == w.snap && e.nver == w.neighVer && e.hi == hi && e.lo == lo {
-		return e.out, e.nh, e.ne, true
+	if out, nh, ne, ok = w.cachedPath(hi, lo); ok {
+		return out, nh, ne, true
 	}
-	return w.pathMiss(e, hi, lo, dst, l3)
+	return w.pathMiss(hi, lo, dst, l3)
 }
 
 // cachedPath is path's answer when the cache holds one for the
@@ -72,8 +71,9 @@ func (w *Worker) cachedPath(hi, lo uint64) (out *Iface, nh netip.Addr, ne *neigh
 	return nil, nh, nil, false
 }
 
-// pathMiss is path on a cache miss: dst's words hi and lo and its slot e.
-func (w *Worker) pathMiss(e *dstEntry, hi, lo uint64, dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {
+// pathMiss is path on a cache miss (dst's words hi and lo): the route and
+// neighbour lookups, whose answer it caches.
+func (w *Worker) pathMiss(hi, lo uint64, dst netip.Addr, l3 []byte) (out *Iface, nh netip.Addr, ne *neighEntry, ok bool) {
 	r := w.snap.routes.Lookup(dst)
 	if r == nil {
 		return nil, nh, nil, false
@@ -87,7 +87,7 @@ func (w *Worker) pathMiss(e *dstEntry, hi, lo uint64, dst netip.Addr, l3 []byte)
 		ne = n
 	}
 	if !r.Multipath() {
-		*e = dstEntry{hi: hi, lo: lo, snap: w.snap, nver: w.neighVer, out: out, nh: nh, ne: ne}
+		*w.dsts.slot(hi, lo) = dstEntry{hi: hi, lo: lo, snap: w.snap, nver: w.neighVer, out: out, nh: nh, ne: ne}
 	}
 	return out, nh, ne, true
 }

@@ -33,11 +33,12 @@ package flowdir
 // from other goroutines: it reads atomics the worker stores.
 
 import (
-	"encoding/binary"
 	"errors"
 	"math/bits"
 	"net/netip"
 	"sync/atomic"
+
+	"github.com/gvs-lb/gvs/internal/addrmap"
 )
 
 // MinPort is the lowest local port handed out; ports below are left to
@@ -113,19 +114,10 @@ type cacheEntry struct {
 
 // cacheFor returns k's cache entry.
 func (p *Pool) cacheFor(k spaceKey) *cacheEntry {
-	h := low32(k.rs.Addr()) ^ low32(k.la) ^ uint32(k.rs.Port())
+	_, r := addrmap.Words(k.rs.Addr())
+	_, l := addrmap.Words(k.la)
+	h := uint32(r) ^ uint32(l) ^ uint32(k.rs.Port())
 	return &p.cache[(h*0x9e3779b1)>>(32-4)]
-}
-
-// low32 is the last four bytes of a's 16-byte form, read without storing
-// all 16 for an IPv4 address (a wide store read back narrow stalls).
-func low32(a netip.Addr) uint32 {
-	if a.Is4() {
-		b := a.As4()
-		return binary.LittleEndian.Uint32(b[:])
-	}
-	b := a.As16()
-	return binary.LittleEndian.Uint32(b[12:])
 }
 
 type addrState struct {

@@ -55,8 +55,6 @@ func Words(a netip.Addr) (hi, lo uint64) {
 	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
-func words(a netip.Addr) (hi, lo uint64) { return Words(a) }
-
 // Hash mixes the words hi and lo with a per-process random seed: a Map's
 // slot is its top bits. Tables keyed by an address and more fold the rest
 // into the words first.
@@ -83,7 +81,7 @@ func Build[V any](src map[netip.Addr]V) (Map[V], error) {
 	m.slots = make([]slot[V], size)
 	m.shift = uint8(64 - bits.TrailingZeros(uint(size)))
 	for a, v := range src {
-		hi, lo := words(a)
+		hi, lo := Words(a)
 		if hi == 0 && lo == 0 {
 			return Map[V]{}, ErrUnspecified
 		}
@@ -141,7 +139,7 @@ func (m *Map[V]) lookup(hi, lo uint64) *slot[V] {
 
 // Get returns the value of a.
 func (m *Map[V]) Get(a netip.Addr) (v V, ok bool) {
-	hi, lo := words(a)
+	hi, lo := Words(a)
 	if s := m.lookup(hi, lo); s != nil {
 		return s.v, true
 	}
@@ -150,7 +148,7 @@ func (m *Map[V]) Get(a netip.Addr) (v V, ok bool) {
 
 // Has reports whether a is a key.
 func (m *Map[V]) Has(a netip.Addr) bool {
-	hi, lo := words(a)
+	hi, lo := Words(a)
 	return m.lookup(hi, lo) != nil
 }
 
