@@ -240,6 +240,10 @@ func New(opts Options, ports []PortSpec) (*Dataplane, error) {
 		return nil, fmt.Errorf("dataplane: %d workers: at most %d (a worker wakes the others through one %d-bit mask): lower workers.count",
 			opts.Workers, MaxWorkers, MaxWorkers)
 	}
+	if len(ports) > maxPorts {
+		return nil, fmt.Errorf("dataplane: %d ports: at most %d (a frame handed between workers names its port in %d bits): use fewer ports",
+			len(ports), maxPorts, tagPortBits)
+	}
 	if len(opts.Cores) != 0 && len(opts.Cores) != opts.Workers {
 		return nil, fmt.Errorf("dataplane: %d cores for %d workers: list one core per worker", len(opts.Cores), opts.Workers)
 	}
@@ -306,7 +310,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 			lastProbe: map[netip.Addr]int64{}, icmpBucket: newTokenBucket(d.opts.ICMPErrorRate)},
 		workerKNI: workerKNI{kniOut: ring.NewFrameRing(1024, 2048), kniCtlOut: ring.NewFrameRing(512, 2048)},
 		workerLB: workerLB{pool: flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
-			redirIn: make([]*ring.FrameRing, d.opts.Workers), syncOut: newSyncRing(d.opts.SyncRing)},
+			redirIn: make([]*ring.FrameRing, d.opts.Workers), syncOut: newSyncRing(d.opts.SyncRing), seekLeft: seekBudget},
 		workerPoll: workerPoll{idle: d.opts.Idle, wakeFD: -1},
 		workerCtl:  workerCtl{ctl: make(chan func(), 16)},
 		done:       make(chan struct{}),

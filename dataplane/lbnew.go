@@ -23,7 +23,9 @@ func (w *Worker) lbNew(b *pktbuf.Buf, l3 []byte, t header.Transport, svc *ipvs.S
 			// mid-flow (mh services that ask for it): an ACK without SYN
 			// or RST of a flow this node has no connection for
 			if !svc.Spec.MidFlow || f&(header.TCPFlagSYN|header.TCPFlagRST|header.TCPFlagACK) != header.TCPFlagACK {
-				w.drop(b, CtrDropLBNotSYN)
+				if !w.seek(b) { // its conn may be another worker's (lbredirect.go)
+					w.drop(b, CtrDropLBNotSYN)
+				}
 				return stolen
 			}
 			midFlow = true

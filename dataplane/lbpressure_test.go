@@ -112,6 +112,43 @@ func TestTableFullEvictsOldestEmbryonic(t *testing.T) {
 	}
 }
 
+// TestServerACKKeepsFloodEvictable: under a SYN flood from spoofed
+// sources, a reused local port can still name an old half-open connection
+// at the real server, which answers the new SYN with a bare ACK for the
+// old one. That ACK does not establish the conn (session/state.go): a
+// table full of such conns stays SYN_RECV, counts no active connection,
+// and still takes a new client's SYN by evicting one.
+func TestServerACKKeepsFloodEvictable(t *testing.T) {
+	td := newPressureDP(t, 100)
+	rs := netip.AddrPortFrom(rs1IP, 8080)
+	for i := range 16 {
+		c := netip.AddrPortFrom(clientIP, uint16(10000+i))
+		out := synThrough(t, td, c)
+		back := td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: out.src, smac: macRS1, dmac: macDP1,
+			ack: true, seq: 7000, ackn: 424242}), 0)
+		if back.dst != c || back.tcp.SYN || !back.tcp.ACK {
+			t.Fatalf("the server's ACK to %s out: %s -> %s syn=%v ack=%v", out.src, back.src, back.dst, back.tcp.SYN, back.tcp.ACK)
+		}
+	}
+	for c, info := range connsByClient(t, td) {
+		if info.State != session.StateSynRecv {
+			t.Errorf("conn of %s is %v after the server's ACK, want SYN_RECV", c, info.State)
+		}
+	}
+	d := td.d.IPVS().Table().Services[0].Dests[0]
+	if a, in := d.C.Active.Load(), d.C.Inactive.Load(); a != 0 || in != 16 {
+		t.Errorf("ActiveConn %d InActConn %d, want 0 16", a, in)
+	}
+	newcomer := netip.AddrPortFrom(clientIP, 20000)
+	synThrough(t, td, newcomer)
+	if ev, full := td.sum(CtrLBEvictedEmbryonic), td.sum(CtrDropLBTableFull); ev != 1 || full != 0 {
+		t.Errorf("lb_evicted_embryonic %d, drop_lb_table_full %d, want 1 0", ev, full)
+	}
+	if _, ok := connsByClient(t, td)[newcomer]; !ok {
+		t.Errorf("the newcomer's conn is not listed")
+	}
+}
+
 // TestTableFullOfEstablishedRefuses: established connections are never
 // evicted: a new SYN is refused and counted.
 func TestTableFullOfEstablishedRefuses(t *testing.T) {

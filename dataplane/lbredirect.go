@@ -2,23 +2,78 @@ package dataplane
 
 // Software flow steering: a reply to a local port another worker owns is
 // handed to that worker over a per-pair frame ring.
+//
+// A client's segments reach the worker holding their connection as long as
+// the port's queue selection keeps a flow on one queue, as a NIC's RSS
+// does. It can move a flow: veth takes the sending socket's hash, which
+// Linux picks anew after a retransmission timeout, and an operator can
+// rewrite a NIC's RSS table at run time. So a non-SYN TCP segment a worker
+// has no connection for is not dropped at once: it is handed to the next
+// worker to look for its connection there (lb_seek_out), each worker at
+// most once, and the last dropped it (drop_lb_not_syn). The ring tag
+// carries the port and how many workers have looked. A flood of stray
+// segments costs the other workers at most seekBudget hand-offs per
+// worker and second; beyond that they are dropped where they land
+// (lb_seek_limited).
 
 import (
+	"time"
+
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+)
+
+const (
+	tagPortBits = 10 // a redirected frame's tag: its port index, then
+	tagPortMask = 1<<tagPortBits - 1
+	maxPorts    = 1 << tagPortBits // the workers that have looked for its conn (seek)
+	seekBudget  = 4096             // seek hand-offs per worker and second
 )
 
 // redirect hands b to the worker owning its connection.
 func (w *Worker) redirect(b *pktbuf.Buf, owner int) {
-	if !w.redirOut[owner].Put(b.Bytes(), b.Port) {
+	if w.handTo(b, owner, b.Port) {
+		w.ctr.inc(CtrLBRedirectedOut)
+	}
+}
+
+// handTo puts a copy of b on the ring to worker to, with tag; false if
+// the ring was full (b dropped and counted). b is freed either way.
+func (w *Worker) handTo(b *pktbuf.Buf, to int, tag uint16) bool {
+	if !w.redirOut[to].Put(b.Bytes(), tag) {
 		w.drop(b, CtrDropLBRedirectFull)
-		return
+		return false
 	}
 	if w.trBuf == b {
-		w.traceRedirect(owner)
+		w.traceRedirect(to)
 	}
-	w.ctr.inc(CtrLBRedirectedOut)
-	w.redirWake |= 1 << uint(owner)
+	w.redirWake |= 1 << uint(to)
 	b.Free()
+	return true
+}
+
+// seek hands b, a client's TCP segment that is not a SYN and has no
+// connection on this worker, to the next worker to look for its
+// connection (see the top of the file): true when b was taken, false when
+// every worker has looked or the budget is spent, and b is the caller's to
+// drop.
+func (w *Worker) seek(b *pktbuf.Buf) bool {
+	n := len(w.dp.workers)
+	looked := w.looked + 1
+	if looked >= n {
+		return false
+	}
+	if w.now-w.seekAt >= int64(time.Second) {
+		w.seekAt, w.seekLeft = w.now, seekBudget
+	}
+	if w.seekLeft == 0 {
+		w.ctr.inc(CtrLBSeekLimited)
+		return false
+	}
+	w.seekLeft--
+	if w.handTo(b, (w.id+1)%n, b.Port|uint16(looked)<<tagPortBits) {
+		w.ctr.inc(CtrLBSeekOut)
+	}
+	return true
 }
 
 // redirectIn runs the frames other workers handed over through the
@@ -31,10 +86,11 @@ func (w *Worker) redirectIn() int {
 			continue
 		}
 		for i := 0; i < w.burst; i++ {
-			f, p, ok := r.Peek()
+			f, tag, ok := r.Peek()
 			if !ok {
 				break
 			}
+			p := tag & tagPortMask
 			b := w.queues[p].Alloc()
 			if b == nil {
 				w.ctr.inc(CtrDropNoBuffer)
@@ -46,13 +102,13 @@ func (w *Worker) redirectIn() int {
 			} else {
 				b.Port = p
 				w.ctr.inc(CtrLBRedirectedIn)
-				w.cur = b
+				w.cur, w.looked = b, int(tag>>tagPortBits)
 				if t != nil {
 					w.traceRedirected(t, b, from)
 				} else {
 					w.input(b)
 				}
-				w.cur = nil
+				w.cur, w.looked = nil, 0
 			}
 			r.Release()
 			n++

@@ -148,6 +148,8 @@ const (
 	CtrLBXDPRemoved          // a connection direction taken back from the XDP fast path (FIN/RST, end, route or neighbour change)
 	CtrLBXDPHeld             // a packet held after its direction was taken back from the XDP fast path, until the program's last ones have left
 	CtrLBXDPHoldFull         // the packets held after a take-back from the XDP fast path sent before their time: the hold queue was full
+	CtrLBSeekOut             // a client's TCP segment of no connection here, handed to the next worker to look for its connection (lbredirect.go)
+	CtrLBSeekLimited         // such a segment dropped instead: the worker's hand-off budget for this second was spent
 
 	NumCounters
 )
@@ -187,6 +189,7 @@ var counterNames = [NumCounters]string{
 	"lb_frag_first", "lb_frag_forwarded", "lb_frag_held", "lb_frag_released", "lb_frag_evicted",
 	"drop_lb_frag_hold_full", "drop_lb_frag_timeout", "drop_lb_frag_unsupported", "drop_lb_frag_no_conn", "drop_lb_ext_header",
 	"lb_xdp_offloaded", "lb_xdp_offload_failed", "lb_xdp_removed", "lb_xdp_held", "lb_xdp_hold_full",
+	"lb_seek_out", "lb_seek_limited",
 }
 
 func (c Counter) String() string { return counterNames[c] }

@@ -6,6 +6,18 @@ package session
 // the precedence RST > SYN > FIN > ACK, and by the current state. A segment
 // with none of these flags moves the conn to CLOSE, as in LVS. UDP conns
 // have the single state "UDP" (LVS IP_VS_UDP_S_NORMAL) and never change it.
+//
+// One cell differs from LVS: a real server's ACK (output, no SYN, FIN or
+// RST) leaves a SYN_RECV conn in SYN_RECV, where LVS makes it ESTABLISHED.
+// Only the client's ACK completes the handshake. In a real handshake the
+// client's ACK is the one that does it; a server sends a bare ACK to a
+// SYN_RECV conn when the conn's local address and port (FullNAT) or the
+// client's (NAT) still name an old half-open connection at the server,
+// whose answer to the new SYN is an ACK for the old one. Under a SYN
+// flood from spoofed sources that is most reused local ports, and with
+// LVS's cell each such conn of the flood became ESTABLISHED: no longer
+// evictable (pressure.go) and kept for the ESTABLISHED timeout, so the
+// flood filled the table with them.
 
 import "github.com/gvs-lb/gvs/header"
 
@@ -130,7 +142,7 @@ var tcpNext = [3][numRows][numTCP]State{
 	Out: {
 		rowSyn: {sSS, sES, sSS, sSR, sSS, sSS, sSS, sSS, sSS, sLI, sSR},
 		rowFin: {sTW, sFW, sSS, sTW, sFW, sTW, sCL, sTW, sLA, sLI, sTW},
-		rowAck: {sES, sES, sSS, sES, sFW, sTW, sCL, sCW, sLA, sES, sES},
+		rowAck: {sES, sES, sSS, sSR, sFW, sTW, sCL, sCW, sLA, sES, sES}, // sSR: LVS has sES (see the top)
 		rowRst: {sCL, sCL, sSS, sCL, sCL, sTW, sCL, sCL, sCL, sCL, sCL},
 	},
 	InputOnly: {

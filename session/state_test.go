@@ -26,13 +26,25 @@ only ack ES ES SS ES FW TW CL CW CL LI ES
 only rst CL CL CL SR CL CL CL CL LA LI CL
 `
 
+// gvsCells are the cells where GVS's table differs from lvsTable
+// (state.go): a server's ACK does not establish a SYN_RECV conn.
+var gvsCells = []struct {
+	dir  Direction
+	row  string
+	from State
+	to   State
+}{
+	{Out, "ack", StateSynRecv, StateSynRecv},
+}
+
 var shortNames = map[string]State{
 	"NO": StateNone, "ES": StateEstablished, "SS": StateSynSent, "SR": StateSynRecv,
 	"FW": StateFinWait, "TW": StateTimeWait, "CL": StateClose, "CW": StateCloseWait,
 	"LA": StateLastAck, "LI": StateListen, "SA": StateSynAck,
 }
 
-// expectedTable parses lvsTable into want[dir][flag][state].
+// expectedTable parses lvsTable into want[dir][flag][state], with
+// gvsCells applied.
 func expectedTable(t *testing.T) map[Direction]map[string][]State {
 	t.Helper()
 	dirs := map[string]Direction{"in": In, "out": Out, "only": InputOnly}
@@ -60,11 +72,17 @@ func expectedTable(t *testing.T) map[Direction]map[string][]State {
 			t.Fatalf("row %q has %d states", line, len(want[d][f[1]]))
 		}
 	}
+	for _, c := range gvsCells {
+		if want[c.dir][c.row][c.from] == c.to {
+			t.Fatalf("GVS cell %v %s %v → %v is LVS's own", c.dir, c.row, c.from, c.to)
+		}
+		want[c.dir][c.row][c.from] = c.to
+	}
 	return want
 }
 
 // TestTransitionTable checks every TCP state × direction × flags byte
-// against the LVS table and its precedence RST > SYN > FIN > ACK; a
+// against the LVS table (with GVS's cells) and its precedence RST > SYN > FIN > ACK; a
 // segment without any of them closes the conn.
 func TestTransitionTable(t *testing.T) {
 	want := expectedTable(t)
@@ -171,6 +189,12 @@ func TestTransitionSequences(t *testing.T) {
 			{In, rst, StateSynRecv, Unchanged},
 			{Out, rst, StateClose, Unchanged},
 			{In, syn, StateSynRecv, Unchanged},
+		}},
+		{"a server's ACK to a half-open conn does not establish it", []step{
+			{In, syn, StateSynRecv, Unchanged},
+			{Out, ack, StateSynRecv, Unchanged},
+			{Out, syn | ack, StateSynRecv, Unchanged},
+			{In, ack, StateEstablished, Activated},
 		}},
 		{"null flags close", []step{
 			{In, syn, StateSynRecv, Unchanged},
