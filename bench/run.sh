@@ -82,6 +82,7 @@ SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
 # PERF=1 profiles the system under test's CPU during the udp and over-5x
 # cells (perf record -C SUT_CPU): where its time goes, kernel or its own code
 PERF=${PERF:-1}
+# PERF_GRAPH=1 records call graphs too and keeps raw/…perf.data
 # WBURST=N runs the GVS systems with workers.burst N (unset: the default, 64)
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -231,19 +232,22 @@ cell() {
 	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" "$test" "$rep" "$cmd" >>"$OUT/cells.tsv"
 	local t0=$SECONDS mem0="" perfpid=""
 	[ "$test" = conc ] && mem0=$(sys_memory "$sys")
+	# a GVS system's counters read before and after (raw/…-TEST-REP.dp: what moved)
+	[[ $sys == gvs* ]] && dp_counters "$base.dp0"
 	if [ "$PERF" = 1 ] && [ -n "$SUT_CPU" ] && [[ $test == udp || $test == over-5x || $test == synp-udp || $test == synp-flood ]] && command -v perf >/dev/null; then
 		# the measurement window: after the warm-up, until generation ends
 		local secs=$UDP_S
 		[ "$test" = over-5x ] && secs=$OVER_S
 		[ "$test" = synp-flood ] && secs=$SYN_S
-		(sleep "$WARM_S" && exec perf record -q -o "$base.perf.data" -C "$SUT_CPU" -F 999 -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
+		(sleep "$WARM_S" && exec perf record -q ${PERF_GRAPH:+-g} -o "$base.perf.data" -C "$SUT_CPU" -F 999 -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
 		perfpid=$!
-		echo "perf record -o $base.perf.data -C $SUT_CPU -F 999 -- sleep $((secs - WARM_S)) (from the end of the warm-up); perf report --sort dso[,sym]" >"$base.perf.cmd"
+		echo "perf record ${PERF_GRAPH:+-g }-o $base.perf.data -C $SUT_CPU -F 999 -- sleep $((secs - WARM_S)) (from the end of the warm-up); perf report --sort dso[,sym]" >"$base.perf.cmd"
 	fi
 	# shellcheck disable=SC2086
 	if ! "$TOOLS/gvs-pktgen" $args "${extra[@]}" >"$base.txt" 2>&1; then
 		log "  $PLACE $sys $test #$rep FAILED: $(tail -3 "$base.txt")"
 		[ -n "$perfpid" ] && wait "$perfpid" 2>/dev/null
+		rm -f "$base.dp0"
 		return 0
 	fi
 	if [ -n "$perfpid" ]; then
@@ -251,12 +255,20 @@ cell() {
 		if [ -f "$base.perf.data" ]; then
 			perf report -q -i "$base.perf.data" --sort dso --stdio >"$base.perf-dso.txt" 2>/dev/null || true
 			perf report -q -i "$base.perf.data" --sort dso,sym --stdio --percent-limit 1 >"$base.perf-sym.txt" 2>/dev/null || true
-			rm -f "$base.perf.data"
+			# PERF_GRAPH=1: call graphs, kept (perf report -i FILE -G)
+			[ -n "${PERF_GRAPH:-}" ] || rm -f "$base.perf.data"
 		fi
 	fi
 	local headline
 	headline=$(grep -E '^(arrived|throughput|connections/s|open at end|generator|SYN-ACKs|stream) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)
 	log "  $PLACE $sys $test #$rep ($((SECONDS - t0))s): $headline"
+	if [[ $sys == gvs* ]]; then
+		dp_counters "$base.dp1"
+		dp_delta "$base.dp0" "$base.dp1" "$base.dp"
+		rm -f "$base.dp0" "$base.dp1"
+		# how the workers spent the cell: loops, and how many of them slept
+		log "    workers: $(tr ' ' '\n' <"$base.dp" | grep -E '^(loops|idle-loops|sleeps|packets|rx_packets|drop_lb_redirect_full)=' | paste -sd ' ' -)"
+	fi
 	grep '^warning:' "$base.txt" | sed 's/^/bench:     /' || true
 	if [ "$test" = conc ]; then
 		case $sys in
@@ -290,10 +302,12 @@ over() {
 }
 
 # dp_counters FILE: the dataplane's counters summed over its workers
-# (name=value per line)
+# (name=value per line), with the loop counters (loops, bursts, packets,
+# idle-loops, sleeps)
 dp_counters() {
 	"$GVS_BIN/dpip" -s worker show 2>/dev/null |
-		awk 'NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { for (k in s) print k "=" s[k] }' | sort >"$1"
+		awk '$1 == "loops" { for (i = 1; i < NF; i += 2) if ($(i + 1) ~ /^[0-9]+$/) s[$i] += $(i + 1); next }
+			NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { for (k in s) print k "=" s[k] }' | sort >"$1"
 }
 
 # dp_delta BEFORE AFTER OUT: the counters that moved, "name=delta ..."
@@ -301,16 +315,11 @@ dp_delta() {
 	awk -F= 'NR == FNR { b[$1] = $2; next } $2 - b[$1] != 0 { printf "%s=%d ", $1, $2 - b[$1] } END { print "" }' "$1" "$2" >"$3"
 }
 
-# synp_cell SYSTEM TEST REP QUEUES [RATE]: a cell with the dataplane's
-# counters read before and after (raw/…-TEST-REP.dp: what moved)
+# synp_cell SYSTEM TEST REP QUEUES [RATE]: a cell, with what the SYN proxy
+# counted in it
 synp_cell() {
-	local base=$OUT/raw/$PLACE-$1-$2-$3
-	dp_counters "$base.dp0"
 	cell "$@"
-	dp_counters "$base.dp1"
-	dp_delta "$base.dp0" "$base.dp1" "$base.dp"
-	rm -f "$base.dp0" "$base.dp1"
-	log "    dataplane: $(grep -o 'lb_synproxy_[a-z]*=[0-9]*' "$base.dp" | paste -sd ' ' -)"
+	log "    dataplane: $(grep -o 'lb_synproxy_[a-z]*=[0-9]*' "$OUT/raw/$PLACE-$1-$2-$3.dp" | paste -sd ' ' -)"
 }
 
 # synproxy_rep SYSTEM REP: one repetition of the synproxy cell, all on the
