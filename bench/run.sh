@@ -84,6 +84,8 @@ SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
 PERF=${PERF:-1}
 # PERF_GRAPH=1 records call graphs too and keeps raw/…perf.data
 # WBURST=N runs the GVS systems with workers.burst N (unset: the default, 64)
+# UDP_FLOWS: the flows of the udp and over cells (client address × port)
+UDP_FLOWS=${UDP_FLOWS:-16384}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*"; }
@@ -186,7 +188,7 @@ pg_common() {
 
 # pg_args TEST QUEUES [RATE]: the mode-specific arguments of a test
 pg_args() {
-	local udp="udp --dst $VIP:$VIP_UDP_PORT --flows 16384 --size 64 --gen $GEN --tx-queues $2"
+	local udp="udp --dst $VIP:$VIP_UDP_PORT --flows $UDP_FLOWS --size 64 --gen $GEN --tx-queues $2"
 	case $1 in
 	udp) echo "$udp --duration ${UDP_S}s --warmup ${WARM_S}s" ;;
 	over-cap) echo "$udp --search --loss-tolerance $OVER_TOLERANCE --trial $OVER_TRIAL --steps $OVER_STEPS --warmup ${WARM_S}s" ;;
