@@ -22,11 +22,14 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 )
 
+// A handed frame's ring tag holds its port index in the low tagPortBits
+// bits and, above them, how many workers have looked for its connection
+// (seek; 0 for a redirect).
 const (
-	tagPortBits = 10 // a redirected frame's tag: its port index, then
+	tagPortBits = 10
 	tagPortMask = 1<<tagPortBits - 1
-	maxPorts    = 1 << tagPortBits // the workers that have looked for its conn (seek)
-	seekBudget  = 4096             // seek hand-offs per worker and second
+	maxPorts    = 1 << tagPortBits
+	seekBudget  = 4096 // seek hand-offs per worker and second
 )
 
 // redirect hands b to the worker owning its connection.

@@ -256,6 +256,7 @@ func TestSynFloodPressureLab(t *testing.T) {
 		}
 	}
 	during := connStates(l, "5201")
+	flood := connStates(l, "80")
 	mid := l.Counters()
 	stop()
 	stopped := time.Since(started).Seconds()
@@ -281,6 +282,12 @@ func TestSynFloodPressureLab(t *testing.T) {
 		end["lb_seek_out"]-before["lb_seek_out"])
 	if mid["lb_evicted_closing"]+ev == 0 {
 		t.Error("nothing evicted")
+	}
+	// the real servers answer SYNs on reused local ports with bare ACKs:
+	// those must not make the flood's connections ESTABLISHED
+	if flood["ESTABLISHED"] > tried {
+		t.Errorf("%d connections of the flooded service ESTABLISHED (%v) for %d real clients: the flood's SYNs were established",
+			flood["ESTABLISHED"], flood, tried)
 	}
 	if during["ESTABLISHED"] < 2 {
 		t.Errorf("the iperf3 stream's connections listed under the flood: %v, want 2 ESTABLISHED (control and data)", during)
