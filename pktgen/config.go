@@ -69,6 +69,11 @@ type Config struct {
 	// Duration of generation; Warmup at its start is excluded from rates;
 	// Drain is how long receiving goes on after generation stops.
 	Duration, Warmup, Drain time.Duration
+	// settled, if set, is asked after Drain until it reports true (for at
+	// most settleMax): whether nothing is in flight any more. The package's
+	// tests set it for their in-memory wire, whose goroutine can lag the
+	// generator by more than Drain on a loaded machine.
+	settled func() bool
 	// Burst is the number of packets per rx/tx burst.
 	Burst int
 	// IdleSleep is how long a worker with nothing to do naps before it

@@ -329,7 +329,7 @@ func (r *runner) supervise(ctx context.Context, progress io.Writer) *Result {
 	if cfg.Search {
 		r.search(res)
 		r.genStop.Store(true)
-		time.Sleep(cfg.Drain)
+		r.drain()
 		r.stop.Store(true)
 		return res
 	}
@@ -379,7 +379,22 @@ func (r *runner) supervise(ctx context.Context, progress io.Writer) *Result {
 		w0 = &first
 	}
 	res.window = [2]snapshot{*w0, w1}
-	time.Sleep(cfg.Drain)
+	r.drain()
 	r.stop.Store(true)
 	return res
+}
+
+// settleMax bounds the wait for Config.settled.
+const settleMax = 10 * time.Second
+
+// drain lets receiving go on for Drain after generation stopped, and then
+// until Config.settled, if set, reports nothing in flight.
+func (r *runner) drain() {
+	time.Sleep(r.cfg.Drain)
+	if r.cfg.settled == nil {
+		return
+	}
+	for end := time.Now().Add(settleMax); !r.cfg.settled() && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -35,8 +35,38 @@ type wire struct {
 	answer  func(f []byte) []byte
 	dropNth int // drop every n-th frame in both directions (0: none)
 	dropped atomic.Uint64
+	passes  atomic.Uint64 // the moving goroutine's completed passes
 	stop    chan struct{}
 	done    sync.WaitGroup
+}
+
+// settled reports whether nothing is in flight on the wire: every frame
+// either side sent has been moved, and every frame moved has been
+// received. It sees the queues empty, waits for the moving goroutine to
+// complete a pass begun after that (what it had taken is then queued), and
+// sees them empty again.
+func (w *wire) settled() bool {
+	empty := func() bool {
+		for _, p := range []*mem.Port{w.client, w.server} {
+			for q := 0; q < p.NumQueues(); q++ {
+				if rx, tx := p.MemQueue(q).Pending(); rx+tx > 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if !empty() {
+		return false
+	}
+	for p0 := w.passes.Load(); w.passes.Load() < p0+2; {
+		select {
+		case <-w.stop:
+			return true
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return empty()
 }
 
 func newWire(t *testing.T, queues int) *wire {
@@ -88,7 +118,9 @@ func (w *wire) start(t *testing.T) {
 				return
 			default:
 			}
-			if move(w.client, w.server, w.alter, w.answer)+move(w.server, w.client, nil, nil) == 0 {
+			moved := move(w.client, w.server, w.alter, w.answer) + move(w.server, w.client, nil, nil)
+			w.passes.Add(1)
+			if moved == 0 {
 				time.Sleep(20 * time.Microsecond)
 			}
 		}
@@ -122,6 +154,7 @@ func baseConfig(w *wire, mode Mode) Config {
 func run(t *testing.T, w *wire, cfg Config) *Result {
 	t.Helper()
 	w.start(t)
+	cfg.settled = w.settled
 	res, err := RunPorts(context.Background(), cfg, w.client, w.server, nil)
 	if err != nil {
 		t.Fatalf("RunPorts: %v", err)

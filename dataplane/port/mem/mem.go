@@ -89,6 +89,14 @@ func (q *Queue) Inject(frame []byte) bool {
 	return true
 }
 
+// Pending returns the frames queued for reception and not yet received,
+// and those transmitted and not yet drained.
+func (q *Queue) Pending() (rx, tx int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.rx), len(q.tx)
+}
+
 // Drain returns the frames transmitted since the last call.
 func (q *Queue) Drain() [][]byte {
 	q.mu.Lock()
