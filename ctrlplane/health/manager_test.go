@@ -239,11 +239,15 @@ func TestSourceMissing(t *testing.T) {
 	c.Bind = netip.MustParseAddr("192.0.2.1") // TEST-NET-1: not on this host
 	m, logs, changes := newManager(t)
 	m.Update(services(real(srv.addr, false, c)))
-	testenv.Eventually(t, 2*time.Second, "several probes", func() bool {
-		s := m.Snapshot()[0].Checks[0]
-		return !s.LastRun.IsZero() && logs.FilterMessage("health check cannot run: state kept").Len() == 1
+	var first time.Time
+	testenv.Eventually(t, 2*time.Second, "a probe", func() bool {
+		first = m.Snapshot()[0].Checks[0].LastRun
+		return !first.IsZero() && logs.FilterMessage("health check cannot run: state kept").Len() == 1
 	})
-	time.Sleep(100 * time.Millisecond) // more probes: still one log line, still up
+	// more probes: still one log line, still up
+	testenv.Eventually(t, 2*time.Second, "a later probe", func() bool {
+		return m.Snapshot()[0].Checks[0].LastRun.After(first)
+	})
 	s := m.Snapshot()[0]
 	if !s.Up || changes.Load() != 0 || !strings.Contains(s.Checks[0].Reason, "cannot assign requested address") ||
 		logs.FilterMessage("health check cannot run: state kept").Len() != 1 {
