@@ -310,7 +310,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 			lastProbe: map[netip.Addr]int64{}, icmpBucket: newTokenBucket(d.opts.ICMPErrorRate)},
 		workerKNI: workerKNI{kniOut: ring.NewFrameRing(1024, 2048), kniCtlOut: ring.NewFrameRing(512, 2048)},
 		workerLB: workerLB{pool: flowdir.NewPool(id, flowdir.NewSteering(d.opts.Workers), nil),
-			redirIn: make([]*ring.FrameRing, d.opts.Workers), syncOut: newSyncRing(d.opts.SyncRing), seekLeft: seekBudget},
+			redirIn: make([]*ring.FrameRing, d.opts.Workers), syncOut: newSyncRing(d.opts.SyncRing), seekRate: newTokenBucket(seekBudget)},
 		workerPoll: workerPoll{idle: d.opts.Idle, wakeFD: -1},
 		workerCtl:  workerCtl{ctl: make(chan func(), 16)},
 		done:       make(chan struct{}),

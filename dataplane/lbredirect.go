@@ -17,8 +17,6 @@ package dataplane
 // (lb_seek_limited).
 
 import (
-	"time"
-
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
 )
 
@@ -65,14 +63,10 @@ func (w *Worker) seek(b *pktbuf.Buf) bool {
 	if looked >= n {
 		return false
 	}
-	if w.now-w.seekAt >= int64(time.Second) {
-		w.seekAt, w.seekLeft = w.now, seekBudget
-	}
-	if w.seekLeft == 0 {
+	if !w.seekRate.allow(w.now) {
 		w.ctr.inc(CtrLBSeekLimited)
 		return false
 	}
-	w.seekLeft--
 	if w.handTo(b, (w.id+1)%n, b.Port|uint16(looked)<<tagPortBits) {
 		w.ctr.inc(CtrLBSeekOut)
 	}

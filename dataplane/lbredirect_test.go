@@ -66,7 +66,7 @@ func TestSeekMovedFlow(t *testing.T) {
 func TestSeekBudget(t *testing.T) {
 	td := seekDP(t)
 	w := td.d.workers[1]
-	w.seekAt, w.seekLeft = math.MaxInt64/2, 3 // this second's budget: 3
+	w.seekRate = tokenBucket{rate: math.SmallestNonzeroFloat64, burst: 3, tokens: 3} // a budget of 3, not refilled
 	for i := range 5 {
 		td.injectQ(0, 1, tcpFrame(t, tcpSeg{src: netip.AddrPortFrom(clientIP, uint16(41000+i)), dst: netip.AddrPortFrom(vip, 80),
 			smac: macClient, dmac: macDP0, ack: true, seq: 7, ackn: 9}))

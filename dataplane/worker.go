@@ -144,9 +144,8 @@ type workerLB struct {
 	redirOut  []*ring.FrameRing // by owner worker
 	redirIn   []*ring.FrameRing // by sending worker
 	redirWake uint64
-	looked    int   // the frame in the pipeline came from a seek: how many workers had looked (lbredirect.go)
-	seekAt    int64 // the start of the seek budget's second
-	seekLeft  int   // seek hand-offs left in it
+	looked    int         // the frame in the pipeline came from a seek: how many workers had looked (lbredirect.go)
+	seekRate  tokenBucket // seek hand-offs: seekBudget per second
 	onExpire  func(uint32, *session.Conn)
 	lbStats   []lbStat                 // by destination id, published (publishDests)
 	lbCounts  []lbCount                // by destination id: the worker's running totals
