@@ -7,6 +7,7 @@ package afxdp
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -246,7 +247,23 @@ func zeroCopy(fd int) (bool, error) {
 	return opts&unix.XDP_OPTIONS_ZEROCOPY != 0, nil
 }
 
-// mmapUMEM maps size bytes of anonymous, prefaulted memory for a UMEM.
+// mmapUMEM maps size bytes of anonymous, prefaulted memory for a UMEM,
+// advised to use transparent huge pages (MADV_HUGEPAGE; effective when THP
+// is "always" or "madvise"). Every packet's headers are read and written
+// in a frame somewhere in the UMEM: 8 192 frames on 4 KiB pages are 4 096
+// pages, more than the TLB holds, so on small pages most packets cost a
+// page walk. The advice goes before the pages are faulted in; without THP
+// the mapping is the same memory on small pages.
 func mmapUMEM(size int) ([]byte, error) {
-	return unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+	if unix.Madvise(b, unix.MADV_POPULATE_WRITE) != nil { // before Linux 5.14
+		for i := 0; i < len(b); i += os.Getpagesize() {
+			b[i] = 0
+		}
+	}
+	return b, nil
 }
