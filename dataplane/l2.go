@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
@@ -11,40 +10,26 @@ import (
 // input is the first pipeline stage: Ethernet and 802.1Q demultiplexing.
 func (w *Worker) input(b *pktbuf.Buf) {
 	pkt := b.Bytes()
-	if len(pkt) < header.EthernetMinSize {
+	l2, ok := header.ParseL2(pkt)
+	if !ok {
 		w.drop(b, CtrDropEthTooShort)
 		return
 	}
-	eth := header.Ethernet(pkt)
-	et := eth.Type()
-	l3 := header.EthernetMinSize
-	var vid uint16
-	tagged := false
-	if et == header.EtherTypeVLAN {
-		if len(pkt) < header.EthernetMinSize+header.VLANSize {
-			w.drop(b, CtrDropEthTooShort)
-			return
-		}
-		vid = header.VLAN(pkt[12:]).VID()
-		et = binary.BigEndian.Uint16(pkt[16:])
-		l3 += header.VLANSize
-		tagged = true
-	}
-	ifidx := w.snap.ifaceFor(int(b.Port), vid, tagged)
+	ifidx := w.snap.ifaceFor(int(b.Port), l2.VID, l2.Tagged)
 	if ifidx == 0 {
 		// a VLAN GVS does not terminate: the kernel may have one on KNI
 		w.toKNIOr(b, CtrDropUnknownVLAN)
 		return
 	}
 	ifc := w.snap.ifaces[ifidx]
-	dst := eth.Dst()
+	dst := header.Ethernet(pkt).Dst()
 	if dst != ifc.MAC && !dst.IsMulticast() {
 		w.drop(b, CtrDropNotForUs)
 		return
 	}
 	b.Iface = ifidx
-	b.L3 = uint16(l3)
-	switch et {
+	b.L3 = uint16(l2.L3)
+	switch l2.Type {
 	case header.EtherTypeARP:
 		w.arpInput(b, ifc)
 	case header.EtherTypeIPv4:

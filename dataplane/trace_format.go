@@ -4,7 +4,6 @@ package dataplane
 // the one-line decode of the packet as received and one line per stage.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -83,17 +82,15 @@ func (d *Dataplane) traceVerdict(e *TraceEvent) string {
 // ICMP type.
 func DecodeFrame(f []byte, length int) string {
 	var sb strings.Builder
-	if len(f) < header.EthernetMinSize {
+	l2, ok := header.ParseL2(f)
+	if !ok {
 		return fmt.Sprintf("truncated frame, %d bytes", length)
 	}
-	et := binary.BigEndian.Uint16(f[12:])
-	l3 := header.EthernetMinSize
-	if et == header.EtherTypeVLAN && len(f) >= l3+header.VLANSize {
-		fmt.Fprintf(&sb, "vlan %d ", header.VLAN(f[12:]).VID())
-		et = binary.BigEndian.Uint16(f[16:])
-		l3 += header.VLANSize
+	if l2.Tagged {
+		fmt.Fprintf(&sb, "vlan %d ", l2.VID)
 	}
-	ip := f[l3:]
+	et := l2.Type
+	ip := f[l2.L3:]
 	var src, dst netip.Addr
 	var proto uint8
 	var l4 []byte

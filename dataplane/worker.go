@@ -10,7 +10,6 @@ package dataplane
 // mode, a poll() when there is nothing to do.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -310,21 +309,11 @@ func (w *Worker) prefetchBurst(n int) {
 	var oks [maxBurst / 64]uint64 // which packets have a hash in pfHash
 	for i := 0; i < n; i++ {
 		pkt := w.rx[i].Bytes()
-		if len(pkt) < header.EthernetMinSize+header.VLANSize {
+		l2, ok := header.ParseL2(pkt)
+		if !ok || l2.Type != header.EtherTypeIPv4 {
 			continue
 		}
-		l3 := header.EthernetMinSize
-		switch binary.BigEndian.Uint16(pkt[12:]) {
-		case header.EtherTypeIPv4:
-		case header.EtherTypeVLAN:
-			if binary.BigEndian.Uint16(pkt[16:]) != header.EtherTypeIPv4 {
-				continue
-			}
-			l3 += header.VLANSize
-		default:
-			continue
-		}
-		if h, found := w.sess.PrefetchSlot4(pkt[l3:]); found {
+		if h, found := w.sess.PrefetchSlot4(pkt[l2.L3:]); found {
 			w.pfHash[i] = h
 			oks[i>>6] |= 1 << (i & 63)
 		}

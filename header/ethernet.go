@@ -67,3 +67,31 @@ func (v VLAN) SetTCI(t uint16) {
 	binary.BigEndian.PutUint16(v[0:], EtherTypeVLAN)
 	binary.BigEndian.PutUint16(v[2:], t)
 }
+
+// L2 is what a frame's link-layer header says: the EtherType after at most
+// one 802.1Q tag, that tag's VLAN id, and where the L3 header starts.
+type L2 struct {
+	Type   uint16
+	VID    uint16
+	Tagged bool
+	L3     int
+}
+
+// ParseL2 reads the Ethernet header at the start of frame and at most one
+// 802.1Q tag (a second tag's TPID is the Type returned). ok is false when
+// the frame is shorter than the header, or than the tag it announces.
+func ParseL2(frame []byte) (l L2, ok bool) {
+	if len(frame) < EthernetMinSize {
+		return l, false
+	}
+	l.Type, l.L3 = binary.BigEndian.Uint16(frame[12:]), EthernetMinSize
+	if l.Type == EtherTypeVLAN {
+		if len(frame) < EthernetMinSize+VLANSize {
+			return l, false
+		}
+		l.VID = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
+		l.Type = binary.BigEndian.Uint16(frame[16:])
+		l.L3, l.Tagged = EthernetMinSize+VLANSize, true
+	}
+	return l, true
+}

@@ -99,3 +99,71 @@ func TestMAC(t *testing.T) {
 		}
 	}
 }
+
+// TestParseL2MatchesGopacket compares ParseL2 with gopacket's decode of
+// untagged, tagged and double-tagged frames, and checks that frames cut
+// inside the header or the tag are refused.
+func TestParseL2MatchesGopacket(t *testing.T) {
+	r := newRand(42)
+	for i := 0; i < 300; i++ {
+		eth := &layers.Ethernet{SrcMAC: randBytes(r, 6), DstMAC: randBytes(r, 6), EthernetType: layers.EthernetTypeIPv4}
+		vid := uint16(r.IntN(4096))
+		var ls []gopacket.SerializableLayer
+		switch i % 3 {
+		case 0:
+			ls = []gopacket.SerializableLayer{eth}
+		case 1:
+			eth.EthernetType = layers.EthernetTypeDot1Q
+			ls = []gopacket.SerializableLayer{eth, &layers.Dot1Q{Priority: uint8(r.IntN(8)), VLANIdentifier: vid, Type: layers.EthernetTypeIPv6}}
+		case 2: // QinQ as the kernel sends it: 802.1Q outer, 802.1Q inner
+			eth.EthernetType = layers.EthernetTypeDot1Q
+			ls = []gopacket.SerializableLayer{eth,
+				&layers.Dot1Q{VLANIdentifier: vid, Type: layers.EthernetTypeDot1Q},
+				&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeARP}}
+		}
+		frame := mustSerialize(t, append(ls, gopacket.Payload(randBytes(r, 30)))...)
+		l, ok := ParseL2(frame)
+		if !ok {
+			t.Fatalf("frame %d (%d bytes) refused", i, len(frame))
+		}
+		p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
+		first, _ := p.Layer(layers.LayerTypeDot1Q).(*layers.Dot1Q)
+		want := L2{Type: uint16(p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet).EthernetType), L3: EthernetMinSize}
+		if first != nil {
+			want = L2{Type: uint16(first.Type), VID: first.VLANIdentifier, Tagged: true, L3: EthernetMinSize + VLANSize}
+		}
+		if l != want {
+			t.Fatalf("frame %d: ParseL2 %+v, gopacket %+v", i, l, want)
+		}
+		for cut := 0; cut < want.L3; cut++ {
+			if _, ok := ParseL2(frame[:cut]); ok {
+				t.Fatalf("frame %d cut to %d bytes (L3 at %d) accepted", i, cut, want.L3)
+			}
+		}
+	}
+}
+
+// FuzzParseL2 checks that ParseL2 never reads past the frame and that what
+// it accepts has its L3 offset inside the frame and a tag only when the
+// frame announced one.
+func FuzzParseL2(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, EthernetMinSize))
+	f.Add(append(make([]byte, 12), 0x81, 0x00, 0x0f, 0xff))
+	f.Add(append(make([]byte, 12), 0x81, 0x00, 0x0f, 0xff, 0x08, 0x00))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, ok := ParseL2(b)
+		if !ok {
+			if len(b) >= EthernetMinSize+VLANSize {
+				t.Fatalf("%d bytes refused", len(b))
+			}
+			return
+		}
+		if l.L3 > len(b) || l.Tagged != (Ethernet(b).Type() == EtherTypeVLAN) || l.VID > 0x0fff {
+			t.Fatalf("%d bytes: %+v", len(b), l)
+		}
+		if l.Tagged && (l.VID != VLAN(b[12:]).VID() || l.L3 != EthernetMinSize+VLANSize) {
+			t.Fatalf("tagged %d bytes: %+v", len(b), l)
+		}
+	})
+}
