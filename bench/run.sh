@@ -86,6 +86,11 @@ PERF=${PERF:-1}
 # WBURST=N runs the GVS systems with workers.burst N (unset: the default, 64)
 # UDP_FLOWS: the flows of the udp and over cells (client address × port)
 UDP_FLOWS=${UDP_FLOWS:-16384}
+# SINK_NAP: gvs-pktgen --idle-sleep (a sink with nothing to receive naps this
+# long instead of sleeping in poll(); 0, the default: poll). A nap leaves
+# the generator more of their shared CPU but loses packets in the sink's
+# own ring at paced rates (docs/benchmarks.md, "The generator's share")
+SINK_NAP=${SINK_NAP:-0}
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*"; }
@@ -183,7 +188,8 @@ pg_common() {
 	echo --client-netns $NS_GEN --client-dev g0 --server-netns $NS_RS --server-dev r0 \
 		--queues "$BENCH_QUEUES" --server-queues "$BENCH_QUEUES" --client-ip $GEN_IP --gw-mac "$L0_MAC" --clients $CLIENTS \
 		$([ -n "$GEN_CPUS" ] && echo --client-cpus "$GEN_CPUS" --server-cpus "$GEN_CPUS") --ring 4096 --frames 16384 \
-		$(for rs in "${RS_IPS[@]}"; do echo --server-addrs "$rs"; done)
+		$(for rs in "${RS_IPS[@]}"; do echo --server-addrs "$rs"; done) \
+		$([ "$SINK_NAP" != 0 ] && echo --idle-sleep "$SINK_NAP")
 }
 
 # pg_args TEST QUEUES [RATE]: the mode-specific arguments of a test
