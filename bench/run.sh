@@ -439,7 +439,8 @@ system_tests() {
 	gvs1) echo udp syn cps conc over wrk synproxy tcp ;;
 	nft) echo udp syn cps conc over wrk tcp ;;
 	gvs1rt) echo udp syn cps over wrk synproxy ;;
-	gvs1rtpp | gvs1rtref) echo udp over ;;
+	gvs1rtref) echo udp syn cps over wrk ;; # before/after: what gvs1rt has but the SYN-proxy cell
+	gvs1rtpp) echo udp over ;;
 	gvs2) echo udp syn cps conc ;;
 	gvsdpdk1 | gvsdpdkxdp1 | gvsafp1) echo udp over ;;
 	gvs1xdp) echo udp cps wrk over tcp ;;

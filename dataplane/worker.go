@@ -46,6 +46,7 @@ const (
 	maxBurst         = 256
 	txBufSize        = 64
 	idleSpinsToSleep = 32
+	minSpins         = 8 // spinPolicy's floor
 	maxSleep         = 10 * time.Millisecond
 	pendingService   = 100 * time.Millisecond
 )
@@ -335,16 +336,21 @@ func (w *Worker) run() {
 	}
 	idleLoops := 0
 	sleep := 20 * time.Microsecond
+	spin := spinPolicy{limit: idleSpinsToSleep}
 	for !w.stop.Load() {
 		if w.iterate() > 0 || w.list.moved {
+			spin.work(idleLoops)
 			idleLoops = 0
 			sleep = 20 * time.Microsecond
 			continue
 		}
 		w.loop.idle.Add(1)
 		idleLoops++
-		if w.idle != IdleAdaptive || idleLoops < idleSpinsToSleep {
+		if w.idle != IdleAdaptive || idleLoops < spin.limit {
 			continue
+		}
+		if idleLoops == spin.limit {
+			spin.sleeping()
 		}
 		w.loop.sleeps.Add(1)
 		timeout := maxSleep
@@ -374,6 +380,31 @@ func (w *Worker) run() {
 	w.ctr.publish()
 	w.publishDests()
 }
+
+// spinPolicy is how many empty loops an adaptive worker spins before it
+// sleeps. Spinning pays when packets arrive from elsewhere while the
+// worker spins: another CPU's softirq, a NIC's DMA. It cannot pay when
+// whatever feeds the worker's queues runs on the worker's own core, which
+// a real-time worker keeps while it spins (a shared core: the kernel's
+// receive processing of a veth, a generator, KNI): there every spin is
+// time taken from the producer. So the limit halves, down to minSpins,
+// each time a spin ends in sleep, and is back at idleSpinsToSleep as soon
+// as a spin finds work. The floor is the window in which a spin can still
+// show that it pays: a few microseconds of loops. Measured in the one-core
+// placement (docs/benchmarks.md), a floor of 8 kept connections per second
+// where 2 cost 2-3 %, and forwarded as much.
+type spinPolicy struct{ limit int }
+
+// work is told that a loop found work after idle empty loops.
+func (s *spinPolicy) work(idle int) {
+	if idle > 0 && idle < s.limit { // found while spinning, before any sleep
+		s.limit = idleSpinsToSleep
+	}
+}
+
+// sleeping is told that the worker spun limit empty loops for nothing and
+// now sleeps.
+func (s *spinPolicy) sleeping() { s.limit = max(s.limit/2, minSpins) }
 
 // pin locks the worker's thread to its core and applies the real-time
 // priority, if configured.
