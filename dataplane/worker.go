@@ -390,9 +390,10 @@ func (w *Worker) run() {
 // time taken from the producer. So the limit halves, down to minSpins,
 // each time a spin ends in sleep, and is back at idleSpinsToSleep as soon
 // as a spin finds work. The floor is the window in which a spin can still
-// show that it pays: a few microseconds of loops. Measured in the one-core
-// placement (docs/benchmarks.md), a floor of 8 kept connections per second
-// where 2 cost 2-3 %, and forwarded as much.
+// show that it pays: a few microseconds of loops. Measured
+// (docs/benchmarks.md): with a floor of 8 the separate-core placement kept
+// its connections per second, which a floor of 2 cost 2-3 %, and one core
+// forwarded as much.
 type spinPolicy struct{ limit int }
 
 // work is told that a loop found work after idle empty loops.
