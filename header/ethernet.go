@@ -89,7 +89,7 @@ func ParseL2(frame []byte) (l L2, ok bool) {
 		if len(frame) < EthernetMinSize+VLANSize {
 			return l, false
 		}
-		l.VID = binary.BigEndian.Uint16(frame[14:]) & 0x0fff
+		l.VID = VLAN(frame[12:]).VID()
 		l.Type = binary.BigEndian.Uint16(frame[16:])
 		l.L3, l.Tagged = EthernetMinSize+VLANSize, true
 	}
