@@ -250,9 +250,9 @@ func zeroCopy(fd int) (bool, error) {
 // mmapUMEM maps size bytes of anonymous, prefaulted memory for a UMEM,
 // advised to use transparent huge pages (MADV_HUGEPAGE; effective when THP
 // is "always" or "madvise"). Every packet's headers are read and written
-// in a frame somewhere in the UMEM: 8 192 frames on 4 KiB pages are 4 096
-// pages, more than the TLB holds, so on small pages most packets cost a
-// page walk. The advice goes before the pages are faulted in; without THP
+// in a frame somewhere in the UMEM: the default 8 192 frames per port are
+// 4 096 pages of 4 KiB, more than the TLB holds, so on small pages most
+// packets cost a page walk. The advice goes before the pages are faulted in; without THP
 // the mapping is the same memory on small pages.
 func mmapUMEM(size int) ([]byte, error) {
 	b, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
