@@ -119,18 +119,41 @@ func TestNeighbourFlood(t *testing.T) {
 	const sources = 100000
 	frames := spoofedNeighFrames(t, l, sources)
 	sendEach(t, l, frames)
-	testenv.Eventually(t, 20*time.Second, "the spoofed sources to reach the dataplane", func() bool {
+	// sendEach has handed every frame to the kernel, which put it on one of
+	// the dataplane's receive rings or dropped it: a ring full under this
+	// burst on a loaded machine, or the veth's own ring when the kernel
+	// defers its receive processing to a starved ksoftirqd (CI: 82 % got
+	// through once). What is on the rings is answered within a few loops,
+	// so the count of answers stops moving: that count is what reached the
+	// dataplane, and the assertions below are about it.
+	answered := func() uint64 {
 		now := l.Counters()
-		return now["arp_replied"]+now["nd_replied"]-before["arp_replied"]-before["nd_replied"] >= sources*9/10
+		return now["arp_replied"] + now["nd_replied"] - before["arp_replied"] - before["nd_replied"]
+	}
+	var arrived uint64
+	still := 0
+	testenv.Eventually(t, 20*time.Second, "the answers to the spoofed sources to stop", func() bool {
+		n := answered()
+		if n == arrived {
+			still++
+		} else {
+			still = 0
+		}
+		arrived = n
+		return still >= 10 // 200 ms of polls without a new answer
 	})
+	t.Logf("%d of %d spoofed sources reached the dataplane", arrived, sources)
+	if arrived < 4*neighBound {
+		t.Fatalf("only %d of %d spoofed sources reached the dataplane: too few to fill the table of %d four times", arrived, sources, neighBound)
+	}
 	if n := len(l.neighsOn(dev)); n != neighBound {
 		t.Fatalf("%s holds %d neighbours after the flood, want the bound %d", dev, n, neighBound)
 	}
 	after := l.Counters()
 	refused := after["drop_neigh_learn_full"] - before["drop_neigh_learn_full"]
 	lost := after["drop_neigh_learn_lost"] - before["drop_neigh_learn_lost"]
-	if refused+lost < sources*8/10-neighBound {
-		t.Errorf("refused %d + lost %d learn events of %d spoofed sources", refused, lost, sources)
+	if refused+lost < arrived*8/10-neighBound {
+		t.Errorf("refused %d + lost %d learn events of %d spoofed sources that reached the dataplane", refused, lost, arrived)
 	}
 
 	// the flood goes on; the client's entries go
