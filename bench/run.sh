@@ -83,6 +83,9 @@ SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
 # cells (perf record -C SUT_CPU): where its time goes, kernel or its own code
 PERF=${PERF:-1}
 # PERF_GRAPH=1 records call graphs too and keeps raw/…perf.data
+# SUT_RX=own runs the receive of the system's ports on the system's CPU;
+# the default, sender, leaves it where the veth runs it, on the
+# generator's (below, sut_rx_own)
 # WBURST=N runs the GVS systems with workers.burst N (unset: the default, 64)
 # UDP_FLOWS: the flows of the udp and over cells (client address × port)
 UDP_FLOWS=${UDP_FLOWS:-16384}
@@ -364,10 +367,14 @@ wrk_cell() {
 	[ -n "$GEN_CPUS" ] && pin=(taskset -c "$GEN_CPUS")
 	local cmd="ip netns exec $NS_GEN ${pin[*]} wrk -t1 -c$WRK_CONNS -d${WRK_S}s -H 'Connection: close' --latency http://$VIP:$VIP_TCP_PORT/"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" wrk "$rep" "$cmd (nginx: nginx.conf, 1 worker$([ -n "$GEN_CPUS" ] && echo " on CPU $GEN_CPUS"))" >>"$OUT/cells.tsv"
+	# /proc/stat before and after: where each CPU's time went (the report
+	# reads what wrk and nginx used of theirs)
+	cat /proc/stat >"$base.stat0"
 	if ! ip netns exec $NS_GEN "${pin[@]}" wrk -t1 -c$WRK_CONNS -d${WRK_S}s -H 'Connection: close' --latency "http://$VIP:$VIP_TCP_PORT/" >"$base.wrk" 2>&1; then
 		log "  $PLACE $sys wrk #$rep FAILED: $(tail -3 "$base.wrk")"
 		return 0
 	fi
+	cat /proc/stat >"$base.stat1"
 	log "  $PLACE $sys wrk #$rep: $(grep -E 'Requests/sec|Socket errors|Non-2xx' "$base.wrk" | tr -s ' ' | paste -sd ';' -)"
 }
 
@@ -458,7 +465,52 @@ place_tests() {
 }
 system_queues() { case $1 in xsk2 | gvs2 | gvs2xdp) echo 2 ;; *) echo 1 ;; esac }
 
+# SUT_RX: who pays for the veth receive of the system's ports l0 and l1 in
+# the separate placement. A veth runs its peer's receive (NAPI: the XDP
+# program, and the copy into the UMEM for an AF_XDP system; the skb and GRO
+# for nftables and haproxy, whose l0 runs GRO to take the live frames) on
+# the sending CPU. sender (the default): left there, on the generator's
+# CPU, which then does part of every system's work, more of an AF_XDP
+# system's than of nftables's. own: that NAPI is a thread pinned to the
+# system's CPU, as a NIC queue's interrupt affined to the system's core
+# would put it; the thread is woken, not run inline, and a veth's ring
+# holds 256 frames, so paced traffic loses frames while it waits for the
+# CPU and the overload curve's loss-tolerant capacity comes out low.
+# SUT_RX_PRIO=N makes the thread SCHED_FIFO N (51 preempts a worker of
+# rt_priority 50, as a softirq would). Systems with two queues (xsk2, gvs2,
+# gvs2xdp) and the zero-work XDP redirect keep sender: their CPUs include
+# the generator's, and the redirect is measured in the sender's softirq by
+# design (cell). docs/benchmarks.md, "Who pays for the receive"
+SUT_RX=${SUT_RX:-sender}
+case $SUT_RX in own | sender) ;; *) echo "bench: SUT_RX must be own or sender, not '$SUT_RX'" >&2; exit 2 ;; esac
+sut_rx_own() {
+	[ "$SUT_RX" = own ] && [ "$PLACE" = sep ] && [ "$(system_queues "$1")" = 1 ] || return 0
+	[ "$1" != xdp ] || return 0
+	local d p xsk=0
+	case $1 in gvsafp1 | gvsdpdk1) ;; gvs* | xsk*) xsk=1 ;; esac
+	for d in l0 l1; do
+		if ! ip netns exec $NS_LB sh -c "echo 1 >/sys/class/net/$d/threaded" 2>/dev/null; then
+			# no NAPI (the kernel's and the packet sockets' l1: netif_rx)
+			[ $xsk = 0 ] || die "SUT_RX=own: $d has no NAPI to thread (no XDP program attached?)"
+			continue
+		fi
+		for p in $(pgrep "^napi/$d-"); do
+			taskset -pc "$SUT_CPU" "$p" >/dev/null
+			[ -z "${SUT_RX_PRIO:-}" ] || chrt -f -p "$SUT_RX_PRIO" "$p"
+		done
+		echo "# $d: receive in a threaded NAPI pinned to CPU $SUT_CPU${SUT_RX_PRIO:+, SCHED_FIFO $SUT_RX_PRIO} (SUT_RX=own)" >>"$STATE/setup-$1.txt"
+	done
+}
+sut_rx_off() {
+	local d
+	for d in l0 l1; do ip netns exec $NS_LB sh -c "echo 0 >/sys/class/net/$d/threaded" 2>/dev/null || true; done
+}
+
 start_system() {
+	start_system_ "$@"
+	sut_rx_own "$1"
+}
+start_system_() {
 	case $1 in
 	xdp) xdp_start ;;
 	xsk1) xsk_start 1 "$SUT_CPU" ;;
@@ -483,6 +535,7 @@ start_system() {
 }
 
 stop_system() {
+	sut_rx_off
 	case $1 in
 	xdp) xdp_stop ;;
 	xsk1) xsk_stop 1 ;;
@@ -521,6 +574,7 @@ versions() {
 		echo "nginx: $(nginx -v 2>&1 | head -1)"
 		echo "gnuplot: $(gnuplot --version 2>/dev/null)"
 		echo "udp generator: $GEN"
+		echo "veth receive of the system's ports (SUT_RX): $SUT_RX${SUT_RX_PRIO:+, SCHED_FIFO $SUT_RX_PRIO}"
 		for p in $PLACES; do echo "placement $p: $(place_desc "$p")"; done
 		echo "nf_conntrack_max: $(sysctl -n net.netfilter.nf_conntrack_max 2>/dev/null || echo n/a)"
 		echo "reps: $REPS"

@@ -2,6 +2,7 @@ package pktgen
 
 import (
 	"bufio"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -20,8 +21,15 @@ func readCPUTimes() []cpuTimes {
 		return nil
 	}
 	defer f.Close()
+	return parseCPUTimes(f)
+}
+
+// parseCPUTimes reads the per-CPU lines ("cpuN user nice system idle iowait
+// irq softirq steal …") of text in /proc/stat's format; other lines are
+// skipped.
+func parseCPUTimes(r io.Reader) []cpuTimes {
 	var out []cpuTimes
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		fl := strings.Fields(sc.Text())
 		if len(fl) < 9 || !strings.HasPrefix(fl[0], "cpu") || fl[0] == "cpu" {
@@ -51,19 +59,32 @@ type CPUUse struct {
 	SoftIRQPct float64 `json:"softirq_pct"` // interrupts and softirqs (kernel packet processing)
 }
 
+// CPUUseBetween is each CPU's utilisation between two snapshots of
+// /proc/stat (bench/run.sh keeps them around the cells it does not run
+// gvs-pktgen for); nil if they do not list the same CPUs.
+func CPUUseBetween(before, after io.Reader) []CPUUse {
+	return cpuUse(parseCPUTimes(before), parseCPUTimes(after))
+}
+
 func cpuUse(a, b []cpuTimes) []CPUUse {
-	if len(a) != len(b) {
+	if len(a) != len(b) || len(a) == 0 {
 		return nil
+	}
+	pct := func(x, y, d uint64) float64 {
+		if y <= x {
+			return 0
+		}
+		return math.Round(1000*min(float64(y-x)/float64(d), 1)) / 10
 	}
 	out := make([]CPUUse, len(a))
 	for i := range a {
-		d := float64(b[i].total - a[i].total)
-		if d <= 0 {
+		out[i].CPU = i
+		if b[i].total <= a[i].total {
 			continue
 		}
-		out[i] = CPUUse{CPU: i,
-			BusyPct:    math.Round(1000*float64(b[i].busy-a[i].busy)/d) / 10,
-			SoftIRQPct: math.Round(1000*float64(b[i].softirq-a[i].softirq)/d) / 10}
+		d := b[i].total - a[i].total
+		out[i].BusyPct = pct(a[i].busy, b[i].busy, d)
+		out[i].SoftIRQPct = pct(a[i].softirq, b[i].softirq, d)
 	}
 	return out
 }

@@ -83,6 +83,7 @@ type cell struct {
 	res       *pktgen.Result
 	wrk       *wrkResult
 	iperf     *iperfResult
+	cpu       []pktgen.CPUUse // wrk cells: from the /proc/stat snapshots around the cell
 	mem       map[string]float64
 	failed    bool
 }
@@ -129,6 +130,7 @@ func load(dir string) (*data, error) {
 		}
 		if c.test == "wrk" {
 			c.wrk = readWrk(base + ".wrk")
+			c.cpu = readCPUUse(base+".stat0", base+".stat1")
 		}
 		if c.test == "tcp" {
 			c.iperf = readIperf(base + ".iperf")

@@ -13,6 +13,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/gvs-lb/gvs/pktgen"
 )
 
 // placements in report order.
@@ -66,7 +68,68 @@ func readWrk(path string) *wrkResult {
 	return &r
 }
 
-func wrkRPS(c *cell) (float64, bool)    { return c.wrk.rps, c.wrk != nil }
+func wrkRPS(c *cell) (float64, bool) { return c.wrk.rps, c.wrk != nil }
+
+// readCPUUse is each CPU's use between the two /proc/stat snapshots
+// bench/run.sh keeps around a cell; nil without them.
+func readCPUUse(before, after string) []pktgen.CPUUse {
+	a, err := os.Open(before)
+	if err != nil {
+		return nil
+	}
+	defer a.Close()
+	b, err := os.Open(after)
+	if err != nil {
+		return nil
+	}
+	defer b.Close()
+	return pktgen.CPUUseBetween(a, b)
+}
+
+// pinnedCPU is the CPU a cell's command pinned its clients to ("taskset -c
+// N"), -1 if it pinned none or several.
+func pinnedCPU(c *cell) int {
+	_, rest, ok := strings.Cut(c.cmd, "taskset -c ")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.Fields(rest + " ")[0])
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// wrkEndpointsPct is how busy wrk's and nginx's CPU was outside interrupts
+// and softirqs (their own processes, user and system time) during a
+// pinned wrk cell.
+func wrkEndpointsPct(c *cell) (float64, bool) {
+	n := pinnedCPU(c)
+	if c.wrk == nil || n < 0 || n >= len(c.cpu) {
+		return 0, false
+	}
+	return c.cpu[n].BusyPct - c.cpu[n].SoftIRQPct, true
+}
+
+// wrkSoftIRQPct is the softirq share of wrk's and nginx's CPU.
+func wrkSoftIRQPct(c *cell) (float64, bool) {
+	n := pinnedCPU(c)
+	if c.wrk == nil || n < 0 || n >= len(c.cpu) {
+		return 0, false
+	}
+	return c.cpu[n].SoftIRQPct, true
+}
+
+// wrkCeiling is the connection rate wrk and nginx would reach with all of
+// their CPU for their own processes, at the cost per connection they had
+// in the cell: a bound no balancer can pass that leaves them that CPU.
+func wrkCeiling(c *cell) (float64, bool) {
+	p, ok := wrkEndpointsPct(c)
+	if !ok || p <= 0 {
+		return 0, false
+	}
+	return c.wrk.rps * 100 / p, true
+}
 func wrkErrors(c *cell) (float64, bool) { return float64(c.wrk.errors + c.wrk.non2xx), c.wrk != nil }
 func capacity(c *cell) (float64, bool) {
 	return c.res.Search.ThroughputPPS, c.res != nil && c.res.Search != nil
@@ -214,8 +277,9 @@ func (d *data) wrkSection(w func(string, ...any), pgSep map[string]stat) {
 		}
 		errs := d.metricAt("sep", s.id, "wrk", wrkErrors)
 		errsFree := d.metricAt("free", s.id, "wrk", wrkErrors)
-		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s / %s | %s | %s | %s | %s |", s.label,
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |", s.label,
 			fmtRate(pin, 1, 0), ratio(pin, d.metricAt("sep", "nft", "wrk", wrkRPS)), ratio(pin, d.metricAt("sep", "haproxy", "wrk", wrkRPS)),
+			fmtRate(d.metricAt("sep", s.id, "wrk", wrkEndpointsPct), 1, 0), fmtRate(d.metricAt("sep", s.id, "wrk", wrkSoftIRQPct), 1, 0),
 			fmtRate(errs, 1, 0), fmtRate(errsFree, 1, 0),
 			fmtRate(free, 1, 0), ratio(free, d.metricAt("free", "nft", "wrk", wrkRPS)),
 			fmtRate(pgSep[s.id], 1, 0), fmtRate(pgFree, 1, 0)))
@@ -223,12 +287,21 @@ func (d *data) wrkSection(w func(string, ...any), pgSep map[string]stat) {
 	if len(rows) == 0 {
 		return
 	}
+	ceilingNote := ""
+	if ceil, nft := d.metricAt("sep", "nft", "wrk", wrkCeiling), d.metricAt("sep", "nft", "wrk", wrkRPS); ceil.ok() && nft.ok() && nft.med > 0 {
+		pct := d.metricAt("sep", "nft", "wrk", wrkEndpointsPct)
+		ceilingNote = fmt.Sprintf("**The endpoints' own ceiling.** Through nftables, wrk and nginx kept their CPU %.0f %% busy in their own processes "+
+			"(user and system time, not counting interrupts and softirqs) for %.0f connections/s. With all of that CPU, at the same cost per connection, they would make "+
+			"%.0f/s: %.2f × nftables. No balancer that leaves their CPU to them can be measured above that in this cell.\n\n",
+			pct.med, nft.med, ceil.med, ceil.med/nft.med)
+	}
 	w("## TCP connections per second with Linux TCP (wrk → nginx)\n\n")
 	w("`wrk -t1 -c64 -H 'Connection: close'` in gvsb-gen (one TCP connection per request, the kernel's TCP on both ends) to one nginx worker answering for the ")
 	w("four real servers in gvsb-rs, through the system under test. Pinned: wrk and nginx on the generator's CPU, the system on its own (the separate-core placement); ")
 	w("unpinned: nothing pinned. gvs-pktgen tcp's rate (its own TCP, 8 packets per connection) is beside it.\n\n")
-	w("| system | wrk pinned conn/s | × nftables | × haproxy | socket errors + non-2xx pinned / unpinned | wrk unpinned conn/s | × nftables | gvs-pktgen tcp pinned | gvs-pktgen tcp unpinned |\n|---|---|---|---|---|---|---|---|---|\n")
+	w("| system | wrk pinned conn/s | × nftables | × haproxy | wrk's and nginx's CPU: their processes / softirq %% | socket errors + non-2xx pinned / unpinned | wrk unpinned conn/s | × nftables | gvs-pktgen tcp pinned | gvs-pktgen tcp unpinned |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	w("%s\n\n", strings.Join(rows, "\n"))
+	w("%s", ceilingNote)
 }
 
 // issueBudget holds the measured ratios against the targets of the
@@ -249,16 +322,40 @@ func (d *data) issueBudget(w func(string, ...any), udp, cpsSep, syn map[string]s
 		return stat{med: c.peak, n: 1}
 	}
 	wrkPin := func(sys string) stat { return d.metricAt("sep", sys, "wrk", wrkRPS) }
+	// what bounds the CPS cells whatever the balancer (the generator's own
+	// TCP; wrk's and nginx's CPU), as ratios to nftables
+	xdpCPS, wrkCeil := "", ""
+	if x, n := cpsSep["xdp"], cpsSep["nft"]; x.ok() && n.ok() && n.med > 0 {
+		xdpCPS = fmt.Sprintf("the zero-work XDP redirect, with no translation, gives %.2f × nftables", x.med/n.med)
+	}
+	if c, n := d.metricAt("sep", "nft", "wrk", wrkCeiling), wrkPin("nft"); c.ok() && n.ok() && n.med > 0 {
+		wrkCeil = fmt.Sprintf("wrk's and nginx's own CPU caps any balancer at %.2f × nftables", c.med/n.med)
+	}
+	// in the separate placement the veth runs an AF_XDP system's port
+	// receive on the sending CPU unless bench/run.sh ran with SUT_RX=own;
+	// nftables receives on its own CPU either way
+	rxNote := "the generator's CPU did each system's veth receive, which helps an AF_XDP system most; SUT_RX=own moves it (docs/benchmarks.md)"
+	for _, l := range d.env {
+		if strings.Contains(l, "(SUT_RX): own") {
+			rxNote = "each system's veth receive on its own CPU (SUT_RX=own)"
+		}
+	}
+	withRx := func(extra string) string {
+		if extra == "" {
+			return rxNote
+		}
+		return extra + "; " + rxNote
+	}
 	var lines []line
 	for _, g := range []string{"gvs1", "gvs1rt"} {
 		lb := label(g)
 		lines = append(lines,
 			line{"generator: offered ≥ 3 × what " + lb + " forwards (udp cell)", d.metric(g, "udp", offered), udp[g], 3, ""},
 			line{"separate cores: " + lb + " ≥ 0.9 × the tuned zero-work forwarder (udp)", udp[g], udp["xsk1"], 0.9, ""},
-			line{"separate cores: " + lb + " ≥ 1.5 × nftables (udp)", udp[g], udp["nft"], 1.5, ""},
-			line{"separate cores: " + lb + " SYN flood ≥ 2 × nftables", syn[g], syn["nft"], 2, ""},
-			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (gvs-pktgen tcp)", cpsSep[g], cpsSep["nft"], 2, ""},
-			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (wrk → nginx)", wrkPin(g), wrkPin("nft"), 2, ""},
+			line{"separate cores: " + lb + " ≥ 1.5 × nftables (udp)", udp[g], udp["nft"], 1.5, rxNote},
+			line{"separate cores: " + lb + " SYN flood ≥ 2 × nftables", syn[g], syn["nft"], 2, rxNote},
+			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (gvs-pktgen tcp)", cpsSep[g], cpsSep["nft"], 2, withRx(xdpCPS)},
+			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (wrk → nginx)", wrkPin(g), wrkPin("nft"), 2, withRx(wrkCeil)},
 			line{"one core: " + lb + " ≥ 0.9 × the tuned zero-work forwarder (peak of the curve)", peakOf("one", g), peakOf("one", "xsk1"), 0.9, ""},
 			line{"one core: " + lb + " ≥ 0.6 × nftables (peak of the curve)", peakOf("one", g), peakOf("one", "nft"), 0.6, "nftables forwards inside the generator's own time"},
 		)
