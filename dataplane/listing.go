@@ -149,7 +149,8 @@ func (w *Worker) serveListing() {
 	if !done {
 		start := w.dp.clock()
 		var copied int
-		copied, ls.moved, done = l.step(w.sess, w.tick())
+		var full bool
+		copied, ls.moved, full, done = l.fill(w.sess, w.tick())
 		if d := uint64(w.dp.clock() - start); ls.moved {
 			if d > ls.maxStepNs.Load() {
 				ls.maxStepNs.Store(d)
@@ -163,8 +164,11 @@ func (w *Worker) serveListing() {
 		if uint64(copied) > ls.maxPerLoop.Load() {
 			ls.maxPerLoop.Store(uint64(copied))
 		}
-		if ls.moved && l.cur == nil {
+		if full {
+			// after the counters: a reader woken by the last chunk
+			// finds its step counted
 			ls.chunks.Add(1)
+			l.handOver()
 		}
 	}
 	if done {
@@ -177,13 +181,29 @@ func (w *Worker) serveListing() {
 // whether it did anything, and whether the listing is over on this table.
 // Without a free chunk it does nothing.
 func (l *connListing) step(t *session.Table, tick uint32) (copied int, worked, done bool) {
+	copied, worked, full, done := l.fill(t, tick)
+	if full {
+		l.handOver()
+	}
+	return copied, worked, done
+}
+
+// handOver passes the current chunk, full or the last, to the consumer.
+func (l *connListing) handOver() {
+	l.full <- l.cur // never blocks: full has room for every chunk
+	l.cur = nil
+}
+
+// fill is step without the hand-over: full says the current chunk is
+// ready for handOver.
+func (l *connListing) fill(t *session.Table, tick uint32) (copied int, worked, full, done bool) {
 	if l.cur == nil {
 		select {
 		case c := <-l.free:
 			c.recs, c.end = c.recs[:0], false
 			l.cur = c
 		default:
-			return 0, false, false // the consumer is behind
+			return 0, false, false, false // the consumer is behind
 		}
 	}
 	c := l.cur
@@ -200,11 +220,7 @@ func (l *connListing) step(t *session.Table, tick uint32) (copied int, worked, d
 	})
 	copied = len(c.recs) - before
 	c.end = l.cursor == session.NoID
-	if c.end || len(c.recs) == cap(c.recs) {
-		l.full <- c // never blocks: full has room for every chunk
-		l.cur = nil
-	}
-	return copied, true, c.end
+	return copied, true, c.end || len(c.recs) == cap(c.recs), c.end
 }
 
 // ListConns calls fn with the connections of every worker (of service k
