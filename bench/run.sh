@@ -485,9 +485,8 @@ SUT_RX=${SUT_RX:-sender}
 case $SUT_RX in own | sender) ;; *) echo "bench: SUT_RX must be own or sender, not '$SUT_RX'" >&2; exit 2 ;; esac
 sut_rx_own() {
 	[ "$SUT_RX" = own ] && [ "$PLACE" = sep ] && [ "$(system_queues "$1")" = 1 ] || return 0
-	[ "$1" != xdp ] || return 0
 	local d p xsk=0
-	case $1 in gvsafp1 | gvsdpdk1) ;; gvs* | xsk*) xsk=1 ;; esac
+	case $1 in xdp) return 0 ;; gvsafp1 | gvsdpdk1) ;; gvs* | xsk*) xsk=1 ;; esac
 	for d in l0 l1; do
 		if ! ip netns exec $NS_LB sh -c "echo 1 >/sys/class/net/$d/threaded" 2>/dev/null; then
 			# no NAPI (the kernel's and the packet sockets' l1: netif_rx)
@@ -502,6 +501,7 @@ sut_rx_own() {
 	done
 }
 sut_rx_off() {
+	[ "$SUT_RX" = own ] || return 0
 	local d
 	for d in l0 l1; do ip netns exec $NS_LB sh -c "echo 0 >/sys/class/net/$d/threaded" 2>/dev/null || true; done
 }

@@ -100,24 +100,27 @@ func pinnedCPU(c *cell) int {
 	return n
 }
 
+// wrkCPU is the use of the CPU a pinned wrk cell ran wrk and nginx on.
+func wrkCPU(c *cell) (pktgen.CPUUse, bool) {
+	n := pinnedCPU(c)
+	if c.wrk == nil || n < 0 || n >= len(c.cpu) {
+		return pktgen.CPUUse{}, false
+	}
+	return c.cpu[n], true
+}
+
 // wrkEndpointsPct is how busy wrk's and nginx's CPU was outside interrupts
 // and softirqs (their own processes, user and system time) during a
 // pinned wrk cell.
 func wrkEndpointsPct(c *cell) (float64, bool) {
-	n := pinnedCPU(c)
-	if c.wrk == nil || n < 0 || n >= len(c.cpu) {
-		return 0, false
-	}
-	return c.cpu[n].BusyPct - c.cpu[n].SoftIRQPct, true
+	u, ok := wrkCPU(c)
+	return u.BusyPct - u.SoftIRQPct, ok
 }
 
 // wrkSoftIRQPct is the softirq share of wrk's and nginx's CPU.
 func wrkSoftIRQPct(c *cell) (float64, bool) {
-	n := pinnedCPU(c)
-	if c.wrk == nil || n < 0 || n >= len(c.cpu) {
-		return 0, false
-	}
-	return c.cpu[n].SoftIRQPct, true
+	u, ok := wrkCPU(c)
+	return u.SoftIRQPct, ok
 }
 
 // wrkCeiling is the connection rate wrk and nginx would reach with all of
@@ -331,9 +334,9 @@ func (d *data) issueBudget(w func(string, ...any), udp, cpsSep, syn map[string]s
 	if c, n := d.metricAt("sep", "nft", "wrk", wrkCeiling), wrkPin("nft"); c.ok() && n.ok() && n.med > 0 {
 		wrkCeil = fmt.Sprintf("wrk's and nginx's own CPU caps any balancer at %.2f × nftables", c.med/n.med)
 	}
-	// in the separate placement the veth runs an AF_XDP system's port
-	// receive on the sending CPU unless bench/run.sh ran with SUT_RX=own;
-	// nftables receives on its own CPU either way
+	// in the separate placement the veth runs the receive of the system's
+	// ports on the sending CPU, the generator's, unless bench/run.sh ran
+	// with SUT_RX=own
 	rxNote := "the generator's CPU did each system's veth receive, which helps an AF_XDP system most; SUT_RX=own moves it (docs/benchmarks.md)"
 	for _, l := range d.env {
 		if strings.Contains(l, "(SUT_RX): own") {
