@@ -38,11 +38,14 @@ package dataplane
 // still reach the worker move the mark on. The marks are written to the
 // program (Table.Arm) only once what the worker buffered has left
 // (xdpMarks, at the end of flushAll, when the egress queue holds no
-// transmission: the completion ring gave back every frame). The program
-// forwards the first segment that starts at the mark (it continues what
-// the worker sent, and nothing of that direction is queued in between;
-// one ahead may have others queued before it, one behind is a
-// retransmission that says nothing) and from then on every segment.
+// transmission: the completion ring gave back every frame), with the end
+// and acknowledgment number of the segment the worker sent last (a
+// retransmission moves those, not the mark). The program forwards the
+// first segment that starts at the mark, provided the segment it passed
+// to the worker last is the worker's last (it continues what the worker
+// sent, and nothing of that direction is queued in between; one ahead
+// may have others queued before it, one behind is a retransmission that
+// says nothing) and from then on every segment.
 // UDP entries are written active (no sequence numbers: a
 // datagram flow may be reordered once, when it moves).
 //
@@ -59,6 +62,7 @@ package dataplane
 // system calls, made once per connection direction, never per packet.
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"reflect"
 	"time"
@@ -94,7 +98,9 @@ type xdpDir struct {
 	oport       uint16 // the egress port's index
 	armed       bool   // written armed; false once the program disarmed it
 	dirty       bool   // mark not yet written to the program
-	mark        uint32 // just past the last segment the worker sent
+	mark        uint32 // just past the newest segment the worker sent
+	lastEnd     uint32 // just past the segment the worker sent last (a retransmission, say)
+	lastAck     uint32 // that segment's acknowledgment number
 	sent        int64  // when the worker sent that segment (the dataplane clock)
 }
 
@@ -220,9 +226,13 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	s := x.slot[id]
 	if s != 0 && x.conns[s-1].dirs&bit != 0 {
 		if d := &x.conns[s-1].dir[dir]; d.armed {
-			// still reaching the worker: the program waits for this one too
-			if end, ok := tcpSeqEnd(l3); ok && int32(end-d.mark) > 0 {
-				d.mark, d.sent = end, w.now
+			// still reaching the worker: the program waits for this one
+			// too, a retransmission as much as a new segment
+			if end, ack, ok := tcpSeqEnd(l3); ok {
+				if int32(end-d.mark) > 0 {
+					d.mark = end
+				}
+				d.lastEnd, d.lastAck, d.sent = end, ack, w.now
 				w.xdpMarkDirty(id, d)
 			}
 		}
@@ -257,11 +267,11 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 		w.xdpTableChanged()
 	}
 	s = x.slot[id] // either may have taken connections back and moved others
-	var end uint32
+	var end, ack uint32
 	armed := c.Proto == header.ProtoTCP
 	if armed {
 		var ok bool
-		if end, ok = tcpSeqEnd(l3); !ok {
+		if end, ack, ok = tcpSeqEnd(l3); !ok {
 			return
 		}
 	}
@@ -280,17 +290,18 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	xc := &x.conns[s-1]
 	xc.dirs |= bit
 	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU,
-		oport: uint16(out.Port), armed: armed, mark: end, sent: w.now}
+		oport: uint16(out.Port), armed: armed, mark: end, lastEnd: end, lastAck: ack, sent: w.now}
 	if armed {
 		w.xdpMarkDirty(id, &xc.dir[dir])
 	}
 }
 
 // tcpSeqEnd returns the sequence number just past the TCP segment in l3
-// (IPv4 or IPv6 without extension headers; SYN and FIN never get here).
-func tcpSeqEnd(l3 []byte) (uint32, bool) {
+// and its acknowledgment number (IPv4 or IPv6 without extension headers;
+// SYN and FIN never get here).
+func tcpSeqEnd(l3 []byte) (end, ack uint32, ok bool) {
 	if len(l3) < 40 {
-		return 0, false
+		return 0, 0, false
 	}
 	var hl, n int
 	switch l3[0] >> 4 {
@@ -299,18 +310,18 @@ func tcpSeqEnd(l3 []byte) (uint32, bool) {
 	case 6:
 		hl, n = 40, 40+(int(l3[4])<<8|int(l3[5]))
 	default:
-		return 0, false
+		return 0, 0, false
 	}
 	if hl < 20 || n > len(l3) || hl+20 > n {
-		return 0, false
+		return 0, 0, false
 	}
 	l4 := l3[hl:n]
 	doff := int(l4[12]>>4) * 4
 	if doff < 20 || doff > len(l4) {
-		return 0, false
+		return 0, 0, false
 	}
-	seq := uint32(l4[4])<<24 | uint32(l4[5])<<16 | uint32(l4[6])<<8 | uint32(l4[7])
-	return seq + uint32(len(l4)-doff), true
+	seq := binary.BigEndian.Uint32(l4[4:])
+	return seq + uint32(len(l4)-doff), binary.BigEndian.Uint32(l4[8:]), true
 }
 
 // xdpMarkDirty queues d's mark (of connection id) for xdpMarks.
@@ -360,7 +371,7 @@ func (w *Worker) xdpMarks() {
 				continue
 			}
 			d.dirty = false
-			if err := x.ports[d.port].t.Arm(xdpKey(c, dir), d.mark); err != nil {
+			if err := x.ports[d.port].t.Arm(xdpKey(c, dir), xdpfast.Mark{Seq: d.mark, LastEnd: d.lastEnd, LastAck: d.lastAck}); err != nil {
 				w.ctr.inc(CtrLBXDPOffloadFailed) // stays armed: its packets go on reaching the worker
 			}
 		}

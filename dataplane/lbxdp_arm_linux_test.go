@@ -17,10 +17,13 @@ import (
 // mark. A segment at the mark goes to the worker while nothing passed to
 // it since the entry was written (what reached it before may be queued);
 // a segment ahead of the mark (one before it still with the worker) goes
-// to the worker unchanged; once the worker has sent those, the mark has
-// moved past what the program passed it, and the program forwards the
-// next segment, exactly as the worker would, and disarms the entry, which
-// the sweep notices.
+// to the worker unchanged; so does a retransmission behind it, and the
+// next segment at the mark while that retransmission is still with the
+// worker (the program passed it last, the worker sent another last); once
+// the worker has sent those, the mark has moved past what the program
+// passed it, the worker's last segment is the program's, and the program
+// forwards the next segment, exactly as the worker would, and disarms the
+// entry, which the sweep notices.
 func TestXDPOffloadArmed(t *testing.T) {
 	td, fs := xdpTestDP(t)
 	client, vp, rs := netip.AddrPortFrom(clientIP, 40008), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
@@ -44,12 +47,19 @@ func TestXDPOffloadArmed(t *testing.T) {
 	toWorker(1048, "a segment ahead of the mark") // 1039 is still with the worker: 1048 must not overtake it
 	td.one(t, 0, seg(1039), 1)                    // the worker sends them: mark 1057
 	td.one(t, 0, seg(1048), 1)
+	toWorker(1030, "a retransmission behind the mark")
 	xdpSettle(t, td) // the mark is written once they have had xdpArmSettle to arrive
-	ret, got := runXDP(t, fs[0], seg(1057))
+	toWorker(1057, "a segment at the mark while the retransmission is still with the worker")
+	td.one(t, 0, seg(1030), 1) // the worker sends the retransmission, then 1057: mark 1066
+	td.one(t, 0, seg(1057), 1)
+	toWorker(1039, "another retransmission")
+	td.one(t, 0, seg(1039), 1) // sent last: the mark is written with it
+	xdpSettle(t, td)
+	ret, got := runXDP(t, fs[0], seg(1066))
 	if ret != 4 {
 		t.Fatalf("a segment at the mark: action %d, want XDP_REDIRECT", ret)
 	}
-	td.inject(0, seg(1057))
+	td.inject(0, seg(1066))
 	td.stepAll()
 	if fr := td.outAll(1); len(fr) != 1 || !bytes.Equal(fr[0], got) {
 		t.Fatalf("program and worker differ:\n program %x\n worker  %v", got, fr)
@@ -58,8 +68,8 @@ func TestXDPOffloadArmed(t *testing.T) {
 		t.Fatalf("after the first fast segment: %+v %v, want disarmed", e, err)
 	}
 	v, err := fs[0].Verdicts()
-	if err != nil || v[xdpfast.VerdictArmed] != 2 {
-		t.Fatalf("verdicts %v %v, want two armed", v, err)
+	if err != nil || v[xdpfast.VerdictArmed] != 5 {
+		t.Fatalf("verdicts %v %v, want five armed", v, err)
 	}
 	td.w.xdp.pass = td.w.now - 2*xdpSweepEvery // a sweep pass is due
 	td.w.iterate()

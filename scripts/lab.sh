@@ -265,6 +265,16 @@ EOF
 		# takes redirected frames only when its peer runs NAPI (GRO on)
 		ip netns exec $CLIENT_NS ethtool -K eth0 gro on >/dev/null
 		ip netns exec $SW_NS ethtool -K sw-lb gro on >/dev/null
+		# and the real servers' veths run NAPI too: without it a veth
+		# hands each frame to the backlog of the CPU that sent it
+		# (netif_rx), so when the switch's NAPI runs on one CPU and then
+		# the other — the fast path and the worker send from different
+		# CPUs — two backlogs deliver a stream out of order, after the
+		# frames left GVS in order (docs/xdp.md: the order tests)
+		for i in $(seq 1 "$NRS"); do
+			ip netns exec "gvs-rs$i" ethtool -K eth0 gro on >/dev/null
+			ip netns exec $SW_NS ethtool -K "sw-rs$i" gro on >/dev/null
+		done
 	fi
 	write_config
 	start_dataplane

@@ -13,9 +13,12 @@ import (
 // workers' mark or behind it (a retransmission: newer segments may still
 // be queued for the workers), none at a mark that has not reached the end
 // of the newest segment the program passed to the workers (nor before it
-// passed one), without a mark none at all, and leaves those to the
-// workers unchanged (counted as armed); the first segment that starts at
-// a mark that has reached it is forwarded, rewritten as any hit, and
+// passed one), none while the segment the workers sent last is not the
+// one the program passed them last (a retransmission passed behind the
+// newest, or another segment ending there: another acknowledgment
+// number), without a mark none at all, and leaves those to the workers
+// unchanged (counted as armed); the first segment that starts at a mark
+// that has reached all that is forwarded, rewritten as any hit, and
 // disarms the entry, so the following segments go fast whatever their
 // sequence numbers. Both families, both directions. UDP entries cannot be
 // armed.
@@ -42,12 +45,12 @@ func TestFastArmed(t *testing.T) {
 				if err := f.Add(k, e.Rewrite); err != nil {
 					t.Fatal(err)
 				}
-				seg := func(seq uint32) []byte {
-					return frame{ep: ep, proto: header.ProtoTCP, flags: header.TCPFlagACK, payload: payload, seq: seq}.build(t)
+				segAck := func(seq, ack uint32, payload []byte) []byte {
+					return frame{ep: ep, proto: header.ProtoTCP, flags: header.TCPFlagACK, payload: payload, seq: seq, ack: ack}.build(t)
 				}
-				toWorkers := func(seq uint32, armed uint64) {
+				seg := func(seq uint32) []byte { return segAck(seq, 2000, payload) }
+				passed := func(in []byte, seq uint32, armed uint64) {
 					t.Helper()
-					in := seg(seq)
 					ret, out := run(t, f, in)
 					if ret != xdpPass || !bytes.Equal(out, in) {
 						t.Fatalf("seq %d: action %d, frame changed %v; want the workers' XDP_PASS, unchanged", seq, ret, !bytes.Equal(out, in))
@@ -56,9 +59,11 @@ func TestFastArmed(t *testing.T) {
 						t.Fatalf("seq %d: verdicts %v, want %d armed and none fast", seq, v, armed)
 					}
 				}
-				arm := func(seq uint32) {
+				toWorkers := func(seq uint32, armed uint64) { t.Helper(); passed(seg(seq), seq, armed) }
+				// arm: the workers sent up to seq, lastEnd (ack 2000) last
+				arm := func(seq, lastEnd, lastAck uint32) {
 					t.Helper()
-					if err := f.Arm(k, seq); err != nil {
+					if err := f.Arm(k, Mark{Seq: seq, LastEnd: lastEnd, LastAck: lastAck}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -66,16 +71,21 @@ func TestFastArmed(t *testing.T) {
 				if err := f.Add(k, e.Rewrite); err != nil { // written again: nothing passed to the workers since
 					t.Fatal(err)
 				}
-				arm(0xfffffff0)
+				arm(0xfffffff0, 0xfffffff0, 2000)
 				toWorkers(0xfffffff0, 2) // at the mark, but what reached the workers before the entry may still be queued
 				toWorkers(0xfffffffa, 3) // ahead of the mark
 				toWorkers(4, 4)          // ahead, across the wrap
-				arm(4)
+				arm(4, 4, 2000)
 				toWorkers(4, 5)          // at the mark, but the workers have not sent the one passed them last (4 to 14)
 				toWorkers(3, 6)          // behind the mark
-				toWorkers(0xfffffff6, 7) // behind, across the wrap
-				arm(14)
-				for i, seq := range []uint32{14, 24, 0xfffffff0} { // at the mark; then disarmed
+				toWorkers(0xfffffff6, 7) // behind, across the wrap (0xfffffff6 to 0)
+				arm(14, 14, 2000)
+				toWorkers(14, 8) // at the mark, past the newest, but the retransmission passed last (to 0) is not sent yet
+				passed(segAck(24, 2100, nil), 24, 9)
+				arm(24, 24, 2000) // the workers sent the segment 14 to 24 last, not the acknowledgment passed after it
+				toWorkers(24, 10)
+				arm(34, 34, 2000)
+				for i, seq := range []uint32{34, 44, 0xfffffff0} { // at the mark; then disarmed
 					in := seg(seq)
 					ret, out := run(t, f, in)
 					if ret != xdpRedirect {
@@ -89,7 +99,7 @@ func TestFastArmed(t *testing.T) {
 						t.Fatalf("after seq %d: %+v %v, want disarmed with %d packets", seq, e, err, i+1)
 					}
 				}
-				if v := verdicts(t, f); v[VerdictArmed] != 7 || v[VerdictFast] != 3 {
+				if v := verdicts(t, f); v[VerdictArmed] != 10 || v[VerdictFast] != 3 {
 					t.Fatalf("verdicts %v", v)
 				}
 			})

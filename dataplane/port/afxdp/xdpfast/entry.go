@@ -23,7 +23,17 @@ type Table interface {
 	Add(Key, Rewrite) error
 	Delete(Key) error
 	Lookup(Key) (Entry, error)
-	Arm(k Key, seq uint32) error
+	Arm(Key, Mark) error
+}
+
+// Mark is the workers' mark of an armed entry: how far they transmitted
+// its direction, and the segment they transmitted last. The program
+// forwards a segment only when it starts at Seq and the segment the
+// program passed to the workers last is that one (LastEnd, LastAck).
+type Mark struct {
+	Seq     uint32 // just past the newest segment of the direction they transmitted
+	LastEnd uint32 // just past the segment of the direction they transmitted last
+	LastAck uint32 // that segment's acknowledgment number
 }
 
 // Key is one direction of a connection: a packet's transport protocol,

@@ -14,9 +14,11 @@ import (
 )
 
 type fastFnatArm struct {
-	_   structs.HostLayout
-	Seq uint32
-	Pad uint32
+	_       structs.HostLayout
+	Seq     uint32
+	LastEnd uint32
+	LastAck uint32
+	Pad     uint32
 }
 
 type fastFnatKey struct {
@@ -45,6 +47,8 @@ type fastFnatVal struct {
 	Smac     [6]uint8
 	Dmac     [6]uint8
 	Hi       uint32
+	LastEnd  uint32
+	LastAck  uint32
 	Pad2     uint32
 	LastSeen uint64
 	Packets  uint64

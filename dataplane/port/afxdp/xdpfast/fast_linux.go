@@ -204,15 +204,15 @@ const (
 	flagArm  = 2
 )
 
-// Arm sets the workers' mark of k's armed entry: seq is the sequence
-// number just past the last segment of that direction they transmitted.
-// The program forwards a segment of an armed entry only when its sequence
-// number is the mark (it continues what the workers sent, with nothing
-// queued in between), and disarms the entry then; segments ahead of the
-// mark or behind it (retransmissions) go to the workers.
-func (f *Fast) Arm(k Key, seq uint32) error {
+// Arm sets the workers' mark of k's armed entry. The program forwards a
+// segment of an armed entry only when its sequence number is m.Seq and
+// the segment it passed to the workers last is m's LastEnd and LastAck (it
+// continues what the workers sent, with nothing queued in between), and
+// disarms the entry then; segments ahead of the mark or behind it
+// (retransmissions) go to the workers.
+func (f *Fast) Arm(k Key, m Mark) error {
 	key := makeKey(unmapKey(k))
-	if err := f.objs.GvsFnatArm.Update(&key, &fastFnatArm{Seq: seq}, ebpf.UpdateAny); err != nil {
+	if err := f.objs.GvsFnatArm.Update(&key, &fastFnatArm{Seq: m.Seq, LastEnd: m.LastEnd, LastAck: m.LastAck}, ebpf.UpdateAny); err != nil {
 		if errors.Is(err, unix.E2BIG) {
 			err = ErrFull
 		}

@@ -120,6 +120,7 @@ type frame struct {
 	noUDPCk  bool   // UDP checksum 0
 	dstMAC   []byte // default portMAC
 	seq      uint32 // TCP sequence number; default 1000
+	ack      uint32 // TCP acknowledgment number; default 2000
 }
 
 func ip(a netip.Addr) net.IP { return net.IP(a.AsSlice()) }
@@ -168,7 +169,7 @@ func (f frame) build(t testing.TB) []byte {
 	}
 	if f.proto == header.ProtoTCP {
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(f.ep.SrcPort), DstPort: layers.TCPPort(f.ep.DstPort),
-			Seq: cmp.Or(f.seq, 1000), Ack: 2000, Window: 29200,
+			Seq: cmp.Or(f.seq, 1000), Ack: cmp.Or(f.ack, 2000), Window: 29200,
 			FIN: f.flags&header.TCPFlagFIN != 0, SYN: f.flags&header.TCPFlagSYN != 0,
 			RST: f.flags&header.TCPFlagRST != 0, PSH: f.flags&header.TCPFlagPSH != 0,
 			ACK: f.flags&header.TCPFlagACK != 0}

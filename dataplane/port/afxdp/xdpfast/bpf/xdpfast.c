@@ -33,8 +33,14 @@
  * retransmission (of a segment lost on its way to them, say), which says
  * nothing about what is still queued. A segment at the mark once the mark
  * has reached hi continues what the workers sent with nothing queued in
- * between: it disarms the entry, and the fast path never overtakes a
- * segment when a connection moves to it.
+ * between, provided the workers have also sent the segment the program
+ * passed them last: a retransmission passed behind hi may still wait for
+ * the workers while the next new segment arrives at the mark. The program
+ * keeps that segment's end and acknowledgment number (last_end, last_ack)
+ * and the workers' mark carries those of the segment they transmitted
+ * last; the two must match. Then the segment at the mark disarms the
+ * entry, and the fast path never overtakes a segment when a connection
+ * moves to it.
  *
  * The checksum differences (csum_l3, csum_l4) are computed by the control
  * side when it writes an entry: the old addresses and ports are those of the
@@ -84,7 +90,9 @@ struct fnat_val {
 	__u32 flags;   /* FNAT_F_* */
 	__u8 smac[6];
 	__u8 dmac[6];
-	__u32 hi; /* armed: just past the newest segment passed to the workers (the program's) */
+	__u32 hi;       /* armed: just past the newest segment passed to the workers (the program's) */
+	__u32 last_end; /* armed: just past the segment passed to the workers last */
+	__u32 last_ack; /* armed: that segment's acknowledgment number */
 	__u32 pad2;
 	__u64 last_seen; /* CLOCK_MONOTONIC_COARSE ns of the last packet forwarded here */
 	__u64 packets;   /* forwarded here (not counting those sent to the workers) */
@@ -93,7 +101,9 @@ struct fnat_val {
 
 /* The workers' mark of an armed entry: host byte order. */
 struct fnat_arm {
-	__u32 seq; /* just past the last segment of the direction they sent */
+	__u32 seq;      /* just past the newest segment of the direction they sent */
+	__u32 last_end; /* just past the segment of the direction they sent last */
+	__u32 last_ack; /* that segment's acknowledgment number */
 	__u32 pad;
 };
 
@@ -290,13 +300,17 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 			return to_xsk(ctx, XDPFAST_ARMED);
 		struct fnat_arm *a = bpf_map_lookup_elem(&gvs_fnat_arm, &key);
 		__u32 seq = (__u32)get16(l4 + 4) << 16 | get16(l4 + 6);
-		if (!a || !(v->flags & FNAT_F_HI) || seq != a->seq || (int)(v->hi - a->seq) > 0) {
+		__u32 ack = (__u32)get16(l4 + 8) << 16 | get16(l4 + 10);
+		if (!a || !(v->flags & FNAT_F_HI) || seq != a->seq || (int)(v->hi - a->seq) > 0 ||
+		    a->last_end != v->last_end || a->last_ack != v->last_ack) {
 			__u32 hdr = l3len + (__u32)(l4[12] >> 4) * 4;
 			__u32 last = seq + (iplen > hdr ? iplen - hdr : 0);
-			if (!(v->flags & FNAT_F_HI) || (int)(last - v->hi) > 0) {
-				v->hi = last; /* plain stores: one CPU takes a flow's packets */
-				v->flags |= FNAT_F_HI;
-			}
+			/* plain stores: one CPU takes a flow's packets */
+			if (!(v->flags & FNAT_F_HI) || (int)(last - v->hi) > 0)
+				v->hi = last;
+			v->last_end = last;
+			v->last_ack = ack;
+			v->flags |= FNAT_F_HI;
 			return to_xsk(ctx, XDPFAST_ARMED);
 		}
 		v->flags &= ~FNAT_F_ARM; /* a plain store: every CPU that races here clears the same bit */
