@@ -82,7 +82,10 @@ SYNP_STREAM_SHARE=${SYNP_STREAM_SHARE:-0.1} SYNP_STREAM_FLOWS=1024
 # PERF=1 profiles the system under test's CPU during the udp and over-5x
 # cells (perf record -C SUT_CPU): where its time goes, kernel or its own code
 PERF=${PERF:-1}
-# PERF_GRAPH=1 records call graphs too and keeps raw/…perf.data
+# PERF_GRAPH=1 records call graphs too and keeps raw/…perf.data; the report
+# then splits each cell's CPU time per packet into the veth receive run on
+# the system's CPU (the sink's, raised by the system's transmit), the
+# system's own code and the rest of the kernel
 # SUT_RX=own runs the receive of the system's ports on the system's CPU;
 # the default, sender, leaves it where the veth runs it, on the
 # generator's (below, sut_rx_own)
@@ -264,10 +267,18 @@ cell() {
 	if [ -n "$perfpid" ]; then
 		wait "$perfpid" 2>/dev/null || true
 		if [ -f "$base.perf.data" ]; then
-			perf report -q -i "$base.perf.data" --sort dso --stdio >"$base.perf-dso.txt" 2>/dev/null || true
-			perf report -q -i "$base.perf.data" --sort dso,sym --stdio --percent-limit 1 >"$base.perf-sym.txt" 2>/dev/null || true
-			# PERF_GRAPH=1: call graphs, kept (perf report -i FILE -G)
-			[ -n "${PERF_GRAPH:-}" ] || rm -f "$base.perf.data"
+			# self time only: with call graphs perf report would add each
+			# symbol's callees (--children) and the shares would not add up
+			perf report -q -i "$base.perf.data" --no-children -g none --sort dso --stdio >"$base.perf-dso.txt" 2>/dev/null || true
+			perf report -q -i "$base.perf.data" --no-children -g none --sort dso,sym --stdio --percent-limit 1 >"$base.perf-sym.txt" 2>/dev/null || true
+			# PERF_GRAPH=1: call graphs, kept (perf report -i FILE -G), and
+			# each symbol with its callees, for the report's split of the
+			# CPU time per packet (the veth receive run on this CPU)
+			if [ -n "${PERF_GRAPH:-}" ]; then
+				perf report -q -i "$base.perf.data" --children -g none --sort sym --stdio --percent-limit 1 >"$base.perf-children.txt" 2>/dev/null || true
+			else
+				rm -f "$base.perf.data"
+			fi
 		fi
 	fi
 	local headline
