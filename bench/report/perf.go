@@ -101,15 +101,7 @@ func perfSplitOf(base, bin string, pps float64) (perfSplit, bool) {
 			break
 		}
 	}
-	var kernel, own float64
-	for _, r := range readPerf(base + ".perf-dso.txt") {
-		switch {
-		case r.dso == "[kernel.kallsyms]":
-			kernel += r.pct
-		case bin != "" && r.dso == bin:
-			own += r.pct
-		}
-	}
+	kernel, own, _ := dsoShares(readPerf(base+".perf-dso.txt"), bin)
 	for _, r := range readPerf(base + ".perf-sym.txt") {
 		if r.dso == "[kernel.kallsyms]" && isIdle(r.sym) {
 			s.idle += r.pct
@@ -119,10 +111,30 @@ func perfSplitOf(base, bin string, pps float64) (perfSplit, bool) {
 	if busy <= 0 {
 		return perfSplit{}, false
 	}
-	s.perPkt = busy / 100 / pps * 1e9
 	ns := func(pct float64) float64 { return pct / 100 / pps * 1e9 }
-	s.rx, s.own, s.kernel = ns(s.rx), ns(own), ns(max(kernel-s.idle-s.rx, 0))
+	s.perPkt, s.rx, s.own, s.kernel = ns(busy), ns(s.rx), ns(own), ns(max(kernel-s.idle-s.rx, 0))
 	return s, true
+}
+
+// dsoShares adds up perf's shares by binary: the kernel's, the system's
+// own binary's (bin; "" for none) and everything else.
+func dsoShares(rows []perfRow, bin string) (kernel, own, other float64) {
+	for _, r := range rows {
+		switch {
+		case r.dso == "[kernel.kallsyms]":
+			kernel += r.pct
+		case bin != "" && r.dso == bin:
+			own += r.pct
+		default:
+			other += r.pct
+		}
+	}
+	return kernel, own, other
+}
+
+// perfBase is the path of cell c's raw files without their extension.
+func (d *data) perfBase(c *cell) string {
+	return filepath.Join(d.dir, "raw", fmt.Sprintf("%s-%s-%s-%d", c.place, c.sys, c.test, c.rep))
 }
 
 // perfSection writes a table per profiled cell of the separate-core
@@ -133,22 +145,12 @@ func (d *data) perfSection(w func(string, ...any)) {
 		if c.place != "sep" || (c.test != "udp" && c.test != "over-5x" && c.test != "synp-udp" && c.test != "synp-flood") {
 			continue
 		}
-		base := filepath.Join(d.dir, "raw", fmt.Sprintf("%s-%s-%s-%d", c.place, c.sys, c.test, c.rep))
+		base := d.perfBase(c)
 		dsos := readPerf(base + ".perf-dso.txt")
 		if len(dsos) == 0 {
 			continue
 		}
-		var kernel, own, other float64
-		for _, r := range dsos {
-			switch {
-			case r.dso == "[kernel.kallsyms]":
-				kernel += r.pct
-			case binaryOf(c.sys) != "" && r.dso == binaryOf(c.sys):
-				own += r.pct
-			default:
-				other += r.pct
-			}
-		}
+		kernel, own, other := dsoShares(dsos, binaryOf(c.sys))
 		var top []string
 		for _, r := range readPerf(base + ".perf-sym.txt") {
 			if len(top) == 6 {
@@ -193,8 +195,7 @@ func (d *data) perfSplitSection(w func(string, ...any)) {
 		if c.place != "sep" || c.res == nil || (c.test != "udp" && c.test != "over-5x") {
 			continue
 		}
-		base := filepath.Join(d.dir, "raw", fmt.Sprintf("%s-%s-%s-%d", c.place, c.sys, c.test, c.rep))
-		s, ok := perfSplitOf(base, binaryOf(c.sys), c.res.ArrivedPPS)
+		s, ok := perfSplitOf(d.perfBase(c), binaryOf(c.sys), c.res.ArrivedPPS)
 		if !ok {
 			continue
 		}
