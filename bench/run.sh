@@ -42,7 +42,7 @@
 # usage: bench/run.sh [--reps N] [--quick] [--only SYSTEMS] [--tests TESTS] [--places PLACES] [--no-micro] [--out DIR]
 #        bench/run.sh --cleanup          remove a topology left by a killed run
 #        bench/run.sh up | down | start SYSTEM | stop SYSTEM    (by hand, for debugging; placement sep)
-# SYSTEMS: xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs1rtref gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
+# SYSTEMS: xdp xsk1 xsk1pp xsk1w xsk2 gvs1 gvs1rt gvs1rtpp gvs1rtref gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy   TESTS: udp syn cps conc over wrk synproxy tcp   PLACES: sep one free
 # The SYN-proxy cell alone (a few minutes):
 #        bench/run.sh --only gvs1 --tests synproxy --places sep --no-micro
 # The port drivers alone (a few minutes; dpdk systems need libdpdk-dev):
@@ -86,6 +86,11 @@ PERF=${PERF:-1}
 # then splits each cell's CPU time per packet into the veth receive run on
 # the system's CPU (the sink's, raised by the system's transmit), the
 # system's own code and the rest of the kernel
+# PERF_FREQ: perf record's sampling frequency (default 999 Hz)
+# PERF_STAT=EVENTS also counts EVENTS per CPU over the same window
+# (perf stat -a -A -e EVENTS; raw/…stat), e.g. the wake-ups a cell causes:
+# PERF_STAT=sched:sched_waking,irq_vectors:reschedule_entry,syscalls:sys_enter_sendto
+# XSK_WORK_NS: the xsk1w system's spinning per packet (default 130 ns)
 # SUT_RX=own runs the receive of the system's ports on the system's CPU;
 # the default, sender, leaves it where the veth runs it, on the
 # generator's (below, sut_rx_own)
@@ -253,9 +258,10 @@ cell() {
 		local secs=$UDP_S
 		[ "$test" = over-5x ] && secs=$OVER_S
 		[ "$test" = synp-flood ] && secs=$SYN_S
-		(sleep "$WARM_S" && exec perf record -q ${PERF_GRAPH:+-g} -o "$base.perf.data" -C "$SUT_CPU" -F 999 -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
+		(sleep "$WARM_S" && exec perf record -q ${PERF_GRAPH:+-g} -o "$base.perf.data" -C "$SUT_CPU" -F "${PERF_FREQ:-999}" -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
 		perfpid=$!
-		echo "perf record ${PERF_GRAPH:+-g }-o $base.perf.data -C $SUT_CPU -F 999 -- sleep $((secs - WARM_S)) (from the end of the warm-up); perf report --sort dso[,sym]" >"$base.perf.cmd"
+		[ -n "${PERF_STAT:-}" ] && (sleep "$WARM_S" && exec perf stat -a -A -e "$PERF_STAT" -o "$base.stat" -- sleep $((secs - WARM_S))) >/dev/null 2>&1 &
+		echo "perf record ${PERF_GRAPH:+-g }-o $base.perf.data -C $SUT_CPU -F ${PERF_FREQ:-999} -- sleep $((secs - WARM_S)) (from the end of the warm-up); perf report --sort dso[,sym]" >"$base.perf.cmd"
 	fi
 	# shellcheck disable=SC2086
 	if ! "$TOOLS/gvs-pktgen" $args "${extra[@]}" >"$base.txt" 2>&1; then
@@ -452,7 +458,7 @@ sys_memory() {
 system_tests() {
 	case $1 in
 	xdp) echo udp cps over tcp ;;
-	xsk1 | xsk1pp) echo udp over ;;
+	xsk1 | xsk1pp | xsk1w) echo udp over ;;
 	xsk2) echo udp ;;
 	gvs1) echo udp syn cps conc over wrk synproxy tcp ;;
 	nft) echo udp syn cps conc over wrk tcp ;;
@@ -526,6 +532,7 @@ start_system_() {
 	xdp) xdp_start ;;
 	xsk1) xsk_start 1 "$SUT_CPU" ;;
 	xsk1pp) XSK_SHARED=false xsk_start 1 "$SUT_CPU" xsk1pp ;;
+	xsk1w) XSK_WORK=${XSK_WORK_NS:-130} xsk_start 1 "$SUT_CPU" xsk1w ;;
 	xsk2) xsk_start 2 "$SUT_CPUS2" ;;
 	gvs1) gvs_start 1 "$SUT_CPU" 0 gvs1 ;;
 	gvs1rt) gvs_start 1 "$SUT_CPU" 50 gvs1rt ;;
@@ -541,7 +548,7 @@ start_system_() {
 	gvs2xdp) XDP_OFFLOAD=on gvs_start 2 "$SUT_CPUS2" 0 gvs2xdp ;;
 	nft) nft_start ;;
 	haproxy) haproxy_start ;;
-	*) die "unknown system $1 (xdp xsk1 xsk1pp xsk2 gvs1 gvs1rt gvs1rtpp gvs1rtref gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
+	*) die "unknown system $1 (xdp xsk1 xsk1pp xsk1w xsk2 gvs1 gvs1rt gvs1rtpp gvs1rtref gvs2 gvsdpdk1 gvsdpdkxdp1 gvsafp1 gvs1xdp gvs2xdp nft haproxy)" ;;
 	esac
 }
 
@@ -551,6 +558,7 @@ stop_system() {
 	xdp) xdp_stop ;;
 	xsk1) xsk_stop 1 ;;
 	xsk1pp) xsk_stop 1 xsk1pp ;;
+	xsk1w) xsk_stop 1 xsk1w ;;
 	xsk2) xsk_stop 2 ;;
 	gvs1 | gvs1rt | gvs1rtpp | gvs1rtref | gvs2) gvs_stop - "$1" ;;
 	gvsdpdk1) gvs_stop - "$1" dpdk-afpacket ;;

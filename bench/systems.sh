@@ -54,7 +54,7 @@ xsk_start() {
 	# tuned as well as it goes: adaptive idle (need_wakeup + poll), SCHED_FIFO 50,
 	# rings 2048/4096, bursts of 64 (xskfwd's defaults, spelt out for the report)
 	bg_start "$name" "$STATE/xskfwd.log" "$TOOLS/xskfwd" --netns $NS_LB --a l0 --b l1 --a-peer "$GEN_MAC" --b-peer "$RS_MAC" \
-		--queues "$1" --cpus "$2" --idle adaptive --rt-priority 50 --burst 64 --ring 2048 --tx-ring 4096 --shared-umem=${XSK_SHARED:-true}
+		--queues "$1" --cpus "$2" --idle adaptive --rt-priority 50 --burst 64 --ring 2048 --tx-ring 4096 --shared-umem=${XSK_SHARED:-true} --work-ns "${XSK_WORK:-0}"
 	wait_for 10 grep -q "xskfwd: l0" "$STATE/xskfwd.log" || die "xskfwd did not start: $(cat "$STATE/xskfwd.log")"
 }
 xsk_stop() { bg_stop "${2:-xsk$1}"; }

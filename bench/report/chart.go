@@ -9,7 +9,7 @@ import (
 )
 
 // short names of the systems in the chart
-var short = map[string]string{"xdp": "XDP redirect", "xsk1": "AF_XDP fwd 1q", "xsk2": "AF_XDP fwd 2q", "xsk1pp": "AF_XDP fwd 1q, UMEM per port", "gvs1rtpp": "GVS 1w rt50, UMEM per port", "gvs1rtref": "GVS 1w rt50, reference build",
+var short = map[string]string{"xdp": "XDP redirect", "xsk1": "AF_XDP fwd 1q", "xsk2": "AF_XDP fwd 2q", "xsk1pp": "AF_XDP fwd 1q, UMEM per port", "xsk1w": "AF_XDP fwd 1q + work", "gvs1rtpp": "GVS 1w rt50, UMEM per port", "gvs1rtref": "GVS 1w rt50, reference build",
 	"gvs1": "GVS 1w", "gvs1rt": "GVS 1w rt50", "gvs2": "GVS 2w", "gvsdpdk1": "GVS dpdk afp", "gvsdpdkxdp1": "GVS dpdk axdp",
 	"gvsafp1": "GVS afpacket", "gvs1xdp": "GVS XDP fast", "gvs2xdp": "GVS XDP fast 2w", "nft": "nftables", "haproxy": "haproxy"}
 

@@ -51,6 +51,7 @@ var systems = []struct{ id, label string }{
 	{"xdp", "XDP redirect, zero work (kernel-side limit)"},
 	{"xsk1", "AF_XDP zero-work forwarder, 1 queue (userspace limit; one UMEM shared by both ports)"},
 	{"xsk1pp", "AF_XDP zero-work forwarder, 1 queue, a UMEM per port (frames copied between the ports)"},
+	{"xsk1w", "AF_XDP forwarder, 1 queue, spinning XSK_WORK_NS (default 130) ns per packet: a forwarder whose own code costs that much more (see its setup)"},
 	{"xsk2", "AF_XDP zero-work forwarder, 2 queues"},
 	{"gvs1", "GVS FullNAT, 1 worker, normal scheduling (rt_priority 0)"},
 	{"gvs1rt", "GVS FullNAT, 1 worker, rt_priority 50 (the default with adaptive idle)"},

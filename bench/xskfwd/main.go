@@ -18,6 +18,14 @@
 // (--shared-umem=false gives each port its own UMEM, and TxBurst copies
 // each frame, as GVS did before its ports shared them).
 //
+// --work-ns N makes it a forwarder with N ns of its own work per packet:
+// after the rewrite it spins on the clock for N ns per packet of the burst
+// before transmitting it, as a forwarder whose code costs N ns more per
+// packet would. The benchmark uses it to tell how much of a slower
+// forwarder's rate the kernel's share on the same CPU explains (the
+// copy-mode path, the receiver's wake-ups): a balancer's code cannot be
+// cheaper than nothing, but its cost can be matched.
+//
 //	xskfwd --netns gvsb-lb --a l0 --b l1 --a-peer MAC --b-peer MAC --queues 1 --cpus 1
 package main
 
@@ -59,6 +67,7 @@ func main() {
 	flag.IntVar(&o.txRing, "tx-ring", 4096, "tx (and completion) ring size")
 	flag.IntVar(&o.frames, "frames", 16384, "frames per queue")
 	flag.BoolVar(&o.shared, "shared-umem", true, "one UMEM per queue for both ports (no copy between them)")
+	flag.IntVar(&o.workNs, "work-ns", 0, "nanoseconds of spinning per packet before the transmit (0: none)")
 	flag.IntVar(&o.rtprio, "rt-priority", 50, "SCHED_FIFO priority of the forwarding threads (0: normal scheduling)")
 	flag.Parse()
 	if err := o.run(); err != nil {
@@ -70,7 +79,7 @@ func main() {
 type options struct {
 	netns, a, b, aPeer, bPeer, cpus, idle string
 	queues, burst, ring, txRing, frames   int
-	rtprio                                int
+	rtprio, workNs                        int
 	shared                                bool
 }
 
@@ -85,6 +94,9 @@ func (o *options) run() error {
 		// measured: a SCHED_FIFO spinner on a CPU that also runs the veth
 		// receive processing forwards almost nothing
 		return errors.New("--idle busy with SCHED_FIFO starves the kernel's receive processing on the forwarding CPU: use --idle adaptive, or --rt-priority 0 on an isolated core")
+	}
+	if o.workNs < 0 || o.workNs > 1000000 {
+		return fmt.Errorf("--work-ns %d: use 0-1000000", o.workNs)
 	}
 	if o.burst < 1 || o.burst > 256 {
 		return fmt.Errorf("--burst %d: use 1-256", o.burst)
@@ -151,7 +163,7 @@ func (o *options) run() error {
 			cpu = cpus[q%len(cpus)]
 		}
 		l := &loop{
-			qa: pa.Queue(q), qb: pb.Queue(q), burst: o.burst, busy: o.idle == "busy",
+			qa: pa.Queue(q), qb: pb.Queue(q), burst: o.burst, busy: o.idle == "busy", work: time.Duration(o.workNs),
 			toB: macs(peerB, pb.MAC()), toA: macs(peerA, pa.MAC()), stop: &stop, fwd: &fwd,
 		}
 		wg.Add(1)
@@ -171,8 +183,8 @@ func (o *options) run() error {
 	if !o.shared {
 		umem = "a UMEM per queue and port (frames copied between the ports)"
 	}
-	fmt.Printf("xskfwd: %s <-> %s, %d queue(s), idle %s, SCHED_FIFO %d, burst %d, rings %d/%d, %d frames per port; %s\n",
-		o.a, o.b, o.queues, o.idle, o.rtprio, o.burst, o.ring, o.txRing, o.frames, umem)
+	fmt.Printf("xskfwd: %s <-> %s, %d queue(s), idle %s, SCHED_FIFO %d, burst %d, rings %d/%d, %d frames per port, work %d ns per packet; %s\n",
+		o.a, o.b, o.queues, o.idle, o.rtprio, o.burst, o.ring, o.txRing, o.frames, o.workNs, umem)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
@@ -194,6 +206,7 @@ type loop struct {
 	qa, qb   port.Queue
 	burst    int
 	busy     bool
+	work     time.Duration // per packet (--work-ns)
 	toA, toB [12]byte
 	stop     *atomic.Bool
 	fwd      *atomic.Uint64
@@ -255,6 +268,10 @@ func (l *loop) pass(in, out port.Queue, m *[12]byte) int {
 	for _, b := range l.bufs[:n] {
 		if p := b.Bytes(); len(p) >= 12 {
 			copy(p[:12], m[:])
+		}
+	}
+	if l.work > 0 { // --work-ns
+		for start, d := time.Now(), time.Duration(n)*l.work; time.Since(start) < d; {
 		}
 	}
 	port.TxOwned(out, l.bufs[:n])
