@@ -295,7 +295,7 @@ cell() {
 		dp_delta "$base.dp0" "$base.dp1" "$base.dp"
 		rm -f "$base.dp0" "$base.dp1"
 		# how the workers spent the cell: loops, and how many of them slept
-		log "    workers: $(tr ' ' '\n' <"$base.dp" | grep -E '^(loops|idle-loops|sleeps|packets|rx_packets|drop_lb_redirect_full)=' | paste -sd ' ' -)"
+		log "    workers: $(tr ' ' '\n' <"$base.dp" | grep -E '^(loops|idle-loops|sleeps|packets|rx_packets|drop_lb_redirect_full|busy_ns|wall_ns)=' | paste -sd ' ' -)"
 	fi
 	grep '^warning:' "$base.txt" | sed 's/^/bench:     /' || true
 	if [ "$test" = conc ]; then
@@ -333,14 +333,20 @@ over() {
 # (name=value per line), with the loop counters (loops, bursts, packets,
 # idle-loops, sleeps)
 dp_counters() {
+	# busy: the workers' time in iterations with packets ("busy 1.5s"),
+	# wall_ns: when this was read, workers: how many; busy_ns over wall_ns
+	# and workers is their load (the report's "worker load")
 	"$GVS_BIN/dpip" -s worker show 2>/dev/null |
-		awk '$1 == "loops" { for (i = 1; i < NF; i += 2) if ($(i + 1) ~ /^[0-9]+$/) s[$i] += $(i + 1); next }
-			NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { for (k in s) print k "=" s[k] }' | sort >"$1"
+		awk -v now="$(date +%s%N)" '/^worker [0-9]+:/ { s["workers"]++ }
+			$1 == "loops" { for (i = 1; i < NF; i += 2) if ($(i + 1) ~ /^[0-9]+$/) s[$i] += $(i + 1); else if ($i == "busy") { v = $(i + 1); sub(/s$/, "", v); s["busy_ns"] += int(v * 1e9) }; next }
+			NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { s["wall_ns"] = now; for (k in s) printf "%s=%.0f\n", k, s[k] }' | sort >"$1"
 }
 
 # dp_delta BEFORE AFTER OUT: the counters that moved, "name=delta ..."
 dp_delta() {
-	awk -F= 'NR == FNR { b[$1] = $2; next } $2 - b[$1] != 0 { printf "%s=%d ", $1, $2 - b[$1] } END { print "" }' "$1" "$2" >"$3"
+	# (workers: as after; %.0f, since %d is 32-bit in some awks)
+	awk -F= 'NR == FNR { b[$1] = $2; next } $1 == "workers" { printf "%s=%s ", $1, $2; next }
+		$2 - b[$1] != 0 { printf "%s=%.0f ", $1, $2 - b[$1] } END { print "" }' "$1" "$2" >"$3"
 }
 
 # synp_cell SYSTEM TEST REP QUEUES [RATE]: a cell, with what the SYN proxy

@@ -41,6 +41,42 @@ func TestLoopHist(t *testing.T) {
 	}
 }
 
+// TestLoopBusy: the busy time counts only iterations that had packets:
+// none while the worker polls an empty port, some once it handles frames,
+// never more than the time it ran.
+func TestLoopBusy(t *testing.T) {
+	p0 := mem.New(port.Config{Name: "dp0", Queues: 1}, lsMAC0)
+	d, err := dataplane.New(dataplane.Options{Workers: 1, Idle: dataplane.IdleBusy}, []dataplane.PortSpec{{Port: p0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	testenv.Eventually(t, 10*time.Second, "1000 loops", func() bool { return d.Workers()[0].Loop.Loops >= 1000 })
+	if l := d.Workers()[0].Loop; l.BusyNs != 0 || l.Packets != 0 {
+		t.Fatalf("an idle worker: %d packets, busy %d ns over %d loops", l.Packets, l.BusyNs, l.Loops)
+	}
+	// frames for another MAC: each is received, looked at and dropped
+	frame := make([]byte, 60)
+	copy(frame, lsMACDst)
+	copy(frame[6:], lsMACSrc)
+	frame[12], frame[13] = 0x08, 0x00
+	const n = 100
+	for range n {
+		if !p0.MemQueue(0).Inject(frame) {
+			t.Fatal("the port's receive queue is full")
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the frames handled", func() bool { return d.Workers()[0].Loop.Packets >= n })
+	l := d.Workers()[0].Loop
+	if ran := uint64(time.Since(start)); l.BusyNs == 0 || l.BusyNs > ran {
+		t.Fatalf("after %d packets: busy %d ns, the worker ran at most %d ns", l.Packets, l.BusyNs, ran)
+	}
+}
+
 // TestListingSteps: a listing's steps are counted per worker, at least
 // one per listChunkSize conns, and their total time covers the longest.
 func TestListingSteps(t *testing.T) {

@@ -243,12 +243,18 @@ const LoopHistBuckets = 32
 type LoopStats struct {
 	Loops, Bursts, IdleLoops, Sleeps, Packets uint64
 	LongestLoopNs                             uint64
+	// BusyNs is the time spent in iterations that had packets to handle or
+	// to send (iterations that found nothing, and sleeps, are not in it):
+	// its rate is the worker's load, 1 when saturated. A worker that polls
+	// keeps its CPU busy whatever its load, so the CPU's utilisation cannot
+	// tell this.
+	BusyNs uint64
 	// LoopHist counts loops by duration (LoopHistBuckets): unlike
 	// LongestLoopNs, two reads tell the longest loop between them.
 	LoopHist [LoopHistBuckets]uint64
 }
 
 type loopCounters struct {
-	loops, bursts, idle, sleeps, packets, longest atomic.Uint64
-	hist                                          [LoopHistBuckets]atomic.Uint64
+	loops, bursts, idle, sleeps, packets, longest, busy atomic.Uint64
+	hist                                                [LoopHistBuckets]atomic.Uint64
 }

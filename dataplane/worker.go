@@ -254,8 +254,9 @@ func (w *Worker) iterate() int {
 	if len(w.pending) > 0 && w.now-w.lastPending > int64(pendingService) {
 		w.servicePending(false)
 	}
+	sent := 0 // packets handed to the ports here, for the busy time
 	if got == 0 || w.now-w.lastDrain >= w.drain {
-		w.flushAll()
+		sent = w.flushAll()
 		w.lastDrain = w.now
 	}
 	if w.kniSignal {
@@ -278,6 +279,9 @@ func (w *Worker) iterate() int {
 		w.loop.longest.Store(d)
 	}
 	w.loop.hist[min(bits.Len64(d), LoopHistBuckets-1)].Add(1)
+	if got > 0 || sent > 0 {
+		w.loop.busy.Add(d)
+	}
 	w.loop.packets.Add(uint64(got))
 	return got
 }
@@ -440,14 +444,19 @@ func (w *Worker) pollWait(timeout time.Duration) {
 	}
 }
 
-func (w *Worker) flushAll() {
+// flushAll sends what the worker queued for every port and returns how
+// many packets it handed over.
+func (w *Worker) flushAll() int {
+	n := 0
 	for p := range w.tx {
+		n += w.tx[p].n
 		w.flushPort(p)
 	}
 	for _, q := range w.queues {
 		q.Flush()
 	}
 	w.xdpMarks() // what was waiting has left: armed fast-path entries may go (lbxdp.go)
+	return n
 }
 
 func (w *Worker) flushPort(p int) {
@@ -508,6 +517,7 @@ func (w *Worker) Stats() (ctr [NumCounters]uint64, loop LoopStats) {
 	loop = LoopStats{
 		Loops: w.loop.loops.Load(), Bursts: w.loop.bursts.Load(), IdleLoops: w.loop.idle.Load(),
 		Sleeps: w.loop.sleeps.Load(), Packets: w.loop.packets.Load(), LongestLoopNs: w.loop.longest.Load(),
+		BusyNs: w.loop.busy.Load(),
 	}
 	for i := range loop.LoopHist {
 		loop.LoopHist[i] = w.loop.hist[i].Load()

@@ -1350,6 +1350,10 @@ type Worker struct {
 	ConnCapacity  uint64 `protobuf:"varint,16,opt,name=conn_capacity,json=connCapacity,proto3" json:"conn_capacity,omitempty"`
 	ConnHighWater uint64 `protobuf:"varint,17,opt,name=conn_high_water,json=connHighWater,proto3" json:"conn_high_water,omitempty"`
 	ConnPressure  bool   `protobuf:"varint,18,opt,name=conn_pressure,json=connPressure,proto3" json:"conn_pressure,omitempty"`
+	// Time the worker spent in loop iterations that had packets to handle or
+	// send, since start: its rate is how busy the worker is (1: saturated),
+	// which idle polling hides from the CPU's own utilisation.
+	BusyNs        uint64 `protobuf:"varint,19,opt,name=busy_ns,json=busyNs,proto3" json:"busy_ns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1508,6 +1512,13 @@ func (x *Worker) GetConnPressure() bool {
 		return x.ConnPressure
 	}
 	return false
+}
+
+func (x *Worker) GetBusyNs() uint64 {
+	if x != nil {
+		return x.BusyNs
+	}
+	return 0
 }
 
 type ListWorkersResponse struct {
@@ -4561,7 +4572,7 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x06neighs\x18\x01 \x03(\v2\x17.gvs.dataplane.v1.NeighR\x06neighs\"3\n" +
 	"\aCounter\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value\"\xe0\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value\"\xf9\x04\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
 	"\x04core\x18\x02 \x01(\x05R\x04core\x125\n" +
@@ -4582,7 +4593,8 @@ const file_dataplane_proto_rawDesc = "" +
 	"\x05conns\x18\x0f \x01(\x04R\x05conns\x12#\n" +
 	"\rconn_capacity\x18\x10 \x01(\x04R\fconnCapacity\x12&\n" +
 	"\x0fconn_high_water\x18\x11 \x01(\x04R\rconnHighWater\x12#\n" +
-	"\rconn_pressure\x18\x12 \x01(\bR\fconnPressure\"I\n" +
+	"\rconn_pressure\x18\x12 \x01(\bR\fconnPressure\x12\x17\n" +
+	"\abusy_ns\x18\x13 \x01(\x04R\x06busyNs\"I\n" +
 	"\x13ListWorkersResponse\x122\n" +
 	"\aworkers\x18\x01 \x03(\v2\x18.gvs.dataplane.v1.WorkerR\aworkers\"`\n" +
 	"\n" +

@@ -86,6 +86,7 @@ type cell struct {
 	iperf     *iperfResult
 	cpu       []pktgen.CPUUse // wrk cells: from the /proc/stat snapshots around the cell
 	mem       map[string]float64
+	dp        map[string]float64 // GVS cells: what its counters moved by (raw/….dp)
 	failed    bool
 }
 
@@ -138,6 +139,7 @@ func load(dir string) (*data, error) {
 		}
 		c.failed = c.res == nil && c.wrk == nil && c.iperf == nil
 		c.mem = readKV(base + ".mem")
+		c.dp = readKV(base + ".dp")
 		d.cells = append(d.cells, c)
 	}
 	d.env = readLines(filepath.Join(dir, "env.txt"))
@@ -211,6 +213,29 @@ func (d *data) metricAt(place, sys, test string, f func(*cell) (float64, bool)) 
 }
 
 func pps(c *cell) (float64, bool) { return c.res.ArrivedPPS, c.res != nil }
+
+// workerLoad is the share of a GVS cell its workers spent in loop
+// iterations with packets (dpip worker show's busy time over the cell's
+// wall time, per worker): 1 is saturated. A polling worker's CPU is busy
+// whatever its load, so the CPU's utilisation cannot tell this.
+func workerLoad(c *cell) (float64, bool) {
+	b, wall, n := c.dp["busy_ns"], c.dp["wall_ns"], c.dp["workers"]
+	if wall <= 0 || n <= 0 {
+		return 0, false
+	}
+	return b / (wall * n), true
+}
+
+// cpuBusy is how busy CPU n was in a gvs-pktgen cell's measurement window,
+// in percent.
+func cpuBusy(n int) func(*cell) (float64, bool) {
+	return func(c *cell) (float64, bool) {
+		if c.res == nil || n >= len(c.res.CPU) {
+			return 0, false
+		}
+		return c.res.CPU[n].BusyPct, true
+	}
+}
 func cps(c *cell) (float64, bool) { return c.res.CPS, c.res != nil }
 
 // keptUp is the fraction of the offered packets that arrived.
@@ -352,12 +377,17 @@ func (d *data) write() error {
 		w("## TCP connections per second\n\n")
 		w("`gvs-pktgen tcp` plays both the clients and the real servers: per connection SYN, SYN-ACK, ACK, a 64-byte request, ")
 		w("a 128-byte response, FIN, FIN, ACK (8 packets through the balancer), at most `--concurrency` connections in flight. ")
-		w("The XDP row forwards frames without NAT: it is the generator's own ceiling.\n\n")
-		w("| system | connections/s | × nftables | × haproxy | failed | p99 connection time ms |\n|---|---|---|---|---|---|\n")
+		w("The XDP row forwards frames without NAT: it is the generator's own ceiling. ")
+		w("CPU 0 runs the generator (clients and servers), CPU 1 the system (separate placement); a GVS worker's load is its time in loop ")
+		w("iterations with packets over the cell (`dpip worker show`'s busy time): its polling keeps CPU 1 busy whatever its load. ")
+		w("Below 1 the worker was not what limited the rate.\n\n")
+		w("| system | connections/s | × nftables | × haproxy | failed | p99 connection time ms | CPU 0 / CPU 1 busy %% | GVS worker load |\n|---|---|---|---|---|---|---|---|\n")
 		for _, s := range systems {
 			if v := cp[s.id]; v.ok() {
-				w("| %s | %s | %s | %s | %s | %s |\n", s.label, fmtRate(v, 1, 0), ratio(v, cp["nft"]), ratio(v, cp["haproxy"]),
-					fmtRate(d.metric(s.id, "cps", failedConns), 1, 0), fmtRate(d.metric(s.id, "cps", connP99), 1, 1))
+				w("| %s | %s | %s | %s | %s | %s | %s / %s | %s |\n", s.label, fmtRate(v, 1, 0), ratio(v, cp["nft"]), ratio(v, cp["haproxy"]),
+					fmtRate(d.metric(s.id, "cps", failedConns), 1, 0), fmtRate(d.metric(s.id, "cps", connP99), 1, 1),
+					fmtRate(d.metric(s.id, "cps", cpuBusy(0)), 1, 0), fmtRate(d.metric(s.id, "cps", cpuBusy(1)), 1, 0),
+					fmtRate(d.metric(s.id, "cps", workerLoad), 1, 2))
 			}
 		}
 		w("\n")

@@ -36,8 +36,8 @@ func (a *app) workerShow() error {
 			core = fmt.Sprintf("core %d", w.Core)
 		}
 		fmt.Fprintf(a.out, "worker %d: %s\n", w.Id, core)
-		fmt.Fprintf(a.out, "    loops %d bursts %d packets %d idle-loops %d sleeps %d longest-loop %s\n",
-			w.Loops, w.Bursts, w.Packets, w.IdleLoops, w.Sleeps, time.Duration(w.LongestLoopNs))
+		fmt.Fprintf(a.out, "    loops %d bursts %d packets %d idle-loops %d sleeps %d longest-loop %s busy %.6fs\n",
+			w.Loops, w.Bursts, w.Packets, w.IdleLoops, w.Sleeps, time.Duration(w.LongestLoopNs), time.Duration(w.BusyNs).Seconds())
 		if h := loopHist(w.LoopHist); h != "" {
 			fmt.Fprintf(a.out, "    loops under %s\n", h)
 		}

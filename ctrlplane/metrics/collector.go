@@ -81,6 +81,7 @@ var (
 	wIdle       = desc("worker_idle_loops_total", "Loops that found nothing to do.", "worker")
 	wSleeps     = desc("worker_sleeps_total", "Times the worker slept in poll() (adaptive idle).", "worker")
 	wPackets    = desc("worker_loop_packets_total", "Packets handled by the loop.", "worker")
+	wBusy       = desc("worker_busy_seconds_total", "Time in loop iterations that had packets to handle or send: its rate is the worker's load (1: saturated), which a polling worker's CPU use does not show.", "worker")
 	wLongest    = desc("worker_longest_loop_seconds", "Longest single loop iteration seen.", "worker")
 	wCore       = desc("worker_core", "CPU the worker is pinned to (-1: not pinned).", "worker")
 	wConns      = desc("worker_connections", "Connections in the worker's table.", "worker")
@@ -108,7 +109,7 @@ var (
 	draining    = desc("announce_draining", "1 while the node is drained (VIPs withdrawn).")
 	allDescs    = []*prometheus.Desc{dpUp, dpUptime, dpInfo, dpCapacity, dpRestarts, kniDrops, svcConns, svcPackets,
 		svcBytes, svcActive, svcInactive, svcDests, svcRefused, dConns, dPackets, dBytes, dActive, dInactive, dPersist, dWeight, rsUp,
-		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wLongest, wCore,
+		rsCheckUp, wRx, wTx, wDrops, wRedirects, wEvents, wLoops, wBursts, wIdle, wSleeps, wPackets, wBusy, wLongest, wCore,
 		pRxPackets, pRxBytes, pRxDropped, pRxErrors, pTxPackets, pTxBytes, pTxDropped, pTxErrors,
 		cpRuns, cpOps, cpLast, cpLoads, cpRefused, announced, draining, wConns, wConnCap, laInUse, laFree,
 		wConnHW, wPressure, laConflicts}
@@ -301,6 +302,7 @@ func workers(ch chan<- prometheus.Metric, r *pb.ListWorkersResponse) {
 		counter(ch, wIdle, w.IdleLoops, id)
 		counter(ch, wSleeps, w.Sleeps, id)
 		counter(ch, wPackets, w.Packets, id)
+		ch <- prometheus.MustNewConstMetric(wBusy, prometheus.CounterValue, time.Duration(w.BusyNs).Seconds(), id)
 		gauge(ch, wLongest, time.Duration(w.LongestLoopNs).Seconds(), id)
 		gauge(ch, wCore, float64(w.Core), id)
 	}

@@ -150,6 +150,7 @@ func TestCollector(t *testing.T) {
 		{"gvs_worker_redirects_total", map[string]string{"worker": "0", "direction": "out"}, 0},
 		{"gvs_worker_events_total", map[string]string{"worker": "0", "counter": "lb_new_conns"}, 0},
 		{"gvs_worker_loops_total", map[string]string{"worker": "1"}, 0},
+		{"gvs_worker_busy_seconds_total", map[string]string{"worker": "1"}, 0}, // no traffic
 		{"gvs_port_rx_packets_total", map[string]string{"port": "dp0"}, 0},
 		{"gvs_port_tx_errors_total", map[string]string{"port": "dp1"}, 0},
 		{"gvs_controlplane_reconciles_total", map[string]string{"result": "ok"}, 4},

@@ -282,7 +282,7 @@ func (s *Server) ListWorkers(context.Context, *pb.Empty) (*pb.ListWorkersRespons
 	usage := s.dp.LBUsage()
 	for i, w := range s.dp.Workers() {
 		pw := &pb.Worker{Id: int32(w.ID), Core: int32(w.Core), Loops: w.Loop.Loops, Bursts: w.Loop.Bursts,
-			IdleLoops: w.Loop.IdleLoops, Sleeps: w.Loop.Sleeps, Packets: w.Loop.Packets, LongestLoopNs: w.Loop.LongestLoopNs,
+			IdleLoops: w.Loop.IdleLoops, Sleeps: w.Loop.Sleeps, Packets: w.Loop.Packets, LongestLoopNs: w.Loop.LongestLoopNs, BusyNs: w.Loop.BusyNs,
 			LoopHist: w.Loop.LoopHist[:], ListingSteps: lst[i].Steps, ListingStepNs: lst[i].StepNs,
 			ListingStepMaxNs: lst[i].MaxStepNs, ListingStepsOver_1Ms: lst[i].StepsOver1ms}
 		if i < len(usage) {

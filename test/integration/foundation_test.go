@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -316,6 +317,15 @@ func testMalformed(t *testing.T, l *Lab) {
 	out := l.Dpip("worker", "show")
 	if !strings.Contains(out, "drop_ipv4_bad_checksum") {
 		t.Errorf("dpip worker show does not name the drops:\n%s", out)
+	}
+	// the worker's busy time counts the iterations that handled these
+	var busy float64
+	for _, m := range regexp.MustCompile(`busy ([0-9.]+)s`).FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		busy += v
+	}
+	if busy <= 0 {
+		t.Errorf("dpip worker show gives no busy time after the workers handled packets:\n%s", out)
 	}
 }
 
