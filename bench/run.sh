@@ -251,8 +251,7 @@ cell() {
 	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" "$test" "$rep" "$cmd" >>"$OUT/cells.tsv"
 	local t0=$SECONDS mem0="" perfpid=""
 	[ "$test" = conc ] && mem0=$(sys_memory "$sys")
-	# a GVS system's counters read before and after (raw/…-TEST-REP.dp: what moved)
-	[[ $sys == gvs* ]] && dp_counters "$base.dp0"
+	dp_before "$sys" "$base"
 	if [ "$PERF" = 1 ] && [ -n "$SUT_CPU" ] && [[ $test == udp || $test == over-5x || $test == synp-udp || $test == synp-flood ]] && command -v perf >/dev/null; then
 		# the measurement window: after the warm-up, until generation ends
 		local secs=$UDP_S
@@ -290,13 +289,8 @@ cell() {
 	local headline
 	headline=$(grep -E '^(arrived|throughput|connections/s|open at end|generator|SYN-ACKs|stream) ' "$base.txt" | tr -s ' ' | paste -sd ';' -)
 	log "  $PLACE $sys $test #$rep ($((SECONDS - t0))s): $headline"
-	if [[ $sys == gvs* ]]; then
-		dp_counters "$base.dp1"
-		dp_delta "$base.dp0" "$base.dp1" "$base.dp"
-		rm -f "$base.dp0" "$base.dp1"
-		# how the workers spent the cell: loops, and how many of them slept
-		log "    workers: $(tr ' ' '\n' <"$base.dp" | grep -E '^(loops|idle-loops|sleeps|packets|rx_packets|drop_lb_redirect_full|busy_ns|wall_ns)=' | paste -sd ' ' -)"
-	fi
+	# how the workers spent the cell: loops, and how many of them slept
+	dp_after "$sys" "$base" '^(loops|idle-loops|sleeps|packets|rx_packets|drop_lb_redirect_full|busy_ns|wall_ns)='
 	grep '^warning:' "$base.txt" | sed 's/^/bench:     /' || true
 	if [ "$test" = conc ]; then
 		case $sys in
@@ -340,6 +334,21 @@ dp_counters() {
 		awk -v now="$(date +%s%N)" '/^worker [0-9]+:/ { s["workers"]++ }
 			$1 == "loops" { for (i = 1; i < NF; i += 2) if ($(i + 1) ~ /^[0-9]+$/) s[$i] += $(i + 1); else if ($i == "busy") { v = $(i + 1); sub(/s$/, "", v); s["busy_ns"] += int(v * 1e9) }; next }
 			NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { s["wall_ns"] = now; for (k in s) printf "%s=%.0f\n", k, s[k] }' | sort >"$1"
+}
+
+# dp_before SYSTEM BASE / dp_after SYSTEM BASE PATTERN: a GVS system's
+# counters read before and after a cell (BASE.dp: what moved), and those
+# matching PATTERN logged
+dp_before() {
+	[[ $1 == gvs* ]] && dp_counters "$2.dp0"
+	return 0
+}
+dp_after() {
+	[[ $1 == gvs* ]] || return 0
+	dp_counters "$2.dp1"
+	dp_delta "$2.dp0" "$2.dp1" "$2.dp"
+	rm -f "$2.dp0" "$2.dp1"
+	log "    workers: $(tr ' ' '\n' <"$2.dp" | grep -E "$3" | paste -sd ' ' -)"
 }
 
 # dp_delta BEFORE AFTER OUT: the counters that moved, "name=delta ..."
@@ -409,11 +418,15 @@ tcp_cell() {
 	[ -n "$GEN_CPUS" ] && pin=(taskset -c "$GEN_CPUS")
 	local cmd="ip netns exec $NS_GEN ${pin[*]} iperf3 -c $VIP -p $VIP_TCP_PORT -t $TCP_S --connect-timeout 3000 -J"
 	printf '%s\t%s\t%s\t%s\t%s\n' "$PLACE" "$sys" tcp "$rep" "$cmd (server: iperf3 -s in $NS_RS$([ -n "$GEN_CPUS" ] && echo " on CPU $GEN_CPUS"))" >>"$OUT/cells.tsv"
+	dp_before "$sys" "$base"
 	if ! timeout $((TCP_S + 20)) ip netns exec $NS_GEN "${pin[@]}" iperf3 -c $VIP -p $VIP_TCP_PORT -t "$TCP_S" --connect-timeout 3000 -J >"$base.iperf" 2>&1; then
 		log "  $PLACE $sys tcp #$rep FAILED: $(tail -3 "$base.iperf")"
+		rm -f "$base.dp0"
 		return 0
 	fi
 	log "  $PLACE $sys tcp #$rep: $(awk '/"sum_received"/{r=1} r&&/"bits_per_second"/{gsub(/[,]/,"",$2); printf "%.0f Mbit/s received", $2/1e6; exit}' "$base.iperf"); $(awk '/"sum_sent"/{s=1} s&&/"retransmits"/{gsub(/[,]/,"",$2); print $2 " retransmissions"; exit}' "$base.iperf")"
+	# what the worker forwarded itself, what it offloaded, what it dropped
+	dp_after "$sys" "$base" '^(lb_in|lb_out|lb_xdp_[a-z_]*|drop_[a-z_0-9]*|busy_ns|wall_ns)='
 }
 
 # iperf_start SYSTEM / iperf_stop SYSTEM: the iperf3 server of the tcp
