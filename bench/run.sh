@@ -329,8 +329,12 @@ over() {
 dp_counters() {
 	# busy: the workers' time in iterations with packets ("busy 1.5s"),
 	# wall_ns: when this was read, workers: how many; busy_ns over wall_ns
-	# and workers is their load (the report's "worker load")
-	"$GVS_BIN/dpip" -s worker show 2>/dev/null |
+	# and workers is their load (the report's "worker load"); imissed and
+	# odropped: the ports' receive-ring and transmit drops (dpip -s link show)
+	{
+		"$GVS_BIN/dpip" -s worker show 2>/dev/null
+		"$GVS_BIN/dpip" -s link show 2>/dev/null | awk 'h { print "port_imissed", $3; print "port_odropped", $4; h = 0 } $3 == "imissed" { h = 1 }'
+	} |
 		awk -v now="$(date +%s%N)" '/^worker [0-9]+:/ { s["workers"]++ }
 			$1 == "loops" { for (i = 1; i < NF; i += 2) if ($(i + 1) ~ /^[0-9]+$/) s[$i] += $(i + 1); else if ($i == "busy") { v = $(i + 1); sub(/s$/, "", v); s["busy_ns"] += int(v * 1e9) }; next }
 			NF == 2 && $2 ~ /^[0-9]+$/ { s[$1] += $2 } END { s["wall_ns"] = now; for (k in s) printf "%s=%.0f\n", k, s[k] }' | sort >"$1"
@@ -426,7 +430,7 @@ tcp_cell() {
 	fi
 	log "  $PLACE $sys tcp #$rep: $(awk '/"sum_received"/{r=1} r&&/"bits_per_second"/{gsub(/[,]/,"",$2); printf "%.0f Mbit/s received", $2/1e6; exit}' "$base.iperf"); $(awk '/"sum_sent"/{s=1} s&&/"retransmits"/{gsub(/[,]/,"",$2); print $2 " retransmissions"; exit}' "$base.iperf")"
 	# what the worker forwarded itself, what it offloaded, what it dropped
-	dp_after "$sys" "$base" '^(lb_in|lb_out|lb_xdp_[a-z_]*|drop_[a-z_0-9]*|busy_ns|wall_ns)='
+	dp_after "$sys" "$base" '^(lb_in|lb_out|lb_xdp_[a-z_]*|drop_[a-z_0-9]*|port_imissed|port_odropped|busy_ns|wall_ns)='
 }
 
 # iperf_start SYSTEM / iperf_stop SYSTEM: the iperf3 server of the tcp
