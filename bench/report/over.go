@@ -349,6 +349,15 @@ func (d *data) issueBudget(w func(string, ...any), udp, cpsSep, syn map[string]s
 		}
 		return extra + "; " + rxNote
 	}
+	// a GVS worker's load in its CPS cell: below 1, what set the rate was
+	// not the worker
+	cpsLoad := func(sys, extra string) string {
+		l := d.metric(sys, "cps", workerLoad)
+		if !l.ok() || l.med >= 0.95 {
+			return extra
+		}
+		return fmt.Sprintf("the worker's load in the cell was %.2f: it did not set the rate; %s", l.med, extra)
+	}
 	var lines []line
 	for _, g := range []string{"gvs1", "gvs1rt"} {
 		lb := label(g)
@@ -357,7 +366,7 @@ func (d *data) issueBudget(w func(string, ...any), udp, cpsSep, syn map[string]s
 			line{"separate cores: " + lb + " ≥ 0.9 × the tuned zero-work forwarder (udp)", udp[g], udp["xsk1"], 0.9, ""},
 			line{"separate cores: " + lb + " ≥ 1.5 × nftables (udp)", udp[g], udp["nft"], 1.5, rxNote},
 			line{"separate cores: " + lb + " SYN flood ≥ 2 × nftables", syn[g], syn["nft"], 2, rxNote},
-			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (gvs-pktgen tcp)", cpsSep[g], cpsSep["nft"], 2, withRx(xdpCPS)},
+			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (gvs-pktgen tcp)", cpsSep[g], cpsSep["nft"], 2, cpsLoad(g, withRx(xdpCPS))},
 			line{"separate cores: " + lb + " CPS ≥ 2 × nftables (wrk → nginx)", wrkPin(g), wrkPin("nft"), 2, withRx(wrkCeil)},
 			line{"one core: " + lb + " ≥ 0.9 × the tuned zero-work forwarder (peak of the curve)", peakOf("one", g), peakOf("one", "xsk1"), 0.9, ""},
 			line{"one core: " + lb + " ≥ 0.6 × nftables (peak of the curve)", peakOf("one", g), peakOf("one", "nft"), 0.6, "nftables forwards inside the generator's own time"},
