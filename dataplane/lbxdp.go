@@ -101,7 +101,8 @@ type xdpDir struct {
 	mark        uint32 // just past the newest segment the worker sent
 	lastEnd     uint32 // just past the segment the worker sent last (a retransmission, say)
 	lastAck     uint32 // that segment's acknowledgment number
-	sent        int64  // when the worker sent that segment (the dataplane clock)
+	sent        int64  // when the worker handed that segment to the kernel (the dataplane clock)
+	queued      bool   // that segment is not handed over yet: sent is stamped at the flush
 }
 
 // xdpConn is an offloaded connection.
@@ -232,7 +233,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 				if int32(end-d.mark) > 0 {
 					d.mark = end
 				}
-				d.lastEnd, d.lastAck, d.sent = end, ack, w.now
+				d.lastEnd, d.lastAck, d.queued = end, ack, true
 				w.xdpMarkDirty(id, d)
 			}
 		}
@@ -290,7 +291,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	xc := &x.conns[s-1]
 	xc.dirs |= bit
 	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU,
-		oport: uint16(out.Port), armed: armed, mark: end, lastEnd: end, lastAck: ack, sent: w.now}
+		oport: uint16(out.Port), armed: armed, mark: end, lastEnd: end, lastAck: ack, queued: true}
 	if armed {
 		w.xdpMarkDirty(id, &xc.dir[dir])
 	}
@@ -341,11 +342,18 @@ type txInFlight interface {
 // xdpMarks runs at the end of flushAll: the marks of armed entries whose
 // packets have all left (their egress queue holds no transmission) are
 // written to the program; the others wait for the next flush.
+//
+// Times are the clock's when read here, not the loop iteration's start
+// (w.now): a segment forwarded in an iteration is handed to the kernel at
+// its flush, and an iteration preempted on a busy core can last
+// milliseconds; measured from its start, xdpArmSettle would shrink by as
+// much (TestXDPOffloadLab saw a segment overtaken once in CI).
 func (w *Worker) xdpMarks() {
 	x := &w.xdp
 	if len(x.marks) == 0 {
 		return
 	}
+	now := w.dp.clock() // what the worker queued has been handed over by now
 	keep := x.marks[:0]
 	for _, id := range x.marks {
 		s := x.slot[id]
@@ -360,13 +368,16 @@ func (w *Worker) xdpMarks() {
 			if xc.dirs&(1<<dir) == 0 || !d.dirty {
 				continue
 			}
+			if d.queued {
+				d.sent, d.queued = now, false
+			}
 			if q, ok := w.queues[d.oport].(txInFlight); ok {
 				if _, tx := q.InFlight(); tx > 0 {
 					wait = true
 					continue
 				}
 			}
-			if w.now-d.sent < xdpArmSettle {
+			if now-d.sent < xdpArmSettle {
 				wait = true // the kernel may still be delivering it (see xdpArmSettle)
 				continue
 			}
@@ -398,6 +409,9 @@ func (w *Worker) xdpGone(id uint32, c *session.Conn) {
 // go to its destination's counters and the entries are deleted.
 func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 	x := &w.xdp
+	// the hold runs from the entries' deletion, which may come late in a
+	// long iteration: the clock now, not w.now (see xdpMarks)
+	now := w.dp.clock()
 	i := x.slot[id] - 1
 	xc := &x.conns[i]
 	for dir := session.In; dir <= session.Out; dir++ {
@@ -418,7 +432,7 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 			if x.drain == nil {
 				x.drain = make(map[uint64]int64)
 			}
-			x.drain[xdpDrainKey(id, dir)] = w.now + xdpDrainHold
+			x.drain[xdpDrainKey(id, dir)] = now + xdpDrainHold
 		}
 	}
 	last := len(x.conns) - 1

@@ -6,7 +6,10 @@ import (
 	"bytes"
 	"net/netip"
 	"testing"
+	"time"
 
+	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/dataplane/port"
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/session"
@@ -75,5 +78,92 @@ func TestXDPOffloadArmed(t *testing.T) {
 	td.w.iterate()
 	if d := td.w.xdp.conns[0].dir[session.In]; d.armed || d.dirty {
 		t.Fatalf("after the sweep the worker still sees the direction armed: %+v", d)
+	}
+}
+
+// slowRx is a receive queue whose bursts take delay on the dataplane's
+// clock, as a loop iteration preempted on a busy core does.
+type slowRx struct {
+	port.Queue
+	d     *Dataplane
+	delay time.Duration
+}
+
+func (q *slowRx) RxBurst(bufs []*pktbuf.Buf) int {
+	n := q.Queue.RxBurst(bufs)
+	if n > 0 {
+		q.d.start = q.d.start.Add(-q.delay)
+	}
+	return n
+}
+
+// TestXDPArmSettleLongLoop: the settle before an armed direction's mark is
+// written runs from the flush that handed the worker's last segment of it
+// to the kernel, not from the start of the loop iteration that forwarded
+// it: an iteration that lasted 3 ms does not shorten it by 3 ms. (Measured
+// from the iteration's start, TestXDPOffloadLab saw a segment overtaken.)
+func TestXDPArmSettleLongLoop(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40009), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	_, seg := xdpActiveConn(t, td, fs, client, vp, rs) // armed, the worker's mark 1048 written
+	const slow = 3 * time.Millisecond
+	q := td.w.queues[0]
+	td.w.queues[0] = &slowRx{Queue: q, d: td.d, delay: slow}
+	td.one(t, 0, seg(1048), 1) // forwarded by the worker in an iteration that lasts 3 ms
+	td.w.queues[0] = q
+	if len(td.w.xdp.marks) == 0 {
+		t.Fatal("no mark waits for the segment the worker sent")
+	}
+	// xdpArmSettle after the iteration began, less than that after the
+	// flush that handed the segment over: still waiting
+	wait := time.Duration(xdpArmSettle) - slow + time.Millisecond/2
+	td.d.start = td.d.start.Add(-wait)
+	td.stepAll()
+	if len(td.w.xdp.marks) == 0 {
+		t.Fatalf("the mark was written %v after the segment was handed to the kernel (%v after its iteration began), want %v",
+			wait, slow+wait, time.Duration(xdpArmSettle))
+	}
+	td.d.start = td.d.start.Add(-slow)
+	td.stepAll()
+	if len(td.w.xdp.marks) != 0 {
+		t.Fatalf("marks of %v still not written xdpArmSettle after the flush", td.w.xdp.marks)
+	}
+}
+
+// TestXDPDrainHoldLongLoop: the hold after a take-back runs from the
+// moment the entries were deleted, not from the start of the loop
+// iteration that took the direction back: the FIN that ends a connection
+// whose segments the program forwarded, taken in an iteration that lasted
+// 3 ms, waits the full xdpDrainHold after that.
+func TestXDPDrainHoldLongLoop(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40010), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	_, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
+	if ret, _ := runXDP(t, fs[0], cliData(1048)); ret != 4 { // the program forwards one
+		t.Fatalf("a segment at the mark: action %d, want XDP_REDIRECT", ret)
+	}
+	const slow = 3 * time.Millisecond
+	q := td.w.queues[0]
+	td.w.queues[0] = &slowRx{Queue: q, d: td.d, delay: slow}
+	td.inject(0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, fin: true, seq: 1057, ackn: 5001}))
+	td.stepAll() // the FIN takes the connection back in an iteration that lasts 3 ms
+	td.w.queues[0] = q
+	if fr := td.outAll(1); len(fr) != 0 || td.sum(CtrLBXDPHeld) != 1 {
+		t.Fatalf("the FIN after fast segments: %d frames sent at once, %d held; want it held", len(fr), td.sum(CtrLBXDPHeld))
+	}
+	// xdpDrainHold after the iteration began, less than that after the
+	// entries were deleted: still held
+	wait := time.Duration(xdpDrainHold) - slow + time.Millisecond/2
+	td.d.start = td.d.start.Add(-wait)
+	td.stepAll()
+	if fr := td.outAll(1); len(fr) != 0 {
+		t.Fatalf("the FIN went %v after the take-back (%v after its iteration began), want %v", wait, slow+wait, time.Duration(xdpDrainHold))
+	}
+	td.d.start = td.d.start.Add(-slow)
+	td.stepAll()
+	if fr := td.outAll(1); len(fr) != 1 {
+		t.Fatalf("%d frames xdpDrainHold after the take-back, want the FIN", len(fr))
+	} else if d := decodeL4(t, fr[0]); d.tcp == nil || !d.tcp.FIN || d.dst != rs {
+		t.Fatalf("released %+v, want the FIN to %v", d, rs)
 	}
 }
