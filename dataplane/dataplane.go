@@ -70,6 +70,12 @@ type Options struct {
 	// session.DefaultPressureTimeouts). See lbpressure.go.
 	SessionHighWater int
 	PressureTimeouts session.Timeouts
+	// NoExpireReset: GVS ends connections silently. By default (as DPVS)
+	// a FullNAT or NAT TCP connection that GVS ends itself — an
+	// ESTABLISHED one at expiry, an embryonic one the real server answered
+	// at expiry or eviction — is reset at the real server and, if it was
+	// ESTABLISHED, at the client (lbreset.go).
+	NoExpireReset bool
 	// PersistCapacity is the size of the persistence template table shared
 	// by all workers (0: persist.DefaultCapacity); ExpireQuiescentTemplate
 	// drops a template whose real server is quiesced at its client's next
@@ -320,7 +326,7 @@ func (d *Dataplane) newWorker(id int) (*Worker, error) {
 		hw = session.DefaultHighWater
 	}
 	sess, err := session.New(session.Options{Capacity: d.opts.ConnCapacity, Prefault: d.opts.PrefaultConns, Timeouts: d.opts.Timeouts,
-		HighWater: hw, PressureTimeouts: d.opts.PressureTimeouts})
+		HighWater: hw, PressureTimeouts: d.opts.PressureTimeouts, Ends: !d.opts.NoExpireReset})
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: worker %d connection table: %w", id, err)
 	}

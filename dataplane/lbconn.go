@@ -28,6 +28,9 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		return
 	}
 	flags := t.TCPFlags(l3)
+	if dir == session.Out && c.Proto == header.ProtoTCP && w.sess.KeepsEnds() {
+		w.noteEnds(id, l3, t, flags) // for the resets at its end (lbreset.go)
+	}
 	if c.Flags&session.FlagAdjusted != 0 { // SYN proxy, proxy protocol (lbsynproxy.go, lbproxyproto.go)
 		var ok bool
 		if l3, ok = w.adjustConn(b, l3, t, id, c, dir); !ok {

@@ -22,11 +22,12 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 	w.ctr.inc(CtrLBConnsExpired)
 }
 
-// connRelease gives back what a connection held: its destination's
-// counter, its persistence template reference, its local port; and tells
-// session sync it is gone. Expiry and eviction (lbpressure.go) both end
-// here.
+// connRelease resets a TCP connection's ends (lbreset.go) and gives back
+// what the connection held: its destination's counter, its persistence
+// template reference, its local port; and tells session sync it is gone.
+// Expiry and eviction (lbpressure.go) both end here.
 func (w *Worker) connRelease(id uint32, c *session.Conn) {
+	w.connReset(id, c)
 	if d := w.lb.Dests[c.Dest]; d != nil {
 		if c.State.Active() {
 			d.C.Active.Add(-1)

@@ -98,6 +98,10 @@ func TestMasqTwoWorkers(t *testing.T) {
 			for _, w := range td.d.workers {
 				w.sess.Flush(w.onExpire)
 			}
+			td.stepAll() // the resets of its ends leave (lbreset_test.go)
+			if r0, r1 := td.outAll(0), td.outAll(1); len(r0) != 1 || len(r1) != 1 {
+				t.Fatalf("the connection's end: %d frames to the client, %d to the server, want a RST each", len(r0), len(r1))
+			}
 			d = td.oneOut(t, 1, 1, tcpFrame(t, tcpSeg{src: rs, dst: client, smac: macRS1, dmac: macDP1, ack: true, seq: 9007, ackn: 106}), 0)
 			if d.src != rs || td.sum(CtrLBRedirectedOut) != 1 || td.sum(CtrLBMasqTransit) != 1 {
 				t.Fatalf("after the end: from %s, redirected %d, lb_masq_transit %d", d.src, td.sum(CtrLBRedirectedOut), td.sum(CtrLBMasqTransit))

@@ -139,8 +139,22 @@ func TestServerACKKeepsFloodEvictable(t *testing.T) {
 	if a, in := d.C.Active.Load(), d.C.Inactive.Load(); a != 0 || in != 16 {
 		t.Errorf("ActiveConn %d InActConn %d, want 0 16", a, in)
 	}
+	// the newcomer evicts the oldest; the server's ACK told the sequence
+	// number its old half-open connection expects: the RST to it carries
+	// that number, so the server drops that connection at once
 	newcomer := netip.AddrPortFrom(clientIP, 20000)
-	synThrough(t, td, newcomer)
+	td.inject(0, tcpFrame(t, tcpSeg{src: newcomer, dst: netip.AddrPortFrom(vip, 80), smac: macClient, dmac: macDP0, syn: true, seq: 1000}))
+	td.stepAll()
+	fs := td.outAll(1)
+	if len(fs) != 2 {
+		t.Fatalf("%d frames to the server, want the evicted conn's RST and the newcomer's SYN", len(fs))
+	}
+	if r := decodeL4(t, fs[0]); !r.tcp.RST || r.tcp.Seq != 424242 || r.dst != rs || r.src.Addr() != lip {
+		t.Errorf("first frame to the server: %s -> %s rst=%v seq=%d, want a RST with seq 424242", r.src, r.dst, r.tcp.RST, r.tcp.Seq)
+	}
+	if s := decodeL4(t, fs[1]); !s.tcp.SYN || s.tcp.Seq != 1000 {
+		t.Errorf("second frame to the server: syn=%v seq=%d, want the newcomer's SYN", s.tcp.SYN, s.tcp.Seq)
+	}
 	if ev, full := td.sum(CtrLBEvictedEmbryonic), td.sum(CtrDropLBTableFull); ev != 1 || full != 0 {
 		t.Errorf("lb_evicted_embryonic %d, drop_lb_table_full %d, want 1 0", ev, full)
 	}

@@ -455,6 +455,16 @@ func (w *Worker) adjustConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uin
 	return l3, true
 }
 
+// clientSeq moves sequence number seq of connection id's real server into
+// its client's sequence space (what adjustConn does to the server's
+// segments).
+func (s *spWorker) clientSeq(id uint32, seq uint32) uint32 {
+	if a := &s.conns[id]; a.state&(spProxied|spWaiting) == spProxied {
+		return seq - a.seqDelta
+	}
+	return seq
+}
+
 // adjustQuote moves the TCP segment an ICMP error about connection id
 // quotes (already translated to its receiver's addresses) into its
 // receiver's sequence space: an error from the server's side (dir Out)

@@ -151,6 +151,9 @@ const (
 	CtrLBSeekOut             // a client's TCP segment of no connection here, handed to the next worker to look for its connection (lbredirect.go)
 	CtrLBSeekLimited         // such a segment dropped instead: the worker's hand-off budget for this second was spent
 
+	CtrLBResetServer // a RST sent to a real server for a connection GVS ended: ESTABLISHED at expiry, embryonic (answered by the server) at expiry or eviction
+	CtrLBResetClient // a RST sent to a client for an ESTABLISHED connection GVS ended at expiry
+
 	NumCounters
 )
 
@@ -190,6 +193,7 @@ var counterNames = [NumCounters]string{
 	"drop_lb_frag_hold_full", "drop_lb_frag_timeout", "drop_lb_frag_unsupported", "drop_lb_frag_no_conn", "drop_lb_ext_header",
 	"lb_xdp_offloaded", "lb_xdp_offload_failed", "lb_xdp_removed", "lb_xdp_held", "lb_xdp_hold_full",
 	"lb_seek_out", "lb_seek_limited",
+	"lb_reset_server", "lb_reset_client",
 }
 
 func (c Counter) String() string { return counterNames[c] }

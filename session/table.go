@@ -62,6 +62,9 @@ type Options struct {
 	// DefaultPressureTimeouts, and a state never gets a longer timeout
 	// under pressure than without.
 	PressureTimeouts Timeouts
+	// Ends: keep each TCP conn's last server sequence numbers (ends.go),
+	// 8 bytes per conn beside the slab.
+	Ends bool
 }
 
 // Stats are a table's counters.
@@ -80,6 +83,7 @@ type Stats struct {
 type Table struct {
 	conns []Conn // slab; len is the capacity
 	index []slot // 4 slots per conn
+	ends  []Ends // by conn id, when Options.Ends (ends.go); nil otherwise
 	imask uint32 // len(index) - 1
 
 	cap      uint32 // len(conns)
@@ -140,6 +144,9 @@ func New(opts Options) (*Table, error) {
 		for i := 0; i < len(t.index); i += page / int(unsafe.Sizeof(slot{})) {
 			t.index[i] = slot{}
 		}
+	}
+	if opts.Ends {
+		t.ends = newEnds(capacity, opts.Prefault)
 	}
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
@@ -320,6 +327,9 @@ func (t *Table) Insert(c Conn, now uint32) (id uint32, err error) {
 	c.Flags &^= flagsInternal
 	c.expires = now + t.timeout(c.State)
 	t.conns[id] = c
+	if t.ends != nil {
+		t.ends[id] = Ends{}
+	}
 	t.index[pin] = slot{tag: hin, ref: makeRef(id, In)}
 	if pout == pin {
 		// the in entry took the slot the out key probed to; the out

@@ -84,6 +84,13 @@ type IPVS struct {
 	// which is scheduled anew (LVS's expire_quiescent_template sysctl).
 	// Off: quiesced real servers keep their persistent clients.
 	ExpireQuiescentTemplate bool `yaml:"expire_quiescent_template"`
+	// ExpireReset (default true, as DPVS): a FullNAT or NAT TCP connection
+	// GVS ends itself is reset at its ends — an ESTABLISHED one at expiry
+	// at the real server and the client, an embryonic one the real server
+	// answered (expiry, eviction under pressure) at the real server — with
+	// the sequence numbers the server showed last (8 bytes per connection).
+	// false: connections end silently, as in LVS.
+	ExpireReset *bool `yaml:"expire_reset"`
 	// SynProxy is how SYN-proxy services (ipvsadm -j enable) answer.
 	SynProxy SynProxy `yaml:"synproxy"`
 	// UOAMaxTrail: the first this many datagrams of each FullNAT UDP
@@ -95,6 +102,10 @@ type IPVS struct {
 	// read by DPVS's UOA kernel module or a raw socket.
 	UOAMode string `yaml:"uoa_mode"`
 }
+
+// ResetsOnExpire reports whether connections GVS ends are reset at their
+// ends (ExpireReset; true when left out).
+func (i *IPVS) ResetsOnExpire() bool { return i.ExpireReset == nil || *i.ExpireReset }
 
 // SynProxy is the ipvs.synproxy section; a field left out keeps the
 // default (synproxy.DefaultConfig).
@@ -429,6 +440,10 @@ func (c *Config) defaults() {
 	}
 	if c.IPVS.SessionHighWater == 0 {
 		c.IPVS.SessionHighWater = session.DefaultHighWater
+	}
+	if c.IPVS.ExpireReset == nil { // left out and true are the same (a reload compares them)
+		on := true
+		c.IPVS.ExpireReset = &on
 	}
 	if c.IPVS.PersistCapacity == 0 {
 		c.IPVS.PersistCapacity = 1 << 16

@@ -25,3 +25,28 @@ func TestSessionHighWater(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireReset: resets at a connection's end are on unless the file
+// says expire_reset: false; a value that is not a boolean is refused
+// (the YAML decoder's error names its line, value and type).
+func TestExpireReset(t *testing.T) {
+	for _, c := range []struct {
+		conf string
+		want bool
+	}{
+		{"", true},
+		{"ipvs:\n  expire_reset: true\n", true},
+		{"ipvs:\n  expire_reset: false\n", false},
+	} {
+		cfg, err := Parse([]byte(good + c.conf))
+		if err != nil {
+			t.Fatalf("%q: %v", c.conf, err)
+		}
+		if got := cfg.IPVS.ResetsOnExpire(); got != c.want {
+			t.Errorf("%q: resets %v, want %v", c.conf, got, c.want)
+		}
+	}
+	if _, err := Parse([]byte(good + "ipvs:\n  expire_reset: sometimes\n")); err == nil || !strings.Contains(err.Error(), "`sometimes` into bool") {
+		t.Errorf("expire_reset: sometimes: %v, want an error naming the value and the type", err)
+	}
+}

@@ -1,0 +1,121 @@
+package dataplane
+
+// Resets at a connection's end. A FullNAT or NAT TCP connection that GVS
+// ends itself would otherwise live on at its ends: a real server keeps an
+// idle ESTABLISHED socket for hours (and meets the next connection from
+// the same local port with a challenge ACK), a client keeps sending into
+// nothing, a server that answered a SYN keeps its half-open connection for
+// a minute. As DPVS does (tcp_conn_expire), GVS then resets them:
+//   - an ESTABLISHED connection that expires: a RST to the real server and
+//     one to the client;
+//   - an embryonic one (NONE, SYN_SENT, SYN_RECV, SYNACK) that expires or
+//     is evicted from a full table (lbpressure.go), if the real server
+//     answered it: a RST to the real server only. Its client is more
+//     likely a flood's forged source than a host waiting for an answer.
+//
+// Each RST carries the sequence number its receiver expects next (RFC
+// 5961 §3.2: anything else earns a challenge ACK, not a reset), taken from
+// the real server's last segment through the worker: its acknowledgment
+// number for the server, the end of its data for the client (moved into
+// the client's sequence space for a SYN-proxy connection). The session
+// table keeps those two numbers beside each conn (session.Ends, noted by
+// lbConn). Nothing is sent when they are not known — no segment from the
+// server since the conn was made or installed by session sync, or since
+// its server's direction went to the XDP fast path — or when they no
+// longer are (a sync update: another node carries the flow on).
+// Numbers that went stale anyway (a direction offloaded after they were
+// noted) fail safe: a RST out of the receiver's window is ignored.
+//
+// Not for direct routing or tunnel connections (the server's segments do
+// not pass GVS), nor SNAT. ipvs.expire_reset: false turns it off
+// (Options.NoExpireReset) and frees the 8 bytes per connection.
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/gvs-lb/gvs/header"
+	"github.com/gvs-lb/gvs/session"
+	"github.com/gvs-lb/gvs/synproxy"
+)
+
+// noteEnds records a real server's segment of connection id (as it
+// arrived, before any translation; flags are its TCP flags) in the session
+// table's Ends: one with ACK and without RST (a server sends nothing else
+// once it has answered).
+func (w *Worker) noteEnds(id uint32, l3 []byte, t header.Transport, flags uint8) {
+	if flags&(header.TCPFlagRST|header.TCPFlagACK) != header.TCPFlagACK || t.Fragment() {
+		return
+	}
+	// flags are not 0: Transport.TCPFlags found the header within l3
+	l4 := l3[t.Off:t.End]
+	n := len(l4) - int(l4[12]>>4)*4 // the payload
+	if n < 0 {
+		return
+	}
+	next := binary.BigEndian.Uint32(l4[4:]) + uint32(n) + uint32(flags>>1&1) + uint32(flags&header.TCPFlagFIN) // SYN and FIN count one
+	w.sess.NoteEnds(id, next, binary.BigEndian.Uint32(l4[8:]))
+}
+
+// connReset sends the resets for connection id, which GVS is ending
+// (connRelease, before anything is given back).
+func (w *Worker) connReset(id uint32, c *session.Conn) {
+	if c.Proto != header.ProtoTCP || !w.sess.KeepsEnds() {
+		return
+	}
+	est := c.State == session.StateEstablished
+	if !est && !c.State.Embryonic() {
+		return
+	}
+	e := w.sess.Ends(id)
+	if !e.Set() {
+		return
+	}
+	if w.xdp.on && w.xdp.slot[id] != 0 && w.xdp.conns[w.xdp.slot[id]-1].dirs&(1<<session.Out) != 0 {
+		return // the server's segments go by the fast path: its numbers are there
+	}
+	fullNAT, marked := c.HasLocal(), w.isMasq(id)
+	if fullNAT == marked {
+		return // direct routing or tunnel (neither), SNAT (both)
+	}
+	src := c.CAddrPort() // NAT: the server sees the client
+	if fullNAT {
+		src = c.LAddrPort()
+	}
+	w.sendReset(src, c.DAddrPort(), e.Ack, CtrLBResetServer)
+	if !est {
+		return
+	}
+	next := e.Next
+	if c.Flags&session.FlagAdjusted != 0 {
+		next = w.sp.clientSeq(id, next)
+	}
+	w.sendReset(c.VAddrPort(), c.CAddrPort(), next, CtrLBResetClient)
+}
+
+// sendReset sends a bare RST from src to dst with sequence number seq,
+// routed as a translated packet to dst would be, and counts it in ctr.
+func (w *Worker) sendReset(src, dst netip.AddrPort, seq uint32, ctr Counter) {
+	seg := synproxy.Segment{Src: src.Addr().Unmap(), Dst: dst.Addr().Unmap(), SrcPort: src.Port(), DstPort: dst.Port(),
+		Seq: seq, Flags: header.TCPFlagRST, TTL: 64, Opts: synproxy.Options{WScale: -1}}
+	if seg.Src.Is4() != seg.Dst.Is4() {
+		return
+	}
+	var scratch [header.IPv6MinSize + header.TCPMinSize]byte
+	l3 := scratch[:seg.HeaderLen()]
+	seg.Write(l3, 0)
+	out, nh, ne, ok := w.path(seg.Dst, l3)
+	if !ok {
+		w.ctr.inc(CtrDropNoRoute)
+		return
+	}
+	b := w.queues[out.Port].Alloc()
+	if b == nil {
+		w.ctr.inc(CtrDropNoBuffer)
+		return
+	}
+	b.L3 = 0 // the buffer's headroom takes the L2 header in output
+	copy(b.Append(len(l3)), l3)
+	w.ctr.inc(ctr)
+	w.xmitTo(b, out, nh, ne)
+}
