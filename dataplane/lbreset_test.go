@@ -175,3 +175,41 @@ func TestExpireResetSynProxy(t *testing.T) {
 	wantReset(t, "to the server", toServer[0], c.local, c.rs, c.cisn+1)
 	wantReset(t, "to the client", toClient[0], c.vip, c.client, c.cookie+1+uint32(len(resp)))
 }
+
+// TestExpireResetNAT64: each RST goes in its receiver's family: IPv4 from
+// the local address to the real server, IPv6 from the VIP to the client.
+func TestExpireResetNAT64(t *testing.T) {
+	td := newLBTestDP(t, 1)
+	addNAT64Services(t, td)
+	local := nat64Open(t, td) // client ISN 1000, server ISN 5000
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, psh: true,
+		seq: 5001, ackn: 1001, payload: make([]byte, 70)}), 0)
+	td.expireAll(t, 20*time.Minute)
+	toServer, toClient := td.outAll(1), td.outAll(0)
+	if len(toServer) != 1 || len(toClient) != 1 {
+		t.Fatalf("%d frames to the server, %d to the client; want one RST each", len(toServer), len(toClient))
+	}
+	wantReset(t, "to the server", toServer[0], local, nat64RS, 1001)
+	wantReset(t, "to the client", toClient[0], nat64VIP, client64, 5071)
+}
+
+// TestExpireNoResetSNAT: an SNAT connection (an inside host's, out
+// through GVS's address) ends silently, as in DPVS, although the peer's
+// segments passed GVS and were noted.
+func TestExpireNoResetSNAT(t *testing.T) {
+	td, _ := snatDP(t, 1, "proto=tcp,src-range=10.2.0.0-10.2.0.255,oif=dp0")
+	inside, peer := netip.AddrPortFrom(rs1IP, 40000), netip.AddrPortFrom(clientIP, 80)
+	wan := td.one(t, 1, tcpFrame(t, tcpSeg{src: inside, dst: peer, smac: macRS1, dmac: macDP1, syn: true, seq: 7}), 0).src
+	td.one(t, 0, tcpFrame(t, tcpSeg{src: peer, dst: wan, smac: macClient, dmac: macDP0, syn: true, ack: true, seq: 500, ackn: 8}), 1)
+	td.one(t, 1, tcpFrame(t, tcpSeg{src: inside, dst: peer, smac: macRS1, dmac: macDP1, ack: true, seq: 8, ackn: 501}), 0)
+	if td.w.sess.Len() != 1 || !td.w.sess.Ends(0).Set() {
+		t.Fatalf("%d conns, the peer's segment noted: %v; want the one, noted", td.w.sess.Len(), td.w.sess.Ends(0).Set())
+	}
+	td.expireAll(t, 20*time.Minute)
+	if n := td.w.sess.Len(); n != 0 {
+		t.Fatalf("%d conns left", n)
+	}
+	if a, b := td.outAll(0), td.outAll(1); len(a)+len(b) != 0 || td.sum(CtrLBResetServer)+td.sum(CtrLBResetClient) != 0 {
+		t.Errorf("an SNAT connection's end: %d frames out, resets %d %d", len(a)+len(b), td.sum(CtrLBResetServer), td.sum(CtrLBResetClient))
+	}
+}
