@@ -20,9 +20,9 @@ package dataplane
 // the client's sequence space for a SYN-proxy connection). The session
 // table keeps those two numbers beside each conn (session.Ends, noted by
 // lbConn). Nothing is sent when they are not known — no segment from the
-// server since the conn was made or installed by session sync, or since
-// its server's direction went to the XDP fast path — or when they no
-// longer are (a sync update: another node carries the flow on).
+// server since the conn was made or installed by session sync, or its
+// server's direction is on the XDP fast path now — or when they no longer
+// are (a sync update: another node carries the flow on).
 // Numbers that went stale anyway (a direction offloaded after they were
 // noted) fail safe: a RST out of the receiver's window is ignored.
 //
