@@ -109,7 +109,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 		w.clampMSS(l3, c.DAddrPort().Addr().Unmap(), w.firstSegmentExtra(c, id))
 	}
 	if fullNAT && !marked && !toa && (w.xdp.on || !w.xdp.init) {
-		w.xdpOffer(b, l3, c, id, dir, flags, &to) // lbxdp.go
+		w.xdpOffer(b, l3, t, c, id, dir, flags, &to) // lbxdp.go
 	}
 	n := len(l3)
 	if toa {

@@ -31,7 +31,6 @@ package dataplane
 // (Options.NoExpireReset) and frees the 8 bytes per connection.
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/gvs-lb/gvs/header"
@@ -47,14 +46,9 @@ func (w *Worker) noteEnds(id uint32, l3 []byte, t header.Transport, flags uint8)
 	if flags&(header.TCPFlagRST|header.TCPFlagACK) != header.TCPFlagACK || t.Fragment() {
 		return
 	}
-	// flags are not 0: Transport.TCPFlags found the header within l3
-	l4 := l3[t.Off:t.End]
-	n := len(l4) - int(l4[12]>>4)*4 // the payload
-	if n < 0 {
-		return
+	if end, ack, ok := tcpSeqEnd(l3, t); ok { // lbxdp.go
+		w.sess.NoteEnds(id, end+uint32(flags>>1&1)+uint32(flags&header.TCPFlagFIN), ack) // SYN and FIN count one
 	}
-	next := binary.BigEndian.Uint32(l4[4:]) + uint32(n) + uint32(flags>>1&1) + uint32(flags&header.TCPFlagFIN) // SYN and FIN count one
-	w.sess.NoteEnds(id, next, binary.BigEndian.Uint32(l4[8:]))
 }
 
 // connReset sends the resets for connection id, which GVS is ending
@@ -71,7 +65,7 @@ func (w *Worker) connReset(id uint32, c *session.Conn) {
 	if !e.Set() {
 		return
 	}
-	if w.xdp.on && w.xdp.slot[id] != 0 && w.xdp.conns[w.xdp.slot[id]-1].dirs&(1<<session.Out) != 0 {
+	if w.xdp.offloaded(id)&(1<<session.Out) != 0 {
 		return // the server's segments go by the fast path: its numbers are there
 	}
 	fullNAT, marked := c.HasLocal(), w.isMasq(id)

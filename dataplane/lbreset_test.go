@@ -17,6 +17,22 @@ func (td *testDP) expireAll(t *testing.T, d time.Duration) {
 	td.w.iterate()
 }
 
+// expireResets expires td's connections (past ESTABLISHED's 900 s) and
+// returns the one frame sent to the real server and the one sent to the
+// client, failing unless the table is empty and exactly those two left.
+func (td *testDP) expireResets(t *testing.T) (toServer, toClient []byte) {
+	t.Helper()
+	td.expireAll(t, 20*time.Minute)
+	if n := td.w.sess.Len(); n != 0 {
+		t.Fatalf("%d conns left", n)
+	}
+	srv, cli := td.outAll(1), td.outAll(0)
+	if len(srv) != 1 || len(cli) != 1 {
+		t.Fatalf("%d frames to the server, %d to the client; want one RST each", len(srv), len(cli))
+	}
+	return srv[0], cli[0]
+}
+
 // wantReset checks that frame is a bare RST from src to dst with sequence
 // number seq (gopacket has checked both checksums).
 func wantReset(t *testing.T, what string, frame []byte, src, dst netip.AddrPort, seq uint32) {
@@ -66,16 +82,9 @@ func TestExpireResetsBothEnds(t *testing.T) {
 			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: lap, smac: macRS1, dmac: macDP1, ack: true,
 				seq: 5001, ackn: 1001}), 0)
 
-			td.expireAll(t, 20*time.Minute) // past ESTABLISHED's 900 s
-			if n := td.w.sess.Len(); n != 0 {
-				t.Fatalf("%d conns left", n)
-			}
-			toServer, toClient := td.outAll(1), td.outAll(0)
-			if len(toServer) != 1 || len(toClient) != 1 {
-				t.Fatalf("%d frames to the server, %d to the client; want one RST each", len(toServer), len(toClient))
-			}
-			wantReset(t, "to the server", toServer[0], lap, rs, 1051)
-			wantReset(t, "to the client", toClient[0], vp, client, 5101)
+			toServer, toClient := td.expireResets(t)
+			wantReset(t, "to the server", toServer, lap, rs, 1051)
+			wantReset(t, "to the client", toClient, vp, client, 5101)
 			if s, cl := td.sum(CtrLBResetServer), td.sum(CtrLBResetClient); s != 1 || cl != 1 {
 				t.Errorf("lb_reset_server %d lb_reset_client %d, want 1 1", s, cl)
 			}
@@ -93,13 +102,9 @@ func TestExpireResetNAT(t *testing.T) {
 	td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: client, smac: macRS1, dmac: macDP1, syn: true, ack: true, seq: 9000, ackn: 101}), 0)
 	td.one(t, 0, tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, seq: 101, ackn: 9001}), 1)
 
-	td.expireAll(t, 20*time.Minute)
-	toServer, toClient := td.outAll(1), td.outAll(0)
-	if len(toServer) != 1 || len(toClient) != 1 {
-		t.Fatalf("%d frames to the server, %d to the client; want one RST each", len(toServer), len(toClient))
-	}
-	wantReset(t, "to the server", toServer[0], client, rs, 101)
-	wantReset(t, "to the client", toClient[0], vp, client, 9001)
+	toServer, toClient := td.expireResets(t)
+	wantReset(t, "to the server", toServer, client, rs, 101)
+	wantReset(t, "to the client", toClient, vp, client, 9001)
 }
 
 // TestEvictResetsAnsweredServer: under a flood, the embryonic connection a
@@ -167,13 +172,9 @@ func TestExpireResetSynProxy(t *testing.T) {
 	if out.tcp.Seq != c.cookie+1 {
 		t.Fatalf("response seq %d, want %d", out.tcp.Seq, c.cookie+1)
 	}
-	c.td.expireAll(t, 20*time.Minute)
-	toServer, toClient := c.td.outAll(1), c.td.outAll(0)
-	if len(toServer) != 1 || len(toClient) != 1 {
-		t.Fatalf("%d frames to the server, %d to the client; want one RST each", len(toServer), len(toClient))
-	}
-	wantReset(t, "to the server", toServer[0], c.local, c.rs, c.cisn+1)
-	wantReset(t, "to the client", toClient[0], c.vip, c.client, c.cookie+1+uint32(len(resp)))
+	toServer, toClient := c.td.expireResets(t)
+	wantReset(t, "to the server", toServer, c.local, c.rs, c.cisn+1)
+	wantReset(t, "to the client", toClient, c.vip, c.client, c.cookie+1+uint32(len(resp)))
 }
 
 // TestExpireResetNAT64: each RST goes in its receiver's family: IPv4 from
@@ -184,13 +185,9 @@ func TestExpireResetNAT64(t *testing.T) {
 	local := nat64Open(t, td) // client ISN 1000, server ISN 5000
 	td.one(t, 1, tcpFrame(t, tcpSeg{src: nat64RS, dst: local, smac: macRS1, dmac: macDP1, ack: true, psh: true,
 		seq: 5001, ackn: 1001, payload: make([]byte, 70)}), 0)
-	td.expireAll(t, 20*time.Minute)
-	toServer, toClient := td.outAll(1), td.outAll(0)
-	if len(toServer) != 1 || len(toClient) != 1 {
-		t.Fatalf("%d frames to the server, %d to the client; want one RST each", len(toServer), len(toClient))
-	}
-	wantReset(t, "to the server", toServer[0], local, nat64RS, 1001)
-	wantReset(t, "to the client", toClient[0], nat64VIP, client64, 5071)
+	toServer, toClient := td.expireResets(t)
+	wantReset(t, "to the server", toServer, local, nat64RS, 1001)
+	wantReset(t, "to the client", toClient, nat64VIP, client64, 5071)
 }
 
 // TestExpireNoResetSNAT: an SNAT connection (an inside host's, out

@@ -205,7 +205,7 @@ func xdpKey(c *session.Conn, dir session.Direction) xdpfast.Key {
 // connection (not NAT or SNAT) before it is routed: it offloads the
 // packet's direction when it may, and takes the connection back on FIN or
 // RST.
-func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, dir session.Direction, flags uint8, to *nat.Endpoints) {
+func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, t header.Transport, c *session.Conn, id uint32, dir session.Direction, flags uint8, to *nat.Endpoints) {
 	x := &w.xdp
 	if !x.init {
 		w.xdpSetup()
@@ -229,7 +229,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 		if d := &x.conns[s-1].dir[dir]; d.armed {
 			// still reaching the worker: the program waits for this one
 			// too, a retransmission as much as a new segment
-			if end, ack, ok := tcpSeqEnd(l3); ok {
+			if end, ack, ok := tcpSeqEnd(l3, t); ok {
 				if int32(end-d.mark) > 0 {
 					d.mark = end
 				}
@@ -272,7 +272,7 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 	armed := c.Proto == header.ProtoTCP
 	if armed {
 		var ok bool
-		if end, ack, ok = tcpSeqEnd(l3); !ok {
+		if end, ack, ok = tcpSeqEnd(l3, t); !ok {
 			return
 		}
 	}
@@ -298,31 +298,19 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, c *session.Conn, id uint32, 
 }
 
 // tcpSeqEnd returns the sequence number just past the TCP segment in l3
-// and its acknowledgment number (IPv4 or IPv6 without extension headers;
-// SYN and FIN never get here).
-func tcpSeqEnd(l3 []byte) (end, ack uint32, ok bool) {
-	if len(l3) < 40 {
+// (t its transport, as parsed), SYN and FIN not counted, and its
+// acknowledgment number; ok is false when the header's data offset does
+// not fit the segment.
+func tcpSeqEnd(l3 []byte, t header.Transport) (end, ack uint32, ok bool) {
+	if int(t.End) > len(l3) || int(t.Off)+header.TCPMinSize > int(t.End) {
 		return 0, 0, false
 	}
-	var hl, n int
-	switch l3[0] >> 4 {
-	case 4:
-		hl, n = int(l3[0]&0xf)*4, int(l3[2])<<8|int(l3[3])
-	case 6:
-		hl, n = 40, 40+(int(l3[4])<<8|int(l3[5]))
-	default:
-		return 0, 0, false
-	}
-	if hl < 20 || n > len(l3) || hl+20 > n {
-		return 0, 0, false
-	}
-	l4 := l3[hl:n]
+	l4 := l3[t.Off:t.End]
 	doff := int(l4[12]>>4) * 4
-	if doff < 20 || doff > len(l4) {
+	if doff < header.TCPMinSize || doff > len(l4) {
 		return 0, 0, false
 	}
-	seq := binary.BigEndian.Uint32(l4[4:])
-	return seq + uint32(len(l4)-doff), binary.BigEndian.Uint32(l4[8:]), true
+	return binary.BigEndian.Uint32(l4[4:]) + uint32(len(l4)-doff), binary.BigEndian.Uint32(l4[8:]), true
 }
 
 // xdpMarkDirty queues d's mark (of connection id) for xdpMarks.

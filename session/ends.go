@@ -1,7 +1,5 @@
 package session
 
-import "unsafe"
-
 // Ends are the sequence numbers a TCP connection's real server showed
 // last (DPVS's rs_end_seq and rs_end_ack): enough for the balancer to
 // reset both ends of a connection it ends itself (expiry, eviction), with
@@ -68,17 +66,3 @@ func (t *Table) ClearEnds(id uint32) {
 
 // KeepsEnds reports whether the table keeps Ends (Options.Ends).
 func (t *Table) KeepsEnds() bool { return t.ends != nil }
-
-// newEnds allocates the Ends array for capacity conns, advised and
-// prefaulted as the slab is.
-func newEnds(capacity uint32, prefault bool) []Ends {
-	e := make([]Ends, capacity)
-	adviseHugePages(unsafe.Pointer(&e[0]), uintptr(len(e))*unsafe.Sizeof(Ends{}))
-	if prefault {
-		const page = 4096
-		for i := 0; i < len(e); i += page / int(unsafe.Sizeof(Ends{})) {
-			e[i] = Ends{}
-		}
-	}
-	return e
-}

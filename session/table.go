@@ -126,27 +126,16 @@ func New(opts Options) (*Table, error) {
 	}
 	capacity := uint32(1) << bits.Len32(uint32(opts.Capacity-1))
 	t := &Table{
-		conns:    make([]Conn, capacity),
-		index:    make([]slot, 4*capacity),
+		conns:    newResident[Conn](capacity, opts.Prefault),
+		index:    newResident[slot](4*capacity, opts.Prefault),
 		imask:    4*capacity - 1,
 		cap:      capacity,
 		free:     NoID,
 		tick:     opts.Tick,
 		hashMask: ^uint32(0),
 	}
-	adviseHugePages(unsafe.Pointer(&t.conns[0]), uintptr(len(t.conns))*unsafe.Sizeof(Conn{}))
-	adviseHugePages(unsafe.Pointer(&t.index[0]), uintptr(len(t.index))*unsafe.Sizeof(slot{}))
-	if opts.Prefault {
-		const page = 4096
-		for i := 0; i < len(t.conns); i += page / int(unsafe.Sizeof(Conn{})) {
-			t.conns[i].Mark = 0
-		}
-		for i := 0; i < len(t.index); i += page / int(unsafe.Sizeof(slot{})) {
-			t.index[i] = slot{}
-		}
-	}
 	if opts.Ends {
-		t.ends = newEnds(capacity, opts.Prefault)
+		t.ends = newResident[Ends](capacity, opts.Prefault)
 	}
 	for i := range t.seed {
 		t.seed[i] = rand.Uint64()
@@ -159,6 +148,22 @@ func New(opts Options) (*Table, error) {
 	}
 	t.wheel.init(capacity, uint32(opts.WheelSlots))
 	return t, nil
+}
+
+// newResident allocates n Ts for a table, advised for transparent huge
+// pages and, with prefault, made resident at once (a write to every page).
+func newResident[T any](n uint32, prefault bool) []T {
+	s := make([]T, n)
+	var zero T
+	size := unsafe.Sizeof(zero)
+	adviseHugePages(unsafe.Pointer(&s[0]), uintptr(len(s))*size)
+	if prefault {
+		const page = 4096
+		for i := 0; i < len(s); i += max(1, page/int(size)) {
+			s[i] = zero
+		}
+	}
+	return s
 }
 
 // SetTimeouts replaces the timeouts (zero fields take the defaults). A
