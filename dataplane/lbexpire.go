@@ -27,6 +27,7 @@ func (w *Worker) connGone(id uint32, c *session.Conn) {
 // template reference, its local port; and tells session sync it is gone.
 // Expiry and eviction (lbpressure.go) both end here.
 func (w *Worker) connRelease(id uint32, c *session.Conn) {
+	w.xdpGone(id, c) // lbxdp.go; first: it notes the fast path's sequence numbers for connReset
 	w.connReset(id, c)
 	if d := w.lb.Dests[c.Dest]; d != nil {
 		if c.State.Active() {
@@ -36,7 +37,6 @@ func (w *Worker) connRelease(id uint32, c *session.Conn) {
 		}
 	}
 	w.connUnref(c)
-	w.xdpGone(id, c) // lbxdp.go
 	if c.Flags&session.FlagAdjusted != 0 {
 		w.sp.release(c) // a held segment (lbsynproxy.go)
 	}

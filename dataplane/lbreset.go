@@ -19,12 +19,14 @@ package dataplane
 // number for the server, the end of its data for the client (moved into
 // the client's sequence space for a SYN-proxy connection). The session
 // table keeps those two numbers beside each conn (session.Ends, noted by
-// lbConn). Nothing is sent when they are not known — no segment from the
-// server since the conn was made or installed by session sync, or its
-// server's direction is on the XDP fast path now — or when they no longer
-// are (a sync update: another node carries the flow on).
-// Numbers that went stale anyway (a direction offloaded after they were
-// noted) fail safe: a RST out of the receiver's window is ignored.
+// lbConn). Once the server's direction goes by the XDP fast path, the
+// program notes its segments the same way in the direction's entry, and
+// the worker adds those numbers when it takes the entry back (xdpRemove;
+// at the connection's end, before connReset). Nothing is sent when they
+// are not known — no segment from the server since the conn was made or
+// installed by session sync — or when they no longer are (a sync update:
+// another node carries the flow on). Numbers that went stale anyway fail
+// safe: a RST out of the receiver's window is ignored.
 //
 // Not for direct routing or tunnel connections (the server's segments do
 // not pass GVS), nor SNAT. ipvs.expire_reset: false turns it off
@@ -52,7 +54,8 @@ func (w *Worker) noteEnds(id uint32, l3 []byte, t header.Transport, flags uint8)
 }
 
 // connReset sends the resets for connection id, which GVS is ending
-// (connRelease, before anything is given back).
+// (connRelease, before anything is given back; after the fast path's
+// entries are gone, with the numbers they noted).
 func (w *Worker) connReset(id uint32, c *session.Conn) {
 	if c.Proto != header.ProtoTCP || !w.sess.KeepsEnds() {
 		return
@@ -64,9 +67,6 @@ func (w *Worker) connReset(id uint32, c *session.Conn) {
 	e := w.sess.Ends(id)
 	if !e.Set() {
 		return
-	}
-	if w.xdp.offloaded(id)&(1<<session.Out) != 0 {
-		return // the server's segments go by the fast path: its numbers are there
 	}
 	fullNAT, marked := c.HasLocal(), w.isMasq(id)
 	if fullNAT == marked {

@@ -411,6 +411,11 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 		e, err := t.Lookup(k)
 		if err == nil {
 			w.xdpCount(c, dir, &xc.dir[dir], e)
+			if dir == session.Out && e.Seq.Known {
+				// the server's segments the program forwarded: the numbers
+				// of the resets at the connection's end (lbreset.go)
+				w.sess.NoteEnds(id, e.Seq.End, e.Seq.Ack)
+			}
 		}
 		_ = t.Delete(k) // gone already: nothing to undo
 		w.ctr.inc(CtrLBXDPRemoved)

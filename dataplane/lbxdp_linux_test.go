@@ -256,3 +256,51 @@ func xdpActiveConn(t *testing.T, td *testDP, fs [2]*xdpfast.Fast, client, vp, rs
 	xdpPrime(t, td, fs[0], 0, cliData(1039), 1)
 	return lport, cliData
 }
+
+// TestXDPOffloadExpireReset: a connection whose real server's direction
+// goes by the fast path still gets its resets when it expires (as
+// TestExpireResetsBothEnds without the fast path): the program noted the
+// server's segments it forwarded, and the worker resets the server at the
+// last acknowledgment number the program saw and the client at the end of
+// the server's data the program forwarded, not at the older numbers of the
+// segments the worker itself forwarded. An old retransmission through the
+// program does not move them back.
+func TestXDPOffloadExpireReset(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40004), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
+	lp := netip.AddrPortFrom(lip, lport)
+	srvData := func(seq, ack uint32) []byte {
+		return tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: seq, ackn: ack, payload: make([]byte, 100)})
+	}
+	// the server's entry, armed since its ACK (5001, acknowledging 1030),
+	// becomes active with a segment through the worker (5001 to 5101)
+	xdpPrime(t, td, fs[1], 1, srvData(5001, 1039), 0)
+	// then the client's request and the server's answer go fast only
+	for _, f := range []struct {
+		fast  *xdpfast.Fast
+		frame []byte
+	}{
+		{fs[0], cliData(1048)},
+		{fs[1], srvData(5101, 1057)},
+		{fs[1], srvData(5201, 1057)},
+		{fs[1], srvData(5101, 1048)}, // an old retransmission
+	} {
+		if ret, _ := runXDP(t, f.fast, f.frame); ret != 4 {
+			t.Fatalf("action %d, want XDP_REDIRECT", ret)
+		}
+	}
+	if e := td.w.sess.Ends(td.w.xdp.conns[0].id); e.Next != 5101 || e.Ack != 1039 {
+		t.Fatalf("the worker noted %+v, want its own last server segment (5101, 1039)", e)
+	}
+	// a sweep takes the program's counts (they re-arm the connection's
+	// timer), then the connection expires
+	td.w.xdp.pass = td.w.now - 2*xdpSweepEvery
+	td.w.iterate()
+	srv, cli := td.expireResets(t)
+	wantReset(t, "to the server", srv, lp, rs, 1057)
+	wantReset(t, "to the client", cli, vp, client, 5301)
+	if td.sum(CtrLBResetServer) != 1 || td.sum(CtrLBResetClient) != 1 || td.sum(CtrLBXDPRemoved) != 2 {
+		t.Fatalf("counters %v", nonZero(func() [NumCounters]uint64 { c, _ := td.w.Stats(); return c }()))
+	}
+}

@@ -9,8 +9,8 @@ package session
 // A table keeps them when Options.Ends is set, in an array beside the slab
 // (8 bytes per conn; the Conn stays 96 bytes). Insert clears a conn's
 // entry; the caller notes the server's segments (NoteEnds) and clears the
-// entry when what it noted no longer holds (ClearEnds: another node or an
-// offload carries the flow on).
+// entry when what it noted no longer holds (ClearEnds: another node
+// carries the flow on).
 type Ends struct {
 	// Next is just past the server's last segment (its sequence number plus
 	// its length, SYN and FIN counted), in the server's sequence space: the

@@ -120,3 +120,88 @@ func TestFastArmed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFastSeqEnds: the program notes where the TCP segments it forwards
+// end, as the workers note the real server's for the resets at a
+// connection's end: just past the newest segment and the acknowledgment
+// number of the segment noted last. A segment that acknowledges less
+// (reordered, an old retransmission) changes nothing; one that ends before
+// the noted end with a newer acknowledgment moves only the acknowledgment;
+// sequence numbers wrap. Segments left to the workers (FIN, TTL 1) and UDP
+// datagrams note nothing. Both families, both directions.
+func TestFastSeqEnds(t *testing.T) {
+	for _, fam := range []struct {
+		name string
+		k    fnatConn
+	}{{"ipv4", conn4}, {"ipv6", conn6}} {
+		for _, dir := range []string{"in", "out"} {
+			t.Run(fam.name+"/"+dir, func(t *testing.T) {
+				f := loadTest(t, Options{MaxConns: 16})
+				offload(t, f, header.ProtoTCP, fam.k, 1500)
+				ep := fam.k.clientSent()
+				if dir == "out" {
+					ep = fam.k.serverSent()
+				}
+				k := keyOf(header.ProtoTCP, ep)
+				want := func(what string, s SeqEnds) {
+					t.Helper()
+					e, err := f.Lookup(k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if e.Seq != s {
+						t.Fatalf("%s: %+v, want %+v", what, e.Seq, s)
+					}
+				}
+				seg := func(seq, ack uint32, n int, flags uint8, ttl uint8) {
+					t.Helper()
+					in := frame{ep: ep, proto: header.ProtoTCP, flags: header.TCPFlagACK | flags, payload: make([]byte, n), seq: seq, ack: ack, ttl: ttl}.build(t)
+					ret, _ := run(t, f, in)
+					if fast := flags == 0 && ttl != 1; fast != (ret == xdpRedirect) {
+						t.Fatalf("seq %d flags %#x ttl %d: action %d", seq, flags, ttl, ret)
+					}
+				}
+				want("before any segment", SeqEnds{})
+				seg(1000, 2000, 0, header.TCPFlagFIN, 0)
+				seg(1000, 2000, 10, 0, 1)
+				want("after segments left to the workers", SeqEnds{})
+				seg(1000, 2000, 10, 0, 0)
+				want("the first segment", SeqEnds{Known: true, End: 1010, Ack: 2000})
+				seg(1010, 2100, 0, 0, 0)
+				want("a pure acknowledgment", SeqEnds{Known: true, End: 1010, Ack: 2100})
+				seg(1000, 2000, 10, 0, 0)
+				want("an old retransmission", SeqEnds{Known: true, End: 1010, Ack: 2100})
+				seg(1020, 2100, 10, 0, 0)
+				want("a segment ahead", SeqEnds{Known: true, End: 1030, Ack: 2100})
+				seg(1010, 2200, 10, 0, 0)
+				want("the late one, with a newer acknowledgment", SeqEnds{Known: true, End: 1030, Ack: 2200})
+				seg(1030, 2100, 10, 0, 0)
+				want("one acknowledging behind", SeqEnds{Known: true, End: 1030, Ack: 2200})
+				// written again (taken back, offloaded again): noted from nothing
+				e, err := f.Lookup(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := f.Add(k, e.Rewrite); err != nil {
+					t.Fatal(err)
+				}
+				want("the entry written again", SeqEnds{})
+				seg(0xfffffff8, 0xfffffff0, 10, 0, 0)
+				want("a segment across the wrap", SeqEnds{Known: true, End: 2, Ack: 0xfffffff0})
+				seg(2, 6, 10, 0, 0)
+				want("the next, its acknowledgment across the wrap", SeqEnds{Known: true, End: 12, Ack: 6})
+				seg(0xfffffff8, 0xfffffff0, 10, 0, 0)
+				want("the one before the wrap again", SeqEnds{Known: true, End: 12, Ack: 6})
+			})
+		}
+	}
+	f := loadTest(t, Options{MaxConns: 16})
+	offload(t, f, header.ProtoUDP, conn4, 1500)
+	k := keyOf(header.ProtoUDP, conn4.clientSent())
+	if ret, _ := run(t, f, frame{ep: conn4.clientSent(), proto: header.ProtoUDP, payload: []byte("x")}.build(t)); ret != xdpRedirect {
+		t.Fatalf("UDP: action %d", ret)
+	}
+	if e, err := f.Lookup(k); err != nil || e.Packets != 1 || e.Seq.Known {
+		t.Fatalf("UDP entry %+v %v: want one packet and no sequence numbers", e, err)
+	}
+}

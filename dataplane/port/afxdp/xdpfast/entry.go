@@ -72,8 +72,19 @@ type Entry struct {
 	// LastSeen is the CLOCK_MONOTONIC_COARSE time of the last packet the
 	// program forwarded for this entry, 0 if none (compare with Now).
 	LastSeen time.Duration
-	Packets  uint64 // packets forwarded by the program (not those sent to the workers)
-	Bytes    uint64 // their IP lengths
+	Packets  uint64  // packets forwarded by the program (not those sent to the workers)
+	Bytes    uint64  // their IP lengths
+	Seq      SeqEnds // TCP: where the segments the program forwarded ended
+}
+
+// SeqEnds are the sequence numbers of a TCP direction's segments that the
+// program forwarded, noted as the workers note the real server's
+// (session.Ends): a segment that acknowledges less than the one noted
+// changes nothing, one that ends before it keeps the noted end.
+type SeqEnds struct {
+	Known bool   // the program forwarded a segment of the entry
+	End   uint32 // just past the newest one (its sequence number plus its data)
+	Ack   uint32 // the acknowledgment number of the segment noted last
 }
 
 // check validates k and r together; addresses must already be unmapped.

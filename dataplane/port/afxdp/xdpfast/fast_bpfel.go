@@ -49,10 +49,12 @@ type fastFnatVal struct {
 	Hi       uint32
 	LastEnd  uint32
 	LastAck  uint32
-	Pad2     uint32
+	SeqEnd   uint32
 	LastSeen uint64
 	Packets  uint64
 	Bytes    uint64
+	SeqAck   uint32
+	Pad2     uint32
 }
 
 type fastXdpfastVerdict uint32

@@ -198,10 +198,12 @@ func (f *Fast) Add(k Key, r Rewrite) error {
 	return nil
 }
 
-// flagSlow and flagArm are FNAT_F_SLOW and FNAT_F_ARM of the program.
+// flagSlow, flagArm and flagSeq are FNAT_F_SLOW, FNAT_F_ARM and
+// FNAT_F_SEQ of the program.
 const (
 	flagSlow = 1
 	flagArm  = 2
+	flagSeq  = 8
 )
 
 // Arm sets the workers' mark of k's armed entry. The program forwards a
@@ -259,6 +261,9 @@ func (f *Fast) Lookup(k Key) (Entry, error) {
 		LastSeen: time.Duration(v.LastSeen),
 		Packets:  v.Packets,
 		Bytes:    v.Bytes,
+	}
+	if v.Flags&flagSeq != 0 {
+		e.Seq = SeqEnds{Known: true, End: v.SeqEnd, Ack: v.SeqAck}
 	}
 	if k.Src.Is4() {
 		e.Src = netip.AddrFrom4([4]byte(v.Saddr[:4]))

@@ -63,6 +63,7 @@
 #define FNAT_F_SLOW 0x1 /* the entry's packets go to the workers */
 #define FNAT_F_ARM 0x2  /* TCP: forward once the workers' mark reaches the segment */
 #define FNAT_F_HI 0x4   /* hi is set: the program passed an armed segment to the workers */
+#define FNAT_F_SEQ 0x8  /* TCP: seq_end and seq_ack are set: the program forwarded a segment */
 
 /* A packet's direction of a connection: fields in network byte order. An
  * IPv4 address takes the first 4 bytes of its field, the rest is zero. */
@@ -93,10 +94,12 @@ struct fnat_val {
 	__u32 hi;       /* armed: just past the newest segment passed to the workers (the program's) */
 	__u32 last_end; /* armed: just past the segment passed to the workers last */
 	__u32 last_ack; /* armed: that segment's acknowledgment number */
-	__u32 pad2;
+	__u32 seq_end;  /* TCP: just past the newest segment forwarded here (FNAT_F_SEQ) */
 	__u64 last_seen; /* CLOCK_MONOTONIC_COARSE ns of the last packet forwarded here */
 	__u64 packets;   /* forwarded here (not counting those sent to the workers) */
 	__u64 bytes;     /* their IP lengths */
+	__u32 seq_ack;   /* TCP: the acknowledgment number of the segment that set seq_ack (FNAT_F_SEQ) */
+	__u32 pad2;
 };
 
 /* The workers' mark of an armed entry: host byte order. */
@@ -193,6 +196,19 @@ static __always_inline void put16(__u8 *p, __u16 v)
 {
 	p[0] = v >> 8;
 	p[1] = v;
+}
+
+/* tcp_seg returns the sequence number of the TCP segment whose header is
+ * at l4 (20 bytes checked readable) and sets *ack to its acknowledgment
+ * number and *last to just past its data (l3len and iplen: the IP header's
+ * and the packet's length). */
+static __always_inline __u32 tcp_seg(const __u8 *l4, __u32 l3len, __u32 iplen, __u32 *ack, __u32 *last)
+{
+	__u32 seq = (__u32)get16(l4 + 4) << 16 | get16(l4 + 6);
+	__u32 hdr = l3len + (__u32)(l4[12] >> 4) * 4;
+	*ack = (__u32)get16(l4 + 8) << 16 | get16(l4 + 10);
+	*last = seq + (iplen > hdr ? iplen - hdr : 0);
+	return seq;
 }
 
 SEC("xdp")
@@ -299,12 +315,10 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 		if (key.proto != PROTO_TCP || l4 + 20 > end)
 			return to_xsk(ctx, XDPFAST_ARMED);
 		struct fnat_arm *a = bpf_map_lookup_elem(&gvs_fnat_arm, &key);
-		__u32 seq = (__u32)get16(l4 + 4) << 16 | get16(l4 + 6);
-		__u32 ack = (__u32)get16(l4 + 8) << 16 | get16(l4 + 10);
+		__u32 ack, last;
+		__u32 seq = tcp_seg(l4, l3len, iplen, &ack, &last);
 		if (!a || !(v->flags & FNAT_F_HI) || seq != a->seq || (int)(v->hi - a->seq) > 0 ||
 		    a->last_end != v->last_end || a->last_ack != v->last_ack) {
-			__u32 hdr = l3len + (__u32)(l4[12] >> 4) * 4;
-			__u32 last = seq + (iplen > hdr ? iplen - hdr : 0);
 			/* plain stores: one CPU takes a flow's packets */
 			if (!(v->flags & FNAT_F_HI) || (int)(last - v->hi) > 0)
 				v->hi = last;
@@ -353,6 +367,32 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 	}
 	__builtin_memcpy(eth, v->dmac, 6);
 	__builtin_memcpy(eth + 6, v->smac, 6);
+
+	if (key.proto == PROTO_TCP) {
+		/* The workers reset both ends of a connection they end (expiry),
+		 * each at the sequence number it expects next: the end of the real
+		 * server's data and its acknowledgment number, which they can no
+		 * longer see once its direction goes fast. As the workers note
+		 * them: a segment that acknowledges less than the one noted
+		 * (reordered, an old retransmission) changes nothing, one that
+		 * ends before it keeps the noted end. Plain stores: one CPU takes a
+		 * flow's packets, and a torn pair fails safe (a RST outside the
+		 * receiver's window is ignored). Noted for both directions: the
+		 * program does not know which one is the server's. */
+		if (l4 + 20 > end) /* checked above; again for the verifier */
+			return XDP_ABORTED;
+		__u32 ack, last;
+		tcp_seg(l4, l3len, iplen, &ack, &last);
+		if (!(v->flags & FNAT_F_SEQ)) {
+			v->seq_end = last;
+			v->seq_ack = ack;
+			v->flags |= FNAT_F_SEQ;
+		} else if ((int)(ack - v->seq_ack) >= 0) {
+			if ((int)(last - v->seq_end) > 0)
+				v->seq_end = last;
+			v->seq_ack = ack;
+		}
+	}
 
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, iplen);
