@@ -38,9 +38,11 @@ package dataplane
 // still reach the worker move the mark on. The marks are written to the
 // program (Table.Arm) only once what the worker buffered has left
 // (xdpMarks, at the end of flushAll, when the egress queue holds no
-// transmission: the completion ring gave back every frame), with the end
-// and acknowledgment number of the segment the worker sent last (a
-// retransmission moves those, not the mark). The program forwards the
+// transmission: the completion ring gave back every frame) and, in copy
+// mode, after a pause in the direction's traffic (xdpArmSettle; a
+// zero-copy queue's completion already means the device sent the frame),
+// with the end and acknowledgment number of the segment the worker sent
+// last (a retransmission moves those, not the mark). The program forwards the
 // first segment that starts at the mark, provided the segment it passed
 // to the worker last is the worker's last (it continues what the worker
 // sent, and nothing of that direction is queued in between; one ahead
@@ -133,6 +135,7 @@ type workerXDP struct {
 	drain    map[uint64]int64
 	held     []xdpHeld
 	heldNext int64 // the earliest until of held
+	zcWait   bool  // a mark waits for a zero-copy queue's completions (xdpMarks)
 }
 
 // xdpHeld is a translated packet held after its direction was taken back.
@@ -153,12 +156,15 @@ const (
 	xdpDrainHold = int64(4 * time.Millisecond)
 	// xdpArmSettle is how long after the worker sent a direction's last
 	// segment its mark waits before it is written. A completed
-	// transmission has only been handed to the kernel: in copy mode the
+	// transmission in copy mode has only been handed to the kernel: the
 	// kernel may still be delivering it — in a softirq that runs later on
 	// the worker's CPU (in ksoftirqd when the CPU is busy) — while the
 	// program, on another CPU, would already redirect the next segment
 	// past it. A pause in the direction's traffic of this length lets
 	// that delivery finish first (docs/xdp.md: 0.5 ms was not enough).
+	// Not for a zero-copy egress queue: its completion says the device
+	// has sent the frame, and what the program redirects to the device
+	// afterwards leaves after it.
 	xdpArmSettle = int64(4 * time.Millisecond)
 	xdpHoldMax   = 512 // packets held per worker; when full, they go at once (lb_xdp_hold_full)
 	// xdpTCPAfter is how many established segments of a TCP direction the
@@ -327,6 +333,17 @@ type txInFlight interface {
 	InFlight() (rx, tx int)
 }
 
+// zeroCopyQueue is a queue that tells whether its socket runs in AF_XDP
+// zero-copy mode (afxdp.Queue): the completion ring then gives a frame
+// back once the device has sent it, not when the kernel took a copy.
+type zeroCopyQueue interface {
+	ZeroCopy() bool
+}
+
+// xdpZCWait bounds a worker's sleep while a mark waits for a zero-copy
+// queue's completions (which do not wake it).
+const xdpZCWait = 50 * time.Microsecond
+
 // xdpMarks runs at the end of flushAll: the marks of armed entries whose
 // packets have all left (their egress queue holds no transmission) are
 // written to the program; the others wait for the next flush.
@@ -343,6 +360,7 @@ func (w *Worker) xdpMarks() {
 	}
 	now := w.dp.clock() // what the worker queued has been handed over by now
 	keep := x.marks[:0]
+	x.zcWait = false
 	for _, id := range x.marks {
 		s := x.slot[id]
 		if s == 0 {
@@ -359,13 +377,18 @@ func (w *Worker) xdpMarks() {
 			if d.queued {
 				d.sent, d.queued = now, false
 			}
-			if q, ok := w.queues[d.oport].(txInFlight); ok {
+			q, ok := w.queues[d.oport].(txInFlight)
+			zc := false
+			if ok {
+				z, isZC := q.(zeroCopyQueue)
+				zc = isZC && z.ZeroCopy()
 				if _, tx := q.InFlight(); tx > 0 {
 					wait = true
+					x.zcWait = x.zcWait || zc
 					continue
 				}
 			}
-			if now-d.sent < xdpArmSettle {
+			if now-d.sent < xdpArmSettle && !zc {
 				wait = true // the kernel may still be delivering it (see xdpArmSettle)
 				continue
 			}
@@ -524,6 +547,9 @@ func (w *Worker) xdpRelease(all bool) {
 // packets are due (0: none held).
 func (w *Worker) xdpHoldWait() time.Duration {
 	if len(w.xdp.marks) > 0 { // a mark to write once it settled (xdpMarks)
+		if w.xdp.zcWait {
+			return xdpZCWait
+		}
 		return time.Duration(xdpArmSettle)
 	}
 	if len(w.xdp.held) == 0 {

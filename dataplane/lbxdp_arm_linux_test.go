@@ -167,3 +167,64 @@ func TestXDPDrainHoldLongLoop(t *testing.T) {
 		t.Fatalf("released %+v, want the FIN to %v", d, rs)
 	}
 }
+
+// zcQueue is an egress queue that reports its socket's mode and its
+// transmissions not yet completed, as afxdp.Queue does.
+type zcQueue struct {
+	port.Queue
+	zc bool
+	tx int
+}
+
+func (q *zcQueue) InFlight() (rx, tx int) { return 0, q.tx }
+func (q *zcQueue) ZeroCopy() bool         { return q.zc }
+
+// TestXDPArmZeroCopy: when the direction leaves by a zero-copy queue, an
+// armed direction's mark is written as soon as the queue's completion
+// ring gave back what the worker sent — the device has sent it, so what
+// the program redirects afterwards leaves after it — without the
+// xdpArmSettle pause that copy mode needs and that an unlimited stream
+// never makes; until then the worker sleeps at most xdpZCWait. In copy
+// mode the completion alone does not write it.
+func TestXDPArmZeroCopy(t *testing.T) {
+	for _, zc := range []bool{true, false} {
+		t.Run(map[bool]string{true: "zerocopy", false: "copy"}[zc], func(t *testing.T) {
+			td, fs := xdpTestDP(t)
+			client, vp, rs := netip.AddrPortFrom(clientIP, 40011), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+			q := &zcQueue{Queue: td.w.queues[1], zc: zc, tx: 1}
+			td.w.queues[1] = q // the client's direction leaves by port 1
+			lport := fullNATHandshake(t, td, client, vp, rs)
+			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
+			seg := func(seq uint32) []byte {
+				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+			}
+			td.one(t, 0, seg(1030), 1) // offloads the client's direction armed: mark 1039, not written
+			if ret, _ := runXDP(t, fs[0], seg(1039)); ret == 4 {
+				t.Fatal("a segment went fast before the worker's mark was written")
+			}
+			td.one(t, 0, seg(1039), 1) // the worker sends what the program passed it: mark 1048
+			td.stepAll()
+			in := &td.w.xdp.conns[0].dir[session.In]
+			if !in.dirty {
+				t.Fatal("the mark was written while the transmission was not completed")
+			}
+			if d, want := td.w.xdpHoldWait(), map[bool]time.Duration{true: xdpZCWait, false: time.Duration(xdpArmSettle)}[zc]; d != want {
+				t.Fatalf("the worker may sleep %v while the mark waits, want %v", d, want)
+			}
+			q.tx = 0 // completed; no time has passed
+			td.stepAll()
+			if !zc {
+				if !in.dirty {
+					t.Fatal("copy mode: the mark was written at the completion, before xdpArmSettle")
+				}
+				return
+			}
+			if in.dirty {
+				t.Fatal("the mark not written once the zero-copy queue completed")
+			}
+			if ret, _ := runXDP(t, fs[0], seg(1048)); ret != 4 {
+				t.Fatalf("the segment at the mark: action %d, want XDP_REDIRECT", ret)
+			}
+		})
+	}
+}
