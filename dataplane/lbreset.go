@@ -87,6 +87,15 @@ func (w *Worker) connReset(id uint32, c *session.Conn) {
 	w.sendReset(c.VAddrPort(), c.CAddrPort(), next, CtrLBResetClient)
 }
 
+// forgetEnds forgets connection id's server numbers — the session
+// table's and those the XDP fast path noted (lbxdp.go) — when another node
+// carries or ended the flow (session sync): no resets from here, unless
+// the flow runs through this node again.
+func (w *Worker) forgetEnds(id uint32) {
+	w.sess.ClearEnds(id)
+	w.xdpForgetEnds(id)
+}
+
 // sendReset sends a bare RST from src to dst with sequence number seq,
 // routed as a translated packet to dst would be, and counts it in ctr.
 func (w *Worker) sendReset(src, dst netip.AddrPort, seq uint32, ctr Counter) {

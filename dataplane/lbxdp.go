@@ -39,10 +39,12 @@ package dataplane
 // program (Table.Arm) only once what the worker buffered has left
 // (xdpMarks, at the end of flushAll, when the egress queue holds no
 // transmission: the completion ring gave back every frame) and, in copy
-// mode, after a pause in the direction's traffic (xdpArmSettle; a
-// zero-copy queue's completion already means the device sent the frame),
-// with the end and acknowledgment number of the segment the worker sent
-// last (a retransmission moves those, not the mark). The program forwards the
+// mode, once the kernel has delivered them: after a pause in the
+// direction's traffic (xdpArmSettle), or as soon as the other direction
+// acknowledged the mark (xdpAcked; a zero-copy queue's completion already
+// means the device sent the frame), with the end and acknowledgment
+// number of the segment the worker sent last (a retransmission moves
+// those, not the mark). The program forwards the
 // first segment that starts at the mark, provided the segment it passed
 // to the worker last is the worker's last (it continues what the worker
 // sent, and nothing of that direction is queued in between; one ahead
@@ -112,6 +114,25 @@ type xdpConn struct {
 	id   uint32
 	dirs uint8 // 1 << session.In, 1 << session.Out
 	dir  [2]xdpDir
+	// acked (TCP): the newest acknowledgment number among the segments of
+	// each direction the worker forwarded since the connection was
+	// offloaded (ackSet: since it saw one); a direction's mark may be
+	// written once the other direction acknowledged it (xdpMarks)
+	acked  [2]uint32
+	ackSet [2]bool
+	// endsAfter: the server direction's entry had forwarded this many
+	// packets when session sync made this node forget the connection's
+	// server numbers (xdpForgetEnds); its notes count again only once
+	// the program forwarded more
+	endsAfter uint64
+}
+
+// noteAck records ack, carried by a segment of direction dir the worker
+// forwarded.
+func (xc *xdpConn) noteAck(dir session.Direction, ack uint32) {
+	if !xc.ackSet[dir] || int32(ack-xc.acked[dir]) > 0 {
+		xc.acked[dir], xc.ackSet[dir] = ack, true
+	}
 }
 
 // workerXDP is a worker's share of the fast path.
@@ -135,7 +156,10 @@ type workerXDP struct {
 	drain    map[uint64]int64
 	held     []xdpHeld
 	heldNext int64 // the earliest until of held
-	zcWait   bool  // a mark waits for a zero-copy queue's completions (xdpMarks)
+	// pollMarks: a mark waits for what does not wake the worker — a
+	// zero-copy queue's completions, an acknowledgment the program
+	// forwards (xdpMarks)
+	pollMarks bool
 }
 
 // xdpHeld is a translated packet held after its direction was taken back.
@@ -231,11 +255,16 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 	}
 	bit := uint8(1) << dir
 	s := x.slot[id]
-	if s != 0 && x.conns[s-1].dirs&bit != 0 {
-		if d := &x.conns[s-1].dir[dir]; d.armed {
-			// still reaching the worker: the program waits for this one
-			// too, a retransmission as much as a new segment
-			if end, ack, ok := tcpSeqEnd(l3, t); ok {
+	if s != 0 {
+		xc := &x.conns[s-1]
+		if c.Proto == header.ProtoTCP {
+			end, ack, ok := tcpSeqEnd(l3, t)
+			if ok {
+				xc.noteAck(dir, ack) // the other direction's mark may wait for it (xdpMarks)
+			}
+			if d := &xc.dir[dir]; ok && xc.dirs&bit != 0 && d.armed {
+				// still reaching the worker: the program waits for this one
+				// too, a retransmission as much as a new segment
 				if int32(end-d.mark) > 0 {
 					d.mark = end
 				}
@@ -243,7 +272,9 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 				w.xdpMarkDirty(id, d)
 			}
 		}
-		return
+		if xc.dirs&bit != 0 {
+			return
+		}
 	}
 	if c.Proto == header.ProtoTCP {
 		sh := 4 * uint8(dir)
@@ -295,6 +326,12 @@ func (w *Worker) xdpOffer(b *pktbuf.Buf, l3 []byte, t header.Transport, c *sessi
 		x.slot[id] = s
 	}
 	xc := &x.conns[s-1]
+	if armed {
+		xc.noteAck(dir, ack)
+	}
+	if dir == session.Out {
+		xc.endsAfter = 0 // a new entry: what the program notes there is this node's
+	}
 	xc.dirs |= bit
 	xc.dir[dir] = xdpDir{port: b.Port, oif: out.Index, nh: nh, smac: out.MAC, mac: ne.mac, mtu: out.MTU,
 		oport: uint16(out.Port), armed: armed, mark: end, lastEnd: end, lastAck: ack, queued: true}
@@ -340,9 +377,40 @@ type zeroCopyQueue interface {
 	ZeroCopy() bool
 }
 
-// xdpZCWait bounds a worker's sleep while a mark waits for a zero-copy
-// queue's completions (which do not wake it).
-const xdpZCWait = 50 * time.Microsecond
+// xdpMarkPoll bounds a worker's sleep while a mark waits for what does
+// not wake it (workerXDP.pollMarks).
+const xdpMarkPoll = 50 * time.Microsecond
+
+// xdpAcked reports whether the other direction of connection c (xc) has
+// acknowledged everything direction dir's worker sent, up to its mark:
+// the peer has received those segments, so the kernel is no longer
+// delivering any of them and the program cannot overtake one. The
+// acknowledgments come from the other direction's segments the worker
+// forwarded and, once that direction is offloaded, from its entry, where
+// the program notes those it forwards (xdpfast.Entry.Seq). FullNAT keeps
+// sequence numbers (SYN-proxy connections are not offloaded), so both
+// sides count in the same space.
+func (w *Worker) xdpAcked(c *session.Conn, xc *xdpConn, dir session.Direction) bool {
+	if c.Proto != header.ProtoTCP {
+		return false
+	}
+	peer := 1 - dir
+	mark := xc.dir[dir].mark
+	if xc.dir[dir].lastEnd != mark {
+		// the worker sent a retransmission last: its bytes were
+		// acknowledged from an earlier copy, and this one may still be on
+		// its way
+		return false
+	}
+	if xc.ackSet[peer] && int32(xc.acked[peer]-mark) >= 0 {
+		return true
+	}
+	if xc.dirs&(1<<peer) == 0 {
+		return false
+	}
+	e, err := w.xdp.ports[xc.dir[peer].port].t.Lookup(xdpKey(c, peer))
+	return err == nil && e.Seq.Known && int32(e.Seq.Ack-mark) >= 0
+}
 
 // xdpMarks runs at the end of flushAll: the marks of armed entries whose
 // packets have all left (their egress queue holds no transmission) are
@@ -360,7 +428,7 @@ func (w *Worker) xdpMarks() {
 	}
 	now := w.dp.clock() // what the worker queued has been handed over by now
 	keep := x.marks[:0]
-	x.zcWait = false
+	x.pollMarks = false
 	for _, id := range x.marks {
 		s := x.slot[id]
 		if s == 0 {
@@ -384,12 +452,17 @@ func (w *Worker) xdpMarks() {
 				zc = isZC && z.ZeroCopy()
 				if _, tx := q.InFlight(); tx > 0 {
 					wait = true
-					x.zcWait = x.zcWait || zc
+					x.pollMarks = x.pollMarks || zc
 					continue
 				}
 			}
-			if now-d.sent < xdpArmSettle && !zc {
-				wait = true // the kernel may still be delivering it (see xdpArmSettle)
+			if now-d.sent < xdpArmSettle && !zc && !w.xdpAcked(c, xc, dir) {
+				// the kernel may still be delivering it (see xdpArmSettle);
+				// the other direction's acknowledgment may say it has
+				// arrived first, by the program when that direction is
+				// offloaded (its packets do not wake the worker)
+				wait = true
+				x.pollMarks = x.pollMarks || xc.dirs&(1<<(1-dir)) != 0
 				continue
 			}
 			d.dirty = false
@@ -434,7 +507,7 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 		e, err := t.Lookup(k)
 		if err == nil {
 			w.xdpCount(c, dir, &xc.dir[dir], e)
-			if dir == session.Out && e.Seq.Known {
+			if dir == session.Out && e.Seq.Known && e.Packets > xc.endsAfter {
 				// the server's segments the program forwarded: the numbers
 				// of the resets at the connection's end (lbreset.go)
 				w.sess.NoteEnds(id, e.Seq.End, e.Seq.Ack)
@@ -460,6 +533,25 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 	x.slot[id] = 0
 	if x.sweep > len(x.conns) {
 		x.sweep = len(x.conns)
+	}
+}
+
+// xdpForgetEnds is the fast path's part of forgetEnds (lbreset.go): the
+// server numbers the program noted for connection id until now are not
+// this node's to reset with either; those of the segments it forwards from
+// now on are (the flow runs through this node again).
+func (w *Worker) xdpForgetEnds(id uint32) {
+	x := &w.xdp
+	if !x.on || x.slot[id] == 0 {
+		return
+	}
+	xc := &x.conns[x.slot[id]-1]
+	if xc.dirs&(1<<session.Out) == 0 {
+		return
+	}
+	xc.endsAfter = ^uint64(0) // unreadable: none of its notes count
+	if e, err := x.ports[xc.dir[session.Out].port].t.Lookup(xdpKey(w.sess.Get(id), session.Out)); err == nil {
+		xc.endsAfter = e.Packets
 	}
 }
 
@@ -547,8 +639,8 @@ func (w *Worker) xdpRelease(all bool) {
 // packets are due (0: none held).
 func (w *Worker) xdpHoldWait() time.Duration {
 	if len(w.xdp.marks) > 0 { // a mark to write once it settled (xdpMarks)
-		if w.xdp.zcWait {
-			return xdpZCWait
+		if w.xdp.pollMarks {
+			return xdpMarkPoll
 		}
 		return time.Duration(xdpArmSettle)
 	}

@@ -168,6 +168,19 @@ func TestXDPDrainHoldLongLoop(t *testing.T) {
 	}
 }
 
+// waiting fails unless direction dir of td's first offloaded connection
+// still has its mark to write. The test's clock is the real one: when the
+// test itself took xdpArmSettle since the worker handed the direction's
+// last segment over (a busy machine), the pause may have written the
+// mark, and nothing is asserted.
+func waiting(t *testing.T, td *testDP, dir session.Direction, why string) {
+	t.Helper()
+	d := &td.w.xdp.conns[0].dir[dir]
+	if !d.dirty && td.d.clock()-d.sent < xdpArmSettle {
+		t.Fatal(why)
+	}
+}
+
 // zcQueue is an egress queue that reports its socket's mode and its
 // transmissions not yet completed, as afxdp.Queue does.
 type zcQueue struct {
@@ -184,7 +197,7 @@ func (q *zcQueue) ZeroCopy() bool         { return q.zc }
 // ring gave back what the worker sent — the device has sent it, so what
 // the program redirects afterwards leaves after it — without the
 // xdpArmSettle pause that copy mode needs and that an unlimited stream
-// never makes; until then the worker sleeps at most xdpZCWait. In copy
+// never makes; until then the worker sleeps at most xdpMarkPoll. In copy
 // mode the completion alone does not write it.
 func TestXDPArmZeroCopy(t *testing.T) {
 	for _, zc := range []bool{true, false} {
@@ -208,15 +221,13 @@ func TestXDPArmZeroCopy(t *testing.T) {
 			if !in.dirty {
 				t.Fatal("the mark was written while the transmission was not completed")
 			}
-			if d, want := td.w.xdpHoldWait(), map[bool]time.Duration{true: xdpZCWait, false: time.Duration(xdpArmSettle)}[zc]; d != want {
+			if d, want := td.w.xdpHoldWait(), map[bool]time.Duration{true: xdpMarkPoll, false: time.Duration(xdpArmSettle)}[zc]; d != want {
 				t.Fatalf("the worker may sleep %v while the mark waits, want %v", d, want)
 			}
 			q.tx = 0 // completed; no time has passed
 			td.stepAll()
 			if !zc {
-				if !in.dirty {
-					t.Fatal("copy mode: the mark was written at the completion, before xdpArmSettle")
-				}
+				waiting(t, td, session.In, "copy mode: the mark was written at the completion, before xdpArmSettle")
 				return
 			}
 			if in.dirty {
@@ -226,5 +237,99 @@ func TestXDPArmZeroCopy(t *testing.T) {
 				t.Fatalf("the segment at the mark: action %d, want XDP_REDIRECT", ret)
 			}
 		})
+	}
+}
+
+// TestXDPArmAcked: in copy mode an armed direction's mark is also written
+// without the xdpArmSettle pause once the other direction acknowledged
+// everything the worker sent of it: the peer has received it, so nothing
+// the program forwards next can overtake it. The acknowledgment counts
+// whether the worker forwarded it or, once that direction went fast, the
+// program (its entry's sequence notes); one short of the mark does not.
+func TestXDPArmAcked(t *testing.T) {
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40012), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	srvAck, seg := fr.srvAck, fr.cli
+	dirty := func(dir session.Direction) bool { return td.w.xdp.conns[0].dir[dir].dirty }
+	td.one(t, 1, srvAck(1030), 0) // offloads the server's direction armed: mark 5001
+	td.one(t, 0, seg(1030), 1)    // the client's: mark 1039, which the server has not acknowledged
+	td.stepAll()
+	waiting(t, td, session.In, "the client's mark written before any pause or acknowledgment")
+	if dirty(session.Out) {
+		// the server's direction has sent no data yet: its mark, 5001, is
+		// what the client's segments acknowledge
+		t.Fatal("the server's mark not written although the client acknowledged it")
+	}
+	// the server acknowledges 1039 through the worker: the client's mark
+	// goes at once, and the server's (5001 again)
+	td.one(t, 1, srvAck(1039), 0)
+	td.stepAll()
+	if dirty(session.In) || dirty(session.Out) {
+		t.Fatalf("marks not written once acknowledged: in %v, out %v", dirty(session.In), dirty(session.Out))
+	}
+	// the server's direction goes fast: the program passes its next ACK
+	// (nothing had passed since the entry was written), the worker sends it,
+	// the next one at the mark is forwarded
+	xdpPrimeNoSettle := func(f *xdpfast.Fast, in int, frame []byte, out int) {
+		t.Helper()
+		if ret, _ := runXDP(t, f, frame); ret == 4 {
+			t.Fatal("forwarded before anything passed to the worker")
+		}
+		td.one(t, in, frame, out)
+		td.stepAll()
+	}
+	xdpPrimeNoSettle(fs[1], 1, srvAck(1039), 0)
+	if ret, _ := runXDP(t, fs[1], srvAck(1039)); ret != 4 {
+		t.Fatalf("the server's ACK at its mark: action %d, want XDP_REDIRECT", ret)
+	}
+	// the client sends 1039 to 1048 by the worker (the program passed it:
+	// nothing had passed since its entry was written): mark 1048, not
+	// acknowledged yet; the server's ACKs now go by the program only, and
+	// do not wake the worker
+	xdpPrimeNoSettle(fs[0], 0, seg(1039), 1)
+	waiting(t, td, session.In, "the client's mark written before 1048 was acknowledged")
+	if d := td.w.xdpHoldWait(); dirty(session.In) && d != xdpMarkPoll {
+		t.Fatalf("the worker may sleep %v while the mark waits for the program's acknowledgment, want %v", d, xdpMarkPoll)
+	}
+	if ret, _ := runXDP(t, fs[1], srvAck(1047)); ret != 4 {
+		t.Fatalf("action %d", ret)
+	}
+	td.stepAll()
+	waiting(t, td, session.In, "the client's mark written on an acknowledgment short of it")
+	if ret, _ := runXDP(t, fs[1], srvAck(1048)); ret != 4 {
+		t.Fatalf("action %d", ret)
+	}
+	td.stepAll()
+	if dirty(session.In) {
+		t.Fatal("the client's mark not written once the program forwarded the acknowledgment of 1048")
+	}
+	if ret, _ := runXDP(t, fs[0], seg(1048)); ret != 4 {
+		t.Fatalf("the client's segment at the mark: action %d, want XDP_REDIRECT", ret)
+	}
+}
+
+// TestXDPArmAckedRetransmission: the acknowledgment of a direction's mark
+// does not write the mark when the worker sent a retransmission last: the
+// peer may have acknowledged those bytes from an earlier copy while the
+// worker's is still on its way. The pause still writes it.
+func TestXDPArmAckedRetransmission(t *testing.T) {
+	td, _ := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40013), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	srvAck, seg := fr.srvAck, fr.cli
+	td.one(t, 1, srvAck(1030), 0)
+	td.one(t, 0, seg(1030), 1) // the client's direction offloaded armed: mark 1039
+	td.one(t, 0, seg(1039), 1) // mark 1048
+	td.one(t, 0, seg(1030), 1) // a retransmission, sent last
+	td.one(t, 1, srvAck(1048), 0)
+	td.stepAll()
+	waiting(t, td, session.In, "the mark was written on the acknowledgment while the worker's last segment was a retransmission")
+	td.d.start = td.d.start.Add(-time.Duration(xdpArmSettle))
+	td.stepAll()
+	if td.w.xdp.conns[0].dir[session.In].dirty {
+		t.Fatal("the mark not written after the pause")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/ipvs"
+	"github.com/gvs-lb/gvs/session"
 )
 
 // xdpTestDP is the FullNAT test dataplane with a real XDP fast path (its
@@ -225,13 +226,11 @@ func xdpPrime(t *testing.T, td *testDP, f *xdpfast.Fast, in int, frame []byte, o
 
 // xdpSettle lets the worker's last segments settle (xdpArmSettle) and runs
 // it once, so that it writes the marks they moved: until then a mark
-// stays with the worker.
+// stays with the worker, unless the other direction acknowledged it
+// (xdpAcked: then it is written at once).
 func xdpSettle(t *testing.T, td *testDP) {
 	t.Helper()
 	td.stepAll()
-	if len(td.w.xdp.marks) == 0 {
-		t.Fatal("no mark waits to be written")
-	}
 	td.d.start = td.d.start.Add(-time.Duration(xdpArmSettle))
 	td.stepAll()
 	if len(td.w.xdp.marks) != 0 {
@@ -257,6 +256,27 @@ func xdpActiveConn(t *testing.T, td *testDP, fs [2]*xdpfast.Fast, client, vp, rs
 	return lport, cliData
 }
 
+// connFrames builds frames of a FullNAT connection from client through vp
+// to rs, by local address and port lp: the client's 9-byte data segments
+// (acknowledging 5001), the server's pure ACKs (at 5001) and its 100-byte
+// data segments.
+type connFrames struct {
+	t                  *testing.T
+	client, vp, rs, lp netip.AddrPort
+}
+
+func (f connFrames) cli(seq uint32) []byte {
+	return tcpFrame(f.t, tcpSeg{src: f.client, dst: f.vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
+}
+
+func (f connFrames) srvAck(ack uint32) []byte {
+	return tcpFrame(f.t, tcpSeg{src: f.rs, dst: f.lp, smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: ack})
+}
+
+func (f connFrames) srvData(seq, ack uint32) []byte {
+	return tcpFrame(f.t, tcpSeg{src: f.rs, dst: f.lp, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: seq, ackn: ack, payload: make([]byte, 100)})
+}
+
 // TestXDPOffloadExpireReset: a connection whose real server's direction
 // goes by the fast path still gets its resets when it expires (as
 // TestExpireResetsBothEnds without the fast path): the program noted the
@@ -270,9 +290,7 @@ func TestXDPOffloadExpireReset(t *testing.T) {
 	client, vp, rs := netip.AddrPortFrom(clientIP, 40004), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
 	lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
 	lp := netip.AddrPortFrom(lip, lport)
-	srvData := func(seq, ack uint32) []byte {
-		return tcpFrame(t, tcpSeg{src: rs, dst: lp, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: seq, ackn: ack, payload: make([]byte, 100)})
-	}
+	srvData := connFrames{t, client, vp, rs, lp}.srvData
 	// the server's entry, armed since its ACK (5001, acknowledging 1030),
 	// becomes active with a segment through the worker (5001 to 5101)
 	xdpPrime(t, td, fs[1], 1, srvData(5001, 1039), 0)
@@ -302,5 +320,49 @@ func TestXDPOffloadExpireReset(t *testing.T) {
 	wantReset(t, "to the client", cli, vp, client, 5301)
 	if td.sum(CtrLBResetServer) != 1 || td.sum(CtrLBResetClient) != 1 || td.sum(CtrLBXDPRemoved) != 2 {
 		t.Fatalf("counters %v", nonZero(func() [NumCounters]uint64 { c, _ := td.w.Stats(); return c }()))
+	}
+}
+
+// TestXDPOffloadSyncForgetsEnds: a session sync update for a connection
+// (another node carries the flow) makes this node forget its server
+// numbers, those the program noted included: when the connection expires
+// here, no reset goes out. Unless the program forwards server segments
+// after the update (the flow runs through this node again): then their
+// numbers reset both ends.
+func TestXDPOffloadSyncForgetsEnds(t *testing.T) {
+	for _, again := range []bool{false, true} {
+		t.Run(map[bool]string{false: "moved", true: "back"}[again], func(t *testing.T) {
+			td, fs := xdpTestDP(t)
+			client, vp, rs := netip.AddrPortFrom(clientIP, 40005), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+			lport, _ := xdpActiveConn(t, td, fs, client, vp, rs)
+			lp := netip.AddrPortFrom(lip, lport)
+			srvData := connFrames{t, client, vp, rs, lp}.srvData
+			xdpPrime(t, td, fs[1], 1, srvData(5001, 1039), 0)
+			if ret, _ := runXDP(t, fs[1], srvData(5101, 1048)); ret != 4 {
+				t.Fatalf("action %d, want XDP_REDIRECT", ret)
+			}
+			res, err := td.d.InstallSynced([]SyncConn{{Kind: SyncUpdate, Proto: header.ProtoTCP, State: session.StateEstablished,
+				Client: client, Virtual: vp, Local: lp, Dest: rs}})
+			if err != nil || res.Updated != 1 {
+				t.Fatalf("sync update: %+v %v", res, err)
+			}
+			if again {
+				if ret, _ := runXDP(t, fs[1], srvData(5201, 1057)); ret != 4 {
+					t.Fatalf("action %d, want XDP_REDIRECT", ret)
+				}
+			}
+			td.w.xdp.pass = td.w.now - 2*xdpSweepEvery
+			td.w.iterate()
+			if !again {
+				td.expireAll(t, 20*time.Minute)
+				if n, srv, cli := td.w.sess.Len(), td.outAll(1), td.outAll(0); n != 0 || len(srv) != 0 || len(cli) != 0 {
+					t.Fatalf("after the expiry: %d conns, %d frames to the server, %d to the client; want none", n, len(srv), len(cli))
+				}
+				return
+			}
+			srv, cli := td.expireResets(t)
+			wantReset(t, "to the server", srv, lp, rs, 1057)
+			wantReset(t, "to the client", cli, vp, client, 5301)
+		})
 	}
 }

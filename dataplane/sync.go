@@ -361,7 +361,7 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 	if s.Kind == SyncDelete {
 		if found {
 			if e := w.sess.Get(id); e.Flags&session.FlagSynced != 0 && e.Mark == 0 {
-				w.sess.ClearEnds(id) // the peer ended it: no resets from here
+				w.forgetEnds(id) // the peer ended it: no resets from here
 				w.sess.ExpireNow(id)
 				res.Deleted++
 			}
@@ -377,7 +377,7 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 		if e := w.sess.Get(id); e.Flags&session.FlagMidFlow != 0 && e.OutKey() != c.OutKey() {
 			// made here for a segment that arrived before its sync: the
 			// flow's original connection replaces it
-			w.sess.ClearEnds(id) // the flow lives on: no resets
+			w.forgetEnds(id) // the flow lives on: no resets
 			w.onExpire(id, e)
 			w.sess.Delete(id)
 			found = false
@@ -405,7 +405,7 @@ func (w *Worker) installSynced(s *SyncConn, res *SyncInstallResult) {
 			w.sp.conns[id].state&spWaiting == 0 {
 			w.sp.adopt(id, s.Adjust)
 		}
-		w.sess.ClearEnds(id) // the peer carries the flow: what this node saw is not its end
+		w.forgetEnds(id) // the peer carries the flow: what this node saw is not its end
 		w.sess.Touch(id, w.tick())
 		res.Updated++
 		w.ctr.inc(CtrSyncUpdated)

@@ -127,8 +127,9 @@ func TestFastArmed(t *testing.T) {
 // number of the segment noted last. A segment that acknowledges less
 // (reordered, an old retransmission) changes nothing; one that ends before
 // the noted end with a newer acknowledgment moves only the acknowledgment;
-// sequence numbers wrap. Segments left to the workers (FIN, TTL 1) and UDP
-// datagrams note nothing. Both families, both directions.
+// sequence numbers wrap. Segments left to the workers (FIN, TTL 1),
+// segments without ACK and UDP datagrams note nothing. Both families, both
+// directions.
 func TestFastSeqEnds(t *testing.T) {
 	for _, fam := range []struct {
 		name string
@@ -153,18 +154,24 @@ func TestFastSeqEnds(t *testing.T) {
 						t.Fatalf("%s: %+v, want %+v", what, e.Seq, s)
 					}
 				}
-				seg := func(seq, ack uint32, n int, flags uint8, ttl uint8) {
+				segFlags := func(seq, ack uint32, n int, flags uint8, ttl uint8) {
 					t.Helper()
-					in := frame{ep: ep, proto: header.ProtoTCP, flags: header.TCPFlagACK | flags, payload: make([]byte, n), seq: seq, ack: ack, ttl: ttl}.build(t)
+					in := frame{ep: ep, proto: header.ProtoTCP, flags: flags, payload: make([]byte, n), seq: seq, ack: ack, ttl: ttl}.build(t)
 					ret, _ := run(t, f, in)
-					if fast := flags == 0 && ttl != 1; fast != (ret == xdpRedirect) {
+					if fast := flags&(header.TCPFlagFIN|header.TCPFlagSYN|header.TCPFlagRST) == 0 && ttl != 1; fast != (ret == xdpRedirect) {
 						t.Fatalf("seq %d flags %#x ttl %d: action %d", seq, flags, ttl, ret)
 					}
+				}
+				seg := func(seq, ack uint32, n int, flags uint8, ttl uint8) {
+					t.Helper()
+					segFlags(seq, ack, n, header.TCPFlagACK|flags, ttl)
 				}
 				want("before any segment", SeqEnds{})
 				seg(1000, 2000, 0, header.TCPFlagFIN, 0)
 				seg(1000, 2000, 10, 0, 1)
 				want("after segments left to the workers", SeqEnds{})
+				segFlags(1000, 0x7fffffff, 10, header.TCPFlagPSH, 0) // forwarded, but its acknowledgment field means nothing
+				want("after a segment without ACK", SeqEnds{})
 				seg(1000, 2000, 10, 0, 0)
 				want("the first segment", SeqEnds{Known: true, End: 1010, Ack: 2000})
 				seg(1010, 2100, 0, 0, 0)
@@ -186,6 +193,8 @@ func TestFastSeqEnds(t *testing.T) {
 					t.Fatal(err)
 				}
 				want("the entry written again", SeqEnds{})
+				seg(0xfffffff0, 0xfffffff0, 8, 0, 0)
+				want("a segment before the wrap", SeqEnds{Known: true, End: 0xfffffff8, Ack: 0xfffffff0})
 				seg(0xfffffff8, 0xfffffff0, 10, 0, 0)
 				want("a segment across the wrap", SeqEnds{Known: true, End: 2, Ack: 0xfffffff0})
 				seg(2, 6, 10, 0, 0)

@@ -58,6 +58,7 @@
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
+#define TCP_ACK 0x10
 
 /* fnat_val.flags */
 #define FNAT_F_SLOW 0x1 /* the entry's packets go to the workers */
@@ -98,7 +99,7 @@ struct fnat_val {
 	__u64 last_seen; /* CLOCK_MONOTONIC_COARSE ns of the last packet forwarded here */
 	__u64 packets;   /* forwarded here (not counting those sent to the workers) */
 	__u64 bytes;     /* their IP lengths */
-	__u32 seq_ack;   /* TCP: the acknowledgment number of the segment that set seq_ack (FNAT_F_SEQ) */
+	__u32 seq_ack;   /* TCP: the acknowledgment number of the segment noted last (FNAT_F_SEQ) */
 	__u32 pad2;
 };
 
@@ -368,7 +369,7 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 	__builtin_memcpy(eth, v->dmac, 6);
 	__builtin_memcpy(eth + 6, v->smac, 6);
 
-	if (key.proto == PROTO_TCP) {
+	if (key.proto == PROTO_TCP && (tcpflags & TCP_ACK)) {
 		/* The workers reset both ends of a connection they end (expiry),
 		 * each at the sequence number it expects next: the end of the real
 		 * server's data and its acknowledgment number, which they can no
@@ -378,7 +379,8 @@ int gvs_xdp_fast(struct xdp_md *ctx)
 		 * ends before it keeps the noted end. Plain stores: one CPU takes a
 		 * flow's packets, and a torn pair fails safe (a RST outside the
 		 * receiver's window is ignored). Noted for both directions: the
-		 * program does not know which one is the server's. */
+		 * program does not know which one is the server's. Only segments
+		 * with ACK: without it the acknowledgment field means nothing. */
 		if (l4 + 20 > end) /* checked above; again for the verifier */
 			return XDP_ABORTED;
 		__u32 ack, last;
