@@ -117,7 +117,7 @@ func (w *Worker) lbConn(b *pktbuf.Buf, l3 []byte, t header.Transport, id uint32,
 	} else if c.Proto == header.ProtoUDP && dir == session.In && c.Flags&session.FlagTOAConfirmed == 0 && !t.Fragment() {
 		l3 = w.uoaInsert(b, l3, c, id, to.Dst) // lbuoa.go
 	}
-	if (len(w.xdp.held) > 0 || len(w.xdp.drain) > 0) && w.xdpHold(b, l3, to.Dst, id, dir) {
+	if (len(w.xdp.held) > 0 || len(w.xdp.drain) > 0) && w.xdpHold(b, l3, t, to.Dst, id, dir) {
 		return // its direction just left the XDP fast path (lbxdp.go)
 	}
 	if mtu := w.lbRoute(b, l3, to.Dst); mtu > 0 {

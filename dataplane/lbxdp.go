@@ -58,8 +58,10 @@ package dataplane
 // kernel (the egress device's queue, a softirq not yet run) while the
 // next ones already reach the worker. For xdpDrainHold after the take-back
 // the worker therefore holds that direction's translated packets, in
-// order, and transmits them when the time is up (xdpHold, xdpRelease);
-// nothing of the direction is offloaded again meanwhile. A direction the
+// order, and transmits them when the time is up (xdpHold, xdpRelease), or
+// as soon as the other direction acknowledged the end of the program's
+// last segment (xdpAckDrain); nothing of the direction is offloaded again
+// meanwhile. A direction the
 // program never forwarded (still armed) is not held.
 //
 // Owned by the worker, like its session table; no locks. Map updates are
@@ -153,7 +155,7 @@ type workerXDP struct {
 	// drain: directions taken back while the program's last packets of
 	// them may still be in the kernel (key id<<1|dir → until, ns);
 	// held: their packets, translated, in arrival order
-	drain    map[uint64]int64
+	drain    map[uint64]xdpDrain
 	held     []xdpHeld
 	heldNext int64 // the earliest until of held
 	// pollMarks: a mark waits for what does not wake the worker — a
@@ -168,6 +170,18 @@ type xdpHeld struct {
 	off, n int // the IP packet within b.Bytes()
 	dst    netip.Addr
 	until  int64
+	key    uint64 // its direction's key of drain
+}
+
+// xdpDrain is a direction taken back while the program's last packets of
+// it may still be in the kernel.
+type xdpDrain struct {
+	until int64 // when its packets go at the latest
+	// end (TCP, when ended): just past the newest segment the program
+	// forwarded; once the other direction acknowledges it, those have all
+	// arrived and the drain ends (xdpAckDrain)
+	end   uint32
+	ended bool
 }
 
 const (
@@ -519,9 +533,9 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 			// the program forwarded some (or may have): the next packets
 			// wait until those have left
 			if x.drain == nil {
-				x.drain = make(map[uint64]int64)
+				x.drain = make(map[uint64]xdpDrain)
 			}
-			x.drain[xdpDrainKey(id, dir)] = now + xdpDrainHold
+			x.drain[xdpDrainKey(id, dir)] = xdpDrain{until: now + xdpDrainHold, end: e.Seq.End, ended: err == nil && e.Seq.Known}
 		}
 	}
 	last := len(x.conns) - 1
@@ -563,20 +577,51 @@ func xdpDrainKey(id uint32, dir session.Direction) uint64 { return uint64(id)<<1
 // the direction when the time is up.
 func (w *Worker) xdpDraining(id uint32, dir session.Direction) (until int64, ok bool) {
 	k := xdpDrainKey(id, dir)
-	until, ok = w.xdp.drain[k]
-	if ok && until <= w.now {
+	d, ok := w.xdp.drain[k]
+	if ok && d.until <= w.now {
 		delete(w.xdp.drain, k)
 		return 0, false
 	}
-	return until, ok
+	return d.until, ok
+}
+
+// xdpAckDrain ends the drain of the other direction of connection id when
+// the TCP segment in l3 (t: its transport; of direction dir) acknowledges
+// everything the program forwarded of that direction: the peer has
+// received it, so what is held of that direction can go now, and nothing
+// needs holding any more.
+func (w *Worker) xdpAckDrain(l3 []byte, t header.Transport, id uint32, dir session.Direction) {
+	x := &w.xdp
+	k := xdpDrainKey(id, 1-dir)
+	d, ok := x.drain[k]
+	if !ok || !d.ended || t.Fragment() || int(t.Off)+header.TCPMinSize > len(l3) {
+		return
+	}
+	l4 := l3[t.Off:]
+	if l4[13]&header.TCPFlagACK == 0 || int32(binary.BigEndian.Uint32(l4[8:])-d.end) < 0 {
+		return
+	}
+	delete(x.drain, k)
+	for i := range x.held {
+		if h := &x.held[i]; h.key == k {
+			h.until = w.now
+			x.heldNext = min(x.heldNext, w.now)
+		}
+	}
+	w.ctr.inc(CtrLBXDPHoldAcked)
 }
 
 // xdpHold is lbConn's last step before routing a translated packet (l3
-// within b, to dst) of direction dir of connection id, while some
-// direction drains or packets are held: held packets that are due go
-// first; the packet is held when its direction drains (true: b is taken).
-func (w *Worker) xdpHold(b *pktbuf.Buf, l3 []byte, dst netip.Addr, id uint32, dir session.Direction) bool {
+// within b, to dst; t its transport) of direction dir of connection id,
+// while some direction drains or packets are held: a TCP segment that
+// acknowledges what the program forwarded of the other direction ends that
+// direction's drain; held packets that are due go first; the packet is
+// held when its direction drains (true: b is taken).
+func (w *Worker) xdpHold(b *pktbuf.Buf, l3 []byte, t header.Transport, dst netip.Addr, id uint32, dir session.Direction) bool {
 	x := &w.xdp
+	if len(x.drain) > 0 && t.Proto == header.ProtoTCP {
+		w.xdpAckDrain(l3, t, id, dir)
+	}
 	if len(x.held) > 0 {
 		w.xdpRelease(false)
 	}
@@ -597,7 +642,7 @@ func (w *Worker) xdpHold(b *pktbuf.Buf, l3 []byte, dst netip.Addr, id uint32, di
 	if len(x.held) == 0 || until < x.heldNext {
 		x.heldNext = until
 	}
-	x.held = append(x.held, xdpHeld{b: b, off: len(buf) - len(l3), n: len(l3), dst: dst, until: until})
+	x.held = append(x.held, xdpHeld{b: b, off: len(buf) - len(l3), n: len(l3), dst: dst, until: until, key: xdpDrainKey(id, dir)})
 	w.ctr.inc(CtrLBXDPHeld)
 	return true
 }
@@ -627,8 +672,8 @@ func (w *Worker) xdpRelease(all bool) {
 	clear(x.held[len(keep):])
 	x.held = keep
 	if len(x.drain) > 0 && len(x.held) == 0 {
-		for k, until := range x.drain {
-			if until <= w.now {
+		for k, d := range x.drain {
+			if d.until <= w.now {
 				delete(x.drain, k)
 			}
 		}

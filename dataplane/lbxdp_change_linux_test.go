@@ -200,6 +200,57 @@ func TestXDPOffloadHold(t *testing.T) {
 	}
 }
 
+// TestXDPOffloadHoldAcked: the hold after a take-back ends as soon as the
+// other direction acknowledges everything the program forwarded of the
+// held direction — the peer has received it, so the held segments cannot
+// overtake any — without waiting out xdpDrainHold; an acknowledgment short
+// of it does not. What was held goes in order, and the direction's next
+// segments are not held.
+func TestXDPOffloadHoldAcked(t *testing.T) {
+	k := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: vip, Port: 80}
+	td, fs := xdpTestDP(t)
+	client, vp, rs := netip.AddrPortFrom(clientIP, 40014), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
+	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	if ret, _ := runXDP(t, fs[0], cliData(1048)); ret != 4 { // the program forwards 1048 to 1057
+		t.Fatalf("action %d, want XDP_REDIRECT", ret)
+	}
+	if err := td.d.EditService(ipvs.ServiceSpec{Key: k, Sched: "wrr"}); err != nil {
+		t.Fatal(err)
+	}
+	td.w.iterate() // takes the connection back
+	seqs := []uint32{1057, 1066}
+	for _, s := range seqs {
+		td.inject(0, cliData(s))
+	}
+	td.stepAll()
+	if got := td.outAll(1); len(got) != 0 || td.sum(CtrLBXDPHeld) != 2 {
+		t.Fatalf("%d frames sent at once, %d held; want the 2 held", len(got), td.sum(CtrLBXDPHeld))
+	}
+	td.one(t, 1, fr.srvAck(1056), 0) // short of 1057: the hold goes on
+	if got := td.outAll(1); len(got) != 0 || td.sum(CtrLBXDPHoldAcked) != 0 {
+		t.Fatalf("after an acknowledgment short of the program's last segment: %d frames, %d drains ended", len(got), td.sum(CtrLBXDPHoldAcked))
+	}
+	if n := len(td.w.xdp.drain); n != 1 {
+		t.Fatalf("%d directions drain, want the client's", n)
+	}
+	td.one(t, 1, fr.srvAck(1057), 0) // everything the program forwarded has arrived
+	got := td.outAll(1)
+	if len(got) != len(seqs) || td.sum(CtrLBXDPHoldAcked) != 1 {
+		t.Fatalf("%d frames, %d drains ended after the acknowledgment of 1057, want the %d held at once", len(got), td.sum(CtrLBXDPHoldAcked), len(seqs))
+	}
+	for i, f := range got {
+		if d := decodeL4(t, f); d.tcp == nil || d.tcp.Seq != seqs[i] || d.dst != rs {
+			t.Fatalf("frame %d: %+v, want seq %d to %v", i, d, seqs[i], rs)
+		}
+	}
+	td.inject(0, cliData(1075)) // not held any more
+	td.stepAll()
+	if got := td.outAll(1); len(got) != 1 || td.sum(CtrLBXDPHeld) != 2 {
+		t.Fatalf("the next segment: %d frames, %d held in all; want it sent at once", len(got), td.sum(CtrLBXDPHeld))
+	}
+}
+
 // TestXDPOffloadAfter: a TCP direction is offloaded only after the worker
 // forwarded xdpTCPAfter established segments of it, so a short connection
 // never costs the map's system calls; each direction counts its own, and

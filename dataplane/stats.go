@@ -154,6 +154,8 @@ const (
 	CtrLBResetServer // a RST sent to a real server for a connection GVS ended: ESTABLISHED at expiry, embryonic (answered by the server) at expiry or eviction
 	CtrLBResetClient // a RST sent to a client for an ESTABLISHED connection GVS ended at expiry
 
+	CtrLBXDPHoldAcked // a drain after a take-back from the XDP fast path ended early: the other direction acknowledged what the program forwarded
+
 	NumCounters
 )
 
@@ -194,6 +196,7 @@ var counterNames = [NumCounters]string{
 	"lb_xdp_offloaded", "lb_xdp_offload_failed", "lb_xdp_removed", "lb_xdp_held", "lb_xdp_hold_full",
 	"lb_seek_out", "lb_seek_limited",
 	"lb_reset_server", "lb_reset_client",
+	"lb_xdp_hold_acked",
 }
 
 func (c Counter) String() string { return counterNames[c] }
