@@ -293,18 +293,9 @@ func (r *runner) finish(res *Result, before, after [2]DevCounters, derr error) {
 	res.RxPortDropped = rxDrop
 	for _, p := range []port.Port{r.client, r.server} {
 		if xp, ok := p.(*afxdp.Port); ok {
-			st, err := xp.XDPStats()
+			sum, err := xp.XDPStatsTotal()
 			if err != nil {
 				continue
-			}
-			var sum afxdp.XDPStats
-			for _, q := range st {
-				sum.RxDropped += q.RxDropped
-				sum.RxRingFull += q.RxRingFull
-				sum.RxFillRingEmpty += q.RxFillRingEmpty
-				sum.RxInvalidDescs += q.RxInvalidDescs
-				sum.TxInvalidDescs += q.TxInvalidDescs
-				sum.TxRingEmpty += q.TxRingEmpty
 			}
 			if res.XSK == nil {
 				res.XSK = map[string]afxdp.XDPStats{}

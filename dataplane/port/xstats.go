@@ -9,8 +9,10 @@ type XStat struct {
 	Value uint64
 }
 
-// XStatsReader is a port with extended counters (the dpdk driver). Ports
-// without them (mem, afpacket, afxdp) do not implement it and show none.
+// XStatsReader is a port with extended counters (the dpdk driver: the
+// device's; afxdp: its sockets' XDP_STATISTICS and the XDP fast path's
+// verdicts). Ports without them (mem, afpacket) do not implement it and
+// show none.
 type XStatsReader interface {
 	// XStats returns the counters in the device's order; it may call
 	// into the driver and is for the control path only.

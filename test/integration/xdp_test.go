@@ -43,6 +43,11 @@ func TestXDPOffloadLab(t *testing.T) {
 	in := ctr["lb_in"] - before["lb_in"]
 	t.Logf("iperf3 %d MB, %d retransmissions; worker saw %d client packets; offloaded %d, removed %d",
 		mb, retr, in, ctr["lb_xdp_offloaded"], ctr["lb_xdp_removed"])
+	// dpip -s link show lists the program's verdicts among the port's
+	// extended counters: the stream's client segments went fast on dp0
+	if n := linkXStat(t, l.Dpip("-s", "link", "show", "dp0"), "gvs_xdp_fast"); n < 1000 {
+		t.Fatalf("dpip -s link show dp0: gvs_xdp_fast %d, want the stream's segments", n)
+	}
 	if ctr["lb_xdp_offloaded"] < 2 || ctr["lb_xdp_offload_failed"] != 0 {
 		t.Fatalf("offloaded %d directions, %d failed; want both directions of the stream", ctr["lb_xdp_offloaded"], ctr["lb_xdp_offload_failed"])
 	}
@@ -179,5 +184,32 @@ func serviceInBytes(t *testing.T, listing, svc string) uint64 {
 		}
 	}
 	t.Fatalf("no service %s in\n%s", svc, listing)
+	return 0
+}
+
+// linkXStat returns the value of extended counter name in the output of
+// dpip -s link show (rows of names over rows of values), failing when it
+// is not there.
+func linkXStat(t *testing.T, out, name string) uint64 {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for i, line := range lines {
+		f := strings.Fields(line)
+		for j, n := range f {
+			if n != name || i+1 >= len(lines) {
+				continue
+			}
+			v := strings.Fields(lines[i+1])
+			if j >= len(v) {
+				break
+			}
+			val, err := strconv.ParseUint(v[j], 10, 64)
+			if err != nil {
+				t.Fatalf("%s: value %q", name, v[j])
+			}
+			return val
+		}
+	}
+	t.Fatalf("no %s in:\n%s", name, out)
 	return 0
 }

@@ -392,6 +392,59 @@ func (p *Port) XDPStats() ([]XDPStats, error) {
 	return out, nil
 }
 
+// XStats implements port.XStatsReader (`dpip -s link show`): the
+// kernel's XDP_STATISTICS summed over the port's sockets, then, when the
+// XDP fast path is attached, where its program sent each frame (the
+// verdict counters, summed over CPUs). Safe from any goroutine.
+func (p *Port) XStats() ([]port.XStat, error) {
+	sum, err := p.XDPStatsTotal()
+	if err != nil {
+		return nil, err
+	}
+	xs := []port.XStat{
+		{Name: "gvs_xsk_rx_dropped", Value: sum.RxDropped},
+		{Name: "gvs_xsk_rx_ring_full", Value: sum.RxRingFull},
+		{Name: "gvs_xsk_rx_fill_ring_empty", Value: sum.RxFillRingEmpty},
+		{Name: "gvs_xsk_rx_invalid_descs", Value: sum.RxInvalidDescs},
+		{Name: "gvs_xsk_tx_invalid_descs", Value: sum.TxInvalidDescs},
+		{Name: "gvs_xsk_tx_ring_empty", Value: sum.TxRingEmpty},
+	}
+	p.mu.Lock()
+	var f *xdpfast.Fast
+	if !p.closed && p.prog != nil {
+		f = p.prog.fast
+	}
+	p.mu.Unlock()
+	if f != nil {
+		v, err := f.Verdicts()
+		if err != nil {
+			return nil, fmt.Errorf("afxdp: %s: %w", p.dev.name, err)
+		}
+		for i, n := range v {
+			xs = append(xs, port.XStat{Name: "gvs_" + xdpfast.Verdict(i).String(), Value: n})
+		}
+	}
+	return xs, nil
+}
+
+// XDPStatsTotal is XDPStats summed over the port's sockets.
+func (p *Port) XDPStatsTotal() (XDPStats, error) {
+	qs, err := p.XDPStats()
+	if err != nil {
+		return XDPStats{}, err
+	}
+	var sum XDPStats
+	for _, q := range qs {
+		sum.RxDropped += q.RxDropped
+		sum.RxInvalidDescs += q.RxInvalidDescs
+		sum.TxInvalidDescs += q.TxInvalidDescs
+		sum.RxRingFull += q.RxRingFull
+		sum.RxFillRingEmpty += q.RxFillRingEmpty
+		sum.TxRingEmpty += q.TxRingEmpty
+	}
+	return sum, nil
+}
+
 // Close implements port.Port: it detaches the XDP program, closes the
 // sockets and unmaps rings and UMEMs. Buffers of the port's pools must no
 // longer be in use. Calling it again does nothing.

@@ -340,6 +340,25 @@ func TestRxRingFullCountsDrops(t *testing.T) {
 	if xs[0].RxRingFull+xs[0].RxDropped != n-64 {
 		t.Errorf("XDPStats %+v", xs[0])
 	}
+	// as dpip -s link show lists them: no fast path, no verdicts
+	x := xstats(t, p)
+	if x["gvs_xsk_rx_ring_full"]+x["gvs_xsk_rx_dropped"] != n-64 || len(x) != 6 {
+		t.Errorf("XStats %v: want the 6 socket counters, %d dropped", x, n-64)
+	}
+}
+
+// xstats returns p's extended counters by name.
+func xstats(t *testing.T, p *Port) map[string]uint64 {
+	t.Helper()
+	xs, err := p.XStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]uint64{}
+	for _, x := range xs {
+		m[x.Name] = x.Value
+	}
+	return m
 }
 
 // TestLinkUp follows the carrier of the veth.

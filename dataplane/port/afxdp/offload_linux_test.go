@@ -102,6 +102,11 @@ func TestOffload(t *testing.T) {
 			if err != nil || v[xdpfast.VerdictFast] != n || v[xdpfast.VerdictMiss] < n {
 				t.Fatalf("verdicts %v %v: want %d xdp_fast, at least %d xdp_miss", v, err, n, n)
 			}
+			// and as dpip -s link show lists them
+			xs := xstats(t, p)
+			if xs["gvs_xdp_fast"] != n || xs["gvs_xdp_miss"] < n || xs["gvs_xdp_armed"] != 0 || len(xs) != 6+xdpfast.NumVerdicts {
+				t.Fatalf("XStats %v: want gvs_xdp_fast %d, gvs_xdp_miss at least %d, the 6 socket counters and every verdict", xs, n, n)
+			}
 		})
 	}
 }
