@@ -181,6 +181,21 @@ func waiting(t *testing.T, td *testDP, dir session.Direction, why string) {
 	}
 }
 
+// xdpArmedConn makes a FullNAT connection from clientIP:cport to the VIP
+// with both directions offloaded armed, their marks not written yet: the
+// server's ACK (5001, acknowledging 1030) offloads the server's, the
+// client's segment 1030 to 1039 its own. It returns the connection's
+// frames.
+func xdpArmedConn(t *testing.T, td *testDP, cport uint16) connFrames {
+	t.Helper()
+	client, vp, rs := netip.AddrPortFrom(clientIP, cport), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport := fullNATHandshake(t, td, client, vp, rs)
+	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	td.one(t, 1, fr.srvAck(1030), 0)
+	td.one(t, 0, fr.cli(1030), 1)
+	return fr
+}
+
 // zcQueue is an egress queue that reports its socket's mode and its
 // transmissions not yet completed, as afxdp.Queue does.
 type zcQueue struct {
@@ -203,15 +218,9 @@ func TestXDPArmZeroCopy(t *testing.T) {
 	for _, zc := range []bool{true, false} {
 		t.Run(map[bool]string{true: "zerocopy", false: "copy"}[zc], func(t *testing.T) {
 			td, fs := xdpTestDP(t)
-			client, vp, rs := netip.AddrPortFrom(clientIP, 40011), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
 			q := &zcQueue{Queue: td.w.queues[1], zc: zc, tx: 1}
-			td.w.queues[1] = q // the client's direction leaves by port 1
-			lport := fullNATHandshake(t, td, client, vp, rs)
-			td.one(t, 1, tcpFrame(t, tcpSeg{src: rs, dst: netip.AddrPortFrom(lip, lport), smac: macRS1, dmac: macDP1, ack: true, seq: 5001, ackn: 1030}), 0)
-			seg := func(seq uint32) []byte {
-				return tcpFrame(t, tcpSeg{src: client, dst: vp, smac: macClient, dmac: macDP0, ack: true, psh: true, seq: seq, ackn: 5001, payload: []byte("more data")})
-			}
-			td.one(t, 0, seg(1030), 1) // offloads the client's direction armed: mark 1039, not written
+			td.w.queues[1] = q                    // the client's direction leaves by port 1
+			seg := xdpArmedConn(t, td, 40011).cli // the client's mark 1039, not written
 			if ret, _ := runXDP(t, fs[0], seg(1039)); ret == 4 {
 				t.Fatal("a segment went fast before the worker's mark was written")
 			}
@@ -248,13 +257,9 @@ func TestXDPArmZeroCopy(t *testing.T) {
 // program (its entry's sequence notes); one short of the mark does not.
 func TestXDPArmAcked(t *testing.T) {
 	td, fs := xdpTestDP(t)
-	client, vp, rs := netip.AddrPortFrom(clientIP, 40012), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-	lport := fullNATHandshake(t, td, client, vp, rs)
-	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	fr := xdpArmedConn(t, td, 40012) // the server's mark 5001; the client's 1039, which the server has not acknowledged
 	srvAck, seg := fr.srvAck, fr.cli
 	dirty := func(dir session.Direction) bool { return td.w.xdp.conns[0].dir[dir].dirty }
-	td.one(t, 1, srvAck(1030), 0) // offloads the server's direction armed: mark 5001
-	td.one(t, 0, seg(1030), 1)    // the client's: mark 1039, which the server has not acknowledged
 	td.stepAll()
 	waiting(t, td, session.In, "the client's mark written before any pause or acknowledgment")
 	if dirty(session.Out) {
@@ -316,12 +321,8 @@ func TestXDPArmAcked(t *testing.T) {
 // worker's is still on its way. The pause still writes it.
 func TestXDPArmAckedRetransmission(t *testing.T) {
 	td, _ := xdpTestDP(t)
-	client, vp, rs := netip.AddrPortFrom(clientIP, 40013), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-	lport := fullNATHandshake(t, td, client, vp, rs)
-	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	fr := xdpArmedConn(t, td, 40013) // the client's direction armed: mark 1039
 	srvAck, seg := fr.srvAck, fr.cli
-	td.one(t, 1, srvAck(1030), 0)
-	td.one(t, 0, seg(1030), 1) // the client's direction offloaded armed: mark 1039
 	td.one(t, 0, seg(1039), 1) // mark 1048
 	td.one(t, 0, seg(1030), 1) // a retransmission, sent last
 	td.one(t, 1, srvAck(1048), 0)

@@ -277,6 +277,20 @@ func (f connFrames) srvData(seq, ack uint32) []byte {
 	return tcpFrame(f.t, tcpSeg{src: f.rs, dst: f.lp, smac: macRS1, dmac: macDP1, ack: true, psh: true, seq: seq, ackn: ack, payload: make([]byte, 100)})
 }
 
+// xdpServerActive is xdpActiveConn from clientIP:cport with the server's
+// entry active too: the program passes the server's segment 5001 to 5101
+// (nothing had passed since its entry was written) and the worker sends
+// it, so the program forwards the server's next segment. It returns the
+// connection's frames.
+func xdpServerActive(t *testing.T, td *testDP, fs [2]*xdpfast.Fast, cport uint16) connFrames {
+	t.Helper()
+	client, vp, rs := netip.AddrPortFrom(clientIP, cport), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
+	lport, _ := xdpActiveConn(t, td, fs, client, vp, rs)
+	fr := connFrames{t, client, vp, rs, netip.AddrPortFrom(lip, lport)}
+	xdpPrime(t, td, fs[1], 1, fr.srvData(5001, 1039), 0)
+	return fr
+}
+
 // TestXDPOffloadExpireReset: a connection whose real server's direction
 // goes by the fast path still gets its resets when it expires (as
 // TestExpireResetsBothEnds without the fast path): the program noted the
@@ -287,13 +301,10 @@ func (f connFrames) srvData(seq, ack uint32) []byte {
 // program does not move them back.
 func TestXDPOffloadExpireReset(t *testing.T) {
 	td, fs := xdpTestDP(t)
-	client, vp, rs := netip.AddrPortFrom(clientIP, 40004), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-	lport, cliData := xdpActiveConn(t, td, fs, client, vp, rs)
-	lp := netip.AddrPortFrom(lip, lport)
-	srvData := connFrames{t, client, vp, rs, lp}.srvData
 	// the server's entry, armed since its ACK (5001, acknowledging 1030),
 	// becomes active with a segment through the worker (5001 to 5101)
-	xdpPrime(t, td, fs[1], 1, srvData(5001, 1039), 0)
+	fr := xdpServerActive(t, td, fs, 40004)
+	client, vp, rs, lp, cliData, srvData := fr.client, fr.vp, fr.rs, fr.lp, fr.cli, fr.srvData
 	// then the client's request and the server's answer go fast only
 	for _, f := range []struct {
 		fast  *xdpfast.Fast
@@ -333,11 +344,8 @@ func TestXDPOffloadSyncForgetsEnds(t *testing.T) {
 	for _, again := range []bool{false, true} {
 		t.Run(map[bool]string{false: "moved", true: "back"}[again], func(t *testing.T) {
 			td, fs := xdpTestDP(t)
-			client, vp, rs := netip.AddrPortFrom(clientIP, 40005), netip.AddrPortFrom(vip, 80), netip.AddrPortFrom(rs1IP, 8080)
-			lport, _ := xdpActiveConn(t, td, fs, client, vp, rs)
-			lp := netip.AddrPortFrom(lip, lport)
-			srvData := connFrames{t, client, vp, rs, lp}.srvData
-			xdpPrime(t, td, fs[1], 1, srvData(5001, 1039), 0)
+			fr := xdpServerActive(t, td, fs, 40005)
+			client, vp, rs, lp, srvData := fr.client, fr.vp, fr.rs, fr.lp, fr.srvData
 			if ret, _ := runXDP(t, fs[1], srvData(5101, 1048)); ret != 4 {
 				t.Fatalf("action %d, want XDP_REDIRECT", ret)
 			}

@@ -5,11 +5,11 @@ package dataplane
 // forwarded wait until the program's last ones have arrived (docs/xdp.md).
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"time"
 
 	"github.com/gvs-lb/gvs/dataplane/pktbuf"
+	"github.com/gvs-lb/gvs/dataplane/port/afxdp/xdpfast"
 	"github.com/gvs-lb/gvs/header"
 	"github.com/gvs-lb/gvs/session"
 )
@@ -27,11 +27,10 @@ type xdpHeld struct {
 // it may still be in the kernel.
 type xdpDrain struct {
 	until int64 // when its packets go at the latest
-	// end (TCP, when ended): just past the newest segment the program
-	// forwarded; once the other direction acknowledges it, those have all
-	// arrived and the drain ends (xdpAckDrain)
-	end   uint32
-	ended bool
+	// fast (TCP): where the segments the program forwarded ended; once the
+	// other direction acknowledges fast.End, those have all arrived and the
+	// drain ends (xdpAckDrain)
+	fast xdpfast.SeqEnds
 }
 
 // xdpGone is connRelease's part: a connection that ends leaves the fast
@@ -78,7 +77,11 @@ func (w *Worker) xdpRemove(id uint32, c *session.Conn) {
 			if x.drain == nil {
 				x.drain = make(map[uint64]xdpDrain)
 			}
-			x.drain[xdpDrainKey(id, dir)] = xdpDrain{until: now + xdpDrainHold, end: e.Seq.End, ended: err == nil && e.Seq.Known}
+			d := xdpDrain{until: now + xdpDrainHold}
+			if err == nil {
+				d.fast = e.Seq
+			}
+			x.drain[xdpDrainKey(id, dir)] = d
 		}
 	}
 	last := len(x.conns) - 1
@@ -137,11 +140,8 @@ func (w *Worker) xdpAckDrain(l3 []byte, t header.Transport, id uint32, dir sessi
 	x := &w.xdp
 	k := xdpDrainKey(id, 1-dir)
 	d, ok := x.drain[k]
-	if !ok || !d.ended || t.Fragment() || int(t.Off)+header.TCPMinSize > len(l3) {
-		return
-	}
-	l4 := l3[t.Off:]
-	if l4[13]&header.TCPFlagACK == 0 || int32(binary.BigEndian.Uint32(l4[8:])-d.end) < 0 {
+	if !ok || !d.fast.Known || t.Fragment() || t.TCPFlags(l3)&header.TCPFlagACK == 0 || // TCPFlags: 0 without a whole header
+		int32(header.TCP(l3[t.Off:]).Ack()-d.fast.End) < 0 {
 		return
 	}
 	delete(x.drain, k)
